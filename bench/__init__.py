@@ -1,0 +1,1 @@
+"""sixpod benchmarks: one module per benchmark, each with ``run() -> dict``."""

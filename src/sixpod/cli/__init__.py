@@ -1,0 +1,24 @@
+"""The ``sixpod`` command line: one entry point, one module per group of verbs.
+
+Exit codes (the contract other tools rely on): 0 success, 1 wrong input, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import click
+
+from sixpod import __version__
+from sixpod.cli.addr import addr
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sixpod")
+def cli() -> None:
+    """Control plane of an IPv6-only anycast hosting pod."""
+
+
+cli.add_command(addr)
+
+
+def main() -> None:
+    cli()
