@@ -19,7 +19,9 @@ KEYS = ("figures", "anchors", "ratios", "targets")
 
 
 def available() -> list[str]:
-    return sorted(m.name for m in pkgutil.iter_modules(bench.__path__) if not m.name.startswith("_"))
+    return sorted(
+        m.name for m in pkgutil.iter_modules(bench.__path__) if not m.name.startswith("_")
+    )
 
 
 def target_met(value: float, target: str) -> bool:

@@ -9,6 +9,7 @@ import click
 
 from sixpod import __version__
 from sixpod.cli.addr import addr
+from sixpod.cli.inventory import allocate_cmd, check, render_cmd, status
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,7 +18,8 @@ def cli() -> None:
     """Control plane of an IPv6-only anycast hosting pod."""
 
 
-cli.add_command(addr)
+for command in (check, allocate_cmd, render_cmd, status, addr):
+    cli.add_command(command)
 
 
 def main() -> None:

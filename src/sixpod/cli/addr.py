@@ -1,10 +1,70 @@
-"""``sixpod addr``: normalize and format address text (placeholder, being written)."""
+"""``sixpod addr``: normalize address text, and write it for one consumer.
+
+All-or-nothing: every input is checked first; if any is malformed, each problem is reported
+on stderr as ``sixpod: addr: 'TEXT': reason``, nothing is printed on stdout, and the exit
+code is 1. Usage errors exit 2 (click).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import click
+
+from sixpod.addr import CONSUMERS, AddressError, Consumer, format_for, format_value, parse_any
+
+
+def _convert_all(texts: Sequence[str], convert: Callable[[str], str]) -> None:
+    out: list[str] = []
+    failed = False
+    for text in texts:
+        try:
+            out.append(convert(text))
+        except AddressError as e:
+            click.echo(f"sixpod: addr: {e}", err=True)
+            failed = True
+    if failed:
+        raise click.exceptions.Exit(AddressError.exit_code)
+    for line in out:
+        click.echo(line)
 
 
 @click.group()
 def addr() -> None:
     """Normalize and format IPv6/IPv4 addresses, prefixes and endpoints."""
+
+
+@addr.command()
+@click.argument("texts", nargs=-1, required=True, metavar="TEXT...")
+def normalize(texts: tuple[str, ...]) -> None:
+    """Print the canonical RFC 5952 form of each TEXT, one per line.
+
+    TEXT is an address (2001:DB8::1, [2001:db8::1], fe80::1%eth0, 192.0.2.1), a prefix
+    (2001:db8::/64; host bits are kept: 2001:DB8::1/64 -> 2001:db8::1/64), an endpoint
+    ([2001:db8::1]:443, 192.0.2.1:80) or a URL. Unbracketed IPv6 is always an address.
+    """
+    _convert_all(texts, lambda t: format_value(parse_any(t, allow_zone=True)))
+
+
+@addr.command("format")
+@click.option(
+    "--for",
+    "consumer",
+    required=True,
+    type=click.Choice(CONSUMERS),
+    help="The program or syntax that will read the text.",
+)
+@click.argument("texts", nargs=-1, required=True, metavar="TEXT...")
+def format_(consumer: Consumer, texts: tuple[str, ...]) -> None:
+    """Write each TEXT as CONSUMER expects it, one per line.
+
+    \b
+    url         endpoints -> [2001:db8::1]:443 (URL authority), and whole URLs
+    nginx       endpoints -> [2001:db8::1]:443 (listen/server), prefixes (allow/deny)
+    exabgp      addresses and prefixes, bare
+    redis       endpoints -> [2001:db8::1]:8080 (members), addresses bare (bind/replicaof)
+    prometheus  endpoints -> [2001:db8::1]:9100 (targets)
+
+    A zone id is never written for any consumer (RFC 9844).
+    """
+    _convert_all(texts, lambda t: format_for(consumer, parse_any(t, allow_zone=True)))

@@ -1,0 +1,213 @@
+"""The inventory model (``pod.yaml``): the pod, its roles, racks and nodes.
+
+Field validation (types, shapes, address syntax, unknown keys) lives here; rules that relate
+several fields or objects live in :mod:`sixpod.inventory.checks`.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from ipaddress import IPv4Network, IPv6Address, IPv6Network
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict
+
+from sixpod import addr
+
+NAME_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
+PORT_RANGE_RE = re.compile(r"([A-Za-z][A-Za-z_.-]*?)(\d+)-(?:\1)?(\d+)\Z")
+PORT_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_./:-]{0,31}\Z")
+
+ASN_PRIVATE_2BYTE = (64512, 65534)
+ASN_PRIVATE_4BYTE = (4200000000, 4294967294)
+ETHERNET_OVERHEAD = 14 + 4  # Ethernet header + one 802.1Q tag; FCS not counted by NICs
+VIPS_PER_FAMILY_MAX = 512
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected text, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _name(value: str) -> str:
+    if not NAME_RE.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid name: use lowercase letters, digits and '-', "
+            "1-63 characters, not starting or ending with '-'"
+        )
+    return value
+
+
+def _ipv6_prefix(value: Any) -> IPv6Network:
+    net = addr.parse_prefix(_text(value), strict=True)
+    if not isinstance(net, IPv6Network):
+        raise ValueError(f"{value!r} is an IPv4 prefix; an IPv6 prefix is needed here")
+    return net
+
+
+def _ipv4_prefix(value: Any) -> IPv4Network:
+    net = addr.parse_prefix(_text(value), strict=True)
+    if not isinstance(net, IPv4Network):
+        raise ValueError(f"{value!r} is an IPv6 prefix; an IPv4 prefix is needed here")
+    return net
+
+
+def _ipv6_address(value: Any) -> IPv6Address:
+    ip = addr.parse_ip(_text(value))
+    if not isinstance(ip, IPv6Address):
+        raise ValueError(f"{value!r} is an IPv4 address; an IPv6 address is needed here")
+    return ip
+
+
+def _asn(value: int) -> int:
+    if not 1 <= value <= 4294967294:
+        raise ValueError(f"{value} is not a valid AS number (1-4294967294)")
+    return value
+
+
+Int = Annotated[int, Strict()]
+Name = Annotated[str, Strict(), AfterValidator(_name)]
+IPv6Prefix = Annotated[IPv6Network, BeforeValidator(_ipv6_prefix)]
+IPv4Prefix = Annotated[IPv4Network, BeforeValidator(_ipv4_prefix)]
+IPv6Addr = Annotated[IPv6Address, BeforeValidator(_ipv6_address)]
+ASN = Annotated[int, Strict(), AfterValidator(_asn)]
+MTU = Annotated[int, Strict(), Field(ge=1280, le=65535, description="IP MTU in bytes")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Announce(StrEnum):
+    NODE_PREFIX = "node-prefix"
+    VIPS = "vips"
+
+
+class Service(StrEnum):
+    ANNOUNCER = "announcer"
+    EDGE_PROXY = "edge-proxy"
+    REDIS_REPLICA = "redis-replica"
+    RAZOR = "razor"
+
+
+class Role(_Model):
+    """What a role announces over BGP and which sixpod services it runs."""
+
+    announce: tuple[Announce, ...] = (Announce.NODE_PREFIX,)
+    services: tuple[Service, ...] = (Service.ANNOUNCER,)
+
+
+DEFAULT_ROLES: dict[str, Role] = {
+    "edge": Role(
+        announce=(Announce.NODE_PREFIX, Announce.VIPS),
+        services=(Service.ANNOUNCER, Service.EDGE_PROXY, Service.REDIS_REPLICA),
+    ),
+    "internal": Role(announce=(Announce.NODE_PREFIX,), services=(Service.ANNOUNCER,)),
+}
+
+
+class VipPool4(_Model):
+    pools: tuple[IPv4Prefix, ...] = Field(min_length=1)
+    count: Int = Field(ge=0, le=VIPS_PER_FAMILY_MAX, description="VIPs to allocate")
+
+
+class VipPool6(_Model):
+    pools: tuple[IPv6Prefix, ...] = Field(min_length=1)
+    count: Int = Field(ge=0, le=VIPS_PER_FAMILY_MAX, description="VIPs to allocate")
+
+
+class Vips(_Model):
+    ipv4: VipPool4 | None = None
+    ipv6: VipPool6 | None = None
+
+
+class AsnRange(_Model):
+    first: ASN
+    last: ASN
+
+
+class Pod(_Model):
+    name: Name
+    aggregate: IPv6Prefix = Field(description="node /64s are delegated from here")
+    links: IPv6Prefix = Field(description="one /64 per node uplink: ToR ::1, node ::2")
+    vips: Vips = Vips()
+    asns: AsnRange
+    hold_time: Int = Field(default=9, ge=3, le=65535, description="BGP hold time, seconds")
+
+
+class Upstream(_Model):
+    """A BGP neighbor of the ToR outside the pod (spine, border router)."""
+
+    name: Name
+    port: Annotated[str, Strict()]
+    address: IPv6Addr
+    asn: ASN
+
+
+class Tor(_Model):
+    name: Name
+    mtu: MTU = 9216
+    ports: tuple[str, ...] = Field(min_length=1, description="port names; ranges like swp1-swp48")
+    port_mtu: dict[str, MTU] = Field(default_factory=dict)
+    upstreams: tuple[Upstream, ...] = ()
+
+
+class Rack(_Model):
+    name: Name
+    tor: Tor | None = None
+    asn: ASN | None = Field(default=None, description="pin the rack's ASN instead of allocating")
+
+
+class Nic(StrEnum):
+    BAREMETAL = "baremetal"
+    VMXNET3 = "vmxnet3"
+    VIRTIO = "virtio"
+    E1000 = "e1000"
+
+
+# Largest Ethernet frame (header + 802.1Q tag + payload, no FCS) each vNIC receives by default.
+NIC_MAX_FRAME: dict[Nic, int | None] = {
+    Nic.BAREMETAL: None,
+    Nic.VMXNET3: 9018,
+    Nic.VIRTIO: 65535,
+    Nic.E1000: 16128,
+}
+
+
+class Node(_Model):
+    name: Name
+    rack: Annotated[str, Strict()]
+    role: Annotated[str, Strict()]
+    port: Annotated[str, Strict()]
+    mtu: MTU = 9000
+    nic: Nic = Nic.BAREMETAL
+    vswitch_mtu: MTU | None = Field(default=None, description="hypervisor vSwitch MTU")
+    max_frame: Int | None = Field(default=None, ge=1518, description="vNIC receive limit, bytes")
+    prefix: IPv6Prefix | None = Field(default=None, description="pin the node /64")
+
+
+class Inventory(_Model):
+    pod: Pod
+    roles: dict[str, Role] = Field(default_factory=lambda: dict(DEFAULT_ROLES))
+    racks: tuple[Rack, ...] = Field(min_length=1)
+    nodes: tuple[Node, ...] = ()
+
+    def role_of(self, node: Node) -> Role:
+        return self.roles[node.role]
+
+
+def expand_ports(spec: str) -> list[str]:
+    """``swp1-swp4`` or ``swp1-4`` → ``[swp1, swp2, swp3, swp4]``; a plain name → itself."""
+    m = PORT_RANGE_RE.match(spec)
+    if m:
+        stem, lo, hi = m.group(1), int(m.group(2)), int(m.group(3))
+        if lo > hi:
+            raise ValueError(f"port range {spec!r} runs backwards")
+        if hi - lo >= 4096:
+            raise ValueError(f"port range {spec!r} is too long")
+        return [f"{stem}{i}" for i in range(lo, hi + 1)]
+    if not PORT_NAME_RE.match(spec):
+        raise ValueError(f"{spec!r} is not a valid port name")
+    return [spec]

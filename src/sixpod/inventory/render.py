@@ -1,0 +1,123 @@
+"""Per-device data files: what each node and ToR needs, from the inventory and its lock.
+
+Pure: returns ``{relative path: text}``. Files are JSON with sorted keys, one value per line,
+and a ``schema`` field (``sixpod.node/1``, ``sixpod.tor/1``) that later renderers check.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sixpod import addr
+from sixpod.inventory.checks import tor_ports
+from sixpod.inventory.lock import Lock
+from sixpod.inventory.model import Announce, Inventory
+
+NODE_SCHEMA = "sixpod.node/1"
+TOR_SCHEMA = "sixpod.tor/1"
+
+
+class RenderError(Exception):
+    """The lock does not cover the inventory: run ``sixpod allocate`` first."""
+
+
+def _vips(lock: Lock) -> dict[str, list[str]]:
+    return {
+        "ipv4": [addr.format_ip(v) for v in lock.vips4],
+        "ipv6": [addr.format_ip(v) for v in lock.vips6],
+    }
+
+
+def device_documents(inv: Inventory, lock: Lock) -> dict[str, dict[str, Any]]:
+    """One document per device, keyed by its relative file path."""
+    missing = [n.name for n in inv.nodes if n.name not in lock.nodes]
+    missing += [f"rack {r.name}" for r in inv.racks if r.name not in lock.racks]
+    if lock.pod != inv.pod.name or missing:
+        what = ", ".join(missing) if missing else f"pod {inv.pod.name}"
+        raise RenderError(f"the lock does not cover {what}: run `sixpod allocate` first")
+    pod = inv.pod
+    ports = tor_ports(inv)
+    racks = {r.name: r for r in inv.racks}
+    vips = _vips(lock)
+    docs: dict[str, dict[str, Any]] = {}
+    neighbors: dict[str, list[dict[str, Any]]] = {r.name: [] for r in inv.racks}
+    for node in inv.nodes:
+        alloc = lock.nodes[node.name]
+        role = inv.role_of(node)
+        rack = racks[node.rack]
+        assert rack.tor is not None
+        announces_vips = Announce.VIPS in role.announce
+        prefixes = (
+            [addr.format_prefix(alloc.prefix)] if Announce.NODE_PREFIX in role.announce else []
+        )
+        docs[f"nodes/{node.name}.json"] = {
+            "schema": NODE_SCHEMA,
+            "pod": pod.name,
+            "name": node.name,
+            "rack": rack.name,
+            "role": node.role,
+            "services": [str(s) for s in role.services],
+            "prefix": addr.format_prefix(alloc.prefix),
+            "announce": {
+                "prefixes": prefixes,
+                "vips": vips if announces_vips else {"ipv4": [], "ipv6": []},
+            },
+            "uplink": {
+                "port": node.port,
+                "mtu": node.mtu,
+                "nic": str(node.nic),
+                "link": addr.format_prefix(alloc.link),
+                "address": addr.format_ip(alloc.node),
+                "peer": {
+                    "name": rack.tor.name,
+                    "port": node.port,
+                    "address": addr.format_ip(alloc.tor),
+                    "asn": lock.racks[rack.name],
+                },
+            },
+            "bgp": {"asn": lock.node_asn, "hold_time": pod.hold_time},
+        }
+        neighbors[rack.name].append(
+            {
+                "node": node.name,
+                "role": node.role,
+                "port": node.port,
+                "address": addr.format_ip(alloc.node),
+                "local_address": addr.format_ip(alloc.tor),
+                "link": addr.format_prefix(alloc.link),
+                "asn": lock.node_asn,
+                "accept": {"prefixes": prefixes, "vips": announces_vips},
+            }
+        )
+    for rack in inv.racks:
+        assert rack.tor is not None
+        docs[f"tors/{rack.tor.name}.json"] = {
+            "schema": TOR_SCHEMA,
+            "pod": pod.name,
+            "name": rack.tor.name,
+            "rack": rack.name,
+            "asn": lock.racks[rack.name],
+            "hold_time": pod.hold_time,
+            "ports": [{"name": p, "mtu": m} for p, m in ports[rack.name].items()],
+            "neighbors": sorted(neighbors[rack.name], key=lambda n: n["node"]),
+            "upstreams": [
+                {
+                    "name": u.name,
+                    "port": u.port,
+                    "address": addr.format_ip(u.address),
+                    "asn": u.asn,
+                }
+                for u in rack.tor.upstreams
+            ],
+            "vips": vips,
+        }
+    return docs
+
+
+def render(inv: Inventory, lock: Lock) -> dict[str, str]:
+    """Every device file's text, keyed by relative path."""
+    return {
+        path: json.dumps(doc, indent=2, sort_keys=True) + "\n"
+        for path, doc in sorted(device_documents(inv, lock).items())
+    }

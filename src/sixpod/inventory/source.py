@@ -1,0 +1,137 @@
+"""YAML source text with positions: every value and key keeps its line and column.
+
+PyYAML's composer gives the node tree; this module turns it into plain data with its own
+scalar rules (YAML 1.2 core-like: ``true``/``false``, ``null``, decimal integers; everything
+else, notably ``2001:db8::1`` and ``no``, stays a string) and rejects duplicate keys, which
+PyYAML would silently merge.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from sixpod.inventory.errors import Diagnostic, InventoryError
+
+Path = tuple[str | int, ...]
+
+_INT = re.compile(r"[-+]?[0-9]+\Z")
+_NULL = {"null", "Null", "NULL", "~", ""}
+_TRUE = {"true", "True", "TRUE"}
+_FALSE = {"false", "False", "FALSE"}
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    line: int
+    column: int
+
+
+@dataclass
+class Source:
+    """Plain data loaded from one file, with the position of every value and key."""
+
+    filename: str
+    data: Any
+    values: dict[Path, Position] = field(default_factory=dict)
+    keys: dict[Path, Position] = field(default_factory=dict)
+
+    def position(self, path: Path, *, key: bool = False) -> Position:
+        """The closest known position for ``path`` (a key's own position when ``key``)."""
+        if key and path in self.keys:
+            return self.keys[path]
+        p = path
+        while p:
+            if p in self.values:
+                return self.values[p]
+            p = p[:-1]
+        return self.values.get((), Position(1, 1))
+
+    def diagnostic(
+        self, path: Path, message: str, *, key: bool = False, warning: bool = False
+    ) -> Diagnostic:
+        pos = self.position(path, key=key)
+        return Diagnostic(self.filename, pos.line, pos.column, message, warning=warning)
+
+
+def _pos(node: yaml.Node) -> Position:
+    return Position(node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _scalar(node: yaml.ScalarNode) -> Any:
+    text: str = node.value
+    if node.style is not None and node.style != "":
+        return text  # quoted or block scalar: always a string
+    if text in _NULL:
+        return None
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    if _INT.match(text):
+        return int(text, 10)
+    return text
+
+
+def load(text: str, filename: str) -> Source:
+    """Parse YAML ``text``; raise :class:`InventoryError` naming ``filename:LINE:COL``."""
+    src = Source(filename, None)
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise InventoryError(
+            [Diagnostic(filename, line, col, f"not valid YAML: {e.problem or e.context}")]
+        ) from None
+    except yaml.YAMLError as e:
+        raise InventoryError([Diagnostic(filename, 1, 1, f"not valid YAML: {e}")]) from None
+    if root is None:
+        raise InventoryError([Diagnostic(filename, 1, 1, "file is empty")])
+    problems: list[Diagnostic] = []
+
+    def walk(node: yaml.Node, path: Path) -> Any:
+        src.values[path] = _pos(node)
+        if isinstance(node, yaml.ScalarNode):
+            return _scalar(node)
+        if isinstance(node, yaml.SequenceNode):
+            return [walk(child, (*path, i)) for i, child in enumerate(node.value)]
+        if isinstance(node, yaml.MappingNode):
+            out: dict[str, Any] = {}
+            for knode, vnode in node.value:
+                if not isinstance(knode, yaml.ScalarNode):
+                    p = _pos(knode)
+                    problems.append(Diagnostic(filename, p.line, p.column, "keys must be text"))
+                    continue
+                key = str(knode.value)
+                if key == "<<":
+                    p = _pos(knode)
+                    problems.append(
+                        Diagnostic(
+                            filename, p.line, p.column, "merge keys ('<<') are not supported"
+                        )
+                    )
+                    continue
+                if key in out:
+                    p, first = _pos(knode), src.keys[(*path, key)]
+                    problems.append(
+                        Diagnostic(
+                            filename,
+                            p.line,
+                            p.column,
+                            f"duplicate key {key!r} (first at line {first.line})",
+                        )
+                    )
+                    continue
+                src.keys[(*path, key)] = _pos(knode)
+                out[key] = walk(vnode, (*path, key))
+            return out
+        raise AssertionError(f"unexpected YAML node {node!r}")
+
+    src.data = walk(root, ())
+    if problems:
+        raise InventoryError(problems)
+    return src

@@ -1,0 +1,205 @@
+"""The inventory verbs end to end: check, allocate, render, status; old files survive errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from sixpod.cli import cli
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+GOLDEN = Path(__file__).resolve().parents[1] / "inventory" / "golden"
+
+
+@pytest.fixture
+def pod(tmp_path: Path) -> Path:
+    path = tmp_path / "pod.yaml"
+    shutil.copy(EXAMPLES / "small.yaml", path)
+    return path
+
+
+def run(*args: str | Path) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def test_check_ok(pod: Path) -> None:
+    code, out, _ = run("check", pod)
+    assert code == 0
+    assert "ok (1 racks, 3 nodes)" in out
+
+
+def test_check_error_exit_1_with_position(pod: Path) -> None:
+    pod.write_text(pod.read_text().replace("port: swp3}", "port: swp9}"))
+    code, _out, err = run("check", pod)
+    assert code == 1
+    line = (
+        pod.read_text().splitlines().index("  - {name: app1, rack: r1, role: internal, port: swp9}")
+    )
+    assert err.startswith(f"{pod}:{line + 1}:50: ")
+    assert "r1-tor has no port swp9" in err
+
+
+def test_missing_file_exit_1(tmp_path: Path) -> None:
+    code, _, err = run("check", tmp_path / "nope.yaml")
+    assert code == 1
+    assert "no such file" in err
+
+
+def test_usage_error_exit_2() -> None:
+    code, _, _ = run("check")
+    assert code == 2
+
+
+def test_allocate_creates_then_keeps_lock(pod: Path) -> None:
+    lock = pod.with_suffix(".lock")
+    code, out, _ = run("allocate", pod)
+    assert code == 0
+    assert "created (3 nodes, 1 racks)" in out
+    text = lock.read_text()
+    stat = lock.stat()
+    code, out, _ = run("allocate", pod)
+    assert code == 0
+    assert out.strip().endswith("unchanged")
+    assert lock.read_text() == text
+    assert lock.stat().st_mtime_ns == stat.st_mtime_ns
+
+
+def test_allocate_reports_added_and_freed(pod: Path) -> None:
+    run("allocate", pod)
+    pod.write_text(
+        pod.read_text().replace(
+            "  - {name: app1, rack: r1, role: internal, port: swp3}\n",
+            "  - {name: app2, rack: r1, role: internal, port: swp4}\n",
+        )
+    )
+    code, out, _ = run("allocate", pod)
+    assert code == 0
+    assert "1 nodes added, 1 nodes freed" in out
+
+
+def test_broken_inventory_leaves_lock_and_render_intact(pod: Path, tmp_path: Path) -> None:
+    out_dir = tmp_path / "out"
+    run("allocate", pod)
+    run("render", pod, "--out", out_dir)
+    before_lock = pod.with_suffix(".lock").read_bytes()
+    before_out = snapshot(out_dir)
+    pod.write_text(pod.read_text().replace("port: swp3}", "port: swp2}"))
+    for args in (("allocate", pod), ("render", pod, "--out", out_dir)):
+        code, _, err = run(*args)
+        assert code == 1
+        assert "already used by node edge2" in err
+    assert pod.with_suffix(".lock").read_bytes() == before_lock
+    assert snapshot(out_dir) == before_out
+    assert sorted(os.listdir(tmp_path)) == ["out", "pod.lock", "pod.yaml"]
+
+
+def test_broken_lock_is_reported_and_kept(pod: Path) -> None:
+    run("allocate", pod)
+    lock = pod.with_suffix(".lock")
+    broken = lock.read_text().replace("node_asn: 64512", "node_asn: lots")
+    lock.write_text(broken)
+    code, _, err = run("allocate", pod)
+    assert code == 1
+    assert f"{lock}:5:11: expected a number" in err
+    assert lock.read_text() == broken
+
+
+def test_render_needs_a_current_lock(pod: Path, tmp_path: Path) -> None:
+    code, _, err = run("render", pod, "--out", tmp_path / "out")
+    assert code == 1
+    assert "run `sixpod allocate" in err
+    run("allocate", pod)
+    pod.write_text(pod.read_text() + "  - {name: app2, rack: r1, role: internal, port: swp4}\n")
+    code, _, err = run("render", pod, "--out", tmp_path / "out")
+    assert code == 1
+    assert "out of date" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_render_replaces_the_tree(pod: Path, tmp_path: Path) -> None:
+    out_dir = tmp_path / "out"
+    run("allocate", pod)
+    code, out, _ = run("render", pod, "--out", out_dir)
+    assert code == 0
+    assert "4 device files" in out
+    pod.write_text(
+        pod.read_text().replace("  - {name: app1, rack: r1, role: internal, port: swp3}\n", "")
+    )
+    run("allocate", pod)
+    run("render", pod, "--out", out_dir)
+    assert sorted(snapshot(out_dir)) == ["nodes/edge1.json", "nodes/edge2.json", "tors/r1-tor.json"]
+
+
+def test_render_matches_golden_files(pod: Path, tmp_path: Path) -> None:
+    out_dir = tmp_path / "out"
+    run("allocate", pod)
+    run("render", pod, "--out", out_dir)
+    got = snapshot(out_dir)
+    golden = GOLDEN / "small"
+    if os.environ.get("SIXPOD_UPDATE_GOLDEN"):
+        shutil.rmtree(golden, ignore_errors=True)
+        shutil.copytree(out_dir, golden)
+        shutil.copy(pod.with_suffix(".lock"), GOLDEN / "small.lock")
+    assert got == snapshot(golden)
+    assert pod.with_suffix(".lock").read_bytes() == (GOLDEN / "small.lock").read_bytes()
+
+
+def test_render_documents(pod: Path, tmp_path: Path) -> None:
+    run("allocate", pod)
+    run("render", pod, "--out", tmp_path / "out")
+    edge = json.loads((tmp_path / "out/nodes/edge1.json").read_text())
+    app = json.loads((tmp_path / "out/nodes/app1.json").read_text())
+    tor = json.loads((tmp_path / "out/tors/r1-tor.json").read_text())
+    assert edge["schema"] == "sixpod.node/1"
+    assert edge["announce"]["vips"]["ipv4"] == [
+        "203.0.113.0",
+        "203.0.113.1",
+        "203.0.113.2",
+        "203.0.113.3",
+    ]
+    assert app["announce"]["vips"] == {"ipv4": [], "ipv6": []}
+    assert app["announce"]["prefixes"] == [app["prefix"]]
+    assert edge["uplink"]["peer"]["asn"] == tor["asn"]
+    assert edge["bgp"]["asn"] == tor["neighbors"][0]["asn"]
+    assert [n["node"] for n in tor["neighbors"]] == ["app1", "edge1", "edge2"]
+    assert len(tor["ports"]) == 4
+
+
+def test_status_json(pod: Path) -> None:
+    run("allocate", pod)
+    code, out, _ = run("status", pod, "--json")
+    assert code == 0
+    s = json.loads(out)
+    assert s["vips"] == {"ipv4": 4, "ipv6": 4}
+    assert [r["asn"] for r in s["racks"]] == [64513]
+    assert s["node_asn"] == 64512
+    assert s["nodes"][0] == {
+        "name": "edge1",
+        "rack": "r1",
+        "role": "edge",
+        "prefix": "2001:db8:200:1::/64",
+        "uplink": "2001:db8:2ff::2",
+        "vips": True,
+    }
+
+
+def test_status_table(pod: Path) -> None:
+    run("allocate", pod)
+    code, out, _ = run("status", pod)
+    assert code == 0
+    assert "pod lab1" in out
+    assert "2001:db8:200:1::/64" in out

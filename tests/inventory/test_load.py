@@ -1,0 +1,299 @@
+"""Loading and checking pod.yaml: one test per kind of error, each pointing at LINE:COL."""
+
+from __future__ import annotations
+
+import pytest
+from podtext import line_of
+
+from sixpod.inventory.errors import InventoryError
+from sixpod.inventory.load import load_inventory
+
+
+def errors(text: str) -> list[str]:
+    with pytest.raises(InventoryError) as exc:
+        load_inventory(text, "pod.yaml")
+    return [str(d) for d in exc.value.diagnostics]
+
+
+def expect(text: str, needle: str, message: str, nth: int = 0) -> None:
+    line = line_of(text, needle, nth)
+    found = errors(text)
+    assert any(e.startswith(f"pod.yaml:{line}:") and message in e for e in found), found
+
+
+def test_examples_load_clean(small_text: str, full_text: str) -> None:
+    small = load_inventory(small_text, "small.yaml")
+    assert [n.name for n in small.inventory.nodes] == ["edge1", "edge2", "app1"]
+    assert small.warnings == ()
+    full = load_inventory(full_text, "pod.yaml")
+    assert len(full.inventory.racks) == 3
+    assert len(full.inventory.nodes) == 12
+    assert full.inventory.pod.vips.ipv4 is not None
+    assert full.inventory.pod.vips.ipv4.count == 512
+
+
+def test_yaml_syntax_error() -> None:
+    text = "pod:\n  name: [unclosed\n"
+    assert errors(text)[0].startswith("pod.yaml:3:")
+    assert "not valid YAML" in errors(text)[0]
+
+
+def test_empty_file() -> None:
+    assert errors("") == ["pod.yaml:1:1: file is empty"]
+
+
+def test_top_level_not_a_mapping() -> None:
+    assert "expected a mapping" in errors("- 1\n")[0]
+
+
+def test_unknown_key(small_text: str) -> None:
+    text = small_text.replace("  name: lab1\n", "  name: lab1\n  colour: blue\n")
+    expect(text, "colour: blue", "unknown key 'colour' (expected one of: aggregate, asns")
+
+
+def test_unknown_key_in_list_item(small_text: str) -> None:
+    text = small_text.replace("port: swp3}", "port: swp3, speed: 25}")
+    expect(text, "speed: 25", "unknown key 'speed'")
+
+
+def test_missing_key(small_text: str) -> None:
+    text = small_text.replace("  links: 2001:db8:2ff::/60\n", "")
+    expect(text, "name: lab1", "missing required key 'links'", 0)
+
+
+def test_duplicate_yaml_key(small_text: str) -> None:
+    text = small_text.replace("  name: lab1\n", "  name: lab1\n  name: lab2\n")
+    expect(text, "name: lab2", "duplicate key 'name' (first at line")
+
+
+def test_wrong_type(small_text: str) -> None:
+    text = small_text.replace("port: swp1}", "port: swp1, mtu: big}")
+    expect(text, "mtu: big", "mtu")
+
+
+def test_quoted_number_is_not_a_number(small_text: str) -> None:
+    text = small_text.replace("port: swp1}", 'port: swp1, mtu: "9000"}')
+    expect(text, 'mtu: "9000"', "valid integer")
+
+
+def test_bad_address_text(small_text: str) -> None:
+    text = small_text.replace("2001:db8:200::/56", "2001::dead::beef::/56")
+    expect(text, "aggregate:", "2001::dead::beef::/56")
+
+
+def test_prefix_with_host_bits(small_text: str) -> None:
+    text = small_text.replace("2001:db8:200::/56", "2001:db8:200::1/56")
+    expect(text, "aggregate:", "host bits")
+
+
+def test_ipv4_where_ipv6_needed(small_text: str) -> None:
+    text = small_text.replace("2001:db8:2ff::/60", "198.51.100.0/24")
+    expect(text, "links:", "IPv6 prefix is needed")
+
+
+def test_bad_name(small_text: str) -> None:
+    text = small_text.replace("name: edge2", "name: Edge_2")
+    expect(text, "Edge_2", "not a valid name")
+
+
+def test_duplicate_node_name(small_text: str) -> None:
+    text = small_text.replace("name: app1", "name: edge1")
+    expect(text, "port: swp3", "duplicate name 'edge1': already used by node edge1")
+
+
+def test_node_named_like_tor(small_text: str) -> None:
+    text = small_text.replace("name: app1", "name: r1-tor")
+    expect(text, "port: swp3", "already used by the ToR of rack r1")
+
+
+def test_overlapping_pools(small_text: str) -> None:
+    text = small_text.replace("2001:db8:2ff::/60", "2001:db8:200:f0::/60")
+    expect(text, "links:", "the link pool 2001:db8:200:f0::/60 overlaps the aggregate")
+
+
+def test_overlapping_vip_pools(small_text: str) -> None:
+    text = small_text.replace("pools: [203.0.113.0/28]", "pools: [203.0.113.0/28, 203.0.113.8/29]")
+    expect(text, "203.0.113.8/29", "overlaps an IPv4 VIP pool 203.0.113.0/28")
+
+
+def test_vip_pool_too_small(small_text: str) -> None:
+    text = small_text.replace("/28], count: 4", "/28], count: 17")
+    expect(text, "count: 17", "ipv4 VIP pools hold 16 addresses, count asks for 17")
+
+
+def test_ipv6_vip_pool_excludes_subnet_router_anycast(small_text: str) -> None:
+    text = small_text.replace("/124], count: 4", "/124], count: 16")
+    expect(text, "count: 16", "ipv6 VIP pools hold 15 addresses")
+
+
+def test_vip_count_above_512(small_text: str) -> None:
+    text = small_text.replace("/28], count: 4", "/28], count: 513")
+    expect(text, "count: 513", "less than or equal to 512")
+
+
+def test_aggregate_too_small(small_text: str) -> None:
+    text = small_text.replace("2001:db8:200::/56", "2001:db8:200::/63")
+    expect(text, "aggregate:", "holds 1 node /64s, 3 nodes need one each")
+
+
+def test_link_pool_too_small(small_text: str) -> None:
+    text = small_text.replace("2001:db8:2ff::/60", "2001:db8:2ff::/63")
+    expect(text, "links:", "holds 2 link /64s, 3 uplinks need one each")
+
+
+def test_pinned_prefix_outside_aggregate(small_text: str) -> None:
+    text = small_text.replace("port: swp3}", 'port: swp3, prefix: "2001:db8:999::/64"}')
+    expect(text, "2001:db8:999::/64", "outside the aggregate 2001:db8:200::/56")
+
+
+def test_pinned_prefix_not_a_64(small_text: str) -> None:
+    text = small_text.replace("port: swp3}", 'port: swp3, prefix: "2001:db8:200:10::/60"}')
+    expect(text, "2001:db8:200:10::/60", "must be a /64")
+
+
+def test_pinned_prefix_twice(small_text: str) -> None:
+    text = small_text.replace("port: swp2}", 'port: swp2, prefix: "2001:db8:200:5::/64"}')
+    text = text.replace("port: swp3}", 'port: swp3, prefix: "2001:db8:200:5::/64"}')
+    expect(text, "port: swp3", "already pinned by node edge2")
+
+
+def test_asn_not_private(small_text: str) -> None:
+    text = small_text.replace("first: 64512", "first: 65535")
+    expect(text, "asns:", "ASN 65535 is not a private ASN")
+
+
+def test_asn_out_of_any_range(small_text: str) -> None:
+    text = small_text.replace("last: 64520", "last: 4294967295")
+    expect(text, "asns:", "not a valid AS number")
+
+
+def test_asn_range_backwards(small_text: str) -> None:
+    text = small_text.replace("first: 64512, last: 64520", "first: 64520, last: 64512")
+    expect(text, "asns:", "runs backwards")
+
+
+def test_asn_range_too_small(small_text: str) -> None:
+    text = small_text.replace("last: 64520", "last: 64512")
+    expect(text, "asns:", "holds 1 ASNs; the nodes need 1 and the 1 racks 1 each")
+
+
+def test_rack_asn_out_of_range(small_text: str) -> None:
+    text = small_text.replace("  - name: r1\n", "  - name: r1\n    asn: 64600\n")
+    expect(text, "asn: 64600", "rack ASN 64600 is outside 64512-64520")
+
+
+def test_rack_asn_collides_with_node_asn(small_text: str) -> None:
+    text = small_text.replace("  - name: r1\n", "  - name: r1\n    asn: 64512\n")
+    expect(text, "asn: 64512", "collides with the pod's node ASN")
+
+
+def test_rack_asns_collide(small_text: str) -> None:
+    text = small_text.replace("  - name: r1\n", "  - name: r1\n    asn: 64513\n")
+    text = text.replace(
+        "nodes:\n",
+        "  - name: r2\n    asn: 64513\n    tor: {name: r2-tor, ports: [swp1]}\n\nnodes:\n",
+    )
+    expect(text, "asn: 64513", "collides with rack r1", 1)
+
+
+def test_upstream_asn_collides(full_text: str) -> None:
+    text = full_text.replace("asn: 65000}", "asn: 4200000005}", 1)
+    expect(text, "asn: 4200000005", "collides with the pod's range")
+
+
+def test_rack_without_tor(small_text: str) -> None:
+    text = small_text.replace("nodes:\n", "  - name: r2\n\nnodes:\n")
+    expect(text, "name: r2", "rack r2 has no ToR switch")
+
+
+def test_node_on_missing_rack(small_text: str) -> None:
+    text = small_text.replace("rack: r1, role: internal", "rack: r9, role: internal")
+    expect(text, "rack: r9", "node app1: no rack named 'r9'")
+
+
+def test_node_on_missing_port(small_text: str) -> None:
+    text = small_text.replace("port: swp3}", "port: swp9}")
+    expect(text, "port: swp9", "node app1: r1-tor has no port swp9")
+
+
+def test_two_nodes_on_one_port(small_text: str) -> None:
+    text = small_text.replace("port: swp3}", "port: swp2}")
+    expect(text, "name: app1", "port swp2 of r1-tor is already used by node edge2")
+
+
+def test_node_on_upstream_port(full_text: str) -> None:
+    text = full_text.replace("port: swp4, mtu: 9000}", "port: swp16, mtu: 9000}", 1)
+    expect(text, "port: swp16, mtu: 9000", "already used by upstream spine1")
+
+
+def test_unknown_role(small_text: str) -> None:
+    text = small_text.replace("role: internal", "role: storage")
+    expect(text, "role: storage", "unknown role 'storage' (edge, internal)")
+
+
+def test_bad_port_range(small_text: str) -> None:
+    text = small_text.replace("[swp1-swp4]", "[swp4-swp1]")
+    expect(text, "swp4-swp1", "runs backwards")
+
+
+def test_node_mtu_above_port(full_text: str) -> None:
+    text = full_text.replace("port: swp8, mtu: 1500}", "port: swp8, mtu: 9000}")
+    expect(text, "port: swp8, mtu: 9000", "MTU 9000 exceeds the MTU 1500 of r3-tor port swp8")
+
+
+def test_vm_mtu_above_vswitch(full_text: str) -> None:
+    text = full_text.replace(
+        "port: swp3, mtu: 9000, nic: vmxnet3, vswitch_mtu: 9000",
+        "port: swp3, mtu: 9000, nic: vmxnet3, vswitch_mtu: 1500",
+    )
+    expect(text, "vswitch_mtu: 1500", "exceeds its hypervisor vSwitch MTU 1500")
+
+
+def test_vswitch_mtu_above_port(full_text: str) -> None:
+    text = full_text.replace(
+        "port: swp8, mtu: 1500}", "port: swp8, mtu: 1500, nic: virtio, vswitch_mtu: 9000}"
+    )
+    expect(text, "r3-legacy1", "vSwitch MTU 9000 exceeds the MTU 1500 of r3-tor port swp8")
+
+
+def test_vmxnet3_large_frame_is_a_warning(full_text: str) -> None:
+    text = full_text.replace(
+        "port: swp3, mtu: 9000, nic: vmxnet3, vswitch_mtu: 9000",
+        "port: swp3, mtu: 9100, nic: vmxnet3, vswitch_mtu: 9100",
+    )
+    loaded = load_inventory(text, "pod.yaml")
+    line = line_of(text, "mtu: 9100")
+    [warning] = [str(w) for w in loaded.warnings]
+    assert warning.startswith(f"pod.yaml:{line}:")
+    assert "warning: node r2-app1: MTU 9100 plus 18 bytes" in warning
+    assert "9018-byte frames its vmxnet3 vNIC receives" in warning
+
+
+def test_baremetal_with_vswitch_settings(small_text: str) -> None:
+    text = small_text.replace("port: swp3}", "port: swp3, vswitch_mtu: 9000}")
+    expect(text, "vswitch_mtu: 9000", "bare metal but sets vswitch_mtu")
+
+
+def test_role_with_vips_but_no_proxy_warns(small_text: str) -> None:
+    text = small_text.replace(
+        "racks:\n",
+        "roles:\n  edge: {announce: [node-prefix, vips], services: [announcer]}\n"
+        "  internal: {}\n\nracks:\n",
+    )
+    loaded = load_inventory(text, "pod.yaml")
+    assert any("announces the VIPs but runs no edge-proxy" in str(w) for w in loaded.warnings)
+
+
+def test_role_unknown_announce(small_text: str) -> None:
+    text = small_text.replace(
+        "racks:\n", "roles:\n  edge: {announce: [node-prefix, everything]}\n\nracks:\n"
+    )
+    expect(text, "everything", "'node-prefix' or 'vips'")
+
+
+def test_all_errors_reported_at_once(small_text: str) -> None:
+    text = small_text.replace("port: swp3}", "port: swp9}").replace(
+        "rack: r1, role: edge, port: swp2", "rack: r7, role: edge, port: swp2"
+    )
+    found = errors(text)
+    assert len(found) == 2
