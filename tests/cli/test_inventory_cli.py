@@ -203,3 +203,23 @@ def test_status_table(pod: Path) -> None:
     assert code == 0
     assert "pod lab1" in out
     assert "2001:db8:200:1::/64" in out
+
+
+def test_status_table_prints_addresses_verbatim(tmp_path: Path) -> None:
+    path = tmp_path / "pod.yaml"
+    shutil.copy(EXAMPLES / "pod.yaml", path)
+    run("allocate", path)
+    code, out, _ = run("status", path)
+    assert code == 0
+    assert "2001:db8:100:a::/64" in out  # not an emoji, not truncated
+    assert "2001:db8:1ff:b::2" in out
+
+
+@pytest.mark.parametrize("name", ["pod", "small"])
+def test_committed_example_locks_are_current(name: str, tmp_path: Path) -> None:
+    path = tmp_path / f"{name}.yaml"
+    shutil.copy(EXAMPLES / f"{name}.yaml", path)
+    shutil.copy(EXAMPLES / f"{name}.lock", tmp_path / f"{name}.lock")
+    code, out, _ = run("allocate", path)
+    assert code == 0
+    assert out.strip().endswith("unchanged")
