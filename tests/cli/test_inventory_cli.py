@@ -135,13 +135,17 @@ def test_render_replaces_the_tree(pod: Path, tmp_path: Path) -> None:
     run("allocate", pod)
     code, out, _ = run("render", pod, "--out", out_dir)
     assert code == 0
-    assert "4 device files" in out
+    assert "4 devices, 14 files" in out
     pod.write_text(
         pod.read_text().replace("  - {name: app1, rack: r1, role: internal, port: swp3}\n", "")
     )
     run("allocate", pod)
     run("render", pod, "--out", out_dir)
-    assert sorted(snapshot(out_dir)) == ["nodes/edge1.json", "nodes/edge2.json", "tors/r1-tor.json"]
+    assert sorted({f.rsplit("/", 1)[0] for f in snapshot(out_dir)}) == [
+        "nodes/edge1",
+        "nodes/edge2",
+        "tors/r1-tor",
+    ]
 
 
 def test_render_matches_golden_files(pod: Path, tmp_path: Path) -> None:
@@ -161,9 +165,9 @@ def test_render_matches_golden_files(pod: Path, tmp_path: Path) -> None:
 def test_render_documents(pod: Path, tmp_path: Path) -> None:
     run("allocate", pod)
     run("render", pod, "--out", tmp_path / "out")
-    edge = json.loads((tmp_path / "out/nodes/edge1.json").read_text())
-    app = json.loads((tmp_path / "out/nodes/app1.json").read_text())
-    tor = json.loads((tmp_path / "out/tors/r1-tor.json").read_text())
+    edge = json.loads((tmp_path / "out/nodes/edge1/device.json").read_text())
+    app = json.loads((tmp_path / "out/nodes/app1/device.json").read_text())
+    tor = json.loads((tmp_path / "out/tors/r1-tor/device.json").read_text())
     assert edge["schema"] == "sixpod.node/1"
     assert edge["announce"]["vips"]["ipv4"] == [
         "203.0.113.0",

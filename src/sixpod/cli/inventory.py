@@ -19,7 +19,9 @@ from sixpod.inventory.load import Loaded, load_inventory
 from sixpod.inventory.lock import Lock, format_lock, lock_path_for, parse_lock
 from sixpod.inventory.model import Announce
 from sixpod.inventory.render import RenderError, render
+from sixpod.routing.render import Paths
 
+DEFAULT_PATHS = Paths()
 POD_ARG = click.argument("pod", type=click.Path(dir_okay=False, path_type=Path))
 
 
@@ -132,16 +134,23 @@ def _current_lock(pod: Path, loaded: Loaded) -> Lock:
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory to write (replaced as a whole).",
 )
-def render_cmd(pod: Path, out: Path) -> None:
-    """Write one data file per device (nodes/NAME.json, tors/NAME.json) into --out."""
+@click.option("--sixpod-bin", default=DEFAULT_PATHS.sixpod, show_default=True, help="sixpod path.")
+@click.option("--etc", default=DEFAULT_PATHS.etc, show_default=True, help="Config dir on devices.")
+@click.option("--state", default=DEFAULT_PATHS.state, show_default=True, help="State dir on nodes.")
+def render_cmd(pod: Path, out: Path, sixpod_bin: str, etc: str, state: str) -> None:
+    """Write each device's data and configs into --out.
+
+    nodes/NAME/{device.json,exabgp.conf,bfdd.conf,announcer.yaml}, tors/NAME/{device.json,frr.conf}
+    """
     loaded = _load(pod)
     lock = _current_lock(pod, loaded)
     try:
-        files = render(loaded.inventory, lock)
+        files = render(loaded.inventory, lock, Paths(sixpod=sixpod_bin, etc=etc, state=state))
     except RenderError as e:
         _fail(f"{pod}: {e}")
     replace_tree(out, files)
-    click.echo(f"{out}: {len(files)} device files")
+    devices = len(loaded.inventory.nodes) + len(loaded.inventory.racks)
+    click.echo(f"{out}: {devices} devices, {len(files)} files")
 
 
 def summary(loaded: Loaded, lock: Lock) -> dict[str, Any]:

@@ -7,12 +7,15 @@ and a ``schema`` field (``sixpod.node/1``, ``sixpod.tor/1``) that later renderer
 from __future__ import annotations
 
 import json
+from ipaddress import IPv4Address, IPv6Network
 from typing import Any
 
 from sixpod import addr
 from sixpod.inventory.checks import tor_ports
 from sixpod.inventory.lock import Lock
 from sixpod.inventory.model import Announce, Inventory
+from sixpod.routing.frrcheck import check_frr
+from sixpod.routing.render import Paths, device_configs
 
 NODE_SCHEMA = "sixpod.node/1"
 TOR_SCHEMA = "sixpod.tor/1"
@@ -20,6 +23,27 @@ TOR_SCHEMA = "sixpod.tor/1"
 
 class RenderError(Exception):
     """The lock does not cover the inventory: run ``sixpod allocate`` first."""
+
+
+def node_router_id(link: IPv6Network) -> IPv4Address:
+    """A node's BGP router id: the low 32 bits of its uplink /64's network number."""
+    return IPv4Address((int(link.network_address) >> 64) & 0xFFFFFFFF)
+
+
+def tor_router_id(asn: int) -> IPv4Address:
+    """A ToR's BGP router id: its (pod-unique) ASN as a 32-bit number."""
+    return IPv4Address(asn)
+
+
+def _check_router_ids(lock: Lock) -> None:
+    seen: dict[IPv4Address, str] = {}
+    ids = [(tor_router_id(asn), f"rack {r}") for r, asn in lock.racks.items()]
+    ids += [(node_router_id(a.link), f"node {n}") for n, a in lock.nodes.items()]
+    for rid, who in ids:
+        if int(rid) == 0 or rid in seen:
+            other = seen.get(rid, "nobody")
+            raise RenderError(f"BGP router id {rid} of {who} is zero or taken by {other}")
+        seen[rid] = who
 
 
 def _vips(lock: Lock) -> dict[str, list[str]]:
@@ -36,6 +60,7 @@ def device_documents(inv: Inventory, lock: Lock) -> dict[str, dict[str, Any]]:
     if lock.pod != inv.pod.name or missing:
         what = ", ".join(missing) if missing else f"pod {inv.pod.name}"
         raise RenderError(f"the lock does not cover {what}: run `sixpod allocate` first")
+    _check_router_ids(lock)
     pod = inv.pod
     ports = tor_ports(inv)
     racks = {r.name: r for r in inv.racks}
@@ -51,7 +76,7 @@ def device_documents(inv: Inventory, lock: Lock) -> dict[str, dict[str, Any]]:
         prefixes = (
             [addr.format_prefix(alloc.prefix)] if Announce.NODE_PREFIX in role.announce else []
         )
-        docs[f"nodes/{node.name}.json"] = {
+        docs[f"nodes/{node.name}/device.json"] = {
             "schema": NODE_SCHEMA,
             "pod": pod.name,
             "name": node.name,
@@ -76,7 +101,11 @@ def device_documents(inv: Inventory, lock: Lock) -> dict[str, dict[str, Any]]:
                     "asn": lock.racks[rack.name],
                 },
             },
-            "bgp": {"asn": lock.node_asn, "hold_time": pod.hold_time},
+            "bgp": {
+                "asn": lock.node_asn,
+                "hold_time": pod.hold_time,
+                "router_id": str(node_router_id(alloc.link)),
+            },
         }
         neighbors[rack.name].append(
             {
@@ -92,12 +121,14 @@ def device_documents(inv: Inventory, lock: Lock) -> dict[str, dict[str, Any]]:
         )
     for rack in inv.racks:
         assert rack.tor is not None
-        docs[f"tors/{rack.tor.name}.json"] = {
+        docs[f"tors/{rack.tor.name}/device.json"] = {
             "schema": TOR_SCHEMA,
             "pod": pod.name,
             "name": rack.tor.name,
             "rack": rack.name,
             "asn": lock.racks[rack.name],
+            "router_id": str(tor_router_id(lock.racks[rack.name])),
+            "aggregate": addr.format_prefix(pod.aggregate),
             "hold_time": pod.hold_time,
             "ports": [{"name": p, "mtu": m} for p, m in ports[rack.name].items()],
             "neighbors": sorted(neighbors[rack.name], key=lambda n: n["node"]),
@@ -115,9 +146,18 @@ def device_documents(inv: Inventory, lock: Lock) -> dict[str, dict[str, Any]]:
     return docs
 
 
-def render(inv: Inventory, lock: Lock) -> dict[str, str]:
-    """Every device file's text, keyed by relative path."""
-    return {
-        path: json.dumps(doc, indent=2, sort_keys=True) + "\n"
-        for path, doc in sorted(device_documents(inv, lock).items())
-    }
+def render(inv: Inventory, lock: Lock, paths: Paths | None = None) -> dict[str, str]:
+    """Every device file's text (data and configs), keyed by relative path.
+
+    Raises :class:`RenderError` if a generated ToR config fails the semantic checks.
+    """
+    docs = device_documents(inv, lock)
+    files = {path: json.dumps(doc, indent=2, sort_keys=True) + "\n" for path, doc in docs.items()}
+    configs = device_configs(docs, paths or Paths())
+    for path, doc in docs.items():
+        if doc["schema"] == TOR_SCHEMA:
+            frr_path = path.replace("device.json", "frr.conf")
+            problems = check_frr(configs[frr_path], doc)
+            if problems:
+                raise RenderError(f"{frr_path}: " + "; ".join(problems))
+    return dict(sorted((files | configs).items()))

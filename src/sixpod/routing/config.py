@@ -1,0 +1,133 @@
+"""``announcer.yaml``: the typed configuration of ``sixpod announcer`` on one node."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from ipaddress import IPv4Address, IPv6Address, IPv6Network
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, model_validator
+
+from sixpod import addr
+
+
+def _ip(value: Any) -> IPv4Address | IPv6Address:
+    if not isinstance(value, str):
+        raise ValueError(f"expected address text, got {value!r}")
+    return addr.parse_ip(value)
+
+
+def _ipv6(value: Any) -> IPv6Address:
+    ip = _ip(value)
+    if not isinstance(ip, IPv6Address):
+        raise ValueError(f"{value!r} is not an IPv6 address")
+    return ip
+
+
+def _prefix6(value: Any) -> IPv6Network:
+    if not isinstance(value, str):
+        raise ValueError(f"expected prefix text, got {value!r}")
+    net = addr.parse_prefix(value)
+    if not isinstance(net, IPv6Network):
+        raise ValueError(f"{value!r} is not an IPv6 prefix")
+    return net
+
+
+def _endpoint(value: Any) -> addr.Endpoint:
+    if not isinstance(value, str):
+        raise ValueError(f"expected host:port text, got {value!r}")
+    return addr.parse_endpoint(value)
+
+
+IP = Annotated[IPv4Address | IPv6Address, BeforeValidator(_ip)]
+IPv6 = Annotated[IPv6Address, BeforeValidator(_ipv6)]
+Prefix6 = Annotated[IPv6Network, BeforeValidator(_prefix6)]
+Endpoint = Annotated[addr.Endpoint, BeforeValidator(_endpoint)]
+Seconds = Annotated[float, Field(gt=0, le=3600)]
+Count = Annotated[int, Strict(), Field(ge=1, le=100)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+class Severity(StrEnum):
+    BROKEN = "broken"  # the node itself is broken: withdraw the VIPs at once
+    DEGRADED = "degraded"  # withdraw only if the pod-wide safety floor allows
+
+
+class _Check(_Model):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    interval: Seconds = 1.0
+    fast_interval: Seconds = 0.2
+    timeout: Seconds = 0.5
+    rise: Count = 3
+    fall: Count = 2
+    severity: Severity = Severity.DEGRADED
+
+
+class HttpCheck(_Check):
+    """HTTP GET; passes on a 2xx status."""
+
+    kind: Literal["http"]
+    url: str
+    host: str | None = Field(default=None, description="Host header, if not the URL's")
+
+
+class TcpCheck(_Check):
+    """TCP connect to an endpoint."""
+
+    kind: Literal["tcp"]
+    target: Endpoint
+
+
+class RedisCheck(_Check):
+    """Freshness of the local Redis replica: linked to its primary, lag below max_lag."""
+
+    kind: Literal["redis"]
+    target: Endpoint
+    password_file: str | None = None
+    max_lag: Seconds = Field(default=10.0, description="seconds since the last primary I/O")
+
+
+class CommandCheck(_Check):
+    """An external command; passes on exit status 0."""
+
+    kind: Literal["command"]
+    argv: tuple[str, ...] = Field(min_length=1)
+
+
+Check = Annotated[HttpCheck | TcpCheck | RedisCheck | CommandCheck, Field(discriminator="kind")]
+
+
+class FloorConfig(_Model):
+    """Pod-wide safety floor, coordinated through the pod's Redis."""
+
+    min_nodes: Annotated[int, Strict(), Field(ge=0, le=1000)] = 0
+    redis: Endpoint | None = None
+    password_file: str | None = None
+    key: str = "sixpod:floor"
+    ttl: Seconds = Field(default=5.0, description="a silent node stops counting after this")
+    retry: Seconds = 1.0
+
+    @model_validator(mode="after")
+    def _redis_needed(self) -> FloorConfig:
+        if self.min_nodes > 0 and self.redis is None:
+            raise ValueError("floor.min_nodes > 0 needs floor.redis to coordinate through")
+        return self
+
+
+class AnnouncerConfig(_Model):
+    node: str
+    pod: str
+    next_hop: IPv6 = Field(description="the node's global uplink address")
+    node_prefix: Prefix6 | None = None
+    vips: tuple[IP, ...] = ()
+    loopback: str = Field(default="lo", description="interface that holds the VIPs")
+    manage_loopback: bool = True
+    drain_timeout: Seconds = 30.0
+    drain_med: Annotated[int, Strict(), Field(ge=1, le=4294967295)] = 1000
+    checks: tuple[Check, ...] = ()
+    floor: FloorConfig = FloorConfig()
+    state_dir: str = Field(default="/var/lib/sixpod/announcer", description="drain/disable flags")
+    metrics: Endpoint | None = None

@@ -1,0 +1,81 @@
+"""Semantic checks of a ToR's FRR config that FRR's own parser (``vtysh -C``) does not do.
+
+Every peer-group, prefix-list, route-map, community-list and BFD profile referenced is
+defined; the BGP ASNs, neighbors and accepted prefixes are exactly those of the device data
+(and so of the lock).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from typing import Any
+
+from sixpod import addr
+
+_DEF = {
+    "prefix-list": re.compile(r"^ip(?:v6)? prefix-list (\S+) seq \d+ (?:permit|deny) (\S+)"),
+    "route-map": re.compile(r"^route-map (\S+) (?:permit|deny) \d+$"),
+    "community-list": re.compile(r"^bgp community-list standard (\S+) "),
+    "bfd-profile": re.compile(r"^ profile (\S+)$"),
+    "peer-group": re.compile(r"^ neighbor (\S+) peer-group$"),
+}
+_REF = {
+    "prefix-list": re.compile(r"match ip(?:v6)? address prefix-list (\S+)"),
+    "route-map": re.compile(r"^\s+neighbor \S+ route-map (\S+) (?:in|out)$"),
+    "community-list": re.compile(r"match community (\S+)"),
+    "bfd-profile": re.compile(r"neighbor \S+ bfd profile (\S+)"),
+    "peer-group": re.compile(r"^ neighbor \S+ peer-group (\S+)$"),
+}
+
+
+def check_frr(text: str, doc: dict[str, Any]) -> list[str]:
+    """Problems found in ``text`` for the ToR described by ``doc`` (empty when consistent)."""
+    defined: dict[str, set[str]] = defaultdict(set)
+    entries: dict[str, list[str]] = defaultdict(list)
+    problems: list[str] = []
+    lines = text.splitlines()
+    for line in lines:
+        for kind, rx in _DEF.items():
+            m = rx.match(line)
+            if m:
+                defined[kind].add(m.group(1))
+                if kind == "prefix-list" and m.group(2) != "any":
+                    entries[m.group(1)].append(m.group(2))
+    for n, line in enumerate(lines, 1):
+        for kind, rx in _REF.items():
+            m = rx.search(line)
+            if m and m.group(1) not in defined[kind]:
+                problems.append(f"line {n}: {kind} {m.group(1)} is referenced but not defined")
+
+    asn = re.search(r"^router bgp (\d+)$", text, re.M)
+    if asn is None or int(asn.group(1)) != doc["asn"]:
+        problems.append(f"router bgp is not the rack's ASN {doc['asn']}")
+    remote = {int(x) for x in re.findall(r"^ neighbor NODES remote-as (\d+)$", text, re.M)}
+    remote |= {
+        int(x)
+        for x in re.findall(r"^ neighbor [0-9a-f:]+ remote-as (\d+)$", text, re.M)
+        if int(x) not in {u["asn"] for u in doc["upstreams"]}
+    }
+    want_asns = {n["asn"] for n in doc["neighbors"]}
+    if doc["neighbors"] and remote != want_asns:
+        problems.append(
+            f"node remote-as {sorted(remote)} differs from the lock's {sorted(want_asns)}"
+        )
+    members = set(re.findall(r"^ neighbor (\S+) peer-group NODES$", text, re.M))
+    want = {addr.format_ip(addr.parse_ip(n["address"])) for n in doc["neighbors"]}
+    if members != want:
+        problems.append(f"NODES members {sorted(members)} differ from the lock's {sorted(want)}")
+
+    def canon(items: list[str]) -> list[str]:
+        return sorted(addr.format_prefix(addr.parse_prefix(p)) for p in items)
+
+    for n in doc["neighbors"]:
+        name = f"NODE-{n['node']}-V6"
+        if canon(entries.get(name, [])) != canon(n["accept"]["prefixes"]):
+            problems.append(f"prefix-list {name} does not accept exactly {n['accept']['prefixes']}")
+    for fam, plen, name in (("ipv4", 32, "VIPS-V4"), ("ipv6", 128, "VIPS-V6")):
+        want_vips = canon([f"{v}/{plen}" for v in doc["vips"][fam]])
+        if canon(entries.get(name, [])) != want_vips:
+            problems.append(f"prefix-list {name} does not list exactly the lock's {fam} VIPs")
+    return problems

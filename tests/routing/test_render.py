@@ -1,0 +1,154 @@
+"""ExaBGP and FRR configs: accepted by the real programs, and semantically checked."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sixpod.inventory.load import load_inventory
+from sixpod.inventory.lock import parse_lock
+from sixpod.inventory.render import device_documents
+from sixpod.routing.frrcheck import check_frr
+from sixpod.routing.render import Paths, device_configs, exabgp_conf, frr_conf
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+SIXPOD = str(Path(sys.executable).with_name("sixpod"))
+
+
+def docs(name: str) -> dict[str, dict[str, Any]]:
+    inv = load_inventory((EXAMPLES / f"{name}.yaml").read_text(), "pod.yaml").inventory
+    lock = parse_lock((EXAMPLES / f"{name}.lock").read_text(), "pod.lock")[0]
+    return device_documents(inv, lock)
+
+
+def tors(name: str) -> list[dict[str, Any]]:
+    return [d for d in docs(name).values() if d["schema"] == "sixpod.tor/1"]
+
+
+@pytest.mark.parametrize("example", ["small", "pod"])
+def test_frr_config_passes_vtysh_check(example: str, tmp_path: Path) -> None:
+    vtysh = shutil.which("vtysh")
+    assert vtysh, "FRR's vtysh is needed (Debian package frr; scripts/setup installs it)"
+    for doc in tors(example):
+        conf = tmp_path / f"{doc['name']}.conf"
+        conf.write_text(frr_conf(doc))
+        res = subprocess.run(
+            [vtysh, "-C", "-f", str(conf)], capture_output=True, text=True, check=False
+        )
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert check_frr(conf.read_text(), doc) == []
+
+
+def test_vtysh_check_rejects_garbage(tmp_path: Path) -> None:
+    doc = tors("small")[0]
+    conf = tmp_path / "bad.conf"
+    conf.write_text(frr_conf(doc).replace(" neighbor NODES bfd\n", " neighbor NODES bfdx\n"))
+    res = subprocess.run(
+        ["vtysh", "-C", "-f", str(conf)], capture_output=True, text=True, check=False
+    )
+    assert res.returncode != 0
+
+
+@pytest.mark.parametrize("example", ["small", "pod"])
+def test_node_configs_pass_exabgp_validate(example: str, tmp_path: Path) -> None:
+    exabgp = Path(sys.executable).with_name("exabgp")
+    for doc in docs(example).values():
+        if doc["schema"] != "sixpod.node/1":
+            continue
+        conf = tmp_path / f"{doc['name']}.conf"
+        conf.write_text(exabgp_conf(doc, Paths(sixpod=SIXPOD, etc=str(tmp_path))))
+        res = subprocess.run(
+            [str(exabgp), "validate", str(conf)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_exabgp_session_shape() -> None:
+    doc = docs("small")["nodes/edge1/device.json"]
+    text = exabgp_conf(doc)
+    assert "neighbor 2001:db8:2ff::1 {" in text
+    assert "local-address 2001:db8:2ff::2;" in text
+    assert "local-as 64512;" in text
+    assert "peer-as 64513;" in text
+    assert "hold-time 9;" in text
+    assert "ipv4 unicast ipv6;" in text
+    assert "nexthop enable;" in text
+    assert "fe80" not in text
+
+
+def test_frr_filters_per_node() -> None:
+    text = frr_conf(tors("small")[0])
+    assert "ipv6 prefix-list NODE-edge1-V6 seq 5 permit 2001:db8:200:1::/64" in text
+    assert "ipv6 prefix-list NODE-app1-V6 seq 5 permit 2001:db8:200:3::/64" in text
+    app_map = text[
+        text.index("route-map FROM-app1 permit 10") : text.index("route-map FROM-app1 deny")
+    ]
+    assert "VIPS" not in app_map  # internal nodes may not announce VIPs
+    assert "route-map FROM-edge1 permit 30\n match ipv6 address prefix-list VIPS-V6" in text
+    assert " neighbor NODES capability extended-nexthop" in text
+    assert " neighbor NODES bfd" in text
+    assert "  maximum-paths 64" in text
+    assert "multipath-relax" not in text  # all nodes share one ASN
+
+
+def test_multipath_relax_when_node_asns_differ() -> None:
+    doc = tors("small")[0]
+    doc["neighbors"][0]["asn"] = 64519
+    text = frr_conf(doc)
+    assert " bgp bestpath as-path multipath-relax" in text
+    assert " neighbor 2001:db8:2ff:2::2 remote-as 64519" in text
+    assert check_frr(text, doc) == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "problem"),
+    [
+        ("match community GSHUT", "match community NOPE", "community-list NOPE is referenced"),
+        (
+            " route-map FROM-edge1 in",
+            " route-map FROM-edgeX in",
+            "route-map FROM-edgeX is referenced",
+        ),
+        ("bfd profile NODES", "bfd profile FAST", "bfd-profile FAST is referenced"),
+        ("peer-group NODES\n", "peer-group SERVERS\n", "peer-group SERVERS is referenced"),
+        ("router bgp 64513", "router bgp 64514", "router bgp is not the rack's ASN 64513"),
+        ("remote-as 64512", "remote-as 64515", "node remote-as [64515] differs"),
+        (
+            "permit 2001:db8:200:1::/64",
+            "permit 2001:db8:200:9::/64",
+            "NODE-edge1-V6 does not accept",
+        ),
+        ("permit 203.0.113.3/32", "permit 203.0.113.9/32", "VIPS-V4 does not list exactly"),
+    ],
+)
+def test_semantic_check_catches(old: str, new: str, problem: str) -> None:
+    doc = tors("small")[0]
+    text = frr_conf(doc)
+    assert old in text
+    found = check_frr(text.replace(old, new, 1), doc)
+    assert any(problem in p for p in found), found
+
+
+def test_configs_are_written_beside_device_data() -> None:
+    files = device_configs(docs("small"))
+    assert sorted(files) == [
+        "nodes/app1/announcer.yaml",
+        "nodes/app1/bfdd.conf",
+        "nodes/app1/exabgp.conf",
+        "nodes/edge1/announcer.yaml",
+        "nodes/edge1/bfdd.conf",
+        "nodes/edge1/exabgp.conf",
+        "nodes/edge2/announcer.yaml",
+        "nodes/edge2/bfdd.conf",
+        "nodes/edge2/exabgp.conf",
+        "tors/r1-tor/frr.conf",
+    ]
