@@ -194,6 +194,10 @@ def test_mixed_notation_prefixes() -> None:
     assert format_prefix(parse_prefix("::ffff:192.0.2.0/120")) == "::ffff:192.0.2.0/120"
     assert format_ip(V6("::ffff:0:0")) == "::ffff:0.0.0.0"
     assert format_ip(V6("::ffff:0:0:0")) == "::ffff:0:0.0.0.0"
+    # text depends on (address, length) only, never on network vs interface
+    assert format_prefix(IPv6Interface("64:ff9b::/32")) == "64:ff9b::/32"
+    assert format_prefix(IPv6Network("64:ff9b::/32")) == "64:ff9b::/32"
+    assert format_prefix(parse_interface("::FFFF:C000:201/96")) == "::ffff:192.0.2.1/96"
 
 
 CONSUMER_OK = [

@@ -14,8 +14,8 @@ Rules (see DESIGN.md, "One address module"):
   of two or more zero groups (the first on a tie). Mixed notation (``::ffff:192.0.2.1``) is
   used for addresses in the well-known embedding prefixes ``::ffff:0:0/96`` (mapped, RFC 4291),
   ``::ffff:0:0:0/96`` (translated, RFC 2765, named in RFC 5952 §5) and ``64:ff9b::/96``
-  (RFC 6052 §2.4). Prefixes of length 96 or less in those ranges are written in hex
-  (``64:ff9b::/96``); longer ones in mixed notation.
+  (RFC 6052 §2.4). A prefix or interface there is written mixed only if its IPv4 part
+  means something (length > 96 or low 32 bits set): ``64:ff9b::/96``, ``::ffff:192.0.2.0/120``.
 * Strictness: surrounding whitespace is rejected, never stripped; IPv4 octets and ports with
   leading zeros are rejected (ambiguous: octal?); ports are decimal 1-65535 (port 0 is not an
   endpoint); prefix lengths are decimal without leading zeros; service names are rejected.
@@ -499,7 +499,8 @@ def _parse_endpoint(text: str, allow_zone: bool) -> Endpoint:
 def parse_endpoint(text: str, *, allow_zone: bool = False) -> Endpoint:
     """Parse ``[2001:db8::1]:443`` or ``192.0.2.1:80`` (port decimal, 1-65535).
 
-    An unbracketed IPv6 address followed by ``:port`` is rejected as ambiguous.
+    An unbracketed IPv6 address followed by ``:port`` is rejected as ambiguous. A zone id
+    (``[fe80::1%eth0]:22``) is accepted only with ``allow_zone=True``.
     """
     if type(text) is str:
         # Fast path for the common well-formed case; everything else is diagnosed below.
@@ -753,13 +754,20 @@ def format_address(a: Address) -> str:
 
 
 def format_prefix(n: IPNetwork | IPInterface) -> str:
-    """Canonical ``addr/len`` for a network (host bits clear) or an interface (kept)."""
+    """Canonical ``addr/len`` for a network (host bits clear) or an interface (kept).
+
+    In the mixed-notation ranges the dotted form is used only when the IPv4 part carries
+    information (length > 96 or low 32 bits set): ``64:ff9b::/96``, ``::ffff:192.0.2.0/120``.
+    """
     if isinstance(n, IPv4Interface | IPv6Interface):
-        return f"{format_ip(n.ip)}/{n.network.prefixlen}"
-    addr = n.network_address
-    if addr.version == 6:
-        return f"{_v6_text(int(addr), mixed=n.prefixlen > 96)}/{n.prefixlen}"
-    return f"{format_ip(addr)}/{n.prefixlen}"
+        addr, plen = n.ip, n.network.prefixlen
+    else:
+        addr, plen = n.network_address, n.prefixlen
+    if addr.version == 4:
+        return f"{format_ip(addr)}/{plen}"
+    _check_ip(addr)
+    value = int(addr)
+    return f"{_v6_text(value, mixed=plen > 96 or (value & 0xFFFFFFFF) != 0)}/{plen}"
 
 
 def _host_text(ip: IPAddress, zone: str | None) -> str:
