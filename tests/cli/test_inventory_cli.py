@@ -180,7 +180,7 @@ def test_render_documents(pod: Path, tmp_path: Path) -> None:
     assert edge["uplink"]["peer"]["asn"] == tor["asn"]
     assert edge["bgp"]["asn"] == tor["neighbors"][0]["asn"]
     assert [n["node"] for n in tor["neighbors"]] == ["app1", "edge1", "edge2"]
-    assert len(tor["ports"]) == 4
+    assert len(tor["ports"]) == 8
 
 
 def test_status_json(pod: Path) -> None:

@@ -207,7 +207,7 @@ NAMES = [f"n{i}" for i in range(12)]
 @given(st.lists(st.tuples(st.booleans(), st.sampled_from(NAMES)), min_size=1, max_size=30))
 def test_stable_under_random_adds_and_removes(ops: list[tuple[bool, str]]) -> None:
     base = inventory(
-        SMALL.replace("[swp1-swp4]", "[swp1-swp16]").replace(
+        SMALL.replace("[swp1-swp8]", "[swp1-swp16]").replace(
             "2001:db8:2ff::/60", "2001:db8:2ff::/59"
         )
     )

@@ -232,8 +232,8 @@ def test_unknown_role(small_text: str) -> None:
 
 
 def test_bad_port_range(small_text: str) -> None:
-    text = small_text.replace("[swp1-swp4]", "[swp4-swp1]")
-    expect(text, "swp4-swp1", "runs backwards")
+    text = small_text.replace("[swp1-swp8]", "[swp8-swp1]")
+    expect(text, "swp8-swp1", "runs backwards")
 
 
 def test_node_mtu_above_port(full_text: str) -> None:

@@ -10,6 +10,7 @@ import click
 from sixpod import __version__
 from sixpod.cli.addr import addr
 from sixpod.cli.inventory import allocate_cmd, check, render_cmd, status
+from sixpod.cli.node import announcer, node
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,7 +19,7 @@ def cli() -> None:
     """Control plane of an IPv6-only anycast hosting pod."""
 
 
-for command in (check, allocate_cmd, render_cmd, status, addr):
+for command in (check, allocate_cmd, render_cmd, status, addr, announcer, node):
     cli.add_command(command)
 
 

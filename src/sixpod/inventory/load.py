@@ -5,7 +5,7 @@ from __future__ import annotations
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -37,6 +37,18 @@ def load_inventory(text: str, filename: str) -> Loaded:
     if any(not d.warning for d in diags):
         raise InventoryError(diags)
     return Loaded(inv, src, tuple(diags))
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_model(text: str, filename: str, model: type[M]) -> M:
+    """Parse YAML (or JSON) ``text`` into ``model``; errors name ``FILE:LINE:COL``."""
+    src = source.load(text, filename)
+    try:
+        return model.model_validate(src.data)
+    except ValidationError as e:
+        raise InventoryError(validation_diagnostics(e, src, model)) from None
 
 
 def validation_diagnostics(

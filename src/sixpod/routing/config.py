@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, model_validator
 
 from sixpod import addr
+from sixpod.routing.health import Severity
 
 
 def _ip(value: Any) -> IPv4Address | IPv6Address:
@@ -51,11 +51,6 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
 
-class Severity(StrEnum):
-    BROKEN = "broken"  # the node itself is broken: withdraw the VIPs at once
-    DEGRADED = "degraded"  # withdraw only if the pod-wide safety floor allows
-
-
 class _Check(_Model):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
     interval: Seconds = 1.0
@@ -64,6 +59,12 @@ class _Check(_Model):
     rise: Count = 3
     fall: Count = 2
     severity: Severity = Severity.DEGRADED
+
+    @model_validator(mode="after")
+    def _fast_not_slower(self) -> _Check:
+        if self.fast_interval > self.interval:
+            raise ValueError(f"fast_interval {self.fast_interval} exceeds interval {self.interval}")
+        return self
 
 
 class HttpCheck(_Check):

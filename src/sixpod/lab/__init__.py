@@ -1,0 +1,1 @@
+"""A whole pod on one machine: network namespaces, real FRR, ExaBGP and services."""

@@ -1,0 +1,368 @@
+"""A pod in network namespaces, built from rendered device files (``sixpod render``).
+
+Per rack: a ToR namespace running FRR (zebra, bgpd, bfdd). Per node: a namespace with its
+uplink veth to the ToR port named in the inventory, FRR bfdd as BFD responder, ExaBGP running
+``sixpod announcer``, and on edge nodes a local health endpoint and a Redis replica. A
+``ctl`` namespace on the first ToR holds the pod's Redis primary (floor coordination, and the
+primary the edge replicas follow); a ``client`` namespace on the first ToR plays the Internet.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+from dataclasses import dataclass, field
+from ipaddress import IPv4Interface, IPv6Interface, ip_network
+from pathlib import Path
+from typing import Any
+
+from sixpod import addr
+from sixpod.lab.frr import Frr
+from sixpod.lab.netns import LabError, Process, Sandbox, run, wait_for
+
+HEALTH_PORT = 8081
+WHOAMI_PORT = 8080
+REDIS_PORT = 6379
+CLIENT_V4_CANDIDATES = ("198.51.100.252/30", "203.0.113.252/30", "100.64.0.0/30")
+
+
+@dataclass
+class LabNode:
+    name: str
+    ns: str
+    doc: dict[str, Any]
+    dir: Path
+    edge: bool
+    exabgp: Process | None = None
+    frr: Frr | None = None
+    health: Process | None = None
+    whoami: Process | None = None
+    redis: Process | None = None
+
+    @property
+    def address(self) -> str:
+        return str(self.doc["uplink"]["address"])
+
+    @property
+    def config(self) -> Path:
+        return self.dir / "announcer.yaml"
+
+    def healthy(self, ok: bool) -> None:
+        """Make the local edge health endpoint answer 200 (ok) or 404."""
+        flag = self.dir / "www" / "healthz"
+        if ok:
+            flag.write_text("ok\n")
+        else:
+            flag.unlink(missing_ok=True)
+
+
+@dataclass
+class LabTor:
+    name: str
+    ns: str
+    doc: dict[str, Any]
+    frr: Frr
+
+
+@dataclass
+class LabPod:
+    """Start with :meth:`up`; always :meth:`down` (it removes everything it created)."""
+
+    rendered: Path
+    workdir: Path
+    prefix: str = field(default_factory=lambda: f"sx{secrets.token_hex(3)}-")
+    floor: int = 0
+    check_interval: float = 0.2
+    rise: int = 2
+    fall: int = 2
+    drain_timeout: float = 2.0
+    box: Sandbox = field(init=False)
+    tors: dict[str, LabTor] = field(default_factory=dict)
+    nodes: dict[str, LabNode] = field(default_factory=dict)
+    client_ns: str = ""
+    client_v4: IPv4Interface | None = None
+    client_v6: IPv6Interface | None = None
+    ctl_ns: str = ""
+    ctl_address: str = ""
+    redis_password: str = field(default_factory=lambda: secrets.token_hex(16))
+
+    def __post_init__(self) -> None:
+        self.box = Sandbox(prefix=self.prefix, workdir=self.workdir)
+
+    # -- bring-up -------------------------------------------------------------------------
+
+    def up(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        tor_docs = [_load(p) for p in sorted(self.rendered.glob("tors/*/device.json"))]
+        node_docs = [_load(p) for p in sorted(self.rendered.glob("nodes/*/device.json"))]
+        if not tor_docs:
+            raise LabError(f"{self.rendered}: no rendered ToRs (run `sixpod render` first)")
+        for doc in tor_docs:
+            ns = self.box.netns(f"t-{doc['rack']}", router=True)
+            frr = Frr(
+                self.box,
+                ns,
+                doc["name"],
+                self.rendered / "tors" / doc["name"] / "frr.conf",
+                ("bgpd", "bfdd"),
+            )
+            self.tors[doc["rack"]] = LabTor(doc["name"], ns, doc, frr)
+        for doc in node_docs:
+            ns = self.box.netns(f"n-{doc['name']}")
+            edge = bool(doc["announce"]["vips"]["ipv4"] or doc["announce"]["vips"]["ipv6"])
+            node = LabNode(doc["name"], ns, doc, self.workdir / "nodes" / doc["name"], edge)
+            node.dir.mkdir(parents=True, exist_ok=True)
+            self.nodes[doc["name"]] = node
+            tor = self.tors[doc["rack"]]
+            mtu = int(doc["uplink"]["mtu"])
+            self.box.veth(tor.ns, doc["uplink"]["port"], ns, "eth0", mtu=mtu)
+            peer = doc["uplink"]["peer"]["address"]
+            plen = addr.parse_prefix(doc["uplink"]["link"]).prefixlen
+            self.box.ip(
+                ns,
+                f"addr add {node.address}/{plen} dev eth0 nodad",
+                f"route add ::/0 via {peer}",
+                f"route add 0.0.0.0/0 via inet6 {peer}",
+            )
+        first = self.tors[tor_docs[0]["rack"]]
+        self._attach_ctl(first)
+        self._attach_client(first)
+        for tor in self.tors.values():
+            tor.frr.start()
+        self._start_redis_primary()
+        for node in self.nodes.values():
+            self._start_node(node)
+
+    def _free_port(self, tor: LabTor, taken: set[str]) -> str:
+        used = {n["port"] for n in tor.doc["neighbors"]} | {u["port"] for u in tor.doc["upstreams"]}
+        for p in tor.doc["ports"]:
+            if p["name"] not in used and p["name"] not in taken:
+                return str(p["name"])
+        raise LabError(f"{tor.name}: no free port for the lab's client and ctl namespaces")
+
+    def _attach_ctl(self, tor: LabTor) -> None:
+        """ctl sits in the aggregate's reserved first /64 (pod infrastructure)."""
+        self.ctl_ns = self.box.netns("ctl")
+        port = self._free_port(tor, set())
+        self._ctl_port = port
+        self.box.veth(tor.ns, port, self.ctl_ns, "eth0")
+        net = ip_network(tor.doc["aggregate"])
+        infra = ip_network((int(net.network_address), 64))
+        self.ctl_address = str(infra.network_address + 2)
+        self.box.ip(tor.ns, f"addr add {infra.network_address + 1}/64 dev {port} nodad")
+        self.box.ip(
+            self.ctl_ns,
+            f"addr add {self.ctl_address}/64 dev eth0 nodad",
+            f"route add ::/0 via {infra.network_address + 1}",
+        )
+
+    def _attach_client(self, tor: LabTor) -> None:
+        self.client_ns = self.box.netns("client")
+        port = self._free_port(tor, {self._ctl_port})
+        self.box.veth(tor.ns, port, self.client_ns, "eth0")
+        vip_nets = [ip_network(f"{v}/32") for v in tor.doc["vips"]["ipv4"]]
+        for cand in CLIENT_V4_CANDIDATES:
+            net = ip_network(cand)
+            if not any(net.overlaps(v) for v in vip_nets):
+                break
+        hosts = list(net.hosts())
+        tor_v4, self.client_v4 = hosts[0], IPv4Interface(f"{hosts[1]}/{net.prefixlen}")
+        v6 = ip_network("2001:db8:ffff:ff00::/64")
+        self.client_v6 = IPv6Interface(f"{v6.network_address + 2}/64")
+        self.box.ip(
+            tor.ns,
+            f"addr add {tor_v4}/{net.prefixlen} dev {port}",
+            f"addr add {v6.network_address + 1}/64 dev {port} nodad",
+        )
+        self.box.ip(
+            self.client_ns,
+            f"addr add {self.client_v4} dev eth0",
+            f"addr add {self.client_v6} dev eth0 nodad",
+            f"route add 0.0.0.0/0 via {tor_v4}",
+            f"route add ::/0 via {v6.network_address + 1}",
+        )
+
+    def _redis_argv(self, port_dir: Path, bind: str) -> list[str]:
+        return [
+            "redis-server",
+            "--port", str(REDIS_PORT),
+            "--bind", bind,
+            "--dir", str(port_dir),
+            "--save", "",
+            "--appendonly", "no",
+            "--requirepass", self.redis_password,
+            "--masterauth", self.redis_password,
+            "--repl-diskless-sync", "yes",
+            "--repl-diskless-sync-delay", "0",
+            "--daemonize", "no",
+            "--protected-mode", "no",
+        ]  # fmt: skip
+
+    def _start_redis_primary(self) -> None:
+        d = self.workdir / "ctl-redis"
+        d.mkdir(parents=True, exist_ok=True)
+        self.box.spawn("ctl-redis", self.ctl_ns, self._redis_argv(d, f"{self.ctl_address} ::1"))
+
+    def _start_node(self, node: LabNode) -> None:
+        rendered = self.rendered / "nodes" / node.name
+        bfdd_conf = rendered / "bfdd.conf"
+        node.frr = Frr(self.box, node.ns, node.name, bfdd_conf, ("bfdd",))
+        node.frr.start()
+        if node.edge:
+            www = node.dir / "www"
+            www.mkdir(exist_ok=True)
+            node.healthy(True)
+            node.health = self.box.spawn(
+                f"{node.name}-health",
+                node.ns,
+                [
+                    sys.executable,
+                    "-m",
+                    "http.server",
+                    "--bind",
+                    "::1",
+                    "--directory",
+                    str(www),
+                    str(HEALTH_PORT),
+                ],
+            )
+            node.whoami = self.box.spawn(
+                f"{node.name}-whoami",
+                node.ns,
+                [sys.executable, "-m", "sixpod.lab.whoami", "serve", node.name, str(WHOAMI_PORT)],
+            )
+            d = node.dir / "redis"
+            d.mkdir(exist_ok=True)
+            node.redis = self.box.spawn(
+                f"{node.name}-redis",
+                node.ns,
+                [*self._redis_argv(d, "::1"), "--replicaof", self.ctl_address, str(REDIS_PORT)],
+            )
+        (node.dir / "redis.pass").write_text(self.redis_password + "\n")
+        cfg = json.loads(_strip_comment((rendered / "announcer.yaml").read_text()))
+        for check in cfg["checks"]:
+            check.update(interval=self.check_interval, fast_interval=min(0.1, self.check_interval))
+            check.update(rise=self.rise, fall=self.fall, timeout=0.5)
+            if check["kind"] == "redis":
+                check["password_file"] = str(node.dir / "redis.pass")
+        cfg.update(
+            state_dir=str(node.dir / "state"),
+            drain_timeout=self.drain_timeout,
+            metrics=None,
+        )
+        if self.floor:
+            cfg["floor"] = {
+                "min_nodes": self.floor,
+                "redis": f"[{self.ctl_address}]:{REDIS_PORT}",
+                "password_file": str(node.dir / "redis.pass"),
+                "key": f"sixpod:floor:{node.doc['pod']}",
+                "ttl": 3.0,
+                "retry": 0.5,
+            }
+        node.config.write_text(json.dumps(cfg, indent=2) + "\n")
+        exabgp_conf = node.dir / "exabgp.conf"
+        text = (rendered / "exabgp.conf").read_text()
+        sixpod_bin = str(Path(sys.executable).with_name("sixpod"))
+        start = text.index("    run ") + len("    run ")
+        end = text.index(";\n", start)
+        text = text[:start] + f"{sixpod_bin} announcer --config {node.config}" + text[end:]
+        exabgp_conf.write_text(text)
+        self.start_exabgp(node)
+
+    def start_exabgp(self, node: LabNode) -> None:
+        exabgp = str(Path(sys.executable).with_name("exabgp"))
+        node.exabgp = self.box.spawn(
+            f"{node.name}-exabgp",
+            node.ns,
+            [exabgp, str(node.dir / "exabgp.conf")],
+            env={
+                "exabgp_api_cli": "false",
+                "exabgp_daemon_drop": "false",
+                "exabgp_log_destination": "stdout",
+                "exabgp_tcp_delay": "0",
+            },
+        )
+
+    # -- observation ----------------------------------------------------------------------
+
+    def routes(self, rack: str, vip: str) -> set[str]:
+        """Next hops the ToR's FRR has selected for ``vip`` (from FRR's JSON, not the kernel)."""
+        tor = self.tors[rack]
+        ip = addr.parse_ip(vip)
+        plen = 32 if ip.version == 4 else 128
+        cmd = "show ip route" if ip.version == 4 else "show ipv6 route"
+        data = tor.frr.json(f"{cmd} {addr.format_ip(ip)}/{plen} json")
+        out: set[str] = set()
+        for entry in data.get(f"{addr.format_ip(ip)}/{plen}", []):
+            if entry.get("protocol") == "bgp" and entry.get("selected"):
+                for nh in entry.get("nexthops", []):
+                    if nh.get("active") and "ip" in nh:
+                        out.add(addr.format_ip(addr.parse_ip(nh["ip"])))
+        return out
+
+    def established(self, rack: str) -> set[str]:
+        """Neighbors of a ToR with an established session."""
+        data = self.tors[rack].frr.json("show bgp summary json")
+        out: set[str] = set()
+        for af in data.values():
+            if isinstance(af, dict):
+                for peer, info in af.get("peers", {}).items():
+                    if info.get("state") == "Established":
+                        out.add(peer)
+        return out
+
+    def bfd_up(self, rack: str) -> set[str]:
+        """Peers of a ToR whose BFD session is up."""
+        peers = self.tors[rack].frr.json("show bfd peers json")
+        return {str(p["peer"]) for p in peers if p.get("status") == "up"}
+
+    def wait_ready(self, rack: str, *, timeout: float = 60) -> None:
+        """Every node of the rack has an established session and a BFD session up."""
+        want = {n.address for n in self.nodes.values() if n.doc["rack"] == rack}
+        wait_for(
+            lambda: self.established(rack) >= want and self.bfd_up(rack) >= want,
+            timeout=timeout,
+            what=f"BGP and BFD with every node of {rack}",
+        )
+
+    def wait_routes(self, rack: str, vip: str, want: set[str], *, timeout: float = 30) -> None:
+        try:
+            wait_for(lambda: self.routes(rack, vip) == want, timeout=timeout, what="routes")
+        except LabError:
+            now = sorted(self.routes(rack, vip))
+            raise LabError(
+                f"{self.tors[rack].name}: {vip} via {now}, wanted {sorted(want)} "
+                f"within {timeout:g} s"
+            ) from None
+
+    def whoami(self, vip: str) -> str:
+        """Connect from the client to ``vip`` and return the node that answers."""
+        out = self.exec(
+            self.client_ns,
+            sys.executable,
+            "-c",
+            "import socket,sys;"
+            "s=socket.create_connection((sys.argv[1],int(sys.argv[2])),timeout=2);"
+            "s.sendall(b'?\\n');print(s.recv(64).decode().strip())",
+            vip,
+            str(WHOAMI_PORT),
+        )
+        return out.strip()
+
+    def exec(self, ns: str, *argv: str, timeout: float = 30) -> str:
+        return run(["ip", "netns", "exec", ns, *argv], timeout=timeout)
+
+    # -- teardown -------------------------------------------------------------------------
+
+    def down(self) -> list[str]:
+        return self.box.close()
+
+
+def _strip_comment(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not line.startswith("#"))
+
+
+def _load(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data

@@ -1,0 +1,320 @@
+"""``sixpod announcer``: ExaBGP's API process on a node (the asyncio adapter of the core).
+
+ExaBGP starts it and talks to it over stdin/stdout: commands out, ``done``/``error`` and
+JSON neighbor events in. The adapter only feeds inputs to :class:`~sixpod.routing.health.
+Announcer`, runs what it asks for (checks, floor questions), and writes the route operations
+:class:`~sixpod.routing.sync.RouteSync` plans. Logs go to stderr, which ExaBGP records.
+
+Operator control: files ``drain`` and ``disable`` in ``state_dir`` (written by
+``sixpod node drain|disable``) are polled; they survive restarts, so a drained node stays
+drained. On SIGTERM/SIGINT, or when ExaBGP closes the pipe, everything is withdrawn before
+exit; at start, every route the node could have announced before is withdrawn unless wanted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable
+from ipaddress import ip_network
+from pathlib import Path
+from typing import Any
+
+from sixpod.routing import loopback
+from sixpod.routing.checks import run_check
+from sixpod.routing.config import AnnouncerConfig
+from sixpod.routing.events import (
+    Announce,
+    AskFloor,
+    CheckChanged,
+    JoinFloor,
+    LeaveFloor,
+    Resync,
+    Route,
+    RunCheck,
+    StateChanged,
+)
+from sixpod.routing.exabgp import (
+    Acked,
+    ExaBGPCodec,
+    ExaBGPProtocolError,
+    SessionDown,
+    SessionUp,
+    Shutdown,
+)
+from sixpod.routing.floor import FloorClient, FloorUnavailable
+from sixpod.routing.health import Announcer, CheckSpec, CoreConfig
+from sixpod.routing.metrics import AnnouncerMetrics
+from sixpod.routing.sync import RouteSync
+
+log = logging.getLogger("sixpod.announcer")
+
+CONTROL_POLL = 0.2  # seconds between looks at the drain/disable files
+EXIT_WITHDRAW_WAIT = 3.0  # seconds to wait for ExaBGP to acknowledge the final withdrawals
+
+
+def core_config(cfg: AnnouncerConfig) -> CoreConfig:
+    """The pure core's view of the announcer configuration."""
+    return CoreConfig(
+        node_prefix=cfg.node_prefix,
+        vips=tuple(ip_network(ip) for ip in cfg.vips),
+        next_hop=cfg.next_hop,
+        checks=tuple(
+            CheckSpec(
+                name=c.name,
+                interval=c.interval,
+                fast_interval=c.fast_interval,
+                timeout=c.timeout,
+                rise=c.rise,
+                fall=c.fall,
+                severity=c.severity,
+            )
+            for c in cfg.checks
+        ),
+        drain_timeout=cfg.drain_timeout,
+        drain_med=cfg.drain_med,
+        floor=cfg.floor.min_nodes,
+        floor_retry=cfg.floor.retry,
+    )
+
+
+class AnnouncerDaemon:
+    def __init__(
+        self,
+        cfg: AnnouncerConfig,
+        *,
+        write: Callable[[bytes], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self._write = write
+        self.core = Announcer(config=core_config(cfg), now=clock())
+        self.sync = RouteSync()
+        self.codec = ExaBGPCodec()
+        self.metrics = AnnouncerMetrics(cfg.node)
+        self.floor: FloorClient | None = None
+        if cfg.floor.min_nodes > 0:
+            self.floor = FloorClient(config=cfg.floor, pod=cfg.pod, node=cfg.node)
+        self._checks = {c.name: c for c in cfg.checks}
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._in_floor = False
+        self._flags = {"drain": False, "disable": False}
+        self._state_dir = Path(cfg.state_dir)
+        # Whatever a previous instance announced is still in ExaBGP: assume all of it.
+        for route in self._possible_routes():
+            self.sync.acked(Announce(route))
+
+    def _possible_routes(self) -> list[Route]:
+        nets = [ip_network(ip) for ip in self.cfg.vips]
+        if self.cfg.node_prefix is not None:
+            nets.append(self.cfg.node_prefix)
+        return [Route(n, self.cfg.next_hop) for n in nets]
+
+    # -- inputs ---------------------------------------------------------------------------
+
+    def receive_line(self, line: str) -> None:
+        try:
+            msg = self.codec.receive_line(line)
+        except ExaBGPProtocolError as e:
+            log.error("%s", e)
+            return
+        now = self.clock()
+        if isinstance(msg, Acked):
+            if msg.ok:
+                self.sync.acked(msg.op)
+            else:
+                log.error("ExaBGP refused: %s", msg.op)
+                self.sync.failed(msg.op)
+        elif isinstance(msg, SessionUp):
+            log.info("BGP session with %s up", msg.peer)
+            self.metrics.session(up=True)
+            self.core.session_up(now)
+        elif isinstance(msg, SessionDown):
+            log.warning("BGP session with %s down: %s", msg.peer, msg.reason)
+            self.metrics.session(up=False)
+            self.core.session_down(now)
+        elif isinstance(msg, Shutdown):
+            self._stopping.set()
+        self.pump()
+
+    def poll_control(self) -> None:
+        now = self.clock()
+        for flag in ("drain", "disable"):
+            on = (self._state_dir / flag).exists()
+            if on == self._flags[flag]:
+                continue
+            self._flags[flag] = on
+            log.info("operator %s %s", "set" if on else "cleared", flag)
+            if flag == "drain":
+                (self.core.drain if on else self.core.undrain)(now)
+            else:
+                (self.core.disable if on else self.core.enable)(now)
+
+    # -- outputs --------------------------------------------------------------------------
+
+    def pump(self) -> None:
+        """Handle the core's events, then send the route operations still needed."""
+        while (event := self.core.next_event()) is not None:
+            if isinstance(event, RunCheck):
+                self._spawn(self._run_check(event))
+            elif isinstance(event, AskFloor):
+                self._spawn(self._ask_floor())
+            elif isinstance(event, JoinFloor):
+                self._in_floor = True
+                self._spawn(self._floor_call("join"))
+            elif isinstance(event, LeaveFloor):
+                self._in_floor = False
+                self._spawn(self._floor_call("leave"))
+            elif isinstance(event, Resync):
+                self.sync.reset()
+            elif isinstance(event, StateChanged):
+                log.info("state %s -> %s: %s", event.old, event.new, event.reason)
+            elif isinstance(event, CheckChanged):
+                log.info("check %s %s -> %s %s", event.name, event.old, event.new, event.detail)
+        for op in self.sync.plan(self.core.desired()):
+            self._write(self.codec.send(op))
+        self.metrics.update(self.core, self.sync)
+        self._wake.set()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_check(self, event: RunCheck) -> None:
+        outcome = await run_check(self._checks[event.name])
+        self.core.check_result(event.run_id, outcome.ok, self.clock(), outcome.detail)
+        self.pump()
+
+    async def _ask_floor(self) -> None:
+        assert self.floor is not None
+        answer = await self.floor.ask_to_leave()
+        if not answer.granted:
+            log.warning("floor holds the VIPs: %s", answer.reason)
+        self.core.floor_answer(answer.granted, self.clock())
+        self.pump()
+
+    async def _floor_call(self, what: str) -> None:
+        if self.floor is None:
+            return
+        try:
+            await getattr(self.floor, what)()
+        except FloorUnavailable as e:
+            log.warning("floor %s: %s", what, e)
+
+    async def _heartbeat(self) -> None:
+        assert self.floor is not None
+        while not self._stopping.is_set():
+            await asyncio.sleep(self.cfg.floor.ttl / 3)
+            if self._in_floor:
+                await self._floor_call("heartbeat")
+
+    # -- main loop ------------------------------------------------------------------------
+
+    async def _timers(self) -> None:
+        while not self._stopping.is_set():
+            now = self.clock()
+            due = self.core.next_timer()
+            delay = CONTROL_POLL if due is None else min(max(due - now, 0), CONTROL_POLL)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+            self.core.handle_timer(self.clock())
+            self.poll_control()
+            self.pump()
+
+    async def run(self, reader: asyncio.StreamReader) -> int:
+        if self.cfg.manage_loopback:
+            await loopback.ensure(self.cfg.loopback, self.cfg.vips)
+        if self.cfg.metrics is not None:
+            self.metrics.serve(self.cfg.metrics)
+        self.poll_control()
+        self.pump()
+        timers = asyncio.create_task(self._timers())
+        heartbeat = asyncio.create_task(self._heartbeat()) if self.floor else None
+        stop = asyncio.create_task(self._stopping.wait())
+        try:
+            while not self._stopping.is_set():
+                read = asyncio.create_task(reader.readline())
+                done, _ = await asyncio.wait({read, stop}, return_when=asyncio.FIRST_COMPLETED)
+                if read not in done:
+                    read.cancel()
+                    break
+                line = read.result()
+                if not line:
+                    log.warning("ExaBGP closed the pipe")
+                    break
+                self.receive_line(line.decode("utf-8", "replace"))
+        finally:
+            self._stopping.set()
+            await self._shutdown(reader)
+            for task in (timers, heartbeat, stop, *self._tasks):
+                if task is not None:
+                    task.cancel()
+            await asyncio.gather(
+                timers, stop, *(t for t in (heartbeat,) if t), return_exceptions=True
+            )
+            if self.floor is not None:
+                await self.floor.close()
+            self.metrics.stop()
+        return 0
+
+    async def _shutdown(self, reader: asyncio.StreamReader) -> None:
+        """Withdraw everything, wait (bounded) for ExaBGP's acks, then clean the loopback."""
+        self.core.shutdown(self.clock())
+        with contextlib.suppress(OSError, BrokenPipeError):
+            self.pump()
+        deadline = self.clock() + EXIT_WITHDRAW_WAIT
+        while self.sync.pending and self.clock() < deadline and not reader.at_eof():
+            try:
+                line = await asyncio.wait_for(reader.readline(), deadline - self.clock())
+            except TimeoutError:
+                break
+            if not line:
+                break
+            msg = self.codec.receive_line(line.decode("utf-8", "replace"))
+            if isinstance(msg, Acked):
+                (self.sync.acked if msg.ok else self.sync.failed)(msg.op)
+        if self.floor is not None:
+            await self._floor_call("leave")
+        if self.cfg.manage_loopback:
+            try:
+                await loopback.remove(self.cfg.loopback, list(self.cfg.vips))
+            except loopback.LoopbackError as e:
+                log.error("%s", e)
+
+
+async def _main(cfg: AnnouncerConfig) -> int:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    out = sys.stdout.buffer
+
+    def write(data: bytes) -> None:
+        out.write(data)
+        out.flush()
+
+    daemon = AnnouncerDaemon(cfg, write=write)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, daemon._stopping.set)
+    return await daemon.run(reader)
+
+
+def main(cfg: AnnouncerConfig) -> int:
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO,
+        format=f"announcer {cfg.node} %(levelname)s %(message)s",
+    )
+    try:
+        return asyncio.run(_main(cfg))
+    except loopback.LoopbackError as e:
+        log.error("%s", e)
+        return 1

@@ -1,0 +1,218 @@
+"""Events and values of the routing package: small frozen dataclasses, validated when built.
+
+The announcer core (:mod:`sixpod.routing.health`) emits :data:`Event` values; the route sync
+(:mod:`sixpod.routing.sync`) emits :data:`RouteOp` values. Adapters dispatch on the type.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from ipaddress import IPv4Network, IPv6Address, IPv6Network
+from typing import Final, TypeAlias
+
+from sixpod.addr import IPNetwork
+
+__all__ = [
+    "GRACEFUL_SHUTDOWN",
+    "Announce",
+    "AskFloor",
+    "CheckChanged",
+    "CheckState",
+    "Event",
+    "JoinFloor",
+    "LeaveFloor",
+    "NodeState",
+    "Resync",
+    "Route",
+    "RouteOp",
+    "RunCheck",
+    "StateChanged",
+    "Withdraw",
+]
+
+GRACEFUL_SHUTDOWN: Final = "65535:0"
+"""The well-known GRACEFUL_SHUTDOWN community (RFC 8326): peers lower the route's preference."""
+
+_MAX_MED: Final = 2**32 - 1
+_COMMUNITY = re.compile(r"(0|[1-9][0-9]{0,4}):(0|[1-9][0-9]{0,4})")
+
+
+class NodeState(StrEnum):
+    """What the node announces; values are Prometheus label values.
+
+    - ``INIT``: checks not settled yet (after start, ``enable``, or ``undrain`` when drained);
+      the node /64 is announced, the VIPs are not.
+    - ``UP``: the VIPs are announced: every check passes, or degraded checks fail but the
+      pod-wide floor has not released the node.
+    - ``DOWN``: the VIPs are withdrawn for health: a broken check fails, or degraded checks
+      fail and the floor released the node (or the node was not announcing when they failed).
+    - ``DRAINING``: operator drain, step one: the VIPs are announced less preferred (MED and
+      GRACEFUL_SHUTDOWN) until the drain timeout.
+    - ``DRAINED``: operator drain, step two: the VIPs are withdrawn until ``undrain``.
+    - ``DISABLED``: operator disable: the VIPs are withdrawn, the node /64 stays announced.
+    - ``SHUTDOWN``: final: everything is withdrawn and every input is ignored.
+    """
+
+    INIT = "init"
+    UP = "up"
+    DOWN = "down"
+    DRAINING = "draining"
+    DRAINED = "drained"
+    DISABLED = "disabled"
+    SHUTDOWN = "shutdown"
+
+
+class CheckState(StrEnum):
+    """State of one health check (rise/fall over consecutive results)."""
+
+    INIT = "init"
+    PASSING = "passing"
+    FAILING = "failing"
+
+
+def _finite(value: float, field: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{field} must be a finite number, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One BGP route as the node announces it.
+
+    ``prefix`` is an IPv4 or IPv6 prefix; ``next_hop`` is always the node's IPv6 uplink address
+    (IPv4 routes use it too, RFC 8950). ``med`` is the MULTI_EXIT_DISC or None;
+    ``communities`` are canonical ``"ASN:value"`` standard communities, e.g. ``("65535:0",)``.
+    A route is identified in BGP by its prefix; the other fields are its attributes.
+    """
+
+    prefix: IPNetwork
+    next_hop: IPv6Address
+    med: int | None = None
+    communities: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.prefix, IPv4Network | IPv6Network):
+            raise ValueError(f"prefix must be an IPv4Network or IPv6Network, got {self.prefix!r}")
+        if not isinstance(self.next_hop, IPv6Address):
+            raise ValueError(f"next_hop must be an IPv6Address, got {self.next_hop!r}")
+        if self.med is not None and (
+            isinstance(self.med, bool)
+            or not isinstance(self.med, int)
+            or not 0 <= self.med <= _MAX_MED
+        ):
+            raise ValueError(f"med must be None or an integer 0..{_MAX_MED}, got {self.med!r}")
+        if not isinstance(self.communities, tuple):
+            raise ValueError(f"communities must be a tuple, got {self.communities!r}")
+        for community in self.communities:
+            match = _COMMUNITY.fullmatch(community) if isinstance(community, str) else None
+            if match is None or max(int(match[1]), int(match[2])) > 0xFFFF:
+                raise ValueError(
+                    f"communities: {community!r} is not a canonical 'ASN:value' community"
+                )
+
+    @property
+    def sort_key(self) -> tuple[int, int, int, int, tuple[str, ...]]:
+        """Total order: IPv4 before IPv6, then by address, length and attributes."""
+        med = -1 if self.med is None else self.med
+        prefix = self.prefix
+        return (
+            prefix.version,
+            int(prefix.network_address),
+            prefix.prefixlen,
+            med,
+            self.communities,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RunCheck:
+    """Run check ``name`` now; report with ``check_result(run_id, ...)`` before ``deadline``."""
+
+    name: str
+    run_id: int
+    deadline: float
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"name must be a non-empty string, got {self.name!r}")
+        if isinstance(self.run_id, bool) or not isinstance(self.run_id, int) or self.run_id < 0:
+            raise ValueError(f"run_id must be a non-negative integer, got {self.run_id!r}")
+        _finite(self.deadline, "deadline")
+
+
+@dataclass(frozen=True, slots=True)
+class AskFloor:
+    """Ask the pod-wide floor whether this node may withdraw its VIPs (degraded checks only).
+
+    Answer with ``floor_answer(granted, now)``. Granting means the adapter has already removed
+    the node from the pod's set of announcing nodes.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class JoinFloor:
+    """The node announces its VIPs (again): add it to the pod's set of announcing nodes."""
+
+
+@dataclass(frozen=True, slots=True)
+class LeaveFloor:
+    """The node withdrew its VIPs: remove it from the pod's set (idempotent)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resync:
+    """The BGP session came up: send the whole desired set again."""
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    """The node moved from ``old`` to ``new`` at time ``at``; ``reason`` is for humans."""
+
+    old: NodeState
+    new: NodeState
+    reason: str
+    at: float
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.old, NodeState) or not isinstance(self.new, NodeState):
+            raise ValueError(f"old and new must be NodeState, got {self.old!r}, {self.new!r}")
+        _finite(self.at, "at")
+
+
+@dataclass(frozen=True, slots=True)
+class CheckChanged:
+    """Check ``name`` moved from ``old`` to ``new`` at ``at``; ``detail`` of the last result."""
+
+    name: str
+    old: CheckState
+    new: CheckState
+    at: float
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.old, CheckState) or not isinstance(self.new, CheckState):
+            raise ValueError(f"old and new must be CheckState, got {self.old!r}, {self.new!r}")
+        _finite(self.at, "at")
+
+
+@dataclass(frozen=True, slots=True)
+class Announce:
+    """Announce ``route`` (replaces any route with the same prefix)."""
+
+    route: Route
+
+
+@dataclass(frozen=True, slots=True)
+class Withdraw:
+    """Withdraw the route for ``route.prefix``."""
+
+    route: Route
+
+
+Event: TypeAlias = (
+    RunCheck | AskFloor | JoinFloor | LeaveFloor | Resync | StateChanged | CheckChanged
+)
+RouteOp: TypeAlias = Announce | Withdraw

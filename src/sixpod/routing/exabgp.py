@@ -1,0 +1,130 @@
+"""ExaBGP's text API, as a sans-IO codec: route operations out, acknowledgements and events in.
+
+ExaBGP 5 answers every command with a line ``done`` or ``error`` (in order), and, with the
+JSON encoder, reports neighbor changes as one JSON object per line on the same stream.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from dataclasses import dataclass
+
+from sixpod import addr
+from sixpod.routing.events import Announce, RouteOp, Withdraw
+
+
+class ExaBGPProtocolError(Exception):
+    """ExaBGP sent something this codec does not understand, or acked nothing pending."""
+
+
+@dataclass(frozen=True, slots=True)
+class Acked:
+    op: RouteOp
+    ok: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SessionUp:
+    peer: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionDown:
+    peer: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Shutdown:
+    """ExaBGP is stopping."""
+
+
+Incoming = Acked | SessionUp | SessionDown | Shutdown
+
+
+def command(op: RouteOp) -> str:
+    """The ExaBGP command line for ``op`` (without the newline)."""
+    r = op.route
+    words = [
+        "announce" if isinstance(op, Announce) else "withdraw",
+        "route",
+        addr.for_exabgp(r.prefix),
+        "next-hop",
+        addr.for_exabgp(r.next_hop),
+    ]
+    if isinstance(op, Announce):
+        if r.med is not None:
+            words += ["med", str(r.med)]
+        if r.communities:
+            words += ["community", "[", *r.communities, "]"]
+    return " ".join(words)
+
+
+class ExaBGPCodec:
+    """Track commands in flight; turn ExaBGP's lines into :data:`Incoming` events."""
+
+    def __init__(self) -> None:
+        self._in_flight: deque[RouteOp] = deque()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def send(self, op: RouteOp) -> bytes:
+        self._in_flight.append(op)
+        return (command(op) + "\n").encode()
+
+    def receive_line(self, line: str) -> Incoming | None:
+        """One line from ExaBGP; None for lines that need no action."""
+        text = line.strip()
+        if not text:
+            return None
+        if text in ("done", "error"):
+            if not self._in_flight:
+                raise ExaBGPProtocolError(f"ExaBGP acknowledged {text!r} with nothing in flight")
+            return Acked(self._in_flight.popleft(), text == "done")
+        if text == "shutdown":
+            return Shutdown()
+        if not text.startswith("{"):
+            raise ExaBGPProtocolError(f"unexpected line from ExaBGP: {text[:80]!r}")
+        try:
+            msg = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ExaBGPProtocolError(f"bad JSON from ExaBGP: {e}") from None
+        if not isinstance(msg, dict):
+            return None
+        if msg.get("type") == "notification" and msg.get("notification") == "shutdown":
+            return Shutdown()
+        if msg.get("type") != "state":
+            return None
+        neighbor = msg.get("neighbor")
+        if not isinstance(neighbor, dict):
+            return None
+        address = neighbor.get("address")
+        peer = str(address.get("peer", "")) if isinstance(address, dict) else ""
+        state = neighbor.get("state")
+        if state == "up":
+            return SessionUp(peer)
+        if state == "down":
+            return SessionDown(peer, str(neighbor.get("reason", "")))
+        return None
+
+    def reset(self) -> list[RouteOp]:
+        """Forget what is in flight (ExaBGP restarted); returns what was never acknowledged."""
+        lost = list(self._in_flight)
+        self._in_flight.clear()
+        return lost
+
+
+__all__ = [
+    "Acked",
+    "ExaBGPCodec",
+    "ExaBGPProtocolError",
+    "Incoming",
+    "SessionDown",
+    "SessionUp",
+    "Shutdown",
+    "Withdraw",
+    "command",
+]

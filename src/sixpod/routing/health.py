@@ -1,0 +1,622 @@
+"""The announcer core: which BGP routes a node announces, from health checks and operator input.
+
+Sans-IO, in the style of h11 and aioquic: no sockets, no clock, no logging. The adapter feeds
+inputs (``handle_timer``, ``check_result``, ``floor_answer``, operator commands, session
+up/down), drains :data:`~sixpod.routing.events.Event` values with :meth:`Announcer.next_event`,
+re-arms a timer at :meth:`Announcer.next_timer` and converges BGP towards
+:meth:`Announcer.desired` (see :mod:`sixpod.routing.sync`).
+
+Policy:
+
+- The node /64 is announced in every state but SHUTDOWN. The VIPs are announced in UP, and
+  less preferred (MED ``drain_med``, community GRACEFUL_SHUTDOWN, RFC 8326) in DRAINING.
+- Checks run from construction (first run due at once), in every state but SHUTDOWN, so that
+  ``enable``/``undrain`` find a settled verdict. The next run is scheduled from the result,
+  ``interval`` later, or ``fast_interval`` later while the check is transitioning (in INIT,
+  or after a result that disagrees with its state). No result by the deadline is a failure;
+  a late result is ignored.
+- A failing *broken* check withdraws the VIPs at once. Failing *degraded* checks withdraw them
+  only once the pod-wide floor grants it (``AskFloor``/``floor_answer``), or at once when the
+  floor is 0. A node that is not announcing (INIT, DOWN, after ``enable`` or ``undrain`` from
+  DRAINED) does not start announcing while degraded, and does not ask.
+- Floor membership mirrors "the VIPs are in the desired set": ``JoinFloor`` when they enter it,
+  ``LeaveFloor`` when they leave it (also after a grant; the adapter treats it as idempotent).
+  A grant arriving when it is no longer needed, while the VIPs are announced, emits
+  ``JoinFloor`` again so that the pod's set stays true.
+- Time never runs backwards inside the core: an earlier ``now`` than the last one seen is
+  taken as the last one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum, StrEnum, auto
+from ipaddress import IPv4Network, IPv6Address, IPv6Network
+from typing import Final
+
+from sixpod.addr import IPNetwork
+from sixpod.routing.events import (
+    GRACEFUL_SHUTDOWN,
+    AskFloor,
+    CheckChanged,
+    CheckState,
+    Event,
+    JoinFloor,
+    LeaveFloor,
+    NodeState,
+    Resync,
+    Route,
+    RunCheck,
+    StateChanged,
+)
+
+__all__ = ["Announcer", "CheckSpec", "CheckStatus", "CoreConfig", "Severity"]
+
+_MAX_MED: Final = 2**32 - 1
+
+
+class Severity(StrEnum):
+    """What a failing check means for the VIPs."""
+
+    BROKEN = "broken"
+    """The node itself is broken: withdraw the VIPs at once."""
+    DEGRADED = "degraded"
+    """Withdraw only if the pod-wide safety floor allows it."""
+
+
+def _number(value: object, field: str, *, minimum: float, strict: bool) -> None:
+    ok = (
+        not isinstance(value, bool)
+        and isinstance(value, int | float)
+        and math.isfinite(value)
+        and (value > minimum if strict else value >= minimum)
+    )
+    if not ok:
+        bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
+        raise ValueError(f"{field} must be a finite number {bound}, got {value!r}")
+
+
+def _integer(value: object, field: str, *, minimum: int, maximum: int | None = None) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
+        bound = f"{minimum}..{maximum}" if maximum is not None else f">= {minimum}"
+        raise ValueError(f"{field} must be an integer {bound}, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckSpec:
+    """One health check, as the core schedules and judges it (the adapter knows how to run it).
+
+    Times are in seconds. ``rise``/``fall`` count consecutive results.
+    """
+
+    name: str
+    interval: float
+    """Between a result and the next run, normally."""
+    fast_interval: float
+    """Between a result and the next run while transitioning; at most ``interval``."""
+    timeout: float
+    """From a run's start to its deadline; no result by then is a failure."""
+    rise: int
+    """Consecutive passes to become PASSING."""
+    fall: int
+    """Consecutive failures to become FAILING."""
+    severity: Severity
+    """``"broken"`` or ``"degraded"`` (strings are converted)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name or self.name != self.name.strip():
+            raise ValueError(f"name must be non-empty, without outer spaces: {self.name!r}")
+        _number(self.interval, "interval", minimum=0, strict=True)
+        _number(self.fast_interval, "fast_interval", minimum=0, strict=True)
+        if self.fast_interval > self.interval:
+            raise ValueError(
+                f"fast_interval {self.fast_interval!r} exceeds interval {self.interval!r}"
+            )
+        _number(self.timeout, "timeout", minimum=0, strict=True)
+        _integer(self.rise, "rise", minimum=1)
+        _integer(self.fall, "fall", minimum=1)
+        try:
+            severity = Severity(self.severity)
+        except ValueError:
+            raise ValueError(
+                f"severity must be 'broken' or 'degraded', got {self.severity!r}"
+            ) from None
+        object.__setattr__(self, "severity", severity)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CoreConfig:
+    """What the announcer core needs to know about its node. Times are in seconds."""
+
+    node_prefix: IPv6Network | None
+    """The /64 delegated to the node's containers; None announces none."""
+    vips: tuple[IPNetwork, ...]
+    """The pod's anycast VIPs as host routes (/32, /128); empty on non-edge nodes."""
+    next_hop: IPv6Address
+    """The node's global uplink address; IPv4 routes use it too (RFC 8950)."""
+    checks: tuple[CheckSpec, ...]
+    """The health checks; names are unique. Empty: the node is healthy as soon as it starts."""
+    drain_timeout: float
+    """How long VIPs stay announced less preferred before a drain withdraws them."""
+    drain_med: int
+    """MED carried by the VIPs while draining (higher is less preferred)."""
+    floor: int
+    """Minimum number of nodes that must keep announcing the VIPs pod-wide; 0 disables."""
+    floor_retry: float
+    """Delay before asking the floor again after a denial or an unanswered ask."""
+
+    def __post_init__(self) -> None:
+        if self.node_prefix is not None and not isinstance(self.node_prefix, IPv6Network):
+            raise ValueError(f"node_prefix must be an IPv6Network or None: {self.node_prefix!r}")
+        if not isinstance(self.vips, tuple):
+            raise ValueError(f"vips must be a tuple, got {self.vips!r}")
+        for vip in self.vips:
+            if not isinstance(vip, IPv4Network | IPv6Network):
+                raise ValueError(f"vips: {vip!r} is not an IPv4Network or IPv6Network")
+            if vip.prefixlen != vip.max_prefixlen:
+                raise ValueError(f"vips: {vip} is not a host route (/32 or /128)")
+        if len(set(self.vips)) != len(self.vips):
+            raise ValueError("vips: duplicate entries")
+        if not isinstance(self.next_hop, IPv6Address):
+            raise ValueError(f"next_hop must be an IPv6Address, got {self.next_hop!r}")
+        hop = self.next_hop
+        if hop.is_unspecified or hop.is_multicast or hop.is_link_local:
+            raise ValueError(f"next_hop must be a global unicast address, got {hop}")
+        if not isinstance(self.checks, tuple) or not all(
+            isinstance(c, CheckSpec) for c in self.checks
+        ):
+            raise ValueError("checks must be a tuple of CheckSpec")
+        names = [c.name for c in self.checks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"checks: duplicate names in {names}")
+        _number(self.drain_timeout, "drain_timeout", minimum=0, strict=False)
+        _integer(self.drain_med, "drain_med", minimum=0, maximum=_MAX_MED)
+        _integer(self.floor, "floor", minimum=0)
+        _number(self.floor_retry, "floor_retry", minimum=0, strict=True)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckStatus:
+    """A snapshot of one check, for metrics and status output."""
+
+    name: str
+    severity: Severity
+    state: CheckState
+    since: float
+    """Time of the last state change (construction time while INIT)."""
+    passes: int
+    """Consecutive passes so far."""
+    failures: int
+    """Consecutive failures so far."""
+    detail: str
+    """Detail of the last result."""
+    running: bool
+    """A run is outstanding."""
+
+
+# Per-check rise/fall (as HAProxy and ExaBGP's healthcheck count them): (state, passed) -> the
+# state this result counts towards, or None when the result agrees with the state. Towards
+# PASSING needs `rise` consecutive passes, towards FAILING `fall` consecutive failures; a result
+# the other way resets the streak. INIT leaves only this way and is never re-entered.
+_CHECK_TRANSITIONS: Final[Mapping[tuple[CheckState, bool], CheckState | None]] = {
+    (CheckState.INIT, True): CheckState.PASSING,
+    (CheckState.INIT, False): CheckState.FAILING,
+    (CheckState.PASSING, True): None,
+    (CheckState.PASSING, False): CheckState.FAILING,
+    (CheckState.FAILING, True): CheckState.PASSING,
+    (CheckState.FAILING, False): None,
+}
+
+
+class _Verdict(Enum):
+    """The checks taken together."""
+
+    PENDING = auto()  # some check is INIT and no broken check fails
+    HEALTHY = auto()  # every check passes
+    DEGRADED = auto()  # only degraded checks fail
+    BROKEN = auto()  # a broken check fails
+
+
+class _Trigger(Enum):
+    HEALTHY = auto()  # verdict HEALTHY
+    BROKEN = auto()  # verdict BROKEN
+    DEGRADED = auto()  # verdict DEGRADED
+    RELEASED = auto()  # verdict DEGRADED and the floor granted (or is disabled)
+    DRAIN = auto()
+    DRAIN_TIMEOUT = auto()
+    UNDRAIN = auto()
+    DISABLE = auto()
+    ENABLE = auto()
+    SHUTDOWN = auto()
+
+
+_S = NodeState
+_T = _Trigger
+# Node state machine: state -> {trigger: next state}. Unlisted pairs change nothing (repeated
+# operator commands; health news in operator states). After every input the health trigger is
+# re-derived from the checks and applied until the state is stable, so ENABLE and UNDRAIN from
+# DRAINED pass through INIT and settle on UP or DOWN within the same input. Drain is two-step
+# (RFC 8326 graceful shutdown first, withdraw after drain_timeout); a broken check ends it early.
+_NODE_TRANSITIONS: Final[Mapping[NodeState, Mapping[_Trigger, NodeState]]] = {
+    _S.INIT: {
+        _T.HEALTHY: _S.UP,
+        _T.BROKEN: _S.DOWN,
+        _T.DEGRADED: _S.DOWN,  # not announcing yet: do not start while degraded
+        _T.DRAIN: _S.DRAINED,  # nothing announced, nothing to drain
+        _T.DISABLE: _S.DISABLED,
+        _T.SHUTDOWN: _S.SHUTDOWN,
+    },
+    _S.UP: {
+        _T.BROKEN: _S.DOWN,
+        _T.RELEASED: _S.DOWN,  # DEGRADED alone keeps UP while the floor is asked
+        _T.DRAIN: _S.DRAINING,
+        _T.DISABLE: _S.DISABLED,
+        _T.SHUTDOWN: _S.SHUTDOWN,
+    },
+    _S.DOWN: {
+        _T.HEALTHY: _S.UP,
+        _T.DRAIN: _S.DRAINED,
+        _T.DISABLE: _S.DISABLED,
+        _T.SHUTDOWN: _S.SHUTDOWN,
+    },
+    _S.DRAINING: {
+        _T.BROKEN: _S.DRAINED,
+        _T.DRAIN_TIMEOUT: _S.DRAINED,
+        _T.UNDRAIN: _S.UP,  # still announced: back to normal, degraded asks the floor
+        _T.DISABLE: _S.DISABLED,
+        _T.SHUTDOWN: _S.SHUTDOWN,
+    },
+    _S.DRAINED: {
+        _T.UNDRAIN: _S.INIT,
+        _T.DISABLE: _S.DISABLED,
+        _T.SHUTDOWN: _S.SHUTDOWN,
+    },
+    _S.DISABLED: {
+        _T.ENABLE: _S.INIT,
+        _T.SHUTDOWN: _S.SHUTDOWN,
+    },
+    _S.SHUTDOWN: {},
+}
+
+_VERDICT_TRIGGER: Final[Mapping[_Verdict, _Trigger | None]] = {
+    _Verdict.PENDING: None,
+    _Verdict.HEALTHY: _T.HEALTHY,
+    _Verdict.DEGRADED: _T.DEGRADED,
+    _Verdict.BROKEN: _T.BROKEN,
+}
+
+
+class _Check:
+    """Mutable per-check state."""
+
+    __slots__ = (
+        "deadline",
+        "detail",
+        "failures",
+        "next_run",
+        "passes",
+        "run_id",
+        "since",
+        "spec",
+        "state",
+    )
+
+    def __init__(self, spec: CheckSpec, now: float) -> None:
+        self.spec = spec
+        self.state = CheckState.INIT
+        self.since = now
+        self.passes = 0
+        self.failures = 0
+        self.detail = ""
+        self.next_run = now
+        self.run_id: int | None = None
+        self.deadline = math.inf
+
+    def status(self) -> CheckStatus:
+        return CheckStatus(
+            name=self.spec.name,
+            severity=self.spec.severity,
+            state=self.state,
+            since=self.since,
+            passes=self.passes,
+            failures=self.failures,
+            detail=self.detail,
+            running=self.run_id is not None,
+        )
+
+
+class Announcer:
+    """The announcer's pure core. See the module docstring for the policy.
+
+    Every input takes ``now`` (seconds on a monotonic clock) and may queue events; drain them
+    with :meth:`next_event` after each input, then re-arm the timer at :meth:`next_timer`.
+    """
+
+    def __init__(self, *, config: CoreConfig, now: float) -> None:
+        _number(now, "now", minimum=-math.inf, strict=False)
+        self._config = config
+        self._now = float(now)
+        self._state = NodeState.INIT
+        self._since = self._now
+        self._checks = [_Check(spec, self._now) for spec in config.checks]
+        self._running: dict[int, _Check] = {}
+        self._next_run_id = 1
+        self._events: deque[Event] = deque()
+        self._drain_deadline: float | None = None
+        self._in_floor = False
+        self._ask_at: float | None = None  # next (re)ask while the floor is being asked
+        self._ask_outstanding = False
+        self._floor_held = False
+        self._session = False
+        self._input(self._now, None, "start")
+
+    # --- outputs -------------------------------------------------------------------------
+
+    def next_event(self) -> Event | None:
+        """The oldest queued event, or None."""
+        return self._events.popleft() if self._events else None
+
+    def next_timer(self) -> float | None:
+        """When :meth:`handle_timer` must be called next, or None (nothing scheduled)."""
+        if self._state is NodeState.SHUTDOWN:
+            return None
+        times = [c.deadline if c.run_id is not None else c.next_run for c in self._checks]
+        if self._ask_at is not None:
+            times.append(self._ask_at)
+        if self._drain_deadline is not None:
+            times.append(self._drain_deadline)
+        return min(times, default=None)
+
+    def desired(self) -> frozenset[Route]:
+        """The routes the node should announce now (independent of the BGP session)."""
+        config = self._config
+        if self._state is NodeState.SHUTDOWN:
+            return frozenset()
+        routes: set[Route] = set()
+        if config.node_prefix is not None:
+            routes.add(Route(config.node_prefix, config.next_hop))
+        if self._state is NodeState.UP:
+            routes.update(Route(vip, config.next_hop) for vip in config.vips)
+        elif self._state is NodeState.DRAINING:
+            routes.update(
+                Route(vip, config.next_hop, config.drain_med, (GRACEFUL_SHUTDOWN,))
+                for vip in config.vips
+            )
+        return frozenset(routes)
+
+    # --- metrics -------------------------------------------------------------------------
+
+    @property
+    def config(self) -> CoreConfig:
+        """The configuration the core was built with."""
+        return self._config
+
+    @property
+    def state(self) -> NodeState:
+        """The node state."""
+        return self._state
+
+    @property
+    def state_since(self) -> float:
+        """Time of the last node state change."""
+        return self._since
+
+    @property
+    def checks(self) -> tuple[CheckStatus, ...]:
+        """A snapshot of every check, in configuration order."""
+        return tuple(c.status() for c in self._checks)
+
+    @property
+    def floor_held(self) -> bool:
+        """Degraded, but kept announcing because the floor denied or did not answer."""
+        return self._floor_held
+
+    @property
+    def vips_announced(self) -> bool:
+        """The VIPs are in :meth:`desired` (plain or draining)."""
+        return bool(self._config.vips) and self._state in (NodeState.UP, NodeState.DRAINING)
+
+    @property
+    def session_established(self) -> bool:
+        """The last session event was ``session_up``."""
+        return self._session
+
+    # --- inputs --------------------------------------------------------------------------
+
+    def handle_timer(self, now: float) -> None:
+        """Process everything due at or before ``now``: check deadlines and runs, floor
+        retries, the drain timeout."""
+        now = self._tick(now)
+        if self._state is NodeState.SHUTDOWN:
+            return
+        for check in self._checks:
+            if check.run_id is not None and check.deadline <= now:
+                del self._running[check.run_id]
+                self._record(check, False, now, f"timed out after {check.spec.timeout:g}s")
+        for check in self._checks:
+            if check.run_id is None and check.next_run <= now:
+                check.run_id = self._next_run_id
+                self._next_run_id += 1
+                check.deadline = now + check.spec.timeout
+                self._running[check.run_id] = check
+                self._events.append(RunCheck(check.spec.name, check.run_id, check.deadline))
+        if self._ask_at is not None and self._ask_at <= now:
+            if self._ask_outstanding:
+                self._floor_held = True  # no answer in time counts as a denial
+            self._ask(now)
+        if self._drain_deadline is not None and self._drain_deadline <= now:
+            self._input(now, _T.DRAIN_TIMEOUT, "drain timeout")
+
+    def check_result(self, run_id: int, ok: bool, now: float, detail: str = "") -> bool:
+        """Report the result of run ``run_id``. Returns False (and changes nothing) when the run
+        is unknown, already timed out, or the core is shut down."""
+        now = self._tick(now)
+        check = self._running.pop(run_id, None)
+        if check is None:
+            return False
+        self._record(check, bool(ok), now, detail)
+        return True
+
+    def floor_answer(self, granted: bool, now: float) -> None:
+        """Answer the last :class:`AskFloor`. ``granted`` means the adapter has removed this
+        node from the pod's set; an answer nobody waits for is ignored, except that an
+        unneeded grant while the VIPs are announced re-joins the floor."""
+        now = self._tick(now)
+        if self._wants_release():
+            if granted:
+                self._input(now, _T.RELEASED, "degraded, floor granted")
+            else:
+                self._floor_held = True
+                self._ask_outstanding = False
+                self._ask_at = now + self._config.floor_retry
+        elif granted and self._in_floor:
+            self._events.append(JoinFloor())
+
+    def drain(self, now: float) -> None:
+        """Operator: announce the VIPs less preferred, withdraw them after ``drain_timeout``."""
+        self._input(self._tick(now), _T.DRAIN, "drain")
+
+    def undrain(self, now: float) -> None:
+        """Operator: end a drain; back to normal evaluation."""
+        self._input(self._tick(now), _T.UNDRAIN, "undrain")
+
+    def disable(self, now: float) -> None:
+        """Operator: withdraw the VIPs until ``enable``; the node /64 stays announced."""
+        self._input(self._tick(now), _T.DISABLE, "disable")
+
+    def enable(self, now: float) -> None:
+        """Operator: end a disable; back to normal evaluation."""
+        self._input(self._tick(now), _T.ENABLE, "enable")
+
+    def shutdown(self, now: float) -> None:
+        """Withdraw everything, for good: later inputs are ignored."""
+        self._input(self._tick(now), _T.SHUTDOWN, "shutdown")
+
+    def session_up(self, now: float) -> None:
+        """The BGP session is established: emits :class:`Resync`."""
+        self._tick(now)
+        if self._state is not NodeState.SHUTDOWN:
+            self._session = True
+            self._events.append(Resync())
+
+    def session_down(self, now: float) -> None:
+        """The BGP session went down. Desired routes do not change."""
+        self._tick(now)
+        self._session = False
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _tick(self, now: float) -> float:
+        _number(now, "now", minimum=-math.inf, strict=False)
+        self._now = max(self._now, float(now))
+        return self._now
+
+    def _verdict(self) -> tuple[_Verdict, str]:
+        def failing(severity: Severity) -> list[str]:
+            return [
+                c.spec.name
+                for c in self._checks
+                if c.spec.severity is severity and c.state is CheckState.FAILING
+            ]
+
+        if broken := failing(Severity.BROKEN):
+            return _Verdict.BROKEN, f"broken check failing: {', '.join(broken)}"
+        if any(c.state is CheckState.INIT for c in self._checks):
+            return _Verdict.PENDING, "checks pending"
+        if degraded := failing(Severity.DEGRADED):
+            return _Verdict.DEGRADED, f"degraded check failing: {', '.join(degraded)}"
+        return _Verdict.HEALTHY, "checks passing" if self._checks else "no checks"
+
+    def _floor_active(self) -> bool:
+        return self._config.floor > 0 and bool(self._config.vips)
+
+    def _wants_release(self) -> bool:
+        return (
+            self._state is NodeState.UP
+            and self._floor_active()
+            and self._verdict()[0] is _Verdict.DEGRADED
+        )
+
+    def _record(self, check: _Check, ok: bool, now: float, detail: str) -> None:
+        check.run_id = None
+        check.deadline = math.inf
+        check.detail = detail
+        if ok:
+            check.passes += 1
+            check.failures = 0
+        else:
+            check.failures += 1
+            check.passes = 0
+        towards = _CHECK_TRANSITIONS[check.state, ok]
+        transitioning = False
+        if towards is not None:
+            spec = check.spec
+            needed = spec.rise if towards is CheckState.PASSING else spec.fall
+            if (check.passes if ok else check.failures) >= needed:
+                old, check.state, check.since = check.state, towards, now
+                self._events.append(CheckChanged(spec.name, old, towards, now, detail))
+            else:
+                transitioning = True
+        spec = check.spec
+        check.next_run = now + (spec.fast_interval if transitioning else spec.interval)
+        self._input(now, None, "")
+
+    def _input(self, now: float, trigger: _Trigger | None, reason: str) -> None:
+        """Apply ``trigger`` (None: health news only), settle on health, emit the effects."""
+        old = self._state
+        reasons = [reason] if reason else []
+        if trigger is not None:
+            new = _NODE_TRANSITIONS[old].get(trigger)
+            if new is None:
+                return
+            self._state = new
+        for _ in range(len(_NODE_TRANSITIONS)):  # bounded: the table has no health cycles
+            verdict, why = self._verdict()
+            health = _VERDICT_TRIGGER[verdict]
+            if (
+                self._state is NodeState.UP
+                and verdict is _Verdict.DEGRADED
+                and not self._floor_active()
+            ):
+                health, why = _T.RELEASED, f"{why}, no floor"
+            new = _NODE_TRANSITIONS[self._state].get(health) if health is not None else None
+            if new is None:
+                break
+            self._state = new
+            reasons.append(why)
+        if self._state is not old:
+            self._since = now
+        if self._state is NodeState.DRAINING:
+            if old is not NodeState.DRAINING:
+                self._drain_deadline = now + self._config.drain_timeout
+        else:
+            self._drain_deadline = None
+        if self._state is NodeState.SHUTDOWN:
+            self._running.clear()
+            for check in self._checks:
+                check.run_id = None
+        announcing = self.vips_announced
+        if announcing != self._in_floor:
+            self._in_floor = announcing
+            self._events.append(JoinFloor() if announcing else LeaveFloor())
+        if not self._wants_release():
+            self._ask_at = None
+            self._ask_outstanding = False
+            self._floor_held = False
+        elif self._ask_at is None:
+            self._ask(now)
+        if self._state is not old:
+            self._events.append(StateChanged(old, self._state, "; ".join(reasons), now))
+
+    def _ask(self, now: float) -> None:
+        self._events.append(AskFloor())
+        self._ask_outstanding = True
+        self._ask_at = now + self._config.floor_retry

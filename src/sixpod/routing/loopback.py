@@ -1,0 +1,86 @@
+"""Keep the VIPs on the node's loopback, through netlink (pyroute2, asyncio API).
+
+Only the given host addresses are added or removed; nothing else on the interface is touched.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Iterable
+from ipaddress import IPv4Address, IPv6Address, ip_address
+
+from pyroute2 import AsyncIPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+IFA_F_NODAD = 0x02
+IP = IPv4Address | IPv6Address
+
+
+class LoopbackError(Exception):
+    """Netlink refused to change the loopback."""
+
+
+def _plen(ip: IP) -> int:
+    return 32 if ip.version == 4 else 128
+
+
+async def _index(ipr: AsyncIPRoute, ifname: str) -> int:
+    found = await ipr.link_lookup(ifname=ifname)
+    if not found:
+        raise LoopbackError(f"no interface {ifname!r}")
+    return int(found[0])
+
+
+async def present(ifname: str) -> set[IP]:
+    """Host addresses (/32, /128) on ``ifname``."""
+    try:
+        async with AsyncIPRoute() as ipr:
+            idx = await _index(ipr, ifname)
+            out: set[IP] = set()
+            async for msg in await ipr.get_addr(index=idx):
+                ip = ip_address(msg.get_attr("IFA_ADDRESS"))
+                if msg["prefixlen"] == _plen(ip):
+                    out.add(ip)
+            return out
+    except (NetlinkError, OSError) as e:
+        raise LoopbackError(f"reading addresses of {ifname}: {e}") from None
+
+
+async def ensure(ifname: str, vips: Iterable[IP]) -> int:
+    """Add every VIP missing from ``ifname`` (and set it up); returns how many were added."""
+    added = 0
+    try:
+        async with AsyncIPRoute() as ipr:
+            idx = await _index(ipr, ifname)
+            await ipr.link("set", index=idx, state="up")
+            for ip in vips:
+                flags = IFA_F_NODAD if ip.version == 6 else 0
+                try:
+                    await ipr.addr(
+                        "add", index=idx, address=str(ip), prefixlen=_plen(ip), flags=flags
+                    )
+                    added += 1
+                except NetlinkError as e:
+                    if e.code != errno.EEXIST:
+                        raise
+    except (NetlinkError, OSError) as e:
+        raise LoopbackError(f"adding VIPs to {ifname}: {e}") from None
+    return added
+
+
+async def remove(ifname: str, vips: Iterable[IP]) -> int:
+    """Remove the given VIPs from ``ifname`` (absent ones are fine); returns how many."""
+    removed = 0
+    try:
+        async with AsyncIPRoute() as ipr:
+            idx = await _index(ipr, ifname)
+            for ip in vips:
+                try:
+                    await ipr.addr("del", index=idx, address=str(ip), prefixlen=_plen(ip))
+                    removed += 1
+                except NetlinkError as e:
+                    if e.code not in (errno.EADDRNOTAVAIL, errno.ENOENT, errno.ESRCH):
+                        raise
+    except (NetlinkError, OSError) as e:
+        raise LoopbackError(f"removing VIPs from {ifname}: {e}") from None
+    return removed

@@ -1,0 +1,93 @@
+"""Prometheus metrics of the announcer: check and node states, routes, session, transitions."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Gauge, start_http_server
+
+from sixpod import addr
+from sixpod.routing.events import CheckState, NodeState
+from sixpod.routing.health import Announcer
+from sixpod.routing.sync import RouteSync
+
+
+class AnnouncerMetrics:
+    def __init__(self, node: str) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.node_state = Gauge(
+            "sixpod_announcer_state", "1 for the node's current state", ["state"], registry=r
+        )
+        self.state_since = Gauge(
+            "sixpod_announcer_state_since_seconds",
+            "monotonic time of the last node state transition",
+            registry=r,
+        )
+        self.check_state = Gauge(
+            "sixpod_announcer_check_state",
+            "1 for each check's state",
+            ["check", "state"],
+            registry=r,
+        )
+        self.check_since = Gauge(
+            "sixpod_announcer_check_since_seconds",
+            "monotonic time of each check's last transition",
+            ["check"],
+            registry=r,
+        )
+        self.routes = Gauge(
+            "sixpod_announcer_routes_announced",
+            "routes acknowledged by ExaBGP",
+            ["family"],
+            registry=r,
+        )
+        self.pending = Gauge(
+            "sixpod_announcer_routes_pending", "route operations awaiting ExaBGP", registry=r
+        )
+        self.session_up = Gauge(
+            "sixpod_announcer_session_up", "1 while the BGP session is established", registry=r
+        )
+        self.floor_held = Gauge(
+            "sixpod_announcer_floor_held",
+            "1 while the pod-wide floor keeps the VIPs announced despite failing checks",
+            registry=r,
+        )
+        self.info = Gauge("sixpod_announcer_info", "the node", ["node"], registry=r)
+        self.info.labels(node=node).set(1)
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    def session(self, *, up: bool) -> None:
+        self.session_up.set(1 if up else 0)
+
+    def update(self, core: Announcer, sync: RouteSync) -> None:
+        for node_state in NodeState:
+            self.node_state.labels(state=node_state.value).set(int(core.state is node_state))
+        self.state_since.set(core.state_since)
+        for check in core.checks:
+            for state in CheckState:
+                self.check_state.labels(check=check.name, state=state.value).set(
+                    1 if check.state is state else 0
+                )
+            self.check_since.labels(check=check.name).set(check.since)
+        routes = sync.announced
+        for family, version in (("ipv4", 4), ("ipv6", 6)):
+            self.routes.labels(family=family).set(
+                sum(1 for r in routes if r.prefix.version == version)
+            )
+        self.pending.set(len(sync.pending))
+        self.floor_held.set(1 if core.floor_held else 0)
+
+    def serve(self, endpoint: addr.Endpoint) -> None:
+        """Serve ``/metrics`` on ``endpoint`` (IPv6 or IPv4) in a background thread."""
+        self._server, self._thread = start_http_server(
+            endpoint.port, addr=addr.format_ip(endpoint.ip), registry=self.registry
+        )
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

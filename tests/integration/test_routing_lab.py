@@ -1,0 +1,244 @@
+"""Routing against real BGP: FRR on the ToR, ExaBGP + sixpod announcer on nodes, in namespaces."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from labfixture import SIXPOD, lab_pod
+
+from sixpod.lab.netns import LabError, wait_for
+from sixpod.lab.pod import LabPod
+
+pytestmark = pytest.mark.integration
+
+V4 = ["203.0.113.0", "203.0.113.1", "203.0.113.2", "203.0.113.3"]
+V6 = ["2001:db8:2fe::1", "2001:db8:2fe::2", "2001:db8:2fe::3", "2001:db8:2fe::4"]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabPod]:
+    with lab_pod(tmp_path_factory.mktemp("lab")) as pod:
+        pod.wait_ready("r1")
+        edges = {pod.nodes["edge1"].address, pod.nodes["edge2"].address}
+        for vip in (*V4, *V6):
+            pod.wait_routes("r1", vip, edges, timeout=60)
+        yield pod
+
+
+def edges(lab: LabPod) -> set[str]:
+    return {lab.nodes["edge1"].address, lab.nodes["edge2"].address}
+
+
+def node_cli(lab: LabPod, verb: str, node: str) -> None:
+    subprocess.run(
+        [SIXPOD, "node", verb, "--config", str(lab.nodes[node].config)],
+        check=True,
+        capture_output=True,
+    )
+
+
+def bgp_paths(lab: LabPod, vip: str) -> dict[str, dict[str, object]]:
+    fam = "ipv4" if "." in vip else "ipv6"
+    plen = 32 if fam == "ipv4" else 128
+    data = lab.tors["r1"].frr.json(f"show bgp {fam} unicast {vip}/{plen} json")
+    return {p["nexthops"][0]["ip"]: p for p in data.get("paths", [])}
+
+
+def test_sessions_and_ecmp_for_every_vip(lab: LabPod) -> None:
+    nodes = {n.address for n in lab.nodes.values()}
+    assert lab.established("r1") == nodes
+    for vip in (*V4, *V6):
+        assert lab.routes("r1", vip) == edges(lab)  # IPv6 next hops for IPv4 VIPs too
+    for node in lab.nodes.values():
+        prefix = node.doc["prefix"]
+        data = lab.tors["r1"].frr.json(f"show ipv6 route {prefix} json")
+        [entry] = data[prefix]
+        assert entry["protocol"] == "bgp"
+        assert [nh["ip"] for nh in entry["nexthops"]] == [node.address]
+    kernel = lab.exec(lab.tors["r1"].ns, "ip", "-j", "route", "show", "203.0.113.0/32")
+    [route] = json.loads(kernel)
+    assert "nhid" in route
+
+
+def test_ipv4_and_ipv6_vips_reachable_from_client(lab: LabPod) -> None:
+    assert lab.whoami("203.0.113.0") in {"edge1", "edge2"}
+    assert lab.whoami("2001:db8:2fe::3") in {"edge1", "edge2"}
+
+
+def test_internal_node_announces_only_its_prefix(lab: LabPod) -> None:
+    app1 = lab.nodes["app1"]
+    for vip in (*V4, *V6):
+        assert app1.address not in lab.routes("r1", vip)
+
+
+def test_failing_check_withdraws_then_rise_restores(lab: LabPod) -> None:
+    edge1 = lab.nodes["edge1"]
+    other = {lab.nodes["edge2"].address}
+    edge1.healthy(False)
+    try:
+        for vip in (V4[0], V6[0]):
+            lab.wait_routes("r1", vip, other, timeout=10)
+        assert lab.whoami(V4[1]) == "edge2"
+    finally:
+        edge1.healthy(True)
+    for vip in (V4[0], V6[0]):
+        lab.wait_routes("r1", vip, edges(lab), timeout=10)
+
+
+def test_drain_is_two_steps(lab: LabPod) -> None:
+    edge1 = lab.nodes["edge1"].address
+    node_cli(lab, "drain", "edge1")
+    try:
+        # Step one: still announced, with MED and GRACEFUL_SHUTDOWN, out of the ECMP set.
+        lab.wait_routes("r1", V4[0], {lab.nodes["edge2"].address}, timeout=10)
+        path = bgp_paths(lab, V4[0]).get(edge1)
+        assert path is not None, "step one must keep the route, less preferred"
+        assert path["locPrf"] == 0
+        assert path["metric"] == 1000
+        assert path["community"]["list"] == ["gracefulShutdown"]  # type: ignore[index]
+        # Step two: withdrawn after the drain timeout.
+        wait_for(lambda: edge1 not in bgp_paths(lab, V4[0]), timeout=10, what="withdrawal")
+        assert edge1 not in bgp_paths(lab, V6[0])
+    finally:
+        node_cli(lab, "undrain", "edge1")
+    lab.wait_routes("r1", V4[0], edges(lab), timeout=10)
+
+
+def test_disable_withdraws_vips_but_keeps_node_prefix(lab: LabPod) -> None:
+    node_cli(lab, "disable", "edge2")
+    try:
+        lab.wait_routes("r1", V6[1], {lab.nodes["edge1"].address}, timeout=10)
+        prefix = lab.nodes["edge2"].doc["prefix"]
+        assert prefix in lab.tors["r1"].frr.json(f"show ipv6 route {prefix} json")
+    finally:
+        node_cli(lab, "enable", "edge2")
+    lab.wait_routes("r1", V6[1], edges(lab), timeout=10)
+
+
+def test_tor_filters_what_a_node_may_not_announce(lab: LabPod) -> None:
+    """edge1 claims edge2's /64 and a prefix outside the pod: the ToR accepts neither."""
+    edge1 = lab.nodes["edge1"]
+    original = edge1.config.read_text()
+    rogue = json.loads(original)
+    rogue["node_prefix"] = lab.nodes["edge2"].doc["prefix"]
+    rogue["vips"] = [*rogue["vips"], "198.51.100.77", "2001:db8:9999::1"]
+    assert edge1.exabgp is not None
+    lab.box.stop(edge1.exabgp)
+    edge1.config.write_text(json.dumps(rogue))
+    try:
+        lab.start_exabgp(edge1)
+        ribin = f"show bgp ipv6 unicast neighbors {edge1.address} received-routes json"
+
+        def received() -> set[str]:
+            return set(lab.tors["r1"].frr.json(ribin).get("receivedRoutes", {}))
+
+        wait_for(lambda: "2001:db8:9999::1/128" in received(), timeout=30, what="rogue routes")
+        assert lab.nodes["edge2"].doc["prefix"] in received()
+        rib = lab.tors["r1"].frr.json("show bgp ipv6 unicast json")["routes"]
+        assert "2001:db8:9999::1/128" not in rib
+        [path] = rib[lab.nodes["edge2"].doc["prefix"]]
+        assert path["nexthops"][0]["ip"] == lab.nodes["edge2"].address
+        v4 = lab.tors["r1"].frr.json("show bgp ipv4 unicast json")["routes"]
+        assert "198.51.100.77/32" not in v4
+    finally:
+        lab.box.stop(edge1.exabgp)
+        edge1.config.write_text(original)
+        lab.start_exabgp(edge1)
+    lab.wait_routes("r1", V4[0], edges(lab), timeout=30)
+
+
+def test_killed_announcer_leaves_nothing_announced(lab: LabPod) -> None:
+    """ExaBGP stops when its API process dies: every route of the node goes with the session.
+
+    A supervisor (systemd, here the lab) starts ExaBGP again; the VIPs return only once the
+    fresh announcer's checks pass.
+    """
+    edge2 = lab.nodes["edge2"]
+    assert edge2.exabgp is not None
+    pids = subprocess.run(
+        ["pgrep", "-P", str(edge2.exabgp.pid)], capture_output=True, text=True, check=False
+    ).stdout.split()
+    assert pids, "the announcer runs as ExaBGP's child"
+    for pid in pids:
+        os.kill(int(pid), signal.SIGKILL)
+    lab.wait_routes("r1", V4[2], {lab.nodes["edge1"].address}, timeout=20)
+    prefix = edge2.doc["prefix"]
+    wait_for(
+        lambda: prefix not in lab.tors["r1"].frr.json(f"show ipv6 route {prefix} json"),
+        timeout=10,
+        what="the node /64 to leave with the session",
+    )
+    lab.box.stop(edge2.exabgp)  # what remains of the stopping ExaBGP
+    lab.start_exabgp(edge2)
+    lab.wait_routes("r1", V4[2], edges(lab), timeout=30)
+
+
+def test_teardown_leaves_nothing(tmp_path: Path) -> None:
+    with lab_pod(tmp_path) as pod:
+        prefix = pod.prefix
+        pids = [p.pid for p in pod.box.processes]
+        assert pids
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert not list(Path("/etc/netns").glob(f"{prefix}*"))
+    with pytest.raises(LabError):
+        pod.exec(pod.client_ns, "true")
+
+
+@pytest.fixture
+def fresh(tmp_path: Path) -> Iterator[LabPod]:
+    with lab_pod(tmp_path) as pod:
+        pod.wait_ready("r1")
+        for vip in (V4[0], V6[0]):
+            pod.wait_routes("r1", vip, edges(pod), timeout=60)
+        yield pod
+
+
+def test_link_down_leaves_ecmp_fast(fresh: LabPod) -> None:
+    t0 = time.monotonic()
+    fresh.box.ip(fresh.nodes["edge1"].ns, "link set eth0 down")
+    fresh.wait_routes("r1", V4[0], {fresh.nodes["edge2"].address}, timeout=5)
+    assert time.monotonic() - t0 < 5
+
+
+def test_dead_node_leaves_ecmp_through_bfd(fresh: LabPod) -> None:
+    """All node processes stopped with SIGKILL, no TCP close: BFD notices, not the hold timer."""
+    edge1 = fresh.nodes["edge1"]
+    # A silent death: drop everything the node sends, then kill its processes.
+    drop = "add table inet sx; add chain inet sx out { type filter hook output priority 0; "
+    drop += "policy drop; }"
+    fresh.exec(edge1.ns, "nft", drop)
+    t0 = time.monotonic()
+    fresh.wait_routes("r1", V4[0], {fresh.nodes["edge2"].address}, timeout=8)
+    elapsed = time.monotonic() - t0
+    assert elapsed < 3, (
+        f"BFD should remove the node well before the 9 s hold time ({elapsed:.2f} s)"
+    )
+    peer = fresh.tors["r1"].frr.json("show bfd peers json")
+    down = [p for p in peer if p.get("peer") == edge1.address]
+    assert down
+    assert down[0]["status"] == "down"
+
+
+def test_hung_exabgp_is_caught_by_hold_timer(fresh: LabPod) -> None:
+    edge1 = fresh.nodes["edge1"]
+    assert edge1.exabgp is not None
+    os.kill(edge1.exabgp.pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        # BFD stays up (bfdd is alive), so only the 9 s hold timer can catch this.
+        time.sleep(3)
+        assert edge1.address in fresh.routes("r1", V4[0])
+        fresh.wait_routes("r1", V4[0], {fresh.nodes["edge2"].address}, timeout=15)
+        elapsed = time.monotonic() - t0
+        assert elapsed > 5
+    finally:
+        os.kill(edge1.exabgp.pid, signal.SIGCONT)

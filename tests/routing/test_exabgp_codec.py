@@ -1,0 +1,96 @@
+"""ExaBGP text API codec: commands out, acks and JSON events in (lines captured from 5.0.15)."""
+
+from __future__ import annotations
+
+import contextlib
+from ipaddress import IPv6Address, ip_network
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sixpod.routing.events import GRACEFUL_SHUTDOWN, Announce, Route, Withdraw
+from sixpod.routing.exabgp import (
+    Acked,
+    ExaBGPCodec,
+    ExaBGPProtocolError,
+    SessionDown,
+    SessionUp,
+    Shutdown,
+    command,
+)
+
+NH = IPv6Address("2001:db8:2ff::2")
+UP = (
+    '{ "exabgp": "5.0.0", "time": 1795691137.0, "host" : "vm", "pid" : 9637, "ppid" : 9601, '
+    '"counter": 5, "type": "state", "neighbor": { "address": { "local": "2001:db8:2ff::2", '
+    '"peer": "2001:db8:2ff::1" }, "asn": { "local": 64512, "peer": 64513 }, '
+    '"router-id": "2.255.0.0" , "state": "up" } }'
+)
+DOWN = UP.replace('"state": "up"', '"state": "down", "reason": "closing connection"')
+CONNECTED = UP.replace('"state": "up"', '"state": "connected"')
+SHUTDOWN = (
+    '{ "exabgp": "5.0.0", "time": 1795691090.8, "host" : "vm", "pid" : 7964, "ppid" : 7929, '
+    '"type": "notification", "notification": "shutdown" }'
+)
+
+
+def route(prefix: str, **kw: object) -> Route:
+    return Route(ip_network(prefix), NH, **kw)  # type: ignore[arg-type]
+
+
+def test_commands() -> None:
+    assert (
+        command(Announce(route("203.0.113.0/32")))
+        == "announce route 203.0.113.0/32 next-hop 2001:db8:2ff::2"
+    )
+    assert (
+        command(Announce(route("2001:db8:2fe::1/128", med=1000, communities=(GRACEFUL_SHUTDOWN,))))
+        == "announce route 2001:db8:2fe::1/128 next-hop 2001:db8:2ff::2 med 1000 "
+        "community [ 65535:0 ]"
+    )
+    assert (
+        command(Withdraw(route("2001:db8:200:1::/64", med=5)))
+        == "withdraw route 2001:db8:200:1::/64 next-hop 2001:db8:2ff::2"
+    )
+
+
+def test_acks_in_order_and_events_interleaved() -> None:
+    codec = ExaBGPCodec()
+    a, b = Announce(route("203.0.113.0/32")), Withdraw(route("203.0.113.1/32"))
+    assert codec.send(a).endswith(b"\n")
+    codec.send(b)
+    assert codec.receive_line(CONNECTED + "\n") is None
+    assert codec.receive_line("done\n") == Acked(a, True)
+    assert codec.receive_line(UP) == SessionUp("2001:db8:2ff::1")
+    assert codec.receive_line("error") == Acked(b, False)
+    assert codec.receive_line(DOWN) == SessionDown("2001:db8:2ff::1", "closing connection")
+    assert codec.receive_line(SHUTDOWN) == Shutdown()
+    assert codec.in_flight == 0
+
+
+def test_ack_with_nothing_in_flight() -> None:
+    with pytest.raises(ExaBGPProtocolError, match="nothing in flight"):
+        ExaBGPCodec().receive_line("done")
+
+
+@pytest.mark.parametrize(
+    "line", ["bogus", "{not json", "[1, 2", '{"type": "state", "neighbor": "x"}']
+)
+def test_garbage_is_ignored_or_our_error(line: str) -> None:
+    with contextlib.suppress(ExaBGPProtocolError):
+        assert ExaBGPCodec().receive_line(line) is None
+
+
+@given(st.text())
+def test_arbitrary_lines_raise_only_our_error(line: str) -> None:
+    with contextlib.suppress(ExaBGPProtocolError):
+        ExaBGPCodec().receive_line(line)
+
+
+def test_reset_returns_unacked() -> None:
+    codec = ExaBGPCodec()
+    a = Announce(route("203.0.113.0/32"))
+    codec.send(a)
+    assert codec.reset() == [a]
+    assert codec.in_flight == 0
