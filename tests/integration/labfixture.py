@@ -16,9 +16,11 @@ ROOT = Path(__file__).resolve().parents[2]
 SIXPOD = str(Path(sys.executable).with_name("sixpod"))
 
 
-def render_small(dest: Path) -> Path:
+def render_small(dest: Path, *, all_edge: bool = False) -> Path:
+    """Render examples/small.yaml (with ``all_edge``, app1 becomes a third edge node)."""
     pod = dest / "small.yaml"
-    shutil.copy(ROOT / "examples" / "small.yaml", pod)
+    text = (ROOT / "examples" / "small.yaml").read_text()
+    pod.write_text(text.replace("role: internal", "role: edge") if all_edge else text)
     shutil.copy(ROOT / "examples" / "small.lock", dest / "small.lock")
     out = dest / "rendered"
     subprocess.run([SIXPOD, "render", str(pod), "--out", str(out)], check=True, capture_output=True)
@@ -26,8 +28,8 @@ def render_small(dest: Path) -> Path:
 
 
 @contextmanager
-def lab_pod(workdir: Path, **options: object) -> Iterator[LabPod]:
-    rendered = render_small(workdir)
+def lab_pod(workdir: Path, *, all_edge: bool = False, **options: object) -> Iterator[LabPod]:
+    rendered = render_small(workdir, all_edge=all_edge)
     pod = LabPod(rendered=rendered, workdir=workdir / "lab", **options)  # type: ignore[arg-type]
     try:
         pod.up()

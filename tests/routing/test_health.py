@@ -120,6 +120,9 @@ class Driver:
         self.results.update(results)
         return self.until(self.now + 60)
 
+    def state(self) -> NodeState:
+        return self.a.state
+
     def do(self, verb: str, *args: Any) -> list[Event]:
         getattr(self.a, verb)(*args, self.now)
         return self.pump()
@@ -144,7 +147,7 @@ class Driver:
         ("severity", "fatal"),
     ],
 )
-def test_check_spec_rejects_bad_field(field: str, value: object) -> None:
+def test_check_spec_rejects_bad_field(field: str, value: Any) -> None:
     with pytest.raises(ValueError, match=field):
         spec(**{field: value})
 
@@ -169,7 +172,7 @@ def test_check_spec_converts_severity_string() -> None:
         ("floor_retry", 0),
     ],
 )
-def test_core_config_rejects_bad_field(field: str, value: object) -> None:
+def test_core_config_rejects_bad_field(field: str, value: Any) -> None:
     with pytest.raises(ValueError, match=field):
         config(**{field: value})
 
@@ -312,14 +315,14 @@ def test_time_never_runs_backwards() -> None:
 
 def test_init_announces_node_prefix_but_not_vips() -> None:
     d = Driver(config(spec("a", rise=2), spec("b", rise=5)))
-    assert d.a.state is NodeState.INIT
+    assert d.state() is NodeState.INIT
     assert d.a.desired() == {NODE_ROUTE}
     d.until(d.now + 1.0)  # a is PASSING, b still INIT
     assert status(d.a, "a").state is CheckState.PASSING
-    assert d.a.state is NodeState.INIT
+    assert d.state() is NodeState.INIT
     assert d.a.desired() == {NODE_ROUTE}
     out = d.settle()
-    assert d.a.state is NodeState.UP
+    assert d.state() is NodeState.UP
     assert d.a.desired() == {NODE_ROUTE} | VIP_ROUTES
     assert kinds(e for e in out if not isinstance(e, RunCheck | CheckChanged)) == [
         "JoinFloor",
@@ -341,9 +344,9 @@ def test_no_checks_means_up_at_once() -> None:
 def test_vips_follow_health_and_node_prefix_stays() -> None:
     d = Driver(config(spec(severity="broken")))
     d.settle()
-    assert d.a.state is NodeState.UP
+    assert d.state() is NodeState.UP
     out = d.settle(http=False)
-    assert d.a.state is NodeState.DOWN
+    assert d.state() is NodeState.DOWN
     assert d.a.desired() == {NODE_ROUTE}
     assert LeaveFloor() in out
     assert AskFloor() not in out
@@ -351,7 +354,7 @@ def test_vips_follow_health_and_node_prefix_stays() -> None:
     assert [(e.old, e.new) for e in changed] == [(NodeState.UP, NodeState.DOWN)]
     assert "http" in changed[0].reason
     out = d.settle(http=True)
-    assert d.a.state is NodeState.UP
+    assert d.state() is NodeState.UP
     assert JoinFloor() in out
     assert d.a.desired() == {NODE_ROUTE} | VIP_ROUTES
 
@@ -359,10 +362,10 @@ def test_vips_follow_health_and_node_prefix_stays() -> None:
 def test_non_edge_node_announces_only_its_prefix_and_never_uses_the_floor() -> None:
     d = Driver(config(spec(severity="degraded"), vips=(), floor=3))
     d.settle()
-    assert d.a.state is NodeState.UP
+    assert d.state() is NodeState.UP
     assert d.a.desired() == {NODE_ROUTE}
     d.settle(http=False)
-    assert d.a.state is NodeState.DOWN
+    assert d.state() is NodeState.DOWN
     assert not [e for e in d.log if isinstance(e, AskFloor | JoinFloor | LeaveFloor)]
 
 
@@ -376,7 +379,7 @@ def test_broken_check_never_asks_the_floor() -> None:
     d = Driver(config(spec("core", severity="broken"), spec("lag", severity="degraded"), floor=2))
     d.settle()
     out = d.settle(core=False)
-    assert d.a.state is NodeState.DOWN
+    assert d.state() is NodeState.DOWN
     assert AskFloor() not in out
     assert d.a.desired() == {NODE_ROUTE}
 
@@ -387,14 +390,14 @@ def test_broken_check_never_asks_the_floor() -> None:
 def degraded_up(floor: int = 2) -> Driver:
     d = Driver(config(spec("core"), spec("lag", severity="degraded"), floor=floor))
     d.settle()
-    assert d.a.state is NodeState.UP
+    assert d.state() is NodeState.UP
     return d
 
 
 def test_degraded_with_floor_zero_withdraws_at_once() -> None:
     d = degraded_up(floor=0)
     out = d.settle(lag=False)
-    assert d.a.state is NodeState.DOWN
+    assert d.state() is NodeState.DOWN
     assert AskFloor() not in out
     assert LeaveFloor() in out
     assert d.a.desired() == {NODE_ROUTE}
@@ -405,17 +408,18 @@ def test_degraded_asks_floor_and_withdraws_when_granted() -> None:
     d.results["lag"] = False
     out = d.until(d.now + 5.0)  # fall=3 at the fast interval; the ask is not yet retried
     assert out.count(AskFloor()) == 1
-    assert d.a.state is NodeState.UP  # keeps announcing while asking
+    assert d.state() is NodeState.UP  # keeps announcing while asking
     assert d.a.desired() == {NODE_ROUTE} | VIP_ROUTES
     assert d.a.floor_held is False  # asked, not answered yet
     out = d.do("floor_answer", True)
-    assert d.a.state is NodeState.DOWN
+    assert d.state() is NodeState.DOWN
     assert d.a.desired() == {NODE_ROUTE}
     assert kinds(out) == ["LeaveFloor", "StateChanged"]
-    assert "floor granted" in out[-1].reason  # type: ignore[union-attr]
+    assert isinstance(out[-1], StateChanged)
+    assert "floor granted" in out[-1].reason
     assert d.a.floor_held is False
     out = d.settle(lag=True)
-    assert d.a.state is NodeState.UP
+    assert d.state() is NodeState.UP
     assert JoinFloor() in out
 
 
@@ -428,7 +432,7 @@ def test_degraded_floor_denied_holds_and_asks_again() -> None:
     assert d.a.floor_held is False  # asked, not answered yet
     d.do("floor_answer", False)
     assert d.a.floor_held is True
-    assert d.a.state is NodeState.UP
+    assert d.state() is NodeState.UP
     assert d.a.desired() == {NODE_ROUTE} | VIP_ROUTES
     denied_at = d.now
     out = d.until(denied_at + 4.9)
@@ -436,7 +440,7 @@ def test_degraded_floor_denied_holds_and_asks_again() -> None:
     out = d.until(denied_at + 5.0)
     assert out.count(AskFloor()) == 1
     d.do("floor_answer", True)
-    assert d.a.state is NodeState.DOWN
+    assert d.state() is NodeState.DOWN
     assert d.a.floor_held is False
 
 
@@ -450,7 +454,7 @@ def test_unanswered_ask_counts_as_denied_and_is_repeated() -> None:
     out = d.until(d.now + 3.0)
     assert AskFloor() in out
     assert d.a.floor_held is True
-    assert d.a.state is NodeState.UP
+    assert d.state() is NodeState.UP
 
 
 def test_recovery_while_asking_cancels_and_a_late_grant_rejoins() -> None:
@@ -460,26 +464,26 @@ def test_recovery_while_asking_cancels_and_a_late_grant_rejoins() -> None:
     assert d.a.floor_held
     d.settle(lag=True)
     assert d.a.floor_held is False
-    assert d.a.state is NodeState.UP
+    assert d.state() is NodeState.UP
     before = d.until(d.now + 60)
     assert AskFloor() not in before
     out = d.do("floor_answer", True)  # the adapter removed us: re-register
     assert out == [JoinFloor()]
-    assert d.a.state is NodeState.UP
+    assert d.state() is NodeState.UP
     assert d.do("floor_answer", False) == []
 
 
 def test_grant_while_withdrawn_is_ignored() -> None:
     d = degraded_up()
     d.settle(core=False)
-    assert d.a.state is NodeState.DOWN
+    assert d.state() is NodeState.DOWN
     assert d.do("floor_answer", True) == []
 
 
 def test_degraded_at_start_does_not_announce_nor_ask() -> None:
     d = Driver(config(spec("lag", severity="degraded"), floor=2))
     out = d.settle(lag=False)
-    assert d.a.state is NodeState.DOWN
+    assert d.state() is NodeState.DOWN
     assert not [e for e in out if isinstance(e, AskFloor | JoinFloor)]
     assert d.a.desired() == {NODE_ROUTE}
 
@@ -489,7 +493,7 @@ def test_broken_while_floor_held_withdraws_and_stops_asking() -> None:
     d.settle(lag=False)
     d.do("floor_answer", False)
     out = d.settle(core=False)
-    assert d.a.state is NodeState.DOWN
+    assert d.state() is NodeState.DOWN
     assert d.a.floor_held is False
     assert AskFloor() not in out
 
@@ -502,20 +506,20 @@ def test_drain_is_two_steps_and_node_prefix_is_not_drained() -> None:
     d.settle()
     t0 = d.now
     out = d.do("drain")
-    assert d.a.state is NodeState.DRAINING
+    assert d.state() is NodeState.DRAINING
     assert kinds(out) == ["StateChanged"]  # still announced: no LeaveFloor yet
     assert d.a.desired() == {NODE_ROUTE} | DRAIN_ROUTES
     due = d.a.next_timer()
     assert due is not None
     assert due <= t0 + 30.0
     d.until(t0 + 29.9)
-    assert d.a.state is NodeState.DRAINING
+    assert d.state() is NodeState.DRAINING
     out = d.until(t0 + 30.0)
-    assert d.a.state is NodeState.DRAINED
+    assert d.state() is NodeState.DRAINED
     assert d.a.desired() == {NODE_ROUTE}
     assert LeaveFloor() in out
     d.settle()
-    assert d.a.state is NodeState.DRAINED  # health does not end a drain
+    assert d.state() is NodeState.DRAINED  # health does not end a drain
 
 
 def test_undrain_while_draining_restores_without_floor_events() -> None:
@@ -523,11 +527,11 @@ def test_undrain_while_draining_restores_without_floor_events() -> None:
     d.settle()
     d.do("drain")
     out = d.do("undrain")
-    assert d.a.state is NodeState.UP
+    assert d.state() is NodeState.UP
     assert kinds(out) == ["StateChanged"]
     assert d.a.desired() == {NODE_ROUTE} | VIP_ROUTES
     d.until(d.now + 60)
-    assert d.a.state is NodeState.UP  # drain timer cancelled
+    assert d.state() is NodeState.UP  # drain timer cancelled
 
 
 def test_undrain_after_drained_rejoins() -> None:
@@ -535,9 +539,9 @@ def test_undrain_after_drained_rejoins() -> None:
     d.settle()
     d.do("drain")
     d.until(d.now)
-    assert d.a.state is NodeState.DRAINED
+    assert d.state() is NodeState.DRAINED
     out = d.do("undrain")
-    assert d.a.state is NodeState.UP
+    assert d.state() is NodeState.UP
     assert kinds(out) == ["JoinFloor", "StateChanged"]
     assert out[-1] == StateChanged(
         NodeState.DRAINED, NodeState.UP, "undrain; checks passing", d.now
@@ -552,7 +556,7 @@ def test_repeated_drain_does_not_extend_the_deadline() -> None:
     d.until(t0 + 20)
     assert d.do("drain") == []
     d.until(t0 + 30)
-    assert d.a.state is NodeState.DRAINED
+    assert d.state() is NodeState.DRAINED
 
 
 def test_broken_check_during_drain_withdraws_at_once() -> None:
@@ -561,7 +565,7 @@ def test_broken_check_during_drain_withdraws_at_once() -> None:
     d.do("drain")
     d.results["http"] = False
     d.until(d.now + 2.0)
-    assert d.a.state is NodeState.DRAINED
+    assert d.state() is NodeState.DRAINED
     assert d.a.desired() == {NODE_ROUTE}
 
 
@@ -571,21 +575,21 @@ def test_degraded_during_drain_does_not_ask_and_undrain_asks() -> None:
     d.results["lag"] = False
     out = d.until(d.now + 8)
     assert status(d.a, "lag").state is CheckState.FAILING
-    assert d.a.state is NodeState.DRAINING
+    assert d.state() is NodeState.DRAINING
     assert AskFloor() not in out
     out = d.do("undrain")
-    assert d.a.state is NodeState.UP
+    assert d.state() is NodeState.UP
     assert AskFloor() in out
 
 
 def test_drain_before_checks_settle_goes_straight_to_drained() -> None:
     d = Driver(config(spec()))
     d.do("drain")
-    assert d.a.state is NodeState.DRAINED
+    assert d.state() is NodeState.DRAINED
     d.settle()
-    assert d.a.state is NodeState.DRAINED
+    assert d.state() is NodeState.DRAINED
     d.do("undrain")
-    assert d.a.state is NodeState.UP
+    assert d.state() is NodeState.UP
 
 
 # --- disable, enable, shutdown, session ----------------------------------------------------
@@ -595,17 +599,17 @@ def test_disable_withdraws_vips_and_keeps_node_prefix() -> None:
     d = Driver(config(spec(fall=1)))
     d.settle()
     out = d.do("disable")
-    assert d.a.state is NodeState.DISABLED
+    assert d.state() is NodeState.DISABLED
     assert kinds(out) == ["LeaveFloor", "StateChanged"]
     assert d.a.desired() == {NODE_ROUTE}
     out = d.settle(http=False)  # checks keep running while disabled
     assert any(isinstance(e, RunCheck) for e in out)
     assert status(d.a).state is CheckState.FAILING
-    assert d.a.state is NodeState.DISABLED
+    assert d.state() is NodeState.DISABLED
     d.do("enable")
-    assert d.a.state is NodeState.DOWN
+    assert d.state() is NodeState.DOWN
     d.settle(http=True)
-    assert d.a.state is NodeState.UP
+    assert d.state() is NodeState.UP
 
 
 def test_enable_when_healthy_is_up_at_once() -> None:
@@ -613,7 +617,7 @@ def test_enable_when_healthy_is_up_at_once() -> None:
     d.settle()
     d.do("disable")
     out = d.do("enable")
-    assert d.a.state is NodeState.UP
+    assert d.state() is NodeState.UP
     assert out == [
         JoinFloor(),
         StateChanged(NodeState.DISABLED, NodeState.UP, "enable; checks passing", d.now),
@@ -625,7 +629,7 @@ def test_enable_when_degraded_stays_down_without_asking() -> None:
     d.do("disable")
     d.settle(lag=False)
     out = d.do("enable")
-    assert d.a.state is NodeState.DOWN
+    assert d.state() is NodeState.DOWN
     assert AskFloor() not in out
 
 
@@ -634,7 +638,7 @@ def test_operator_command_out_of_place_is_ignored(verb: str) -> None:
     d = Driver(config(spec()))
     d.settle()
     assert d.do(verb) == []
-    assert d.a.state is NodeState.UP
+    assert d.state() is NodeState.UP
 
 
 def test_drain_and_enable_are_ignored_while_disabled_except_enable() -> None:
@@ -643,7 +647,7 @@ def test_drain_and_enable_are_ignored_while_disabled_except_enable() -> None:
     d.do("disable")
     assert d.do("drain") == []
     assert d.do("undrain") == []
-    assert d.a.state is NodeState.DISABLED
+    assert d.state() is NodeState.DISABLED
 
 
 def test_shutdown_withdraws_everything_and_is_final() -> None:
@@ -651,7 +655,7 @@ def test_shutdown_withdraws_everything_and_is_final() -> None:
     d.settle()
     event = run(d.a, d.a.next_timer() or d.now)
     out = d.do("shutdown")
-    assert d.a.state is NodeState.SHUTDOWN
+    assert d.state() is NodeState.SHUTDOWN
     assert kinds(out) == ["LeaveFloor", "StateChanged"]
     assert d.a.desired() == frozenset()
     assert d.a.next_timer() is None
@@ -661,7 +665,7 @@ def test_shutdown_withdraws_everything_and_is_final() -> None:
         assert events(d.a) == []
     d.a.floor_answer(True, d.now + 2)
     assert events(d.a) == []
-    assert d.a.state is NodeState.SHUTDOWN
+    assert d.state() is NodeState.SHUTDOWN
     assert d.a.desired() == frozenset()
 
 

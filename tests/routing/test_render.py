@@ -151,4 +151,5 @@ def test_configs_are_written_beside_device_data() -> None:
         "nodes/edge2/bfdd.conf",
         "nodes/edge2/exabgp.conf",
         "tors/r1-tor/frr.conf",
+        "tors/r1-tor/resilient.yaml",
     ]

@@ -11,6 +11,7 @@ from sixpod import __version__
 from sixpod.cli.addr import addr
 from sixpod.cli.inventory import allocate_cmd, check, render_cmd, status
 from sixpod.cli.node import announcer, node
+from sixpod.cli.tor import tor_resilient
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,7 +20,7 @@ def cli() -> None:
     """Control plane of an IPv6-only anycast hosting pod."""
 
 
-for command in (check, allocate_cmd, render_cmd, status, addr, announcer, node):
+for command in (check, allocate_cmd, render_cmd, status, addr, announcer, node, tor_resilient):
     cli.add_command(command)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from ipaddress import IPv4Interface, IPv6Interface, ip_network
@@ -63,6 +64,7 @@ class LabTor:
     ns: str
     doc: dict[str, Any]
     frr: Frr
+    resilient: Process | None = None
 
 
 @dataclass
@@ -73,9 +75,11 @@ class LabPod:
     workdir: Path
     prefix: str = field(default_factory=lambda: f"sx{secrets.token_hex(3)}-")
     floor: int = 0
-    check_interval: float = 0.2
+    check_interval: float | None = 0.2  # None keeps the rendered check timing
     rise: int = 2
     fall: int = 2
+    extra_checks: tuple[dict[str, Any], ...] = ()
+    resilient: bool = True
     drain_timeout: float = 2.0
     box: Sandbox = field(init=False)
     tors: dict[str, LabTor] = field(default_factory=dict)
@@ -130,9 +134,23 @@ class LabPod:
         self._attach_client(first)
         for tor in self.tors.values():
             tor.frr.start()
+            if self.resilient:
+                self.start_resilient(tor)
         self._start_redis_primary()
         for node in self.nodes.values():
             self._start_node(node)
+
+    def start_resilient(self, tor: LabTor) -> None:
+        cfg = json.loads(
+            _strip_comment((self.rendered / "tors" / tor.name / "resilient.yaml").read_text())
+        )
+        cfg.update(vty_socket=str(tor.frr.rundir), interval=0.5)
+        path = self.workdir / f"{tor.name}-resilient.yaml"
+        path.write_text(json.dumps(cfg, indent=2) + "\n")
+        sixpod_bin = str(Path(sys.executable).with_name("sixpod"))
+        tor.resilient = self.box.spawn(
+            f"{tor.name}-resilient", tor.ns, [sixpod_bin, "tor-resilient", "--config", str(path)]
+        )
 
     def _free_port(self, tor: LabTor, taken: set[str]) -> str:
         used = {n["port"] for n in tor.doc["neighbors"]} | {u["port"] for u in tor.doc["upstreams"]}
@@ -241,9 +259,13 @@ class LabPod:
             )
         (node.dir / "redis.pass").write_text(self.redis_password + "\n")
         cfg = json.loads(_strip_comment((rendered / "announcer.yaml").read_text()))
+        cfg["checks"] += [dict(c) for c in self.extra_checks] if node.edge else []
         for check in cfg["checks"]:
-            check.update(interval=self.check_interval, fast_interval=min(0.1, self.check_interval))
-            check.update(rise=self.rise, fall=self.fall, timeout=0.5)
+            if self.check_interval is not None:
+                check.update(
+                    interval=self.check_interval, fast_interval=min(0.1, self.check_interval)
+                )
+                check.update(rise=self.rise, fall=self.fall, timeout=0.5)
             if check["kind"] == "redis":
                 check["password_file"] = str(node.dir / "redis.pass")
         cfg.update(
@@ -350,6 +372,29 @@ class LabPod:
         )
         return out.strip()
 
+    def resilient_paths(self, rack: str, vip: str, table: int = 1000) -> int:
+        """How many members the kernel's resilient group for ``vip`` has (0: no helper route)."""
+        ns = self.tors[rack].ns
+        fam = "-6" if ":" in vip else "-4"
+        try:
+            routes = json.loads(
+                run(["ip", fam, "-n", ns, "-j", "route", "show", "table", str(table), vip]) or "[]"
+            )
+        except LabError:
+            return 0
+        if not routes or "nhid" not in routes[0]:
+            return 0
+        [group] = json.loads(
+            run(["ip", "-n", ns, "-j", "nexthop", "show", "id", str(routes[0]["nhid"])])
+        )
+        if group.get("type") != "resilient":
+            return 0
+        return len(group.get("group", []))
+
+    def flows(self, vip: str, count: int) -> Flows:
+        """``count`` long-lived TCP flows from the client to ``vip`` (close with ``close()``)."""
+        return Flows(self.client_ns, vip, count)
+
     def exec(self, ns: str, *argv: str, timeout: float = 30) -> str:
         return run(["ip", "netns", "exec", ns, *argv], timeout=timeout)
 
@@ -357,6 +402,58 @@ class LabPod:
 
     def down(self) -> list[str]:
         return self.box.close()
+
+
+class Flows:
+    """Long-lived client flows; each :meth:`round` asks every flow which node answers."""
+
+    def __init__(self, ns: str, vip: str, count: int) -> None:
+        self.proc = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                sys.executable,
+                "-m",
+                "sixpod.lab.whoami",
+                "flows",
+                vip,
+                str(WHOAMI_PORT),
+                str(count),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def round(self) -> list[str | None]:
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        self.proc.stdin.write("\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise LabError("the flow client exited")
+        answers: list[str | None] = json.loads(line)
+        return answers
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def moved(before: list[str | None], after: list[str | None], gone: str) -> tuple[int, int]:
+    """Of the flows that were on nodes other than ``gone``, how many moved or broke."""
+    kept = [(b, a) for b, a in zip(before, after, strict=True) if b is not None and b != gone]
+    return sum(1 for b, a in kept if a != b), len(kept)
 
 
 def _strip_comment(text: str) -> str:

@@ -27,6 +27,7 @@ class _Server(socketserver.ThreadingTCPServer):
     address_family = socket.AF_INET6
     allow_reuse_address = True
     daemon_threads = True
+    request_queue_size = 512
 
     def server_bind(self) -> None:
         self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
@@ -53,7 +54,7 @@ def ask(sock: socket.socket) -> str | None:
         return None
 
 
-def flows(host: str, port: int, count: int, timeout: float = 1.0) -> None:
+def flows(host: str, port: int, count: int, timeout: float = 3.0) -> None:
     socks: list[socket.socket | None] = []
     for _ in range(count):
         try:

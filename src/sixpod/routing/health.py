@@ -23,8 +23,12 @@ Policy:
   ``LeaveFloor`` when they leave it (also after a grant; the adapter treats it as idempotent).
   A grant arriving when it is no longer needed, while the VIPs are announced, emits
   ``JoinFloor`` again so that the pod's set stays true.
-- Time never runs backwards inside the core: an earlier ``now`` than the last one seen is
-  taken as the last one.
+- Drain: UP goes to DRAINING (VIPs less preferred), then DRAINED after ``drain_timeout``; a
+  failing broken check ends it early; from INIT or DOWN there is nothing to drain (DRAINED at
+  once). ``disable`` keeps the node /64 so that the node's containers stay reachable; only
+  ``shutdown`` withdraws it.
+- Only :meth:`Announcer.handle_timer` fires timers. Time never runs backwards inside the
+  core: an earlier ``now`` than the last one seen is taken as the last one.
 """
 
 from __future__ import annotations
@@ -555,17 +559,16 @@ class Announcer:
         else:
             check.failures += 1
             check.passes = 0
+        spec = check.spec
         towards = _CHECK_TRANSITIONS[check.state, ok]
         transitioning = False
         if towards is not None:
-            spec = check.spec
             needed = spec.rise if towards is CheckState.PASSING else spec.fall
             if (check.passes if ok else check.failures) >= needed:
                 old, check.state, check.since = check.state, towards, now
                 self._events.append(CheckChanged(spec.name, old, towards, now, detail))
             else:
                 transitioning = True
-        spec = check.spec
         check.next_run = now + (spec.fast_interval if transitioning else spec.interval)
         self._input(now, None, "")
 

@@ -1,0 +1,95 @@
+"""``sixpod tor-resilient``: keep the ToR's VIP routes on resilient nexthop groups."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from sixpod.inventory.errors import InventoryError
+from sixpod.inventory.load import load_model
+
+log = logging.getLogger("sixpod.tor-resilient")
+
+
+@click.command("tor-resilient")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="resilient.yaml (rendered by `sixpod render` beside the ToR's frr.conf).",
+)
+@click.option("--once", is_flag=True, help="Sync once and exit.")
+def tor_resilient(config_path: Path, once: bool) -> None:
+    """Mirror FRR's VIP paths into kernel resilient nexthop groups (run on the ToR).
+
+    On exit (SIGTERM) the helper's rules and routes are removed, so VIP traffic falls back
+    to FRR's own ECMP routes; run it under a supervisor that restarts it.
+    """
+    from sixpod.routing.resilient import (
+        IpKernel,
+        ResilientError,
+        RouteEvents,
+        SyncResult,
+        TorResilientConfig,
+        VtyshFrr,
+        run,
+        sync,
+        teardown_plan,
+    )
+
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(name)s %(message)s")
+    try:
+        cfg = load_model(
+            config_path.read_text(encoding="utf-8"), str(config_path), TorResilientConfig
+        )
+    except OSError as e:
+        click.echo(f"{config_path}: cannot read: {e.strerror}", err=True)
+        sys.exit(1)
+    except InventoryError as e:
+        for d in e.diagnostics:
+            click.echo(str(d), err=True)
+        sys.exit(1)
+    frr = VtyshFrr(vty_socket=cfg.vty_socket, vtysh=cfg.vtysh, timeout=cfg.command_timeout)
+    kernel = IpKernel(netns=cfg.netns, ip=cfg.ip, timeout=cfg.command_timeout)
+    settings = cfg.settings()
+    try:
+        if cfg.set_hash_policy:
+            kernel.set_multipath_hash(1)
+        if once:
+            result = sync(settings, frr=frr, kernel=kernel)
+            click.echo(f"{len(result.plan.ops)} operations")
+            return
+    except ResilientError as e:
+        click.echo(f"sixpod tor-resilient: {e}", err=True)
+        sys.exit(1)
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    def report(result: SyncResult | ResilientError) -> None:
+        if isinstance(result, ResilientError):
+            log.error("%s", result)
+        elif result.applied:
+            log.info("applied %d operations", len(result.plan.ops))
+
+    try:
+        with RouteEvents(netns=cfg.netns, ignore_table=cfg.table) as events:
+            run(cfg, frr=frr, kernel=kernel, stop=stop, events=events, on_result=report)
+    finally:
+        try:
+            kernel.apply(teardown_plan(kernel.read(settings), settings).ops)
+            log.info("removed the helper's rules and routes")
+        except ResilientError as e:
+            log.error("teardown: %s", e)
