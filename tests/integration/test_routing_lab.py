@@ -242,3 +242,47 @@ def test_hung_exabgp_is_caught_by_hold_timer(fresh: LabPod) -> None:
         assert elapsed > 5
     finally:
         os.kill(edge1.exabgp.pid, signal.SIGCONT)
+
+
+@pytest.fixture
+def floored(tmp_path: Path) -> Iterator[LabPod]:
+    """Floor of 1 node, and a *broken*-severity check each edge node fails when told to."""
+    broken = {
+        "name": "alive",
+        "kind": "command",
+        "argv": ["test", "-e", str(tmp_path / "alive")],
+        "severity": "broken",
+    }
+    (tmp_path / "alive").write_text("")
+    with lab_pod(tmp_path, floor=1, extra_checks=(broken,)) as pod:
+        pod.wait_ready("r1")
+        pod.wait_routes("r1", V4[0], edges(pod), timeout=60)
+        yield pod
+
+
+def test_floor_keeps_the_last_node_on_a_degraded_failure(floored: LabPod, tmp_path: Path) -> None:
+    lab = floored
+    e1, e2 = lab.nodes["edge1"], lab.nodes["edge2"]
+    e1.healthy(False)
+    lab.wait_routes("r1", V4[0], {e2.address}, timeout=10)  # 1 remains: allowed
+    e2.healthy(False)
+    time.sleep(2)  # many check intervals: the floor must hold edge2 in
+    assert lab.routes("r1", V4[0]) == {e2.address}
+    assert lab.whoami(V4[0]) == "edge2"
+    # A broken check is not subject to the floor.
+    (tmp_path / "alive").unlink()
+    lab.wait_routes("r1", V4[0], set(), timeout=10)
+    (tmp_path / "alive").write_text("")
+    e1.healthy(True)
+    e2.healthy(True)
+    lab.wait_routes("r1", V4[0], edges(lab), timeout=15)
+
+
+def test_floor_holds_while_redis_is_down(floored: LabPod) -> None:
+    lab = floored
+    [redis] = [p for p in lab.box.processes if p.name == "ctl-redis"]
+    lab.box.stop(redis)
+    lab.nodes["edge1"].healthy(False)
+    time.sleep(2)
+    assert lab.routes("r1", V4[0]) == edges(lab), "no permission, no degraded withdrawal"
+    lab.nodes["edge1"].healthy(True)
