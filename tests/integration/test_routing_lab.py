@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -202,44 +201,47 @@ def fresh(tmp_path: Path) -> Iterator[LabPod]:
         yield pod
 
 
-def test_link_down_leaves_ecmp_fast(fresh: LabPod) -> None:
-    t0 = time.monotonic()
+def test_link_down_leaves_ecmp(fresh: LabPod) -> None:
     fresh.box.ip(fresh.nodes["edge1"].ns, "link set eth0 down")
-    fresh.wait_routes("r1", V4[0], {fresh.nodes["edge2"].address}, timeout=5)
-    assert time.monotonic() - t0 < 5
+    fresh.wait_routes("r1", V4[0], {fresh.nodes["edge2"].address}, timeout=30)
+    assert fresh.nodes["edge1"].address not in fresh.bfd_up("r1")
+
+
+def last_notification(lab: LabPod, node: str) -> str:
+    address = lab.nodes[node].address
+    info = lab.tors["r1"].frr.json(f"show bgp neighbors {address} json")[address]
+    return str(info.get("lastNotificationReason", ""))
 
 
 def test_dead_node_leaves_ecmp_through_bfd(fresh: LabPod) -> None:
-    """All node processes stopped with SIGKILL, no TCP close: BFD notices, not the hold timer."""
+    """A silent death (everything the node sends is dropped): BFD notices, not the hold timer."""
     edge1 = fresh.nodes["edge1"]
-    # A silent death: drop everything the node sends, then kill its processes.
     drop = "add table inet sx; add chain inet sx out { type filter hook output priority 0; "
     drop += "policy drop; }"
     fresh.exec(edge1.ns, "nft", drop)
-    t0 = time.monotonic()
-    fresh.wait_routes("r1", V4[0], {fresh.nodes["edge2"].address}, timeout=8)
-    elapsed = time.monotonic() - t0
-    assert elapsed < 3, (
-        f"BFD should remove the node well before the 9 s hold time ({elapsed:.2f} s)"
-    )
-    peer = fresh.tors["r1"].frr.json("show bfd peers json")
-    down = [p for p in peer if p.get("peer") == edge1.address]
-    assert down
-    assert down[0]["status"] == "down"
+    fresh.wait_routes("r1", V4[0], {fresh.nodes["edge2"].address}, timeout=30)
+    assert last_notification(fresh, "edge1") == "Cease/BFD Down"
+    peers = fresh.tors["r1"].frr.json("show bfd peers json")
+    assert [p["status"] for p in peers if p.get("peer") == edge1.address] == ["down"]
+
+
+def test_all_node_processes_stopped_leaves_ecmp(fresh: LabPod) -> None:
+    edge2 = fresh.nodes["edge2"]
+    for proc in [p for p in fresh.box.processes if p.ns == edge2.ns]:
+        os.kill(proc.pid, signal.SIGKILL)
+    fresh.wait_routes("r1", V4[0], {fresh.nodes["edge1"].address}, timeout=30)
+    fresh.wait_routes("r1", V6[0], {fresh.nodes["edge1"].address}, timeout=30)
 
 
 def test_hung_exabgp_is_caught_by_hold_timer(fresh: LabPod) -> None:
+    """ExaBGP frozen, bfdd alive: BFD stays up, so only the hold timer can catch it."""
     edge1 = fresh.nodes["edge1"]
     assert edge1.exabgp is not None
     os.kill(edge1.exabgp.pid, signal.SIGSTOP)
     try:
-        t0 = time.monotonic()
-        # BFD stays up (bfdd is alive), so only the 9 s hold timer can catch this.
-        time.sleep(3)
-        assert edge1.address in fresh.routes("r1", V4[0])
-        fresh.wait_routes("r1", V4[0], {fresh.nodes["edge2"].address}, timeout=15)
-        elapsed = time.monotonic() - t0
-        assert elapsed > 5
+        fresh.wait_routes("r1", V4[0], {fresh.nodes["edge2"].address}, timeout=30)
+        assert last_notification(fresh, "edge1") == "Hold Timer Expired"
+        assert edge1.address in fresh.bfd_up("r1")
     finally:
         os.kill(edge1.exabgp.pid, signal.SIGCONT)
 
@@ -266,7 +268,11 @@ def test_floor_keeps_the_last_node_on_a_degraded_failure(floored: LabPod, tmp_pa
     e1.healthy(False)
     lab.wait_routes("r1", V4[0], {e2.address}, timeout=10)  # 1 remains: allowed
     e2.healthy(False)
-    time.sleep(2)  # many check intervals: the floor must hold edge2 in
+    wait_for(
+        lambda: lab.metrics("edge2").get("sixpod_announcer_floor_held") == 1,
+        timeout=10,
+        what="the floor to hold edge2's VIPs",
+    )
     assert lab.routes("r1", V4[0]) == {e2.address}
     assert lab.whoami(V4[0]) == "edge2"
     # A broken check is not subject to the floor.
@@ -283,6 +289,10 @@ def test_floor_holds_while_redis_is_down(floored: LabPod) -> None:
     [redis] = [p for p in lab.box.processes if p.name == "ctl-redis"]
     lab.box.stop(redis)
     lab.nodes["edge1"].healthy(False)
-    time.sleep(2)
+    wait_for(
+        lambda: lab.metrics("edge1").get("sixpod_announcer_floor_held") == 1,
+        timeout=10,
+        what="the floor to hold edge1's VIPs without Redis",
+    )
     assert lab.routes("r1", V4[0]) == edges(lab), "no permission, no degraded withdrawal"
     lab.nodes["edge1"].healthy(True)

@@ -18,12 +18,15 @@ from ipaddress import IPv4Interface, IPv6Interface, ip_network
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from sixpod import addr
 from sixpod.lab.frr import Frr
 from sixpod.lab.netns import LabError, Process, Sandbox, run, wait_for
 
 HEALTH_PORT = 8081
 WHOAMI_PORT = 8080
+METRICS_PORT = 9180
 REDIS_PORT = 6379
 CLIENT_V4_CANDIDATES = ("198.51.100.252/30", "203.0.113.252/30", "100.64.0.0/30")
 
@@ -271,7 +274,7 @@ class LabPod:
         cfg.update(
             state_dir=str(node.dir / "state"),
             drain_timeout=self.drain_timeout,
-            metrics=None,
+            metrics=f"[::1]:{METRICS_PORT}",
         )
         if self.floor:
             cfg["floor"] = {
@@ -390,6 +393,23 @@ class LabPod:
         if group.get("type") != "resilient":
             return 0
         return len(group.get("group", []))
+
+    def metrics(self, node: str) -> dict[str, float]:
+        """The node announcer's Prometheus samples, as ``name{labels}`` → value."""
+        text = self.exec(
+            self.nodes[node].ns,
+            sys.executable,
+            "-c",
+            "import urllib.request,sys;"
+            "sys.stdout.write(urllib.request.urlopen(sys.argv[1],timeout=2).read().decode())",
+            f"http://[::1]:{METRICS_PORT}/metrics",
+        )
+        out: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+                out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+        return out
 
     def flows(self, vip: str, count: int) -> Flows:
         """``count`` long-lived TCP flows from the client to ``vip`` (close with ``close()``)."""
