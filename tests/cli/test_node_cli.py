@@ -1,0 +1,73 @@
+"""`sixpod announcer` config errors and `sixpod node` operator flags."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from sixpod.cli import cli
+
+
+def write_config(tmp_path: Path, **extra: object) -> Path:
+    cfg = {
+        "node": "edge1",
+        "pod": "lab1",
+        "next_hop": "2001:db8:2ff::2",
+        "vips": ["203.0.113.0"],
+        "state_dir": str(tmp_path / "state"),
+        **extra,
+    }
+    path = tmp_path / "announcer.yaml"
+    path.write_text(json.dumps(cfg, indent=2) + "\n")
+    return path
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    res = CliRunner().invoke(cli, list(args))
+    return res.exit_code, res.stdout, res.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"colour": "blue"}, "unknown key 'colour'"),
+        ({"next_hop": "2001::dead::beef"}, "more than one '::'"),
+        ({"next_hop": "198.51.100.1"}, "is not an IPv6 address"),
+        ({"vips": ["203.0.113.01"]}, "203.0.113.01"),
+        ({"floor": {"min_nodes": 2}}, "needs floor.redis"),
+        ({"checks": [{"name": "x", "kind": "tcp", "target": "2001:db8::1:80"}]}, "ambiguous"),
+        (
+            {"checks": [{"name": "x", "kind": "tcp", "target": "[::1]:80", "interval": 0.1}]},
+            "fast_interval 0.2 exceeds interval 0.1",
+        ),
+    ],
+)
+def test_bad_announcer_config_is_refused_with_position(
+    tmp_path: Path, extra: dict[str, object], message: str
+) -> None:
+    path = write_config(tmp_path, **extra)
+    code, _, err = invoke("announcer", "--config", str(path))
+    assert code == 1
+    assert err.startswith(f"{path}:")
+    assert message in err
+
+
+def test_drain_and_disable_flags(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    assert invoke("node", "drain", "--config", str(path))[:2] == (0, "edge1: drain set\n")
+    assert (tmp_path / "state" / "drain").exists()
+    assert invoke("node", "undrain", "--config", str(path))[0] == 0
+    assert not (tmp_path / "state" / "drain").exists()
+    assert invoke("node", "disable", "--config", str(path))[0] == 0
+    assert (tmp_path / "state" / "disable").exists()
+    assert invoke("node", "enable", "--config", str(path))[0] == 0
+    assert not (tmp_path / "state" / "disable").exists()
+
+
+def test_missing_config(tmp_path: Path) -> None:
+    code, _, err = invoke("node", "drain", "--config", str(tmp_path / "nope.yaml"))
+    assert code == 1
+    assert "cannot read" in err

@@ -1,0 +1,126 @@
+"""The announcer's asyncio adapter against a scripted ExaBGP on its stdin/stdout."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from sixpod.routing.announcer import AnnouncerDaemon
+from sixpod.routing.config import AnnouncerConfig
+
+UP = (
+    '{"exabgp": "5.0.0", "type": "state", "neighbor": {"address": {"local": "2001:db8:2ff::2",'
+    ' "peer": "2001:db8:2ff::1"}, "state": "up"}}\n'
+)
+
+
+def config(tmp_path: Path, **extra: object) -> AnnouncerConfig:
+    return AnnouncerConfig.model_validate(
+        {
+            "node": "edge1",
+            "pod": "lab1",
+            "next_hop": "2001:db8:2ff::2",
+            "node_prefix": "2001:db8:200:1::/64",
+            "vips": ["203.0.113.0", "2001:db8:2fe::1"],
+            "manage_loopback": False,
+            "state_dir": str(tmp_path),
+            **extra,
+        }
+    )
+
+
+class FakeExaBGP:
+    """Records commands; acknowledges each with ``done`` like ExaBGP 5."""
+
+    def __init__(self) -> None:
+        self.reader = asyncio.StreamReader()
+        self.commands: list[str] = []
+
+    def write(self, data: bytes) -> None:
+        if self.reader.at_eof() or self.reader._eof:
+            raise BrokenPipeError("ExaBGP is gone")
+        for line in data.decode().splitlines():
+            self.commands.append(line)
+            self.reader.feed_data(b"done\n")
+
+
+async def settle(predicate: object, timeout: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():  # type: ignore[operator]
+        assert loop.time() < deadline, "condition not reached"
+        await asyncio.sleep(0.01)
+
+
+def test_start_withdraws_stale_then_announces_and_exit_withdraws(tmp_path: Path) -> None:
+    async def main() -> list[str]:
+        exa = FakeExaBGP()
+        daemon = AnnouncerDaemon(config(tmp_path), write=exa.write)
+        task = asyncio.create_task(daemon.run(exa.reader))
+        exa.reader.feed_data(UP.encode())
+        await settle(lambda: daemon.sync.converged(daemon.core.desired()) and exa.commands)
+        daemon._stopping.set()
+        assert await task == 0
+        return exa.commands
+
+    commands = asyncio.run(main())
+    assert commands[:3] == [  # no checks: healthy at once; IPv4 first, then by prefix
+        "announce route 203.0.113.0/32 next-hop 2001:db8:2ff::2",
+        "announce route 2001:db8:200:1::/64 next-hop 2001:db8:2ff::2",
+        "announce route 2001:db8:2fe::1/128 next-hop 2001:db8:2ff::2",
+    ]
+    assert commands[-3:] == [
+        "withdraw route 203.0.113.0/32 next-hop 2001:db8:2ff::2",
+        "withdraw route 2001:db8:200:1::/64 next-hop 2001:db8:2ff::2",
+        "withdraw route 2001:db8:2fe::1/128 next-hop 2001:db8:2ff::2",
+    ]
+
+
+def test_failing_broken_check_keeps_vips_withdrawn(tmp_path: Path) -> None:
+    check = {"name": "never", "kind": "command", "argv": ["false"], "severity": "broken"}
+    check |= {"interval": 0.05, "fast_interval": 0.01, "timeout": 1, "fall": 1}
+
+    async def main() -> list[str]:
+        exa = FakeExaBGP()
+        daemon = AnnouncerDaemon(config(tmp_path, checks=[check]), write=exa.write)
+        task = asyncio.create_task(daemon.run(exa.reader))
+        await settle(lambda: daemon.core.state.value == "down")
+        daemon._stopping.set()
+        await task
+        return exa.commands
+
+    commands = asyncio.run(main())
+    assert not [c for c in commands if c.startswith("announce route 203.0.113.0/32")]
+    # At start the VIPs a previous instance may have left in ExaBGP are withdrawn.
+    assert "withdraw route 203.0.113.0/32 next-hop 2001:db8:2ff::2" in commands
+
+
+def test_drain_flag_file_drives_the_core(tmp_path: Path) -> None:
+    async def main() -> list[str]:
+        exa = FakeExaBGP()
+        daemon = AnnouncerDaemon(config(tmp_path, drain_timeout=0.2), write=exa.write)
+        task = asyncio.create_task(daemon.run(exa.reader))
+        await settle(lambda: daemon.core.state.value == "up")
+        (tmp_path / "drain").write_text("drain\n")
+        await settle(lambda: daemon.core.state.value == "drained")
+        daemon._stopping.set()
+        await task
+        return exa.commands
+
+    commands = asyncio.run(main())
+    assert (
+        "announce route 203.0.113.0/32 next-hop 2001:db8:2ff::2 med 1000 community [ 65535:0 ]"
+        in commands
+    )
+
+
+def test_exabgp_closing_the_pipe_stops_the_announcer(tmp_path: Path) -> None:
+    async def main() -> int:
+        exa = FakeExaBGP()
+        daemon = AnnouncerDaemon(config(tmp_path), write=exa.write)
+        task = asyncio.create_task(daemon.run(exa.reader))
+        await settle(lambda: bool(exa.commands))
+        exa.reader.feed_eof()
+        return await asyncio.wait_for(task, 10)
+
+    assert asyncio.run(main()) == 0
