@@ -10,6 +10,7 @@ import click
 from sixpod import __version__
 from sixpod.cli.addr import addr
 from sixpod.cli.inventory import allocate_cmd, check, render_cmd, status
+from sixpod.cli.lab import lab
 from sixpod.cli.node import announcer, node
 from sixpod.cli.tor import tor_resilient
 
@@ -20,7 +21,7 @@ def cli() -> None:
     """Control plane of an IPv6-only anycast hosting pod."""
 
 
-for command in (check, allocate_cmd, render_cmd, status, addr, announcer, node, tor_resilient):
+for command in (check, allocate_cmd, render_cmd, status, addr, announcer, node, tor_resilient, lab):
     cli.add_command(command)
 
 

@@ -40,7 +40,7 @@ def _read(path: Path) -> str:
         _fail(f"{path}: cannot read: {e}")
 
 
-def _load(path: Path) -> Loaded:
+def load_or_exit(path: Path) -> Loaded:
     try:
         loaded = load_inventory(_read(path), str(path))
     except InventoryError as e:
@@ -75,7 +75,7 @@ def _allocate(loaded: Loaded, lock_path: Path) -> tuple[Lock | None, Lock]:
 @POD_ARG
 def check(pod: Path) -> None:
     """Validate and lint POD (pod.yaml); errors print as FILE:LINE:COL: message."""
-    loaded = _load(pod)
+    loaded = load_or_exit(pod)
     lock_path = Path(lock_path_for(str(pod)))
     if lock_path.exists():
         old, new = _allocate(loaded, lock_path)
@@ -108,7 +108,7 @@ def _changes(old: Lock | None, new: Lock) -> str:
 @POD_ARG
 def allocate_cmd(pod: Path) -> None:
     """Allocate prefixes, ASNs, link addresses and VIPs for POD into its .lock file."""
-    loaded = _load(pod)
+    loaded = load_or_exit(pod)
     lock_path = Path(lock_path_for(str(pod)))
     old, new = _allocate(loaded, lock_path)
     if old != new:
@@ -116,7 +116,7 @@ def allocate_cmd(pod: Path) -> None:
     click.echo(f"{lock_path}: {_changes(old, new)}")
 
 
-def _current_lock(pod: Path, loaded: Loaded) -> Lock:
+def current_lock_or_exit(pod: Path, loaded: Loaded) -> Lock:
     lock_path = Path(lock_path_for(str(pod)))
     if not lock_path.exists():
         _fail(f"{lock_path}: no such file: run `sixpod allocate {pod}` first")
@@ -142,8 +142,8 @@ def render_cmd(pod: Path, out: Path, sixpod_bin: str, etc: str, state: str) -> N
 
     nodes/NAME/{device.json,exabgp.conf,bfdd.conf,announcer.yaml}, tors/NAME/{device.json,frr.conf}
     """
-    loaded = _load(pod)
-    lock = _current_lock(pod, loaded)
+    loaded = load_or_exit(pod)
+    lock = current_lock_or_exit(pod, loaded)
     try:
         files = render(loaded.inventory, lock, Paths(sixpod=sixpod_bin, etc=etc, state=state))
     except RenderError as e:
@@ -188,8 +188,8 @@ def summary(loaded: Loaded, lock: Lock) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def status(pod: Path, as_json: bool) -> None:
     """The pod at a glance: racks, nodes, prefixes, ASNs and VIP counts."""
-    loaded = _load(pod)
-    s = summary(loaded, _current_lock(pod, loaded))
+    loaded = load_or_exit(pod)
+    s = summary(loaded, current_lock_or_exit(pod, loaded))
     if as_json:
         click.echo(json.dumps(s, indent=2))
         return

@@ -16,11 +16,20 @@ FRR_LIB = Path("/usr/lib/frr")
 class Frr:
     """zebra plus the given daemons, in the foreground (tracked by PID), in namespace ``ns``."""
 
-    def __init__(self, box: Sandbox, ns: str, name: str, config: Path, daemons: tuple[str, ...]):
+    def __init__(
+        self,
+        box: Sandbox,
+        ns: str,
+        name: str,
+        config: Path,
+        daemons: tuple[str, ...],
+        *,
+        rundir: Path | None = None,
+    ):
         self.box = box
         self.ns = ns
         self.name = name
-        self.rundir = box.shared_dir(f"frr-{name}")
+        self.rundir = rundir or box.shared_dir(f"frr-{name}")
         self.config = config
         self.daemons = daemons
         self.procs: dict[str, Process] = {}

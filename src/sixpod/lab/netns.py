@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 NETNS_ETC = Path("/etc/netns")
 
@@ -93,7 +94,6 @@ class Sandbox:
     workdir: Path
     namespaces: list[str] = field(default_factory=list)
     processes: list[Process] = field(default_factory=list)
-    pidfiles: list[Path] = field(default_factory=list)
     tempdirs: list[Path] = field(default_factory=list)
 
     def shared_dir(self, name: str) -> Path:
@@ -174,17 +174,6 @@ class Sandbox:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)  # children left in the session
 
-    def kill_pidfile(self, path: Path) -> None:
-        """Stop a daemon that forked itself away, by the PID in its pid file."""
-        with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
-            pid = int(path.read_text().strip())
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and _alive(pid):
-                time.sleep(0.02)
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
-
     # -- teardown --------------------------------------------------------------------------
 
     def close(self) -> list[str]:
@@ -195,8 +184,7 @@ class Sandbox:
                 self.stop(proc, timeout=3)
             except (OSError, subprocess.SubprocessError) as e:
                 problems.append(f"process {proc.name} ({proc.pid}): {e}")
-        for pidfile in self.pidfiles:
-            self.kill_pidfile(pidfile)
+        problems += kill_stragglers(self.namespaces)
         for ns in reversed(self.namespaces):
             try:
                 run(["ip", "netns", "delete", ns])
@@ -207,19 +195,96 @@ class Sandbox:
             shutil.rmtree(path, ignore_errors=True)
         self.tempdirs.clear()
         self.processes.clear()
-        self.pidfiles.clear()
         self.namespaces.clear()
         return problems
 
+    def saved(self) -> dict[str, object]:
+        """What :func:`close_saved` needs to remove this sandbox from another process."""
+        return {
+            "prefix": self.prefix,
+            "namespaces": list(self.namespaces),
+            "tempdirs": [str(p) for p in self.tempdirs],
+            "processes": [
+                {"name": p.name, "ns": p.ns, "pid": p.pid, "start": _start_time(p.pid)}
+                for p in self.processes
+                if p.alive()
+            ],
+        }
 
-def _alive(pid: int) -> bool:
+
+def close_saved(state: dict[str, Any]) -> list[str]:
+    """Remove a sandbox saved by :meth:`Sandbox.saved`: processes by PID (only if the PID
+    still belongs to the process started then), then namespaces and folders."""
+    problems: list[str] = []
+    for proc in reversed(state.get("processes", [])):
+        pid = int(proc["pid"])
+        if _start_time(pid) != proc["start"]:
+            continue  # gone, or the PID now belongs to another process
+        for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, sig)
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline and _start_time(pid) == proc["start"]:
+                time.sleep(0.02)
+            if _start_time(pid) != proc["start"]:
+                break
+        else:
+            problems.append(f"process {proc['name']} ({pid}) did not stop")
+    problems += kill_stragglers(state.get("namespaces", []))
+    for ns in reversed(state.get("namespaces", [])):
+        if ns in existing_namespaces(ns):
+            try:
+                run(["ip", "netns", "delete", ns])
+            except LabError as e:
+                problems.append(str(e))
+        shutil.rmtree(NETNS_ETC / ns, ignore_errors=True)
+    for path in state.get("tempdirs", []):
+        shutil.rmtree(path, ignore_errors=True)
+    return problems
+
+
+def kill_stragglers(namespaces: list[str], *, timeout: float = 5.0) -> list[str]:
+    """SIGKILL, by PID, every process still inside one of ``namespaces`` (children that
+    left their parent's process group, e.g. ExaBGP's API processes); wait until gone."""
+    inodes = set()
+    for ns in namespaces:
+        with contextlib.suppress(OSError):
+            inodes.add(os.stat(Path("/run/netns") / ns).st_ino)
+    if not inodes:
+        return []
+
+    def inside() -> list[int]:
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                inode = os.stat(entry / "ns" / "net").st_ino
+            except OSError:
+                continue
+            if inode in inodes and _start_time(int(entry.name)) is not None:
+                pids.append(int(entry.name))
+        return pids
+
+    for pid in inside():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while (left := inside()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return [f"process {pid} would not leave the lab's namespaces" for pid in left]
+
+
+def _start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (None if it is gone or a zombie)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] == "Z":
+        return None
+    return int(fields[19])
 
 
 def existing_namespaces(prefix: str) -> list[str]:

@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sixpod import addr
 from sixpod.lab.frr import Frr
-from sixpod.lab.netns import LabError, Process, Sandbox, run, wait_for
+from sixpod.lab.netns import LabError, Process, Sandbox, close_saved, run, wait_for
 
 HEALTH_PORT = 8081
 WHOAMI_PORT = 8080
@@ -93,9 +93,11 @@ class LabPod:
     ctl_ns: str = ""
     ctl_address: str = ""
     redis_password: str = field(default_factory=lambda: secrets.token_hex(16))
+    saved_state: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.box = Sandbox(prefix=self.prefix, workdir=self.workdir)
+        self._taken: dict[str, set[str]] = {}
 
     # -- bring-up -------------------------------------------------------------------------
 
@@ -132,9 +134,8 @@ class LabPod:
                 f"route add ::/0 via {peer}",
                 f"route add 0.0.0.0/0 via inet6 {peer}",
             )
-        first = self.tors[tor_docs[0]["rack"]]
-        self._attach_ctl(first)
-        self._attach_client(first)
+        self._attach_ctl()
+        self._attach_client(self.tors[tor_docs[0]["rack"]])
         for tor in self.tors.values():
             tor.frr.start()
             if self.resilient:
@@ -157,30 +158,44 @@ class LabPod:
 
     def _free_port(self, tor: LabTor, taken: set[str]) -> str:
         used = {n["port"] for n in tor.doc["neighbors"]} | {u["port"] for u in tor.doc["upstreams"]}
+        used |= self._taken.get(tor.name, set())
         for p in tor.doc["ports"]:
             if p["name"] not in used and p["name"] not in taken:
                 return str(p["name"])
         raise LabError(f"{tor.name}: no free port for the lab's client and ctl namespaces")
 
-    def _attach_ctl(self, tor: LabTor) -> None:
-        """ctl sits in the aggregate's reserved first /64 (pod infrastructure)."""
+    def _attach_ctl(self) -> None:
+        """ctl holds the pod's Redis primary on the aggregate's reserved first /64.
+
+        It has a link to every ToR (a /112 of the reserved /64 each) and routes each rack's
+        uplink /64s back through that rack's ToR, so every node reaches it.
+        """
         self.ctl_ns = self.box.netns("ctl")
-        port = self._free_port(tor, set())
-        self._ctl_port = port
-        self.box.veth(tor.ns, port, self.ctl_ns, "eth0")
-        net = ip_network(tor.doc["aggregate"])
-        infra = ip_network((int(net.network_address), 64))
-        self.ctl_address = str(infra.network_address + 2)
-        self.box.ip(tor.ns, f"addr add {infra.network_address + 1}/64 dev {port} nodad")
-        self.box.ip(
-            self.ctl_ns,
-            f"addr add {self.ctl_address}/64 dev eth0 nodad",
-            f"route add ::/0 via {infra.network_address + 1}",
-        )
+        first = next(iter(self.tors.values()))
+        net = ip_network(first.doc["aggregate"])
+        infra = int(net.network_address)
+        self.ctl_address = str(ip_network((infra, 64)).network_address + 2)
+        self.box.ip(self.ctl_ns, f"addr add {self.ctl_address}/128 dev lo")
+        for k, tor in enumerate(self.tors.values()):
+            port = self._free_port(tor, set())
+            self._taken.setdefault(tor.name, set()).add(port)
+            link = ip_network((infra + ((k + 1) << 16), 112))
+            tor_end, ctl_end = link.network_address + 1, link.network_address + 2
+            self.box.veth(tor.ns, port, self.ctl_ns, f"tor{k}")
+            self.box.ip(
+                tor.ns,
+                f"addr add {tor_end}/112 dev {port} nodad",
+                f"route add {self.ctl_address}/128 via {ctl_end}",
+            )
+            self.box.ip(self.ctl_ns, f"addr add {ctl_end}/112 dev tor{k} nodad")
+            self.box.ip(
+                self.ctl_ns,
+                *(f"route add {n['link']} via {tor_end}" for n in tor.doc["neighbors"]),
+            )
 
     def _attach_client(self, tor: LabTor) -> None:
         self.client_ns = self.box.netns("client")
-        port = self._free_port(tor, {self._ctl_port})
+        port = self._free_port(tor, set())
         self.box.veth(tor.ns, port, self.client_ns, "eth0")
         vip_nets = [ip_network(f"{v}/32") for v in tor.doc["vips"]["ipv4"]]
         for cand in CLIENT_V4_CANDIDATES:
@@ -311,6 +326,14 @@ class LabPod:
 
     # -- observation ----------------------------------------------------------------------
 
+    def all_routes(self, rack: str) -> dict[str, set[str]]:
+        """Every BGP route FRR selected on a ToR (both families) → its active next hops."""
+        out: dict[str, set[str]] = {}
+        for cmd in ("show ip route bgp json", "show ipv6 route bgp json"):
+            for prefix, entries in self.tors[rack].frr.json(cmd).items():
+                out[prefix] = _selected_hops(entries)
+        return out
+
     def routes(self, rack: str, vip: str) -> set[str]:
         """Next hops the ToR's FRR has selected for ``vip`` (from FRR's JSON, not the kernel)."""
         tor = self.tors[rack]
@@ -318,13 +341,7 @@ class LabPod:
         plen = 32 if ip.version == 4 else 128
         cmd = "show ip route" if ip.version == 4 else "show ipv6 route"
         data = tor.frr.json(f"{cmd} {addr.format_ip(ip)}/{plen} json")
-        out: set[str] = set()
-        for entry in data.get(f"{addr.format_ip(ip)}/{plen}", []):
-            if entry.get("protocol") == "bgp" and entry.get("selected"):
-                for nh in entry.get("nexthops", []):
-                    if nh.get("active") and "ip" in nh:
-                        out.add(addr.format_ip(addr.parse_ip(nh["ip"])))
-        return out
+        return _selected_hops(data.get(f"{addr.format_ip(ip)}/{plen}", []))
 
     def established(self, rack: str) -> set[str]:
         """Neighbors of a ToR with an established session."""
@@ -418,10 +435,63 @@ class LabPod:
     def exec(self, ns: str, *argv: str, timeout: float = 30) -> str:
         return run(["ip", "netns", "exec", ns, *argv], timeout=timeout)
 
+    # -- persistence (``sixpod lab up`` exits; ``status``/``test``/``down`` come later) ----
+
+    STATE = "lab.json"
+
+    def save(self) -> Path:
+        state = {
+            "rendered": str(self.rendered),
+            "box": self.box.saved(),
+            "tors": {
+                r: {"name": t.name, "ns": t.ns, "vty": str(t.frr.rundir)}
+                for r, t in self.tors.items()
+            },
+            "nodes": {
+                n: {"ns": x.ns, "dir": str(x.dir), "edge": x.edge} for n, x in self.nodes.items()
+            },
+            "client_ns": self.client_ns,
+            "ctl_ns": self.ctl_ns,
+            "ctl_address": self.ctl_address,
+        }
+        path = self.workdir / self.STATE
+        path.write_text(json.dumps(state, indent=2) + "\n")
+        return path
+
+    @classmethod
+    def attach(cls, workdir: Path) -> LabPod:
+        """A view of a lab started by another process (to observe it, or take it down)."""
+        path = workdir / cls.STATE
+        try:
+            state = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise LabError(f"no lab is up in {workdir} (no {cls.STATE})") from None
+        except (OSError, json.JSONDecodeError) as e:
+            raise LabError(f"{path}: {e}") from None
+        rendered = Path(state["rendered"])
+        pod = cls(rendered=rendered, workdir=workdir, prefix=state["box"]["prefix"])
+        pod.saved_state = state
+        for rack, t in state["tors"].items():
+            doc = _load(rendered / "tors" / t["name"] / "device.json")
+            frr = Frr(pod.box, t["ns"], t["name"], rendered, (), rundir=Path(t["vty"]))
+            pod.tors[rack] = LabTor(t["name"], t["ns"], doc, frr)
+        for name, n in state["nodes"].items():
+            doc = _load(rendered / "nodes" / name / "device.json")
+            pod.nodes[name] = LabNode(name, n["ns"], doc, Path(n["dir"]), n["edge"])
+        pod.client_ns, pod.ctl_ns = state["client_ns"], state["ctl_ns"]
+        pod.ctl_address = state["ctl_address"]
+        return pod
+
     # -- teardown -------------------------------------------------------------------------
 
     def down(self) -> list[str]:
-        return self.box.close()
+        """Remove everything this lab created (also one attached from a saved state)."""
+        problems = self.box.close()
+        if self.saved_state is not None:
+            problems += close_saved(self.saved_state["box"])
+            self.saved_state = None
+        (self.workdir / self.STATE).unlink(missing_ok=True)
+        return problems
 
 
 class Flows:
@@ -474,6 +544,16 @@ def moved(before: list[str | None], after: list[str | None], gone: str) -> tuple
     """Of the flows that were on nodes other than ``gone``, how many moved or broke."""
     kept = [(b, a) for b, a in zip(before, after, strict=True) if b is not None and b != gone]
     return sum(1 for b, a in kept if a != b), len(kept)
+
+
+def _selected_hops(entries: list[dict[str, Any]]) -> set[str]:
+    out: set[str] = set()
+    for entry in entries:
+        if entry.get("protocol") == "bgp" and entry.get("selected"):
+            for nh in entry.get("nexthops", []):
+                if nh.get("active") and "ip" in nh:
+                    out.add(addr.format_ip(addr.parse_ip(nh["ip"])))
+    return out
 
 
 def _strip_comment(text: str) -> str:

@@ -198,11 +198,11 @@ def frr_conf(doc: dict[str, Any]) -> str:
         lines.append(f" neighbor {n['address']} peer-group NODES")
         lines.append(f" neighbor {n['address']} description node {n['node']}")
     if doc["upstreams"]:
-        lines += [" neighbor UPSTREAMS peer-group", " neighbor UPSTREAMS remote-as external"]
+        lines.append(" neighbor UPSTREAMS peer-group")
         for u in doc["upstreams"]:
-            lines += [
-                f" neighbor {u['address']} peer-group UPSTREAMS",
+            lines += [  # a member's own remote-as must come before it joins the group
                 f" neighbor {u['address']} remote-as {u['asn']}",
+                f" neighbor {u['address']} peer-group UPSTREAMS",
                 f" neighbor {u['address']} description upstream {u['name']} port {u['port']}",
             ]
     for af in ("ipv4", "ipv6"):

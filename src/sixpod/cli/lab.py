@@ -1,0 +1,191 @@
+"""``sixpod lab up|status|test|down``: a whole pod in network namespaces on this machine."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from sixpod.cli.inventory import current_lock_or_exit, load_or_exit
+from sixpod.inventory.files import replace_tree
+from sixpod.inventory.render import render
+from sixpod.lab.netns import LabError
+from sixpod.lab.pod import LabPod
+from sixpod.routing.render import Paths
+
+WORKDIR = click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("/var/tmp/sixpod-lab"),
+    show_default=True,
+    help="Where the lab keeps its files and state.",
+)
+
+
+def _fail(message: str) -> None:
+    click.echo(f"sixpod lab: {message}", err=True)
+    sys.exit(1)
+
+
+def _attach(workdir: Path) -> LabPod:
+    try:
+        return LabPod.attach(workdir)
+    except LabError as e:
+        _fail(str(e))
+        raise AssertionError from e
+
+
+@click.group()
+def lab() -> None:
+    """A whole pod in network namespaces: FRR ToRs, ExaBGP nodes, client, Redis (root)."""
+
+
+@lab.command()
+@click.argument("pod", type=click.Path(dir_okay=False, path_type=Path), default="examples/pod.yaml")
+@WORKDIR
+def up(pod: Path, workdir: Path) -> None:
+    """Render POD and bring it up; it keeps running until `sixpod lab down`."""
+    if (workdir / LabPod.STATE).exists():
+        _fail(f"a lab is already up in {workdir}: `sixpod lab down` first")
+    loaded = load_or_exit(pod)
+    lock = current_lock_or_exit(pod, loaded)
+    rendered = workdir.resolve() / "rendered"
+    sixpod_bin = str(Path(sys.executable).with_name("sixpod"))
+    paths = Paths(sixpod=sixpod_bin, etc=str(rendered / "nodes"), state=str(workdir / "state"))
+    replace_tree(rendered, render(loaded.inventory, lock, paths))
+    labpod = LabPod(rendered=rendered, workdir=workdir.resolve(), check_interval=None)
+    t0 = time.monotonic()
+    try:
+        click.echo(f"starting {len(labpod_docs(rendered))} devices in namespaces ...", err=True)
+        labpod.up()
+        for rack in labpod.tors:
+            labpod.wait_ready(rack, timeout=120)
+            click.echo(f"{rack}: every BGP and BFD session is up", err=True)
+        for rack, tor in labpod.tors.items():
+            edges = {n.address for n in labpod.nodes.values() if n.edge and n.doc["rack"] == rack}
+            for fam in ("ipv4", "ipv6"):
+                if tor.doc["vips"][fam] and edges:
+                    labpod.wait_routes(rack, tor.doc["vips"][fam][0], edges, timeout=60)
+        labpod.save()
+    except (LabError, KeyboardInterrupt) as e:
+        problems = labpod.down()
+        _fail(f"{e}; everything was removed" + (f" (except: {problems})" if problems else ""))
+    click.echo(f"pod up in {time.monotonic() - t0:.1f} s; `sixpod lab status`, `sixpod lab down`")
+    _print_status(labpod)
+
+
+def labpod_docs(rendered: Path) -> list[Path]:
+    return sorted(rendered.glob("*/*/device.json"))
+
+
+def status_of(labpod: LabPod) -> dict[str, Any]:
+    racks: dict[str, Any] = {}
+    for rack, tor in labpod.tors.items():
+        nodes = [n for n in labpod.nodes.values() if n.doc["rack"] == rack]
+        established, bfd = labpod.established(rack), labpod.bfd_up(rack)
+        vips: dict[str, Any] = {}
+        routes = labpod.all_routes(rack)
+        for fam, plen in (("ipv4", 32), ("ipv6", 128)):
+            counts: dict[int, int] = {}
+            for vip in tor.doc["vips"][fam]:
+                n = len(routes.get(f"{vip}/{plen}", set()))
+                counts[n] = counts.get(n, 0) + 1
+            vips[fam] = {str(k): v for k, v in sorted(counts.items())}
+        racks[rack] = {
+            "tor": tor.name,
+            "nodes": {
+                n.name: {
+                    "address": n.address,
+                    "edge": n.edge,
+                    "bgp": n.address in established,
+                    "bfd": n.address in bfd,
+                }
+                for n in nodes
+            },
+            "vips_by_path_count": vips,
+        }
+    return {"racks": racks, "client": labpod.client_ns}
+
+
+def _print_status(labpod: LabPod) -> None:
+    s = status_of(labpod)
+    console = Console(
+        emoji=False, highlight=False, markup=False, width=None if sys.stdout.isatty() else 160
+    )
+    for rack, r in s["racks"].items():
+        table = Table("node", "address", "role", "BGP", "BFD", title=f"{rack} ({r['tor']})")
+        for name, n in r["nodes"].items():
+            table.add_row(
+                name, n["address"], "edge" if n["edge"] else "internal",
+                "up" if n["bgp"] else "DOWN", "up" if n["bfd"] else "DOWN",
+            )  # fmt: skip
+        console.print(table)
+        for fam, counts in r["vips_by_path_count"].items():
+            spread = ", ".join(f"{v} VIPs over {k} nodes" for k, v in counts.items()) or "none"
+            console.print(f"  {fam} VIPs on {r['tor']}: {spread}")
+
+
+@lab.command()
+@WORKDIR
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def status(workdir: Path, as_json: bool) -> None:
+    """Sessions, BFD and the ECMP spread of every VIP, per ToR."""
+    labpod = _attach(workdir)
+    try:
+        if as_json:
+            click.echo(json.dumps(status_of(labpod), indent=2))
+        else:
+            _print_status(labpod)
+    except LabError as e:
+        _fail(str(e))
+
+
+@lab.command("test")
+@WORKDIR
+def journey(workdir: Path) -> None:
+    """A client journey: reach a VIP of each family, fail one edge node, see it leave, restore."""
+    labpod = _attach(workdir)
+    rack, tor = next(iter(labpod.tors.items()))
+    edges = [n for n in labpod.nodes.values() if n.edge and n.doc["rack"] == rack]
+    if not edges:
+        _fail(f"{rack} has no edge nodes")
+    try:
+        for fam in ("ipv4", "ipv6"):
+            vip = tor.doc["vips"][fam][0]
+            click.echo(f"client -> {vip}: answered by {labpod.whoami(vip)}")
+        victim, vip = edges[0], tor.doc["vips"]["ipv4"][0]
+        rest = {n.address for n in edges if n is not victim}
+        t0 = time.monotonic()
+        victim.healthy(False)
+        labpod.wait_routes(rack, vip, rest, timeout=30)
+        click.echo(f"{victim.name} unhealthy: out of the ECMP set in {time.monotonic() - t0:.2f} s")
+        if rest:
+            click.echo(f"client -> {vip}: answered by {labpod.whoami(vip)}")
+        victim.healthy(True)
+        t0 = time.monotonic()
+        labpod.wait_routes(rack, vip, rest | {victim.address}, timeout=30)
+        click.echo(f"{victim.name} healthy again: back in {time.monotonic() - t0:.2f} s")
+    except LabError as e:
+        _fail(str(e))
+    finally:
+        for node in edges:
+            node.healthy(True)
+
+
+@lab.command()
+@WORKDIR
+def down(workdir: Path) -> None:
+    """Stop every process and remove every namespace the lab created."""
+    labpod = _attach(workdir)
+    problems = labpod.down()
+    for p in problems:
+        click.echo(f"sixpod lab: {p}", err=True)
+    if problems:
+        sys.exit(1)
+    click.echo("lab removed")
