@@ -43,6 +43,8 @@ def invoke(*args: str) -> tuple[int, str, str]:
             {"checks": [{"name": "x", "kind": "tcp", "target": "[::1]:80", "interval": 0.1}]},
             "fast_interval 0.2 exceeds interval 0.1",
         ),
+        ({"vips": ["203.0.113.0", "203.0.113.0"]}, "vips: duplicate entries"),
+        ({"next_hop": "fe80::1"}, "must be a global unicast address"),
     ],
 )
 def test_bad_announcer_config_is_refused_with_position(
@@ -53,6 +55,7 @@ def test_bad_announcer_config_is_refused_with_position(
     assert code == 1
     assert err.startswith(f"{path}:")
     assert message in err
+    assert "Traceback" not in err
 
 
 def test_drain_and_disable_flags(tmp_path: Path) -> None:

@@ -232,3 +232,18 @@ def test_stable_under_random_adds_and_removes(ops: list[tuple[bool, str]]) -> No
             assert new.vips6 == lock.vips6
         assert allocate(inv, new) == new
         lock = new
+
+
+def test_link_that_would_give_router_id_zero_is_skipped() -> None:
+    inv = inventory(SMALL.replace("2001:db8:2ff::/60", "2001:db8::/48"))
+    lock = allocate(inv, None)
+    assert str(lock.nodes["edge1"].link) == "2001:db8:0:1::/64"  # 2001:db8::/64: id 0.0.0.0
+    assert_invariants(inv, lock)
+
+
+def test_rack_pinned_to_the_node_asn_is_refused() -> None:
+    lock = allocate(inventory(SMALL.replace("first: 64512", "first: 64513")), None)
+    assert lock.node_asn == 64513
+    text = SMALL.replace("  - name: r1\n", "  - name: r1\n    asn: 64513\n")
+    with pytest.raises(AllocationError, match="is the nodes' ASN"):
+        allocate(inventory(text), lock)

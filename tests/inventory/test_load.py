@@ -297,3 +297,21 @@ def test_all_errors_reported_at_once(small_text: str) -> None:
     )
     found = errors(text)
     assert len(found) == 2
+
+
+def test_link_pool_shorter_than_32(small_text: str) -> None:
+    text = small_text.replace("2001:db8:2ff::/60", "2001:d00::/24")
+    expect(text, "links:", "shorter than a /32")
+
+
+def test_upstream_address_outside_its_link(full_text: str) -> None:
+    text = full_text.replace('address: "2001:db8:1fe:1::1"', 'address: "2001:db8:1fe:9::1"')
+    expect(text, "2001:db8:1fe:9::1", "is not another address of the link 2001:db8:1fe:1::/64")
+
+
+def test_upstream_link_inside_the_pod(full_text: str) -> None:
+    text = full_text.replace(
+        'address: "2001:db8:1fe:1::1", local: "2001:db8:1fe:1::2/64"',
+        'address: "2001:db8:1ff:ff::1", local: "2001:db8:1ff:ff::2/64"',
+    )
+    expect(text, "2001:db8:1ff:ff::2/64", "overlaps the pod's aggregate or link pool")

@@ -124,3 +124,48 @@ def test_exabgp_closing_the_pipe_stops_the_announcer(tmp_path: Path) -> None:
         return await asyncio.wait_for(task, 10)
 
     assert asyncio.run(main()) == 0
+
+
+def test_refused_commands_are_retried_with_backoff_not_in_a_loop(tmp_path: Path) -> None:
+    class Refusing(FakeExaBGP):
+        def write(self, data: bytes) -> None:
+            if self.reader._eof:
+                raise BrokenPipeError("ExaBGP is gone")
+            for line in data.decode().splitlines():
+                self.commands.append(line)
+                self.reader.feed_data(b"error\n")
+
+    async def main() -> list[str]:
+        exa = Refusing()
+        daemon = AnnouncerDaemon(config(tmp_path), write=exa.write)
+        task = asyncio.create_task(daemon.run(exa.reader))
+        await asyncio.sleep(1.5)
+        exa.reader.feed_eof()
+        await task
+        return exa.commands
+
+    commands = asyncio.run(main())
+    announces = [c for c in commands if c.startswith("announce")]
+    assert 3 <= len(announces) <= 9  # first try, then one retry per second: not thousands
+
+
+def test_a_dead_timer_task_withdraws_everything(tmp_path: Path) -> None:
+    async def main() -> tuple[int, list[str]]:
+        exa = FakeExaBGP()
+        daemon = AnnouncerDaemon(config(tmp_path), write=exa.write)
+
+        def broken() -> None:
+            raise PermissionError("state_dir unreadable")
+
+        task = asyncio.create_task(daemon.run(exa.reader))
+        await settle(lambda: daemon.sync.converged(daemon.core.desired()) and exa.commands)
+        daemon.poll_control = broken  # type: ignore[method-assign]
+        return await asyncio.wait_for(task, 10), exa.commands
+
+    code, commands = asyncio.run(main())
+    assert code == 1
+    assert commands[-3:] == [
+        "withdraw route 203.0.113.0/32 next-hop 2001:db8:2ff::2",
+        "withdraw route 2001:db8:200:1::/64 next-hop 2001:db8:2ff::2",
+        "withdraw route 2001:db8:2fe::1/128 next-hop 2001:db8:2ff::2",
+    ]

@@ -128,6 +128,13 @@ def test_multipath_relax_when_node_asns_differ() -> None:
             "NODE-edge1-V6 does not accept",
         ),
         ("permit 203.0.113.3/32", "permit 203.0.113.9/32", "VIPS-V4 does not list exactly"),
+        ("permit 2001:db8:200:1::/64", "permit 2001:db8:200:1::/64 le 128", "accepts a range"),
+        (" bgp ebgp-requires-policy\n", "", "ebgp-requires-policy is off"),
+        (
+            "  neighbor 2001:db8:2ff::2 route-map FROM-edge1 in\n",
+            "",
+            "ipv4: node edge1 is not filtered by FROM-edge1",
+        ),
     ],
 )
 def test_semantic_check_catches(old: str, new: str, problem: str) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import click
@@ -61,6 +63,12 @@ def up(pod: Path, workdir: Path) -> None:
     replace_tree(rendered, render(loaded.inventory, lock, paths))
     labpod = LabPod(rendered=rendered, workdir=workdir.resolve(), check_interval=None)
     t0 = time.monotonic()
+
+    def interrupted(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupted)
     try:
         click.echo(f"starting {len(labpod_docs(rendered))} devices in namespaces ...", err=True)
         labpod.up()
@@ -73,9 +81,10 @@ def up(pod: Path, workdir: Path) -> None:
                 if tor.doc["vips"][fam] and edges:
                     labpod.wait_routes(rack, tor.doc["vips"][fam][0], edges, timeout=60)
         labpod.save()
-    except (LabError, KeyboardInterrupt) as e:
+    except BaseException as e:  # also Ctrl-C, SIGTERM, SIGHUP: never leave a half-built pod
         problems = labpod.down()
-        _fail(f"{e}; everything was removed" + (f" (except: {problems})" if problems else ""))
+        what = str(e) or type(e).__name__
+        _fail(f"{what}; everything was removed" + (f" (except: {problems})" if problems else ""))
     click.echo(f"pod up in {time.monotonic() - t0:.1f} s; `sixpod lab status`, `sixpod lab down`")
     _print_status(labpod)
 
@@ -155,11 +164,13 @@ def journey(workdir: Path) -> None:
     edges = [n for n in labpod.nodes.values() if n.edge and n.doc["rack"] == rack]
     if not edges:
         _fail(f"{rack} has no edge nodes")
+    vips = [tor.doc["vips"][fam][0] for fam in ("ipv4", "ipv6") if tor.doc["vips"][fam]]
+    if not vips:
+        _fail(f"{tor.name} has no VIPs")
     try:
-        for fam in ("ipv4", "ipv6"):
-            vip = tor.doc["vips"][fam][0]
+        for vip in vips:
             click.echo(f"client -> {vip}: answered by {labpod.whoami(vip)}")
-        victim, vip = edges[0], tor.doc["vips"]["ipv4"][0]
+        victim, vip = edges[0], vips[0]
         rest = {n.address for n in edges if n is not victim}
         t0 = time.monotonic()
         victim.healthy(False)
@@ -182,8 +193,10 @@ def journey(workdir: Path) -> None:
 @WORKDIR
 def down(workdir: Path) -> None:
     """Stop every process and remove every namespace the lab created."""
-    labpod = _attach(workdir)
-    problems = labpod.down()
+    try:
+        problems = LabPod.down_saved(workdir)
+    except LabError as e:
+        _fail(str(e))
     for p in problems:
         click.echo(f"sixpod lab: {p}", err=True)
     if problems:

@@ -22,13 +22,20 @@ CONFIG = click.option(
 
 
 def load_config(path: Path) -> AnnouncerConfig:
+    """The announcer config, checked as deeply as the core will check it; exit 1 if wrong."""
+    from sixpod.routing.announcer import core_config
+
     try:
-        return load_model(path.read_text(encoding="utf-8"), str(path), AnnouncerConfig)
+        cfg = load_model(path.read_text(encoding="utf-8"), str(path), AnnouncerConfig)
+        core_config(cfg)
+        return cfg
     except OSError as e:
         click.echo(f"{path}: cannot read: {e.strerror}", err=True)
     except InventoryError as e:
         for d in e.diagnostics:
             click.echo(str(d), err=True)
+    except ValueError as e:
+        click.echo(f"{path}: {e}", err=True)
     sys.exit(1)
 
 
@@ -49,12 +56,16 @@ def node() -> None:
 def _flag(config_path: Path, name: str, on: bool) -> None:
     cfg = load_config(config_path)
     state = Path(cfg.state_dir)
-    state.mkdir(parents=True, exist_ok=True)
     flag = state / name
-    if on:
-        write_atomic(flag, f"{name}\n")
-    else:
-        flag.unlink(missing_ok=True)
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+        if on:
+            write_atomic(flag, f"{name}\n")
+        else:
+            flag.unlink(missing_ok=True)
+    except OSError as e:
+        click.echo(f"{flag}: {e.strerror}", err=True)
+        sys.exit(1)
     click.echo(f"{cfg.node}: {name} {'set' if on else 'cleared'}")
 
 

@@ -40,6 +40,10 @@ def _nth_subnet(net: IPv6Network, prefixlen: int, index: int) -> IPv6Network:
     return IPv6Network((int(net.network_address) + index * size, prefixlen))
 
 
+def _low32(link: IPv6Network) -> int:
+    return (int(link.network_address) >> 64) & 0xFFFFFFFF
+
+
 def _free_subnets(
     net: IPv6Network, prefixlen: int, start: int, used: set[IPv6Network]
 ) -> Iterator[IPv6Network]:
@@ -128,6 +132,18 @@ def allocate(inv: Inventory, old: Lock | None) -> Lock:
                     )
                 )
             racks[rack.name] = asn
+    for name, asn in racks.items():
+        if asn == node_asn:
+            rack_index = next(i for i, r in enumerate(inv.racks) if r.name == name)
+            pinned_here = inv.racks[rack_index].asn is not None
+            problems.append(
+                LockProblem(
+                    ("racks", rack_index, "asn") if pinned_here else ("racks", name, "asn"),
+                    f"rack {name}'s ASN {asn} is the nodes' ASN (node_asn in the lock): "
+                    "node sessions would become iBGP",
+                    in_lock=not pinned_here,
+                )
+            )
     used_asn = {node_asn, *racks.values()}
     free_asn = (a for a in range(pod.asns.first, pod.asns.last + 1) if a not in used_asn)
     for rack in inv.racks:
@@ -186,7 +202,11 @@ def allocate(inv: Inventory, old: Lock | None) -> Lock:
                 )
             )
     free_prefix = _free_subnets(pod.aggregate, NODE_PREFIXLEN, 1, taken_prefix)
-    free_link = _free_subnets(pod.links, LINK_PREFIXLEN, 0, taken_link)
+    # A link whose /64 number ends in 32 zero bits would give its node router id 0.0.0.0.
+    # (check() keeps the pool within a /32, so only its first /64 can be such a link.)
+    first_link = _nth_subnet(pod.links, LINK_PREFIXLEN, 0)
+    zero_id = {first_link} if _low32(first_link) == 0 else set()
+    free_link = _free_subnets(pod.links, LINK_PREFIXLEN, 0, taken_link | zero_id)
     for node in inv.nodes:
         if node.name in nodes:
             continue

@@ -133,7 +133,15 @@ def _check_pools(inv: Inventory) -> list[Finding]:
                 f"{node_prefix_capacity(pod.aggregate)} node /64s, {nodes} nodes need one each",
             )
         )
-    if nodes > subnet_count(pod.links, LINK_PREFIXLEN):
+    if pod.links.prefixlen < 32:
+        out.append(
+            Finding(
+                ("pod", "links"),
+                f"link pool {addr.format_prefix(pod.links)} is shorter than a /32: node BGP "
+                "router ids (the low 32 bits of each link /64's number) would not be unique",
+            )
+        )
+    elif nodes > subnet_count(pod.links, LINK_PREFIXLEN) - _zero_id_links(pod.links):
         out.append(
             Finding(
                 ("pod", "links"),
@@ -177,6 +185,11 @@ def _check_pools(inv: Inventory) -> list[Finding]:
         else:
             pinned[node.prefix] = f"node {node.name}"
     return out
+
+
+def _zero_id_links(links: IPv6Network) -> int:
+    """1 if the pool's first /64 would give its node router id 0.0.0.0 (it is skipped)."""
+    return 1 if (int(links.network_address) >> 64) & 0xFFFFFFFF == 0 else 0
 
 
 def _overlaps(pools: Sequence[tuple[Path, str, IPv4Network | IPv6Network]]) -> list[Finding]:
@@ -277,6 +290,24 @@ def _check_racks(inv: Inventory) -> list[Finding]:
                     )
                 )
         for j, up in enumerate(rack.tor.upstreams):
+            where: Path = ("racks", i, "tor", "upstreams", j)
+            if up.address not in up.local.network or up.address == up.local.ip:
+                out.append(
+                    Finding(
+                        (*where, "address"),
+                        f"upstream {up.name}: {addr.format_ip(up.address)} is not another "
+                        f"address of the link {addr.format_prefix(up.local.network)}",
+                    )
+                )
+            pools = [inv.pod.aggregate, inv.pod.links]
+            if any(up.local.network.overlaps(p) for p in pools):
+                out.append(
+                    Finding(
+                        (*where, "local"),
+                        f"upstream {up.name}: link {addr.format_prefix(up.local.network)} "
+                        "overlaps the pod's aggregate or link pool",
+                    )
+                )
             if up.port not in seen:
                 out.append(
                     Finding(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from ipaddress import IPv4Network, IPv6Address, IPv6Network
+from ipaddress import IPv4Network, IPv6Address, IPv6Interface, IPv6Network
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict
@@ -61,6 +61,13 @@ def _ipv6_address(value: Any) -> IPv6Address:
     return ip
 
 
+def _ipv6_interface(value: Any) -> IPv6Interface:
+    iface = addr.parse_interface(_text(value))
+    if not isinstance(iface, IPv6Interface):
+        raise ValueError(f"{value!r} is IPv4; an IPv6 address with its prefix length is needed")
+    return iface
+
+
 def _asn(value: int) -> int:
     if not 1 <= value <= 4294967294:
         raise ValueError(f"{value} is not a valid AS number (1-4294967294)")
@@ -72,6 +79,7 @@ Name = Annotated[str, Strict(), AfterValidator(_name)]
 IPv6Prefix = Annotated[IPv6Network, BeforeValidator(_ipv6_prefix)]
 IPv4Prefix = Annotated[IPv4Network, BeforeValidator(_ipv4_prefix)]
 IPv6Addr = Annotated[IPv6Address, BeforeValidator(_ipv6_address)]
+IPv6Iface = Annotated[IPv6Interface, BeforeValidator(_ipv6_interface)]
 ASN = Annotated[int, Strict(), AfterValidator(_asn)]
 MTU = Annotated[int, Strict(), Field(ge=1280, le=65535, description="IP MTU in bytes")]
 
@@ -142,7 +150,8 @@ class Upstream(_Model):
 
     name: Name
     port: Annotated[str, Strict()]
-    address: IPv6Addr
+    address: IPv6Addr = Field(description="the upstream's address on the link")
+    local: IPv6Iface = Field(description="the ToR's address on the link, with its length")
     asn: ASN
 
 

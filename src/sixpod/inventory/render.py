@@ -137,6 +137,7 @@ def device_documents(inv: Inventory, lock: Lock) -> dict[str, dict[str, Any]]:
                     "name": u.name,
                     "port": u.port,
                     "address": addr.format_ip(u.address),
+                    "local": addr.format_prefix(u.local),
                     "asn": u.asn,
                 }
                 for u in rack.tor.upstreams

@@ -489,8 +489,24 @@ class LabPod:
         problems = self.box.close()
         if self.saved_state is not None:
             problems += close_saved(self.saved_state["box"])
+        if not problems:
             self.saved_state = None
-        (self.workdir / self.STATE).unlink(missing_ok=True)
+            (self.workdir / self.STATE).unlink(missing_ok=True)
+        return problems
+
+    @classmethod
+    def down_saved(cls, workdir: Path) -> list[str]:
+        """Take down a lab from its saved state alone (its rendered files may be gone)."""
+        path = workdir / cls.STATE
+        try:
+            state = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise LabError(f"no lab is up in {workdir} (no {cls.STATE})") from None
+        except (OSError, json.JSONDecodeError) as e:
+            raise LabError(f"{path}: {e}") from None
+        problems = close_saved(state["box"])
+        if not problems:
+            path.unlink(missing_ok=True)
         return problems
 
 

@@ -54,6 +54,7 @@ from sixpod.routing.sync import RouteSync
 log = logging.getLogger("sixpod.announcer")
 
 CONTROL_POLL = 0.2  # seconds between looks at the drain/disable files
+REFUSED_BACKOFF = 1.0  # seconds before resending after ExaBGP refused a command
 EXIT_WITHDRAW_WAIT = 3.0  # seconds to wait for ExaBGP to acknowledge the final withdrawals
 
 
@@ -107,6 +108,8 @@ class AnnouncerDaemon:
         self._in_floor = False
         self._flags = {"drain": False, "disable": False}
         self._state_dir = Path(cfg.state_dir)
+        self._hold_until = 0.0  # no route operations before this (after a refusal)
+        self._floor_lock = asyncio.Lock()  # floor calls reach Redis in the order they were made
         # Whatever a previous instance announced is still in ExaBGP: assume all of it.
         for route in self._possible_routes():
             self.sync.acked(Announce(route))
@@ -130,8 +133,10 @@ class AnnouncerDaemon:
             if msg.ok:
                 self.sync.acked(msg.op)
             else:
-                log.error("ExaBGP refused: %s", msg.op)
+                if now >= self._hold_until:
+                    log.error("ExaBGP refused: %s; retrying in %g s", msg.op, REFUSED_BACKOFF)
                 self.sync.failed(msg.op)
+                self._hold_until = now + REFUSED_BACKOFF
         elif isinstance(msg, SessionUp):
             log.info("BGP session with %s up", msg.peer)
             self.metrics.session(up=True)
@@ -178,8 +183,9 @@ class AnnouncerDaemon:
                 log.info("state %s -> %s: %s", event.old, event.new, event.reason)
             elif isinstance(event, CheckChanged):
                 log.info("check %s %s -> %s %s", event.name, event.old, event.new, event.detail)
-        for op in self.sync.plan(self.core.desired()):
-            self._write(self.codec.send(op))
+        if self.clock() >= self._hold_until or self.core.state.value == "shutdown":
+            for op in self.sync.plan(self.core.desired()):
+                self._write(self.codec.send(op))
         self.metrics.update(self.core, self.sync)
         self._wake.set()
 
@@ -195,7 +201,8 @@ class AnnouncerDaemon:
 
     async def _ask_floor(self) -> None:
         assert self.floor is not None
-        answer = await self.floor.ask_to_leave()
+        async with self._floor_lock:
+            answer = await self.floor.ask_to_leave()
         if not answer.granted:
             log.warning("floor holds the VIPs: %s", answer.reason)
         self.core.floor_answer(answer.granted, self.clock())
@@ -204,10 +211,11 @@ class AnnouncerDaemon:
     async def _floor_call(self, what: str) -> None:
         if self.floor is None:
             return
-        try:
-            await getattr(self.floor, what)()
-        except FloorUnavailable as e:
-            log.warning("floor %s: %s", what, e)
+        async with self._floor_lock:
+            try:
+                await getattr(self.floor, what)()
+            except FloorUnavailable as e:
+                log.warning("floor %s: %s", what, e)
 
     async def _heartbeat(self) -> None:
         assert self.floor is not None
@@ -231,64 +239,88 @@ class AnnouncerDaemon:
             self.pump()
 
     async def run(self, reader: asyncio.StreamReader) -> int:
-        if self.cfg.manage_loopback:
-            await loopback.ensure(self.cfg.loopback, self.cfg.vips)
-        if self.cfg.metrics is not None:
-            self.metrics.serve(self.cfg.metrics)
-        self.poll_control()
-        self.pump()
-        timers = asyncio.create_task(self._timers())
-        heartbeat = asyncio.create_task(self._heartbeat()) if self.floor else None
+        """Serve ExaBGP until it stops or we are told to; everything is withdrawn on the way
+        out, whatever ended the loop (also a failure at start or in the timer task)."""
+        timers: asyncio.Task[None] | None = None
+        heartbeat: asyncio.Task[None] | None = None
         stop = asyncio.create_task(self._stopping.wait())
+        code = 0
         try:
+            if self.cfg.manage_loopback:
+                await loopback.ensure(self.cfg.loopback, self.cfg.vips)
+            if self.cfg.metrics is not None:
+                self.metrics.serve(self.cfg.metrics)
+            self.poll_control()
+            self.pump()
+            timers = asyncio.create_task(self._timers())
+            heartbeat = asyncio.create_task(self._heartbeat()) if self.floor else None
             while not self._stopping.is_set():
                 read = asyncio.create_task(reader.readline())
-                done, _ = await asyncio.wait({read, stop}, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    {read, stop, timers}, return_when=asyncio.FIRST_COMPLETED
+                )
                 if read not in done:
                     read.cancel()
+                    await asyncio.gather(read, return_exceptions=True)
+                    if timers in done and not self._stopping.is_set():
+                        log.error("timer task ended: %r; withdrawing", timers.exception())
+                        code = 1
                     break
                 line = read.result()
                 if not line:
                     log.warning("ExaBGP closed the pipe")
                     break
                 self.receive_line(line.decode("utf-8", "replace"))
+        except (loopback.LoopbackError, OSError) as e:
+            log.error("%s; withdrawing everything", e)
+            code = 1
         finally:
             self._stopping.set()
-            await self._shutdown(reader)
-            for task in (timers, heartbeat, stop, *self._tasks):
+            for task in (timers, heartbeat, *self._tasks):
                 if task is not None:
                     task.cancel()
             await asyncio.gather(
-                timers, stop, *(t for t in (heartbeat,) if t), return_exceptions=True
+                *(t for t in (timers, heartbeat) if t is not None), return_exceptions=True
             )
-            if self.floor is not None:
-                await self.floor.close()
-            self.metrics.stop()
-        return 0
+            try:
+                await self._shutdown(reader)
+            finally:
+                stop.cancel()
+                await asyncio.gather(stop, return_exceptions=True)
+                if self.floor is not None:
+                    await self.floor.close()
+                self.metrics.stop()
+        return code
 
     async def _shutdown(self, reader: asyncio.StreamReader) -> None:
-        """Withdraw everything, wait (bounded) for ExaBGP's acks, then clean the loopback."""
+        """Withdraw everything, wait (bounded) for ExaBGP's acks, then clean up."""
         self.core.shutdown(self.clock())
-        with contextlib.suppress(OSError, BrokenPipeError):
+        with contextlib.suppress(OSError):
             self.pump()
         deadline = self.clock() + EXIT_WITHDRAW_WAIT
-        while self.sync.pending and self.clock() < deadline and not reader.at_eof():
-            try:
-                line = await asyncio.wait_for(reader.readline(), deadline - self.clock())
-            except TimeoutError:
-                break
-            if not line:
-                break
-            msg = self.codec.receive_line(line.decode("utf-8", "replace"))
-            if isinstance(msg, Acked):
-                (self.sync.acked if msg.ok else self.sync.failed)(msg.op)
-        if self.floor is not None:
-            await self._floor_call("leave")
-        if self.cfg.manage_loopback:
-            try:
-                await loopback.remove(self.cfg.loopback, list(self.cfg.vips))
-            except loopback.LoopbackError as e:
-                log.error("%s", e)
+        try:
+            while self.sync.pending and self.clock() < deadline and not reader.at_eof():
+                try:
+                    line = await asyncio.wait_for(reader.readline(), deadline - self.clock())
+                except TimeoutError:
+                    break
+                if not line:
+                    break
+                try:
+                    msg = self.codec.receive_line(line.decode("utf-8", "replace"))
+                except ExaBGPProtocolError as e:
+                    log.error("%s", e)
+                    continue
+                if isinstance(msg, Acked):
+                    (self.sync.acked if msg.ok else self.sync.failed)(msg.op)
+        finally:
+            if self.floor is not None:
+                await self._floor_call("leave")
+            if self.cfg.manage_loopback:
+                try:
+                    await loopback.remove(self.cfg.loopback, list(self.cfg.vips))
+                except loopback.LoopbackError as e:
+                    log.error("%s", e)
 
 
 async def _main(cfg: AnnouncerConfig) -> int:

@@ -14,7 +14,9 @@ from typing import Any
 from sixpod import addr
 
 _DEF = {
-    "prefix-list": re.compile(r"^ip(?:v6)? prefix-list (\S+) seq \d+ (?:permit|deny) (\S+)"),
+    "prefix-list": re.compile(
+        r"^ip(?:v6)? prefix-list (\S+) seq \d+ (?:permit|deny) (\S+)(?P<range> [gl]e \d+.*)?$"
+    ),
     "route-map": re.compile(r"^route-map (\S+) (?:permit|deny) \d+$"),
     "community-list": re.compile(r"^bgp community-list standard (\S+) "),
     "bfd-profile": re.compile(r"^ profile (\S+)$"),
@@ -42,6 +44,8 @@ def check_frr(text: str, doc: dict[str, Any]) -> list[str]:
                 defined[kind].add(m.group(1))
                 if kind == "prefix-list" and m.group(2) != "any":
                     entries[m.group(1)].append(m.group(2))
+                    if m.group("range") and not m.group(1).startswith(("NODE-PREFIXES",)):
+                        problems.append(f"prefix-list {m.group(1)} accepts a range: {line}")
     for n, line in enumerate(lines, 1):
         for kind, rx in _REF.items():
             m = rx.search(line)
@@ -66,6 +70,16 @@ def check_frr(text: str, doc: dict[str, Any]) -> list[str]:
     want = {addr.format_ip(addr.parse_ip(n["address"])) for n in doc["neighbors"]}
     if members != want:
         problems.append(f"NODES members {sorted(members)} differ from the lock's {sorted(want)}")
+
+    if " bgp ebgp-requires-policy" not in lines:
+        problems.append("bgp ebgp-requires-policy is off: a peer without a policy gets routes")
+    for af in ("ipv4", "ipv6"):
+        start = text.find(f" address-family {af} unicast")
+        block = text[start : text.find("exit-address-family", start)] if start >= 0 else ""
+        for n in doc["neighbors"]:
+            bind = f"  neighbor {n['address']} route-map FROM-{n['node']} in"
+            if bind not in block.splitlines():
+                problems.append(f"{af}: node {n['node']} is not filtered by FROM-{n['node']}")
 
     def canon(items: list[str]) -> list[str]:
         return sorted(addr.format_prefix(addr.parse_prefix(p)) for p in items)

@@ -166,6 +166,14 @@ def frr_conf(doc: dict[str, Any]) -> str:
             "exit",
             "!",
         ]
+    for u in doc["upstreams"]:
+        lines += [
+            f"interface {u['port']}",
+            f" description upstream {u['name']}",
+            f" ipv6 address {u['local']}",
+            "exit",
+            "!",
+        ]
     lines += [
         "bfd",
         " profile NODES",
@@ -178,6 +186,7 @@ def frr_conf(doc: dict[str, Any]) -> str:
         "!",
         f"router bgp {doc['asn']}",
         f" bgp router-id {doc['router_id']}",
+        " bgp ebgp-requires-policy",
         " no bgp default ipv4-unicast",
         " neighbor NODES peer-group",
     ]
@@ -198,7 +207,10 @@ def frr_conf(doc: dict[str, Any]) -> str:
         lines.append(f" neighbor {n['address']} peer-group NODES")
         lines.append(f" neighbor {n['address']} description node {n['node']}")
     if doc["upstreams"]:
-        lines.append(" neighbor UPSTREAMS peer-group")
+        lines += [
+            " neighbor UPSTREAMS peer-group",
+            " neighbor UPSTREAMS capability extended-nexthop",
+        ]
         for u in doc["upstreams"]:
             lines += [  # a member's own remote-as must come before it joins the group
                 f" neighbor {u['address']} remote-as {u['asn']}",

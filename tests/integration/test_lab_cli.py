@@ -1,0 +1,52 @@
+"""`sixpod lab up|status|test|down` on the small example, through the real command line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from labfixture import ROOT, SIXPOD
+
+from sixpod.lab.netns import existing_namespaces
+
+pytestmark = pytest.mark.integration
+
+
+def sixpod(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([SIXPOD, *args], capture_output=True, text=True, timeout=300, check=check)
+
+
+def test_lab_lifecycle(tmp_path: Path) -> None:
+    for name in ("small.yaml", "small.lock"):
+        shutil.copy(ROOT / "examples" / name, tmp_path / name)
+    workdir = tmp_path / "lab"
+    up = sixpod("lab", "up", str(tmp_path / "small.yaml"), "--workdir", str(workdir), check=False)
+    try:
+        assert up.returncode == 0, up.stderr
+        assert "pod up in" in up.stdout
+        state = json.loads((workdir / "lab.json").read_text())
+        prefix = state["box"]["prefix"]
+        assert existing_namespaces(prefix)
+        again = sixpod(
+            "lab", "up", str(tmp_path / "small.yaml"), "--workdir", str(workdir), check=False
+        )
+        assert again.returncode == 1
+        assert "already up" in again.stderr
+        status = json.loads(sixpod("lab", "status", "--workdir", str(workdir), "--json").stdout)
+        r1 = status["racks"]["r1"]
+        assert all(n["bgp"] and n["bfd"] for n in r1["nodes"].values())
+        assert r1["vips_by_path_count"] == {"ipv4": {"2": 4}, "ipv6": {"2": 4}}
+        journey = sixpod("lab", "test", "--workdir", str(workdir))
+        assert "out of the ECMP set" in journey.stdout
+        assert "back in" in journey.stdout
+    finally:
+        down = sixpod("lab", "down", "--workdir", str(workdir), check=False)
+    assert down.returncode == 0, down.stderr
+    assert existing_namespaces(prefix) == []
+    assert not (workdir / "lab.json").exists()
+    gone = sixpod("lab", "down", "--workdir", str(workdir), check=False)
+    assert gone.returncode == 1
+    assert "no lab is up" in gone.stderr
