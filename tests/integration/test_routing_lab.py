@@ -204,7 +204,11 @@ def fresh(tmp_path: Path) -> Iterator[LabPod]:
 def test_link_down_leaves_ecmp(fresh: LabPod) -> None:
     fresh.box.ip(fresh.nodes["edge1"].ns, "link set eth0 down")
     fresh.wait_routes("r1", V4[0], {fresh.nodes["edge2"].address}, timeout=30)
-    assert fresh.nodes["edge1"].address not in fresh.bfd_up("r1")
+    wait_for(
+        lambda: fresh.nodes["edge1"].address not in fresh.bfd_up("r1"),
+        timeout=10,
+        what="BFD to see the link down",
+    )
 
 
 def last_notification(lab: LabPod, node: str) -> str:

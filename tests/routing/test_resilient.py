@@ -471,7 +471,7 @@ def test_plan_from_captured_json_on_an_empty_kernel() -> None:
     result = plan(view.paths, KernelState(), SETTINGS)
     members = sorted((member_hint(N[i]), N[i]) for i in (1, 2, 3))
     ids = [i for i, _ in members]
-    gs = GroupSettings(64, 1, 0)
+    gs = GroupSettings()
     assert result.ops == (
         AddRule(V6, 1000, 1000, PROTO),
         AddRule(V4, 1000, 1000, PROTO),
@@ -491,8 +491,8 @@ def test_plan_from_captured_json_on_an_empty_kernel() -> None:
     assert f"nexthop add id {hint} via 2001:db8:ff:1::2 dev swp1 proto 250" in lines
     group = "/".join(str(i) for i in ids)
     assert lines[-3:] == (
-        f"nexthop add id {GROUP_BASE} group {group} type resilient buckets 64 idle_timer 1 "
-        "unbalanced_timer 0 proto 250",
+        f"nexthop add id {GROUP_BASE} group {group} type resilient buckets 128 idle_timer 120 "
+        "unbalanced_timer 300 proto 250",
         f"route replace 203.0.113.10/32 nhid {GROUP_BASE} table 1000 proto 250",
         f"route replace 2001:db8:f::10/128 nhid {GROUP_BASE} table 1000 proto 250",
     )
@@ -587,14 +587,14 @@ def test_new_vip_joins_an_existing_group_with_its_path_set() -> None:
 def test_bucket_count_change_moves_vips_to_a_new_group() -> None:
     kernel = FakeKernel()
     converge(kernel, {V4: nodes(1, 2)})
-    st_ = Settings(vips=SETTINGS.vips, group=GroupSettings(buckets=128))
+    st_ = Settings(vips=SETTINGS.vips, group=GroupSettings(buckets=256))
     ops = converge(kernel, {V4: nodes(1, 2)}, st_)
     g2 = GROUP_BASE + 1
     assert [type(op).__name__ for op in ops] == ["AddGroup", "SetRoute", "DelNexthop"]
     assert ops[-1] == DelNexthop(GROUP_BASE)
     assert kernel.route_group(V4) == g2
     # timers change in place
-    st2 = Settings(vips=SETTINGS.vips, group=GroupSettings(128, idle_timer=30))
+    st2 = Settings(vips=SETTINGS.vips, group=GroupSettings(256, idle_timer=30))
     ops = converge(kernel, {V4: nodes(1, 2)}, st2)
     assert [type(op) for op in ops] == [ReplaceGroup]
 

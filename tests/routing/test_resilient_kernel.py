@@ -354,9 +354,9 @@ def test_resilient_group_keeps_flows_when_a_node_leaves(box: Sandbox) -> None:
     nhs = pod.nexthops()
     group = nhs[GROUP_BASE]
     assert group["type"] == "resilient"
-    assert group["resilient_args"]["buckets"] == 64
-    assert group["resilient_args"]["idle_timer"] == 1
-    assert group["resilient_args"]["unbalanced_timer"] == 0
+    assert group["resilient_args"]["buckets"] == GroupSettings().buckets
+    assert group["resilient_args"]["idle_timer"] == GroupSettings().idle_timer
+    assert group["resilient_args"]["unbalanced_timer"] == GroupSettings().unbalanced_timer
     gateways = {nhs[m["id"]]["gateway"]: nhs[m["id"]]["dev"] for m in group["group"]}
     assert gateways == {f"2001:db8:ff:{n}::2": f"swp{n}" for n in (1, 2, 3)}
     assert {m["id"] for m in group["group"]} == {member_hint(member(n)) for n in (1, 2, 3)}

@@ -165,6 +165,7 @@ class Sandbox:
         if proc.alive():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, sig)
+                os.killpg(proc.pid, signal.SIGCONT)  # a stopped process cannot act on sig
             try:
                 proc.popen.wait(timeout)
             except subprocess.TimeoutExpired:

@@ -80,7 +80,7 @@ class LabPod:
     floor: int = 0
     check_interval: float | None = 0.2  # None keeps the rendered check timing
     rise: int = 2
-    fall: int = 2
+    fall: int = 3
     extra_checks: tuple[dict[str, Any], ...] = ()
     resilient: bool = True
     drain_timeout: float = 2.0
@@ -283,7 +283,7 @@ class LabPod:
                 check.update(
                     interval=self.check_interval, fast_interval=min(0.1, self.check_interval)
                 )
-                check.update(rise=self.rise, fall=self.fall, timeout=0.5)
+                check.update(rise=self.rise, fall=self.fall, timeout=1.5)
             if check["kind"] == "redis":
                 check["password_file"] = str(node.dir / "redis.pass")
         cfg.update(
@@ -310,12 +310,13 @@ class LabPod:
         exabgp_conf.write_text(text)
         self.start_exabgp(node)
 
-    def start_exabgp(self, node: LabNode) -> None:
+    def start_exabgp(self, node: LabNode, config: Path | None = None) -> None:
+        """(Re)start the node's ExaBGP, with its own config or ``config``."""
         exabgp = str(Path(sys.executable).with_name("exabgp"))
         node.exabgp = self.box.spawn(
             f"{node.name}-exabgp",
             node.ns,
-            [exabgp, str(node.dir / "exabgp.conf")],
+            [exabgp, str(config or node.dir / "exabgp.conf")],
             env={
                 "exabgp_api_cli": "false",
                 "exabgp_daemon_drop": "false",

@@ -205,13 +205,23 @@ class Member:
         return f"{addr.format_ip(self.gateway)}%{self.dev}"
 
 
+# Buckets move to a re-joined node only when idle for the idle timer, or after the group has
+# been unbalanced for the unbalanced timer. A bucket carries many flows, so under load it is
+# rarely idle: the unbalanced timer bounds how long a re-joined node waits for its share (the
+# flows of the buckets that move then break, as plain ECMP would break them at once). An idle
+# timer above common keepalive idle times (nginx: 75 s) spares idle keepalive connections.
+DEFAULT_BUCKETS = 128
+DEFAULT_IDLE_TIMER = 120
+DEFAULT_UNBALANCED_TIMER = 300
+
+
 @dataclass(frozen=True, slots=True)
 class GroupSettings:
     """Parameters of a resilient group: bucket count and timers in seconds (0 = off)."""
 
-    buckets: int = 64
-    idle_timer: int = 1
-    unbalanced_timer: int = 0
+    buckets: int = DEFAULT_BUCKETS
+    idle_timer: int = DEFAULT_IDLE_TIMER
+    unbalanced_timer: int = DEFAULT_UNBALANCED_TIMER
 
     def __post_init__(self) -> None:
         _check_int(self.buckets, "buckets", 1, 65535)
@@ -1014,13 +1024,16 @@ class TorResilientConfig(BaseModel):
         default=250, description="rtnetlink protocol number marking the helper's objects"
     )
     buckets: Annotated[int, Strict(), Field(ge=2, le=65535)] = Field(
-        default=64, description="buckets per resilient group (well above the nodes per ToR)"
+        default=DEFAULT_BUCKETS,
+        description="buckets per resilient group (well above the nodes per ToR)",
     )
     idle_timer: _Seconds = Field(
-        default=1, description="seconds a bucket must be idle before it moves to a new member"
+        default=DEFAULT_IDLE_TIMER,
+        description="seconds a bucket must be idle before it moves to a new member",
     )
     unbalanced_timer: _Seconds = Field(
-        default=0, description="seconds of imbalance before busy buckets move anyway; 0 = never"
+        default=DEFAULT_UNBALANCED_TIMER,
+        description="seconds of imbalance before busy buckets move anyway; 0 = never",
     )
     interval: float = Field(
         default=1.0,
