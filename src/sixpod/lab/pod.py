@@ -462,13 +462,7 @@ class LabPod:
     @classmethod
     def attach(cls, workdir: Path) -> LabPod:
         """A view of a lab started by another process (to observe it, or take it down)."""
-        path = workdir / cls.STATE
-        try:
-            state = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise LabError(f"no lab is up in {workdir} (no {cls.STATE})") from None
-        except (OSError, json.JSONDecodeError) as e:
-            raise LabError(f"{path}: {e}") from None
+        state = cls._read_state(workdir)
         rendered = Path(state["rendered"])
         pod = cls(rendered=rendered, workdir=workdir, prefix=state["box"]["prefix"])
         pod.saved_state = state
@@ -498,17 +492,21 @@ class LabPod:
     @classmethod
     def down_saved(cls, workdir: Path) -> list[str]:
         """Take down a lab from its saved state alone (its rendered files may be gone)."""
+        problems = close_saved(cls._read_state(workdir)["box"])
+        if not problems:
+            (workdir / cls.STATE).unlink(missing_ok=True)
+        return problems
+
+    @classmethod
+    def _read_state(cls, workdir: Path) -> dict[str, Any]:
         path = workdir / cls.STATE
         try:
-            state = json.loads(path.read_text())
+            state: dict[str, Any] = json.loads(path.read_text())
         except FileNotFoundError:
             raise LabError(f"no lab is up in {workdir} (no {cls.STATE})") from None
         except (OSError, json.JSONDecodeError) as e:
             raise LabError(f"{path}: {e}") from None
-        problems = close_saved(state["box"])
-        if not problems:
-            path.unlink(missing_ok=True)
-        return problems
+        return state
 
 
 class Flows:
