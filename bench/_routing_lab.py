@@ -491,6 +491,14 @@ def flow_cycle(
             not resilient or all(resilient_balanced(pod, v, len(everyone)) for v in vips)
         )
 
+    wait(state(everyone), timeout, "every node in the ECMP set")
+    if resilient and not ready():
+        # With production timers (idle 120 s, unbalanced 300 s) a re-joined node gets its
+        # buckets back only after minutes: start each cycle from fresh, balanced groups.
+        tor = pod.tors[RACK]
+        if tor.resilient is not None:
+            pod.box.stop(tor.resilient)
+        pod.start_resilient(tor)
     wait(ready, timeout, "every node in the ECMP set (and its share of buckets)")
     flows = FlowSet(pod, count, pace)
     try:

@@ -13,8 +13,8 @@ each fault at a random (stratified) phase of the timer that must catch it:
    re-join on flows opened while the node was out (older survivors are reported apart: with
    plain hash-threshold groups they cannot move on a re-join, whatever the group does).
    Resilient groups (the helper) with active flows (a message every 0.25 s, as a busy flow),
-   then with idle flows (silent > the groups' 1 s idle timer), then FRR's plain groups (helper
-   stopped, active flows);
+   then with idle flows (silent 2.5 s, under the groups' 120 s idle timer), then FRR's plain
+   groups (helper stopped, active flows);
 3. a silent node (nftables drops its uplink traffic both ways) caught by BFD (100 ms x 3);
 4. anchor: a hung ExaBGP (SIGSTOP), caught only by the 9 s hold timer;
 5. anchor: ExaBGP's own healthcheck at its defaults on every node (interval 5 s, fast 1 s,
@@ -64,8 +64,8 @@ BFD_TRIALS = 5
 HOLD_TRIALS = 3
 FLOWS = 150
 PACE = 0.25  # an active flow exchanges a message at least this often
-SETTLE = 1.5  # active flows keep going this long after the change (> the 1 s idle timer)
-IDLE = 2.5  # idle flows: nothing sent this long (> the groups' 1 s idle timer)
+SETTLE = 1.5  # active flows keep going this long after the change
+IDLE = 2.5  # idle flows: nothing sent this long (a short keepalive pause)
 HEALTH_UP_MED = 100  # exabgp healthcheck --up-metric default
 HEALTH_DOWN_MED = 1000  # --down-metric default
 
