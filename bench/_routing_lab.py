@@ -28,13 +28,6 @@ SIXPOD = str(Path(sys.executable).with_name("sixpod"))
 EXABGP = str(Path(sys.executable).with_name("exabgp"))
 RACK = "r1"
 POLL = 0.002  # seconds between two looks at the ToR's RIB (a look costs 0.05-1 ms)
-# What LabPod.start_exabgp passes to ExaBGP; the anchor's ExaBGP must run the same way.
-EXABGP_ENV = {
-    "exabgp_api_cli": "false",
-    "exabgp_daemon_drop": "false",
-    "exabgp_log_destination": "stdout",
-    "exabgp_tcp_delay": "0",
-}
 # A node that goes silent: nothing in or out on its uplink (loopback keeps working, so the
 # node's own processes carry on as on a node whose NIC or cable died without a link-down).
 SILENCE = (
@@ -325,10 +318,7 @@ def switch_to_healthcheck(pod: LabPod, node: LabNode, vip: str) -> None:
     """Stop the node's ExaBGP (with ``sixpod announcer``); start one running the healthcheck."""
     if node.exabgp is not None:
         pod.box.stop(node.exabgp)
-    conf = healthcheck_conf(pod, node, vip)
-    node.exabgp = pod.box.spawn(
-        f"{node.name}-exabgp-healthcheck", node.ns, [EXABGP, str(conf)], env=EXABGP_ENV
-    )
+    pod.start_exabgp(node, healthcheck_conf(pod, node, vip))
 
 
 def bgp_meds(pod: LabPod, vip: str) -> dict[str, int | None]:
