@@ -169,3 +169,28 @@ def test_a_dead_timer_task_withdraws_everything(tmp_path: Path) -> None:
         "withdraw route 2001:db8:200:1::/64 next-hop 2001:db8:2ff::2",
         "withdraw route 2001:db8:2fe::1/128 next-hop 2001:db8:2ff::2",
     ]
+
+
+def test_acks_do_not_replan_so_a_burst_stays_linear(tmp_path: Path) -> None:
+    vips = [f"203.0.113.{i}" for i in range(256)] + [f"2001:db8:2fe::{i:x}" for i in range(1, 257)]
+
+    async def main() -> int:
+        exa = FakeExaBGP()
+        daemon = AnnouncerDaemon(config(tmp_path, vips=vips), write=exa.write)
+        plans = 0
+        plan = daemon.sync.plan
+
+        def counting(desired: object) -> object:
+            nonlocal plans
+            plans += 1
+            return plan(desired)  # type: ignore[arg-type]
+
+        daemon.sync.plan = counting  # type: ignore[method-assign,assignment]
+        task = asyncio.create_task(daemon.run(exa.reader))
+        await settle(lambda: daemon.sync.converged(daemon.core.desired()))
+        daemon._stopping.set()
+        await task
+        assert len([c for c in exa.commands if c.startswith("announce")]) == 513
+        return plans
+
+    assert asyncio.run(main()) < 50  # not one plan per acknowledgement (513 of them)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -17,7 +19,7 @@ from rich.table import Table
 from sixpod.cli.inventory import current_lock_or_exit, load_or_exit
 from sixpod.inventory.files import replace_tree
 from sixpod.inventory.render import render
-from sixpod.lab.netns import LabError
+from sixpod.lab.netns import LabError, wait_for
 from sixpod.lab.pod import LabPod
 from sixpod.routing.render import Paths
 
@@ -57,6 +59,8 @@ def up(pod: Path, workdir: Path) -> None:
         _fail(f"a lab is already up in {workdir}: `sixpod lab down` first")
     loaded = load_or_exit(pod)
     lock = current_lock_or_exit(pod, loaded)
+    for old in ("logs", "nodes", "state", "ctl-redis"):  # a previous lab's logs and flags
+        shutil.rmtree(workdir / old, ignore_errors=True)
     rendered = workdir.resolve() / "rendered"
     sixpod_bin = str(Path(sys.executable).with_name("sixpod"))
     paths = Paths(sixpod=sixpod_bin, etc=str(rendered / "nodes"), state=str(workdir / "state"))
@@ -77,9 +81,16 @@ def up(pod: Path, workdir: Path) -> None:
             click.echo(f"{rack}: every BGP and BFD session is up", err=True)
         for rack, tor in labpod.tors.items():
             edges = {n.address for n in labpod.nodes.values() if n.edge and n.doc["rack"] == rack}
-            for fam in ("ipv4", "ipv6"):
-                if tor.doc["vips"][fam] and edges:
-                    labpod.wait_routes(rack, tor.doc["vips"][fam][0], edges, timeout=60)
+            want = [f"{v}/32" for v in tor.doc["vips"]["ipv4"]]
+            want += [f"{v}/128" for v in tor.doc["vips"]["ipv6"]]
+            if edges and want:
+                wait_for(
+                    _all_spread(labpod, rack, want, edges),
+                    timeout=120,
+                    interval=0.5,
+                    what=f"every VIP of {rack} spread over its {len(edges)} edge nodes",
+                )
+                click.echo(f"{rack}: {len(want)} VIPs over {len(edges)} edge nodes", err=True)
         labpod.save()
     except BaseException as e:  # also Ctrl-C, SIGTERM, SIGHUP: never leave a half-built pod
         problems = labpod.down()
@@ -87,6 +98,16 @@ def up(pod: Path, workdir: Path) -> None:
         _fail(f"{what}; everything was removed" + (f" (except: {problems})" if problems else ""))
     click.echo(f"pod up in {time.monotonic() - t0:.1f} s; `sixpod lab status`, `sixpod lab down`")
     _print_status(labpod)
+
+
+def _all_spread(
+    labpod: LabPod, rack: str, prefixes: list[str], edges: set[str]
+) -> Callable[[], bool]:
+    def check() -> bool:
+        routes = labpod.all_routes(rack)
+        return all(routes.get(p) == edges for p in prefixes)
+
+    return check
 
 
 def labpod_docs(rendered: Path) -> list[Path]:

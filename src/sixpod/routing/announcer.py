@@ -130,6 +130,8 @@ class AnnouncerDaemon:
             return
         now = self.clock()
         if isinstance(msg, Acked):
+            # Acks change nothing to plan (a refused op is retried by the timer after the
+            # backoff), so they do not pump: a burst of 1,000 acks stays linear.
             if msg.ok:
                 self.sync.acked(msg.op)
             else:
@@ -137,7 +139,8 @@ class AnnouncerDaemon:
                     log.error("ExaBGP refused: %s; retrying in %g s", msg.op, REFUSED_BACKOFF)
                 self.sync.failed(msg.op)
                 self._hold_until = now + REFUSED_BACKOFF
-        elif isinstance(msg, SessionUp):
+            return
+        if isinstance(msg, SessionUp):
             log.info("BGP session with %s up", msg.peer)
             self.metrics.session(up=True)
             self.core.session_up(now)
@@ -186,7 +189,6 @@ class AnnouncerDaemon:
         if self.clock() >= self._hold_until or self.core.state.value == "shutdown":
             for op in self.sync.plan(self.core.desired()):
                 self._write(self.codec.send(op))
-        self.metrics.update(self.core, self.sync)
         self._wake.set()
 
     def _spawn(self, coro: Any) -> None:
@@ -237,6 +239,7 @@ class AnnouncerDaemon:
             self.core.handle_timer(self.clock())
             self.poll_control()
             self.pump()
+            self.metrics.update(self.core, self.sync)
 
     async def run(self, reader: asyncio.StreamReader) -> int:
         """Serve ExaBGP until it stops or we are told to; everything is withdrawn on the way
@@ -299,7 +302,7 @@ class AnnouncerDaemon:
             self.pump()
         deadline = self.clock() + EXIT_WITHDRAW_WAIT
         try:
-            while self.sync.pending and self.clock() < deadline and not reader.at_eof():
+            while self.sync.pending_count and self.clock() < deadline and not reader.at_eof():
                 try:
                     line = await asyncio.wait_for(reader.readline(), deadline - self.clock())
                 except TimeoutError:

@@ -77,7 +77,7 @@ class AnnouncerMetrics:
             self.routes.labels(family=family).set(
                 sum(1 for r in routes if r.prefix.version == version)
             )
-        self.pending.set(len(sync.pending))
+        self.pending.set(sync.pending_count)
         self.floor_held.set(1 if core.floor_held else 0)
 
     def serve(self, endpoint: addr.Endpoint) -> None:

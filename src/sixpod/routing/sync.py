@@ -44,6 +44,11 @@ class RouteSync:
         """Operations sent and not yet acknowledged or failed, in prefix order."""
         return tuple(sorted(self._pending.values(), key=lambda op: op.route.sort_key))
 
+    @property
+    def pending_count(self) -> int:
+        """How many operations are in flight (cheap: no sorting)."""
+        return len(self._pending)
+
     def plan(self, desired: Iterable[Route]) -> list[RouteOp]:
         """The operations still needed to reach ``desired``; they become pending.
 
