@@ -315,3 +315,27 @@ def test_upstream_link_inside_the_pod(full_text: str) -> None:
         'address: "2001:db8:1ff:ff::1", local: "2001:db8:1ff:ff::2/64"',
     )
     expect(text, "2001:db8:1ff:ff::2/64", "overlaps the pod's aggregate or link pool")
+
+
+def test_port_mtu_for_unknown_port(small_text: str) -> None:
+    text = small_text.replace("ports: [swp1-swp8]}", "ports: [swp1-swp8], port_mtu: {swp99: 1500}}")
+    expect(text, "swp99", "port_mtu names swp99, which is not a port of r1-tor")
+
+
+def test_merge_keys_are_refused() -> None:
+    text = "base: &b {name: x}\npod:\n  <<: *b\n"
+    assert any("merge keys" in e and e.startswith("pod.yaml:3:") for e in errors(text))
+
+
+def test_keys_must_be_text() -> None:
+    text = "pod:\n  [a, b]: 1\n"
+    assert any("keys must be text" in e for e in errors(text))
+
+
+def test_role_announcing_without_announcer(small_text: str) -> None:
+    text = small_text.replace(
+        "racks:\n",
+        "roles:\n  edge: {announce: [node-prefix], services: [edge-proxy]}\n"
+        "  internal: {}\n\nracks:\n",
+    )
+    expect(text, "services: [edge-proxy]", "announces routes but does not run the announcer")
