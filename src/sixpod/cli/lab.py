@@ -74,7 +74,8 @@ def up(pod: Path, workdir: Path) -> None:
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, interrupted)
     try:
-        click.echo(f"starting {len(labpod_docs(rendered))} devices in namespaces ...", err=True)
+        devices = len(list(rendered.glob("*/*/device.json")))
+        click.echo(f"starting {devices} devices in namespaces ...", err=True)
         labpod.up()
         for rack in labpod.tors:
             labpod.wait_ready(rack, timeout=120)
@@ -108,10 +109,6 @@ def _all_spread(
         return all(routes.get(p) == edges for p in prefixes)
 
     return check
-
-
-def labpod_docs(rendered: Path) -> list[Path]:
-    return sorted(rendered.glob("*/*/device.json"))
 
 
 def status_of(labpod: LabPod) -> dict[str, Any]:

@@ -78,7 +78,7 @@ class LabPod:
     workdir: Path
     prefix: str = field(default_factory=lambda: f"sx{secrets.token_hex(3)}-")
     floor: int = 0
-    check_interval: float | None = 0.2  # None keeps the rendered check timing
+    check_interval: float | None = 0.2  # None keeps the rendered timing (and its rise/fall)
     rise: int = 2
     fall: int = 3
     extra_checks: tuple[dict[str, Any], ...] = ()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Iterable
-from ipaddress import IPv4Address, IPv6Address, ip_address
+from ipaddress import IPv4Address, IPv6Address
 
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -29,21 +29,6 @@ async def _index(ipr: AsyncIPRoute, ifname: str) -> int:
     if not found:
         raise LoopbackError(f"no interface {ifname!r}")
     return int(found[0])
-
-
-async def present(ifname: str) -> set[IP]:
-    """Host addresses (/32, /128) on ``ifname``."""
-    try:
-        async with AsyncIPRoute() as ipr:
-            idx = await _index(ipr, ifname)
-            out: set[IP] = set()
-            async for msg in await ipr.get_addr(index=idx):
-                ip = ip_address(msg.get_attr("IFA_ADDRESS"))
-                if msg["prefixlen"] == _plen(ip):
-                    out.add(ip)
-            return out
-    except (NetlinkError, OSError) as e:
-        raise LoopbackError(f"reading addresses of {ifname}: {e}") from None
 
 
 async def ensure(ifname: str, vips: Iterable[IP]) -> int:
