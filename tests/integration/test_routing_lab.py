@@ -82,8 +82,10 @@ def test_failing_check_withdraws_then_rise_restores(lab: LabPod) -> None:
     other = {lab.nodes["edge2"].address}
     edge1.healthy(False)
     try:
-        for vip in (V4[0], V6[0]):
+        for vip in (V4[0], V6[0], V4[1]):
             lab.wait_routes("r1", vip, other, timeout=10)
+        # The client's packets follow the kernel: tor-resilient's group for the VIP too.
+        wait_for(lambda: lab.resilient_paths("r1", V4[1]) == 1, timeout=10, what="group")
         assert lab.whoami(V4[1]) == "edge2"
     finally:
         edge1.healthy(True)
@@ -278,6 +280,7 @@ def test_floor_keeps_the_last_node_on_a_degraded_failure(floored: LabPod, tmp_pa
         what="the floor to hold edge2's VIPs",
     )
     assert lab.routes("r1", V4[0]) == {e2.address}
+    wait_for(lambda: lab.resilient_paths("r1", V4[0]) == 1, timeout=10, what="group")
     assert lab.whoami(V4[0]) == "edge2"
     # A broken check is not subject to the floor.
     (tmp_path / "alive").unlink()
