@@ -1,0 +1,1 @@
+"""Tenants: the controller API, the SQL store with its outbox, the publisher and the reader."""

@@ -1,0 +1,86 @@
+"""Tenant values as the edge and Razor see them: immutable, typed, validated when built.
+
+These are what the reader library hands to its consumers (the edge agent, Razor) and what the
+publisher writes to Redis; the controller's store keeps the same values in SQL.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address
+from types import MappingProxyType
+from typing import Any
+
+IPAddress = IPv4Address | IPv6Address
+
+
+class VipState(enum.StrEnum):
+    """Whether Razor may hand out a VIP. Only ``active`` VIPs appear in answers."""
+
+    ACTIVE = "active"
+    DRAINED = "drained"  # pulled from DNS answers; still routed for clients that cached it
+    BLACKHOLED = "blackholed"  # pulled from DNS answers; under attack
+
+
+class EndpointState(enum.StrEnum):
+    """Whether the edge may send a request to a container."""
+
+    UP = "up"
+    DRAINING = "draining"  # finishes what it has; gets no new requests
+    DOWN = "down"
+
+
+class NodeState(enum.StrEnum):
+    ACTIVE = "active"
+    DRAINED = "drained"  # its endpoints get no new requests
+
+
+@dataclass(frozen=True, slots=True)
+class Vip:
+    address: IPAddress
+    state: VipState = VipState.ACTIVE
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class App:
+    """An application. ``shard_seed`` picks its Razor shuffle shard; bumping it re-shards."""
+
+    name: str
+    owner: str = ""
+    shard_seed: int = 0
+    settings: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A container's ``[address]:port`` on a node, with its weight (1-1000) and state."""
+
+    address: IPv6Address
+    port: int
+    weight: int = 100
+    state: EndpointState = EndpointState.UP
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    name: str
+    state: NodeState = NodeState.ACTIVE
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Changed:
+    """What one applied stream entry (or a resynchronisation) changed, for listeners.
+
+    ``resync`` means the whole state was replaced: a consumer should rebuild everything.
+    """
+
+    revision: int
+    apps: frozenset[str] = frozenset()  # app records or their upstream lists
+    domains: frozenset[str] = frozenset()
+    vips: bool = False
+    nodes: bool = False
+    resync: bool = False
