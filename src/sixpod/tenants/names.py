@@ -1,0 +1,67 @@
+"""Validation of tenant names: app names, hostnames (IDNA 2008, wildcards), endpoints."""
+
+from __future__ import annotations
+
+import re
+from ipaddress import IPv6Address
+
+import idna
+
+from sixpod import addr
+from sixpod.tenants.errors import InvalidInput
+
+_APP = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_LDH = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+MAX_HOSTNAME = 253
+
+
+def app_name(text: str) -> str:
+    """An app name is one DNS label (Razor serves ``<app>.<route zone>``), lower case."""
+    if not isinstance(text, str) or not _APP.fullmatch(text):
+        raise InvalidInput(
+            f"app name {text!r}: expected 1-63 lower-case letters, digits and inner hyphens"
+        )
+    return text
+
+
+def hostname(text: str) -> str:
+    """The canonical form of a customer hostname: lower-case A-labels, no trailing dot.
+
+    Unicode names are converted with IDNA 2008 (UTS 46 mapping). A wildcard is allowed only
+    as the whole leftmost label (``*.example.com``) and covers one or more labels below it,
+    never the bare parent; it needs at least two labels after it.
+    """
+    if not isinstance(text, str) or not text:
+        raise InvalidInput("hostname: empty")
+    name = text[:-1] if text.endswith(".") else text
+    wildcard = name.startswith("*.")
+    rest = name[2:] if wildcard else name
+    if "*" in rest:
+        raise InvalidInput(f"hostname {text!r}: '*' is allowed only as the whole leftmost label")
+    try:
+        ascii_name = idna.encode(rest, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError) as e:
+        raise InvalidInput(f"hostname {text!r}: {e}") from None
+    labels = ascii_name.split(".")
+    for label in labels:
+        if not _LDH.fullmatch(label):
+            raise InvalidInput(f"hostname {text!r}: label {label!r} is not a valid DNS label")
+    if len(labels) < 2:
+        raise InvalidInput(f"hostname {text!r}: needs at least two labels")
+    if labels[-1].isdigit():
+        raise InvalidInput(f"hostname {text!r}: the top-level label cannot be all digits")
+    result = ("*." if wildcard else "") + ascii_name
+    if len(result) > MAX_HOSTNAME:
+        raise InvalidInput(f"hostname {text!r}: longer than {MAX_HOSTNAME} characters")
+    return result
+
+
+def container_address(text: str) -> IPv6Address:
+    """A container's address: IPv6 text without zone, canonicalised by the address module."""
+    try:
+        ip = addr.parse_ip(text)
+    except addr.AddressError as e:
+        raise InvalidInput(f"endpoint address: {e}") from None
+    if not isinstance(ip, IPv6Address):
+        raise InvalidInput(f"endpoint address {text!r}: containers are IPv6-only")
+    return ip

@@ -1,0 +1,393 @@
+"""The reader library: tenant state from a local Redis replica, kept current by revision.
+
+:class:`TenantState` is the pure core: it loads keys and applies stream entries and says what
+changed. :class:`TenantReader` is the asyncio adapter: it bootstraps from the replica once
+the snapshot marker says ``ready``, follows ``P:log``, resynchronises on a gap or a new
+epoch (building the new state aside and swapping it in, so consumers never see it half
+built or empty), and keeps serving the last good state while Redis is unreachable.
+
+Memory: an upstream list is a dict of ``"[address]:port"`` to an interned ``"weight state"``
+text; about 130 bytes per endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv6Address
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from sixpod import addr
+from sixpod.tenants import layout, ops
+from sixpod.tenants.model import (
+    App,
+    Changed,
+    Endpoint,
+    EndpointState,
+    IPAddress,
+    Node,
+    NodeState,
+    Vip,
+    VipState,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Gap(Exception):
+    """The stream does not continue where this state stands: resynchronise."""
+
+
+def _split(value: str) -> tuple[str, str]:
+    state, _, reason = value.partition(" ")
+    return state, reason
+
+
+@dataclass(slots=True)
+class TenantState:
+    """Tenant state at one revision of one epoch. Mutated only by its own methods."""
+
+    epoch: str = ""
+    revision: int = 0
+    apps: dict[str, App] = field(default_factory=dict)
+    upstreams_raw: dict[str, dict[str, str]] = field(default_factory=dict)
+    domains: dict[str, str] = field(default_factory=dict)
+    vips: dict[IPAddress, Vip] = field(default_factory=dict)
+    nodes: dict[str, Node] = field(default_factory=dict)
+
+    # -- reading ------------------------------------------------------------------------
+
+    def upstreams(self, app: str) -> list[Endpoint]:
+        out = []
+        for text, value in self.upstreams_raw.get(app, {}).items():
+            e = addr.parse_endpoint(text)
+            weight, state = value.split(" ", 1)
+            assert isinstance(e.ip, IPv6Address)
+            out.append(Endpoint(e.ip, e.port, int(weight), EndpointState(state)))
+        return out
+
+    def endpoint_count(self) -> int:
+        return sum(len(u) for u in self.upstreams_raw.values())
+
+    def app_for_host(self, host: str) -> str | None:
+        """The app serving ``host`` (lower-case A-labels): exact name first, then wildcards."""
+        app = self.domains.get(host)
+        if app is not None:
+            return app
+        labels = host.split(".")
+        for i in range(1, len(labels) - 1):
+            app = self.domains.get("*." + ".".join(labels[i:]))
+            if app is not None:
+                return app
+        return None
+
+    # -- loading (bootstrap) ------------------------------------------------------------
+
+    def load_app(self, name: str, fields: Mapping[str, str]) -> None:
+        self.apps[name] = App(
+            name=name,
+            owner=fields.get("owner", ""),
+            shard_seed=int(fields.get("shard_seed", 0)),
+            settings=MappingProxyType(json.loads(fields.get("settings", "{}"))),
+        )
+
+    def load_upstreams(self, app: str, fields: Mapping[str, str]) -> None:
+        if fields:
+            self.upstreams_raw[app] = {k: sys.intern(v) for k, v in fields.items()}
+
+    def load_vips(self, fields: Mapping[str, str]) -> None:
+        for k, v in fields.items():
+            state, reason = _split(v)
+            ip = addr.parse_ip(k)
+            self.vips[ip] = Vip(ip, VipState(state), reason)
+
+    def load_nodes(self, fields: Mapping[str, str]) -> None:
+        for k, v in fields.items():
+            state, reason = _split(v)
+            self.nodes[k] = Node(k, NodeState(state), reason)
+
+    # -- following ----------------------------------------------------------------------
+
+    def apply_entry(self, fields: Mapping[str, str]) -> Changed | None:
+        """Apply one ``P:log`` entry; None if already applied. Raises :class:`Gap`."""
+        if fields.get("epoch") != self.epoch:
+            raise Gap(f"entry of epoch {fields.get('epoch')!r}, state of {self.epoch!r}")
+        rev = int(fields["rev"])
+        prev = int(fields["prev"])
+        if rev <= self.revision:
+            return None
+        if prev != self.revision:
+            raise Gap(f"entry continues revision {prev}, state is at {self.revision}")
+        changed = self.apply_ops(ops.decode(fields["ops"]), rev)
+        self.revision = rev
+        return changed
+
+    def apply_ops(self, op_list: list[ops.Op], revision: int) -> Changed:
+        apps: set[str] = set()
+        domains: set[str] = set()
+        vips = nodes = False
+        for op in op_list:
+            kind = op[0]
+            if kind == "ep":
+                ups = self.upstreams_raw.setdefault(op[1], {})
+                ups[op[2]] = sys.intern(f"{op[3]} {op[4]}")
+                apps.add(op[1])
+            elif kind == "ep-":
+                ups = self.upstreams_raw.get(op[1], {})
+                ups.pop(op[2], None)
+                if not ups:
+                    self.upstreams_raw.pop(op[1], None)
+                apps.add(op[1])
+            elif kind == "app":
+                self.load_app(op[1], {"owner": op[2], "shard_seed": op[3], "settings": op[4]})
+                apps.add(op[1])
+            elif kind == "app-":
+                self.apps.pop(op[1], None)
+                self.upstreams_raw.pop(op[1], None)
+                apps.add(op[1])
+            elif kind == "dom":
+                self.domains[op[1]] = op[2]
+                domains.add(op[1])
+            elif kind == "dom-":
+                self.domains.pop(op[1], None)
+                domains.add(op[1])
+            elif kind == "vip":
+                self.load_vips({op[1]: f"{op[2]} {op[3]}"})
+                vips = True
+            elif kind == "vip-":
+                self.vips.pop(addr.parse_ip(op[1]), None)
+                vips = True
+            elif kind == "node":
+                self.nodes[op[1]] = Node(op[1], NodeState(op[2]), op[3])
+                nodes = True
+            elif kind == "node-":
+                self.nodes.pop(op[1], None)
+                nodes = True
+            else:
+                raise ValueError(f"unknown op {kind!r}")
+        return Changed(revision, frozenset(apps), frozenset(domains), vips, nodes)
+
+
+def _text(mapping: Mapping[bytes, bytes]) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in mapping.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderSettings:
+    address: addr.Endpoint
+    password_file: str | None = None
+    prefix: str = "sixpod"
+    block: float = 0.5
+    """Seconds one stream read waits before the reader checks the snapshot marker."""
+    retry: float = 0.5
+    """Seconds between attempts while Redis is unreachable."""
+
+
+Listener = Callable[[TenantState, Changed], None]
+
+
+class TenantReader:
+    """Follows the local Redis replica; ``state`` is always a complete, consistent state."""
+
+    def __init__(self, settings: ReaderSettings, *, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.keys = layout.Keys(settings.prefix)
+        self.clock = clock
+        self.state = TenantState()
+        self.ready = asyncio.Event()
+        self.connected = False
+        self.last_lag: float | None = None
+        """Seconds from commit in the store to applied here, for the last entry applied."""
+        self.last_applied = 0.0
+        self.resyncs = 0
+        self._listeners: list[Listener] = []
+        self._task: asyncio.Task[None] | None = None
+        password = None
+        if settings.password_file:
+            password = Path(settings.password_file).read_text().strip()
+        self._client = aioredis.Redis(
+            host=addr.format_ip(settings.address.ip),
+            port=settings.address.port,
+            password=password,
+            socket_timeout=settings.block + 5.0,
+            socket_connect_timeout=2.0,
+        )
+
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="tenant-reader")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._client.aclose()
+
+    def _notify(self, changed: Changed) -> None:
+        for listener in self._listeners:
+            try:
+                listener(self.state, changed)
+            except Exception:
+                log.exception("tenant reader: a listener failed")
+
+    async def _run(self) -> None:
+        need_bootstrap = True
+        while True:
+            try:
+                if need_bootstrap:
+                    fresh = await self._bootstrap()
+                    if fresh is None:
+                        await asyncio.sleep(self.settings.retry)
+                        continue
+                    self.state = fresh
+                    self.resyncs += 1
+                    need_bootstrap = False
+                    self.ready.set()
+                    self._notify(Changed(fresh.revision, resync=True))
+                await self._follow()
+            except Gap as e:
+                log.info("tenant reader: %s; resynchronising", e)
+                need_bootstrap = True
+            except (RedisError, OSError) as e:
+                if self.connected:
+                    log.warning(
+                        "tenant reader: Redis unavailable (%s); serving revision %d",
+                        e,
+                        self.state.revision,
+                    )
+                self.connected = False
+                await asyncio.sleep(self.settings.retry)
+
+    async def _meta(self) -> dict[str, str]:
+        return _text(await self._client.hgetall(self.keys.meta))
+
+    async def _bootstrap(self) -> TenantState | None:
+        """A complete state from Redis, or None while there is no ready snapshot."""
+        meta = await self._meta()
+        self.connected = True
+        if meta.get("state") != "ready":
+            return None
+        new = TenantState(epoch=meta["epoch"], revision=int(meta["revision"]))
+        prefix = self.settings.prefix
+        async for names in self._scan(f"{prefix}:app:*", len(prefix) + 5):
+            async with self._client.pipeline(transaction=False) as pipe:
+                for n in names:
+                    pipe.hgetall(self.keys.app(n))
+                for n, fields in zip(names, await pipe.execute(), strict=True):
+                    if fields:
+                        new.load_app(n, _text(fields))
+        async for names in self._scan(f"{prefix}:up:*", len(prefix) + 4):
+            async with self._client.pipeline(transaction=False) as pipe:
+                for n in names:
+                    pipe.hgetall(self.keys.up(n))
+                for n, fields in zip(names, await pipe.execute(), strict=True):
+                    new.load_upstreams(n, _text(fields))
+        async for hosts in self._scan(f"{prefix}:dom:*", len(prefix) + 5):
+            values = await self._client.mget([self.keys.dom(h) for h in hosts])
+            new.domains.update({h: v.decode() for h, v in zip(hosts, values, strict=True) if v})
+        new.load_vips(_text(await self._client.hgetall(self.keys.vip)))
+        new.load_nodes(_text(await self._client.hgetall(self.keys.node)))
+        start = new.revision
+        await self._catch_up(new, first=True)
+        meta = await self._meta()
+        if meta.get("epoch") != new.epoch or meta.get("state") != "ready":
+            return None
+        log.info(
+            "tenant reader: bootstrapped at revision %d (from %d), epoch %s",
+            new.revision,
+            start,
+            new.epoch,
+        )
+        return new
+
+    async def _scan(self, match: str, strip: int) -> Any:
+        cursor = 0
+        while True:
+            cursor, keys = await self._client.scan(cursor, match=match, count=1000)
+            if keys:
+                yield [k.decode()[strip:] for k in keys]
+            if cursor == 0:
+                return
+
+    async def _catch_up(self, state: TenantState, *, first: bool = False) -> None:
+        """Apply every stream entry after the state's revision (a fuzzy load converges)."""
+        start = f"{state.revision + 1}-0"
+        while True:
+            entries = await self._client.xrange(self.keys.log, min=start, count=1000)
+            if not entries:
+                return
+            for entry_id, raw in entries:
+                fields = _text(raw)
+                if fields.get("snapshot") == "1":
+                    raise Gap("a rebuild finished")
+                if first:
+                    first = False
+                    if int(fields["prev"]) != state.revision:
+                        raise Gap("the stream was trimmed past the snapshot")
+                state.apply_entry(fields)
+                start = "(" + entry_id.decode()
+
+    async def _follow(self) -> None:
+        state = self.state
+        last_id = f"{state.revision}-1"
+        block_ms = int(self.settings.block * 1000)
+        while True:
+            reply = await self._client.xread({self.keys.log: last_id}, count=1000, block=block_ms)
+            self.connected = True
+            if not reply:
+                await self._check_marker()
+                continue
+            for entry_id, raw in reply[0][1]:
+                last_id = entry_id.decode()
+                fields = _text(raw)
+                if fields.get("snapshot") == "1" and fields.get("epoch") != state.epoch:
+                    raise Gap(f"a rebuild finished (epoch {fields.get('epoch')})")
+                changed = state.apply_entry(fields)
+                if changed is None:
+                    continue
+                now = self.clock()
+                self.last_lag = max(0.0, now - float(fields["ts"]))
+                self.last_applied = now
+                self._notify(changed)
+
+    async def _check_marker(self) -> None:
+        meta = await self._meta()
+        if meta.get("state") != "ready":
+            return  # empty or rebuilding: keep serving what we have
+        if meta.get("epoch") != self.state.epoch:
+            raise Gap(f"Redis now holds epoch {meta.get('epoch')}")
+        if int(meta.get("revision", 0)) > self.state.revision:
+            # entries exist past us but the read returned none: they were trimmed away
+            first = await self._client.xrange(self.keys.log, count=1)
+            if not first or int(_text(first[0][1])["prev"]) > self.state.revision:
+                raise Gap("the stream was trimmed past our revision")
+
+    def metrics(self) -> dict[str, float]:
+        return {
+            "revision": self.state.revision,
+            "connected": 1.0 if self.connected else 0.0,
+            "lag_seconds": self.last_lag or 0.0,
+            "resyncs": self.resyncs,
+            "endpoints": self.state.endpoint_count(),
+        }
+
+
+def iter_endpoints(state: TenantState) -> Iterator[tuple[str, str, str]]:
+    """Every (app, ``[address]:port``, ``"weight state"``) in the state."""
+    for app, ups in state.upstreams_raw.items():
+        for text, value in ups.items():
+            yield app, text, value

@@ -1,0 +1,862 @@
+"""The controller's store: tenant state in SQL (SQLAlchemy Core) with a transactional outbox.
+
+Every write transaction first locks the one ``revision`` row, so writers are serialised and
+commit in revision order on SQLite and PostgreSQL alike; the publisher can then read the
+outbox by revision and never see a gap that a later commit would fill. Each change to an
+object is one outbox row holding its op (see :mod:`sixpod.tenants.ops`), written in the same
+transaction as the data.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from sixpod import addr
+from sixpod.inventory.lock import Lock
+from sixpod.tenants import names, ops
+from sixpod.tenants.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+    Unavailable,
+)
+from sixpod.tenants.guard import GuardLimits
+from sixpod.tenants.model import EndpointState, NodeState, VipState
+
+meta = sa.MetaData()
+revision_t = sa.Table(
+    "revision",
+    meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("value", sa.BigInteger, nullable=False),
+)
+apps_t = sa.Table(
+    "apps",
+    meta,
+    sa.Column("name", sa.String(63), primary_key=True),
+    sa.Column("owner", sa.String(200), nullable=False),
+    sa.Column("shard_seed", sa.Integer, nullable=False),
+    sa.Column("settings", sa.Text, nullable=False),
+    sa.Column("revision", sa.BigInteger, nullable=False),
+)
+domains_t = sa.Table(
+    "domains",
+    meta,
+    sa.Column("name", sa.String(253), primary_key=True),
+    sa.Column("app", sa.String(63), sa.ForeignKey("apps.name"), nullable=False, index=True),
+    sa.Column("revision", sa.BigInteger, nullable=False),
+)
+endpoints_t = sa.Table(
+    "endpoints",
+    meta,
+    sa.Column("app", sa.String(63), sa.ForeignKey("apps.name"), primary_key=True),
+    sa.Column("address", sa.String(39), primary_key=True),
+    sa.Column("port", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("node", sa.String(63), nullable=False),
+    sa.Column("weight", sa.Integer, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("revision", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("address", "port", name="uq_endpoints_address_port"),
+)
+vips_t = sa.Table(
+    "vips",
+    meta,
+    sa.Column("address", sa.String(39), primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("reason", sa.String(200), nullable=False),
+    sa.Column("revision", sa.BigInteger, nullable=False),
+)
+nodes_t = sa.Table(
+    "nodes",
+    meta,
+    sa.Column("name", sa.String(63), primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("reason", sa.String(200), nullable=False),
+    sa.Column("revision", sa.BigInteger, nullable=False),
+)
+outbox_t = sa.Table(
+    "outbox",
+    meta,
+    sa.Column("revision", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("op", sa.Text, nullable=False),
+    sa.Column("forced", sa.Boolean, nullable=False),
+    sa.Column("committed_at", sa.Float, nullable=False),
+)
+publisher_t = sa.Table(
+    "publisher",
+    meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("holder", sa.String(200), nullable=False),
+    sa.Column("fence", sa.BigInteger, nullable=False),
+    sa.Column("lease_until", sa.Float, nullable=False),
+    sa.Column("forced_through", sa.BigInteger, nullable=False),
+)
+schema_t = sa.Table("schema_version", meta, sa.Column("version", sa.Integer, nullable=False))
+
+
+def _v1(conn: Connection) -> None:
+    meta.create_all(conn)
+    conn.execute(revision_t.insert().values(id=1, value=0))
+    conn.execute(
+        publisher_t.insert().values(id=1, holder="", fence=0, lease_until=0.0, forced_through=0)
+    )
+
+
+def _v2(conn: Connection) -> None:
+    conn.exec_driver_sql("CREATE INDEX ix_endpoints_node ON endpoints (node)")
+
+
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2)
+"""Schema migrations: entry ``i`` takes the schema from version ``i`` to ``i + 1``."""
+SCHEMA_VERSION = len(MIGRATIONS)
+
+MAX_PAGE = 1000
+MAX_BATCH = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[dict[str, Any]]
+    next: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """The result of a write: the object as stored and the last revision the write used."""
+
+    item: dict[str, Any]
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    revision: int
+    op: ops.Op
+    forced: bool
+    committed_at: float
+
+
+@dataclass(slots=True)
+class _Tx:
+    conn: Connection
+    base: int
+    forced: bool
+    now: float
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def emit(self, op: ops.Op) -> int:
+        rev = self.base + len(self.rows) + 1
+        self.rows.append(
+            {"revision": rev, "op": ops.encode(op), "forced": self.forced, "committed_at": 0.0}
+        )
+        return rev
+
+    @property
+    def last(self) -> int:
+        return self.base + len(self.rows)
+
+
+def _sqlite_transactions(engine: Engine) -> None:
+    """Let SQLAlchemy, not pysqlite, decide where transactions begin (real snapshots)."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=10000")
+        cur.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+
+def _endpoint_text(address: IPv6Address, port: int) -> str:
+    return addr.for_redis(addr.Endpoint(address, port))
+
+
+def _parse_endpoint_text(text: str) -> addr.Endpoint:
+    try:
+        return addr.parse_endpoint(text)
+    except addr.AddressError as e:
+        raise InvalidInput(f"endpoint: {e}") from None
+
+
+class Store:
+    """Tenant state and its outbox. Methods are thread-safe; each write is one transaction."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        lock: Lock | None = None,
+        guard: GuardLimits | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.url = url
+        self.engine = sa.create_engine(url, pool_pre_ping=True)
+        self.sqlite = self.engine.dialect.name == "sqlite"
+        if self.sqlite:
+            _sqlite_transactions(self.engine)
+        self.guard = guard or GuardLimits()
+        self.clock = clock
+        self._nodes_by_prefix: dict[int, str] = {}
+        self._vips: set[str] = set()
+        self._lock = lock
+        if lock is not None:
+            self._nodes_by_prefix = {
+                int(a.prefix.network_address) >> 64: n for n, a in lock.nodes.items()
+            }
+            pool: list[IPv4Address | IPv6Address] = [*lock.vips4, *lock.vips6]
+            self._vips = {addr.format_ip(v) for v in pool}
+        self.on_commit: Callable[[int], None] | None = None
+
+    # -- schema -------------------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        with self._connect() as conn:
+            if not sa.inspect(conn).has_table("schema_version"):
+                return 0
+            return int(conn.execute(sa.select(schema_t.c.version)).scalar_one())
+
+    def migrate(self, *, target: int = SCHEMA_VERSION) -> int:
+        """Bring the schema up to ``target``, one migration per transaction; data is kept."""
+        current = self.schema_version()
+        if current > SCHEMA_VERSION:
+            raise Unavailable(
+                f"database schema version {current} is newer than this sixpod "
+                f"({SCHEMA_VERSION}); upgrade sixpod"
+            )
+        for version in range(current, target):
+            with self._connect() as conn, conn.begin():
+                MIGRATIONS[version](conn)
+                if version == 0:
+                    conn.execute(schema_t.insert().values(version=1))
+                else:
+                    conn.execute(schema_t.update().values(version=version + 1))
+        return max(current, target)
+
+    @contextmanager
+    def _connect(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except sa.exc.OperationalError as e:
+            raise Unavailable(f"database: {e.orig}") from None
+
+    @contextmanager
+    def _write(self, *, forced: bool = False) -> Iterator[_Tx]:
+        with self._connect() as conn, conn.begin():
+            conn.execute(revision_t.update().values(value=revision_t.c.value))
+            base = int(conn.execute(sa.select(revision_t.c.value)).scalar_one())
+            tx = _Tx(conn, base, forced, self.clock())
+            yield tx
+            if tx.rows:
+                now = self.clock()
+                for row in tx.rows:
+                    row["committed_at"] = now
+                conn.execute(outbox_t.insert(), tx.rows)
+                conn.execute(revision_t.update().values(value=tx.last))
+        if tx.rows and self.on_commit is not None:
+            self.on_commit(tx.last)
+
+    def head(self) -> int:
+        with self._connect() as conn:
+            return int(conn.execute(sa.select(revision_t.c.value)).scalar_one())
+
+    # -- pod inventory ------------------------------------------------------------------
+
+    def sync_pool(self) -> int:
+        """Make the VIP and node rows match ``pod.lock``: add new ones, remove gone ones."""
+        if self._lock is None:
+            return self.head()
+        with self._write() as tx:
+            have = {r.address for r in tx.conn.execute(sa.select(vips_t.c.address))}
+            for v in sorted(self._vips - have):
+                rev = tx.emit(ops.vip(v, VipState.ACTIVE, ""))
+                tx.conn.execute(
+                    vips_t.insert().values(address=v, state="active", reason="", revision=rev)
+                )
+            for v in sorted(have - self._vips):
+                tx.emit(ops.vip_deleted(v))
+                tx.conn.execute(vips_t.delete().where(vips_t.c.address == v))
+            wanted = set(self._lock.nodes)
+            have = {r.name for r in tx.conn.execute(sa.select(nodes_t.c.name))}
+            for n in sorted(wanted - have):
+                rev = tx.emit(ops.node(n, NodeState.ACTIVE, ""))
+                tx.conn.execute(
+                    nodes_t.insert().values(name=n, state="active", reason="", revision=rev)
+                )
+            for n in sorted(have - wanted):
+                tx.emit(ops.node_deleted(n))
+                tx.conn.execute(nodes_t.delete().where(nodes_t.c.name == n))
+            last = tx.last
+        return last
+
+    def node_of(self, address: IPv6Address) -> str:
+        node = self._nodes_by_prefix.get(int(address) >> 64)
+        if node is None:
+            raise InvalidInput(
+                f"endpoint address {addr.format_ip(address)}: not inside any node's /64 in pod.lock"
+            )
+        return node
+
+    # -- apps ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _app_item(row: Any) -> dict[str, Any]:
+        return {
+            "name": row.name,
+            "owner": row.owner,
+            "shard_seed": row.shard_seed,
+            "settings": json.loads(row.settings),
+            "revision": row.revision,
+        }
+
+    def list_apps(self, *, after: str | None = None, limit: int = 100) -> Page:
+        q = sa.select(apps_t).order_by(apps_t.c.name)
+        if after:
+            q = q.where(apps_t.c.name > after)
+        return self._page(q, limit, self._app_item, "name")
+
+    def _page(
+        self, q: sa.Select[Any], limit: int, item: Callable[[Any], dict[str, Any]], key: str
+    ) -> Page:
+        limit = _limit(limit)
+        with self._connect() as conn:
+            rows = conn.execute(q.limit(limit + 1)).all()
+        items = [item(r) for r in rows[:limit]]
+        nxt = str(items[-1][key]) if len(rows) > limit else None
+        return Page(items, nxt)
+
+    def get_app(self, name: str) -> dict[str, Any]:
+        with self._connect() as conn:
+            row = conn.execute(sa.select(apps_t).where(apps_t.c.name == name)).first()
+        if row is None:
+            raise NotFound(f"app {name!r} does not exist")
+        return self._app_item(row)
+
+    def create_app(
+        self,
+        name: str,
+        *,
+        owner: str = "",
+        shard_seed: int = 0,
+        settings: dict[str, Any] | None = None,
+    ) -> Written:
+        names.app_name(name)
+        settings = _settings(settings)
+        with self._write() as tx:
+            if tx.conn.execute(sa.select(apps_t.c.name).where(apps_t.c.name == name)).first():
+                raise Conflict(f"app {name!r} already exists")
+            rev = tx.emit(ops.app(name, owner, shard_seed, settings))
+            row = {
+                "name": name,
+                "owner": owner,
+                "shard_seed": shard_seed,
+                "settings": json.dumps(settings, sort_keys=True),
+                "revision": rev,
+            }
+            tx.conn.execute(apps_t.insert().values(**row))
+            last = tx.last
+        return Written({**row, "settings": settings}, last)
+
+    def update_app(
+        self,
+        name: str,
+        *,
+        if_match: int | None = None,
+        owner: str | None = None,
+        shard_seed: int | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> Written:
+        with self._write() as tx:
+            row = tx.conn.execute(sa.select(apps_t).where(apps_t.c.name == name)).first()
+            if row is None:
+                raise NotFound(f"app {name!r} does not exist")
+            _precondition(f"app {name!r}", row.revision, if_match)
+            new = self._app_item(row)
+            if owner is not None:
+                new["owner"] = owner
+            if shard_seed is not None:
+                new["shard_seed"] = shard_seed
+            if settings is not None:
+                new["settings"] = _settings(settings)
+            if new == self._app_item(row):
+                return Written(new, tx.base)
+            rev = tx.emit(ops.app(name, new["owner"], new["shard_seed"], new["settings"]))
+            new["revision"] = rev
+            tx.conn.execute(
+                apps_t.update()
+                .where(apps_t.c.name == name)
+                .values(
+                    owner=new["owner"],
+                    shard_seed=new["shard_seed"],
+                    settings=json.dumps(new["settings"], sort_keys=True),
+                    revision=rev,
+                )
+            )
+            last = tx.last
+        return Written(new, last)
+
+    def delete_app(self, name: str, *, if_match: int | None = None, force: bool = False) -> int:
+        """Delete an app with its domains and endpoints (the churn guard counts those)."""
+        with self._write(forced=force) as tx:
+            row = tx.conn.execute(sa.select(apps_t).where(apps_t.c.name == name)).first()
+            if row is None:
+                raise NotFound(f"app {name!r} does not exist")
+            _precondition(f"app {name!r}", row.revision, if_match)
+            eps = tx.conn.execute(
+                sa.select(endpoints_t.c.address, endpoints_t.c.port).where(
+                    endpoints_t.c.app == name
+                )
+            ).all()
+            if not force:
+                self.guard.check_request(name, before=len(eps), removed=len(eps))
+            for d in tx.conn.execute(sa.select(domains_t.c.name).where(domains_t.c.app == name)):
+                tx.emit(ops.domain_deleted(d.name))
+            for e in eps:
+                tx.emit(ops.endpoint_deleted(name, _endpoint_text(IPv6Address(e.address), e.port)))
+            tx.emit(ops.app_deleted(name))
+            tx.conn.execute(domains_t.delete().where(domains_t.c.app == name))
+            tx.conn.execute(endpoints_t.delete().where(endpoints_t.c.app == name))
+            tx.conn.execute(apps_t.delete().where(apps_t.c.name == name))
+            last = tx.last
+        return last
+
+    # -- domains ------------------------------------------------------------------------
+
+    def list_domains(
+        self, *, app: str | None = None, after: str | None = None, limit: int = 100
+    ) -> Page:
+        q = sa.select(domains_t).order_by(domains_t.c.name)
+        if app is not None:
+            q = q.where(domains_t.c.app == app)
+        if after:
+            q = q.where(domains_t.c.name > after)
+        return self._page(
+            q, limit, lambda r: {"name": r.name, "app": r.app, "revision": r.revision}, "name"
+        )
+
+    def get_domain(self, host: str) -> dict[str, Any]:
+        name = names.hostname(host)
+        with self._connect() as conn:
+            row = conn.execute(sa.select(domains_t).where(domains_t.c.name == name)).first()
+        if row is None:
+            raise NotFound(f"domain {name!r} is not attached to any app")
+        return {"name": row.name, "app": row.app, "revision": row.revision}
+
+    def attach_domain(self, host: str, app: str) -> Written:
+        """Attach a hostname to an app. A domain belongs to one app at a time."""
+        name = names.hostname(host)
+        with self._write() as tx:
+            if not tx.conn.execute(sa.select(apps_t.c.name).where(apps_t.c.name == app)).first():
+                raise NotFound(f"app {app!r} does not exist")
+            row = tx.conn.execute(sa.select(domains_t).where(domains_t.c.name == name)).first()
+            if row is not None:
+                if row.app != app:
+                    raise Conflict(
+                        f"domain {name!r} belongs to app {row.app!r}; detach it there first"
+                    )
+                return Written({"name": name, "app": app, "revision": row.revision}, tx.base)
+            rev = tx.emit(ops.domain(name, app))
+            tx.conn.execute(domains_t.insert().values(name=name, app=app, revision=rev))
+            last = tx.last
+        return Written({"name": name, "app": app, "revision": rev}, last)
+
+    def detach_domain(self, host: str, *, app: str | None = None) -> int:
+        name = names.hostname(host)
+        with self._write() as tx:
+            row = tx.conn.execute(sa.select(domains_t).where(domains_t.c.name == name)).first()
+            if row is None:
+                raise NotFound(f"domain {name!r} is not attached to any app")
+            if app is not None and row.app != app:
+                raise Conflict(f"domain {name!r} belongs to app {row.app!r}, not {app!r}")
+            tx.emit(ops.domain_deleted(name))
+            tx.conn.execute(domains_t.delete().where(domains_t.c.name == name))
+            last = tx.last
+        return last
+
+    # -- endpoints ----------------------------------------------------------------------
+
+    @staticmethod
+    def _endpoint_item(r: Any) -> dict[str, Any]:
+        return {
+            "address": r.address,
+            "port": r.port,
+            "endpoint": _endpoint_text(IPv6Address(r.address), r.port),
+            "node": r.node,
+            "weight": r.weight,
+            "state": r.state,
+            "revision": r.revision,
+        }
+
+    def list_endpoints(self, app: str, *, after: str | None = None, limit: int = 100) -> Page:
+        self.get_app(app)
+        q = sa.select(endpoints_t).where(endpoints_t.c.app == app)
+        q = q.order_by(endpoints_t.c.address, endpoints_t.c.port)
+        if after:
+            e = _parse_endpoint_text(after)
+            a = addr.format_ip(e.ip)
+            q = q.where(
+                sa.or_(
+                    endpoints_t.c.address > a,
+                    sa.and_(endpoints_t.c.address == a, endpoints_t.c.port > e.port),
+                )
+            )
+        return self._page(q, limit, self._endpoint_item, "endpoint")
+
+    def set_endpoints(
+        self,
+        app: str,
+        items: Sequence[dict[str, Any]],
+        *,
+        remove: Sequence[str] = (),
+        force: bool = False,
+    ) -> Written:
+        """Add or update endpoints and remove others, in one transaction.
+
+        ``items`` are ``{"address", "port", "weight"?, "state"?, "node"?}``; ``remove`` are
+        ``[address]:port`` texts. Bad input anywhere rejects the whole call.
+        """
+        if len(items) + len(remove) > MAX_BATCH:
+            raise InvalidInput(f"at most {MAX_BATCH} endpoints per call")
+        wanted = [self._endpoint_in(i, n) for n, i in enumerate(items)]
+        gone = []
+        for text in remove:
+            e = _parse_endpoint_text(text)
+            if not isinstance(e.ip, IPv6Address):
+                raise InvalidInput(f"endpoint {text!r}: containers are IPv6-only")
+            gone.append((addr.format_ip(e.ip), e.port))
+        keys = [(w["address"], w["port"]) for w in wanted]
+        if len(set(keys)) != len(keys) or set(keys) & set(gone):
+            raise InvalidInput("an endpoint appears twice in one call")
+        with self._write(forced=force) as tx:
+            if not tx.conn.execute(sa.select(apps_t.c.name).where(apps_t.c.name == app)).first():
+                raise NotFound(f"app {app!r} does not exist")
+            current = {
+                (r.address, r.port): r
+                for r in tx.conn.execute(sa.select(endpoints_t).where(endpoints_t.c.app == app))
+            }
+            removing = [k for k in gone if k in current]
+            if not force:
+                self.guard.check_request(app, before=len(current), removed=len(removing))
+            if wanted:
+                taken = self._owners(tx.conn, [k for k in keys if k not in current])
+                if taken:
+                    (a, p), other = next(iter(taken.items()))
+                    text = _endpoint_text(IPv6Address(a), p)
+                    raise Conflict(f"endpoint {text} belongs to app {other!r}")
+            inserts: list[dict[str, Any]] = []
+            updates: list[dict[str, Any]] = []
+            for w in wanted:
+                key = (w["address"], w["port"])
+                old = current.get(key)
+                if old is not None and (old.weight, old.state) == (w["weight"], w["state"]):
+                    continue
+                text = _endpoint_text(IPv6Address(w["address"]), w["port"])
+                rev = tx.emit(ops.endpoint(app, text, w["weight"], w["state"]))
+                row = {**w, "app": app, "revision": rev}
+                (updates if old is not None else inserts).append(row)
+            for a, p in removing:
+                tx.emit(ops.endpoint_deleted(app, _endpoint_text(IPv6Address(a), p)))
+            if inserts:
+                tx.conn.execute(endpoints_t.insert(), inserts)
+            for row in updates:
+                tx.conn.execute(
+                    endpoints_t.update()
+                    .where(endpoints_t.c.app == app)
+                    .where(endpoints_t.c.address == row["address"])
+                    .where(endpoints_t.c.port == row["port"])
+                    .values(weight=row["weight"], state=row["state"], revision=row["revision"])
+                )
+            for a, p in removing:
+                tx.conn.execute(
+                    endpoints_t.delete()
+                    .where(endpoints_t.c.app == app)
+                    .where(endpoints_t.c.address == a)
+                    .where(endpoints_t.c.port == p)
+                )
+            last = tx.last
+        return Written({"changed": len(inserts) + len(updates), "removed": len(removing)}, last)
+
+    @staticmethod
+    def _owners(conn: Connection, keys: list[tuple[str, int]]) -> dict[tuple[str, int], str]:
+        found: dict[tuple[str, int], str] = {}
+        for i in range(0, len(keys), 400):
+            chunk = keys[i : i + 400]
+            q = sa.select(endpoints_t.c.address, endpoints_t.c.port, endpoints_t.c.app).where(
+                sa.tuple_(endpoints_t.c.address, endpoints_t.c.port).in_(chunk)
+            )
+            found.update({(r.address, r.port): r.app for r in conn.execute(q)})
+        return found
+
+    def _endpoint_in(self, item: dict[str, Any], n: int) -> dict[str, Any]:
+        where = f"endpoints[{n}]"
+        if not isinstance(item, dict):
+            raise InvalidInput(f"{where}: expected an object")
+        unknown = set(item) - {"address", "port", "weight", "state", "node"}
+        if unknown:
+            raise InvalidInput(f"{where}: unknown keys {sorted(unknown)}")
+        address = item.get("address")
+        if not isinstance(address, str):
+            raise InvalidInput(f"{where}.address: expected IPv6 address text")
+        ip = names.container_address(address)
+        port = item.get("port")
+        if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+            raise InvalidInput(f"{where}.port: expected an integer 1-65535, got {port!r}")
+        weight = item.get("weight", 100)
+        if not isinstance(weight, int) or isinstance(weight, bool) or not 1 <= weight <= 1000:
+            raise InvalidInput(f"{where}.weight: expected an integer 1-1000, got {weight!r}")
+        state = item.get("state", "up")
+        try:
+            state = EndpointState(state).value
+        except ValueError:
+            choices = ", ".join(s.value for s in EndpointState)
+            raise InvalidInput(f"{where}.state: expected one of {choices}, got {state!r}") from None
+        node = self.node_of(ip) if self._lock is not None else str(item.get("node", ""))
+        if "node" in item and item["node"] != node:
+            raise InvalidInput(
+                f"{where}: {addr.format_ip(ip)} is inside node {node!r}'s /64, "
+                f"not {item['node']!r}'s"
+            )
+        return {
+            "address": addr.format_ip(ip),
+            "port": port,
+            "weight": weight,
+            "state": state,
+            "node": node,
+        }
+
+    # -- VIPs and nodes -----------------------------------------------------------------
+
+    def list_vips(self) -> list[dict[str, Any]]:
+        with self._connect() as conn:
+            rows = conn.execute(sa.select(vips_t)).all()
+        items = [
+            {"address": r.address, "state": r.state, "reason": r.reason, "revision": r.revision}
+            for r in rows
+        ]
+        return sorted(items, key=lambda i: _ip_key(i["address"]))
+
+    def set_vip(
+        self, address: str, state: str, *, reason: str = "", if_match: int | None = None
+    ) -> Written:
+        try:
+            text = addr.format_ip(addr.parse_ip(address))
+        except addr.AddressError as e:
+            raise InvalidInput(f"VIP: {e}") from None
+        try:
+            st = VipState(state).value
+        except ValueError:
+            choices = ", ".join(s.value for s in VipState)
+            raise InvalidInput(f"VIP state: expected one of {choices}, got {state!r}") from None
+        _reason(reason)
+        with self._write() as tx:
+            row = tx.conn.execute(sa.select(vips_t).where(vips_t.c.address == text)).first()
+            if row is None:
+                raise NotFound(f"VIP {text} is not in the pod's VIP pool")
+            _precondition(f"VIP {text}", row.revision, if_match)
+            if (row.state, row.reason) == (st, reason):
+                return Written(dict(row._mapping), tx.base)
+            rev = tx.emit(ops.vip(text, st, reason))
+            tx.conn.execute(
+                vips_t.update()
+                .where(vips_t.c.address == text)
+                .values(state=st, reason=reason, revision=rev)
+            )
+            last = tx.last
+        return Written({"address": text, "state": st, "reason": reason, "revision": rev}, last)
+
+    def list_nodes(self) -> list[dict[str, Any]]:
+        with self._connect() as conn:
+            rows = conn.execute(sa.select(nodes_t).order_by(nodes_t.c.name)).all()
+        return [dict(r._mapping) for r in rows]
+
+    def set_node(self, name: str, state: str, *, reason: str = "") -> Written:
+        try:
+            st = NodeState(state).value
+        except ValueError:
+            choices = ", ".join(s.value for s in NodeState)
+            raise InvalidInput(f"node state: expected one of {choices}, got {state!r}") from None
+        _reason(reason)
+        with self._write() as tx:
+            row = tx.conn.execute(sa.select(nodes_t).where(nodes_t.c.name == name)).first()
+            if row is None:
+                raise NotFound(f"node {name!r} is not in pod.lock")
+            if (row.state, row.reason) == (st, reason):
+                return Written(dict(row._mapping), tx.base)
+            rev = tx.emit(ops.node(name, st, reason))
+            tx.conn.execute(
+                nodes_t.update()
+                .where(nodes_t.c.name == name)
+                .values(state=st, reason=reason, revision=rev)
+            )
+            last = tx.last
+        return Written({"name": name, "state": st, "reason": reason, "revision": rev}, last)
+
+    # -- the publisher's side -----------------------------------------------------------
+
+    def outbox_after(self, revision: int, *, limit: int = 5000) -> list[OutboxRow]:
+        with self._connect() as conn:
+            rows = conn.execute(
+                sa.select(outbox_t)
+                .where(outbox_t.c.revision > revision)
+                .order_by(outbox_t.c.revision)
+                .limit(limit)
+            ).all()
+        return [OutboxRow(r.revision, json.loads(r.op), r.forced, r.committed_at) for r in rows]
+
+    def oldest_outbox(self) -> int | None:
+        with self._connect() as conn:
+            v = conn.execute(sa.select(sa.func.min(outbox_t.c.revision))).scalar()
+        return None if v is None else int(v)
+
+    def prune_outbox(self, *, below: int) -> int:
+        with self._connect() as conn, conn.begin():
+            return conn.execute(outbox_t.delete().where(outbox_t.c.revision < below)).rowcount
+
+    def snapshot(self, *, chunk: int = 5000) -> Iterator[int | list[ops.Op]]:
+        """The whole state as ops, read in one consistent transaction.
+
+        Yields the revision the snapshot is at first, then lists of at most ``chunk`` ops.
+        """
+        with self._connect() as plain:
+            conn = plain
+            if not self.sqlite:
+                conn = plain.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield int(conn.execute(sa.select(revision_t.c.value)).scalar_one())
+                batch: list[ops.Op] = []
+                makers: tuple[tuple[sa.Select[Any], Callable[[Any], ops.Op]], ...] = (
+                    (
+                        sa.select(apps_t),
+                        lambda r: ops.app(r.name, r.owner, r.shard_seed, json.loads(r.settings)),
+                    ),
+                    (
+                        sa.select(endpoints_t),
+                        lambda r: ops.endpoint(
+                            r.app, _endpoint_text(IPv6Address(r.address), r.port), r.weight, r.state
+                        ),
+                    ),
+                    (sa.select(domains_t), lambda r: ops.domain(r.name, r.app)),
+                    (sa.select(vips_t), lambda r: ops.vip(r.address, r.state, r.reason)),
+                    (sa.select(nodes_t), lambda r: ops.node(r.name, r.state, r.reason)),
+                )
+                for q, make in makers:
+                    for r in conn.execution_options(yield_per=chunk).execute(q):
+                        batch.append(make(r))
+                        if len(batch) >= chunk:
+                            yield batch
+                            batch = []
+                if batch:
+                    yield batch
+
+    def endpoint_counts(self, apps: Sequence[str]) -> dict[str, int]:
+        counts = dict.fromkeys(apps, 0)
+        with self._connect() as conn:
+            for i in range(0, len(apps), 500):
+                q = (
+                    sa.select(endpoints_t.c.app, sa.func.count())
+                    .where(endpoints_t.c.app.in_(apps[i : i + 500]))
+                    .group_by(endpoints_t.c.app)
+                )
+                counts.update({a: int(n) for a, n in conn.execute(q)})
+        return counts
+
+    def endpoint_total(self) -> int:
+        with self._connect() as conn:
+            return int(
+                conn.execute(sa.select(sa.func.count()).select_from(endpoints_t)).scalar_one()
+            )
+
+    def acquire_lease(self, holder: str, *, ttl: float) -> int | None:
+        """Take or renew the publisher lease; the fencing token, or None if another holds it."""
+        now = self.clock()
+        with self._connect() as conn, conn.begin():
+            conn.execute(publisher_t.update().where(publisher_t.c.id == 1).values(id=1))
+            row = conn.execute(sa.select(publisher_t).where(publisher_t.c.id == 1)).one()
+            if row.holder == holder and row.lease_until >= now:
+                fence = int(row.fence)
+            elif row.lease_until < now or not row.holder:
+                fence = int(row.fence) + 1
+            else:
+                return None
+            conn.execute(
+                publisher_t.update()
+                .where(publisher_t.c.id == 1)
+                .values(holder=holder, fence=fence, lease_until=now + ttl)
+            )
+        return fence
+
+    def release_lease(self, holder: str) -> None:
+        with self._connect() as conn, conn.begin():
+            conn.execute(
+                publisher_t.update()
+                .where(publisher_t.c.id == 1)
+                .where(publisher_t.c.holder == holder)
+                .values(lease_until=0.0)
+            )
+
+    def force_through(self, revision: int) -> None:
+        """Let the publisher pass the churn guard for every change up to ``revision``."""
+        with self._connect() as conn, conn.begin():
+            conn.execute(
+                publisher_t.update()
+                .where(publisher_t.c.id == 1)
+                .values(
+                    forced_through=sa.func.max(publisher_t.c.forced_through, revision)
+                    if self.sqlite
+                    else sa.func.greatest(publisher_t.c.forced_through, revision)
+                )
+            )
+
+    def publisher_row(self) -> dict[str, Any]:
+        with self._connect() as conn:
+            return dict(conn.execute(sa.select(publisher_t)).one()._mapping)
+
+
+def _limit(limit: int) -> int:
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"limit: expected 1-{MAX_PAGE}, got {limit}")
+    return limit
+
+
+def _precondition(what: str, current: int, if_match: int | None) -> None:
+    if if_match is not None and if_match != current:
+        raise PreconditionFailed(
+            f"{what} is at revision {current}, not {if_match}: re-read it and retry"
+        )
+
+
+def _settings(settings: dict[str, Any] | None) -> dict[str, Any]:
+    settings = settings or {}
+    if not isinstance(settings, dict):
+        raise InvalidInput("settings: expected a JSON object")
+    text = json.dumps(settings, sort_keys=True)
+    if len(text) > 16384:
+        raise InvalidInput("settings: larger than 16 KiB")
+    return dict(json.loads(text))
+
+
+def _reason(reason: str) -> None:
+    if not isinstance(reason, str) or len(reason) > 200 or any(c in reason for c in "\r\n"):
+        raise InvalidInput("reason: expected one line of at most 200 characters")
+
+
+def _ip_key(text: str) -> tuple[int, int]:
+    ip = addr.parse_ip(text)
+    return (4 if isinstance(ip, IPv4Address) else 6, int(ip))
