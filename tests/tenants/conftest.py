@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from redisproc import RedisServer, redis_server, wait_until
 
+from redisproc import RedisServer, redis_server, wait_until
 from sixpod.inventory.lock import Lock, parse_lock
 from sixpod.tenants.guard import GuardLimits
 from sixpod.tenants.publisher import Publisher, PublisherSettings

@@ -83,7 +83,8 @@ for _, op in ipairs(cjson.decode(ARGV[9])) do
   if k == 'ep' then redis.call('HSET', p .. ':up:' .. op[2], op[3], op[4] .. ' ' .. op[5])
   elseif k == 'ep-' then redis.call('HDEL', p .. ':up:' .. op[2], op[3])
   elseif k == 'app' then
-    redis.call('HSET', p .. ':app:' .. op[2], 'owner', op[3], 'shard_seed', op[4], 'settings', op[5])
+    redis.call('HSET', p .. ':app:' .. op[2], 'owner', op[3], 'shard_seed', op[4],
+      'settings', op[5])
   elseif k == 'app-' then redis.call('DEL', p .. ':app:' .. op[2], p .. ':up:' .. op[2])
   elseif k == 'dom' then redis.call('SET', p .. ':dom:' .. op[2], op[3])
   elseif k == 'dom-' then redis.call('DEL', p .. ':dom:' .. op[2])

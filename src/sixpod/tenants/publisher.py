@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
-from prometheus_client import CollectorRegistry, Counter as MetricCounter, Gauge
+from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import Counter as MetricCounter
 
 from sixpod.tenants import layout, ops
 from sixpod.tenants.errors import Fenced, TenantError, Unavailable
@@ -292,7 +293,8 @@ class Publisher:
             self.client.unlink(*batch)
 
     def _ship(self, batch: Batch) -> None:
-        assert self.fence is not None and self.epoch is not None
+        assert self.fence is not None
+        assert self.epoch is not None
         status, detail = self._check(
             self._apply(
                 args=[

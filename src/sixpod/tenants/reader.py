@@ -216,7 +216,7 @@ class TenantReader:
         password = None
         if settings.password_file:
             password = Path(settings.password_file).read_text().strip()
-        self._client = aioredis.Redis(
+        self._client: Any = aioredis.Redis(
             host=addr.format_ip(settings.address.ip),
             port=settings.address.port,
             password=password,

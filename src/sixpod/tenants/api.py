@@ -1,0 +1,290 @@
+"""The controller's HTTP API (FastAPI): apps, domains, endpoints, VIP and node states.
+
+Every error is an RFC 9457 problem (``application/problem+json``) whose ``detail`` names what
+is wrong; a rejected request changes nothing. Writes answer with ``X-Sixpod-Revision``, the
+store revision that includes them (wait for a reader to reach it to know the edges have it).
+Single objects carry an ``ETag`` of their revision; ``If-Match`` makes a write conditional.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CollectorRegistry, generate_latest
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from sixpod import __version__
+from sixpod.tenants.errors import InvalidInput, TenantError, Unauthorized
+from sixpod.tenants.model import EndpointState, NodeState, VipState
+from sixpod.tenants.store import Page, Store, Written
+
+PROBLEM = "application/problem+json"
+
+
+def problem(status: int, kind: str, detail: str, instance: str) -> JSONResponse:
+    titles = {
+        400: "Bad request",
+        401: "Unauthorized",
+        404: "Not found",
+        405: "Method not allowed",
+        409: "Conflict",
+        412: "Precondition failed",
+        422: "Invalid input",
+        503: "Unavailable",
+    }
+    body = {
+        "type": f"urn:sixpod:problem:{kind}",
+        "title": titles.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+    }
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AppCreate(_Body):
+    name: StrictStr = Field(description="one DNS label: a-z, 0-9, inner hyphens")
+    owner: StrictStr = Field(default="", max_length=200)
+    shard_seed: StrictInt = Field(default=0, ge=0, le=2**31 - 1)
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class AppUpdate(_Body):
+    owner: StrictStr | None = Field(default=None, max_length=200)
+    shard_seed: StrictInt | None = Field(default=None, ge=0, le=2**31 - 1)
+    settings: dict[str, Any] | None = None
+
+
+class EndpointIn(_Body):
+    address: StrictStr = Field(description="the container's IPv6 address, inside its node's /64")
+    port: StrictInt = Field(ge=1, le=65535)
+    weight: StrictInt = Field(default=100, ge=1, le=1000)
+    state: EndpointState = EndpointState.UP
+    node: StrictStr | None = Field(default=None, description="checked against pod.lock if given")
+
+
+class EndpointsChange(_Body):
+    endpoints: list[EndpointIn] = Field(default_factory=list, description="add or update")
+    remove: list[StrictStr] = Field(default_factory=list, description="[address]:port texts")
+    force: bool = Field(default=False, description="pass the churn guard")
+
+
+class DomainAttach(_Body):
+    app: StrictStr
+
+
+class VipChange(_Body):
+    state: VipState
+    reason: StrictStr = Field(default="", max_length=200)
+
+
+class NodeChange(_Body):
+    state: NodeState
+    reason: StrictStr = Field(default="", max_length=200)
+
+
+class Force(_Body):
+    through: StrictInt | None = Field(default=None, ge=0, description="default: the head")
+
+
+def _if_match(value: str | None) -> int | None:
+    if value is None or value.strip() == "*":
+        return None
+    text = value.strip()
+    if text.startswith("W/"):
+        raise InvalidInput("If-Match: weak entity tags are not accepted")
+    text = text.strip('"')
+    if not text.isdigit():
+        raise InvalidInput(f"If-Match: expected a revision such as '\"42\"', got {value!r}")
+    return int(text)
+
+
+def _written(w: Written, response: Response, *, etag: bool = True) -> dict[str, Any]:
+    response.headers["X-Sixpod-Revision"] = str(w.revision)
+    if etag and "revision" in w.item:
+        response.headers["ETag"] = f'"{w.item["revision"]}"'
+    return {**w.item}
+
+
+def _page(p: Page) -> dict[str, Any]:
+    return {"items": p.items, "next": p.next}
+
+
+IfMatch = Annotated[str | None, Header(alias="If-Match")]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+
+
+def create_api(
+    store: Store,
+    *,
+    token: str,
+    registry: CollectorRegistry | None = None,
+    status: Callable[[], dict[str, Any]] | None = None,
+) -> FastAPI:
+    """The API over ``store``; ``token`` is the bearer token every /v1 call must carry."""
+    if len(token) < 16:
+        raise ValueError("the API token must be at least 16 characters")
+    app = FastAPI(
+        title="sixpod controller",
+        version=__version__,
+        description="Tenants of an IPv6-only anycast pod: apps, domains, endpoints, VIPs.",
+    )
+    expected = f"Bearer {token}".encode()
+
+    def auth(authorization: Annotated[str | None, Header()] = None) -> None:
+        if authorization is None:
+            raise Unauthorized("missing 'Authorization: Bearer <token>'")
+        if not hmac.compare_digest(authorization.encode(), expected):
+            raise Unauthorized("the bearer token is not valid")
+
+    @app.exception_handler(TenantError)
+    async def _tenant_error(request: Request, exc: TenantError) -> JSONResponse:
+        return problem(exc.status, exc.kind, exc.detail, request.url.path)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()))
+            parts.append(f"{where}: {err.get('msg', 'invalid')}")
+        return problem(422, "invalid", "; ".join(parts), request.url.path)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem(exc.status_code, "http", str(exc.detail), request.url.path)
+
+    v1 = [Depends(auth)]
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, Any]:
+        return {"ok": True, "revision": store.head()}
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> PlainTextResponse:
+        body = generate_latest(registry) if registry is not None else b""
+        return PlainTextResponse(body, media_type="text/plain; version=0.0.4")
+
+    @app.get("/v1/status", dependencies=v1)
+    def get_status() -> dict[str, Any]:
+        return {"revision": store.head(), "publisher": status() if status else None}
+
+    @app.post("/v1/publisher/force", dependencies=v1)
+    def force(body: Force) -> dict[str, Any]:
+        through = store.head() if body.through is None else body.through
+        store.force_through(through)
+        return {"forced_through": through}
+
+    # -- apps ---------------------------------------------------------------------------
+
+    @app.get("/v1/apps", dependencies=v1)
+    def list_apps(limit: Limit = 100, after: str | None = None) -> dict[str, Any]:
+        return _page(store.list_apps(after=after, limit=limit))
+
+    @app.post("/v1/apps", dependencies=v1, status_code=201)
+    def create_app(body: AppCreate, response: Response) -> dict[str, Any]:
+        w = store.create_app(
+            body.name, owner=body.owner, shard_seed=body.shard_seed, settings=body.settings
+        )
+        response.headers["Location"] = f"/v1/apps/{body.name}"
+        return _written(w, response)
+
+    @app.get("/v1/apps/{name}", dependencies=v1)
+    def get_app(name: str, response: Response) -> dict[str, Any]:
+        item = store.get_app(name)
+        response.headers["ETag"] = f'"{item["revision"]}"'
+        return item
+
+    @app.patch("/v1/apps/{name}", dependencies=v1)
+    def update_app(
+        name: str, body: AppUpdate, response: Response, if_match: IfMatch = None
+    ) -> dict[str, Any]:
+        w = store.update_app(
+            name,
+            if_match=_if_match(if_match),
+            owner=body.owner,
+            shard_seed=body.shard_seed,
+            settings=body.settings,
+        )
+        return _written(w, response)
+
+    @app.delete("/v1/apps/{name}", dependencies=v1, status_code=204)
+    def delete_app(
+        name: str, response: Response, if_match: IfMatch = None, force: bool = False
+    ) -> None:
+        rev = store.delete_app(name, if_match=_if_match(if_match), force=force)
+        response.headers["X-Sixpod-Revision"] = str(rev)
+
+    # -- endpoints ----------------------------------------------------------------------
+
+    @app.get("/v1/apps/{name}/endpoints", dependencies=v1)
+    def list_endpoints(name: str, limit: Limit = 100, after: str | None = None) -> dict[str, Any]:
+        return _page(store.list_endpoints(name, after=after, limit=limit))
+
+    @app.post("/v1/apps/{name}/endpoints", dependencies=v1)
+    def change_endpoints(name: str, body: EndpointsChange, response: Response) -> dict[str, Any]:
+        items = [e.model_dump(exclude_none=True, mode="json") for e in body.endpoints]
+        w = store.set_endpoints(name, items, remove=body.remove, force=body.force)
+        return _written(w, response, etag=False)
+
+    @app.delete("/v1/apps/{name}/endpoints/{endpoint}", dependencies=v1, status_code=204)
+    def delete_endpoint(name: str, endpoint: str, response: Response, force: bool = False) -> None:
+        w = store.set_endpoints(name, [], remove=[endpoint], force=force)
+        if not w.item["removed"]:
+            raise InvalidInput(f"app {name!r} has no endpoint {endpoint!r}")
+        response.headers["X-Sixpod-Revision"] = str(w.revision)
+
+    # -- domains ------------------------------------------------------------------------
+
+    @app.get("/v1/domains", dependencies=v1)
+    def list_domains(
+        app_name: Annotated[str | None, Query(alias="app")] = None,
+        limit: Limit = 100,
+        after: str | None = None,
+    ) -> dict[str, Any]:
+        return _page(store.list_domains(app=app_name, after=after, limit=limit))
+
+    @app.get("/v1/domains/{host}", dependencies=v1)
+    def get_domain(host: str) -> dict[str, Any]:
+        return store.get_domain(host)
+
+    @app.put("/v1/domains/{host}", dependencies=v1)
+    def attach_domain(host: str, body: DomainAttach, response: Response) -> dict[str, Any]:
+        return _written(store.attach_domain(host, body.app), response)
+
+    @app.delete("/v1/domains/{host}", dependencies=v1, status_code=204)
+    def detach_domain(host: str, response: Response) -> None:
+        response.headers["X-Sixpod-Revision"] = str(store.detach_domain(host))
+
+    # -- VIPs and nodes -----------------------------------------------------------------
+
+    @app.get("/v1/vips", dependencies=v1)
+    def list_vips() -> dict[str, Any]:
+        return {"items": store.list_vips(), "next": None}
+
+    @app.put("/v1/vips/{address}", dependencies=v1)
+    def set_vip(
+        address: str, body: VipChange, response: Response, if_match: IfMatch = None
+    ) -> dict[str, Any]:
+        w = store.set_vip(address, body.state, reason=body.reason, if_match=_if_match(if_match))
+        return _written(w, response)
+
+    @app.get("/v1/nodes", dependencies=v1)
+    def list_nodes() -> dict[str, Any]:
+        return {"items": store.list_nodes(), "next": None}
+
+    @app.put("/v1/nodes/{name}", dependencies=v1)
+    def set_node(name: str, body: NodeChange, response: Response) -> dict[str, Any]:
+        return _written(store.set_node(name, body.state, reason=body.reason), response)
+
+    return app

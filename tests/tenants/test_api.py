@@ -1,0 +1,222 @@
+"""The controller API over a real SQLite store, through FastAPI's test client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from sixpod.inventory.lock import Lock
+from sixpod.tenants.api import create_api
+from sixpod.tenants.store import Store
+
+TOKEN = "t" * 32
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def client(store: Store) -> Iterator[TestClient]:
+    with TestClient(create_api(store, token=TOKEN), headers=AUTH) as c:
+        yield c
+
+
+def prefix_of(lock: Lock, node: str) -> str:
+    return str(lock.nodes[node].prefix.network_address)
+
+
+def ep(lock: Lock, on: str, host: int, port: int = 8080, **kw: Any) -> dict[str, Any]:
+    base = lock.nodes[on].prefix
+    return {"address": str(base[host]), "port": port, **kw}
+
+
+def assert_problem(r: Any, status: int, *words: str) -> None:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    body = r.json()
+    assert body["status"] == status
+    for w in words:
+        assert w in body["detail"], body["detail"]
+
+
+def test_app_lifecycle_with_etags(client: TestClient) -> None:
+    r = client.post("/v1/apps", json={"name": "shop", "owner": "acme", "settings": {"a": [1]}})
+    assert r.status_code == 201
+    assert r.headers["Location"] == "/v1/apps/shop"
+    etag = r.headers["ETag"]
+    got = client.get("/v1/apps/shop")
+    assert got.json()["settings"] == {"a": [1]}
+    assert got.headers["ETag"] == etag
+    r = client.patch("/v1/apps/shop", json={"owner": "acme2"}, headers={"If-Match": etag})
+    assert r.status_code == 200
+    assert r.json()["owner"] == "acme2"
+    stale = client.patch("/v1/apps/shop", json={"owner": "x"}, headers={"If-Match": etag})
+    assert_problem(stale, 412, "not " + etag.strip('"'))
+    assert client.get("/v1/apps/shop").json()["owner"] == "acme2"
+    assert client.delete("/v1/apps/shop").status_code == 204
+    assert_problem(client.get("/v1/apps/shop"), 404, "shop")
+
+
+def test_pagination_walks_every_app_once(client: TestClient) -> None:
+    for i in range(25):
+        assert client.post("/v1/apps", json={"name": f"app{i:02d}"}).status_code == 201
+    seen: list[str] = []
+    after = None
+    while True:
+        params: dict[str, Any] = {"limit": 10}
+        if after:
+            params["after"] = after
+        page = client.get("/v1/apps", params=params).json()
+        seen += [a["name"] for a in page["items"]]
+        after = page["next"]
+        if after is None:
+            break
+    assert seen == [f"app{i:02d}" for i in range(25)]
+
+
+def test_endpoints_only_inside_their_nodes_64(client: TestClient, small_lock: Lock) -> None:
+    client.post("/v1/apps", json={"name": "shop"})
+    ok = client.post("/v1/apps/shop/endpoints", json={"endpoints": [ep(small_lock, "edge1", 5)]})
+    assert ok.status_code == 200
+    assert int(ok.headers["X-Sixpod-Revision"]) > 0
+    items = client.get("/v1/apps/shop/endpoints").json()["items"]
+    assert [(i["node"], i["port"], i["weight"], i["state"]) for i in items] == [
+        ("edge1", 8080, 100, "up")
+    ]
+    outside = {"address": "2001:db8:dead::1", "port": 80}
+    assert_problem(
+        client.post("/v1/apps/shop/endpoints", json={"endpoints": [outside]}),
+        422,
+        "not inside any node's /64",
+    )
+    wrong_node = ep(small_lock, "edge1", 6, node="edge2")
+    assert_problem(
+        client.post("/v1/apps/shop/endpoints", json={"endpoints": [wrong_node]}),
+        422,
+        "edge1",
+    )
+    assert len(client.get("/v1/apps/shop/endpoints").json()["items"]) == 1
+
+
+BAD_ENDPOINTS = [
+    ({"address": "10.0.0.1", "port": 80}, "IPv6-only"),
+    ({"address": "2001:db8::1::2", "port": 80}, "2001:db8::1::2"),
+    ({"address": "fe80::1%eth0", "port": 80}, "fe80::1%eth0"),
+    ({"address": "2001:db8:200:1::5", "port": 0}, "port"),
+    ({"address": "2001:db8:200:1::5", "port": "80"}, "port"),
+    ({"address": "2001:db8:200:1::5", "port": 80, "weight": 0}, "weight"),
+    ({"address": "2001:db8:200:1::5", "port": 80, "state": "maybe"}, "state"),
+    ({"address": "2001:db8:200:1::5", "port": 80, "colour": "red"}, "colour"),
+]
+
+
+@pytest.mark.parametrize(("item", "word"), BAD_ENDPOINTS)
+def test_bad_endpoints_rejected_and_nothing_stored(
+    client: TestClient, store: Store, item: dict[str, Any], word: str
+) -> None:
+    client.post("/v1/apps", json={"name": "shop"})
+    head = store.head()
+    good = {"address": "2001:db8:200:1::9", "port": 80}
+    r = client.post("/v1/apps/shop/endpoints", json={"endpoints": [good, item]})
+    assert_problem(r, 422, word)
+    assert store.head() == head
+    assert client.get("/v1/apps/shop/endpoints").json()["items"] == []
+
+
+def test_domains_belong_to_one_app(client: TestClient) -> None:
+    client.post("/v1/apps", json={"name": "shop"})
+    client.post("/v1/apps", json={"name": "blog"})
+    r = client.put("/v1/domains/Bücher.Example", json={"app": "shop"})
+    assert r.status_code == 200
+    assert r.json()["name"] == "xn--bcher-kva.example"
+    assert client.put("/v1/domains/*.shop.example", json={"app": "shop"}).status_code == 200
+    assert_problem(
+        client.put("/v1/domains/xn--bcher-kva.example", json={"app": "blog"}), 409, "'shop'"
+    )
+    assert client.get("/v1/domains", params={"app": "shop"}).json()["items"][0]["app"] == "shop"
+    assert client.delete("/v1/domains/bücher.example").status_code == 204
+    assert client.put("/v1/domains/bücher.example", json={"app": "blog"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("host", "word"),
+    [
+        ("a.*.example", "leftmost"),
+        ("*.com", "two labels"),
+        ("under_score.example", "not allowed"),
+        ("-lead.example", "hyphen"),
+        ("x" * 64 + ".example", "too long"),
+        ("10.0.0.1", "digits"),
+    ],
+)
+def test_bad_hostnames(client: TestClient, store: Store, host: str, word: str) -> None:
+    client.post("/v1/apps", json={"name": "shop"})
+    head = store.head()
+    assert_problem(client.put(f"/v1/domains/{host}", json={"app": "shop"}), 422, word)
+    assert store.head() == head
+
+
+@pytest.mark.parametrize(
+    ("body", "word"),
+    [
+        ({"name": "Shop"}, "lower-case"),
+        ({"name": "a" * 64}, "1-63"),
+        ({"name": "shop", "shard_seed": -1}, "shard_seed"),
+        ({"name": "shop", "owner": 5}, "owner"),
+        ({"name": "shop", "extra": 1}, "extra"),
+        ({}, "name"),
+    ],
+)
+def test_bad_apps(client: TestClient, store: Store, body: dict[str, Any], word: str) -> None:
+    head = store.head()
+    assert_problem(client.post("/v1/apps", json=body), 422, word)
+    assert store.head() == head
+
+
+def test_malformed_json_and_auth(store: Store) -> None:
+    with TestClient(create_api(store, token=TOKEN)) as anon:
+        r = anon.get("/v1/apps")
+        assert_problem(r, 401, "Bearer")
+        assert r.headers["WWW-Authenticate"] == "Bearer"
+        assert_problem(
+            anon.get("/v1/apps", headers={"Authorization": "Bearer wrong"}), 401, "not valid"
+        )
+        r = anon.post(
+            "/v1/apps", content=b"{not json", headers={**AUTH, "content-type": "application/json"}
+        )
+        assert_problem(r, 422, "JSON")
+        assert anon.get("/openapi.json").json()["info"]["title"] == "sixpod controller"
+
+
+def test_vips_and_nodes(client: TestClient, small_lock: Lock) -> None:
+    vips = client.get("/v1/vips").json()["items"]
+    assert len(vips) == len(small_lock.vips4) + len(small_lock.vips6)
+    assert {v["state"] for v in vips} == {"active"}
+    v6 = str(small_lock.vips6[0])
+    long_form = small_lock.vips6[0].exploded.upper()
+    r = client.put(f"/v1/vips/{long_form}", json={"state": "blackholed", "reason": "DDoS"})
+    assert r.status_code == 200, r.text
+    assert r.json()["address"] == v6
+    assert_problem(client.put("/v1/vips/198.51.100.77", json={"state": "drained"}), 404, "pool")
+    assert_problem(client.put(f"/v1/vips/{v6}", json={"state": "gone"}), 422, "state")
+    assert_problem(client.put("/v1/vips/1.2.3", json={"state": "drained"}), 422, "1.2.3")
+    assert client.put("/v1/nodes/edge1", json={"state": "drained"}).json()["state"] == "drained"
+    assert_problem(client.put("/v1/nodes/nope", json={"state": "drained"}), 404, "nope")
+
+
+def test_churn_guard_refuses_mass_removal_unless_forced(
+    client: TestClient, store: Store, small_lock: Lock
+) -> None:
+    client.post("/v1/apps", json={"name": "shop"})
+    eps = [ep(small_lock, "edge1", i) for i in range(1, 11)]
+    client.post("/v1/apps/shop/endpoints", json={"endpoints": eps})
+    texts = [f"[{e['address']}]:8080" for e in eps[:6]]
+    head = store.head()
+    assert_problem(
+        client.post("/v1/apps/shop/endpoints", json={"remove": texts}), 409, "6 of app 'shop'"
+    )
+    assert store.head() == head
+    assert_problem(client.delete("/v1/apps/shop"), 409, "force")
+    r = client.post("/v1/apps/shop/endpoints", json={"remove": texts, "force": True})
+    assert r.json() == {"changed": 0, "removed": 6}
