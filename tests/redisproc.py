@@ -241,8 +241,9 @@ def _start(
     extra: Mapping[str, str],
     start_timeout: float,
     stop_timeout: float,
+    port: int | None = None,
 ) -> RedisServer:
-    port = free_port(host)
+    port = port or free_port(host)
     conf = directory / "redis.conf"
     text = _config(
         host=host, port=port, password=password, directory=directory, replica_of=replica_of
@@ -288,12 +289,14 @@ def redis_server(
     start_timeout: float = 10.0,
     stop_timeout: float = 10.0,
     attempts: int = 5,
+    port: int | None = None,
 ) -> Iterator[RedisServer]:
     """Start redis-server on ``host`` (loopback only), yield it ready, stop it by PID at exit.
 
     ``password`` defaults to a random token; ``replica_of`` makes it a replica (``replicaof``
     plus ``masterauth``) of another server from this module; ``config`` adds directives
-    (``{"repl-ping-replica-period": "1"}``). The replica is yielded as soon as it answers,
+    (``{"repl-ping-replica-period": "1"}``); ``port`` pins the port (to restart a server in
+    place). The replica is yielded as soon as it answers,
     not when its link is up: poll ``info("replication")`` for that.
     """
     if host not in ("127.0.0.1", "::1"):
@@ -315,10 +318,11 @@ def redis_server(
                     extra=config or {},
                     start_timeout=start_timeout,
                     stop_timeout=stop_timeout,
+                    port=port,
                 )
             except RedisStartError as e:
                 # Lost the race for the port to another process: try another one.
-                if "Address already in use" in str(e) and attempt + 1 < attempts:
+                if "Address already in use" in str(e) and attempt + 1 < attempts and not port:
                     continue
                 raise
             break

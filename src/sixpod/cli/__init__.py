@@ -12,6 +12,7 @@ from sixpod.cli.addr import addr
 from sixpod.cli.inventory import allocate_cmd, check, render_cmd, status
 from sixpod.cli.lab import lab
 from sixpod.cli.node import announcer, node
+from sixpod.cli.tenants import app, controller, domain, endpoint, publisher, vip
 from sixpod.cli.tor import tor_resilient
 
 
@@ -21,7 +22,23 @@ def cli() -> None:
     """Control plane of an IPv6-only anycast hosting pod."""
 
 
-for command in (check, allocate_cmd, render_cmd, status, addr, announcer, node, tor_resilient, lab):
+for command in (
+    check,
+    allocate_cmd,
+    render_cmd,
+    status,
+    addr,
+    announcer,
+    node,
+    tor_resilient,
+    lab,
+    controller,
+    app,
+    domain,
+    endpoint,
+    vip,
+    publisher,
+):
     cli.add_command(command)
 
 

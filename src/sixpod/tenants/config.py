@@ -1,0 +1,67 @@
+"""``controller.yaml``: the typed configuration of ``sixpod controller``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict
+
+from sixpod import addr
+from sixpod.tenants.guard import GuardLimits
+
+
+def _endpoint(value: Any) -> addr.Endpoint:
+    if not isinstance(value, str):
+        raise ValueError(f"expected host:port text, got {value!r}")
+    return addr.parse_endpoint(value)
+
+
+Endpoint = Annotated[addr.Endpoint, BeforeValidator(_endpoint)]
+Seconds = Annotated[float, Field(gt=0, le=3600)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+class RedisConfig(_Model):
+    address: Endpoint = Field(description="the Redis primary, [address]:port")
+    password_file: str = Field(description="file holding the Redis password (required)")
+    prefix: str = Field(default="sixpod", pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+
+class PublisherConfig(_Model):
+    debounce: Annotated[float, Field(ge=0, le=10)] = 0.005
+    batch: Annotated[int, Strict(), Field(ge=1, le=50_000)] = 5000
+    poll: Seconds = 0.1
+    lease: Seconds = 5.0
+    stream_length: Annotated[int, Strict(), Field(ge=1000)] = 100_000
+    outbox_keep: Annotated[int, Strict(), Field(ge=1000)] = 1_000_000
+
+
+class GuardConfig(_Model):
+    app_share: Annotated[float, Field(gt=0, le=1)] = 0.5
+    pod_share: Annotated[float, Field(gt=0, le=1)] = 0.2
+    min_endpoints: Annotated[int, Strict(), Field(ge=1)] = 4
+    window: Seconds = 10.0
+
+    def limits(self) -> GuardLimits:
+        return GuardLimits(self.app_share, self.pod_share, self.min_endpoints, self.window)
+
+
+class ControllerConfig(_Model):
+    listen: tuple[Endpoint, ...] = Field(
+        default=(addr.parse_endpoint("[::1]:8700"),),
+        min_length=1,
+        description="addresses the API listens on, IPv6 and IPv4",
+    )
+    token_file: str = Field(description="file holding the API bearer token (>= 16 characters)")
+    database: str = Field(
+        default="sqlite:////var/lib/sixpod/controller.db",
+        description="SQLAlchemy URL: sqlite:///PATH or postgresql+psycopg://...",
+    )
+    lock: str = Field(description="the pod's pod.lock: node /64s and the VIP pool")
+    redis: RedisConfig
+    publisher: PublisherConfig = PublisherConfig()
+    guard: GuardConfig = GuardConfig()
+    access_log: bool = False

@@ -1,0 +1,104 @@
+"""``sixpod controller``: the API and the publisher in one process.
+
+The API runs on uvicorn (one socket per configured address, IPv6 sockets v6-only); the
+publisher runs in a thread of its own, woken by each local commit. Only the lease holder
+publishes, so several controllers may share one PostgreSQL store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+from pathlib import Path
+
+import redis
+import uvicorn
+from prometheus_client import CollectorRegistry
+
+from sixpod import addr
+from sixpod.inventory.lock import parse_lock
+from sixpod.tenants.api import create_api
+from sixpod.tenants.config import ControllerConfig
+from sixpod.tenants.publisher import Publisher, PublisherSettings
+from sixpod.tenants.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def listen_socket(endpoint: addr.Endpoint) -> socket.socket:
+    family = socket.AF_INET6 if endpoint.ip.version == 6 else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    sock.bind((addr.format_ip(endpoint.ip), endpoint.port))
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+def read_secret(path: str, what: str) -> str:
+    text = Path(path).read_text(encoding="utf-8").strip()
+    if not text:
+        raise ValueError(f"{path}: the {what} is empty")
+    return text
+
+
+def open_store(cfg: ControllerConfig) -> Store:
+    lock_text = Path(cfg.lock).read_text(encoding="utf-8")
+    lock, _ = parse_lock(lock_text, cfg.lock)
+    store = Store(cfg.database, lock=lock, guard=cfg.guard.limits())
+    store.migrate()
+    store.sync_pool()
+    return store
+
+
+def run(cfg: ControllerConfig) -> int:
+    token = read_secret(cfg.token_file, "API token")
+    password = read_secret(cfg.redis.password_file, "Redis password")
+    store = open_store(cfg)
+    registry = CollectorRegistry()
+    client = redis.Redis(
+        host=addr.format_ip(cfg.redis.address.ip),
+        port=cfg.redis.address.port,
+        password=password,
+        socket_timeout=5.0,
+        socket_connect_timeout=2.0,
+    )
+    p = cfg.publisher
+    publisher = Publisher(
+        store,
+        client,
+        PublisherSettings(
+            prefix=cfg.redis.prefix,
+            debounce=p.debounce,
+            batch=p.batch,
+            poll=p.poll,
+            lease=p.lease,
+            stream_length=p.stream_length,
+            outbox_keep=p.outbox_keep,
+            guard=cfg.guard.limits(),
+        ),
+        registry=registry,
+    )
+    store.on_commit = publisher.notify
+    app = create_api(store, token=token, registry=registry, status=publisher.status)
+    sockets = [listen_socket(e) for e in cfg.listen]
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="info", access_log=cfg.access_log, loop="uvloop")
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=publisher.run, args=(stop,), name="publisher", daemon=True)
+    thread.start()
+    log.info("controller: listening on %s", ", ".join(addr.format_endpoint(e) for e in cfg.listen))
+    try:
+        asyncio.run(server.serve(sockets=sockets))
+    finally:
+        stop.set()
+        publisher.wake.set()
+        thread.join(timeout=10)
+        client.close()
+        store.engine.dispose()
+    return 0
