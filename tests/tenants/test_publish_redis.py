@@ -1,0 +1,204 @@
+"""Publisher and reader against real Redis: a primary and a replica on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import RunningPublisher
+
+from redisproc import RedisServer, async_wait_until, redis_server, wait_until
+from sixpod.inventory.lock import Lock
+from sixpod.tenants.errors import Fenced
+from sixpod.tenants.guard import GuardLimits
+from sixpod.tenants.model import Changed
+from sixpod.tenants.publisher import Publisher, PublisherSettings
+from sixpod.tenants.reader import ReaderSettings, TenantReader, TenantState
+from sixpod.tenants.store import Store
+
+pytestmark = pytest.mark.integration
+
+
+def eps(lock: Lock, node: str, first: int, n: int, port: int = 80) -> list[dict[str, Any]]:
+    base = lock.nodes[node].prefix
+    return [{"address": str(base[i]), "port": port} for i in range(first, first + n)]
+
+
+def reader_for(server: RedisServer, **kw: Any) -> TenantReader:
+    return TenantReader(
+        ReaderSettings(address=server.endpoint, password_file=str(server.password_file), **kw)
+    )
+
+
+def store_view(store: Store) -> dict[str, set[str]]:
+    view: dict[str, set[str]] = {}
+    for a in store.list_apps(limit=1000).items:
+        items = store.list_endpoints(a["name"], limit=1000).items
+        view[a["name"]] = {f"{i['endpoint']} {i['weight']} {i['state']}" for i in items}
+    return view
+
+
+def reader_view(state: TenantState) -> dict[str, set[str]]:
+    return {a: {f"{k} {v}" for k, v in state.upstreams_raw.get(a, {}).items()} for a in state.apps}
+
+
+async def until_revision(reader: TenantReader, revision: int, timeout: float = 10.0) -> None:
+    async def reached() -> bool:
+        return reader.state.revision >= revision
+
+    await async_wait_until(reached, timeout=timeout, what=f"reader at revision {revision}")
+
+
+def test_replica_reader_follows_the_store(
+    store: Store, primary: RedisServer, replica: RedisServer, small_lock: Lock
+) -> None:
+    async def main() -> None:
+        with RunningPublisher(store, primary):
+            reader = reader_for(replica)
+            seen: list[Changed] = []
+            reader.add_listener(lambda _s, c: seen.append(c))
+            await reader.start()
+            try:
+                await asyncio.wait_for(reader.ready.wait(), 10)
+                store.create_app("shop", owner="acme", settings={"tls": True})
+                w = store.set_endpoints("shop", eps(small_lock, "edge1", 1, 5))
+                store.attach_domain("www.shop.example", "shop")
+                head = store.set_vip(str(small_lock.vips4[0]), "drained", reason="maint").revision
+                await until_revision(reader, head)
+                st = reader.state
+                assert st.apps["shop"].settings == {"tls": True}
+                assert len(st.upstreams("shop")) == 5
+                assert st.app_for_host("www.shop.example") == "shop"
+                assert st.vips[small_lock.vips4[0]].state == "drained"
+                assert any(w.revision <= c.revision and "shop" in c.apps for c in seen)
+                assert reader.last_lag is not None
+                assert reader.last_lag < 5
+                assert reader_view(st) == store_view(store)
+            finally:
+                await reader.stop()
+
+    asyncio.run(main())
+
+
+def test_primary_restarted_empty_is_rebuilt_and_no_edge_sees_an_empty_list(
+    tmp_path: Path, store: Store, small_lock: Lock
+) -> None:
+    fast = {"repl-ping-replica-period": "1"}
+    store.create_app("shop")
+    store.set_endpoints("shop", eps(small_lock, "edge1", 1, 8))
+
+    async def main() -> None:
+        with redis_server(tmp_path, config=fast) as first:
+            port, password = first.port, first.password
+            with redis_server(tmp_path, replica_of=first) as replica:
+                wait_until(lambda: replica.info("replication")["master_link_status"] == "up")
+                reader = reader_for(replica)
+                sizes: list[int] = []
+                reader.add_listener(
+                    lambda s, _c: sizes.append(len(s.upstreams_raw.get("shop", {})))
+                )
+                runner = RunningPublisher(store, first)
+                with runner as pub:
+                    await reader.start()
+                    await until_revision(reader, store.head())
+                    epoch = reader.state.epoch
+                    first.stop()  # the primary dies; it comes back with nothing
+                    with redis_server(tmp_path, port=port, password=password, config=fast):
+                        # the publisher's client reconnects to the same address by itself
+                        w = store.set_endpoints("shop", eps(small_lock, "edge1", 20, 1))
+
+                        async def resynced() -> bool:
+                            return (
+                                reader.state.epoch != epoch and reader.state.revision >= w.revision
+                            )
+
+                        deadline = time.monotonic() + 20
+                        while not await resynced():
+                            sizes.append(len(reader.state.upstreams_raw.get("shop", {})))
+                            assert time.monotonic() < deadline, "reader did not resynchronise"
+                            await asyncio.sleep(0.01)
+                        assert len(reader.state.upstreams("shop")) == 9
+                        assert reader.resyncs >= 2
+                        assert pub.metrics.rebuilds._value.get() >= 2
+                await reader.stop()
+                assert sizes
+                assert min(sizes) >= 8, "an edge saw a shrunken or empty upstream list"
+
+    asyncio.run(main())
+
+
+def test_a_stale_publisher_is_fenced(store: Store, primary: RedisServer) -> None:
+    c1, c2 = primary.client(), primary.client()
+    a = Publisher(store, c1, PublisherSettings(holder="a", lease=60, debounce=0))
+    b = Publisher(store, c2, PublisherSettings(holder="b", lease=60, debounce=0))
+    a._renew()
+    a.step()
+    store.create_app("one")
+    a.step()
+    assert c1.hget("sixpod:meta", "revision") == str(store.head())
+    store.release_lease("a")  # as if a paused past its lease
+    b._renew()
+    assert b.fence == 2
+    store.create_app("two")
+    b.step()
+    store.create_app("three")
+    with pytest.raises(Fenced):
+        a.step()
+    assert c1.exists("sixpod:app:two")
+    b.step()
+    assert c1.hget("sixpod:meta", "revision") == str(store.head())
+    assert c1.hget("sixpod:meta", "fence") == "2"
+
+
+def test_replay_is_idempotent(store: Store, primary: RedisServer) -> None:
+    c = primary.client()
+    p = Publisher(store, c, PublisherSettings(debounce=0))
+    p._renew()
+    p.step()
+    store.create_app("one")
+    p.step()
+    length = c.xlen("sixpod:log")
+    before = c.hgetall("sixpod:app:one")
+    p.published -= 1  # forget having published the last change; it is sent again
+    p.step()
+    assert c.xlen("sixpod:log") == length
+    assert c.hgetall("sixpod:app:one") == before
+    assert p.published == store.head()
+
+
+def test_churn_guard_holds_a_burst_until_forced(
+    tmp_path: Path, small_lock: Lock, primary: RedisServer
+) -> None:
+    from conftest import open_store
+
+    store = open_store(
+        f"sqlite:///{tmp_path / 'g.db'}",
+        small_lock,
+        guard=GuardLimits(app_share=0.5, pod_share=1.0, min_endpoints=4, window=60),
+    )
+    c = primary.client()
+    p = Publisher(store, c, PublisherSettings(guard=store.guard, debounce=0))
+    p._renew()
+    store.create_app("shop")
+    items = eps(small_lock, "edge1", 1, 10)
+    store.set_endpoints("shop", items)
+    p.step()
+    texts = [f"[{i['address']}]:80" for i in items]
+    for t in texts[:4]:  # 4 requests of one removal each: every one passes the API check
+        store.set_endpoints("shop", [], remove=[t])
+        p.step()
+    assert c.hlen("sixpod:up:shop") == 6
+    store.set_endpoints("shop", [], remove=[texts[4]])
+    store.set_endpoints("shop", [], remove=[texts[5]])
+    p.step()
+    assert p.trip is not None
+    assert "shop" in p.trip.reason
+    assert p.metrics.guard_tripped._value.get() == 1
+    assert c.hlen("sixpod:up:shop") == 6  # held back
+    store.force_through(store.head())
+    p.step()
+    assert p.trip is None
+    assert c.hlen("sixpod:up:shop") == 4
