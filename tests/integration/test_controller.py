@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import secrets
@@ -225,7 +226,7 @@ def test_killed_mid_burst_loses_nothing_and_replicas_converge(
 
         asyncio.run(converge())
         entries = primary.client().xrange("sixpod:log")
-        for before, after_entry in zip(entries, entries[1:], strict=False):
+        for before, after_entry in itertools.pairwise(entries):
             assert int(after_entry[1]["prev"]) == int(before[1]["rev"]), "a revision applied twice"
     finally:
         for _ in gen:
