@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from redisproc import free_port
+from sixpod.lab.redisproc import free_port
 
 
 def _bindir() -> Path:

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from redisproc import RedisServer, async_wait_until, free_port, redis_server, wait_until
+from sixpod.lab.redisproc import RedisServer, async_wait_until, free_port, redis_server, wait_until
 from sixpod.tenants.reader import ReaderSettings, TenantReader
 
 pytestmark = pytest.mark.integration

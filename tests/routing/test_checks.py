@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from redisproc import RedisServer, async_wait_until, free_port, redis_server, wait_until
+from sixpod.lab.redisproc import RedisServer, async_wait_until, free_port, redis_server, wait_until
 from sixpod.routing.checks import Outcome, judge_replication, parse_status_line, run_check
 from sixpod.routing.config import CommandCheck, HttpCheck, RedisCheck, TcpCheck
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from redisproc import RedisServer, async_wait_until, free_port, redis_server
+from sixpod.lab.redisproc import RedisServer, async_wait_until, free_port, redis_server
 from sixpod.routing.config import FloorConfig
 from sixpod.routing.floor import FloorAnswer, FloorClient, FloorUnavailable
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from redisproc import RedisServer, redis_server, wait_until
 from sixpod.inventory.lock import Lock, parse_lock
+from sixpod.lab.redisproc import RedisServer, redis_server, wait_until
 from sixpod.tenants.guard import GuardLimits
 from sixpod.tenants.publisher import Publisher, PublisherSettings
 from sixpod.tenants.store import Store

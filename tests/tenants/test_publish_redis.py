@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from conftest import RunningPublisher
 
-from redisproc import RedisServer, async_wait_until, redis_server, wait_until
 from sixpod.inventory.lock import Lock
+from sixpod.lab.redisproc import RedisServer, async_wait_until, redis_server, wait_until
 from sixpod.tenants.errors import Fenced
 from sixpod.tenants.guard import GuardLimits
 from sixpod.tenants.model import Changed

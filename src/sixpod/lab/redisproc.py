@@ -1,8 +1,8 @@
-"""Run a real ``redis-server`` for a test: loopback, a free port, a password, its own directory.
+"""Run a real ``redis-server`` on loopback for tests and benchmarks: a free port, a password.
 
 Use it as a context manager, directly or behind a pytest fixture::
 
-    from redisproc import redis_server
+    from sixpod.lab.redisproc import redis_server
 
     @pytest.fixture
     def primary(tmp_path: Path) -> Iterator[RedisServer]:
