@@ -200,13 +200,12 @@ class Publisher:
         """Publish what is pending (or rebuild). True if there may be more to do at once."""
         if self.epoch is None:
             self._attach()
-        head = self.store.head()
-        self.metrics.store_revision.set(head)
         rows = self.store.outbox_after(self.published, limit=self.settings.batch)
         if not rows:
             self.metrics.lag.set(0)
             self._prune()
             return False
+        self.metrics.store_revision.set(rows[-1].revision)
         now = self.clock()
         self.metrics.lag.set(max(0.0, now - rows[0].committed_at))
         if len(rows) < self.settings.batch and now - rows[0].committed_at < self.settings.debounce:
@@ -332,16 +331,23 @@ class Publisher:
     # -- the churn guard ----------------------------------------------------------------
 
     def _guard_allows(self, batch: Batch, now: float) -> bool:
+        """Weigh the batch's removals against what the edges have now (Redis)."""
         if not batch.removals:
             self._clear_trip()
             return True
-        forced_through = int(self.store.publisher_row()["forced_through"])
-        if batch.rev <= forced_through:
-            self._clear_trip()
-            return True
-        remaining = self.store.endpoint_counts(sorted(batch.removals))
+        apps = sorted(batch.removals)
+        pipe = self.client.pipeline(transaction=False)
+        for app in apps:
+            pipe.hlen(self.keys.up(app))
+        remaining = {
+            app: max(0, int(n) - batch.removals[app])
+            for app, n in zip(apps, pipe.execute(), strict=True)
+        }
         trip = self.window.check(now, batch.removals, remaining, self._endpoint_total(now))
         if trip is None:
+            self._clear_trip()
+            return True
+        if batch.rev <= int(self.store.publisher_row()["forced_through"]):
             self._clear_trip()
             return True
         if self.trip != trip or self.trip_revisions is None:

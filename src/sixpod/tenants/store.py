@@ -116,6 +116,36 @@ def _v2(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE INDEX ix_endpoints_node ON endpoints (node)")
 
 
+_LOCK_REVISION = (
+    revision_t.update()
+    .where(revision_t.c.id == 1)
+    .values(value=revision_t.c.value)
+    .returning(revision_t.c.value)
+)
+_SET_REVISION = (
+    revision_t.update().where(revision_t.c.id == 1).values(value=sa.bindparam("b_value"))
+)
+_OUTBOX_INSERT = outbox_t.insert()
+_APP_EXISTS = sa.select(apps_t.c.name).where(apps_t.c.name == sa.bindparam("b_app"))
+_APP_ENDPOINTS = sa.select(
+    endpoints_t.c.address, endpoints_t.c.port, endpoints_t.c.weight, endpoints_t.c.state
+).where(endpoints_t.c.app == sa.bindparam("b_app"))
+_EP_KEY = sa.and_(
+    endpoints_t.c.app == sa.bindparam("b_app"),
+    endpoints_t.c.address == sa.bindparam("b_address"),
+    endpoints_t.c.port == sa.bindparam("b_port"),
+)
+_EP_UPDATE = (
+    endpoints_t.update()
+    .where(_EP_KEY)
+    .values(
+        weight=sa.bindparam("b_weight"),
+        state=sa.bindparam("b_state"),
+        revision=sa.bindparam("b_revision"),
+    )
+)
+_EP_DELETE = endpoints_t.delete().where(_EP_KEY)
+
 MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2)
 """Schema migrations: entry ``i`` takes the schema from version ``i`` to ``i + 1``."""
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -184,8 +214,13 @@ def _sqlite_transactions(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN")
 
 
-def _endpoint_text(address: IPv6Address, port: int) -> str:
-    return addr.for_redis(addr.Endpoint(address, port))
+def _endpoint_text(address: str, port: int) -> str:
+    """The Redis member form of a stored endpoint.
+
+    Stored addresses are already canonical RFC 5952 text (from :func:`addr.format_ip`), so
+    this only adds what :func:`addr.for_redis` adds for IPv6: brackets and the port.
+    """
+    return f"[{address}]:{port}"
 
 
 def _parse_endpoint_text(text: str) -> addr.Endpoint:
@@ -260,16 +295,15 @@ class Store:
     @contextmanager
     def _write(self, *, forced: bool = False) -> Iterator[_Tx]:
         with self._connect() as conn, conn.begin():
-            conn.execute(revision_t.update().values(value=revision_t.c.value))
-            base = int(conn.execute(sa.select(revision_t.c.value)).scalar_one())
+            base = int(conn.execute(_LOCK_REVISION).scalar_one())
             tx = _Tx(conn, base, forced, self.clock())
             yield tx
             if tx.rows:
                 now = self.clock()
                 for row in tx.rows:
                     row["committed_at"] = now
-                conn.execute(outbox_t.insert(), tx.rows)
-                conn.execute(revision_t.update().values(value=tx.last))
+                conn.execute(_OUTBOX_INSERT, tx.rows)
+                conn.execute(_SET_REVISION, {"b_value": tx.last})
         if tx.rows and self.on_commit is not None:
             self.on_commit(tx.last)
 
@@ -429,7 +463,7 @@ class Store:
             for d in tx.conn.execute(sa.select(domains_t.c.name).where(domains_t.c.app == name)):
                 tx.emit(ops.domain_deleted(d.name))
             for e in eps:
-                tx.emit(ops.endpoint_deleted(name, _endpoint_text(IPv6Address(e.address), e.port)))
+                tx.emit(ops.endpoint_deleted(name, _endpoint_text(e.address, e.port)))
             tx.emit(ops.app_deleted(name))
             tx.conn.execute(domains_t.delete().where(domains_t.c.app == name))
             tx.conn.execute(endpoints_t.delete().where(endpoints_t.c.app == name))
@@ -497,7 +531,7 @@ class Store:
         return {
             "address": r.address,
             "port": r.port,
-            "endpoint": _endpoint_text(IPv6Address(r.address), r.port),
+            "endpoint": _endpoint_text(r.address, r.port),
             "node": r.node,
             "weight": r.weight,
             "state": r.state,
@@ -544,64 +578,79 @@ class Store:
         keys = [(w["address"], w["port"]) for w in wanted]
         if len(set(keys)) != len(keys) or set(keys) & set(gone):
             raise InvalidInput("an endpoint appears twice in one call")
+        try:
+            return self._change_endpoints(app, wanted, gone, force)
+        except sa.exc.IntegrityError:
+            pass  # an address:port another app holds (the unique constraint): name it
+        owners = self._owners([(w["address"], w["port"]) for w in wanted])
+        for (a, p), other in owners.items():
+            if other != app:
+                text = _endpoint_text(a, p)
+                raise Conflict(f"endpoint {text} belongs to app {other!r}") from None
+        raise Conflict("a concurrent change conflicted with this one; retry") from None
+
+    def _change_endpoints(
+        self,
+        app: str,
+        wanted: list[dict[str, Any]],
+        gone: list[tuple[str, int]],
+        force: bool,
+    ) -> Written:
         with self._write(forced=force) as tx:
-            if not tx.conn.execute(sa.select(apps_t.c.name).where(apps_t.c.name == app)).first():
+            if tx.conn.execute(_APP_EXISTS, {"b_app": app}).first() is None:
                 raise NotFound(f"app {app!r} does not exist")
             current = {
-                (r.address, r.port): r
-                for r in tx.conn.execute(sa.select(endpoints_t).where(endpoints_t.c.app == app))
+                (r.address, r.port): (r.weight, r.state)
+                for r in tx.conn.execute(_APP_ENDPOINTS, {"b_app": app})
             }
             removing = [k for k in gone if k in current]
             if not force:
                 self.guard.check_request(app, before=len(current), removed=len(removing))
-            if wanted:
-                taken = self._owners(tx.conn, [k for k in keys if k not in current])
-                if taken:
-                    (a, p), other = next(iter(taken.items()))
-                    text = _endpoint_text(IPv6Address(a), p)
-                    raise Conflict(f"endpoint {text} belongs to app {other!r}")
             inserts: list[dict[str, Any]] = []
             updates: list[dict[str, Any]] = []
             for w in wanted:
                 key = (w["address"], w["port"])
                 old = current.get(key)
-                if old is not None and (old.weight, old.state) == (w["weight"], w["state"]):
+                if old == (w["weight"], w["state"]):
                     continue
-                text = _endpoint_text(IPv6Address(w["address"]), w["port"])
+                text = _endpoint_text(w["address"], w["port"])
                 rev = tx.emit(ops.endpoint(app, text, w["weight"], w["state"]))
-                row = {**w, "app": app, "revision": rev}
-                (updates if old is not None else inserts).append(row)
+                if old is None:
+                    inserts.append({**w, "app": app, "revision": rev})
+                else:
+                    updates.append(
+                        {
+                            "b_app": app,
+                            "b_address": key[0],
+                            "b_port": key[1],
+                            "b_weight": w["weight"],
+                            "b_state": w["state"],
+                            "b_revision": rev,
+                        }
+                    )
             for a, p in removing:
-                tx.emit(ops.endpoint_deleted(app, _endpoint_text(IPv6Address(a), p)))
+                tx.emit(ops.endpoint_deleted(app, _endpoint_text(a, p)))
             if inserts:
                 tx.conn.execute(endpoints_t.insert(), inserts)
-            for row in updates:
+            if updates:
+                tx.conn.execute(_EP_UPDATE, updates)
+            if removing:
                 tx.conn.execute(
-                    endpoints_t.update()
-                    .where(endpoints_t.c.app == app)
-                    .where(endpoints_t.c.address == row["address"])
-                    .where(endpoints_t.c.port == row["port"])
-                    .values(weight=row["weight"], state=row["state"], revision=row["revision"])
-                )
-            for a, p in removing:
-                tx.conn.execute(
-                    endpoints_t.delete()
-                    .where(endpoints_t.c.app == app)
-                    .where(endpoints_t.c.address == a)
-                    .where(endpoints_t.c.port == p)
+                    _EP_DELETE,
+                    [{"b_app": app, "b_address": a, "b_port": p} for a, p in removing],
                 )
             last = tx.last
         return Written({"changed": len(inserts) + len(updates), "removed": len(removing)}, last)
 
-    @staticmethod
-    def _owners(conn: Connection, keys: list[tuple[str, int]]) -> dict[tuple[str, int], str]:
+    def _owners(self, keys: list[tuple[str, int]]) -> dict[tuple[str, int], str]:
         found: dict[tuple[str, int], str] = {}
-        for i in range(0, len(keys), 400):
-            chunk = keys[i : i + 400]
-            q = sa.select(endpoints_t.c.address, endpoints_t.c.port, endpoints_t.c.app).where(
-                sa.tuple_(endpoints_t.c.address, endpoints_t.c.port).in_(chunk)
-            )
-            found.update({(r.address, r.port): r.app for r in conn.execute(q)})
+        with self._connect() as conn:
+            for i in range(0, len(keys), 400):
+                chunk = keys[i : i + 400]
+                q = sa.select(endpoints_t.c.address, endpoints_t.c.port, endpoints_t.c.app).where(
+                    sa.tuple_(endpoints_t.c.address, endpoints_t.c.port).in_(chunk)
+                )
+                found.update({(r.address, r.port): r.app for r in conn.execute(q)})
         return found
 
     def _endpoint_in(self, item: dict[str, Any], n: int) -> dict[str, Any]:
@@ -749,7 +798,7 @@ class Store:
                     (
                         sa.select(endpoints_t),
                         lambda r: ops.endpoint(
-                            r.app, _endpoint_text(IPv6Address(r.address), r.port), r.weight, r.state
+                            r.app, _endpoint_text(r.address, r.port), r.weight, r.state
                         ),
                     ),
                     (sa.select(domains_t), lambda r: ops.domain(r.name, r.app)),
@@ -764,18 +813,6 @@ class Store:
                             batch = []
                 if batch:
                     yield batch
-
-    def endpoint_counts(self, apps: Sequence[str]) -> dict[str, int]:
-        counts = dict.fromkeys(apps, 0)
-        with self._connect() as conn:
-            for i in range(0, len(apps), 500):
-                q = (
-                    sa.select(endpoints_t.c.app, sa.func.count())
-                    .where(endpoints_t.c.app.in_(apps[i : i + 500]))
-                    .group_by(endpoints_t.c.app)
-                )
-                counts.update({a: int(n) for a, n in conn.execute(q)})
-        return counts
 
     def endpoint_total(self) -> int:
         with self._connect() as conn:
