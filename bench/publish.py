@@ -357,7 +357,7 @@ def one_size(work: Path, lock: Lock, endpoints: int) -> dict[str, Any]:
                 )
                 figures["replica_full_resync_seconds"] = round(time.monotonic() - t0, 2)
         client.close()
-    store.engine.dispose()
+    store.close()
     log(f"{endpoints}: {json.dumps(figures)}")
     return figures
 

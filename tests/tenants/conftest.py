@@ -35,7 +35,7 @@ def open_store(url: str, lock: Lock, **kwargs: object) -> Store:
 def store(tmp_path: Path, small_lock: Lock) -> Iterator[Store]:
     s = open_store(f"sqlite:///{tmp_path / 'tenants.db'}", small_lock)
     yield s
-    s.engine.dispose()
+    s.close()
 
 
 @pytest.fixture

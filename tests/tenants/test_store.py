@@ -33,7 +33,7 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path, small_lock: Lock) 
         url = pg.create_database(f"t_{secrets.token_hex(4)}")
     s = open_store(url, small_lock)
     yield s
-    s.engine.dispose()
+    s.close()
 
 
 def eps(lock: Lock, node: str, n: int, port: int = 80) -> list[dict[str, object]]:
@@ -101,7 +101,7 @@ def test_upgrade_from_schema_1_keeps_data(tmp_path: Path, small_lock: Lock) -> N
     old.sync_pool()
     old.create_app("kept", owner="me")
     old.set_endpoints("kept", eps(small_lock, "edge1", 2))
-    old.engine.dispose()
+    old.close()
     new = Store(url, lock=small_lock)
     assert new.schema_version() == 1
     new.migrate()
@@ -110,7 +110,7 @@ def test_upgrade_from_schema_1_keeps_data(tmp_path: Path, small_lock: Lock) -> N
     assert len(new.list_endpoints("kept").items) == 2
     with new.engine.connect() as conn:
         assert "ix_endpoints_node" in {i["name"] for i in sa.inspect(conn).get_indexes("endpoints")}
-    new.engine.dispose()
+    new.close()
 
 
 def test_lease_and_fencing_tokens(any_store: Store) -> None:

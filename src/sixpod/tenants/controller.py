@@ -100,5 +100,5 @@ def run(cfg: ControllerConfig) -> int:
         publisher.wake.set()
         thread.join(timeout=10)
         client.close()
-        store.engine.dispose()
+        store.close()
     return 0

@@ -10,6 +10,7 @@ transaction as the data.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -126,6 +127,12 @@ _SET_REVISION = (
     revision_t.update().where(revision_t.c.id == 1).values(value=sa.bindparam("b_value"))
 )
 _OUTBOX_INSERT = outbox_t.insert()
+_OUTBOX_AFTER = (
+    sa.select(outbox_t)
+    .where(outbox_t.c.revision > sa.bindparam("b_after"))
+    .order_by(outbox_t.c.revision)
+    .limit(sa.bindparam("b_limit"))
+)
 _APP_EXISTS = sa.select(apps_t.c.name).where(apps_t.c.name == sa.bindparam("b_app"))
 _APP_ENDPOINTS = sa.select(
     endpoints_t.c.address, endpoints_t.c.port, endpoints_t.c.weight, endpoints_t.c.state
@@ -258,6 +265,15 @@ class Store:
             pool: list[IPv4Address | IPv6Address] = [*lock.vips4, *lock.vips6]
             self._vips = {addr.format_ip(v) for v in pool}
         self.on_commit: Callable[[int], None] | None = None
+        self._outbox_conn: Connection | None = None
+        self._outbox_lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._outbox_lock:
+            if self._outbox_conn is not None:
+                self._outbox_conn.close()
+                self._outbox_conn = None
+        self.engine.dispose()
 
     # -- schema -------------------------------------------------------------------------
 
@@ -760,13 +776,24 @@ class Store:
     # -- the publisher's side -----------------------------------------------------------
 
     def outbox_after(self, revision: int, *, limit: int = 5000) -> list[OutboxRow]:
-        with self._connect() as conn:
-            rows = conn.execute(
-                sa.select(outbox_t)
-                .where(outbox_t.c.revision > revision)
-                .order_by(outbox_t.c.revision)
-                .limit(limit)
-            ).all()
+        """Outbox rows after ``revision``, in order, over a connection kept for the publisher.
+
+        Called every few milliseconds by the publisher: the connection stays checked out and
+        each read is its own short transaction, so it sees every commit before it.
+        """
+        with self._outbox_lock:
+            try:
+                if self._outbox_conn is None:
+                    self._outbox_conn = self.engine.connect()
+                conn = self._outbox_conn
+                rows = conn.execute(_OUTBOX_AFTER, {"b_after": revision, "b_limit": limit}).all()
+                conn.rollback()
+            except sa.exc.DBAPIError as e:
+                if self._outbox_conn is not None:
+                    self._outbox_conn.invalidate()
+                    self._outbox_conn.close()
+                    self._outbox_conn = None
+                raise Unavailable(f"database: {e.orig}") from None
         return [OutboxRow(r.revision, json.loads(r.op), r.forced, r.committed_at) for r in rows]
 
     def oldest_outbox(self) -> int | None:
