@@ -220,3 +220,60 @@ def test_churn_guard_refuses_mass_removal_unless_forced(
     assert_problem(client.delete("/v1/apps/shop"), 409, "force")
     r = client.post("/v1/apps/shop/endpoints", json={"remove": texts, "force": True})
     assert r.json() == {"changed": 0, "removed": 6}
+
+
+BAD_CALLS = [
+    ("patch", "/v1/apps/shop", {"owner": 7}, None, 422, "owner"),
+    ("patch", "/v1/apps/shop", {"colour": "red"}, None, 422, "colour"),
+    ("patch", "/v1/apps/nope", {"owner": "x"}, None, 404, "nope"),
+    ("patch", "/v1/apps/shop", {"owner": "x"}, {"If-Match": 'W/"1"'}, 422, "weak"),
+    ("patch", "/v1/apps/shop", {"owner": "x"}, {"If-Match": "abc"}, 422, "If-Match"),
+    ("delete", "/v1/apps/nope", None, None, 404, "nope"),
+    ("delete", "/v1/apps/shop", None, {"If-Match": '"999"'}, 412, "999"),
+    ("get", "/v1/apps?limit=0", None, None, 422, "limit"),
+    ("get", "/v1/apps?limit=1001", None, None, 422, "limit"),
+    ("get", "/v1/apps/shop/endpoints?after=not-an-endpoint", None, None, 422, "not-an-endpoint"),
+    ("get", "/v1/apps/nope/endpoints", None, None, 404, "nope"),
+    ("post", "/v1/apps/nope/endpoints", {"endpoints": []}, None, 404, "nope"),
+    ("post", "/v1/apps/shop/endpoints", {"remove": ["[2001:db8::1]"]}, None, 422, "port"),
+    ("post", "/v1/apps/shop/endpoints", {"remove": ["10.0.0.1:80"]}, None, 422, "IPv6-only"),
+    ("post", "/v1/apps/shop/endpoints", {"endpoints": "x"}, None, 422, "endpoints"),
+    ("delete", "/v1/apps/shop/endpoints/garbage", None, None, 422, "garbage"),
+    (
+        "delete",
+        "/v1/apps/shop/endpoints/%5B2001:db8:200:1::99%5D:80",
+        None,
+        None,
+        422,
+        "no endpoint",
+    ),
+    ("get", "/v1/domains/nothere.example", None, None, 404, "nothere.example"),
+    ("put", "/v1/domains/x.example", {"app": "nope"}, None, 404, "nope"),
+    ("put", "/v1/domains/x.example", {}, None, 422, "app"),
+    ("delete", "/v1/domains/nothere.example", None, None, 404, "nothere.example"),
+    ("put", "/v1/vips/203.0.113.1", {"state": "active", "reason": "a\nb"}, None, 422, "reason"),
+    ("put", "/v1/vips/203.0.113.1", {"state": "active"}, {"If-Match": '"999"'}, 412, "999"),
+    ("put", "/v1/nodes/edge1", {"state": "blackholed"}, None, 422, "state"),
+    ("post", "/v1/publisher/force", {"through": -1}, None, 422, "through"),
+    ("post", "/v1/apps", {"name": "shop"}, None, 409, "already exists"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "headers", "status", "word"), BAD_CALLS)
+def test_every_operation_refuses_bad_input_and_stores_nothing(
+    client: TestClient,
+    store: Store,
+    method: str,
+    path: str,
+    body: Any,
+    headers: dict[str, str] | None,
+    status: int,
+    word: str,
+) -> None:
+    client.post("/v1/apps", json={"name": "shop"})
+    head = store.head()
+    kwargs: dict[str, Any] = {"headers": headers or {}}
+    if body is not None:
+        kwargs["json"] = body
+    assert_problem(client.request(method.upper(), path, **kwargs), status, word)
+    assert store.head() == head
