@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pgproc import Postgres, postgres_server
 from sixpod.inventory.lock import Lock, parse_lock
 from sixpod.lab.redisproc import RedisServer, redis_server, wait_until
 from sixpod.tenants.guard import GuardLimits
@@ -71,6 +72,13 @@ class RunningPublisher:
         self.publisher.wake.set()
         self.thread.join(timeout=10)
         self.client.close()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """One throwaway PostgreSQL per session; tests create a database each."""
+    with postgres_server() as pg:
+        yield pg
 
 
 @pytest.fixture

@@ -202,3 +202,66 @@ def test_churn_guard_holds_a_burst_until_forced(
     p.step()
     assert p.trip is None
     assert c.hlen("sixpod:up:shop") == 4
+
+
+def test_reader_keeps_serving_while_its_redis_is_down(
+    tmp_path: Path, store: Store, primary: RedisServer, small_lock: Lock
+) -> None:
+    store.create_app("shop")
+    store.set_endpoints("shop", eps(small_lock, "edge1", 1, 4))
+
+    async def main() -> None:
+        with (
+            RunningPublisher(store, primary),
+            redis_server(tmp_path, replica_of=primary) as replica,
+        ):
+            port, password = replica.port, replica.password
+            reader = reader_for(replica, retry=0.1)
+            await reader.start()
+            await until_revision(reader, store.head())
+            replica.stop()
+
+            async def disconnected() -> bool:
+                return not reader.connected
+
+            await async_wait_until(disconnected, timeout=10, what="the reader noticing")
+            assert len(reader.state.upstreams("shop")) == 4  # the last good state
+            w = store.set_endpoints("shop", eps(small_lock, "edge1", 10, 1))
+            with redis_server(tmp_path, replica_of=primary, port=port, password=password):
+                await until_revision(reader, w.revision, timeout=20)
+                assert len(reader.state.upstreams("shop")) == 5
+                assert reader.connected
+            await reader.stop()
+
+    asyncio.run(main())
+
+
+def test_publisher_and_reader_over_a_postgresql_store(
+    request: pytest.FixtureRequest, small_lock: Lock, primary: RedisServer, replica: RedisServer
+) -> None:
+    import secrets
+
+    from conftest import open_store
+
+    pg = request.getfixturevalue("postgres")
+    store = open_store(pg.create_database(f"p_{secrets.token_hex(4)}"), small_lock)
+
+    async def main() -> None:
+        with RunningPublisher(store, primary):
+            reader = reader_for(replica)
+            await reader.start()
+            try:
+                store.create_app("shop")
+                for i in range(1, 6):
+                    store.set_endpoints("shop", eps(small_lock, "edge2", i, 1))
+                store.attach_domain("shop.example", "shop")
+                await until_revision(reader, store.head())
+                assert reader_view(reader.state) == store_view(store)
+                assert reader.state.app_for_host("shop.example") == "shop"
+            finally:
+                await reader.stop()
+
+    try:
+        asyncio.run(main())
+    finally:
+        store.close()

@@ -11,17 +11,10 @@ import pytest
 import sqlalchemy as sa
 from conftest import open_store
 
-from pgproc import Postgres, postgres_server
 from sixpod.inventory.lock import Lock
 from sixpod.tenants import ops
 from sixpod.tenants.errors import Conflict, InvalidInput
 from sixpod.tenants.store import Store
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[Postgres]:
-    with postgres_server() as pg:
-        yield pg
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
