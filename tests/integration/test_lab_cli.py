@@ -42,6 +42,8 @@ def test_lab_lifecycle(tmp_path: Path) -> None:
         journey = sixpod("lab", "test", "--workdir", str(workdir))
         assert "out of the ECMP set" in journey.stdout
         assert "back in" in journey.stdout
+        assert "edge replicas within" in journey.stdout  # controller -> Redis -> every edge
+        assert "controller is publishing" in up.stderr
     finally:
         down = sixpod("lab", "down", "--workdir", str(workdir), check=False)
     assert down.returncode == 0, down.stderr

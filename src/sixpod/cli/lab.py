@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import signal
 import sys
@@ -16,11 +17,13 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from sixpod import addr
 from sixpod.cli.inventory import current_lock_or_exit, load_or_exit
 from sixpod.inventory.files import replace_tree
+from sixpod.inventory.lock import lock_path_for
 from sixpod.inventory.render import render
 from sixpod.lab.netns import LabError, wait_for
-from sixpod.lab.pod import LabPod
+from sixpod.lab.pod import LabNode, LabPod
 from sixpod.routing.render import Paths
 
 WORKDIR = click.option(
@@ -59,13 +62,18 @@ def up(pod: Path, workdir: Path) -> None:
         _fail(f"a lab is already up in {workdir}: `sixpod lab down` first")
     loaded = load_or_exit(pod)
     lock = current_lock_or_exit(pod, loaded)
-    for old in ("logs", "nodes", "state", "ctl-redis"):  # a previous lab's logs and flags
+    for old in ("logs", "nodes", "state", "ctl-redis", "ctl-controller"):  # a previous lab's
         shutil.rmtree(workdir / old, ignore_errors=True)
     rendered = workdir.resolve() / "rendered"
     sixpod_bin = str(Path(sys.executable).with_name("sixpod"))
     paths = Paths(sixpod=sixpod_bin, etc=str(rendered / "nodes"), state=str(workdir / "state"))
     replace_tree(rendered, render(loaded.inventory, lock, paths))
-    labpod = LabPod(rendered=rendered, workdir=workdir.resolve(), check_interval=None)
+    labpod = LabPod(
+        rendered=rendered,
+        workdir=workdir.resolve(),
+        check_interval=None,
+        lock=Path(lock_path_for(str(pod))).resolve(),
+    )
     t0 = time.monotonic()
 
     def interrupted(signum: int, frame: FrameType | None) -> None:
@@ -92,6 +100,8 @@ def up(pod: Path, workdir: Path) -> None:
                     what=f"every VIP of {rack} spread over its {len(edges)} edge nodes",
                 )
                 click.echo(f"{rack}: {len(want)} VIPs over {len(edges)} edge nodes", err=True)
+        wait_for(labpod.publisher_active, timeout=60, interval=0.5, what="the controller")
+        click.echo("ctl: the tenants controller is publishing to the pod's Redis", err=True)
         labpod.save()
     except BaseException as e:  # also Ctrl-C, SIGTERM, SIGHUP: never leave a half-built pod
         problems = labpod.down()
@@ -200,11 +210,36 @@ def journey(workdir: Path) -> None:
         t0 = time.monotonic()
         labpod.wait_routes(rack, vip, rest | {victim.address}, timeout=30)
         click.echo(f"{victim.name} healthy again: back in {time.monotonic() - t0:.2f} s")
+        if labpod.lock is not None:
+            _tenant_journey(labpod, edges)
     except LabError as e:
         _fail(str(e))
     finally:
         for node in edges:
             node.healthy(True)
+
+
+def _tenant_journey(labpod: LabPod, edges: list[LabNode]) -> None:
+    """Create an app with an endpoint through the API; see it on every edge's Redis replica."""
+    app = f"journey-{secrets.token_hex(3)}"
+    prefix = addr.parse_prefix(edges[0].doc["prefix"])
+    endpoint = addr.for_redis(addr.Endpoint(prefix.network_address + 0x10, 8080))
+    labpod.api("app", "create", app)
+    labpod.api("endpoint", "add", app, endpoint)
+    t0 = time.monotonic()
+    key = f"sixpod:up:{app}"
+    wait_for(
+        lambda: all(labpod.replica_field(n.name, key, endpoint) for n in edges),
+        timeout=30,
+        interval=0.05,
+        what=f"{app} on every edge node's Redis replica",
+    )
+    took = (time.monotonic() - t0) * 1000
+    click.echo(
+        f"tenant {app}: {endpoint} on {len(edges)} edge replicas within {took:.0f} ms "
+        "of the API's answer"
+    )
+    labpod.api("app", "delete", app, "--force")
 
 
 @lab.command()

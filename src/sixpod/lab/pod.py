@@ -28,6 +28,7 @@ HEALTH_PORT = 8081
 WHOAMI_PORT = 8080
 METRICS_PORT = 9180
 REDIS_PORT = 6379
+CONTROLLER_PORT = 8700
 CLIENT_V4_CANDIDATES = ("198.51.100.252/30", "203.0.113.252/30", "100.64.0.0/30")
 
 
@@ -93,6 +94,8 @@ class LabPod:
     ctl_ns: str = ""
     ctl_address: str = ""
     redis_password: str = field(default_factory=lambda: secrets.token_hex(16))
+    lock: Path | None = None
+    """The pod's ``pod.lock``: when given, the tenants controller runs in ctl."""
     saved_state: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
@@ -141,6 +144,8 @@ class LabPod:
             if self.resilient:
                 self.start_resilient(tor)
         self._start_redis_primary()
+        if self.lock is not None:
+            self._start_controller(self.lock)
         for node in self.nodes.values():
             self._start_node(node)
 
@@ -239,6 +244,70 @@ class LabPod:
         d = self.workdir / "ctl-redis"
         d.mkdir(parents=True, exist_ok=True)
         self.box.spawn("ctl-redis", self.ctl_ns, self._redis_argv(d, f"{self.ctl_address} ::1"))
+
+    @property
+    def controller_dir(self) -> Path:
+        return self.workdir / "ctl-controller"
+
+    def _start_controller(self, lock: Path) -> None:
+        """The tenants controller in ctl: SQLite in the workdir, publishing to ctl's Redis."""
+        d = self.controller_dir
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "token").write_text(secrets.token_hex(16) + "\n")
+        (d / "redis.pass").write_text(self.redis_password + "\n")
+        config = {
+            "listen": [
+                f"[{self.ctl_address}]:{CONTROLLER_PORT}",
+                f"[::1]:{CONTROLLER_PORT}",
+            ],
+            "token_file": str(d / "token"),
+            "database": f"sqlite:///{d / 'tenants.db'}",
+            "lock": str(lock.resolve()),
+            "redis": {"address": f"[::1]:{REDIS_PORT}", "password_file": str(d / "redis.pass")},
+        }
+        path = d / "controller.yaml"
+        path.write_text(json.dumps(config, indent=2) + "\n")
+        sixpod_bin = str(Path(sys.executable).with_name("sixpod"))
+        self.box.spawn(
+            "ctl-controller", self.ctl_ns, [sixpod_bin, "controller", "--config", str(path)]
+        )
+
+    def api(self, *args: str) -> str:
+        """Run one ``sixpod`` API verb in ctl against the lab's controller; its stdout."""
+        sixpod_bin = str(Path(sys.executable).with_name("sixpod"))
+        return self.exec(
+            self.ctl_ns,
+            sixpod_bin,
+            *args,
+            "--api",
+            f"http://[::1]:{CONTROLLER_PORT}",
+            "--token-file",
+            str(self.controller_dir / "token"),
+        )
+
+    def publisher_active(self) -> bool:
+        try:
+            return bool(json.loads(self.api("publisher", "status"))["publisher"]["active"])
+        except (LabError, ValueError, KeyError, TypeError):
+            return False
+
+    def replica_field(self, node: str, key: str, name: str) -> str:
+        """``HGET key name`` on a node's Redis replica (empty when absent)."""
+        n = self.nodes[node]
+        return self.exec(
+            n.ns,
+            "redis-cli",
+            "-h",
+            "::1",
+            "-p",
+            str(REDIS_PORT),
+            "--no-auth-warning",
+            "-a",
+            self.redis_password,
+            "hget",
+            key,
+            name,
+        ).strip()
 
     def _start_node(self, node: LabNode) -> None:
         rendered = self.rendered / "nodes" / node.name
@@ -454,6 +523,8 @@ class LabPod:
             "client_ns": self.client_ns,
             "ctl_ns": self.ctl_ns,
             "ctl_address": self.ctl_address,
+            "redis_password": self.redis_password,
+            "lock": None if self.lock is None else str(self.lock),
         }
         path = self.workdir / self.STATE
         path.write_text(json.dumps(state, indent=2) + "\n")
@@ -475,6 +546,8 @@ class LabPod:
             pod.nodes[name] = LabNode(name, n["ns"], doc, Path(n["dir"]), n["edge"])
         pod.client_ns, pod.ctl_ns = state["client_ns"], state["ctl_ns"]
         pod.ctl_address = state["ctl_address"]
+        pod.redis_password = state.get("redis_password", pod.redis_password)
+        pod.lock = Path(state["lock"]) if state.get("lock") else None
         return pod
 
     # -- teardown -------------------------------------------------------------------------
