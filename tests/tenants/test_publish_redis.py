@@ -265,3 +265,25 @@ def test_publisher_and_reader_over_a_postgresql_store(
         asyncio.run(main())
     finally:
         store.close()
+
+
+def test_redis_holding_another_stores_data_is_rebuilt_not_adopted(
+    tmp_path: Path, store: Store, primary: RedisServer, small_lock: Lock
+) -> None:
+    from conftest import open_store
+
+    c = primary.client()
+    a = Publisher(store, c, PublisherSettings(holder="a", debounce=0))
+    a._renew()
+    store.create_app("from-a")
+    a.step()
+    assert c.exists("sixpod:app:from-a")
+    other = open_store(f"sqlite:///{tmp_path / 'other.db'}", small_lock)  # e.g. a restored backup
+    other.create_app("from-b")
+    b = Publisher(other, c, PublisherSettings(holder="b", debounce=0))
+    b._renew()
+    b.step()
+    assert not c.exists("sixpod:app:from-a")
+    assert c.exists("sixpod:app:from-b")
+    assert b.metrics.rebuilds._value.get() == 1
+    other.close()

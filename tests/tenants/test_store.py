@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,8 +14,10 @@ from conftest import open_store
 
 from sixpod.inventory.lock import Lock
 from sixpod.tenants import ops
-from sixpod.tenants.errors import Conflict, InvalidInput
-from sixpod.tenants.store import Store
+from sixpod.tenants.errors import Conflict, InvalidInput, Unavailable
+from sixpod.tenants.store import SCHEMA_VERSION, Store
+
+DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -88,22 +91,44 @@ def test_snapshot_is_the_state_as_ops(any_store: Store, small_lock: Lock) -> Non
 
 
 def test_upgrade_from_schema_1_keeps_data(tmp_path: Path, small_lock: Lock) -> None:
-    url = f"sqlite:///{tmp_path / 'old.db'}"
-    old = Store(url, lock=small_lock)
-    assert old.migrate(target=1) == 1
-    old.sync_pool()
-    old.create_app("kept", owner="me")
-    old.set_endpoints("kept", eps(small_lock, "edge1", 2))
-    old.close()
-    new = Store(url, lock=small_lock)
-    assert new.schema_version() == 1
-    new.migrate()
-    assert new.schema_version() == 2
-    assert new.get_app("kept")["owner"] == "me"
-    assert len(new.list_endpoints("kept").items) == 2
-    with new.engine.connect() as conn:
+    """A database as sixpod 0.1 created it (schema 1, captured) is upgraded in place."""
+    db = tmp_path / "old.db"
+    with sqlite3.connect(db) as conn:
+        conn.executescript((DATA / "schema_v1.sql").read_text())
+        conn.execute(
+            "INSERT INTO apps (name, owner, shard_seed, settings, revision) "
+            "VALUES ('kept', 'me', 0, '{}', 1)"
+        )
+        conn.execute(
+            "INSERT INTO endpoints (app, address, port, node, weight, state, revision) "
+            "VALUES ('kept', '2001:db8:200:1::5', 80, 'edge1', 100, 'up', 1)"
+        )
+        conn.execute("UPDATE revision SET value = 1")
+    conn.close()
+    store = Store(f"sqlite:///{db}", lock=small_lock)
+    assert store.schema_version() == 1
+    assert store.migrate() == SCHEMA_VERSION == 3
+    assert store.schema_version() == 3
+    assert store.get_app("kept")["owner"] == "me"
+    assert [e["endpoint"] for e in store.list_endpoints("kept").items] == ["[2001:db8:200:1::5]:80"]
+    assert store.publisher_row()["epoch"] == ""
+    with store.engine.connect() as conn:
         assert "ix_endpoints_node" in {i["name"] for i in sa.inspect(conn).get_indexes("endpoints")}
-    new.close()
+    store.sync_pool()
+    store.set_endpoints("kept", [{"address": "2001:db8:200:1::6", "port": 80}])
+    assert store.head() > 1
+    assert store.migrate() == 3  # a second run changes nothing
+    store.close()
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'n.db'}")
+    store.migrate()
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE schema_version SET version = 99")
+    with pytest.raises(Unavailable, match="newer than this sixpod"):
+        store.migrate()
+    store.close()
 
 
 def test_lease_and_fencing_tokens(any_store: Store) -> None:

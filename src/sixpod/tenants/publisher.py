@@ -219,11 +219,20 @@ class Publisher:
         return len(rows) == self.settings.batch
 
     def _attach(self) -> None:
-        """Adopt what Redis holds if it is consistent with the store; else rebuild."""
+        """Adopt what Redis holds if this store built it and can continue it; else rebuild.
+
+        The epoch recorded in the store says Redis holds this store's data (not another
+        pod's, nor a restored backup's); the outbox must still hold what follows.
+        """
         assert self.fence is not None
         meta = {_str(k): _str(v) for k, v in self.client.hgetall(self.keys.meta).items()}
         head = self.store.head()
-        if meta.get("state") == "ready" and int(meta.get("fence", 0)) <= self.fence:
+        ours = self.store.publisher_row()["epoch"]
+        if (
+            meta.get("state") == "ready"
+            and meta.get("epoch") == ours
+            and int(meta.get("fence", 0)) <= self.fence
+        ):
             revision = int(meta["revision"])
             oldest = self.store.oldest_outbox()
             reachable = revision == head or (oldest is not None and oldest <= revision + 1)
@@ -274,6 +283,7 @@ class Publisher:
             ),
             ok_only=True,
         )
+        self.store.set_published_epoch(self.fence, epoch)
         self.epoch = epoch
         self.published = revision
         self.metrics.rebuilds.inc()

@@ -101,20 +101,28 @@ publisher_t = sa.Table(
     sa.Column("fence", sa.BigInteger, nullable=False),
     sa.Column("lease_until", sa.Float, nullable=False),
     sa.Column("forced_through", sa.BigInteger, nullable=False),
+    sa.Column("epoch", sa.String(32), nullable=False, server_default=""),
 )
+sa.Index("ix_endpoints_node", endpoints_t.c.node)
 schema_t = sa.Table("schema_version", meta, sa.Column("version", sa.Integer, nullable=False))
 
 
-def _v1(conn: Connection) -> None:
+def _create(conn: Connection) -> None:
+    """A fresh database: today's schema, stamped with today's version."""
     meta.create_all(conn)
     conn.execute(revision_t.insert().values(id=1, value=0))
     conn.execute(
         publisher_t.insert().values(id=1, holder="", fence=0, lease_until=0.0, forced_through=0)
     )
+    conn.execute(schema_t.insert().values(version=SCHEMA_VERSION))
 
 
-def _v2(conn: Connection) -> None:
+def _v1_to_v2(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE INDEX ix_endpoints_node ON endpoints (node)")
+
+
+def _v2_to_v3(conn: Connection) -> None:
+    conn.exec_driver_sql("ALTER TABLE publisher ADD COLUMN epoch VARCHAR(32) DEFAULT '' NOT NULL")
 
 
 _LOCK_REVISION = (
@@ -153,9 +161,10 @@ _EP_UPDATE = (
 )
 _EP_DELETE = endpoints_t.delete().where(_EP_KEY)
 
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2)
-"""Schema migrations: entry ``i`` takes the schema from version ``i`` to ``i + 1``."""
-SCHEMA_VERSION = len(MIGRATIONS)
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1_to_v2, _v2_to_v3)
+"""Schema migrations: entry ``i`` takes an existing database from version ``i + 1`` to
+``i + 2``. Never edit one that has shipped; add the next."""
+SCHEMA_VERSION = len(MIGRATIONS) + 1
 
 MAX_PAGE = 1000
 MAX_BATCH = 10_000
@@ -283,22 +292,23 @@ class Store:
                 return 0
             return int(conn.execute(sa.select(schema_t.c.version)).scalar_one())
 
-    def migrate(self, *, target: int = SCHEMA_VERSION) -> int:
-        """Bring the schema up to ``target``, one migration per transaction; data is kept."""
+    def migrate(self) -> int:
+        """Create the schema, or upgrade it one migration per transaction; data is kept."""
         current = self.schema_version()
         if current > SCHEMA_VERSION:
             raise Unavailable(
                 f"database schema version {current} is newer than this sixpod "
                 f"({SCHEMA_VERSION}); upgrade sixpod"
             )
-        for version in range(current, target):
+        if current == 0:
             with self._connect() as conn, conn.begin():
-                MIGRATIONS[version](conn)
-                if version == 0:
-                    conn.execute(schema_t.insert().values(version=1))
-                else:
-                    conn.execute(schema_t.update().values(version=version + 1))
-        return max(current, target)
+                _create(conn)
+            return SCHEMA_VERSION
+        for version in range(current, SCHEMA_VERSION):
+            with self._connect() as conn, conn.begin():
+                MIGRATIONS[version - 1](conn)
+                conn.execute(schema_t.update().values(version=version + 1))
+        return SCHEMA_VERSION
 
     @contextmanager
     def _connect(self) -> Iterator[Connection]:
@@ -886,6 +896,16 @@ class Store:
                     if self.sqlite
                     else sa.func.greatest(publisher_t.c.forced_through, revision)
                 )
+            )
+
+    def set_published_epoch(self, fence: int, epoch: str) -> None:
+        """Record the epoch this store's publisher built Redis under (checked on attach)."""
+        with self._connect() as conn, conn.begin():
+            conn.execute(
+                publisher_t.update()
+                .where(publisher_t.c.id == 1)
+                .where(publisher_t.c.fence == fence)
+                .values(epoch=epoch)
             )
 
     def publisher_row(self) -> dict[str, Any]:
