@@ -213,13 +213,18 @@ def test_churn_guard_refuses_mass_removal_unless_forced(
     client.post("/v1/apps/shop/endpoints", json={"endpoints": eps})
     texts = [f"[{e['address']}]:8080" for e in eps[:6]]
     head = store.head()
-    assert_problem(
-        client.post("/v1/apps/shop/endpoints", json={"remove": texts}), 409, "6 of app 'shop'"
-    )
+    assert_problem(client.post("/v1/apps/shop/endpoints", json={"remove": texts}), 409, "6 of 10")
     assert store.head() == head
     assert_problem(client.delete("/v1/apps/shop"), 409, "force")
-    r = client.post("/v1/apps/shop/endpoints", json={"remove": texts, "force": True})
-    assert r.json() == {"changed": 0, "removed": 6}
+    replace = {
+        "endpoints": [ep(small_lock, "edge1", i) for i in range(20, 26)],
+        "remove": texts,
+    }
+    r = client.post("/v1/apps/shop/endpoints", json=replace)
+    assert r.status_code == 200, r.text
+    assert r.json()["removed"] == 6
+    small = client.post("/v1/apps/shop/endpoints", json={"remove": texts[:1] + texts[6:9]})
+    assert small.status_code == 200  # 4 of 10: within the limit
 
 
 BAD_CALLS = [
@@ -244,9 +249,17 @@ BAD_CALLS = [
         "/v1/apps/shop/endpoints/%5B2001:db8:200:1::99%5D:80",
         None,
         None,
-        422,
+        404,
         "no endpoint",
     ),
+    ("post", "/v1/apps", b'{"name": "x", "settings": {"n": NaN}}', None, 422, "JSON"),
+    ("post", "/v1/apps", b'{"name": "x", "settings": {"k": "\\ud800"}}', None, 422, "settings"),
+    ("post", "/v1/apps", {"name": "x", "owner": "a\u0000b"}, None, 422, "owner"),
+    ("patch", "/v1/apps/shop", {"owner": "x"}, {"If-Match": "9" * 5000}, 422, "If-Match"),
+    ("get", "/v1/apps/a%00b", None, None, 404, "does not exist"),
+    ("put", "/v1/nodes/a%00b", {"state": "drained"}, None, 404, "pod.lock"),
+    ("get", "/v1/apps?after=a%00b", None, None, 422, "control"),
+    ("post", "/v1/publisher/force", {"through": 10**12}, None, 422, "past the last revision"),
     ("get", "/v1/domains/nothere.example", None, None, 404, "nothere.example"),
     ("put", "/v1/domains/x.example", {"app": "nope"}, None, 404, "nope"),
     ("put", "/v1/domains/x.example", {}, None, 422, "app"),
@@ -273,7 +286,10 @@ def test_every_operation_refuses_bad_input_and_stores_nothing(
     client.post("/v1/apps", json={"name": "shop"})
     head = store.head()
     kwargs: dict[str, Any] = {"headers": headers or {}}
-    if body is not None:
+    if isinstance(body, bytes):
+        kwargs["content"] = body
+        kwargs["headers"]["content-type"] = "application/json"
+    elif body is not None:
         kwargs["json"] = body
     assert_problem(client.request(method.upper(), path, **kwargs), status, word)
     assert store.head() == head

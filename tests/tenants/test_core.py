@@ -7,8 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sixpod.tenants import ops
+from sixpod.tenants.errors import ChurnGuardTripped
 from sixpod.tenants.guard import ChurnWindow, GuardLimits
-from sixpod.tenants.publisher import plan
+from sixpod.tenants.publisher import Churn, first_removal, plan
 from sixpod.tenants.reader import Gap, TenantState
 from sixpod.tenants.store import OutboxRow
 
@@ -105,14 +106,22 @@ def test_replaying_a_suffix_over_a_newer_state_converges(seq: list[ops.Op], cut:
     )
 
 
-def test_plan_counts_unforced_removals() -> None:
+def test_plan_and_churn_count_only_unforced_removals() -> None:
     rows = [
         OutboxRow(5, ops.endpoint_deleted("a", EP[0]), False, 1.0),
         OutboxRow(6, ops.endpoint_deleted("a", EP[1]), True, 1.0),
         OutboxRow(7, ops.endpoint("b", EP[2], 1, "up"), False, 2.0),
+        OutboxRow(8, ops.endpoint_deleted("b", EP[3]), False, 2.0),
+        OutboxRow(9, ops.endpoint("b", EP[3], 1, "up"), False, 2.0),  # re-added: no loss
     ]
     b = plan(4, rows)
-    assert (b.prev, b.rev, b.ts, b.removals, b.forced) == (4, 7, 2.0, {"a": 1}, False)
+    assert (b.prev, b.rev, b.ts) == (4, 9, 2.0)
+    churn = Churn.of(b)
+    assert churn.removed == {"a": [EP[0]]}
+    assert churn.added == {"b": [EP[2], EP[3]]}
+    assert churn.apps == ["a"]
+    assert first_removal(rows, "b") == 3
+    assert first_removal(rows, None) == 0
 
 
 def test_churn_window_adds_up_small_removals() -> None:
@@ -135,8 +144,11 @@ def test_pod_share() -> None:
     assert "30 of 100" in trip.reason
 
 
-def test_small_apps_are_not_guarded() -> None:
+def test_small_apps_are_not_guarded_and_a_replace_is_no_loss() -> None:
     limits = GuardLimits(min_endpoints=4)
-    limits.check_request("a", before=3, removed=3)
     assert not limits.app_trips(3, 0)
     assert limits.app_trips(4, 0)
+    w = ChurnWindow(limits)
+    w.check_or_raise(0.0, {"a": 4}, {"a": 4}, 100)  # 4 old out, 4 new in: half, not more
+    with pytest.raises(ChurnGuardTripped, match="force=true"):
+        w.check_or_raise(0.0, {"a": 5}, {"a": 4}, 100)

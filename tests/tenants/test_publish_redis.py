@@ -134,13 +134,13 @@ def test_a_stale_publisher_is_fenced(store: Store, primary: RedisServer) -> None
     c1, c2 = primary.client(), primary.client()
     a = Publisher(store, c1, PublisherSettings(holder="a", lease=60, debounce=0))
     b = Publisher(store, c2, PublisherSettings(holder="b", lease=60, debounce=0))
-    a._renew()
+    a._keep_lease()
     a.step()
     store.create_app("one")
     a.step()
     assert c1.hget("sixpod:meta", "revision") == str(store.head())
     store.release_lease("a")  # as if a paused past its lease
-    b._renew()
+    b._keep_lease()
     assert b.fence == 2
     store.create_app("two")
     b.step()
@@ -156,7 +156,7 @@ def test_a_stale_publisher_is_fenced(store: Store, primary: RedisServer) -> None
 def test_replay_is_idempotent(store: Store, primary: RedisServer) -> None:
     c = primary.client()
     p = Publisher(store, c, PublisherSettings(debounce=0))
-    p._renew()
+    p._keep_lease()
     p.step()
     store.create_app("one")
     p.step()
@@ -169,39 +169,52 @@ def test_replay_is_idempotent(store: Store, primary: RedisServer) -> None:
     assert p.published == store.head()
 
 
-def test_churn_guard_holds_a_burst_until_forced(
+def test_churn_guard_holds_what_two_controllers_removed_until_forced(
     tmp_path: Path, small_lock: Lock, primary: RedisServer
 ) -> None:
+    """Each controller's store sees 3 of 10 removed; the publisher sees 6 and holds them."""
     from conftest import open_store
 
-    store = open_store(
-        f"sqlite:///{tmp_path / 'g.db'}",
-        small_lock,
-        guard=GuardLimits(app_share=0.5, pod_share=1.0, min_endpoints=4, window=60),
-    )
+    limits = GuardLimits(app_share=0.5, pod_share=1.0, min_endpoints=4, window=60)
+    url = f"sqlite:///{tmp_path / 'g.db'}"
+    one = open_store(url, small_lock, guard=limits)
+    two = Store(url, lock=small_lock, guard=limits)
     c = primary.client()
-    p = Publisher(store, c, PublisherSettings(guard=store.guard, debounce=0))
-    p._renew()
-    store.create_app("shop")
+    p = Publisher(one, c, PublisherSettings(guard=limits, debounce=0))
+    p._keep_lease()
+    one.create_app("shop")
+    one.create_app("blog")
     items = eps(small_lock, "edge1", 1, 10)
-    store.set_endpoints("shop", items)
+    one.set_endpoints("shop", items)
     p.step()
     texts = [f"[{i['address']}]:80" for i in items]
-    for t in texts[:4]:  # 4 requests of one removal each: every one passes the API check
-        store.set_endpoints("shop", [], remove=[t])
-        p.step()
-    assert c.hlen("sixpod:up:shop") == 6
-    store.set_endpoints("shop", [], remove=[texts[4]])
-    store.set_endpoints("shop", [], remove=[texts[5]])
+    # a replace (4 new, 4 old out) is no loss, even in one batch:
+    one.set_endpoints("shop", eps(small_lock, "edge1", 20, 4))
+    one.set_endpoints("shop", [], remove=texts[6:10])
+    p.step()
+    assert p.trip is None
+    assert c.hlen("sixpod:up:shop") == 10
+    blog = one.set_endpoints("blog", eps(small_lock, "edge2", 1, 1)).revision
+    one.set_endpoints("shop", [], remove=texts[:3])
+    two.set_endpoints("shop", [], remove=texts[3:6])
+    p.step()  # ships the blog change before the first removal, holds the rest
+    assert p.published == blog
+    assert c.hlen("sixpod:up:blog") == 1
     p.step()
     assert p.trip is not None
-    assert "shop" in p.trip.reason
+    assert "10 of 14" in p.trip.reason  # the replace's 4 removals count too, per app
     assert p.metrics.guard_tripped._value.get() == 1
-    assert c.hlen("sixpod:up:shop") == 6  # held back
-    store.force_through(store.head())
+    assert c.hlen("sixpod:up:shop") == 10
+    one.set_vip(str(small_lock.vips4[0]), "blackholed")  # later changes wait behind the hold
+    p.step()
+    assert c.hget("sixpod:vip", str(small_lock.vips4[0])).startswith("active")
+    one.force_through(one.head())
     p.step()
     assert p.trip is None
     assert c.hlen("sixpod:up:shop") == 4
+    assert c.hget("sixpod:vip", str(small_lock.vips4[0])).startswith("blackholed")
+    two.close()
+    one.close()
 
 
 def test_reader_keeps_serving_while_its_redis_is_down(
@@ -274,14 +287,14 @@ def test_redis_holding_another_stores_data_is_rebuilt_not_adopted(
 
     c = primary.client()
     a = Publisher(store, c, PublisherSettings(holder="a", debounce=0))
-    a._renew()
+    a._keep_lease()
     store.create_app("from-a")
     a.step()
     assert c.exists("sixpod:app:from-a")
     other = open_store(f"sqlite:///{tmp_path / 'other.db'}", small_lock)  # e.g. a restored backup
     other.create_app("from-b")
     b = Publisher(other, c, PublisherSettings(holder="b", debounce=0))
-    b._renew()
+    b._keep_lease()
     b.step()
     assert not c.exists("sixpod:app:from-a")
     assert c.exists("sixpod:app:from-b")

@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import open_store
 
+from pgproc import Postgres
 from sixpod.inventory.lock import Lock
 from sixpod.tenants import ops
 from sixpod.tenants.errors import Conflict, InvalidInput, Unavailable
@@ -138,3 +139,26 @@ def test_lease_and_fencing_tokens(any_store: Store) -> None:
     assert any_store.acquire_lease("a", ttl=60) == 1
     any_store.release_lease("a")
     assert any_store.acquire_lease("b", ttl=60) == 2
+
+
+def test_controllers_starting_together_on_postgresql_both_migrate(
+    postgres: Postgres, small_lock: Lock
+) -> None:
+    url = postgres.create_database(f"m_{secrets.token_hex(4)}")
+    stores = [Store(url, lock=small_lock) for _ in range(3)]
+    results: list[object] = []
+
+    def start(s: Store) -> None:
+        try:
+            results.append(s.migrate())
+        except BaseException as e:  # pragma: no cover - reported below
+            results.append(e)
+
+    threads = [threading.Thread(target=start, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [SCHEMA_VERSION] * 3
+    for s in stores:
+        s.close()

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sixpod import __version__
-from sixpod.tenants.errors import InvalidInput, TenantError, Unauthorized
+from sixpod.tenants.errors import InvalidInput, NotFound, TenantError, Unauthorized
 from sixpod.tenants.model import EndpointState, NodeState, VipState
 from sixpod.tenants.store import Page, Store, Written
 
@@ -95,7 +95,7 @@ class NodeChange(_Body):
 
 
 class Force(_Body):
-    through: StrictInt | None = Field(default=None, ge=0, description="default: the head")
+    through: StrictInt | None = Field(default=None, ge=0, le=2**62, description="default: the head")
 
 
 def _if_match(value: str | None) -> int | None:
@@ -105,7 +105,7 @@ def _if_match(value: str | None) -> int | None:
     if text.startswith("W/"):
         raise InvalidInput("If-Match: weak entity tags are not accepted")
     text = text.strip('"')
-    if not text.isdigit():
+    if not text.isdigit() or len(text) > 19:
         raise InvalidInput(f"If-Match: expected a revision such as '\"42\"', got {value!r}")
     return int(text)
 
@@ -131,6 +131,7 @@ def create_api(
     token: str,
     registry: CollectorRegistry | None = None,
     status: Callable[[], dict[str, Any]] | None = None,
+    healthy: Callable[[], str | None] | None = None,
 ) -> FastAPI:
     """The API over ``store``; ``token`` is the bearer token every /v1 call must carry."""
     if len(token) < 16:
@@ -166,8 +167,11 @@ def create_api(
 
     v1 = [Depends(auth)]
 
-    @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, Any]:
+    @app.get("/healthz", include_in_schema=False, response_model=None)
+    def healthz(request: Request) -> dict[str, Any] | JSONResponse:
+        problem_text = healthy() if healthy is not None else None
+        if problem_text:
+            return problem(503, "unhealthy", problem_text, request.url.path)
         return {"ok": True, "revision": store.head()}
 
     @app.get("/metrics", include_in_schema=False)
@@ -181,7 +185,10 @@ def create_api(
 
     @app.post("/v1/publisher/force", dependencies=v1)
     def force(body: Force) -> dict[str, Any]:
-        through = store.head() if body.through is None else body.through
+        head = store.head()
+        through = head if body.through is None else body.through
+        if through > head:
+            raise InvalidInput(f"through: {through} is past the last revision ({head})")
         store.force_through(through)
         return {"forced_through": through}
 
@@ -241,7 +248,7 @@ def create_api(
     def delete_endpoint(name: str, endpoint: str, response: Response, force: bool = False) -> None:
         w = store.set_endpoints(name, [], remove=[endpoint], force=force)
         if not w.item["removed"]:
-            raise InvalidInput(f"app {name!r} has no endpoint {endpoint!r}")
+            raise NotFound(f"app {name!r} has no endpoint {endpoint!r}")
         response.headers["X-Sixpod-Revision"] = str(w.revision)
 
     # -- domains ------------------------------------------------------------------------

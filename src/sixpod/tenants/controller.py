@@ -84,13 +84,19 @@ def run(cfg: ControllerConfig) -> int:
         registry=registry,
     )
     store.on_commit = publisher.notify
-    app = create_api(store, token=token, registry=registry, status=publisher.status)
+    stop = threading.Event()
+    thread = threading.Thread(target=publisher.run, args=(stop,), name="publisher", daemon=True)
+
+    def healthy() -> str | None:
+        return None if thread.is_alive() else "the publisher thread has stopped"
+
+    app = create_api(
+        store, token=token, registry=registry, status=publisher.status, healthy=healthy
+    )
     sockets = [listen_socket(e) for e in cfg.listen]
     server = uvicorn.Server(
         uvicorn.Config(app, log_level="info", access_log=cfg.access_log, loop="uvloop")
     )
-    stop = threading.Event()
-    thread = threading.Thread(target=publisher.run, args=(stop,), name="publisher", daemon=True)
     thread.start()
     log.info("controller: listening on %s", ", ".join(addr.format_endpoint(e) for e in cfg.listen))
     try:

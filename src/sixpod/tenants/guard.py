@@ -1,10 +1,12 @@
 """The churn guard: refuse to remove too many endpoints at once, unless forced.
 
 A bad deploy or a broken scheduler that deletes most of an app's containers, or a slice of
-the whole pod, must not reach every edge before a human looks. Two layers share these limits:
-the store refuses such a request outright (HTTP 409), and the publisher holds back a batch
-whose removals within a sliding window exceed them (a burst of small requests). Pure: time
-is an argument.
+the whole pod, must not reach every edge before a human looks. Two layers share these limits
+and this window: the store refuses a request whose removals, added up over the window, go
+past them (HTTP 409, nothing stored); the publisher, the emergency brake for what got past
+one controller's view (several controllers, direct database edits), holds back the part of
+a batch that would. Removals are weighed against what is left afterwards, so a replace
+(add the new, remove the old) is not a loss. Pure: time is an argument.
 """
 
 from __future__ import annotations
@@ -40,14 +42,6 @@ class GuardLimits:
         before = removed + remaining
         return before >= self.min_endpoints and removed > self.pod_share * before
 
-    def check_request(self, app: str, *, before: int, removed: int) -> None:
-        if self.app_trips(removed, before - removed):
-            raise ChurnGuardTripped(
-                f"removing {removed} of app {app!r}'s {before} endpoints "
-                f"({removed / before:.0%}) exceeds the churn guard's {self.app_share:.0%}; "
-                "retry with force=true if this is intended"
-            )
-
 
 @dataclass(frozen=True, slots=True)
 class Trip:
@@ -58,21 +52,25 @@ class Trip:
 
 
 class ChurnWindow:
-    """Removals published within the last ``limits.window`` seconds, per app and in total."""
+    """Removals within the last ``limits.window`` seconds: per app, and net across the pod.
+
+    Per app, every removal counts; across the pod, only removals not made up by additions
+    (a replace moves containers, it loses none).
+    """
 
     def __init__(self, limits: GuardLimits) -> None:
         self.limits = limits
-        self._events: deque[tuple[float, str, int]] = deque()
+        self._events: deque[tuple[float, str, int, int]] = deque()
         self._per_app: dict[str, int] = {}
-        self._total = 0
+        self._net = 0
 
     def _expire(self, now: float) -> None:
         while self._events and self._events[0][0] <= now - self.limits.window:
-            _, app, n = self._events.popleft()
+            _, app, n, net = self._events.popleft()
             self._per_app[app] -= n
             if not self._per_app[app]:
                 del self._per_app[app]
-            self._total -= n
+            self._net -= net
 
     def check(
         self,
@@ -80,8 +78,13 @@ class ChurnWindow:
         removals: dict[str, int],
         remaining: dict[str, int],
         total_remaining: int,
+        *,
+        net: int | None = None,
     ) -> Trip | None:
-        """Would publishing these removals (with what stays afterwards) trip the guard?"""
+        """Would these removals (``remaining`` after them, per app and in total) trip it?
+
+        ``net`` is how many of them are not made up by additions (default: all).
+        """
         self._expire(now)
         for app, n in sorted(removals.items()):
             removed = self._per_app.get(app, 0) + n
@@ -92,18 +95,35 @@ class ChurnWindow:
                     f"{self.limits.window:g} s (limit {self.limits.app_share:.0%})",
                     app,
                 )
-        removed = self._total + sum(removals.values())
-        if removals and self.limits.pod_trips(removed, total_remaining):
+        lost = self._net + (sum(removals.values()) if net is None else net)
+        if lost and self.limits.pod_trips(lost, total_remaining):
             return Trip(
-                f"the pod would lose {removed} of {removed + total_remaining} endpoints within "
+                f"the pod would lose {lost} of {lost + total_remaining} endpoints within "
                 f"{self.limits.window:g} s (limit {self.limits.pod_share:.0%})",
                 None,
             )
         return None
 
-    def record(self, now: float, removals: dict[str, int]) -> None:
-        for app, n in removals.items():
+    def check_or_raise(
+        self,
+        now: float,
+        removals: dict[str, int],
+        remaining: dict[str, int],
+        total_remaining: int,
+        *,
+        net: int | None = None,
+    ) -> None:
+        trip = self.check(now, removals, remaining, total_remaining, net=net)
+        if trip is not None:
+            raise ChurnGuardTripped(f"{trip.reason}; retry with force=true if this is intended")
+
+    def record(self, now: float, removals: dict[str, int], *, net: int | None = None) -> None:
+        """Count removals that went through; ``net`` as in :meth:`check`."""
+        left = sum(removals.values()) if net is None else net
+        for app, n in sorted(removals.items()):
             if n:
-                self._events.append((now, app, n))
+                share = min(n, left)
+                left -= share
+                self._events.append((now, app, n, share))
                 self._per_app[app] = self._per_app.get(app, 0) + n
-                self._total += n
+                self._net += share

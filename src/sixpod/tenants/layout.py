@@ -125,3 +125,28 @@ redis.call('XADD', p .. ':log', 'MAXLEN', '~', ARGV[6], ARGV[4] .. '-1', 'prev',
 redis.call('HSET', meta, 'state', 'ready', 'revision', ARGV[4], 'ts', ARGV[5])
 return {'OK', ARGV[4]}
 """
+
+# KEYS: keys to drop. ARGV: prefix, fence, epoch. Clears old keys during a rebuild, only
+# while this publisher's rebuild is the one under way (a stale one cannot delete new data).
+DROP = r"""
+local p, fence = ARGV[1], tonumber(ARGV[2])
+local m = redis.call('HMGET', p .. ':meta', 'fence', 'epoch', 'state')
+if m[1] and tonumber(m[1]) > fence then return {'FENCED', m[1]} end
+if m[2] ~= ARGV[3] or m[3] ~= 'building' then return {'EPOCH', m[2] or ''} end
+for _, k in ipairs(KEYS) do
+  if k ~= p .. ':meta' then redis.call('UNLINK', k) end
+end
+return {'OK', tostring(#KEYS)}
+"""
+
+# ARGV: prefix, fence. A new lease holder raises the fence in Redis before anything else, so
+# that a publisher holding an older lease is refused from then on.
+CLAIM = r"""
+local p, fence = ARGV[1], tonumber(ARGV[2])
+local f = redis.call('HGET', p .. ':meta', 'fence')
+if f and tonumber(f) > fence then return {'FENCED', f} end
+if redis.call('EXISTS', p .. ':meta') == 1 then
+  redis.call('HSET', p .. ':meta', 'fence', ARGV[2])
+end
+return {'OK', ARGV[2]}
+"""

@@ -32,7 +32,9 @@ DELETE_OPS = frozenset({"app-", "ep-", "dom-", "vip-", "node-"})
 
 
 def app(name: str, owner: str, shard_seed: int, settings: dict[str, Any]) -> Op:
-    text = json.dumps(settings, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    text = json.dumps(
+        settings, separators=(",", ":"), sort_keys=True, ensure_ascii=False, allow_nan=False
+    )
     return ["app", name, owner, shard_seed, text]
 
 

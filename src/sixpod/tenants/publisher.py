@@ -9,11 +9,11 @@ store snapshot when Redis is empty or on another epoch, and otherwise ships batc
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,26 +36,61 @@ class Batch:
     rev: int
     ts: float
     ops: list[ops.Op]
-    removals: dict[str, int]
-    forced: bool
+    forced: frozenset[tuple[str, ...]]
+    """Objects whose last change in the batch was made with ``force``."""
 
 
 def plan(prev: int, rows: Sequence[OutboxRow]) -> Batch:
     """One batch from consecutive outbox rows after revision ``prev``."""
     if not rows:
         raise ValueError("plan: no rows")
-    removals: Counter[str] = Counter()
-    for row in rows:
-        if row.op[0] == "ep-" and not row.forced:
-            removals[row.op[1]] += 1
+    last_forced = {ops.identity(r.op): r.forced for r in rows}
     return Batch(
         prev=prev,
         rev=rows[-1].revision,
         ts=rows[-1].committed_at,
         ops=ops.coalesce([r.op for r in rows]),
-        removals=dict(removals),
-        forced=all(r.forced for r in rows),
+        forced=frozenset(k for k, forced in last_forced.items() if forced),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Churn:
+    """What a batch removes from each app's upstream list, weighed against Redis."""
+
+    removed: dict[str, list[str]]
+    """Per app, the endpoints the batch deletes (not forced)."""
+    added: dict[str, list[str]]
+    """Per app, the endpoints the batch sets."""
+    cleared: frozenset[str]
+    """Apps the batch deletes (not forced): their whole list goes."""
+
+    @classmethod
+    def of(cls, batch: Batch) -> Churn:
+        removed: dict[str, list[str]] = {}
+        added: dict[str, list[str]] = {}
+        cleared = set()
+        for op in batch.ops:
+            unforced = ops.identity(op) not in batch.forced
+            if op[0] == "ep-" and unforced:
+                removed.setdefault(op[1], []).append(op[2])
+            elif op[0] == "ep":
+                added.setdefault(op[1], []).append(op[2])
+            elif op[0] == "app-" and unforced:
+                cleared.add(op[1])
+        return cls(removed, added, frozenset(cleared))
+
+    @property
+    def apps(self) -> list[str]:
+        return sorted(set(self.removed) | self.cleared)
+
+
+def first_removal(rows: Sequence[OutboxRow], app: str | None) -> int:
+    """Index of the first row that removes endpoints (of ``app``, or of any app)."""
+    for i, row in enumerate(rows):
+        if row.op[0] in ("ep-", "app-") and (app is None or row.op[1] == app):
+            return i
+    return len(rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,31 +179,37 @@ class Publisher:
         self.trip: Trip | None = None
         self.trip_revisions: tuple[int, int] | None = None
         self.last_error: str | None = None
+        self.last_loop = 0.0
         self._apply = client.register_script(layout.APPLY)
         self._begin = client.register_script(layout.BEGIN)
         self._finish = client.register_script(layout.FINISH)
-        self._total_cache: tuple[float, int] | None = None
+        self._drop = client.register_script(layout.DROP)
+        self._claim = client.register_script(layout.CLAIM)
         self._last_prune = 0.0
+        self._next_lease = 0.0
+        self._must_rebuild = False
+        self._held: tuple[int, int] | None = None
 
     # -- the loop -----------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        next_lease = 0.0
+        """Publish until ``stop`` is set. No error ends the loop: it is logged and retried."""
         while not stop.is_set():
-            now = self.clock()
+            self.last_loop = self.clock()
             try:
-                if now >= next_lease:
-                    self._renew()
-                    next_lease = now + self.settings.lease / 3
+                self._keep_lease()
                 busy = self.fence is not None and self.step()
                 self.last_error = None
             except Fenced as e:
                 log.warning("publisher fenced: %s", e.detail)
                 self._lose_lease()
                 busy = False
-            except (TenantError, redis.RedisError) as e:
-                self.last_error = str(e)
-                log.warning("publisher: %s", e)
+            except Exception as e:
+                self.last_error = f"{type(e).__name__}: {e}"
+                if isinstance(e, TenantError | redis.RedisError):
+                    log.warning("publisher: %s", self.last_error)
+                else:
+                    log.exception("publisher: unexpected error; retrying")
                 self.epoch = None
                 stop.wait(1.0)
                 continue
@@ -182,7 +223,12 @@ class Publisher:
     def notify(self, _revision: int) -> None:
         self.wake.set()
 
-    def _renew(self) -> None:
+    def _keep_lease(self) -> None:
+        """Take or renew the lease every third of its length (also in the middle of a rebuild)."""
+        now = self.clock()
+        if now < self._next_lease:
+            return
+        self._next_lease = now + self.settings.lease / 3
         fence = self.store.acquire_lease(self.settings.holder, ttl=self.settings.lease)
         if fence != self.fence:
             self.epoch = None
@@ -192,6 +238,7 @@ class Publisher:
     def _lose_lease(self) -> None:
         self.fence = None
         self.epoch = None
+        self._next_lease = 0.0
         self.metrics.active.set(0)
 
     # -- one step -----------------------------------------------------------------------
@@ -205,103 +252,134 @@ class Publisher:
             self.metrics.lag.set(0)
             self._prune()
             return False
+        if rows[0].revision != self.published + 1:
+            log.warning(
+                "publisher: the outbox no longer holds revision %d (it starts at %d); rebuilding",
+                self.published + 1,
+                rows[0].revision,
+            )
+            self._must_rebuild = True
+            self.epoch = None
+            return True
         self.metrics.store_revision.set(rows[-1].revision)
         now = self.clock()
-        self.metrics.lag.set(max(0.0, now - rows[0].committed_at))
-        if len(rows) < self.settings.batch and now - rows[0].committed_at < self.settings.debounce:
-            time.sleep(self.settings.debounce - (now - rows[0].committed_at))
+        age = max(0.0, now - rows[0].committed_at)
+        self.metrics.lag.set(age)
+        if len(rows) < self.settings.batch and age < self.settings.debounce:
+            time.sleep(self.settings.debounce - age)
             return True
+        return self._publish(rows, now)
+
+    def _publish(self, rows: list[OutboxRow], now: float) -> bool:
+        held = (rows[-1].revision, int(self.store.publisher_row()["forced_through"]))
+        if self._held == held:
+            return False  # still held, and nothing new to weigh
         batch = plan(self.published, rows)
-        if not self._guard_allows(batch, now):
-            return False
-        self._ship(batch)
-        self.metrics.changes.inc(len(rows))
-        return len(rows) == self.settings.batch
+        removals, trip = self._weigh(batch, now)
+        if trip is None:
+            self._ship(batch, record=removals)
+            self.metrics.changes.inc(len(rows))
+            return len(rows) == self.settings.batch
+        forced_through = held[1]
+        if forced_through > self.published:
+            released = [r for r in rows if r.revision <= forced_through]
+            log.warning(
+                "publisher: revisions %d-%d released by force past the churn guard",
+                released[0].revision,
+                released[-1].revision,
+            )
+            self._ship(plan(self.published, released), record=None)
+            self.metrics.changes.inc(len(released))
+            return True
+        cut = first_removal(rows, trip.app)
+        if cut > 0:
+            prefix = plan(self.published, rows[:cut])
+            prefix_removals, prefix_trip = self._weigh(prefix, now)
+            if prefix_trip is None:
+                self._ship(prefix, record=prefix_removals)
+                self.metrics.changes.inc(cut)
+                return True
+        self._hold(trip, batch, held)
+        return False
 
     def _attach(self) -> None:
         """Adopt what Redis holds if this store built it and can continue it; else rebuild.
 
-        The epoch recorded in the store says Redis holds this store's data (not another
-        pod's, nor a restored backup's); the outbox must still hold what follows.
+        Redis is adopted only under the epoch the store recorded, at a revision whose commit
+        time matches the store's outbox (not another pod's data, nor a restored backup's),
+        and only if the outbox still holds what follows.
         """
         assert self.fence is not None
+        self._check(self._claim(args=[self.settings.prefix, self.fence]))
         meta = {_str(k): _str(v) for k, v in self.client.hgetall(self.keys.meta).items()}
-        head = self.store.head()
-        ours = self.store.publisher_row()["epoch"]
-        if (
-            meta.get("state") == "ready"
-            and meta.get("epoch") == ours
-            and int(meta.get("fence", 0)) <= self.fence
-        ):
-            revision = int(meta["revision"])
-            oldest = self.store.oldest_outbox()
-            reachable = revision == head or (oldest is not None and oldest <= revision + 1)
-            if revision <= head and reachable:
+        if not self._must_rebuild and meta.get("state") == "ready":
+            ours = self.store.publisher_row()["epoch"]
+            revision = int(meta.get("revision", -1))
+            row = self.store.outbox_row(revision)
+            if (
+                meta.get("epoch") == ours
+                and row is not None
+                and f"{row.committed_at:.6f}" == meta.get("ts")
+            ):
                 self.epoch = meta["epoch"]
                 self.published = revision
                 log.info("publisher: following epoch %s at revision %d", self.epoch, revision)
                 return
         self.rebuild()
+        self._must_rebuild = False
 
     def rebuild(self) -> None:
         """Rewrite Redis from a consistent store snapshot, under a new epoch."""
-        assert self.fence is not None
+        fence = self.fence
+        assert fence is not None
         epoch = secrets.token_hex(8)
-        self._check(self._begin(args=[self.settings.prefix, self.fence, epoch]), ok_only=True)
-        self._drop_keys()
-        snap = self.store.snapshot()
-        revision = next(snap)
-        assert isinstance(revision, int)
-        for chunk in snap:
-            assert isinstance(chunk, list)
-            self._check(
-                self._apply(
-                    args=[
-                        self.settings.prefix,
-                        self.fence,
-                        epoch,
-                        "build",
-                        0,
-                        0,
-                        0,
-                        0,
-                        ops.encode(chunk),
-                    ]
-                ),
-                ok_only=True,
-            )
-        self._check(
-            self._finish(
-                args=[
-                    self.settings.prefix,
-                    self.fence,
-                    epoch,
-                    revision,
-                    f"{self.clock():.6f}",
-                    self.settings.stream_length,
-                ]
-            ),
-            ok_only=True,
-        )
-        self.store.set_published_epoch(self.fence, epoch)
+        prefix = self.settings.prefix
+        self._check(self._begin(args=[prefix, fence, epoch]), ok_only=True)
+        self._drop_keys(fence, epoch)
+        with contextlib.closing(self.store.snapshot()) as snap:
+            revision = next(snap)
+            assert isinstance(revision, int)
+            for chunk in snap:
+                assert isinstance(chunk, list)
+                self._still_holding(fence)
+                reply = self._apply(
+                    args=[prefix, fence, epoch, "build", 0, 0, 0, 0, ops.encode(chunk)]
+                )
+                self._check(reply, ok_only=True)
+        row = self.store.outbox_row(revision)
+        ts = f"{row.committed_at:.6f}" if row is not None else "0"
+        reply = self._finish(args=[prefix, fence, epoch, revision, ts, self.settings.stream_length])
+        self._check(reply, ok_only=True)
+        self.store.set_published_epoch(fence, epoch)
         self.epoch = epoch
         self.published = revision
         self.metrics.rebuilds.inc()
         self.metrics.revision.set(revision)
         log.info("publisher: rebuilt Redis at revision %d, epoch %s", revision, epoch)
 
-    def _drop_keys(self) -> None:
+    def _still_holding(self, fence: int) -> None:
+        self._keep_lease()
+        if self.fence != fence:
+            raise Fenced(f"the lease moved on (fence {self.fence}) during a rebuild")
+
+    def _drop_keys(self, fence: int, epoch: str) -> None:
+        """Remove every key of the prefix but the meta, through the fenced script."""
         batch: list[bytes | str] = []
         for key in self.client.scan_iter(match=f"{self.settings.prefix}:*", count=1000):
-            if _str(key) != self.keys.meta:
-                batch.append(key)
+            batch.append(key)
             if len(batch) >= 1000:
-                self.client.unlink(*batch)
+                self._still_holding(fence)
+                self._check(
+                    self._drop(keys=batch, args=[self.settings.prefix, fence, epoch]), ok_only=True
+                )
                 batch = []
         if batch:
-            self.client.unlink(*batch)
+            self._check(
+                self._drop(keys=batch, args=[self.settings.prefix, fence, epoch]), ok_only=True
+            )
 
-    def _ship(self, batch: Batch) -> None:
+    def _ship(self, batch: Batch, *, record: dict[str, tuple[int, int]] | None) -> None:
+        """Write a batch; ``record``: its removals (and net losses) for the churn window."""
         assert self.fence is not None
         assert self.epoch is not None
         status, detail = self._check(
@@ -323,7 +401,10 @@ class Publisher:
             raise Unavailable(f"Redis answered {status} {detail}")
         if status in ("OK", "DUP"):
             self.published = batch.rev if status == "OK" else max(batch.rev, int(detail))
-            self.window.record(self.clock(), batch.removals)
+            if record:
+                net = sum(n for _, n in record.values())
+                self.window.record(self.clock(), {a: r for a, (r, _) in record.items()}, net=net)
+            self._clear_trip()
             self.metrics.batches.inc()
             self.metrics.revision.set(self.published)
         else:  # GAP or EPOCH: Redis is not where we left it
@@ -340,26 +421,44 @@ class Publisher:
 
     # -- the churn guard ----------------------------------------------------------------
 
-    def _guard_allows(self, batch: Batch, now: float) -> bool:
-        """Weigh the batch's removals against what the edges have now (Redis)."""
-        if not batch.removals:
-            self._clear_trip()
-            return True
-        apps = sorted(batch.removals)
+    def _weigh(self, batch: Batch, now: float) -> tuple[dict[str, tuple[int, int]], Trip | None]:
+        """Per app (removed, lost) by this batch against what the edges have (Redis)."""
+        churn = Churn.of(batch)
+        apps = churn.apps
+        if not apps:
+            return {}, None
         pipe = self.client.pipeline(transaction=False)
         for app in apps:
+            fields = churn.removed.get(app, []) + churn.added.get(app, [])
             pipe.hlen(self.keys.up(app))
-        remaining = {
-            app: max(0, int(n) - batch.removals[app])
-            for app, n in zip(apps, pipe.execute(), strict=True)
-        }
-        trip = self.window.check(now, batch.removals, remaining, self._endpoint_total(now))
-        if trip is None:
-            self._clear_trip()
-            return True
-        if batch.rev <= int(self.store.publisher_row()["forced_through"]):
-            self._clear_trip()
-            return True
+            pipe.hmget(self.keys.up(app), fields) if fields else pipe.echo("")
+        replies = pipe.execute()
+        removals: dict[str, tuple[int, int]] = {}
+        remaining: dict[str, int] = {}
+        for i, app in enumerate(apps):
+            before = int(replies[2 * i])
+            values = replies[2 * i + 1] if isinstance(replies[2 * i + 1], list) else []
+            gone = churn.removed.get(app, [])
+            present = values[: len(gone)]
+            new = values[len(gone) :]
+            if app in churn.cleared:
+                removed, added = before, len(new)
+            else:
+                removed = sum(v is not None for v in present)
+                added = sum(v is None for v in new)
+            if removed:
+                removals[app] = (removed, max(0, removed - added))
+                remaining[app] = before - removed + added
+        if not removals:
+            return {}, None
+        net = sum(n for _, n in removals.values())
+        total = self.store.endpoint_total_cached(now) - net
+        trip = self.window.check(
+            now, {a: r for a, (r, _) in removals.items()}, remaining, total, net=net
+        )
+        return removals, trip
+
+    def _hold(self, trip: Trip, batch: Batch, held: tuple[int, int]) -> None:
         if self.trip != trip or self.trip_revisions is None:
             self.metrics.guard_trips.inc()
             log.error(
@@ -371,19 +470,15 @@ class Publisher:
             )
         self.trip = trip
         self.trip_revisions = (batch.prev + 1, batch.rev)
+        self._held = held
         self.metrics.guard_tripped.set(1)
-        return False
 
     def _clear_trip(self) -> None:
+        self._held = None
         if self.trip is not None:
             self.trip = None
             self.trip_revisions = None
             self.metrics.guard_tripped.set(0)
-
-    def _endpoint_total(self, now: float) -> int:
-        if self._total_cache is None or now - self._total_cache[0] > 5.0:
-            self._total_cache = (now, self.store.endpoint_total())
-        return self._total_cache[1]
 
     def _prune(self) -> None:
         now = self.clock()
@@ -406,4 +501,5 @@ class Publisher:
             if self.trip is None
             else {"reason": self.trip.reason, "revisions": self.trip_revisions},
             "error": self.last_error,
+            "last_loop": self.last_loop,
         }

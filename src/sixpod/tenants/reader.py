@@ -210,6 +210,8 @@ class TenantReader:
         self.last_lag: float | None = None
         """Seconds from commit in the store to applied here, for the last entry applied."""
         self.last_applied = 0.0
+        self.confirmed = 0.0
+        """When Redis last showed this state current (ready, same epoch, same revision)."""
         self.resyncs = 0
         self._listeners: list[Listener] = []
         self._task: asyncio.Task[None] | None = None
@@ -233,7 +235,7 @@ class TenantReader:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
         await self._client.aclose()
 
@@ -254,6 +256,7 @@ class TenantReader:
                         await asyncio.sleep(self.settings.retry)
                         continue
                     self.state = fresh
+                    self.confirmed = self.clock()
                     self.resyncs += 1
                     need_bootstrap = False
                     self.ready.set()
@@ -361,7 +364,7 @@ class TenantReader:
                     continue
                 now = self.clock()
                 self.last_lag = max(0.0, now - float(fields["ts"]))
-                self.last_applied = now
+                self.last_applied = self.confirmed = now
                 self._notify(changed)
 
     async def _check_marker(self) -> None:
@@ -370,6 +373,8 @@ class TenantReader:
             return  # empty or rebuilding: keep serving what we have
         if meta.get("epoch") != self.state.epoch:
             raise Gap(f"Redis now holds epoch {meta.get('epoch')}")
+        if int(meta.get("revision", 0)) == self.state.revision:
+            self.confirmed = self.clock()
         if int(meta.get("revision", 0)) > self.state.revision:
             # entries exist past us but the read returned none: they were trimmed away
             first = await self._client.xrange(self.keys.log, count=1)
@@ -381,6 +386,7 @@ class TenantReader:
             "revision": self.state.revision,
             "connected": 1.0 if self.connected else 0.0,
             "lag_seconds": self.last_lag or 0.0,
+            "stale_seconds": max(0.0, self.clock() - self.confirmed) if self.confirmed else 0.0,
             "resyncs": self.resyncs,
             "endpoints": self.state.endpoint_count(),
         }

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
@@ -31,7 +31,7 @@ from sixpod.tenants.errors import (
     PreconditionFailed,
     Unavailable,
 )
-from sixpod.tenants.guard import GuardLimits
+from sixpod.tenants.guard import ChurnWindow, GuardLimits
 from sixpod.tenants.model import EndpointState, NodeState, VipState
 
 meta = sa.MetaData()
@@ -115,6 +115,12 @@ def _create(conn: Connection) -> None:
         publisher_t.insert().values(id=1, holder="", fence=0, lease_until=0.0, forced_through=0)
     )
     conn.execute(schema_t.insert().values(version=SCHEMA_VERSION))
+
+
+def _version(conn: Connection) -> int:
+    if not sa.inspect(conn).has_table("schema_version"):
+        return 0
+    return int(conn.execute(sa.select(schema_t.c.version)).scalar_one())
 
 
 def _v1_to_v2(conn: Connection) -> None:
@@ -263,6 +269,9 @@ class Store:
         if self.sqlite:
             _sqlite_transactions(self.engine)
         self.guard = guard or GuardLimits()
+        self._window = ChurnWindow(self.guard)
+        self._window_lock = threading.Lock()
+        self._total: tuple[float, int] | None = None
         self.clock = clock
         self._nodes_by_prefix: dict[int, str] = {}
         self._vips: set[str] = set()
@@ -288,27 +297,30 @@ class Store:
 
     def schema_version(self) -> int:
         with self._connect() as conn:
-            if not sa.inspect(conn).has_table("schema_version"):
-                return 0
-            return int(conn.execute(sa.select(schema_t.c.version)).scalar_one())
+            return _version(conn)
 
     def migrate(self) -> int:
-        """Create the schema, or upgrade it one migration per transaction; data is kept."""
-        current = self.schema_version()
-        if current > SCHEMA_VERSION:
-            raise Unavailable(
-                f"database schema version {current} is newer than this sixpod "
-                f"({SCHEMA_VERSION}); upgrade sixpod"
-            )
-        if current == 0:
+        """Create the schema, or upgrade it one migration per transaction; data is kept.
+
+        On PostgreSQL an advisory lock serialises controllers that start together.
+        """
+        while True:
             with self._connect() as conn, conn.begin():
-                _create(conn)
-            return SCHEMA_VERSION
-        for version in range(current, SCHEMA_VERSION):
-            with self._connect() as conn, conn.begin():
-                MIGRATIONS[version - 1](conn)
-                conn.execute(schema_t.update().values(version=version + 1))
-        return SCHEMA_VERSION
+                if not self.sqlite:
+                    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(726373)")
+                current = _version(conn)
+                if current > SCHEMA_VERSION:
+                    raise Unavailable(
+                        f"database schema version {current} is newer than this sixpod "
+                        f"({SCHEMA_VERSION}); upgrade sixpod"
+                    )
+                if current == SCHEMA_VERSION:
+                    return current
+                if current == 0:
+                    _create(conn)
+                    continue
+                MIGRATIONS[current - 1](conn)
+                conn.execute(schema_t.update().values(version=current + 1))
 
     @contextmanager
     def _connect(self) -> Iterator[Connection]:
@@ -317,6 +329,10 @@ class Store:
                 yield conn
         except sa.exc.OperationalError as e:
             raise Unavailable(f"database: {e.orig}") from None
+        except sa.exc.TimeoutError:
+            raise Unavailable("database: no free connection in the pool; retry") from None
+        except sa.exc.DataError as e:
+            raise InvalidInput(f"a value the database cannot store: {e.orig}") from None
 
     @contextmanager
     def _write(self, *, forced: bool = False) -> Iterator[_Tx]:
@@ -388,7 +404,7 @@ class Store:
 
     def list_apps(self, *, after: str | None = None, limit: int = 100) -> Page:
         q = sa.select(apps_t).order_by(apps_t.c.name)
-        if after:
+        if _cursor(after):
             q = q.where(apps_t.c.name > after)
         return self._page(q, limit, self._app_item, "name")
 
@@ -403,6 +419,7 @@ class Store:
         return Page(items, nxt)
 
     def get_app(self, name: str) -> dict[str, Any]:
+        _known_app(name)
         with self._connect() as conn:
             row = conn.execute(sa.select(apps_t).where(apps_t.c.name == name)).first()
         if row is None:
@@ -418,6 +435,8 @@ class Store:
         settings: dict[str, Any] | None = None,
     ) -> Written:
         names.app_name(name)
+        text_field(owner, "owner")
+        _shard_seed(shard_seed)
         settings = _settings(settings)
         with self._write() as tx:
             if tx.conn.execute(sa.select(apps_t.c.name).where(apps_t.c.name == name)).first():
@@ -443,6 +462,11 @@ class Store:
         shard_seed: int | None = None,
         settings: dict[str, Any] | None = None,
     ) -> Written:
+        _known_app(name)
+        if owner is not None:
+            text_field(owner, "owner")
+        if shard_seed is not None:
+            _shard_seed(shard_seed)
         with self._write() as tx:
             row = tx.conn.execute(sa.select(apps_t).where(apps_t.c.name == name)).first()
             if row is None:
@@ -474,6 +498,7 @@ class Store:
 
     def delete_app(self, name: str, *, if_match: int | None = None, force: bool = False) -> int:
         """Delete an app with its domains and endpoints (the churn guard counts those)."""
+        _known_app(name)
         with self._write(forced=force) as tx:
             row = tx.conn.execute(sa.select(apps_t).where(apps_t.c.name == name)).first()
             if row is None:
@@ -485,7 +510,7 @@ class Store:
                 )
             ).all()
             if not force:
-                self.guard.check_request(name, before=len(eps), removed=len(eps))
+                self._check_churn(name, removed=len(eps), added=0, remaining=0)
             for d in tx.conn.execute(sa.select(domains_t.c.name).where(domains_t.c.app == name)):
                 tx.emit(ops.domain_deleted(d.name))
             for e in eps:
@@ -495,6 +520,8 @@ class Store:
             tx.conn.execute(endpoints_t.delete().where(endpoints_t.c.app == name))
             tx.conn.execute(apps_t.delete().where(apps_t.c.name == name))
             last = tx.last
+        if not force:
+            self._record_churn(name, len(eps), added=0)
         return last
 
     # -- domains ------------------------------------------------------------------------
@@ -503,7 +530,9 @@ class Store:
         self, *, app: str | None = None, after: str | None = None, limit: int = 100
     ) -> Page:
         q = sa.select(domains_t).order_by(domains_t.c.name)
+        _cursor(after)
         if app is not None:
+            _known_app(app)
             q = q.where(domains_t.c.app == app)
         if after:
             q = q.where(domains_t.c.name > after)
@@ -522,6 +551,7 @@ class Store:
     def attach_domain(self, host: str, app: str) -> Written:
         """Attach a hostname to an app. A domain belongs to one app at a time."""
         name = names.hostname(host)
+        _known_app(app)
         with self._write() as tx:
             if not tx.conn.execute(sa.select(apps_t.c.name).where(apps_t.c.name == app)).first():
                 raise NotFound(f"app {app!r} does not exist")
@@ -592,6 +622,7 @@ class Store:
         ``items`` are ``{"address", "port", "weight"?, "state"?, "node"?}``; ``remove`` are
         ``[address]:port`` texts. Bad input anywhere rejects the whole call.
         """
+        _known_app(app)
         if len(items) + len(remove) > MAX_BATCH:
             raise InvalidInput(f"at most {MAX_BATCH} endpoints per call")
         wanted = [self._endpoint_in(i, n) for n, i in enumerate(items)]
@@ -630,8 +661,10 @@ class Store:
                 for r in tx.conn.execute(_APP_ENDPOINTS, {"b_app": app})
             }
             removing = [k for k in gone if k in current]
-            if not force:
-                self.guard.check_request(app, before=len(current), removed=len(removing))
+            if removing and not force:
+                added = sum(1 for w in wanted if (w["address"], w["port"]) not in current)
+                remaining = len(current) - len(removing) + added
+                self._check_churn(app, removed=len(removing), added=added, remaining=remaining)
             inserts: list[dict[str, Any]] = []
             updates: list[dict[str, Any]] = []
             for w in wanted:
@@ -666,7 +699,26 @@ class Store:
                     [{"b_app": app, "b_address": a, "b_port": p} for a, p in removing],
                 )
             last = tx.last
+        if removing and not force:
+            self._record_churn(app, len(removing), added=len(inserts))
         return Written({"changed": len(inserts) + len(updates), "removed": len(removing)}, last)
+
+    def _check_churn(self, app: str, *, removed: int, added: int, remaining: int) -> None:
+        now = self.clock()
+        net = max(0, removed - added)
+        total = self.endpoint_total_cached(now) - net
+        with self._window_lock:
+            self._window.check_or_raise(now, {app: removed}, {app: remaining}, total, net=net)
+
+    def _record_churn(self, app: str, removed: int, *, added: int) -> None:
+        with self._window_lock:
+            self._window.record(self.clock(), {app: removed}, net=max(0, removed - added))
+
+    def endpoint_total_cached(self, now: float, *, max_age: float = 5.0) -> int:
+        """All endpoints in the store, counted at most every ``max_age`` seconds."""
+        if self._total is None or now - self._total[0] > max_age:
+            self._total = (now, self.endpoint_total())
+        return self._total[1]
 
     def _owners(self, keys: list[tuple[str, int]]) -> dict[tuple[str, int], str]:
         found: dict[tuple[str, int], str] = {}
@@ -768,6 +820,8 @@ class Store:
             choices = ", ".join(s.value for s in NodeState)
             raise InvalidInput(f"node state: expected one of {choices}, got {state!r}") from None
         _reason(reason)
+        if self._lock is not None and name not in self._lock.nodes:
+            raise NotFound(f"node {name!r} is not in pod.lock")
         with self._write() as tx:
             row = tx.conn.execute(sa.select(nodes_t).where(nodes_t.c.name == name)).first()
             if row is None:
@@ -806,16 +860,32 @@ class Store:
                 raise Unavailable(f"database: {e.orig}") from None
         return [OutboxRow(r.revision, json.loads(r.op), r.forced, r.committed_at) for r in rows]
 
+    def outbox_row(self, revision: int) -> OutboxRow | None:
+        with self._connect() as conn:
+            r = conn.execute(sa.select(outbox_t).where(outbox_t.c.revision == revision)).first()
+        return (
+            None if r is None else OutboxRow(r.revision, json.loads(r.op), r.forced, r.committed_at)
+        )
+
     def oldest_outbox(self) -> int | None:
         with self._connect() as conn:
             v = conn.execute(sa.select(sa.func.min(outbox_t.c.revision))).scalar()
         return None if v is None else int(v)
 
-    def prune_outbox(self, *, below: int) -> int:
-        with self._connect() as conn, conn.begin():
-            return conn.execute(outbox_t.delete().where(outbox_t.c.revision < below)).rowcount
+    def prune_outbox(self, *, below: int, chunk: int = 10_000) -> int:
+        """Delete outbox rows below ``below``, ``chunk`` rows per transaction."""
+        deleted = 0
+        while True:
+            oldest = self.oldest_outbox()
+            if oldest is None or oldest >= below:
+                return deleted
+            upto = min(below, oldest + chunk)
+            with self._connect() as conn, conn.begin():
+                deleted += conn.execute(
+                    outbox_t.delete().where(outbox_t.c.revision < upto)
+                ).rowcount
 
-    def snapshot(self, *, chunk: int = 5000) -> Iterator[int | list[ops.Op]]:
+    def snapshot(self, *, chunk: int = 5000) -> Generator[int | list[ops.Op], None, None]:
         """The whole state as ops, read in one consistent transaction.
 
         Yields the revision the snapshot is at first, then lists of at most ``chunk`` ops.
@@ -926,19 +996,69 @@ def _precondition(what: str, current: int, if_match: int | None) -> None:
         )
 
 
+MAX_SETTINGS_DEPTH = 16
+
+
+def _depth(value: Any, limit: int) -> int:
+    if limit < 0:
+        return 1
+    if isinstance(value, dict):
+        return 1 + max((_depth(v, limit - 1) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v, limit - 1) for v in value), default=0)
+    return 0
+
+
 def _settings(settings: dict[str, Any] | None) -> dict[str, Any]:
     settings = settings or {}
     if not isinstance(settings, dict):
         raise InvalidInput("settings: expected a JSON object")
-    text = json.dumps(settings, sort_keys=True)
-    if len(text) > 16384:
-        raise InvalidInput("settings: larger than 16 KiB")
+    if _depth(settings, MAX_SETTINGS_DEPTH) > MAX_SETTINGS_DEPTH:
+        raise InvalidInput(f"settings: nested deeper than {MAX_SETTINGS_DEPTH} levels")
+    try:
+        text = json.dumps(settings, sort_keys=True, allow_nan=False, ensure_ascii=False)
+        text.encode("utf-8")
+    except ValueError as e:  # NaN/Infinity, or a lone surrogate (UnicodeEncodeError)
+        raise InvalidInput(f"settings: not storable as JSON text: {e}") from None
+    if len(text) > 16384 or "\x00" in text:
+        raise InvalidInput("settings: larger than 16 KiB, or holding a NUL character")
     return dict(json.loads(text))
 
 
+def text_field(value: str, what: str, *, limit: int = 200) -> str:
+    """One line of printable text (owner, reason): no control characters, at most ``limit``."""
+    if not isinstance(value, str) or len(value) > limit:
+        raise InvalidInput(f"{what}: expected text of at most {limit} characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise InvalidInput(f"{what}: control characters (line breaks, NUL) are not allowed")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{what}: not valid Unicode text") from None
+    return value
+
+
+def _known_app(name: str) -> None:
+    """A name that cannot be an app's cannot name an existing one: 404 without a query."""
+    try:
+        names.app_name(name)
+    except InvalidInput:
+        raise NotFound(f"app {name!r} does not exist") from None
+
+
+def _shard_seed(seed: int) -> None:
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= 2**31 - 1:
+        raise InvalidInput(f"shard_seed: expected an integer 0-2147483647, got {seed!r}")
+
+
+def _cursor(after: str | None) -> str | None:
+    if after is not None:
+        text_field(after, "after", limit=300)
+    return after
+
+
 def _reason(reason: str) -> None:
-    if not isinstance(reason, str) or len(reason) > 200 or any(c in reason for c in "\r\n"):
-        raise InvalidInput("reason: expected one line of at most 200 characters")
+    text_field(reason, "reason")
 
 
 def _ip_key(text: str) -> tuple[int, int]:
