@@ -189,6 +189,7 @@ class Publisher:
         self._next_lease = 0.0
         self._must_rebuild = False
         self._held: tuple[int, int] | None = None
+        self._first_seen = (0, 0.0)
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -263,23 +264,28 @@ class Publisher:
             return True
         self.metrics.store_revision.set(rows[-1].revision)
         now = self.clock()
-        age = max(0.0, now - rows[0].committed_at)
-        self.metrics.lag.set(age)
-        if len(rows) < self.settings.batch and age < self.settings.debounce:
-            time.sleep(self.settings.debounce - age)
+        self.metrics.lag.set(max(0.0, now - rows[0].committed_at))
+        if self._first_seen[0] != rows[0].revision:
+            self._first_seen = (rows[0].revision, now)
+        # Debounce on this clock: another controller's clock may be ahead of ours.
+        waited = now - self._first_seen[1]
+        if len(rows) < self.settings.batch and waited < self.settings.debounce:
+            time.sleep(self.settings.debounce - waited)
             return True
         return self._publish(rows, now)
 
     def _publish(self, rows: list[OutboxRow], now: float) -> bool:
-        held = (rows[-1].revision, int(self.store.publisher_row()["forced_through"]))
-        if self._held == held:
-            return False  # still held, and nothing new to weigh
+        if self._held is not None:
+            held = (rows[-1].revision, self._forced_through())
+            if self._held == held:
+                return False  # still held, and nothing new to weigh
         batch = plan(self.published, rows)
         removals, trip = self._weigh(batch, now)
         if trip is None:
             self._ship(batch, record=removals)
             self.metrics.changes.inc(len(rows))
             return len(rows) == self.settings.batch
+        held = (rows[-1].revision, self._forced_through())
         forced_through = held[1]
         if forced_through > self.published:
             released = [r for r in rows if r.revision <= forced_through]
@@ -301,6 +307,9 @@ class Publisher:
                 return True
         self._hold(trip, batch, held)
         return False
+
+    def _forced_through(self) -> int:
+        return int(self.store.publisher_row()["forced_through"])
 
     def _attach(self) -> None:
         """Adopt what Redis holds if this store built it and can continue it; else rebuild.
