@@ -152,3 +152,11 @@ def test_small_apps_are_not_guarded_and_a_replace_is_no_loss() -> None:
     w.check_or_raise(0.0, {"a": 4}, {"a": 4}, 100)  # 4 old out, 4 new in: half, not more
     with pytest.raises(ChurnGuardTripped, match="force=true"):
         w.check_or_raise(0.0, {"a": 5}, {"a": 4}, 100)
+
+
+def test_a_state_without_upstreams_ignores_endpoint_ops() -> None:
+    s = TenantState(with_upstreams=False)
+    s.apply_ops([ops.app("shop", "", 7, {}), ops.endpoint("shop", EP[0], 1, "up")], 1)
+    s.load_upstreams("shop", {EP[1]: "1 up"})
+    assert s.apps["shop"].shard_seed == 7
+    assert s.upstreams_raw == {}

@@ -60,6 +60,9 @@ class TenantState:
 
     epoch: str = ""
     revision: int = 0
+    with_upstreams: bool = True
+    """False for consumers that need no upstream lists (Razor): they are neither loaded nor
+    kept, which saves most of the memory."""
     apps: dict[str, App] = field(default_factory=dict)
     upstreams_raw: dict[str, dict[str, str]] = field(default_factory=dict)
     domains: dict[str, str] = field(default_factory=dict)
@@ -103,7 +106,7 @@ class TenantState:
         )
 
     def load_upstreams(self, app: str, fields: Mapping[str, str]) -> None:
-        if fields:
+        if fields and self.with_upstreams:
             self.upstreams_raw[app] = {k: sys.intern(v) for k, v in fields.items()}
 
     def load_vips(self, fields: Mapping[str, str]) -> None:
@@ -139,6 +142,8 @@ class TenantState:
         vips = nodes = False
         for op in op_list:
             kind = op[0]
+            if kind in ("ep", "ep-") and not self.with_upstreams:
+                continue
             if kind == "ep":
                 ups = self.upstreams_raw.setdefault(op[1], {})
                 ups[op[2]] = sys.intern(f"{op[3]} {op[4]}")
@@ -192,6 +197,8 @@ class ReaderSettings:
     """Seconds one stream read waits before the reader checks the snapshot marker."""
     retry: float = 0.5
     """Seconds between attempts while Redis is unreachable."""
+    upstreams: bool = True
+    """Load and follow upstream lists (the edge agent); False for Razor."""
 
 
 Listener = Callable[[TenantState, Changed], None]
@@ -284,7 +291,11 @@ class TenantReader:
         self.connected = True
         if meta.get("state") != "ready":
             return None
-        new = TenantState(epoch=meta["epoch"], revision=int(meta["revision"]))
+        new = TenantState(
+            epoch=meta["epoch"],
+            revision=int(meta["revision"]),
+            with_upstreams=self.settings.upstreams,
+        )
         prefix = self.settings.prefix
         async for names in self._scan(f"{prefix}:app:*", len(prefix) + 5):
             async with self._client.pipeline(transaction=False) as pipe:
@@ -293,7 +304,7 @@ class TenantReader:
                 for n, fields in zip(names, await pipe.execute(), strict=True):
                     if fields:
                         new.load_app(n, _text(fields))
-        async for names in self._scan(f"{prefix}:up:*", len(prefix) + 4):
+        async for names in self._scan(f"{prefix}:up:*", len(prefix) + 4, new.with_upstreams):
             async with self._client.pipeline(transaction=False) as pipe:
                 for n in names:
                     pipe.hgetall(self.keys.up(n))
@@ -317,9 +328,9 @@ class TenantReader:
         )
         return new
 
-    async def _scan(self, match: str, strip: int) -> Any:
+    async def _scan(self, match: str, strip: int, wanted: bool = True) -> Any:
         cursor = 0
-        while True:
+        while wanted:
             cursor, keys = await self._client.scan(cursor, match=match, count=1000)
             if keys:
                 yield [k.decode()[strip:] for k in keys]
