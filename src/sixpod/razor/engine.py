@@ -1,0 +1,182 @@
+"""The query → response core, sans-IO: bytes, the client's address and the time in, bytes
+(or nothing) out. The adapter feeds datagrams and TCP messages and runs :meth:`handle_timer`.
+
+The hot path (:meth:`Engine.respond`) scans the question, looks the lowercase name up in
+the pre-encoded :class:`~sixpod.razor.answers.Tables`, draws one random number and
+concatenates: id, header, echoed question (original case), a slice of a pre-joined answer,
+the OPT record. Nothing it does allocates more than the response itself.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+from collections.abc import Callable
+
+from sixpod.razor import wire
+from sixpod.razor.answers import Answer, Builder, Tables, _headers, fixed
+from sixpod.razor.config import RazorConfig
+from sixpod.razor.cookies import Cookies
+from sixpod.razor.errors import (
+    BADVERS,
+    FORMERR,
+    NOERROR,
+    REFUSED,
+    QueryError,
+    Unanswerable,
+)
+from sixpod.razor.rrl import RateLimiter, RrlSettings, Verdict
+from sixpod.razor.source import RazorState
+
+# Counter slots: 0-23 responses by rcode, then these.
+TRUNCATED = 24
+RRL_DROPPED = 25
+RRL_SLIPPED = 26
+UNANSWERED = 27  # not a query, or too short to answer
+COOKIES_VALID = 28
+COUNTERS = 29
+TCP_LIMIT = 65535
+
+
+class Engine:
+    """Razor's core: answers queries from tables rebuilt by :meth:`apply`."""
+
+    def __init__(
+        self,
+        cfg: RazorConfig,
+        state: RazorState,
+        *,
+        rng: random.Random | None = None,
+        cookie_secret: bytes | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.rng = rng or random.Random()
+        self._bits: Callable[[int], int] = self.rng.getrandbits
+        self.builder = Builder(cfg, self.rng)
+        self.tables: Tables = self.builder.build(state)
+        self.state = state
+        self.max_udp = cfg.max_udp_payload
+        self.opt = (wire.opt_record(self.max_udp), wire.opt_record(self.max_udp, do=True))
+        self.refused = fixed(REFUSED, 0, 0, 0, b"", aa=False)
+        self.formerr_q = fixed(FORMERR, 0, 0, 0, b"")  # question echoed (meta qtypes)
+        self.tc = _headers(NOERROR, 0, 0, 0, tc=True)
+        self.rrl = (
+            RateLimiter(
+                RrlSettings(
+                    rate=cfg.rrl.responses_per_second,
+                    burst=cfg.rrl.burst,
+                    slip=cfg.rrl.slip,
+                    ipv4_prefix=cfg.rrl.ipv4_prefix,
+                    ipv6_prefix=cfg.rrl.ipv6_prefix,
+                    max_entries=cfg.rrl.max_entries,
+                )
+            )
+            if cfg.rrl is not None
+            else None
+        )
+        self.cookies = Cookies(cookie_secret or self.rng.randbytes(32)) if cfg.cookies else None
+        self.counts = [0] * COUNTERS
+        self._tick = 0
+        self._last_shuffle = 0.0
+
+    # -- state -----------------------------------------------------------------------------
+
+    def apply(self, state: RazorState) -> None:
+        """Rebuild the answer tables for a new state (the only place answers change)."""
+        self.tables = self.builder.build(state)
+        self.state = state
+
+    def handle_timer(self, now: float) -> None:
+        """Periodic work: new random orders every ``reshuffle_interval``, RRL eviction."""
+        if now - self._last_shuffle >= self.cfg.reshuffle_interval:
+            self._last_shuffle = now
+            self._tick += 1
+            self.tables.reshuffle(self._tick, self.rng, budget=4096)
+        if self.rrl is not None:
+            self.rrl.handle_timer(now)
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def _error(self, data: bytes, e: QueryError) -> bytes:
+        rcode = e.rcode
+        flags = struct.pack("!BB", 0x80 | (data[2] & 0x79), rcode & 0x0F)
+        self.counts[rcode if rcode < 24 else 0] += 1
+        if rcode == BADVERS:  # the question was fine: echo it, with our OPT (RFC 6891 7)
+            qend = wire._walk_name(data, 12) + 4  # scan() checked the question already
+            opt = wire.opt_record(self.max_udp, ext_rcode=BADVERS >> 4)
+            return data[:2] + flags + b"\x00\x01\x00\x00\x00\x00\x00\x01" + data[12:qend] + opt
+        return data[:2] + flags + b"\x00" * 8
+
+    def respond(self, data: bytes, host: str, now: float, tcp: bool = False) -> bytes | None:
+        """The response to one query from ``host`` (address text) at ``now``; None: silence."""
+        try:
+            qend, qtype, qclass, payload, do, cookie = wire.scan(data)
+        except QueryError as e:
+            return self._error(data, e)
+        except Unanswerable:
+            self.counts[UNANSWERED] += 1
+            return None
+        qname = data[12 : qend - 4]
+        if qclass != wire.IN:
+            ans = self.refused
+        elif qtype == wire.OPT or 127 < qtype < 255:
+            ans = self.refused if qtype in (wire.AXFR, wire.IXFR) else self.formerr_q
+        else:
+            entry = self.tables.names.get(qname.lower())
+            if entry is not None:
+                ans = entry.get(qtype) or entry[0]
+            else:
+                zone = self.tables.zone_of(qname.lower())
+                ans = self.refused if zone is None else zone.nxdomain(len(qname))
+        variant = (data[2] & 1) | ((data[3] >> 3) & 2)
+        verified = False
+        if payload < 0:
+            opt = b""
+            limit = 512
+        else:
+            variant |= 4
+            opt = self.opt[do >> 7]
+            limit = payload if payload < self.max_udp else self.max_udp
+            if cookie is not None and self.cookies is not None:
+                value, verified = self.cookies.answer(cookie, _packed(host), int(now))
+                if verified:
+                    self.counts[COOKIES_VALID] += 1
+                opt = wire.opt_record(self.max_udp, do=bool(do), options=wire.cookie_option(value))
+        if tcp:
+            limit = TCP_LIMIT
+        elif self.rrl is not None and not verified:
+            verdict = self.rrl.check(self.rrl.prefix(host), ans.aid, now)
+            if verdict is Verdict.DROP:
+                self.counts[RRL_DROPPED] += 1
+                return None
+            if verdict is Verdict.SLIP:
+                self.counts[RRL_SLIPPED] += 1
+                return data[:2] + self.tc[variant] + data[12:qend] + opt
+        if qend + ans.fixed + len(opt) > limit:
+            self.counts[TRUNCATED] += 1
+            return data[:2] + self.tc[variant] + data[12:qend] + opt
+        self.counts[ans.rcode] += 1
+        r = self._bits(32)
+        o = ((r >> 6) % ans.n) * ans.rl
+        return (
+            data[:2]
+            + ans.hdr[variant]
+            + data[12:qend]
+            + ans.prefix
+            + ans.blobs[r & ans.mask][o : o + ans.span]
+            + ans.suffix
+            + opt
+        )
+
+    def lookup(self, name: str, qtype: int) -> Answer | None:
+        """The answer for a name and type (tests and tools), or None outside the tables."""
+        entry = self.tables.names.get(wire.name_to_wire(name).lower())
+        return None if entry is None else entry.get(qtype) or entry[0]
+
+
+def _packed(host: str) -> bytes:
+    import socket
+
+    if ":" in host:
+        return socket.inet_pton(socket.AF_INET6, host.partition("%")[0])
+    return socket.inet_aton(host)

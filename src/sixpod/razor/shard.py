@@ -1,0 +1,133 @@
+"""Shuffle shards by rendezvous (highest-random-weight) hashing, pure and deterministic.
+
+An app's ranking of the pool orders every VIP of a family by ``blake2b(app, seed, vip)``;
+its shard is the top ``size``. A VIP added to the pool enters a shard only by beating the
+shard's weakest member (which it then replaces: one move); a VIP removed is replaced by the
+next in the ranking (one move); no other member moves. The ranking depends only on the app's
+name and ``shard_seed`` and the VIP itself, so it is the same in every process and host, and
+bumping the seed draws an independent shard (re-sharding).
+
+Optionally :func:`capped_shards` bounds how many VIPs any two apps share (``max_overlap``):
+apps are placed in name order, each taking its best-ranked VIPs that keep every pairwise
+overlap within the cap, so stability then also depends on the apps placed before it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from ipaddress import IPv4Address, IPv6Address
+
+IPAddress = IPv4Address | IPv6Address
+
+
+def _base(app: str, seed: int) -> hashlib._Hash:  # type: ignore[name-defined]
+    h = hashlib.blake2b(digest_size=8, person=b"sixpod-razor")
+    h.update(app.encode("utf-8") + b"\x00" + str(seed).encode("ascii"))
+    return h
+
+
+def ranking(app: str, seed: int, pool: Sequence[IPAddress]) -> list[IPAddress]:
+    """Every VIP of ``pool`` in the app's rendezvous order, best first."""
+    base = _base(app, seed)
+    scored = []
+    for vip in pool:
+        h = base.copy()
+        h.update(vip.packed)
+        scored.append((h.digest(), vip.packed, vip))
+    scored.sort(reverse=True)
+    return [vip for _, _, vip in scored]
+
+
+def shard(app: str, seed: int, pool: Sequence[IPAddress], size: int) -> tuple[IPAddress, ...]:
+    """The app's shuffle shard: its ``size`` best-ranked VIPs of ``pool`` (one family)."""
+    return tuple(ranking(app, seed, pool)[:size])
+
+
+def capped_shards(
+    apps: Mapping[str, int], pool: Sequence[IPAddress], size: int, max_overlap: int
+) -> dict[str, tuple[IPAddress, ...]]:
+    """Shards of every app such that two apps share at most ``max_overlap`` VIPs where the
+    pool allows; an app that cannot be placed within the cap fills with its best remaining."""
+    holders: dict[IPAddress, list[str]] = {}
+    overlap: dict[str, dict[str, int]] = {}
+    out: dict[str, tuple[IPAddress, ...]] = {}
+    for app in sorted(apps):
+        order = ranking(app, apps[app], pool)
+        mine: dict[str, int] = {}
+        chosen: list[IPAddress] = []
+        skipped: list[IPAddress] = []
+        for vip in order:
+            if len(chosen) == size:
+                break
+            others = holders.get(vip, ())
+            if any(mine.get(o, 0) >= max_overlap for o in others):
+                skipped.append(vip)
+                continue
+            chosen.append(vip)
+            for o in others:
+                mine[o] = mine.get(o, 0) + 1
+        chosen += skipped[: size - len(chosen)]
+        for vip in chosen:
+            holders.setdefault(vip, []).append(app)
+        overlap[app] = mine
+        out[app] = tuple(chosen)
+    return out
+
+
+def moved(before: Iterable[IPAddress], after: Iterable[IPAddress]) -> int:
+    """How many members of a shard changed (those that left it)."""
+    return len(set(before) - set(after))
+
+
+class Shards:
+    """The shards (and full rankings, for the pool fallback) of every app, per family,
+    cached by (app, seed) and recomputed only when the pool or the cap changes."""
+
+    def __init__(self, size: int, max_overlap: int | None = None) -> None:
+        self.size = size
+        self.max_overlap = max_overlap
+        self._pools: tuple[tuple[IPAddress, ...], tuple[IPAddress, ...]] = ((), ())
+        self._rank: dict[tuple[str, int], tuple[list[IPAddress], list[IPAddress]]] = {}
+        self._capped: dict[str, tuple[tuple[IPAddress, ...], tuple[IPAddress, ...]]] = {}
+        self._capped_key: object = None
+
+    def set_pool(self, pool: Iterable[IPAddress]) -> None:
+        """Use this pool from now on (the cache is dropped only if it changed)."""
+        ordered = sorted(pool, key=lambda ip: (ip.version, ip.packed))
+        pools = (
+            tuple(ip for ip in ordered if ip.version == 4),
+            tuple(ip for ip in ordered if ip.version == 6),
+        )
+        if pools != self._pools:
+            self._pools = pools
+            self._rank.clear()
+            self._capped_key = None
+
+    def ranking(self, app: str, seed: int) -> tuple[list[IPAddress], list[IPAddress]]:
+        """(IPv4, IPv6) rankings of the pool for one app."""
+        key = (app, seed)
+        got = self._rank.get(key)
+        if got is None:
+            got = (ranking(app, seed, self._pools[0]), ranking(app, seed, self._pools[1]))
+            self._rank[key] = got
+        return got
+
+    def shards(self, apps: Mapping[str, int]) -> dict[str, tuple[tuple[IPAddress, ...], ...]]:
+        """(IPv4 shard, IPv6 shard) of every app."""
+        live = set(apps.items())
+        for key in [k for k in self._rank if k not in live]:
+            del self._rank[key]
+        if self.max_overlap is None:
+            out: dict[str, tuple[tuple[IPAddress, ...], ...]] = {}
+            for app, seed in apps.items():
+                r4, r6 = self.ranking(app, seed)
+                out[app] = (tuple(r4[: self.size]), tuple(r6[: self.size]))
+            return out
+        key = (frozenset(live), self._pools)
+        if key != self._capped_key:
+            c4 = capped_shards(apps, self._pools[0], self.size, self.max_overlap)
+            c6 = capped_shards(apps, self._pools[1], self.size, self.max_overlap)
+            self._capped = {a: (c4[a], c6[a]) for a in apps}
+            self._capped_key = key
+        return dict(self._capped)
