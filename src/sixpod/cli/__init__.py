@@ -12,6 +12,7 @@ from sixpod.cli.addr import addr
 from sixpod.cli.inventory import allocate_cmd, check, render_cmd, status
 from sixpod.cli.lab import lab
 from sixpod.cli.node import announcer, node
+from sixpod.cli.razor import razor
 from sixpod.cli.tor import tor_resilient
 
 
@@ -23,6 +24,7 @@ def cli() -> None:
 
 for command in (check, allocate_cmd, render_cmd, status, addr, announcer, node, tor_resilient, lab):
     cli.add_command(command)
+cli.add_command(razor)
 
 
 def main() -> None:

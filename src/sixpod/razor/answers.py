@@ -173,7 +173,11 @@ class Builder:
     # -- VIP selection (pure given the shard cache) -------------------------------------
 
     def app_vips(
-        self, app: str, seed: int, shard: tuple[tuple[IPAddress, ...], ...], active: frozenset
+        self,
+        app: str,
+        seed: int,
+        shard: tuple[tuple[IPAddress, ...], ...],
+        active: frozenset[IPAddress],
     ) -> tuple[list[IPAddress], list[IPAddress]]:
         """The VIPs an app's answers draw from, per family, after the fallback."""
         k = self.cfg.answers
@@ -205,8 +209,12 @@ class Builder:
         neg_ttl = min(soa.ttl, soa.minimum)
         active = state.active()
         self.shards.set_pool(state.vips)
-        pool4 = sorted((ip for ip in active if ip.version == 4), key=lambda i: i.packed)
-        pool6 = sorted((ip for ip in active if ip.version == 6), key=lambda i: i.packed)
+        pool4: list[IPAddress] = sorted(
+            (ip for ip in active if ip.version == 4), key=lambda i: i.packed
+        )
+        pool6: list[IPAddress] = sorted(
+            (ip for ip in active if ip.version == 6), key=lambda i: i.packed
+        )
         names: dict[bytes, dict[int, Answer]] = {}
         zones: dict[bytes, Zone] = {}
         sampled_list: list[Answer] = []
@@ -266,9 +274,14 @@ class Builder:
             return entry
 
         def set_family(
-            entry: dict[int, Answer], name: bytes, zone: Zone, v4: list, v6: list
+            entry: dict[int, Answer],
+            name: bytes,
+            zone: Zone,
+            v4: list[IPAddress],
+            v6: list[IPAddress],
         ) -> None:
-            for qtype, ips in ((wire.A, v4), (wire.AAAA, v6)):
+            fams: tuple[tuple[int, list[IPAddress]], ...] = ((wire.A, v4), (wire.AAAA, v6))
+            for qtype, ips in fams:
                 entry[qtype] = random_answer(ips) if ips else negative(name, zone)
 
         # The route zone: apex (the shared name), nameservers, one name per app.
@@ -281,9 +294,9 @@ class Builder:
             if zone.apex == n or not n.endswith(b"\x00") or not ns.name.endswith("." + cfg.zone):
                 continue
             e = leaf(n, zone)
-            v4 = [ip for ip in ns.addresses if ip.version == 4]
-            v6 = [ip for ip in ns.addresses if ip.version == 6]
-            for qtype, ips in ((wire.A, v4), (wire.AAAA, v6)):
+            g4: list[IPAddress] = [ip for ip in ns.addresses if ip.version == 4]
+            g6: list[IPAddress] = [ip for ip in ns.addresses if ip.version == 6]
+            for qtype, ips in ((wire.A, g4), (wire.AAAA, g6)):
                 e[qtype] = (
                     fixed(NOERROR, len(ips), 0, 0, b"".join(_rrs(ips, soa.ttl)))
                     if ips

@@ -165,10 +165,10 @@ class RazorConfig(_Model):
             raise ValueError(f"permutations must be a power of two, got {self.permutations}")
         if self.answers > self.shard_size:
             raise ValueError(f"answers ({self.answers}) exceeds shard_size ({self.shard_size})")
-        names = [z.name for z in self.customer_zones]
-        for z in names:
-            if z == self.zone or z.endswith("." + self.zone) or self.zone.endswith("." + z):
-                raise ValueError(f"customer zone {z} overlaps the route zone {self.zone}")
+        names = [c.name for c in self.customer_zones]
+        for n in names:
+            if n == self.zone or n.endswith("." + self.zone) or self.zone.endswith("." + n):
+                raise ValueError(f"customer zone {n} overlaps the route zone {self.zone}")
         if len(set(names)) != len(names):
             raise ValueError("a customer zone is listed twice")
         for z in self.customer_zones:

@@ -78,6 +78,7 @@ class Engine:
         self.counts = [0] * COUNTERS
         self._tick = 0
         self._last_shuffle = 0.0
+        self.wall_offset = 0.0  # wall clock minus ``now``, for cookie timestamps
 
     # -- state -----------------------------------------------------------------------------
 
@@ -86,8 +87,12 @@ class Engine:
         self.tables = self.builder.build(state)
         self.state = state
 
-    def handle_timer(self, now: float) -> None:
-        """Periodic work: new random orders every ``reshuffle_interval``, RRL eviction."""
+    def handle_timer(self, now: float, wall: float | None = None) -> None:
+        """Periodic work: new random orders every ``reshuffle_interval``, RRL eviction.
+        ``wall`` (seconds since the epoch) keeps the cookie clock, which must agree across
+        the anycast set, in step with ``now`` (monotonic)."""
+        if wall is not None:
+            self.wall_offset = wall - now
         if now - self._last_shuffle >= self.cfg.reshuffle_interval:
             self._last_shuffle = now
             self._tick += 1
@@ -138,7 +143,8 @@ class Engine:
             opt = self.opt[do >> 7]
             limit = payload if payload < self.max_udp else self.max_udp
             if cookie is not None and self.cookies is not None:
-                value, verified = self.cookies.answer(cookie, _packed(host), int(now))
+                stamp = int(now + self.wall_offset)
+                value, verified = self.cookies.answer(cookie, _packed(host), stamp)
                 if verified:
                     self.counts[COOKIES_VALID] += 1
                 opt = wire.opt_record(self.max_udp, do=bool(do), options=wire.cookie_option(value))

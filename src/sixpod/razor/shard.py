@@ -17,11 +17,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from ipaddress import IPv4Address, IPv6Address
+from typing import Any
 
 IPAddress = IPv4Address | IPv6Address
 
 
-def _base(app: str, seed: int) -> hashlib._Hash:  # type: ignore[name-defined]
+def _base(app: str, seed: int) -> Any:
     h = hashlib.blake2b(digest_size=8, person=b"sixpod-razor")
     h.update(app.encode("utf-8") + b"\x00" + str(seed).encode("ascii"))
     return h
@@ -124,10 +125,10 @@ class Shards:
                 r4, r6 = self.ranking(app, seed)
                 out[app] = (tuple(r4[: self.size]), tuple(r6[: self.size]))
             return out
-        key = (frozenset(live), self._pools)
-        if key != self._capped_key:
+        capped_key = (frozenset(live), self._pools)
+        if capped_key != self._capped_key:
             c4 = capped_shards(apps, self._pools[0], self.size, self.max_overlap)
             c6 = capped_shards(apps, self._pools[1], self.size, self.max_overlap)
             self._capped = {a: (c4[a], c6[a]) for a in apps}
-            self._capped_key = key
+            self._capped_key = capped_key
         return dict(self._capped)
