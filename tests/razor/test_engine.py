@@ -254,6 +254,7 @@ def test_reshuffle_changes_orders(engine: Engine) -> None:
     before = list(a.blobs)
     engine.handle_timer(10.0)
     assert a.blobs != before
+
     def records(blob: bytes) -> list[bytes]:
         return sorted(blob[i : i + a.rl] for i in range(0, a.n * a.rl, a.rl))
 

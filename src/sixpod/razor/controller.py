@@ -18,15 +18,23 @@ from sixpod.razor.errors import ControllerError, ControllerUnreachable
 
 
 def apply_plan(
-    plan: ReshardPlan, api_url: str, token: str, *, timeout: float = 5.0, reason: str = ""
+    plan: ReshardPlan,
+    api_url: str,
+    token: str,
+    *,
+    timeout: float = 5.0,
+    reason: str = "",
+    transport: httpx.BaseTransport | None = None,
 ) -> list[str]:
-    """Carry out ``plan``; returns one line per change made."""
+    """Carry out ``plan``; returns one line per change made. (``transport``: for tests.)"""
     base = api_url.rstrip("/")
     headers = {"Authorization": f"Bearer {token}"}
     why = reason or f"attack attributed to app {plan.app}"
     done: list[str] = []
     try:
-        with httpx.Client(base_url=base, headers=headers, timeout=timeout) as client:
+        with httpx.Client(
+            base_url=base, headers=headers, timeout=timeout, transport=transport
+        ) as client:
             for ip in plan.pull:
                 text = addr.format_ip(ip)
                 r = client.put(
