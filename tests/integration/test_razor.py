@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -345,3 +346,22 @@ def test_metrics_and_two_workers(tmp_path: Path) -> None:
         assert "sixpod_razor_workers_up 2.0" in text
         assert 'sixpod_razor_vips{family="ipv4",state="active"} 64.0' in text
         assert 'sixpod_razor_responses_total{rcode="NOERROR"}' in text
+
+
+def test_attribution_api(tmp_path: Path) -> None:
+    apps = {f"app{i}": 0 for i in range(20)}
+    with razor(tmp_path, apps) as s:
+        hit = shard("app3", 0, V6, S)[:3]
+        query = "&".join(f"vip={ip}" for ip in hit)
+        url = f"http://127.0.0.1:{s.metrics_port}/v1/attribute?{query}&limit=3"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            doc = json.loads(r.read())
+        assert doc["suspects"][0]["app"] == "app3"
+        assert doc["suspects"][0]["coverage"] == 1.0
+        assert len(doc["suspects"]) <= 3
+        bad = f"http://127.0.0.1:{s.metrics_port}/v1/attribute?vip=192.0.2.1"
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(bad, timeout=5)
+        assert e.value.code == 400
+        assert "not in the pool" in e.value.read().decode()
+        e.value.close()

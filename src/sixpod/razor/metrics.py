@@ -1,14 +1,23 @@
 """Prometheus metrics aggregated cheaply: each worker adds to plain Python integers on the
 hot path and copies them once a second into its own slot of a shared anonymous mmap; the
-parent's /metrics sums the slots. No locks, no per-query syscalls."""
+parent's /metrics sums the slots. No locks, no per-query syscalls.
+
+The same small HTTP server (the parent's, on ``metrics``) answers the attribution API:
+``GET /v1/attribute?vip=ADDR&vip=ADDR[&limit=N]`` → the JSON of ``sixpod razor attribute``.
+"""
 
 from __future__ import annotations
 
+import json
 import mmap
-from collections.abc import Iterator, Sequence
+import socket
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -103,8 +112,57 @@ class RazorCollector(Collector):
         yield v
 
 
-def serve_metrics(shared: SharedCounters, host: str, port: int) -> CollectorRegistry:
-    registry = CollectorRegistry()
-    registry.register(RazorCollector(shared))
-    start_http_server(port, addr=host, registry=registry)
-    return registry
+Attribute = Callable[[list[str], int], tuple[int, dict[str, object]]]
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    registry: CollectorRegistry
+    attribute: Attribute | None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # no access log
+        pass
+
+    def _send(self, status: int, body: bytes, ctype: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        if url.path == "/metrics":
+            self._send(200, generate_latest(self.server.registry), CONTENT_TYPE_LATEST)
+            return
+        if url.path == "/v1/attribute" and self.server.attribute is not None:
+            q = parse_qs(url.query)
+            try:
+                limit = int(q.get("limit", ["10"])[0])
+            except ValueError:
+                limit = 0
+            doc: dict[str, object]
+            if not q.get("vip") or limit < 1:
+                status, doc = 400, {"error": "give vip=ADDR (one or more) and limit >= 1"}
+            else:
+                status, doc = self.server.attribute(q["vip"], limit)
+            self._send(status, json.dumps(doc).encode() + b"\n", "application/json")
+            return
+        self._send(404, b"not found\n", "text/plain")
+
+
+def serve_http(
+    shared: SharedCounters, host: str, port: int, attribute: Attribute | None = None
+) -> ThreadingHTTPServer:
+    """/metrics and the attribution API on ``host``:``port``, in a daemon thread."""
+    _Server.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    server = _Server((host, port), _Handler)
+    server.registry = CollectorRegistry()
+    server.registry.register(RazorCollector(shared))
+    server.attribute = attribute
+    threading.Thread(target=server.serve_forever, name="razor-http", daemon=True).start()
+    return server

@@ -21,6 +21,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -281,6 +282,38 @@ class Worker:
         return 0
 
 
+def attribution_api(cfg: RazorConfig) -> M.Attribute:
+    """``GET /v1/attribute``: rank apps from the current state (read on each request)."""
+    from sixpod.razor.attribution import rank_apps
+    from sixpod.razor.shard import Shards
+
+    source = StaticSource(cfg)
+    shards = Shards(cfg.shard_size, cfg.max_overlap)
+    lock = threading.Lock()
+
+    def attribute(texts: list[str], limit: int) -> tuple[int, dict[str, object]]:
+        try:
+            vips = [addr.parse_ip(t) for t in texts]
+        except addr.AddressError as e:
+            return 400, {"error": str(e)}
+        with lock:
+            try:
+                state = source.load()
+            except ConfigError as e:
+                return 503, {"error": e.message}
+            unknown = [addr.format_ip(ip) for ip in vips if ip not in state.vips]
+            if unknown:
+                return 400, {"error": f"not in the pool: {', '.join(unknown)}"}
+            ranked = rank_apps(vips, state, shards, limit=limit)
+        return 200, {
+            "attacked": [addr.format_ip(ip) for ip in vips],
+            "revision": state.revision,
+            "suspects": [s.to_json() for s in ranked],
+        }
+
+    return attribute
+
+
 def _settle() -> None:
     """Collect once, then move every live object (tables, modules) out of the collector's
     sight: the hot path creates no reference cycles, so the collections the allocation
@@ -343,7 +376,7 @@ def main(cfg: RazorConfig) -> int:
     signal.signal(signal.SIGHUP, on_hup)
     pids = {_spawn(cfg, i, shared, secret): i for i in range(cfg.workers)}
     if cfg.metrics is not None:
-        M.serve_metrics(shared, addr.format_ip(cfg.metrics.ip), cfg.metrics.port)
+        M.serve_http(shared, addr.format_ip(cfg.metrics.ip), cfg.metrics.port, attribution_api(cfg))
     where = ", ".join(addr.format_endpoint(ep) for ep in cfg.listen)
     log.info("razor: %d worker(s) serving %s on %s", cfg.workers, cfg.zone, where)
     failures = 0
