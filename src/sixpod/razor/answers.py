@@ -108,6 +108,16 @@ class Zone:
     apex: bytes  # lowercase wire
     soa_tail: bytes  # SOA record after its owner name
     _nx: dict[int, Answer] = field(default_factory=dict)
+    _nodata: dict[int, Answer] = field(default_factory=dict)
+
+    def nodata(self, qname_len: int) -> Answer:
+        """NODATA (NOERROR, no answer) with the SOA, its owner pointing at the apex."""
+        got = self._nodata.get(qname_len)
+        if got is None:
+            owner = wire.pointer(QUESTION_NAME + qname_len - len(self.apex))
+            got = fixed(NOERROR, 0, 1, 0, owner + self.soa_tail)
+            self._nodata[qname_len] = got
+        return got
 
     def nxdomain(self, qname_len: int) -> Answer:
         """NXDOMAIN with the SOA, its owner pointing at the apex inside the question."""
@@ -149,12 +159,9 @@ class Tables:
         return None
 
 
-def _rrs(ips: Iterable[IPAddress], ttl: int, owner: bytes = b"\xc0\x0c") -> list[bytes]:
-    out = []
-    for ip in ips:
-        rtype = wire.A if ip.version == 4 else wire.AAAA
-        out.append(wire.record(owner, rtype, ttl, ip.packed))
-    return out
+def _rrs(packed: Iterable[bytes], ttl: int, owner: bytes = b"\xc0\x0c") -> list[bytes]:
+    """A/AAAA records of packed addresses (4 bytes: A, 16: AAAA)."""
+    return [wire.record(owner, wire.A if len(p) == 4 else wire.AAAA, ttl, p) for p in packed]
 
 
 def _lw(name: str) -> bytes:
@@ -169,6 +176,9 @@ class Builder:
         self.cfg = cfg
         self.rng = rng or random.Random()
         self.shards = Shards(cfg.shard_size, cfg.max_overlap)
+        # Answers of the last build by (prefix, owner, VIPs): a state change rebuilds only
+        # the answer sets whose VIPs changed (a pulled VIP touches ~S/N of the apps).
+        self._memo: dict[tuple[bytes, bytes, tuple[bytes, ...]], Answer] = {}
 
     # -- VIP selection (pure given the shard cache) -------------------------------------
 
@@ -176,13 +186,12 @@ class Builder:
         self,
         app: str,
         seed: int,
-        shard: tuple[tuple[IPAddress, ...], ...],
-        active: frozenset[IPAddress],
-    ) -> tuple[list[IPAddress], list[IPAddress]]:
-        """The VIPs an app's answers draw from, per family, after the fallback."""
+        shard: tuple[tuple[bytes, ...], ...],
+        active: frozenset[bytes],
+    ) -> tuple[list[bytes], list[bytes]]:
+        """The (packed) VIPs an app's answers draw from, per family, after the fallback."""
         k = self.cfg.answers
-        out: list[list[IPAddress]] = []
-        ranks = self.shards.ranking(app, seed)
+        out: list[list[bytes]] = []
         for fam in (0, 1):
             healthy = [ip for ip in shard[fam] if ip in active]
             if len(healthy) < k:
@@ -190,7 +199,7 @@ class Builder:
                     healthy = []
                 else:
                     members = set(shard[fam])
-                    for ip in ranks[fam]:
+                    for ip in self.shards.packed_ranking(app, seed)[fam]:
                         if len(healthy) >= k:
                             break
                         if ip in active and ip not in members:
@@ -207,26 +216,32 @@ class Builder:
         k = cfg.answers
         soa = cfg.soa
         neg_ttl = min(soa.ttl, soa.minimum)
-        active = state.active()
         self.shards.set_pool(state.vips)
-        pool4: list[IPAddress] = sorted(
-            (ip for ip in active if ip.version == 4), key=lambda i: i.packed
-        )
-        pool6: list[IPAddress] = sorted(
-            (ip for ip in active if ip.version == 6), key=lambda i: i.packed
-        )
+        active = frozenset(ip.packed for ip in state.active())
+        pool4 = sorted(ip for ip in active if len(ip) == 4)
+        pool6 = sorted(ip for ip in active if len(ip) == 16)
         names: dict[bytes, dict[int, Answer]] = {}
         zones: dict[bytes, Zone] = {}
         sampled_list: list[Answer] = []
         hinfo = wire.hinfo_rdata(b"RFC8482", b"")
+        any_answer = fixed(NOERROR, 1, 0, 0, wire.record(b"\xc0\x0c", wire.HINFO, soa.ttl, hinfo))
         ns_names = [ns.name for ns in cfg.nameservers]
+        memo = self._memo
+        used: dict[tuple[bytes, bytes, tuple[bytes, ...]], Answer] = {}
 
-        def random_answer(ips: list[IPAddress], prefix: bytes = b"", pc: int = 0) -> Answer:
-            a = sampled(
-                _rrs(ips, cfg.ttl), k, prefix=prefix, prefix_count=pc,
-                permutations=perms, rng=rng,
-            )  # fmt: skip
-            sampled_list.append(a)
+        def random_answer(
+            ips: list[bytes], prefix: bytes = b"", owner: bytes = b"\xc0\x0c"
+        ) -> Answer:
+            key = (prefix, owner, tuple(ips))
+            a = used.get(key) or memo.get(key)
+            if a is None:
+                a = sampled(
+                    _rrs(ips, cfg.ttl, owner), k, prefix=prefix, prefix_count=1 if prefix else 0,
+                    permutations=perms, rng=rng,
+                )  # fmt: skip
+            if key not in used:
+                used[key] = a
+                sampled_list.append(a)
             return a
 
         def add_zone(apex_name: str) -> tuple[bytes, Zone]:
@@ -247,29 +262,24 @@ class Builder:
                 r
                 for ns in cfg.nameservers
                 if ns.name == apex_name or ns.name.endswith("." + apex_name)
-                for r in _rrs(ns.addresses, soa.ttl, wire.name_to_wire(ns.name))
+                for r in _rrs((a.packed for a in ns.addresses), soa.ttl, wire.name_to_wire(ns.name))
             ]
             ns_rrs = b"".join(
                 wire.record(b"\xc0\x0c", wire.NS, soa.ttl, wire.name_to_wire(n)) for n in ns_names
             )
             entry[wire.NS] = fixed(NOERROR, len(ns_names), 0, len(glue), ns_rrs + b"".join(glue))
-            entry[wire.ANY] = fixed(
-                NOERROR, 1, 0, 0, wire.record(b"\xc0\x0c", wire.HINFO, soa.ttl, hinfo)
-            )
+            entry[wire.ANY] = any_answer
             names[apex] = entry
             return apex, zone
 
         def negative(name: bytes, zone: Zone) -> Answer:
-            owner = wire.pointer(QUESTION_NAME + len(name) - len(zone.apex))
-            return fixed(NOERROR, 0, 1, 0, owner + zone.soa_tail)
+            return zone.nodata(len(name))
 
         def leaf(name: bytes, zone: Zone) -> dict[int, Answer]:
             entry = names.get(name)
             if entry is None:
                 entry = names[name] = {}
-                entry[wire.ANY] = fixed(
-                    NOERROR, 1, 0, 0, wire.record(b"\xc0\x0c", wire.HINFO, soa.ttl, hinfo)
-                )
+                entry[wire.ANY] = any_answer
             entry.setdefault(DEFAULT, negative(name, zone))
             return entry
 
@@ -277,10 +287,10 @@ class Builder:
             entry: dict[int, Answer],
             name: bytes,
             zone: Zone,
-            v4: list[IPAddress],
-            v6: list[IPAddress],
+            v4: list[bytes],
+            v6: list[bytes],
         ) -> None:
-            fams: tuple[tuple[int, list[IPAddress]], ...] = ((wire.A, v4), (wire.AAAA, v6))
+            fams: tuple[tuple[int, list[bytes]], ...] = ((wire.A, v4), (wire.AAAA, v6))
             for qtype, ips in fams:
                 entry[qtype] = random_answer(ips) if ips else negative(name, zone)
 
@@ -294,8 +304,8 @@ class Builder:
             if zone.apex == n or not n.endswith(b"\x00") or not ns.name.endswith("." + cfg.zone):
                 continue
             e = leaf(n, zone)
-            g4: list[IPAddress] = [ip for ip in ns.addresses if ip.version == 4]
-            g6: list[IPAddress] = [ip for ip in ns.addresses if ip.version == 6]
+            g4 = [ip.packed for ip in ns.addresses if ip.version == 4]
+            g6 = [ip.packed for ip in ns.addresses if ip.version == 6]
             for qtype, ips in ((wire.A, g4), (wire.AAAA, g6)):
                 e[qtype] = (
                     fixed(NOERROR, len(ips), 0, 0, b"".join(_rrs(ips, soa.ttl)))
@@ -305,8 +315,8 @@ class Builder:
             fixed_names.add(n)
         valid = {a: s for a, s in state.apps.items() if is_app_label(a)}
         skipped = tuple(sorted(set(state.apps) - set(valid)))
-        shard_map = self.shards.shards(valid)
-        app_sets: dict[str, tuple[list[IPAddress], list[IPAddress]]] = {}
+        shard_map = self.shards.packed_shards(valid)
+        app_sets: dict[str, tuple[list[bytes], list[bytes]]] = {}
         for app, seed in valid.items():
             v4, v6 = self.app_vips(app, seed, shard_map[app], active)
             app_sets[app] = (v4, v6)
@@ -348,10 +358,6 @@ class Builder:
                     tail = wire.name_to_wire(cfg.zone) + zone.soa_tail
                     entry[qtype] = fixed(NOERROR, 1, 1, 0, cname + tail)
                     continue
-                a = sampled(
-                    _rrs(ips, cfg.ttl, wire.pointer(target_at)), k, prefix=cname, prefix_count=1,
-                    permutations=perms, rng=rng,
-                )  # fmt: skip
-                sampled_list.append(a)
-                entry[qtype] = a
+                entry[qtype] = random_answer(ips, cname, wire.pointer(target_at))
+        self._memo = used
         return Tables(names, zones, sampled_list, len(valid), skipped, state.revision)

@@ -92,6 +92,8 @@ class Shards:
         self._rank: dict[tuple[str, int], tuple[list[IPAddress], list[IPAddress]]] = {}
         self._capped: dict[str, tuple[tuple[IPAddress, ...], tuple[IPAddress, ...]]] = {}
         self._capped_key: object = None
+        self._packed: dict[tuple[str, int], tuple[tuple[bytes, ...], tuple[bytes, ...]]] = {}
+        self._capped_packed: dict[str, tuple[tuple[bytes, ...], tuple[bytes, ...]]] = {}
 
     def set_pool(self, pool: Iterable[IPAddress]) -> None:
         """Use this pool from now on (the cache is dropped only if it changed)."""
@@ -103,6 +105,7 @@ class Shards:
         if pools != self._pools:
             self._pools = pools
             self._rank.clear()
+            self._packed.clear()
             self._capped_key = None
 
     def ranking(self, app: str, seed: int) -> tuple[list[IPAddress], list[IPAddress]]:
@@ -114,11 +117,48 @@ class Shards:
             self._rank[key] = got
         return got
 
-    def shards(self, apps: Mapping[str, int]) -> dict[str, tuple[tuple[IPAddress, ...], ...]]:
-        """(IPv4 shard, IPv6 shard) of every app."""
+    def packed_ranking(self, app: str, seed: int) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+        """:meth:`ranking` as packed addresses (cheap to hash and to encode)."""
+        key = (app, seed)
+        got = self._packed.get(key)
+        if got is None:
+            r4, r6 = self.ranking(app, seed)
+            got = (tuple(ip.packed for ip in r4), tuple(ip.packed for ip in r6))
+            self._packed[key] = got
+        return got
+
+    def packed_shards(
+        self, apps: Mapping[str, int]
+    ) -> dict[str, tuple[tuple[bytes, ...], tuple[bytes, ...]]]:
+        """(IPv4 shard, IPv6 shard) of every app as packed addresses."""
+        if self.max_overlap is None:
+            self._prune(apps)
+            size = self.size
+            out = {}
+            for app, seed in apps.items():
+                r4, r6 = self.packed_ranking(app, seed)
+                out[app] = (r4[:size], r6[:size])
+            return out
+        shards = self.shards(apps)
+        if not self._capped_packed:
+            self._capped_packed = {
+                a: (tuple(ip.packed for ip in s4), tuple(ip.packed for ip in s6))
+                for a, (s4, s6) in shards.items()
+            }
+        return dict(self._capped_packed)
+
+    def _prune(self, apps: Mapping[str, int]) -> None:
+        if len(self._rank) <= 2 * len(apps):
+            return
         live = set(apps.items())
         for key in [k for k in self._rank if k not in live]:
             del self._rank[key]
+            self._packed.pop(key, None)
+
+    def shards(self, apps: Mapping[str, int]) -> dict[str, tuple[tuple[IPAddress, ...], ...]]:
+        """(IPv4 shard, IPv6 shard) of every app."""
+        live = set(apps.items())
+        self._prune(apps)
         if self.max_overlap is None:
             out: dict[str, tuple[tuple[IPAddress, ...], ...]] = {}
             for app, seed in apps.items():
@@ -131,4 +171,5 @@ class Shards:
             c6 = capped_shards(apps, self._pools[1], self.size, self.max_overlap)
             self._capped = {a: (c4[a], c6[a]) for a in apps}
             self._capped_key = capped_key
+            self._capped_packed = {}
         return dict(self._capped)
