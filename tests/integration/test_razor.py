@@ -365,3 +365,28 @@ def test_attribution_api(tmp_path: Path) -> None:
         assert e.value.code == 400
         assert "not in the pool" in e.value.read().decode()
         e.value.close()
+
+
+def test_tcp_connection_cap(tmp_path: Path) -> None:
+    with razor(tmp_path, {"shop": 1}, tcp_max_connections=2) as s:
+        held = [socket.create_connection(("127.0.0.1", s.port), timeout=2) for _ in range(2)]
+        try:
+            wait_metrics(s, "sixpod_razor_tcp_connections")
+            with socket.create_connection(("127.0.0.1", s.port), timeout=2) as extra:
+                extra.settimeout(2)
+                # closed at once by the server: reading gives EOF (or a reset)
+                with contextlib.suppress(ConnectionResetError):
+                    assert extra.recv(10) == b""
+            wait_metrics(s, "sixpod_razor_tcp_refused_total")
+        finally:
+            for c in held:
+                c.close()
+        # the slots are free again once those close
+
+        def tcp_ok() -> bool:
+            try:
+                return s.tcp(ZONE, "SOA").rcode() == dns.rcode.NOERROR
+            except (OSError, dns.exception.DNSException):
+                return False
+
+        wait_until(tcp_ok, timeout=5)

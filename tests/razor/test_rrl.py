@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from sixpod.razor.rrl import RateLimiter, RrlSettings, Verdict
 
 
@@ -52,3 +55,32 @@ def test_timer_evicts_idle_buckets() -> None:
     assert len(r) <= 100
     r.handle_timer(100.0)
     assert len(r) == 0
+
+
+@given(
+    steps=st.lists(
+        st.tuples(st.floats(0, 0.5, allow_nan=False), st.integers(0, 2), st.integers(0, 1)),
+        max_size=300,
+    ),
+    slip=st.integers(0, 4),
+)
+def test_never_more_than_the_bucket_allows(steps: list[tuple[float, int, int]], slip: int) -> None:
+    s = RrlSettings(rate=4, burst=3, slip=slip)
+    r = RateLimiter(s)
+    now = 0.0
+    sent: dict[tuple[int, int], int] = {}
+    limited: dict[tuple[int, int], int] = {}
+    for dt, client, cls in steps:
+        now += dt
+        v = r.check(bytes([client]), cls, now)
+        key = (client, cls)
+        if v is Verdict.SEND:
+            sent[key] = sent.get(key, 0) + 1
+        else:
+            limited[key] = limited.get(key, 0) + 1
+            assert slip or v is Verdict.DROP
+        if now > 10:
+            r.handle_timer(now)
+    for n in sent.values():
+        assert n <= s.burst + s.rate * now + 1e-9
+    assert r.slipped + r.dropped == sum(limited.values())

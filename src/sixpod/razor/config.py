@@ -151,7 +151,10 @@ class RazorConfig(_Model):
     max_udp_payload: Annotated[int, Strict(), Field(ge=512, le=4096)] = Field(
         default=1232, description="bytes; advertised in EDNS and never exceeded over UDP"
     )
-    tcp_idle_timeout: Seconds = 10.0
+    tcp_idle_timeout: Seconds = Field(default=10.0, description="seconds; RFC 7766 6.2.3")
+    tcp_max_connections: Annotated[int, Strict(), Field(ge=1, le=100_000)] = Field(
+        default=1000, description="open TCP connections per worker; more are closed at once"
+    )
     rrl: Rrl | None = None
     cookies: bool = Field(default=True, description="answer DNS cookies (RFC 7873, 9018)")
     cookie_secret_file: str | None = Field(

@@ -35,7 +35,9 @@ STATE_ERRORS = E.COUNTERS + 6
 VIPS = E.COUNTERS + 7  # 6 slots: (ipv4, ipv6) x (active, drained, blackholed)
 INTERNAL_ERRORS = E.COUNTERS + 13
 UP = E.COUNTERS + 14
-SLOTS = E.COUNTERS + 16
+TCP_OPEN = E.COUNTERS + 15
+TCP_REFUSED = E.COUNTERS + 16
+SLOTS = E.COUNTERS + 18
 VIP_STATES = ("active", "drained", "blackholed")
 
 
@@ -85,6 +87,7 @@ class RazorCollector(Collector):
             ("rebuilds", REBUILDS, "answer table rebuilds"),
             ("state_errors", STATE_ERRORS, "state updates refused (old state kept)"),
             ("internal_errors", INTERNAL_ERRORS, "queries that hit a bug (no answer sent)"),
+            ("tcp_refused", TCP_REFUSED, "TCP connections closed at tcp_max_connections"),
         ):
             c = CounterMetricFamily(f"sixpod_razor_{name}", doc)
             c.add_metric([], s.total(slot))
@@ -94,6 +97,9 @@ class RazorCollector(Collector):
         g = GaugeMetricFamily("sixpod_razor_workers_up", "worker processes serving")
         g.add_metric([], len(live))
         yield g
+        t = GaugeMetricFamily("sixpod_razor_tcp_connections", "open TCP connections")
+        t.add_metric([], sum(row[TCP_OPEN] for row in live))
+        yield t
         if not live:
             return
         rev = GaugeMetricFamily("sixpod_razor_state_revision", "lowest state revision served")

@@ -85,9 +85,17 @@ class _Tcp(asyncio.Protocol):
         self.t: Any = None
         self.host = ""
         self.idle: asyncio.TimerHandle | None = None
+        self.counted = False
 
     def connection_made(self, transport: Any) -> None:
         self.t = transport
+        w = self.w
+        if w.tcp_open >= w.cfg.tcp_max_connections:
+            w.tcp_refused += 1
+            transport.abort()
+            return
+        w.tcp_open += 1
+        self.counted = True
         peer = transport.get_extra_info("peername")
         self.host = peer[0] if peer else "::"
         self._arm()
@@ -100,8 +108,13 @@ class _Tcp(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.idle is not None:
             self.idle.cancel()
+        if self.counted:
+            self.w.tcp_open -= 1
+            self.counted = False
 
     def data_received(self, data: bytes) -> None:
+        if not self.counted:
+            return
         self._arm()
         buf = self.buf
         buf += data
@@ -145,6 +158,8 @@ class Worker:
         self.rebuild_seconds = 0.0
         self.state_errors = 0
         self.internal_errors = 0
+        self.tcp_open = 0
+        self.tcp_refused = 0
         self._stop = False
         self._reload = False
         self._sockets: list[socket.socket] = []
@@ -223,6 +238,8 @@ class Worker:
             *vips,
             self.internal_errors,
             1.0 if up else 0.0,
+            self.tcp_open,
+            self.tcp_refused,
         ]
         self.shared.publish(self.index, row)
 
