@@ -278,3 +278,13 @@ def test_engine_never_raises_on_garbage(data: bytes) -> None:
 
 
 _FUZZ_ENGINE = Engine(config(rrl={"responses_per_second": 1000}), state(), rng=random.Random(0))
+
+
+def test_rrl_counts_nxdomain_per_zone() -> None:
+    # a random-subdomain flood shares one bucket per zone, whatever the names' lengths
+    e = Engine(config(rrl={"responses_per_second": 1, "burst": 3, "slip": 0}), state())
+    outs = []
+    for i in range(10):
+        q = dns.message.make_query(f"{'x' * (i + 1)}.route.example.net", "A").to_wire()
+        outs.append(e.respond(q, "192.0.2.7", 50.0))
+    assert sum(o is not None for o in outs) == 3

@@ -109,6 +109,7 @@ class Zone:
     soa_tail: bytes  # SOA record after its owner name
     _nx: dict[int, Answer] = field(default_factory=dict)
     _nodata: dict[int, Answer] = field(default_factory=dict)
+    nx_aid: int = field(default_factory=lambda: next(_ids))  # one RRL class per zone
 
     def nodata(self, qname_len: int) -> Answer:
         """NODATA (NOERROR, no answer) with the SOA, its owner pointing at the apex."""
@@ -124,7 +125,7 @@ class Zone:
         got = self._nx.get(qname_len)
         if got is None:
             owner = wire.pointer(QUESTION_NAME + qname_len - len(self.apex))
-            got = fixed(NXDOMAIN, 0, 1, 0, owner + self.soa_tail)
+            got = fixed(NXDOMAIN, 0, 1, 0, owner + self.soa_tail)._replace(aid=self.nx_aid)
             self._nx[qname_len] = got
         return got
 
