@@ -288,3 +288,34 @@ def test_rrl_counts_nxdomain_per_zone() -> None:
         q = dns.message.make_query(f"{'x' * (i + 1)}.route.example.net", "A").to_wire()
         outs.append(e.respond(q, "192.0.2.7", 50.0))
     assert sum(o is not None for o in outs) == 3
+
+
+_SLOW = Engine(config(), state(), rng=random.Random(0))
+_FAST = Engine(config(), state(), rng=random.Random(0))
+_SLOW.fast_path = False
+_SEEDS = [
+    dns.message.make_query(name, rdtype, **kw).to_wire()
+    for name, rdtype, kw in (
+        ("Route.example.net", "A", {}),
+        ("shop.route.example.net", "AAAA", {"use_edns": 0}),
+        (
+            "www.shop.example",
+            "A",
+            {"use_edns": 0, "options": [dns.edns.CookieOption(b"8" * 8, b"")]},
+        ),
+        ("route.example.net", "SOA", {"use_edns": 1}),
+    )
+]
+
+
+@settings(max_examples=3000)
+@given(st.integers(0, 3), st.integers(0, 120), st.binary(min_size=0, max_size=6), st.booleans())
+def test_fast_path_answers_exactly_like_the_full_scan(
+    seed: int, at: int, noise: bytes, cut: bool
+) -> None:
+    base = _SEEDS[seed]
+    i = at % (len(base) + 1)
+    data = base[:i] if cut else base[:i] + noise + base[i + len(noise) :]
+    _SLOW.rng.seed(1)
+    _FAST.rng.seed(1)
+    assert _FAST.respond(data, "192.0.2.1", 0.0) == _SLOW.respond(data, "192.0.2.1", 0.0)

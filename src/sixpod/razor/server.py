@@ -160,6 +160,8 @@ class Worker:
         self.internal_errors = 0
         self.tcp_open = 0
         self.tcp_refused = 0
+        self._vips: list[float] = []
+        self._vips_for: RazorState | None = None
         self._stop = False
         self._reload = False
         self._sockets: list[socket.socket] = []
@@ -221,12 +223,19 @@ class Worker:
         if state is not None:
             self.apply(state)
 
+    def _vip_counts(self) -> list[float]:
+        state = self.engine.state
+        if self._vips_for is not state:  # counted once per state, not once per second
+            vips = [0.0] * 6
+            for ip, st in state.vips.items():
+                vips[(0 if ip.version == 4 else 3) + M.VIP_STATES.index(VipState(st).value)] += 1
+            self._vips, self._vips_for = vips, state
+        return self._vips
+
     def publish(self, up: bool = True) -> None:
         e = self.engine
         row = [float(c) for c in e.counts]
-        vips = [0.0] * 6
-        for ip, st in e.state.vips.items():
-            vips[(0 if ip.version == 4 else 3) + M.VIP_STATES.index(VipState(st).value)] += 1
+        vips = self._vip_counts()
         row += [
             self.udp_queries,
             self.tcp_queries,

@@ -141,6 +141,12 @@ def scan(data: bytes) -> tuple[int, int, int, int, int, bytes | None]:
         return qend, qtype, qclass, -1, 0, None
     if arcount != 1:
         raise QueryError("at most one additional record (OPT) is accepted")
+    return (qend, qtype, qclass, *scan_opt(data, qend))
+
+
+def scan_opt(data: bytes, qend: int) -> tuple[int, int, bytes | None]:
+    """The OPT record that must fill ``data`` after ``qend``: ``(payload, do, cookie)``."""
+    n = len(data)
     if n < qend + 11:
         raise QueryError("additional record truncated")
     _, rtype, payload, _ext, version, eflags, rdlen = _OPT_HEAD.unpack_from(data, qend)
@@ -166,7 +172,7 @@ def scan(data: bytes) -> tuple[int, int, int, int, int, bytes | None]:
         j += olen
     if version != 0:
         raise QueryError(f"EDNS version {version} is not supported", BADVERS)
-    return qend, qtype, qclass, max(payload, MIN_UDP), (eflags >> 8) & 0x80, cookie
+    return max(payload, MIN_UDP), (eflags >> 8) & 0x80, cookie
 
 
 def parse_query(data: bytes) -> Query:
