@@ -103,6 +103,7 @@ class Razor:
 
 @contextlib.contextmanager
 def razor(tmp_path: Path, apps: dict[str, int], **extra: Any) -> Iterator[Razor]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     port = free_port()
     mport = free_port()
     state = tmp_path / "state.json"
@@ -390,3 +391,25 @@ def test_tcp_connection_cap(tmp_path: Path) -> None:
                 return False
 
         wait_until(tcp_ok, timeout=5)
+
+
+def test_busy_port_is_an_input_error(tmp_path: Path) -> None:
+    with razor(tmp_path / "a", {"shop": 1}) as s:
+        cfg = {
+            "zone": ZONE,
+            "nameservers": [{"name": "ns1.example.org"}],
+            "pool": {"vips": ["192.0.2.1"]},
+            "listen": [f"[::1]:{s.port}"],
+        }
+        path = tmp_path / "second.yaml"
+        path.write_text(json.dumps(cfg))
+        r = subprocess.run(
+            [SIXPOD, "razor", "--config", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert r.returncode == 1
+        assert f"listen [::1]:{s.port}" in r.stderr
+        assert "in use" in r.stderr

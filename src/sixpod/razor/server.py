@@ -42,12 +42,13 @@ BATCH = 256  # datagrams handled per reader callback before yielding to the loop
 RESTART_BACKOFF = 1.0  # seconds before a dead worker is restarted
 
 
-def _bind(ep: addr.Endpoint, kind: int) -> socket.socket:
+def _bind(ep: addr.Endpoint, kind: int, *, reuseport: bool = True) -> socket.socket:
     fam = socket.AF_INET6 if ep.ip.version == 6 else socket.AF_INET
     s = socket.socket(fam, kind)
     try:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if reuseport:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if fam == socket.AF_INET6:
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         host = addr.format_ip(ep.ip)
@@ -64,11 +65,12 @@ def _bind(ep: addr.Endpoint, kind: int) -> socket.socket:
 
 
 def check_listen(cfg: RazorConfig) -> None:
-    """Bind every listener once (then close) so a busy port fails at start, exit 1."""
+    """Bind every listener once without SO_REUSEPORT (then close), so a port that anything
+    holds (another Razor too, which SO_REUSEPORT would silently join) fails at start."""
     for ep in cfg.listen:
         for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
             try:
-                _bind(ep, kind).close()
+                _bind(ep, kind, reuseport=False).close()
             except OSError as e:
                 what = "udp" if kind == socket.SOCK_DGRAM else "tcp"
                 raise ConfigError(
@@ -369,6 +371,8 @@ def _spawn(cfg: RazorConfig, index: int, shared: M.SharedCounters, secret: bytes
     code = 1
     try:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the loop installs its handlers
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's flag-setting ones
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         code = Worker(cfg, index, shared, secret).run()
     except ConfigError as e:
         print(f"sixpod razor: {e.message}", file=sys.stderr, flush=True)
