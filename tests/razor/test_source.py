@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from ipaddress import ip_address
 from pathlib import Path
-from types import MappingProxyType
+from types import MappingProxyType, SimpleNamespace
+from typing import Any
 
 import pytest
 from conftest import POOL, config, state
@@ -16,12 +18,13 @@ from sixpod.razor.config import RazorConfig
 from sixpod.razor.errors import ConfigError
 from sixpod.razor.source import (
     StaticSource,
+    follow_reader,
     format_state,
     load_pool,
     parse_state,
     snapshot,
 )
-from sixpod.tenants.model import App, Vip, VipState
+from sixpod.tenants.model import App, Changed, Vip, VipState
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -119,3 +122,39 @@ def test_snapshot_is_the_reader_seam() -> None:
     assert got.apps == {"shop": 4}
     assert got.revision == 9
     assert got.active() == frozenset()
+
+
+class _FakeReader:
+    """Shaped like TenantReader: ``state.vips``, ``state.apps``, ``add_listener``."""
+
+    def __init__(self) -> None:
+        ip = ip_address("198.51.100.1")
+        self.state = SimpleNamespace(vips={ip: Vip(ip)}, apps={"shop": App("shop")})
+        self.listeners: list[Callable[[Any, Changed], None]] = []
+
+    def add_listener(self, callback: Callable[[Any, Changed], None]) -> None:
+        self.listeners.append(callback)
+
+    def change(self, changed: Changed) -> None:
+        for cb in self.listeners:
+            cb(self.state, changed)
+
+
+def test_follow_reader_applies_changes_that_matter() -> None:
+    reader = _FakeReader()
+    applied: list[Any] = []
+    follow_reader(reader, applied.append)
+    assert len(applied) == 1
+    assert applied[0].apps == {"shop": 0}
+    reader.change(Changed(revision=2, apps=frozenset({"shop"})))  # upstreams only
+    assert len(applied) == 1
+    ip = ip_address("198.51.100.1")
+    reader.state.vips = {ip: Vip(ip, VipState.BLACKHOLED)}
+    reader.change(Changed(revision=3, vips=True))
+    assert applied[-1].vips[ip] is VipState.BLACKHOLED
+    assert applied[-1].revision == 3
+    reader.state.apps = {"shop": App("shop", shard_seed=1)}
+    reader.change(Changed(revision=4, apps=frozenset({"shop"})))
+    assert applied[-1].apps == {"shop": 1}
+    reader.change(Changed(revision=5, nodes=True))
+    assert len(applied) == 3

@@ -109,7 +109,7 @@ class Engine:
         flags = struct.pack("!BB", 0x80 | (data[2] & 0x79), rcode & 0x0F)
         self.counts[rcode if rcode < 24 else 0] += 1
         if rcode == BADVERS:  # the question was fine: echo it, with our OPT (RFC 6891 7)
-            qend = wire._walk_name(data, 12) + 4  # scan() checked the question already
+            qend = wire.name_end(data, 12) + 4  # scan() checked the question already
             opt = wire.opt_record(self.max_udp, ext_rcode=BADVERS >> 4)
             return data[:2] + flags + b"\x00\x01\x00\x00\x00\x00\x00\x01" + data[12:qend] + opt
         return data[:2] + flags + b"\x00" * 8

@@ -1,10 +1,12 @@
 """Where Razor's live input comes from: the one seam between Razor and the tenants data.
 
 :class:`RazorState` is all Razor needs besides its config: the pool's VIPs with their states
-and the apps with their shard seeds. :func:`snapshot` builds it from the tenants value types,
-so the TenantReader wiring is one line in the server::
+and the apps with their shard seeds. :func:`snapshot` builds it from the tenants value types
+and :func:`follow_reader` hooks any object shaped like ``TenantReader`` (:class:`Reader`) to
+a worker, so the TenantReader wiring is, in ``Worker``::
 
-    reader.add_listener(lambda state, changed: apply(snapshot(state.vips, state.apps)))
+    reader = TenantReader(settings); await reader.start()
+    follow_reader(reader, self.apply)      # applies the current state, then every change
 
 :class:`StaticSource` is the source used until then (and by the tests): the pool from the
 config (``pool.lock`` or ``pool.vips``) and a JSON/YAML state file, re-read when it changes.
@@ -14,10 +16,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 from types import MappingProxyType
+from typing import Any, Protocol
 
 import yaml
 
@@ -26,7 +29,7 @@ from sixpod.inventory.errors import InventoryError
 from sixpod.inventory.lock import parse_lock
 from sixpod.razor.config import RazorConfig
 from sixpod.razor.errors import ConfigError
-from sixpod.tenants.model import App, Vip, VipState
+from sixpod.tenants.model import App, Changed, Vip, VipState
 
 IPAddress = IPv4Address | IPv6Address
 
@@ -52,6 +55,40 @@ def snapshot(
         apps=MappingProxyType({name: a.shard_seed for name, a in apps.items()}),
         revision=revision,
     )
+
+
+class TenantState(Protocol):
+    @property
+    def vips(self) -> Mapping[IPAddress, Vip]: ...
+    @property
+    def apps(self) -> Mapping[str, App]: ...
+
+
+class Reader(Protocol):
+    """What Razor uses of ``sixpod.tenants.reader.TenantReader``."""
+
+    @property
+    def state(self) -> TenantState: ...
+    def add_listener(self, callback: Callable[[Any, Any], None]) -> None: ...
+
+
+def follow_reader(reader: Reader, apply: Callable[[RazorState], None]) -> None:
+    """Apply the reader's current state now and again after each change that matters to
+    Razor (VIP states, apps and their seeds, a resync); upstream-only changes are skipped."""
+    last = snapshot(reader.state.vips, reader.state.apps)
+    apply(last)
+
+    def changed(state: TenantState, change: Changed) -> None:
+        nonlocal last
+        if not (change.vips or change.resync or change.apps):
+            return
+        new = snapshot(state.vips, state.apps, change.revision)
+        if new.vips == last.vips and new.apps == last.apps:
+            return  # an app's upstreams changed, not its seed: nothing to rebuild
+        last = new
+        apply(new)
+
+    reader.add_listener(changed)
 
 
 def load_pool(cfg: RazorConfig) -> tuple[IPAddress, ...]:

@@ -74,14 +74,14 @@ class Query:
     def __post_init__(self) -> None:
         if not 0 <= self.id <= 0xFFFF or not 0 <= self.qtype <= 0xFFFF:
             raise ValueError("id or qtype out of range")
-        _walk_name(self.qname, 0)  # raises on a malformed name
+        name_end(self.qname, 0)  # raises on a malformed name
 
 
 def _cookie_ok(n: int) -> bool:
     return n == 8 or 16 <= n <= 40
 
 
-def _walk_name(data: bytes, i: int) -> int:
+def name_end(data: bytes, i: int) -> int:
     """Offset just past the uncompressed name at ``i``; QueryError if malformed."""
     n = len(data)
     start = i
@@ -226,7 +226,7 @@ def name_to_wire(name: str) -> bytes:
 
 def name_from_wire(wire: bytes) -> str:
     """Wire labels → ``example.net`` (no trailing dot; ``.`` for the root); mirror of the above."""
-    end = _walk_name(wire, 0)
+    end = name_end(wire, 0)
     if end != len(wire):
         raise QueryError("bytes after the name")
     labels = []
