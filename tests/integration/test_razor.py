@@ -413,3 +413,29 @@ def test_busy_port_is_an_input_error(tmp_path: Path) -> None:
         assert r.returncode == 1
         assert f"listen [::1]:{s.port}" in r.stderr
         assert "in use" in r.stderr
+
+
+def _workers(pid: int) -> list[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(p) for p in text.split()]
+
+
+def test_a_dead_worker_is_restarted(tmp_path: Path) -> None:
+    with razor(tmp_path, {"shop": 1}) as s:
+        [first] = _workers(s.proc.pid)
+        os.kill(first, signal.SIGKILL)
+
+        def replaced() -> bool:
+            kids = _workers(s.proc.pid)
+            return bool(kids) and first not in kids
+
+        wait_until(replaced, timeout=10)
+
+        def answers() -> bool:
+            try:
+                return s.query(f"shop.{ZONE}").rcode() == dns.rcode.NOERROR
+            except (OSError, dns.exception.DNSException):
+                return False
+
+        wait_until(answers, timeout=10)
+        assert "exited" in s.log.read_text()

@@ -319,3 +319,22 @@ def test_fast_path_answers_exactly_like_the_full_scan(
     _SLOW.rng.seed(1)
     _FAST.rng.seed(1)
     assert _FAST.respond(data, "192.0.2.1", 0.0) == _SLOW.respond(data, "192.0.2.1", 0.0)
+
+
+def test_cookie_only_query_gets_a_server_cookie() -> None:
+    # RFC 7873 5.4: QDCOUNT 0 with a COOKIE option
+    e = Engine(config(), state(), cookie_secret=b"k" * 32)
+    opt = b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x0c\x00\x0a\x00\x08" + b"abcdefgh"
+    query = b"\x12\x34\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01" + opt
+    out = e.respond(query, "192.0.2.1", 0.0)
+    assert out is not None
+    r = dns.message.from_wire(out)
+    assert r.id == 0x1234
+    assert r.rcode() == dns.rcode.NOERROR
+    assert not r.question
+    assert r.options[0].client == b"abcdefgh"
+    assert len(r.options[0].server) == 16
+    no_cookie = b"\x12\x34\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01" + opt[:9] + b"\x00\x00"
+    out = e.respond(no_cookie, "192.0.2.1", 0.0)
+    assert out is not None
+    assert out[3] & 0x0F == dns.rcode.FORMERR

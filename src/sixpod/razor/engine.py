@@ -29,6 +29,7 @@ from sixpod.razor.rrl import RateLimiter, RrlSettings, Verdict
 from sixpod.razor.source import RazorState
 
 _ONE_QUESTION = b"\x00\x01\x00\x00\x00\x00"  # QDCOUNT 1, ANCOUNT 0, NSCOUNT 0
+_NO_RECORDS = b"\x00" * 6  # QDCOUNT, ANCOUNT, NSCOUNT 0
 # Counter slots: 0-23 responses by rcode, then these.
 TRUNCATED = 24
 RRL_DROPPED = 25
@@ -114,6 +115,22 @@ class Engine:
             return data[:2] + flags + b"\x00\x01\x00\x00\x00\x00\x00\x01" + data[12:qend] + opt
         return data[:2] + flags + b"\x00" * 8
 
+    def _cookie_only(self, data: bytes, host: str, now: float, e: QueryError) -> bytes:
+        """A query with no question and a COOKIE option asks for a server cookie
+        (RFC 7873 5.4): NOERROR, no question, our OPT with the cookie. Else the error."""
+        try:
+            _, do, cookie = wire.scan_opt(data, 12)
+        except QueryError as again:
+            return self._error(data, again)
+        if cookie is None or self.cookies is None:
+            return self._error(data, e)
+        stamp = int(now + self.wall_offset)
+        value, _ = self.cookies.answer(cookie, _packed(host), stamp)
+        opt = wire.opt_record(self.max_udp, do=bool(do), options=wire.cookie_option(value))
+        flags = struct.pack("!BB", 0x84 | (data[2] & 0x01), 0)
+        self.counts[NOERROR] += 1
+        return data[:2] + flags + b"\x00\x00\x00\x00\x00\x00\x00\x01" + opt
+
     def respond(self, data: bytes, host: str, now: float, tcp: bool = False) -> bytes | None:
         """The response to one query from ``host`` (address text) at ``now``; None: silence."""
         # Fast path: a standard query, one question, for a name in the tables. The question
@@ -144,6 +161,8 @@ class Engine:
             if entry is None:
                 qend, qtype, qclass, payload, do, cookie = wire.scan(data)
         except QueryError as e:
+            if data[4:10] == _NO_RECORDS and data[10:12] == b"\x00\x01":
+                return self._cookie_only(data, host, now, e)
             return self._error(data, e)
         except Unanswerable:
             self.counts[UNANSWERED] += 1
