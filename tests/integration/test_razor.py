@@ -175,6 +175,7 @@ def test_apex_soa_ns_both_families(server: Razor) -> None:
     out = server.dig(ZONE, "SOA", host="::1")
     assert "status: NOERROR" in out
     assert "flags: qr aa" in out
+    assert "COOKIE: " in out  # dig sends a client cookie; Razor adds its server cookie
 
 
 def test_nxdomain_vs_nodata(server: Razor) -> None:
