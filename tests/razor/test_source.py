@@ -158,3 +158,18 @@ def test_follow_reader_applies_changes_that_matter() -> None:
     assert applied[-1].apps == {"shop": 1}
     reader.change(Changed(revision=5, nodes=True))
     assert len(applied) == 3
+
+
+def test_readme_examples_load() -> None:
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Razor") : text.index("## Addresses")]
+    cfg_text = section[section.index("# razor.yaml") :]
+    cfg_text = cfg_text[: cfg_text.index("```")].replace(
+        "/etc/sixpod/pod.lock", str(ROOT / "examples" / "pod.lock")
+    )
+    cfg = load_model(cfg_text, "README.md", RazorConfig)
+    state_text = section[section.index("# state file") :]
+    state_text = state_text[: state_text.index("```")]
+    got = parse_state(state_text, "state.yaml", load_pool(cfg))
+    assert got.apps == {"shop": 0, "blog": 3}
+    assert got.vips[ip_address("198.51.100.7")] is VipState.BLACKHOLED
