@@ -338,3 +338,24 @@ def test_cookie_only_query_gets_a_server_cookie() -> None:
     out = e.respond(no_cookie, "192.0.2.1", 0.0)
     assert out is not None
     assert out[3] & 0x0F == dns.rcode.FORMERR
+
+
+def test_app_names_are_built_on_first_query_and_kept_hot() -> None:
+    e = Engine(config(), state(apps={"shop": 1, "blog": 2, "cold": 3}), rng=random.Random(8))
+    key = b"\x04shop\x05route\x07example\x03net\x00"
+    assert key not in e.tables.names
+    members = set(shard("shop", 1, V4, 8))
+    assert {ip_address(a) for a in _ips(ask(e, "SHOP.route.example.net"))} <= members
+    assert key in e.tables.names
+    # a state change rebuilds the hot names at once, without the pulled VIP
+    pulled = dict.fromkeys(list(members)[:3], VipState.BLACKHOLED)
+    e.apply(state(apps={"shop": 1, "blog": 2, "cold": 3}, pulled=pulled, revision=2))
+    assert key in e.tables.names
+    assert b"\x04cold\x05route\x07example\x03net\x00" not in e.tables.names
+    for _ in range(100):
+        assert not {ip_address(a) for a in _ips(ask(e, "shop.route.example.net"))} & set(pulled)
+    # an app that left has no name; unknown labels and deeper names stay NXDOMAIN
+    e.apply(state(apps={"blog": 2}, revision=3))
+    assert ask(e, "shop.route.example.net").rcode() == dns.rcode.NXDOMAIN
+    assert ask(e, "a.blog.route.example.net").rcode() == dns.rcode.NXDOMAIN
+    assert ask(e, "blog.route.example.net").answer

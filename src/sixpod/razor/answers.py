@@ -140,6 +140,11 @@ class Tables:
     apps: int = 0
     skipped_apps: tuple[str, ...] = ()
     revision: int = 0
+    builder: _Build | None = None
+
+    def lazy(self, qname_lower: bytes) -> dict[int, Answer] | None:
+        """Build an app's name on its first query (well-formed lowercase wire name in)."""
+        return None if self.builder is None else self.builder.lazy(qname_lower)
 
     def reshuffle(self, slot: int, rng: random.Random, budget: int | None = None) -> None:
         """Draw new random orders into ``slot`` of every sampled answer (or ``budget`` of
@@ -180,6 +185,7 @@ class Builder:
         # Answers of the last build by (prefix, owner, VIPs): a state change rebuilds only
         # the answer sets whose VIPs changed (a pulled VIP touches ~S/N of the apps).
         self._memo: dict[tuple[bytes, bytes, tuple[bytes, ...]], Answer] = {}
+        self._hot: set[str] = set()  # apps whose names were built: rebuilt eagerly
 
     # -- VIP selection (pure given the shard cache) -------------------------------------
 
@@ -211,146 +217,204 @@ class Builder:
     # -- tables --------------------------------------------------------------------------
 
     def build(self, state: RazorState) -> Tables:
-        cfg = self.cfg
-        rng = self.rng
-        perms = cfg.permutations
-        k = cfg.answers
+        """New tables for ``state``: the zones' fixed names, the customer zones, and the app
+        names that were built before (app names are otherwise built on their first query:
+        :meth:`Tables.lazy`), reusing every answer set whose VIPs did not change."""
+        b = _Build(self, state)
+        self._hot &= set(b.valid)
+        b.static()
+        hot = self._hot & set(b.valid) if self.cfg.max_overlap is None else set(b.valid)
+        for app in sorted(hot):
+            b.app_entry(app)
+        b.customer_zones()
+        tables = Tables(
+            b.names, b.zones, b.sampled, len(b.valid), b.skipped, state.revision, builder=b
+        )
+        self._memo = b.used
+        return tables
+
+
+class _Build:
+    """One build: the context the fixed names, the app names (now or lazily) and the
+    customer zones are made in."""
+
+    def __init__(self, builder: Builder, state: RazorState) -> None:
+        self.b = builder
+        cfg = self.cfg = builder.cfg
+        self.k = cfg.answers
         soa = cfg.soa
-        neg_ttl = min(soa.ttl, soa.minimum)
-        self.shards.set_pool(state.vips)
-        active = frozenset(ip.packed for ip in state.active())
-        pool4 = sorted(ip for ip in active if len(ip) == 4)
-        pool6 = sorted(ip for ip in active if len(ip) == 16)
-        names: dict[bytes, dict[int, Answer]] = {}
-        zones: dict[bytes, Zone] = {}
-        sampled_list: list[Answer] = []
+        builder.shards.set_pool(state.vips)
+        self.active = frozenset(ip.packed for ip in state.active())
+        self.valid = {a: s for a, s in state.apps.items() if is_app_label(a)}
+        self.skipped = tuple(sorted(set(state.apps) - set(self.valid)))
+        self.names: dict[bytes, dict[int, Answer]] = {}
+        self.zones: dict[bytes, Zone] = {}
+        self.sampled: list[Answer] = []
+        self.used: dict[tuple[bytes, bytes, tuple[bytes, ...]], Answer] = {}
+        self.built: set[str] = set()
         hinfo = wire.hinfo_rdata(b"RFC8482", b"")
-        any_answer = fixed(NOERROR, 1, 0, 0, wire.record(b"\xc0\x0c", wire.HINFO, soa.ttl, hinfo))
-        ns_names = [ns.name for ns in cfg.nameservers]
-        memo = self._memo
-        used: dict[tuple[bytes, bytes, tuple[bytes, ...]], Answer] = {}
+        self.any_answer = fixed(
+            NOERROR, 1, 0, 0, wire.record(b"\xc0\x0c", wire.HINFO, soa.ttl, hinfo)
+        )
+        self.ns_names = [ns.name for ns in cfg.nameservers]
+        self.apex, self.zone = self.add_zone(cfg.zone)
+        self.fixed_names = {self.apex}
+        self._shards: dict[str, tuple[tuple[bytes, ...], tuple[bytes, ...]]] | None = None
 
-        def random_answer(
-            ips: list[bytes], prefix: bytes = b"", owner: bytes = b"\xc0\x0c"
-        ) -> Answer:
-            key = (prefix, owner, tuple(ips))
-            a = used.get(key) or memo.get(key)
-            if a is None:
-                a = sampled(
-                    _rrs(ips, cfg.ttl, owner), k, prefix=prefix, prefix_count=1 if prefix else 0,
-                    permutations=perms, rng=rng,
-                )  # fmt: skip
-            if key not in used:
-                used[key] = a
-                sampled_list.append(a)
-            return a
+    def random_answer(
+        self, ips: list[bytes], prefix: bytes = b"", owner: bytes = b"\xc0\x0c"
+    ) -> Answer:
+        key = (prefix, owner, tuple(ips))
+        a = self.used.get(key) or self.b._memo.get(key)
+        if a is None:
+            a = sampled(
+                _rrs(ips, self.cfg.ttl, owner), self.k, prefix=prefix,
+                prefix_count=1 if prefix else 0, permutations=self.cfg.permutations,
+                rng=self.b.rng,
+            )  # fmt: skip
+        if key not in self.used:
+            self.used[key] = a
+            self.sampled.append(a)
+        return a
 
-        def add_zone(apex_name: str) -> tuple[bytes, Zone]:
-            apex = _lw(apex_name)
-            mname = _lw(soa.mname or ns_names[0])
-            rname = _lw(soa.rname or f"hostmaster.{apex_name}")
-            rdata = wire.soa_rdata(
-                mname, rname, soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum
-            )
-            tail = struct.pack("!HHIH", wire.SOA, wire.IN, neg_ttl, len(rdata)) + rdata
-            zone = Zone(apex, tail)
-            zones[apex] = zone
-            entry: dict[int, Answer] = {}
-            entry[wire.SOA] = fixed(
-                NOERROR, 1, 0, 0, wire.record(b"\xc0\x0c", wire.SOA, soa.ttl, rdata)
-            )
-            glue = [
-                r
-                for ns in cfg.nameservers
-                if ns.name == apex_name or ns.name.endswith("." + apex_name)
-                for r in _rrs((a.packed for a in ns.addresses), soa.ttl, wire.name_to_wire(ns.name))
-            ]
-            ns_rrs = b"".join(
-                wire.record(b"\xc0\x0c", wire.NS, soa.ttl, wire.name_to_wire(n)) for n in ns_names
-            )
-            entry[wire.NS] = fixed(NOERROR, len(ns_names), 0, len(glue), ns_rrs + b"".join(glue))
-            entry[wire.ANY] = any_answer
-            names[apex] = entry
-            return apex, zone
+    def add_zone(self, apex_name: str) -> tuple[bytes, Zone]:
+        cfg = self.cfg
+        soa = cfg.soa
+        apex = _lw(apex_name)
+        mname = _lw(soa.mname or self.ns_names[0])
+        rname = _lw(soa.rname or f"hostmaster.{apex_name}")
+        rdata = wire.soa_rdata(
+            mname, rname, soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum
+        )
+        neg_ttl = min(soa.ttl, soa.minimum)
+        tail = struct.pack("!HHIH", wire.SOA, wire.IN, neg_ttl, len(rdata)) + rdata
+        zone = Zone(apex, tail)
+        self.zones[apex] = zone
+        entry: dict[int, Answer] = {}
+        entry[wire.SOA] = fixed(
+            NOERROR, 1, 0, 0, wire.record(b"\xc0\x0c", wire.SOA, soa.ttl, rdata)
+        )
+        glue = [
+            r
+            for ns in cfg.nameservers
+            if ns.name == apex_name or ns.name.endswith("." + apex_name)
+            for r in _rrs((a.packed for a in ns.addresses), soa.ttl, wire.name_to_wire(ns.name))
+        ]
+        ns_rrs = b"".join(
+            wire.record(b"\xc0\x0c", wire.NS, soa.ttl, wire.name_to_wire(n)) for n in self.ns_names
+        )
+        entry[wire.NS] = fixed(NOERROR, len(self.ns_names), 0, len(glue), ns_rrs + b"".join(glue))
+        entry[wire.ANY] = self.any_answer
+        self.names[apex] = entry
+        return apex, zone
 
-        def negative(name: bytes, zone: Zone) -> Answer:
-            return zone.nodata(len(name))
+    def leaf(self, name: bytes, zone: Zone) -> dict[int, Answer]:
+        entry = self.names.get(name)
+        if entry is None:
+            entry = {wire.ANY: self.any_answer}
+        entry.setdefault(DEFAULT, zone.nodata(len(name)))
+        return entry
 
-        def leaf(name: bytes, zone: Zone) -> dict[int, Answer]:
-            entry = names.get(name)
-            if entry is None:
-                entry = names[name] = {}
-                entry[wire.ANY] = any_answer
-            entry.setdefault(DEFAULT, negative(name, zone))
-            return entry
+    def set_family(
+        self, entry: dict[int, Answer], name: bytes, zone: Zone, v4: list[bytes], v6: list[bytes]
+    ) -> None:
+        fams: tuple[tuple[int, list[bytes]], ...] = ((wire.A, v4), (wire.AAAA, v6))
+        for qtype, ips in fams:
+            entry[qtype] = self.random_answer(ips) if ips else zone.nodata(len(name))
 
-        def set_family(
-            entry: dict[int, Answer],
-            name: bytes,
-            zone: Zone,
-            v4: list[bytes],
-            v6: list[bytes],
-        ) -> None:
-            fams: tuple[tuple[int, list[bytes]], ...] = ((wire.A, v4), (wire.AAAA, v6))
-            for qtype, ips in fams:
-                entry[qtype] = random_answer(ips) if ips else negative(name, zone)
-
-        # The route zone: apex (the shared name), nameservers, one name per app.
-        apex, zone = add_zone(cfg.zone)
-        set_family(names[apex], apex, zone, pool4, pool6)
-        names[apex][DEFAULT] = negative(apex, zone)
-        fixed_names = {apex}
+    def static(self) -> None:
+        """The route zone's apex (the shared name) and its nameservers' names."""
+        cfg, apex, zone = self.cfg, self.apex, self.zone
+        pool4 = sorted(ip for ip in self.active if len(ip) == 4)
+        pool6 = sorted(ip for ip in self.active if len(ip) == 16)
+        self.set_family(self.names[apex], apex, zone, pool4, pool6)
+        self.names[apex][DEFAULT] = zone.nodata(len(apex))
         for ns in cfg.nameservers:
             n = _lw(ns.name)
-            if zone.apex == n or not n.endswith(b"\x00") or not ns.name.endswith("." + cfg.zone):
+            if n == apex or not ns.name.endswith("." + cfg.zone):
                 continue
-            e = leaf(n, zone)
+            e = self.leaf(n, zone)
             g4 = [ip.packed for ip in ns.addresses if ip.version == 4]
             g6 = [ip.packed for ip in ns.addresses if ip.version == 6]
             for qtype, ips in ((wire.A, g4), (wire.AAAA, g6)):
                 e[qtype] = (
-                    fixed(NOERROR, len(ips), 0, 0, b"".join(_rrs(ips, soa.ttl)))
+                    fixed(NOERROR, len(ips), 0, 0, b"".join(_rrs(ips, cfg.soa.ttl)))
                     if ips
-                    else negative(n, zone)
+                    else zone.nodata(len(n))
                 )
-            fixed_names.add(n)
-        valid = {a: s for a, s in state.apps.items() if is_app_label(a)}
-        skipped = tuple(sorted(set(state.apps) - set(valid)))
-        shard_map = self.shards.packed_shards(valid)
-        app_sets: dict[str, tuple[list[bytes], list[bytes]]] = {}
-        for app, seed in valid.items():
-            v4, v6 = self.app_vips(app, seed, shard_map[app], active)
-            app_sets[app] = (v4, v6)
-            n = _lw(f"{app}.{cfg.zone}")
-            if n in fixed_names:
-                continue
-            set_family(leaf(n, zone), n, zone, v4, v6)
+            self.names[n] = e
+            self.fixed_names.add(n)
         # Empty non-terminals (names with something below them) answer NODATA, not NXDOMAIN.
-        for n in list(names):
+        # App names are single labels under the apex, so only these names can make one.
+        for n in list(self.names):
             if n == apex:
                 continue
             for anc in wire.suffixes(n)[1:]:
                 if anc == apex:
                     break
-                if anc not in names:
-                    names[anc] = {DEFAULT: negative(anc, zone)}
+                if anc not in self.names:
+                    self.names[anc] = {DEFAULT: zone.nodata(len(anc))}
 
-        # Customer zones: apex A/AAAA from the app's shard; www CNAME <app>.<zone>, chased.
+    def app_sets(self, app: str) -> tuple[list[bytes], list[bytes]] | None:
+        """The packed VIPs the app's answers draw from, or None for an unknown app."""
+        seed = self.valid.get(app)
+        if seed is None:
+            return None
+        shards = self.b.shards
+        if shards.max_overlap is None:
+            r4, r6 = shards.packed_ranking(app, seed)
+            shard = (r4[: shards.size], r6[: shards.size])
+        else:
+            if self._shards is None:
+                self._shards = shards.packed_shards(self.valid)
+            shard = self._shards[app]
+        return self.b.app_vips(app, seed, shard, self.active)
+
+    def app_entry(self, app: str) -> dict[int, Answer] | None:
+        """Build (and enter) the name of one app; None if it has none."""
+        sets = self.app_sets(app)
+        if sets is None:
+            return None
+        n = _lw(f"{app}.{self.cfg.zone}")
+        if n in self.fixed_names:
+            return self.names[n]
+        entry = self.leaf(n, self.zone)
+        self.set_family(entry, n, self.zone, *sets)
+        self.names[n] = entry
+        self.built.add(app)
+        self.b._hot.add(app)
+        return entry
+
+    def lazy(self, qname_lower: bytes) -> dict[int, Answer] | None:
+        """The entry of ``<app>.<zone>`` built now, if such an app exists."""
+        apex = self.apex
+        if not qname_lower.endswith(apex) or not qname_lower:
+            return None
+        label_len = qname_lower[0]
+        if label_len + 1 + len(apex) != len(qname_lower):
+            return None  # not exactly one label under the apex
+        app = qname_lower[1 : 1 + label_len].decode("ascii", "replace")
+        return self.app_entry(app)
+
+    def customer_zones(self) -> None:
+        """Apex A/AAAA from the app's shard; ``www`` CNAME ``<app>.<zone>``, followed."""
+        cfg, zone = self.cfg, self.zone
         for cz in cfg.customer_zones:
-            capex, czone = add_zone(cz.name)
-            sets = app_sets.get(cz.app)
-            set_family(names[capex], capex, czone, *(sets or ([], [])))
-            names[capex][DEFAULT] = negative(capex, czone)
+            capex, czone = self.add_zone(cz.name)
+            sets = self.app_sets(cz.app)
+            self.set_family(self.names[capex], capex, czone, *(sets or ([], [])))
+            self.names[capex][DEFAULT] = czone.nodata(len(capex))
             if not cz.www:
                 continue
             www = _lw(f"www.{cz.name}")
             target = wire.name_to_wire(f"{cz.app}.{cfg.zone}")
             cname = wire.record(b"\xc0\x0c", wire.CNAME, cfg.ttl, target)
             target_at = QUESTION_NAME + len(www) + 4 + len(cname) - len(target)
-            entry = names[www] = {}
+            entry: dict[int, Answer] = {}
+            self.names[www] = entry
             if sets is None:  # the target does not exist (RFC 6604: rcode of the last name)
-                dead = fixed(NXDOMAIN, 1, 1, 0, cname + wire.name_to_wire(cfg.zone) + zone.soa_tail)
-                entry[DEFAULT] = dead
+                tail = wire.name_to_wire(cfg.zone) + zone.soa_tail
+                entry[DEFAULT] = fixed(NXDOMAIN, 1, 1, 0, cname + tail)
                 entry[wire.CNAME] = fixed(NOERROR, 1, 0, 0, cname)
                 continue
             entry[DEFAULT] = fixed(NOERROR, 1, 0, 0, cname)
@@ -359,6 +423,4 @@ class Builder:
                     tail = wire.name_to_wire(cfg.zone) + zone.soa_tail
                     entry[qtype] = fixed(NOERROR, 1, 1, 0, cname + tail)
                     continue
-                entry[qtype] = random_answer(ips, cname, wire.pointer(target_at))
-        self._memo = used
-        return Tables(names, zones, sampled_list, len(valid), skipped, state.revision)
+                entry[qtype] = self.random_answer(ips, cname, wire.pointer(target_at))

@@ -174,7 +174,8 @@ class Engine:
             ans = self.refused if qtype in (wire.AXFR, wire.IXFR) else self.formerr_q
         else:
             if entry is None:
-                entry = self.tables.names.get(qname.lower())
+                lower = qname.lower()
+                entry = self.tables.names.get(lower) or self.tables.lazy(lower)
             if entry is not None:
                 ans = entry.get(qtype) or entry[0]
             else:
@@ -223,7 +224,8 @@ class Engine:
 
     def lookup(self, name: str, qtype: int) -> Answer | None:
         """The answer for a name and type (tests and tools), or None outside the tables."""
-        entry = self.tables.names.get(wire.name_to_wire(name).lower())
+        lower = wire.name_to_wire(name).lower()
+        entry = self.tables.names.get(lower) or self.tables.lazy(lower)
         return None if entry is None else entry.get(qtype) or entry[0]
 
 
