@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from sixpod.razor import engine as E
 from sixpod.razor.engine import Engine
-from sixpod.razor.shard import shard
+from sixpod.razor.shard import ranking, shard
 from sixpod.tenants.model import VipState
 
 
@@ -359,3 +359,11 @@ def test_app_names_are_built_on_first_query_and_kept_hot() -> None:
     assert ask(e, "shop.route.example.net").rcode() == dns.rcode.NXDOMAIN
     assert ask(e, "a.blog.route.example.net").rcode() == dns.rcode.NXDOMAIN
     assert ask(e, "blog.route.example.net").answer
+
+
+def test_fallback_reaches_past_the_cached_ranks() -> None:
+    order = ranking("shop", 1, V4)
+    pulled = dict.fromkeys(order[:15], VipState.DRAINED)  # S = 8: ranks cached to 16
+    e = Engine(config(), state(pulled=pulled), rng=random.Random(9))
+    ips = {ip_address(a) for a in _ips(ask(e, "shop.route.example.net"))}
+    assert ips == set(order[15:19])  # the next four healthy in the app's rank order

@@ -206,11 +206,17 @@ class Builder:
                     healthy = []
                 else:
                     members = set(shard[fam])
-                    for ip in self.shards.packed_ranking(app, seed)[fam]:
+                    order = self.shards.packed_top(app, seed)[fam]
+                    for deep in (False, True):
+                        if deep:  # rare: most of the next ranks are pulled too
+                            order = self.shards.packed_ranking(app, seed, fam)[len(order) :]
+                        for ip in order:
+                            if len(healthy) >= k:
+                                break
+                            if ip in active and ip not in members:
+                                healthy.append(ip)
                         if len(healthy) >= k:
                             break
-                        if ip in active and ip not in members:
-                            healthy.append(ip)
             out.append(healthy)
         return out[0], out[1]
 
@@ -362,7 +368,7 @@ class _Build:
             return None
         shards = self.b.shards
         if shards.max_overlap is None:
-            r4, r6 = shards.packed_ranking(app, seed)
+            r4, r6 = shards.packed_top(app, seed)
             shard = (r4[: shards.size], r6[: shards.size])
         else:
             if self._shards is None:

@@ -126,11 +126,11 @@ def plan_reshard(
     shards.set_pool(state.vips)
     seed = state.apps[app]
     size = shards.size
-    r4, r6 = shards.ranking(app, seed)
+    r4, r6 = shards.top(app, seed)
     old = (*r4[:size], *r6[:size])
     best: tuple[int, int, int] | None = None  # (attacked kept, old kept, seed)
     for candidate in range(seed + 1, seed + 1 + SEED_SEARCH):
-        c4, c6 = shards.ranking(app, candidate)
+        c4, c6 = shards.top(app, candidate)
         new = (*c4[:size], *c6[:size])
         score = (sum(1 for ip in new if ip in hit), len(set(new) & set(old)), candidate)
         if best is None or score < best:
@@ -139,8 +139,7 @@ def plan_reshard(
             break
     assert best is not None
     new_seed = best[2]
-    n4, n6 = shards.ranking(app, new_seed)
-    shards._rank.pop((app, new_seed), None)  # keep the cache to live apps
+    n4, n6 = shards.top(app, new_seed)
     new = (*n4[:size], *n6[:size])
     pull = tuple(ip for ip in old if ip in hit)
     return ReshardPlan(app, seed, new_seed, old, new, pull)

@@ -82,17 +82,20 @@ def moved(before: Iterable[IPAddress], after: Iterable[IPAddress]) -> int:
 
 
 class Shards:
-    """The shards (and full rankings, for the pool fallback) of every app, per family,
-    cached by (app, seed) and recomputed only when the pool or the cap changes."""
+    """The shards of every app per family, cached by (app, seed) with the next members in
+    rank order (the top ``2 * size``, for the pool fallback), recomputed only when the pool
+    or the cap changes. Packed addresses are interned: one bytes object per pool VIP."""
 
     def __init__(self, size: int, max_overlap: int | None = None) -> None:
         self.size = size
+        self.depth = 2 * size
         self.max_overlap = max_overlap
         self._pools: tuple[tuple[IPAddress, ...], tuple[IPAddress, ...]] = ((), ())
-        self._rank: dict[tuple[str, int], tuple[list[IPAddress], list[IPAddress]]] = {}
+        self._packed_of: dict[IPAddress, bytes] = {}
+        self._top: dict[tuple[str, int], tuple[tuple[IPAddress, ...], tuple[IPAddress, ...]]] = {}
+        self._ptop: dict[tuple[str, int], tuple[tuple[bytes, ...], tuple[bytes, ...]]] = {}
         self._capped: dict[str, tuple[tuple[IPAddress, ...], tuple[IPAddress, ...]]] = {}
         self._capped_key: object = None
-        self._packed: dict[tuple[str, int], tuple[tuple[bytes, ...], tuple[bytes, ...]]] = {}
         self._capped_packed: dict[str, tuple[tuple[bytes, ...], tuple[bytes, ...]]] = {}
 
     def set_pool(self, pool: Iterable[IPAddress]) -> None:
@@ -104,28 +107,40 @@ class Shards:
         )
         if pools != self._pools:
             self._pools = pools
-            self._rank.clear()
-            self._packed.clear()
+            self._packed_of = {ip: ip.packed for ip in ordered}
+            self._top.clear()
+            self._ptop.clear()
             self._capped_key = None
 
     def ranking(self, app: str, seed: int) -> tuple[list[IPAddress], list[IPAddress]]:
-        """(IPv4, IPv6) rankings of the pool for one app."""
-        key = (app, seed)
-        got = self._rank.get(key)
-        if got is None:
-            got = (ranking(app, seed, self._pools[0]), ranking(app, seed, self._pools[1]))
-            self._rank[key] = got
-        return got
+        """(IPv4, IPv6) full rankings of the pool for one app (computed, not cached)."""
+        return ranking(app, seed, self._pools[0]), ranking(app, seed, self._pools[1])
 
-    def packed_ranking(self, app: str, seed: int) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
-        """:meth:`ranking` as packed addresses (cheap to hash and to encode)."""
+    def top(self, app: str, seed: int) -> tuple[tuple[IPAddress, ...], tuple[IPAddress, ...]]:
+        """The first ``depth`` of each ranking (cached)."""
         key = (app, seed)
-        got = self._packed.get(key)
+        got = self._top.get(key)
         if got is None:
             r4, r6 = self.ranking(app, seed)
-            got = (tuple(ip.packed for ip in r4), tuple(ip.packed for ip in r6))
-            self._packed[key] = got
+            got = (tuple(r4[: self.depth]), tuple(r6[: self.depth]))
+            self._top[key] = got
         return got
+
+    def packed_top(self, app: str, seed: int) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+        """:meth:`top` as packed addresses (cheap to hash and to encode)."""
+        key = (app, seed)
+        got = self._ptop.get(key)
+        if got is None:
+            p = self._packed_of
+            t4, t6 = self.top(app, seed)
+            got = (tuple(p[ip] for ip in t4), tuple(p[ip] for ip in t6))
+            self._ptop[key] = got
+        return got
+
+    def packed_ranking(self, app: str, seed: int, family: int) -> tuple[bytes, ...]:
+        """The whole ranking of one family (0: IPv4, 1: IPv6), packed; computed, not cached."""
+        p = self._packed_of
+        return tuple(p[ip] for ip in ranking(app, seed, self._pools[family]))
 
     def packed_shards(
         self, apps: Mapping[str, int]
@@ -136,36 +151,35 @@ class Shards:
             size = self.size
             out = {}
             for app, seed in apps.items():
-                r4, r6 = self.packed_ranking(app, seed)
+                r4, r6 = self.packed_top(app, seed)
                 out[app] = (r4[:size], r6[:size])
             return out
         shards = self.shards(apps)
         if not self._capped_packed:
+            p = self._packed_of
             self._capped_packed = {
-                a: (tuple(ip.packed for ip in s4), tuple(ip.packed for ip in s6))
+                a: (tuple(p[ip] for ip in s4), tuple(p[ip] for ip in s6))
                 for a, (s4, s6) in shards.items()
             }
         return dict(self._capped_packed)
 
     def _prune(self, apps: Mapping[str, int]) -> None:
-        if len(self._rank) <= 2 * len(apps):
+        if len(self._top) <= 2 * len(apps) + 64:
             return
-        live = set(apps.items())
-        for key in [k for k in self._rank if k not in live]:
-            del self._rank[key]
-            self._packed.pop(key, None)
+        for key in [k for k in self._top if apps.get(k[0]) != k[1]]:
+            del self._top[key]
+            self._ptop.pop(key, None)
 
     def shards(self, apps: Mapping[str, int]) -> dict[str, tuple[tuple[IPAddress, ...], ...]]:
         """(IPv4 shard, IPv6 shard) of every app."""
-        live = set(apps.items())
         self._prune(apps)
         if self.max_overlap is None:
             out: dict[str, tuple[tuple[IPAddress, ...], ...]] = {}
             for app, seed in apps.items():
-                r4, r6 = self.ranking(app, seed)
-                out[app] = (tuple(r4[: self.size]), tuple(r6[: self.size]))
+                t4, t6 = self.top(app, seed)
+                out[app] = (t4[: self.size], t6[: self.size])
             return out
-        capped_key = (frozenset(live), self._pools)
+        capped_key = (frozenset(apps.items()), self._pools)
         if capped_key != self._capped_key:
             c4 = capped_shards(apps, self._pools[0], self.size, self.max_overlap)
             c6 = capped_shards(apps, self._pools[1], self.size, self.max_overlap)
