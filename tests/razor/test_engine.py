@@ -367,3 +367,15 @@ def test_fallback_reaches_past_the_cached_ranks() -> None:
     e = Engine(config(), state(pulled=pulled), rng=random.Random(9))
     ips = {ip_address(a) for a in _ips(ask(e, "shop.route.example.net"))}
     assert ips == set(order[15:19])  # the next four healthy in the app's rank order
+
+
+def test_reshuffle_budget_reaches_lazily_built_answers() -> None:
+    e = Engine(config(), state(apps={f"a{i}": 0 for i in range(30)}), rng=random.Random(3))
+    for i in range(30):
+        ask(e, f"a{i}.route.example.net", "AAAA")
+    t = e.tables
+    assert len(t.sampled) > 10
+    before = [list(a.blobs) for a in t.sampled]
+    for tick in range(1, 40):
+        t.reshuffle(tick, e.rng, budget=7)  # the slots cycle, the cursor walks the list
+    assert all(a.blobs != b for a, b in zip(t.sampled, before, strict=True))

@@ -141,6 +141,7 @@ class Tables:
     skipped_apps: tuple[str, ...] = ()
     revision: int = 0
     builder: _Build | None = None
+    _cursor: int = 0
 
     def lazy(self, qname_lower: bytes) -> dict[int, Answer] | None:
         """Build an app's name on its first query (well-formed lowercase wire name in)."""
@@ -148,13 +149,16 @@ class Tables:
 
     def reshuffle(self, slot: int, rng: random.Random, budget: int | None = None) -> None:
         """Draw new random orders into ``slot`` of every sampled answer (or ``budget`` of
-        them, starting at a cursor, so huge tables spread the work over several ticks)."""
-        items = self.sampled if budget is None else self.sampled[:budget]
-        for a in items:
+        them from a cursor, so huge tables spread the work over several ticks). The list is
+        never replaced: names built later (:meth:`lazy`) append to it."""
+        total = len(self.sampled)
+        count = total if budget is None else min(budget, total)
+        for i in range(count):
+            a = self.sampled[(self._cursor + i) % total]
             if a.n > 1 or len(a.rrs) > 1:
                 a.blobs[slot % len(a.blobs)] = _orders(list(a.rrs), a.k, 1, rng)[0]
-        if budget is not None and budget < len(self.sampled):
-            self.sampled = self.sampled[budget:] + self.sampled[:budget]
+        if total:
+            self._cursor = (self._cursor + count) % total
 
     def zone_of(self, qname_lower: bytes) -> Zone | None:
         """The zone whose apex is ``qname_lower`` or an ancestor of it."""
