@@ -379,3 +379,23 @@ def test_reshuffle_budget_reaches_lazily_built_answers() -> None:
     for tick in range(1, 40):
         t.reshuffle(tick, e.rng, budget=7)  # the slots cycle, the cursor walks the list
     assert all(a.blobs != b for a, b in zip(t.sampled, before, strict=True))
+
+
+def test_reshuffle_work_is_spread_over_timer_calls() -> None:
+    e = Engine(config(), state(apps={f"a{i}": 0 for i in range(40)}), rng=random.Random(3))
+    for i in range(40):
+        ask(e, f"a{i}.route.example.net", "A")
+    total = len(e.tables.sampled)
+    done: list[int] = []
+    real = e.tables.reshuffle
+
+    def counting(slot: int, rng: random.Random, budget: int | None = None) -> None:
+        done.append(budget or 0)
+        real(slot, rng, budget)
+
+    e.tables.reshuffle = counting  # type: ignore[method-assign]
+    e.handle_timer(0.0)
+    for i in range(1, 21):  # two seconds of 0.1 s ticks, reshuffle_interval 1 s
+        e.handle_timer(i / 10)
+    assert 2 * total - 2 <= sum(done) <= 2 * total
+    assert max(done) <= total / 5  # never all at once

@@ -38,6 +38,7 @@ UNANSWERED = 27  # not a query, or too short to answer
 COOKIES_VALID = 28
 COUNTERS = 29
 TCP_LIMIT = 65535
+RESHUFFLE_BATCH = 256  # answer sets redrawn per timer call at most
 
 
 class Engine:
@@ -81,6 +82,7 @@ class Engine:
         self.fast_path = True  # tests turn it off to compare with the full scan
         self._tick = 0
         self._last_shuffle = 0.0
+        self._credit = 0.0  # answer sets owed a new order
         self.wall_offset = 0.0  # wall clock minus ``now``, for cookie timestamps
 
     # -- state -----------------------------------------------------------------------------
@@ -96,10 +98,18 @@ class Engine:
         the anycast set, in step with ``now`` (monotonic)."""
         if wall is not None:
             self.wall_offset = wall - now
-        if now - self._last_shuffle >= self.cfg.reshuffle_interval:
-            self._last_shuffle = now
+        # New random orders for every answer set about once per reshuffle_interval, spread
+        # over the timer calls (at most RESHUFFLE_BATCH sets per call, so no long stall).
+        interval = self.cfg.reshuffle_interval
+        dt = min(max(now - self._last_shuffle, 0.0), interval)
+        self._last_shuffle = now
+        total = len(self.tables.sampled)
+        self._credit = min(self._credit + total * dt / interval, float(total))
+        budget = min(RESHUFFLE_BATCH, int(self._credit))
+        if budget:
+            self._credit -= budget
             self._tick += 1
-            self.tables.reshuffle(self._tick, self.rng, budget=4096)
+            self.tables.reshuffle(self._tick, self.rng, budget=budget)
         if self.rrl is not None:
             self.rrl.handle_timer(now)
 
