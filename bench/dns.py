@@ -1,13 +1,14 @@
 """Razor vs PowerDNS Authoritative: random k-of-512 answers per query, one core each.
 
 Same run, same machine, loopback: every server is pinned to CPU 0 (``taskset``), dnsperf to
-CPU 1. (a) ``sixpod razor`` with one worker answers the shared name with k random VIPs of the
-pod's 512 IPv4 VIPs (``examples/pod.lock``); (b) PowerDNS (bind backend,
-``enable-lua-records=yes``) answers the same name from a LUA record
-``pickrandomsample(k, {...512 VIPs...})``; (c) the same PowerDNS answers a static A record
-set of k addresses from its packet cache. Then Razor's p99 latency at half its peak rate
-(dnsperf ``-Q``; per-query latencies from ``-v``). Run it under
-``flock /tmp/sixpod-bench.lock bench/run dns`` so benchmarks never overlap. About 45 s.
+CPU 1. (a) ``sixpod razor`` with one worker answers the shared name with k random VIPs of
+the pod's 512 IPv4 VIPs (``examples/pod.lock``); (b) PowerDNS (bind backend, ``enable-lua-
+records=yes``) answers the same name from a LUA record ``pickrandomsample(k, {...512
+VIPs...})``; (c) the same PowerDNS answers a static A record set of k addresses from its
+packet cache. Then Razor's p99 latency at half its peak rate (dnsperf ``-Q``; per-query
+latencies from ``-v``), and at the same rate the latency floor: a minimal Python responder
+(``bench/_dns_floor.py``), which shows what the machine itself adds. Run it under ``flock
+/tmp/sixpod-bench.lock bench/run dns`` so benchmarks never overlap. About 80 s.
 
 The machine is a shared 2-vCPU VM: throughput is the best of ``RUNS`` runs for Razor and for
 PowerDNS static alike; the half load is half the median peak, and the p99 is the median of
@@ -129,6 +130,17 @@ def run() -> dict[str, object]:
             halves = [
                 dnsperf(port, shared, HALF_SECONDS, max_qps=rate, verbose=True) for _ in range(RUNS)
             ]
+        fport = free_port()
+        floor_cmd = [sys.executable, "-m", "bench._dns_floor", str(fport)]
+        with pinned(floor_cmd, work / "floor.log"):
+            wait_answering(fport, ZONE)
+            floors = sorted(
+                (
+                    dnsperf(fport, shared, HALF_SECONDS, max_qps=rate, verbose=True)
+                    for _ in range(RUNS)
+                ),
+                key=lambda h: h.percentile(99),
+            )
         pport = free_port()
         conf = _pdns_config(work, pport, vips)
         with pinned(["pdns_server", f"--config-dir={conf}"], work / "pdns.log"):
@@ -163,6 +175,10 @@ def run() -> dict[str, object]:
             "razor_p99_ms_at_half_load": round(p99_ms, 3),
             "razor_half_load_samples": len(half.latencies),
             "razor_p99_ms_each_half_load_run": [round(h.percentile(99) * 1000, 3) for h in halves],
+            "floor_p99_ms_at_the_same_rate": round(
+                floors[len(floors) // 2].percentile(99) * 1000, 3
+            ),
+            "floor_p99_ms_each_run": [round(h.percentile(99) * 1000, 3) for h in floors],
         },
         "anchors": {
             "pdns_lua_qps": round(lua.qps),
