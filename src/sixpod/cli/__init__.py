@@ -12,6 +12,7 @@ from sixpod.cli.addr import addr
 from sixpod.cli.inventory import allocate_cmd, check, render_cmd, status
 from sixpod.cli.lab import lab
 from sixpod.cli.node import announcer, node
+from sixpod.cli.razor import razor
 from sixpod.cli.tenants import app, controller, domain, endpoint, publisher, vip
 from sixpod.cli.tor import tor_resilient
 
@@ -38,8 +39,10 @@ for command in (
     endpoint,
     vip,
     publisher,
+    razor,
 ):
     cli.add_command(command)
+cli.add_command(razor)
 
 
 def main() -> None:

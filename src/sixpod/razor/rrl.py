@@ -1,0 +1,100 @@
+"""Response rate limiting (RRL) with slip, sans-IO: time is an argument.
+
+A token bucket per (client prefix, response class): ``responses_per_second`` refill, up to
+``burst``. A response over the limit is dropped, except every ``slip``-th one, which is sent
+truncated (TC, no records): a real client behind a spoofed flood then retries over TCP,
+which cannot be spoofed, while the flood's victim gets at most a small fraction of the
+traffic. Response classes are an answer's identity (name and type) for positive answers and
+the zone for NXDOMAIN, as in BIND, so random-subdomain floods share one bucket.
+"""
+
+from __future__ import annotations
+
+import enum
+import socket
+from dataclasses import dataclass
+
+
+class Verdict(enum.IntEnum):
+    SEND = 0
+    DROP = 1
+    SLIP = 2  # send a truncated response
+
+
+@dataclass(frozen=True, slots=True)
+class RrlSettings:
+    rate: float = 20.0
+    burst: float = 40.0
+    slip: int = 2
+    ipv4_prefix: int = 24
+    ipv6_prefix: int = 56
+    max_entries: int = 200_000
+
+
+def _masker(bits: int, length: int) -> tuple[int, int]:
+    """(whole bytes, mask of the next byte) keeping ``bits`` of ``length`` bytes."""
+    whole, rest = divmod(bits, 8)
+    return whole, (0xFF << (8 - rest)) & 0xFF if rest else 0
+
+
+class RateLimiter:
+    """Decides per response whether to send, drop or slip it; :meth:`handle_timer` evicts
+    idle buckets so the table stays within ``max_entries``."""
+
+    def __init__(self, settings: RrlSettings) -> None:
+        self.s = settings
+        self._buckets: dict[tuple[bytes, int], list[float]] = {}
+        self._m4 = _masker(settings.ipv4_prefix, 4)
+        self._m6 = _masker(settings.ipv6_prefix, 16)
+        self.dropped = 0
+        self.slipped = 0
+
+    def prefix(self, host: str) -> bytes:
+        """The client's network (``ipv4_prefix`` / ``ipv6_prefix`` bits) as bytes."""
+        if ":" in host:
+            raw = socket.inet_pton(socket.AF_INET6, host.partition("%")[0])
+            if raw[:12] == b"\x00" * 10 + b"\xff\xff":  # IPv4-mapped: limit as IPv4
+                raw = raw[12:]
+                whole, mask = self._m4
+            else:
+                whole, mask = self._m6
+        else:
+            raw = socket.inet_aton(host)
+            whole, mask = self._m4
+        return raw[:whole] + (bytes([raw[whole] & mask]) if mask else b"")
+
+    def check(self, client: bytes, response_class: int, now: float) -> Verdict:
+        """Account one response to ``client`` (a :meth:`prefix`) at time ``now`` (seconds)."""
+        key = (client, response_class)
+        b = self._buckets.get(key)
+        s = self.s
+        if b is None:
+            self._buckets[key] = [s.burst - 1.0, now, 0.0]
+            return Verdict.SEND
+        tokens = min(s.burst, b[0] + (now - b[1]) * s.rate)
+        b[1] = now
+        if tokens >= 1.0:
+            b[0] = tokens - 1.0
+            return Verdict.SEND
+        b[0] = tokens
+        b[2] += 1
+        if s.slip and b[2] % s.slip == 0:
+            self.slipped += 1
+            return Verdict.SLIP
+        self.dropped += 1
+        return Verdict.DROP
+
+    def handle_timer(self, now: float) -> None:
+        """Forget buckets that have refilled (idle clients); if still too many, the oldest."""
+        s = self.s
+        full_after = s.burst / s.rate
+        buckets = self._buckets
+        for key in [k for k, b in buckets.items() if now - b[1] >= full_after]:
+            del buckets[key]
+        if len(buckets) > s.max_entries:
+            oldest = sorted(buckets, key=lambda k: buckets[k][1])
+            for key in oldest[: len(buckets) - s.max_entries]:
+                del buckets[key]
+
+    def __len__(self) -> int:
+        return len(self._buckets)

@@ -1,0 +1,201 @@
+"""Where Razor's live input comes from: the one seam between Razor and the tenants data.
+
+:class:`RazorState` is all Razor needs besides its config: the pool's VIPs with their states
+and the apps with their shard seeds. :func:`snapshot` builds it from the tenants value types
+and :func:`follow_reader` hooks any object shaped like ``TenantReader`` (:class:`Reader`) to
+a worker, so the TenantReader wiring is, in ``Worker``::
+
+    reader = TenantReader(settings); await reader.start()
+    follow_reader(reader, self.apply)      # applies the current state, then every change
+
+:class:`StaticSource` is the source used until then (and by the tests): the pool from the
+config (``pool.lock`` or ``pool.vips``) and a JSON/YAML state file, re-read when it changes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address
+from types import MappingProxyType
+from typing import Any, Protocol
+
+import yaml
+
+from sixpod import addr
+from sixpod.inventory.errors import InventoryError
+from sixpod.inventory.lock import parse_lock
+from sixpod.razor.config import RazorConfig
+from sixpod.razor.errors import ConfigError
+from sixpod.tenants.model import App, Changed, Vip, VipState
+
+IPAddress = IPv4Address | IPv6Address
+
+
+@dataclass(frozen=True, slots=True)
+class RazorState:
+    """The pool's VIPs with their states, and the apps with their shard seeds."""
+
+    vips: Mapping[IPAddress, VipState] = field(default_factory=lambda: MappingProxyType({}))
+    apps: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    revision: int = 0
+
+    def active(self) -> frozenset[IPAddress]:
+        return frozenset(ip for ip, s in self.vips.items() if s is VipState.ACTIVE)
+
+
+def snapshot(
+    vips: Mapping[IPAddress, Vip], apps: Mapping[str, App], revision: int = 0
+) -> RazorState:
+    """The seam: tenant values (as ``TenantReader.state`` holds them) → Razor's input."""
+    return RazorState(
+        vips=MappingProxyType({ip: v.state for ip, v in vips.items()}),
+        apps=MappingProxyType({name: a.shard_seed for name, a in apps.items()}),
+        revision=revision,
+    )
+
+
+class TenantState(Protocol):
+    @property
+    def vips(self) -> Mapping[IPAddress, Vip]: ...
+    @property
+    def apps(self) -> Mapping[str, App]: ...
+
+
+class Reader(Protocol):
+    """What Razor uses of ``sixpod.tenants.reader.TenantReader``."""
+
+    @property
+    def state(self) -> TenantState: ...
+    def add_listener(self, callback: Callable[[Any, Any], None]) -> None: ...
+
+
+def follow_reader(reader: Reader, apply: Callable[[RazorState], None]) -> None:
+    """Apply the reader's current state now and again after each change that matters to
+    Razor (VIP states, apps and their seeds, a resync); upstream-only changes are skipped."""
+    last = snapshot(reader.state.vips, reader.state.apps)
+    apply(last)
+
+    def changed(state: TenantState, change: Changed) -> None:
+        nonlocal last
+        if not (change.vips or change.resync or change.apps):
+            return
+        new = snapshot(state.vips, state.apps, change.revision)
+        if new.vips == last.vips and new.apps == last.apps:
+            return  # an app's upstreams changed, not its seed: nothing to rebuild
+        last = new
+        apply(new)
+
+    reader.add_listener(changed)
+
+
+def load_pool(cfg: RazorConfig) -> tuple[IPAddress, ...]:
+    """The configured pool: ``pool.vips`` or every VIP of ``pool.lock``."""
+    if cfg.pool.lock is None:
+        return cfg.pool.vips
+    try:
+        with open(cfg.pool.lock, encoding="utf-8") as f:
+            lock, _ = parse_lock(f.read(), cfg.pool.lock)
+    except OSError as e:
+        raise ConfigError(f"{cfg.pool.lock}: cannot read: {e.strerror}") from None
+    except InventoryError as e:
+        raise ConfigError(str(e)) from None
+    return (*lock.vips4, *lock.vips6)
+
+
+def parse_state(text: str, filename: str, pool: tuple[IPAddress, ...]) -> RazorState:
+    """A state file: ``{"revision": N, "vips": {ADDR: STATE}, "apps": {NAME: SEED}}``.
+
+    VIPs not named are active; a VIP outside the pool is an error.
+    """
+    try:
+        data = json.loads(text) if filename.endswith(".json") else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as e:
+        raise ConfigError(f"{filename}: not valid JSON/YAML: {e}") from None
+    data = data or {}
+    if not isinstance(data, dict) or set(data) - {"revision", "vips", "apps"}:
+        raise ConfigError(f"{filename}: expected a mapping with revision, vips, apps")
+    states = dict.fromkeys(pool, VipState.ACTIVE)
+    raw_vips = data.get("vips") or {}
+    raw_apps = data.get("apps") or {}
+    if not isinstance(raw_vips, dict) or not isinstance(raw_apps, dict):
+        raise ConfigError(f"{filename}: vips and apps must be mappings")
+    for text_ip, state in raw_vips.items():
+        try:
+            ip = addr.parse_ip(str(text_ip))
+            states_value = VipState(state)
+        except (addr.AddressError, ValueError) as e:
+            raise ConfigError(f"{filename}: vips: {text_ip!r}: {e}") from None
+        if ip not in states:
+            raise ConfigError(f"{filename}: VIP {addr.format_ip(ip)} is not in the pool")
+        states[ip] = states_value
+    apps: dict[str, int] = {}
+    for name, seed in raw_apps.items():
+        if not isinstance(name, str) or not isinstance(seed, int) or isinstance(seed, bool):
+            raise ConfigError(f"{filename}: apps: {name!r}: expected NAME: SEED (an integer)")
+        apps[name] = seed
+    revision = data.get("revision", 0)
+    if not isinstance(revision, int):
+        raise ConfigError(f"{filename}: revision must be an integer")
+    return RazorState(MappingProxyType(states), MappingProxyType(apps), revision)
+
+
+def format_state(state: RazorState) -> str:
+    """The mirror of :func:`parse_state` (JSON; only VIPs that are not active are listed)."""
+    return (
+        json.dumps(
+            {
+                "revision": state.revision,
+                "vips": {
+                    addr.format_ip(ip): s.value
+                    for ip, s in sorted(state.vips.items(), key=lambda i: (i[0].version, i[0]))
+                    if s is not VipState.ACTIVE
+                },
+                "apps": dict(sorted(state.apps.items())),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+
+
+class StaticSource:
+    """Pool from the config, states and apps from ``state_file``; :meth:`poll` re-reads the
+    file when its mtime, size or inode changed (or when forced, on SIGHUP)."""
+
+    def __init__(self, cfg: RazorConfig) -> None:
+        self.cfg = cfg
+        self.pool = load_pool(cfg)
+        self._stamp: tuple[int, int, int] | None = None
+
+    def load(self) -> RazorState:
+        path = self.cfg.state_file
+        if path is None:
+            return RazorState(MappingProxyType(dict.fromkeys(self.pool, VipState.ACTIVE)))
+        try:
+            st = os.stat(path)
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+        self._stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        return parse_state(text, path, self.pool)
+
+    def poll(self, *, force: bool = False) -> RazorState | None:
+        """A new state if the file changed since the last load, else None.
+
+        A file that cannot be read or parsed raises :class:`ConfigError`; the caller keeps
+        serving the last good state.
+        """
+        path = self.cfg.state_file
+        if path is None:
+            return None
+        try:
+            st = os.stat(path)
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+        if not force and (st.st_mtime_ns, st.st_size, st.st_ino) == self._stamp:
+            return None
+        return self.load()
