@@ -231,3 +231,32 @@ def test_killed_mid_burst_loses_nothing_and_replicas_converge(
     finally:
         for _ in gen:
             pass
+
+
+def test_razor_reshard_goes_through_the_real_controller(
+    tmp_path: Path, controller: Controller, primary: RedisServer
+) -> None:
+    """`sixpod razor attribute --reshard --api`: VIPs blackholed, the app re-sharded."""
+    with controller.client() as http:
+        assert http.post("/v1/apps", json={"name": "shop", "shard_seed": 3}).status_code == 201
+    wait_until(lambda: primary.client().exists("sixpod:app:shop"), what="shop in Redis")
+    cfg = {
+        "zone": "route.example.net",
+        "nameservers": [{"name": "ns1.route.example.net", "addresses": ["2001:db8:53::1"]}],
+        "answers": 2,
+        "shard_size": 3,
+        "pool": {"lock": str(EXAMPLES / "small.lock")},
+        "tenants": {"redis": primary.address, "password_file": str(primary.password_file)},
+    }
+    (tmp_path / "razor.yaml").write_text(json.dumps(cfg))
+    r = controller.cli(
+        "razor", "attribute", "--config", str(tmp_path / "razor.yaml"), "203.0.113.1",
+        "--reshard", "shop", "--api", controller.url,
+        "--token-file", str(controller.workdir / "token"),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    with controller.client() as http:
+        assert http.get("/v1/apps/shop").json()["shard_seed"] != 3
+        states = {v["address"]: v for v in http.get("/v1/vips").json()["items"]}
+    assert states["203.0.113.1"]["state"] == "blackholed"
+    assert "shop" in states["203.0.113.1"]["reason"]

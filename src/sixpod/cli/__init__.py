@@ -42,7 +42,6 @@ for command in (
     razor,
 ):
     cli.add_command(command)
-cli.add_command(razor)
 
 
 def main() -> None:

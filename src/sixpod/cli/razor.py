@@ -72,7 +72,7 @@ def _vips(texts: tuple[str, ...]) -> list[addr.IPAddress]:
     "config_path",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="razor.yaml (its pool and state file are read; nothing is sent)",
+    help="razor.yaml (its pool and state file or tenants Redis are read; nothing is sent)",
 )
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @click.option("--limit", type=click.IntRange(min=1), default=10, show_default=True)

@@ -100,6 +100,14 @@ class Pool(_Model):
         return self
 
 
+class Tenants(_Model):
+    """Live VIP states and apps from the tenants reader (the node's local Redis replica)."""
+
+    redis: Endpoint = Field(description="the local Redis replica, [address]:port")
+    password_file: str = Field(description="file holding the Redis password")
+    prefix: str = Field(default="sixpod", pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+
 class Rrl(_Model):
     """Response rate limiting per client prefix and answer (BIND's RRL model)."""
 
@@ -140,6 +148,9 @@ class RazorConfig(_Model):
     customer_zones: tuple[CustomerZone, ...] = ()
     pool: Pool
     state_file: str | None = Field(default=None, description="JSON/YAML: VIP states and apps")
+    tenants: Tenants | None = Field(
+        default=None, description="follow VIP states and apps live from Redis (not state_file)"
+    )
     state_poll: Seconds = Field(default=0.2, description="seconds between state file checks")
     listen: tuple[Endpoint, ...] = Field(
         default=(addr.parse_endpoint("[::]:53"), addr.parse_endpoint("0.0.0.0:53")),
@@ -166,6 +177,8 @@ class RazorConfig(_Model):
     def _consistent(self) -> RazorConfig:
         if self.permutations & (self.permutations - 1):
             raise ValueError(f"permutations must be a power of two, got {self.permutations}")
+        if self.tenants is not None and self.state_file is not None:
+            raise ValueError("give at most one of state_file and tenants")
         if self.answers > self.shard_size:
             raise ValueError(f"answers ({self.answers}) exceeds shard_size ({self.shard_size})")
         names = [c.name for c in self.customer_zones]

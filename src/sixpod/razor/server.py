@@ -28,11 +28,12 @@ from typing import Any
 
 from sixpod import addr
 from sixpod.razor import metrics as M
-from sixpod.razor.config import RazorConfig
+from sixpod.razor.config import RazorConfig, Tenants
 from sixpod.razor.engine import Engine
 from sixpod.razor.errors import ConfigError
-from sixpod.razor.source import RazorState, StaticSource
+from sixpod.razor.source import RazorState, StaticSource, follow_reader, within_pool
 from sixpod.tenants.model import VipState
+from sixpod.tenants.reader import ReaderSettings, TenantReader
 
 log = logging.getLogger("sixpod.razor")
 
@@ -150,8 +151,12 @@ class Worker:
         self.index = index
         self.shared = shared
         self.source = StaticSource(cfg)
-        state = self.source.load()
+        if cfg.tenants is None:
+            state = self.source.load()
+        else:  # until the reader has bootstrapped: the whole pool (DNS keeps answering)
+            state = within_pool(RazorState(), self.source.pool)
         self.engine = Engine(cfg, state, cookie_secret=cookie_secret)
+        self.reader: TenantReader | None = None
         self.engine.handle_timer(time.monotonic(), time.time())
         self.loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
         self.udp_queries = 0
@@ -259,7 +264,9 @@ class Worker:
         while not self._stop:
             now = time.monotonic()
             self.engine.handle_timer(now, time.time())
-            if self._reload:
+            if self.reader is not None:
+                pass  # the reader pushes every change
+            elif self._reload:
                 self._reload = False
                 self.follow(force=True)
             elif now - last_poll >= self.cfg.state_poll:
@@ -269,6 +276,17 @@ class Worker:
                 last_pub = now
                 self.publish()
             await asyncio.sleep(TIMER)
+
+    def _start_reader(self, t: Tenants) -> TenantReader:
+        """Follow VIP states and apps from the local replica (upstream lists left out)."""
+        reader = TenantReader(
+            ReaderSettings(
+                address=t.redis, password_file=t.password_file, prefix=t.prefix, upstreams=False
+            )
+        )
+        self.loop.run_until_complete(reader.start())
+        follow_reader(reader, self.apply, self.source.pool)
+        return reader
 
     def run(self, ready: Callable[[], None] = lambda: None) -> int:
         loop = self.loop
@@ -293,6 +311,8 @@ class Worker:
         loop.add_signal_handler(signal.SIGTERM, stop)
         loop.add_signal_handler(signal.SIGINT, stop)
         loop.add_signal_handler(signal.SIGHUP, reload)
+        if self.cfg.tenants is not None:
+            self.reader = self._start_reader(self.cfg.tenants)
         ticker = loop.create_task(self._ticker())
         self.publish()
         _settle()
@@ -301,6 +321,8 @@ class Worker:
         ticker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             loop.run_until_complete(ticker)
+        if self.reader is not None:
+            loop.run_until_complete(self.reader.stop())
         self.publish(up=False)
         for s in self._sockets:
             with contextlib.suppress(OSError):
@@ -386,7 +408,9 @@ def main(cfg: RazorConfig) -> int:
     """Run the server until SIGTERM/SIGINT; exit 1 on a config that cannot be served."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
-        StaticSource(cfg).load()  # fail before forking: a broken pool or state file
+        source = StaticSource(cfg)  # fail before forking: a broken pool or state file
+        if cfg.tenants is None:
+            source.load()
         check_listen(cfg)
         secret = cookie_secret(cfg)
     except ConfigError as e:

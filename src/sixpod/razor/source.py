@@ -72,17 +72,35 @@ class Reader(Protocol):
     def add_listener(self, callback: Callable[[Any, Any], None]) -> None: ...
 
 
-def follow_reader(reader: Reader, apply: Callable[[RazorState], None]) -> None:
+def within_pool(state: RazorState, pool: tuple[IPAddress, ...]) -> RazorState:
+    """Razor hands out only its configured pool: VIPs the tenants state does not know are
+    active, VIPs outside the pool are ignored."""
+    vips = dict.fromkeys(pool, VipState.ACTIVE)
+    vips.update((ip, s) for ip, s in state.vips.items() if ip in vips)
+    return RazorState(MappingProxyType(vips), state.apps, state.revision)
+
+
+def follow_reader(
+    reader: Reader,
+    apply: Callable[[RazorState], None],
+    pool: tuple[IPAddress, ...] | None = None,
+) -> None:
     """Apply the reader's current state now and again after each change that matters to
-    Razor (VIP states, apps and their seeds, a resync); upstream-only changes are skipped."""
-    last = snapshot(reader.state.vips, reader.state.apps)
+    Razor (VIP states, apps and their seeds, a resync); upstream-only changes are skipped.
+    With ``pool``, states are kept to it (:func:`within_pool`)."""
+
+    def view(vips: Mapping[IPAddress, Vip], apps: Mapping[str, App], rev: int) -> RazorState:
+        state = snapshot(vips, apps, rev)
+        return state if pool is None else within_pool(state, pool)
+
+    last = view(reader.state.vips, reader.state.apps, 0)
     apply(last)
 
     def changed(state: TenantState, change: Changed) -> None:
         nonlocal last
         if not (change.vips or change.resync or change.apps):
             return
-        new = snapshot(state.vips, state.apps, change.revision)
+        new = view(state.vips, state.apps, change.revision)
         if new.vips == last.vips and new.apps == last.apps:
             return  # an app's upstreams changed, not its seed: nothing to rebuild
         last = new
@@ -161,6 +179,46 @@ def format_state(state: RazorState) -> str:
     )
 
 
+def load_tenants(cfg: RazorConfig, pool: tuple[IPAddress, ...]) -> RazorState:
+    """VIP states and app seeds read once from Redis (attribution, the CLI), in the layout
+    the publisher writes (:mod:`sixpod.tenants.layout`)."""
+    import redis
+
+    from sixpod.tenants.layout import Keys
+
+    t = cfg.tenants
+    assert t is not None
+    keys = Keys(t.prefix)
+    try:
+        with open(t.password_file, encoding="utf-8") as f:
+            password = f.read().strip()
+        client = redis.Redis(
+            host=addr.format_ip(t.redis.ip),
+            port=t.redis.port,
+            password=password,
+            socket_timeout=5.0,
+            decode_responses=True,
+        )
+        with client:
+            if client.hget(keys.meta, "state") != "ready":
+                raise ConfigError(f"Redis at {addr.format_endpoint(t.redis)} has no tenant state")
+            revision = int(client.hget(keys.meta, "revision") or 0)
+            states: dict[IPAddress, VipState] = {}
+            for text, value in client.hgetall(keys.vip).items():
+                states[addr.parse_ip(str(text))] = VipState(str(value).partition(" ")[0])
+            names = [k[len(keys.prefix) + 5 :] for k in client.scan_iter(keys.app("*"), count=1000)]
+            pipe = client.pipeline(transaction=False)
+            for n in names:
+                pipe.hget(keys.app(n), "shard_seed")
+            seeds = {n: int(v or 0) for n, v in zip(names, pipe.execute(), strict=True)}
+    except OSError as e:
+        raise ConfigError(f"{t.password_file}: cannot read: {e.strerror}") from None
+    except redis.RedisError as e:
+        raise ConfigError(f"Redis at {addr.format_endpoint(t.redis)}: {e}") from None
+    state = RazorState(MappingProxyType(states), MappingProxyType(seeds), revision)
+    return within_pool(state, pool)
+
+
 class StaticSource:
     """Pool from the config, states and apps from ``state_file``; :meth:`poll` re-reads the
     file when its mtime, size or inode changed (or when forced, on SIGHUP)."""
@@ -171,6 +229,8 @@ class StaticSource:
         self._stamp: tuple[int, int, int] | None = None
 
     def load(self) -> RazorState:
+        if self.cfg.tenants is not None:
+            return load_tenants(self.cfg, self.pool)
         path = self.cfg.state_file
         if path is None:
             return RazorState(MappingProxyType(dict.fromkeys(self.pool, VipState.ACTIVE)))
