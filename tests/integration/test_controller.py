@@ -246,7 +246,7 @@ def test_razor_reshard_goes_through_the_real_controller(
         "answers": 2,
         "shard_size": 3,
         "pool": {"lock": str(EXAMPLES / "small.lock")},
-        "tenants": {"redis": primary.address, "password_file": str(primary.password_file)},
+        "tenants": {"address": primary.address, "password_file": str(primary.password_file)},
     }
     (tmp_path / "razor.yaml").write_text(json.dumps(cfg))
     r = controller.cli(

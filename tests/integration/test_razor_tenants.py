@@ -55,7 +55,7 @@ def test_razor_follows_vip_states_and_shards_from_the_replica(
 ) -> None:
     store, replica = pod
     store.create_app("shop", shard_seed=1)
-    tenants = {"redis": replica.address, "password_file": str(replica.password_file)}
+    tenants = {"address": replica.address, "password_file": str(replica.password_file)}
     extra = {"tenants": tenants, "state_file": None, "pool": {"lock": str(LOCK)}}
     with razor(tmp_path / "razor", {}, **extra) as server:
         name = f"shop.{ZONE}"
@@ -109,7 +109,7 @@ def test_razor_attribute_cli_reads_the_replica(
         "zone": ZONE,
         "nameservers": [{"name": f"ns1.{ZONE}", "addresses": ["2001:db8:53::1"]}],
         "pool": {"lock": str(LOCK)},
-        "tenants": {"redis": replica.address, "password_file": str(replica.password_file)},
+        "tenants": {"address": replica.address, "password_file": str(replica.password_file)},
     }
     path = tmp_path / "razor.yaml"
     path.write_text(json.dumps(cfg))

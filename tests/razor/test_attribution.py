@@ -8,8 +8,8 @@ import random
 
 import httpx
 import pytest
-from conftest import V4, V6, state
 
+from razorkit import V4, V6, state
 from sixpod.razor.attribution import apps_holding, plan_reshard, rank_apps
 from sixpod.razor.controller import apply_plan
 from sixpod.razor.errors import ControllerError, ControllerUnreachable

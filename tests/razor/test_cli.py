@@ -7,8 +7,8 @@ import socket
 from pathlib import Path
 
 from click.testing import CliRunner
-from conftest import V4, V6
 
+from razorkit import V4, V6
 from sixpod.cli import cli
 from sixpod.razor.shard import shard
 

@@ -11,10 +11,10 @@ import dns.flags
 import dns.message
 import dns.rcode
 import dns.rdatatype
-from conftest import POOL, V4, V6, ask, config, state
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from razorkit import POOL, V4, V6, ask, config, state
 from sixpod.razor import engine as E
 from sixpod.razor.engine import Engine
 from sixpod.razor.shard import ranking, shard

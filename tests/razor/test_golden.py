@@ -11,8 +11,8 @@ import random
 from pathlib import Path
 
 import dns.message
-from conftest import config, state
 
+from razorkit import config, state
 from sixpod.razor.engine import Engine
 
 GOLDEN = Path(__file__).parent / "data" / "responses.golden"

@@ -10,8 +10,8 @@ from types import MappingProxyType, SimpleNamespace
 from typing import Any
 
 import pytest
-from conftest import POOL, config, state
 
+from razorkit import POOL, config, state
 from sixpod.inventory.errors import InventoryError
 from sixpod.inventory.load import load_model
 from sixpod.razor.config import RazorConfig

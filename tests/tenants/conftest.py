@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +12,8 @@ from pgproc import Postgres, postgres_server
 from sixpod.inventory.lock import Lock, parse_lock
 from sixpod.lab.redisproc import RedisServer, redis_server, wait_until
 from sixpod.tenants.guard import GuardLimits
-from sixpod.tenants.publisher import Publisher, PublisherSettings
 from sixpod.tenants.store import Store
+from tenantkit import open_store
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -23,13 +22,6 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 def small_lock() -> Lock:
     text = (EXAMPLES / "small.lock").read_text()
     return parse_lock(text, "small.lock")[0]
-
-
-def open_store(url: str, lock: Lock, **kwargs: object) -> Store:
-    store = Store(url, lock=lock, **kwargs)  # type: ignore[arg-type]
-    store.migrate()
-    store.sync_pool()
-    return store
 
 
 @pytest.fixture
@@ -53,25 +45,6 @@ def replica(tmp_path: Path, primary: RedisServer) -> Iterator[RedisServer]:
             what="replica link up",
         )
         yield server
-
-
-class RunningPublisher:
-    def __init__(self, store: Store, server: RedisServer, **settings: object) -> None:
-        self.client = server.client()
-        self.publisher = Publisher(store, self.client, PublisherSettings(**settings))  # type: ignore[arg-type]
-        store.on_commit = self.publisher.notify
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.publisher.run, args=(self.stop,), daemon=True)
-
-    def __enter__(self) -> Publisher:
-        self.thread.start()
-        return self.publisher
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.publisher.wake.set()
-        self.thread.join(timeout=10)
-        self.client.close()
 
 
 @pytest.fixture(scope="session")

@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import open_store
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sixpod.inventory.lock import Lock
 from sixpod.tenants.api import create_api
+from tenantkit import open_store
 
 TOKEN = "f" * 32
 

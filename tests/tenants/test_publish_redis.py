@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import RunningPublisher
 
 from sixpod.inventory.lock import Lock
 from sixpod.lab.redisproc import RedisServer, async_wait_until, redis_server, wait_until
@@ -18,6 +17,7 @@ from sixpod.tenants.model import Changed
 from sixpod.tenants.publisher import Publisher, PublisherSettings
 from sixpod.tenants.reader import ReaderSettings, TenantReader, TenantState
 from sixpod.tenants.store import Store
+from tenantkit import RunningPublisher
 
 pytestmark = pytest.mark.integration
 
@@ -173,7 +173,7 @@ def test_churn_guard_holds_what_two_controllers_removed_until_forced(
     tmp_path: Path, small_lock: Lock, primary: RedisServer
 ) -> None:
     """Each controller's store sees 3 of 10 removed; the publisher sees 6 and holds them."""
-    from conftest import open_store
+    from tenantkit import open_store
 
     limits = GuardLimits(app_share=0.5, pod_share=1.0, min_endpoints=4, window=60)
     url = f"sqlite:///{tmp_path / 'g.db'}"
@@ -254,7 +254,7 @@ def test_publisher_and_reader_over_a_postgresql_store(
 ) -> None:
     import secrets
 
-    from conftest import open_store
+    from tenantkit import open_store
 
     pg = request.getfixturevalue("postgres")
     store = open_store(pg.create_database(f"p_{secrets.token_hex(4)}"), small_lock)
@@ -283,7 +283,7 @@ def test_publisher_and_reader_over_a_postgresql_store(
 def test_redis_holding_another_stores_data_is_rebuilt_not_adopted(
     tmp_path: Path, store: Store, primary: RedisServer, small_lock: Lock
 ) -> None:
-    from conftest import open_store
+    from tenantkit import open_store
 
     c = primary.client()
     a = Publisher(store, c, PublisherSettings(holder="a", debounce=0))

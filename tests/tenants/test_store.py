@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import open_store
 
 from pgproc import Postgres
 from sixpod.inventory.lock import Lock
 from sixpod.tenants import ops
 from sixpod.tenants.errors import Conflict, InvalidInput, Unavailable
 from sixpod.tenants.store import SCHEMA_VERSION, Store
+from tenantkit import open_store
 
 DATA = Path(__file__).parent / "data"
 

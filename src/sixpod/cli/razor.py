@@ -10,22 +10,14 @@ from pathlib import Path
 import click
 
 from sixpod import addr
-from sixpod.inventory.errors import InventoryError
-from sixpod.inventory.load import load_model
+from sixpod.cli.config import load_config_or_exit
 from sixpod.razor.config import RazorConfig
 from sixpod.razor.errors import RazorError
 
 
 def load_config(path: Path) -> RazorConfig:
     """The Razor config; exit 1 with ``FILE:LINE:COL: message`` if it is wrong."""
-    try:
-        return load_model(path.read_text(encoding="utf-8"), str(path), RazorConfig)
-    except OSError as e:
-        click.echo(f"{path}: cannot read: {e.strerror}", err=True)
-    except InventoryError as e:
-        for d in e.diagnostics:
-            click.echo(str(d), err=True)
-    sys.exit(1)
+    return load_config_or_exit(path, RazorConfig)
 
 
 CONFIG = click.option(

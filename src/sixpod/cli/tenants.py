@@ -15,8 +15,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from sixpod.inventory.errors import InventoryError
-from sixpod.inventory.load import load_model
+from sixpod.cli.config import load_config_or_exit
 from sixpod.tenants.client import ApiError, Client, seg
 from sixpod.tenants.config import ControllerConfig
 
@@ -39,14 +38,7 @@ JSON = click.option("--json", "as_json", is_flag=True, help="print JSON")
 
 
 def load_controller_config(path: Path) -> ControllerConfig:
-    try:
-        return load_model(path.read_text(encoding="utf-8"), str(path), ControllerConfig)
-    except OSError as e:
-        click.echo(f"{path}: cannot read: {e.strerror}", err=True)
-    except InventoryError as e:
-        for d in e.diagnostics:
-            click.echo(str(d), err=True)
-    sys.exit(1)
+    return load_config_or_exit(path, ControllerConfig)
 
 
 @click.command()

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, model_validator
 
 from sixpod import addr
+from sixpod.tenants.config import RedisConfig
 
 _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
 _NAME = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
@@ -100,14 +101,6 @@ class Pool(_Model):
         return self
 
 
-class Tenants(_Model):
-    """Live VIP states and apps from the tenants reader (the node's local Redis replica)."""
-
-    redis: Endpoint = Field(description="the local Redis replica, [address]:port")
-    password_file: str = Field(description="file holding the Redis password")
-    prefix: str = Field(default="sixpod", pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
-
-
 class Rrl(_Model):
     """Response rate limiting per client prefix and answer (BIND's RRL model)."""
 
@@ -148,8 +141,10 @@ class RazorConfig(_Model):
     customer_zones: tuple[CustomerZone, ...] = ()
     pool: Pool
     state_file: str | None = Field(default=None, description="JSON/YAML: VIP states and apps")
-    tenants: Tenants | None = Field(
-        default=None, description="follow VIP states and apps live from Redis (not state_file)"
+    tenants: RedisConfig | None = Field(
+        default=None,
+        description="follow VIP states and apps live from the local Redis replica "
+        "(instead of state_file)",
     )
     state_poll: Seconds = Field(default=0.2, description="seconds between state file checks")
     listen: tuple[Endpoint, ...] = Field(

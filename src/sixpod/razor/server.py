@@ -28,10 +28,11 @@ from typing import Any
 
 from sixpod import addr
 from sixpod.razor import metrics as M
-from sixpod.razor.config import RazorConfig, Tenants
+from sixpod.razor.config import RazorConfig
 from sixpod.razor.engine import Engine
 from sixpod.razor.errors import ConfigError
 from sixpod.razor.source import RazorState, StaticSource, follow_reader, within_pool
+from sixpod.tenants.config import RedisConfig
 from sixpod.tenants.model import VipState
 from sixpod.tenants.reader import ReaderSettings, TenantReader
 
@@ -277,11 +278,11 @@ class Worker:
                 self.publish()
             await asyncio.sleep(TIMER)
 
-    def _start_reader(self, t: Tenants) -> TenantReader:
+    def _start_reader(self, t: RedisConfig) -> TenantReader:
         """Follow VIP states and apps from the local replica (upstream lists left out)."""
         reader = TenantReader(
             ReaderSettings(
-                address=t.redis, password_file=t.password_file, prefix=t.prefix, upstreams=False
+                address=t.address, password_file=t.password_file, prefix=t.prefix, upstreams=False
             )
         )
         self.loop.run_until_complete(reader.start())

@@ -193,15 +193,15 @@ def load_tenants(cfg: RazorConfig, pool: tuple[IPAddress, ...]) -> RazorState:
         with open(t.password_file, encoding="utf-8") as f:
             password = f.read().strip()
         client = redis.Redis(
-            host=addr.format_ip(t.redis.ip),
-            port=t.redis.port,
+            host=addr.format_ip(t.address.ip),
+            port=t.address.port,
             password=password,
             socket_timeout=5.0,
             decode_responses=True,
         )
         with client:
             if client.hget(keys.meta, "state") != "ready":
-                raise ConfigError(f"Redis at {addr.format_endpoint(t.redis)} has no tenant state")
+                raise ConfigError(f"Redis at {addr.format_endpoint(t.address)} has no tenant state")
             revision = int(client.hget(keys.meta, "revision") or 0)
             states: dict[IPAddress, VipState] = {}
             for text, value in client.hgetall(keys.vip).items():
@@ -214,7 +214,7 @@ def load_tenants(cfg: RazorConfig, pool: tuple[IPAddress, ...]) -> RazorState:
     except OSError as e:
         raise ConfigError(f"{t.password_file}: cannot read: {e.strerror}") from None
     except redis.RedisError as e:
-        raise ConfigError(f"Redis at {addr.format_endpoint(t.redis)}: {e}") from None
+        raise ConfigError(f"Redis at {addr.format_endpoint(t.address)}: {e}") from None
     state = RazorState(MappingProxyType(states), MappingProxyType(seeds), revision)
     return within_pool(state, pool)
 
