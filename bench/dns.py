@@ -58,6 +58,7 @@ def _razor_config(work: Path, port: int) -> Path:
         f"zone: {ZONE}\n"
         "nameservers: [{name: ns1.route.example.net, addresses: ['127.0.0.1']}]\n"
         f"answers: {K}\nshard_size: 16\nworkers: 1\ncookies: false\n"
+        "rrl: null\n"  # dnsperf is one client; PowerDNS limits no rate either
         f"pool: {{lock: {ROOT / 'examples' / 'pod.lock'}}}\n"
         f"listen: ['127.0.0.1:{port}']\n"
     )

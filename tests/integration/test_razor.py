@@ -119,6 +119,7 @@ def razor(tmp_path: Path, apps: dict[str, int], **extra: Any) -> Iterator[Razor]
         "state_poll": 0.1,
         "listen": [f"127.0.0.1:{port}", f"[::1]:{port}"],
         "metrics": f"127.0.0.1:{mport}",
+        "rrl": None,  # one client asks many times; test_rrl_slip turns it on
         **extra,
     }
     path = tmp_path / "razor.yaml"

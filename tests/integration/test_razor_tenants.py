@@ -126,3 +126,37 @@ def test_razor_attribute_cli_reads_the_replica(
     assert out.returncode == 0, out.stderr
     ranked = json.loads(out.stdout)
     assert json.dumps(ranked).find("shop") >= 0
+
+
+def test_razor_stays_silent_until_the_tenant_state_is_there(tmp_path: Path) -> None:
+    """Redis without tenant state: Razor answers nothing (no NXDOMAIN for apps, no VIP that
+    should be pulled) until the publisher has written it."""
+    import time
+
+    lock = parse_lock(LOCK.read_text(), "pod.lock")[0]
+    store = Store(f"sqlite:///{tmp_path / 't.db'}", lock=lock)
+    store.migrate()
+    store.sync_pool()
+    store.create_app("shop", shard_seed=1)
+    with redis_server(tmp_path) as primary:
+        client = primary.client()
+        publisher = Publisher(store, client, PublisherSettings(debounce=0))
+        stop = threading.Event()
+        thread = threading.Thread(target=publisher.run, args=(stop,), daemon=True)
+        timer = threading.Timer(3.0, thread.start)  # the state appears 3 s from now
+        tenants = {"address": primary.address, "password_file": str(primary.password_file)}
+        extra = {"tenants": tenants, "state_file": None, "pool": {"lock": str(LOCK)}}
+        start = time.monotonic()
+        timer.start()
+        try:
+            with razor(tmp_path / "razor", {}, **extra) as server:
+                assert time.monotonic() - start >= 3.0, "Razor answered before it had the state"
+                assert _answers(server, f"shop.{ZONE}")
+        finally:
+            timer.cancel()
+            stop.set()
+            publisher.wake.set()
+            if thread.is_alive():
+                thread.join(timeout=10)
+            client.close()
+            store.close()

@@ -17,12 +17,14 @@ from sixpod.inventory.load import load_model
 from sixpod.razor.config import RazorConfig
 from sixpod.razor.errors import ConfigError
 from sixpod.razor.source import (
+    RazorState,
     StaticSource,
     follow_reader,
     format_state,
     load_pool,
     parse_state,
     snapshot,
+    within_pool,
 )
 from sixpod.tenants.model import App, Changed, Vip, VipState
 
@@ -173,3 +175,46 @@ def test_readme_examples_load() -> None:
     got = parse_state(state_text, "state.yaml", load_pool(cfg))
     assert got.apps == {"shop": 0, "blog": 3}
     assert got.vips[ip_address("198.51.100.7")] is VipState.BLACKHOLED
+
+
+def test_a_failed_rebuild_is_retried_on_the_next_change() -> None:
+    reader = _FakeReader()
+    applied: list[Any] = []
+    fail = [True]
+
+    def apply(state: Any) -> None:
+        if fail[0] and len(applied) == 1:
+            fail[0] = False
+            raise RuntimeError("rebuild failed")
+        applied.append(state)
+
+    follow_reader(reader, apply)
+    ip = ip_address("198.51.100.1")
+    reader.state.vips = {ip: Vip(ip, VipState.BLACKHOLED)}
+    with pytest.raises(RuntimeError):
+        reader.change(Changed(revision=2, vips=True))
+    reader.change(Changed(revision=3, nodes=True, vips=True))  # same VIPs: not skipped now
+    assert applied[-1].vips[ip] is VipState.BLACKHOLED
+
+
+def test_within_pool_keeps_to_razors_pool() -> None:
+    inside, outside = ip_address("198.51.100.1"), ip_address("198.51.100.200")
+    state = RazorState(
+        MappingProxyType({inside: VipState.DRAINED, outside: VipState.ACTIVE}),
+        MappingProxyType({}),
+    )
+    other = ip_address("198.51.100.2")
+    got = within_pool(state, (inside, other))
+    assert dict(got.vips) == {inside: VipState.DRAINED, other: VipState.ACTIVE}
+
+
+def test_rate_limiting_is_on_unless_turned_off() -> None:
+    base = {
+        "zone": "route.example.net",
+        "nameservers": [{"name": "ns1.route.example.net", "addresses": ["2001:db8:53::1"]}],
+        "pool": {"vips": ["198.51.100.1"]},
+        "answers": 1,
+        "shard_size": 1,
+    }
+    assert RazorConfig.model_validate(base).rrl is not None
+    assert RazorConfig.model_validate({**base, "rrl": None}).rrl is None

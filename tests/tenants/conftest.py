@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +10,6 @@ import pytest
 from pgproc import Postgres, postgres_server
 from sixpod.inventory.lock import Lock, parse_lock
 from sixpod.lab.redisproc import RedisServer, redis_server, wait_until
-from sixpod.tenants.guard import GuardLimits
 from sixpod.tenants.store import Store
 from tenantkit import open_store
 
@@ -52,12 +50,3 @@ def postgres() -> Iterator[Postgres]:
     """One throwaway PostgreSQL per session; tests create a database each."""
     with postgres_server() as pg:
         yield pg
-
-
-@pytest.fixture
-def guard() -> GuardLimits:
-    return GuardLimits()
-
-
-def run(coro: object) -> object:
-    return asyncio.run(coro)  # type: ignore[arg-type]

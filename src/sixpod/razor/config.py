@@ -161,7 +161,9 @@ class RazorConfig(_Model):
     tcp_max_connections: Annotated[int, Strict(), Field(ge=1, le=100_000)] = Field(
         default=1000, description="open TCP connections per worker; more are closed at once"
     )
-    rrl: Rrl | None = None
+    rrl: Rrl | None = Field(
+        default_factory=Rrl, description="response rate limiting; null turns it off"
+    )
     cookies: bool = Field(default=True, description="answer DNS cookies (RFC 7873, 9018)")
     cookie_secret_file: str | None = Field(
         default=None, description="16+ bytes shared by every server of the anycast set"

@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sixpod import addr
@@ -42,6 +43,7 @@ TIMER = 0.1  # seconds between engine timer runs
 PUBLISH = 1.0  # seconds between copies of the counters to the shared slots
 BATCH = 256  # datagrams handled per reader callback before yielding to the loop
 RESTART_BACKOFF = 1.0  # seconds before a dead worker is restarted
+RESTART_WINDOW = 600.0  # seconds over which worker failures are counted
 
 
 def _bind(ep: addr.Endpoint, kind: int, *, reuseport: bool = True) -> socket.socket:
@@ -263,20 +265,28 @@ class Worker:
     async def _ticker(self) -> None:
         last_poll = last_pub = 0.0
         while not self._stop:
-            now = time.monotonic()
-            self.engine.handle_timer(now, time.time())
-            if self.reader is not None:
-                pass  # the reader pushes every change
-            elif self._reload:
-                self._reload = False
-                self.follow(force=True)
-            elif now - last_poll >= self.cfg.state_poll:
-                last_poll = now
-                self.follow()
-            if now - last_pub >= PUBLISH:
-                last_pub = now
-                self.publish()
+            try:
+                last_poll, last_pub = self._tick(last_poll, last_pub)
+            except Exception:
+                self.internal_error()
             await asyncio.sleep(TIMER)
+
+    def _tick(self, last_poll: float, last_pub: float) -> tuple[float, float]:
+        """Timers, state polling and metrics; one pass of the ticker."""
+        now = time.monotonic()
+        self.engine.handle_timer(now, time.time())
+        if self.reader is not None:
+            pass  # the reader pushes every change
+        elif self._reload:
+            self._reload = False
+            self.follow(force=True)
+        elif now - last_poll >= self.cfg.state_poll:
+            last_poll = now
+            self.follow()
+        if now - last_pub >= PUBLISH:
+            last_pub = now
+            self.publish()
+        return last_poll, last_pub
 
     def _start_reader(self, t: RedisConfig) -> TenantReader:
         """Follow VIP states and apps from the local replica (upstream lists left out)."""
@@ -286,12 +296,18 @@ class Worker:
             )
         )
         self.loop.run_until_complete(reader.start())
+        log.info("razor worker %d: waiting for the tenant state in Redis", self.index)
+        self.loop.run_until_complete(reader.ready.wait())
         follow_reader(reader, self.apply, self.source.pool)
         return reader
 
     def run(self, ready: Callable[[], None] = lambda: None) -> int:
         loop = self.loop
         asyncio.set_event_loop(loop)
+        if self.cfg.tenants is not None:
+            # Answer nothing until the tenant state is loaded: a blackholed VIP handed out, or
+            # an app name answered NXDOMAIN (and cached), is worse than a silent instance.
+            self.reader = self._start_reader(self.cfg.tenants)
         for ep in self.cfg.listen:
             u = _bind(ep, socket.SOCK_DGRAM)
             self._sockets.append(u)
@@ -312,8 +328,6 @@ class Worker:
         loop.add_signal_handler(signal.SIGTERM, stop)
         loop.add_signal_handler(signal.SIGINT, stop)
         loop.add_signal_handler(signal.SIGHUP, reload)
-        if self.cfg.tenants is not None:
-            self.reader = self._start_reader(self.cfg.tenants)
         ticker = loop.create_task(self._ticker())
         self.publish()
         _settle()
@@ -412,6 +426,13 @@ def main(cfg: RazorConfig) -> int:
         source = StaticSource(cfg)  # fail before forking: a broken pool or state file
         if cfg.tenants is None:
             source.load()
+        else:
+            try:
+                Path(cfg.tenants.password_file).read_text(encoding="utf-8")
+            except OSError as e:
+                raise ConfigError(
+                    f"{cfg.tenants.password_file}: cannot read: {e.strerror}"
+                ) from None
         check_listen(cfg)
         secret = cookie_secret(cfg)
     except ConfigError as e:
@@ -434,7 +455,7 @@ def main(cfg: RazorConfig) -> int:
         M.serve_http(shared, addr.format_ip(cfg.metrics.ip), cfg.metrics.port, attribution_api(cfg))
     where = ", ".join(addr.format_endpoint(ep) for ep in cfg.listen)
     log.info("razor: %d worker(s) serving %s on %s", cfg.workers, cfg.zone, where)
-    failures = 0
+    failures: list[float] = []  # when workers failed, within the last RESTART_WINDOW s
     code = 0
     while not flags["stop"]:
         if flags["hup"]:
@@ -448,9 +469,10 @@ def main(cfg: RazorConfig) -> int:
             pid, status = 0, 0
         if pid and pid in pids:
             index = pids.pop(pid)
-            failures += 1
+            now = time.monotonic()
+            failures = [t for t in failures if now - t < RESTART_WINDOW] + [now]
             log.error("razor worker %d (pid %d) exited with %d", index, pid, status)
-            if failures > 5 * cfg.workers:
+            if len(failures) > 5 * cfg.workers:
                 log.error("razor: workers keep failing; stopping")
                 code = 1
                 break

@@ -15,6 +15,7 @@ config (``pool.lock`` or ``pool.vips``) and a JSON/YAML state file, re-read when
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from sixpod.razor.errors import ConfigError
 from sixpod.tenants.model import App, Changed, Vip, VipState
 
 IPAddress = IPv4Address | IPv6Address
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +105,8 @@ def follow_reader(
         new = view(state.vips, state.apps, change.revision)
         if new.vips == last.vips and new.apps == last.apps:
             return  # an app's upstreams changed, not its seed: nothing to rebuild
+        apply(new)  # if it raises, ``last`` stays: the next change retries this one
         last = new
-        apply(new)
 
     reader.add_listener(changed)
 
@@ -132,6 +134,8 @@ def parse_state(text: str, filename: str, pool: tuple[IPAddress, ...]) -> RazorS
         data = json.loads(text) if filename.endswith(".json") else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as e:
         raise ConfigError(f"{filename}: not valid JSON/YAML: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"{filename}: nested too deeply") from None
     data = data or {}
     if not isinstance(data, dict) or set(data) - {"revision", "vips", "apps"}:
         raise ConfigError(f"{filename}: expected a mapping with revision, vips, apps")
@@ -205,12 +209,15 @@ def load_tenants(cfg: RazorConfig, pool: tuple[IPAddress, ...]) -> RazorState:
             revision = int(client.hget(keys.meta, "revision") or 0)
             states: dict[IPAddress, VipState] = {}
             for text, value in client.hgetall(keys.vip).items():
-                states[addr.parse_ip(str(text))] = VipState(str(value).partition(" ")[0])
+                try:
+                    states[addr.parse_ip(str(text))] = VipState(str(value).partition(" ")[0])
+                except ValueError as e:  # AddressError too: skip what this version cannot read
+                    log.warning("razor: VIP %r in Redis: %s", text, e)
             names = [k[len(keys.prefix) + 5 :] for k in client.scan_iter(keys.app("*"), count=1000)]
             pipe = client.pipeline(transaction=False)
             for n in names:
                 pipe.hget(keys.app(n), "shard_seed")
-            seeds = {n: int(v or 0) for n, v in zip(names, pipe.execute(), strict=True)}
+            seeds = {n: int(v) for n, v in zip(names, pipe.execute(), strict=True) if v is not None}
     except OSError as e:
         raise ConfigError(f"{t.password_file}: cannot read: {e.strerror}") from None
     except redis.RedisError as e:
@@ -240,6 +247,8 @@ class StaticSource:
                 text = f.read()
         except OSError as e:
             raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{path}: not UTF-8 text: {e.reason}") from None
         self._stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
         return parse_state(text, path, self.pool)
 
