@@ -441,3 +441,17 @@ def test_a_dead_worker_is_restarted(tmp_path: Path) -> None:
 
         wait_until(answers, timeout=10)
         assert "exited" in s.log.read_text()
+
+
+def test_tcp_idle_timer_counts_whole_messages(tmp_path: Path) -> None:
+    with razor(tmp_path, {"shop": 1}, tcp_idle_timeout=1.0) as s:
+        with socket.create_connection(("127.0.0.1", s.port), timeout=5) as c:
+            start = time.monotonic()
+            c.sendall(b"\x00")  # the start of a length prefix, then a byte now and then
+            with contextlib.suppress(OSError):
+                for _ in range(10):
+                    time.sleep(0.4)
+                    c.sendall(b"\x10")
+            closed = c.recv(1) == b""
+        assert closed
+        assert time.monotonic() - start < 4

@@ -84,3 +84,24 @@ def test_never_more_than_the_bucket_allows(steps: list[tuple[float, int, int]], 
     for n in sent.values():
         assert n <= s.burst + s.rate * now + 1e-9
     assert r.slipped + r.dropped == sum(limited.values())
+
+
+def test_eviction_is_bounded_and_least_recently_used_first() -> None:
+    import sixpod.razor.rrl as rrl_module
+
+    limiter = RateLimiter(RrlSettings(rate=1.0, burst=5.0, max_entries=10))
+    for i in range(30):
+        limiter.check(bytes([i]), 0, now=0.0)
+    limiter.check(bytes([0]), 0, now=1.0)  # used again: now the most recent
+    limiter.handle_timer(now=1.0)
+    assert len(limiter) == 10
+    assert limiter.check(bytes([0]), 0, now=1.0) is Verdict.SEND
+    old = rrl_module.EVICT_PER_TICK
+    rrl_module.EVICT_PER_TICK = 3
+    try:
+        limiter.handle_timer(now=100.0)  # all idle now, but only 3 go per tick
+        assert len(limiter) == 7
+    finally:
+        rrl_module.EVICT_PER_TICK = old
+    limiter.handle_timer(now=100.0)
+    assert len(limiter) == 0

@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import enum
 import socket
+from collections import OrderedDict
 from dataclasses import dataclass
+
+EVICT_PER_TICK = 50_000
+"""Most buckets :meth:`RateLimiter.handle_timer` forgets in one call (bounded work)."""
 
 
 class Verdict(enum.IntEnum):
@@ -43,7 +47,8 @@ class RateLimiter:
 
     def __init__(self, settings: RrlSettings) -> None:
         self.s = settings
-        self._buckets: dict[tuple[bytes, int], list[float]] = {}
+        # Ordered by last use, the least recent first: eviction pops from the front.
+        self._buckets: OrderedDict[tuple[bytes, int], list[float]] = OrderedDict()
         self._m4 = _masker(settings.ipv4_prefix, 4)
         self._m6 = _masker(settings.ipv6_prefix, 16)
         self.dropped = 0
@@ -71,6 +76,7 @@ class RateLimiter:
         if b is None:
             self._buckets[key] = [s.burst - 1.0, now, 0.0]
             return Verdict.SEND
+        self._buckets.move_to_end(key)
         tokens = min(s.burst, b[0] + (now - b[1]) * s.rate)
         b[1] = now
         if tokens >= 1.0:
@@ -85,16 +91,19 @@ class RateLimiter:
         return Verdict.DROP
 
     def handle_timer(self, now: float) -> None:
-        """Forget buckets that have refilled (idle clients); if still too many, the oldest."""
+        """Forget buckets that have refilled (idle clients) and, past ``max_entries``, the
+        least recently used; at most :data:`EVICT_PER_TICK` per call, so a flood from many
+        prefixes never stalls the loop."""
         s = self.s
         full_after = s.burst / s.rate
         buckets = self._buckets
-        for key in [k for k, b in buckets.items() if now - b[1] >= full_after]:
-            del buckets[key]
-        if len(buckets) > s.max_entries:
-            oldest = sorted(buckets, key=lambda k: buckets[k][1])
-            for key in oldest[: len(buckets) - s.max_entries]:
-                del buckets[key]
+        for _ in range(EVICT_PER_TICK):
+            if not buckets:
+                return
+            oldest = buckets[next(iter(buckets))]
+            if now - oldest[1] < full_after and len(buckets) <= s.max_entries:
+                return
+            buckets.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._buckets)

@@ -92,6 +92,7 @@ class _Tcp(asyncio.Protocol):
         self.host = ""
         self.idle: asyncio.TimerHandle | None = None
         self.counted = False
+        self.paused = False
 
     def connection_made(self, transport: Any) -> None:
         self.t = transport
@@ -111,6 +112,16 @@ class _Tcp(asyncio.Protocol):
             self.idle.cancel()
         self.idle = self.w.loop.call_later(self.w.cfg.tcp_idle_timeout, self.t.close)
 
+    def pause_writing(self) -> None:
+        """The client does not read its answers: stop reading its queries (backpressure)."""
+        self.paused = True
+        self.t.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        self.t.resume_reading()
+        self.data_received(b"")  # the queries already buffered
+
     def connection_lost(self, exc: Exception | None) -> None:
         if self.idle is not None:
             self.idle.cancel()
@@ -121,10 +132,9 @@ class _Tcp(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if not self.counted:
             return
-        self._arm()
         buf = self.buf
         buf += data
-        while len(buf) >= 2:
+        while len(buf) >= 2 and not self.paused:
             size = buf[0] << 8 | buf[1]
             if len(buf) < 2 + size:
                 break
@@ -139,6 +149,7 @@ class _Tcp(asyncio.Protocol):
             if out is None:
                 self.t.close()
                 return
+            self._arm()  # the idle timer runs from the last whole message, not the last byte
             self.t.write(len(out).to_bytes(2, "big") + out)
 
 
