@@ -399,3 +399,31 @@ def test_reshuffle_work_is_spread_over_timer_calls() -> None:
         e.handle_timer(i / 10)
     assert 2 * total - 2 <= sum(done) <= 2 * total
     assert max(done) <= total / 5  # never all at once
+
+
+def _cookie_request(version: int = 0, opcode: int = 0) -> bytes:
+    opt = b"\x00" + b"\x00\x29" + b"\x04\xd0" + bytes([0, version, 0, 0])
+    option = b"\x00\x0a\x00\x08" + b"\x01\x02\x03\x04\x05\x06\x07\x08"
+    header = b"\x12\x34" + bytes([opcode << 3, 0]) + b"\x00\x00\x00\x00\x00\x00\x00\x01"
+    return header + opt + len(option).to_bytes(2, "big") + option
+
+
+def test_cookie_requests_badvers_other_opcodes_and_rrl() -> None:
+    import dns.message
+    import dns.rcode
+
+    e = Engine(config(), state())
+    ok = dns.message.from_wire(e.respond(_cookie_request(), "192.0.2.1", 0.0))
+    assert ok.rcode() == dns.rcode.NOERROR
+    assert not ok.question
+    bad = e.respond(_cookie_request(version=1), "192.0.2.1", 0.0)
+    assert bad is not None
+    r = dns.message.from_wire(bad)
+    assert r.rcode() == dns.rcode.BADVERS
+    assert not r.question
+    notify = e.respond(_cookie_request(opcode=4), "192.0.2.1", 0.0)
+    assert notify is not None
+    assert dns.message.from_wire(notify).rcode() != dns.rcode.NOERROR
+    limited = Engine(config(rrl={"responses_per_second": 1, "burst": 2, "slip": 0}), state())
+    got = [limited.respond(_cookie_request(), "192.0.2.1", 0.0) for _ in range(5)]
+    assert sum(x is not None for x in got) == 2

@@ -39,6 +39,7 @@ COOKIES_VALID = 28
 COUNTERS = 29
 TCP_LIMIT = 65535
 RESHUFFLE_BATCH = 256  # answer sets redrawn per timer call at most
+COOKIE_CLASS = -1  # the RRL response class of server-cookie answers (tables use ids >= 0)
 
 
 class Engine:
@@ -125,15 +126,26 @@ class Engine:
             return data[:2] + flags + b"\x00\x01\x00\x00\x00\x00\x00\x01" + data[12:qend] + opt
         return data[:2] + flags + b"\x00" * 8
 
-    def _cookie_only(self, data: bytes, host: str, now: float, e: QueryError) -> bytes:
+    def _cookie_only(self, data: bytes, host: str, now: float, e: QueryError) -> bytes | None:
         """A query with no question and a COOKIE option asks for a server cookie
         (RFC 7873 5.4): NOERROR, no question, our OPT with the cookie. Else the error."""
+        if data[2] & 0x78:  # not a standard query (NOTIFY, UPDATE, ...): not a cookie request
+            return self._error(data, e)
         try:
             _, do, cookie = wire.scan_opt(data, 12)
         except QueryError as again:
+            if again.rcode == BADVERS:  # no question to echo: header and our OPT only
+                self.counts[BADVERS] += 1
+                flags = struct.pack("!BB", 0x80 | (data[2] & 0x79), BADVERS & 0x0F)
+                opt = wire.opt_record(self.max_udp, ext_rcode=BADVERS >> 4)
+                return data[:2] + flags + b"\x00\x00\x00\x00\x00\x00\x00\x01" + opt
             return self._error(data, again)
         if cookie is None or self.cookies is None:
             return self._error(data, e)
+        if self.rrl is not None:  # cookie answers are small, but still a reflection
+            verdict = self.rrl.check(self.rrl.prefix(host), COOKIE_CLASS, now)
+            if verdict is not Verdict.SEND:
+                return None
         stamp = int(now + self.wall_offset)
         value, _ = self.cookies.answer(cookie, _packed(host), stamp)
         opt = wire.opt_record(self.max_udp, do=bool(do), options=wire.cookie_option(value))
