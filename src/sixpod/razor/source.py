@@ -23,6 +23,7 @@ from ipaddress import IPv4Address, IPv6Address
 from types import MappingProxyType
 from typing import Any, Protocol
 
+import redis
 import yaml
 
 from sixpod import addr
@@ -30,6 +31,7 @@ from sixpod.inventory.errors import InventoryError
 from sixpod.inventory.lock import parse_lock
 from sixpod.razor.config import RazorConfig
 from sixpod.razor.errors import ConfigError
+from sixpod.tenants.layout import Keys
 from sixpod.tenants.model import App, Changed, Vip, VipState
 
 IPAddress = IPv4Address | IPv6Address
@@ -186,10 +188,6 @@ def format_state(state: RazorState) -> str:
 def load_tenants(cfg: RazorConfig, pool: tuple[IPAddress, ...]) -> RazorState:
     """VIP states and app seeds read once from Redis (attribution, the CLI), in the layout
     the publisher writes (:mod:`sixpod.tenants.layout`)."""
-    import redis
-
-    from sixpod.tenants.layout import Keys
-
     t = cfg.tenants
     assert t is not None
     keys = Keys(t.prefix)
