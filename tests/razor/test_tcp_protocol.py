@@ -1,0 +1,110 @@
+"""The TCP adapter with a fake transport: backpressure and the idle timer (RFC 7766)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import dns.message
+
+from razorkit import config, state
+from sixpod.razor.engine import Engine
+from sixpod.razor.server import _Tcp
+
+
+class FakeTransport:
+    """Calls the protocol's pause_writing once ``high`` bytes are buffered, as asyncio does."""
+
+    def __init__(self, high: int) -> None:
+        self.high = high
+        self.buffered = 0
+        self.written: list[bytes] = []
+        self.reading = True
+        self.closed = False
+        self.protocol: Any = None
+
+    def get_extra_info(self, _name: str) -> tuple[str, int]:
+        return ("192.0.2.1", 5353)
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+        before = self.buffered
+        self.buffered += len(data)
+        if before <= self.high < self.buffered:
+            self.protocol.pause_writing()
+
+    def drain(self) -> None:
+        self.buffered = 0
+        self.protocol.resume_writing()
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.closed = True
+
+
+class FakeLoop:
+    def __init__(self) -> None:
+        self.timers: list[Any] = []
+
+    def call_later(self, delay: float, callback: Any) -> Any:
+        handle = SimpleNamespace(delay=delay, callback=callback, cancelled=False)
+        handle.cancel = lambda: setattr(handle, "cancelled", True)
+        self.timers.append(handle)
+        return handle
+
+
+def connect(high: int) -> tuple[_Tcp, FakeTransport, FakeLoop]:
+    loop = FakeLoop()
+    worker: Any = SimpleNamespace(
+        engine=Engine(config(), state()),
+        cfg=SimpleNamespace(tcp_max_connections=10, tcp_idle_timeout=10.0),
+        loop=loop,
+        tcp_open=0,
+        tcp_refused=0,
+        tcp_queries=0,
+        internal_error=lambda: None,
+    )
+    proto = _Tcp(worker)
+    transport = FakeTransport(high)
+    transport.protocol = proto
+    proto.connection_made(transport)
+    return proto, transport, loop
+
+
+def frame(name: str) -> bytes:
+    q = dns.message.make_query(name, "A").to_wire()
+    return len(q).to_bytes(2, "big") + q
+
+
+def test_a_client_that_does_not_read_is_not_read_from() -> None:
+    proto, transport, _ = connect(high=2000)
+    proto.data_received(frame("shop.route.example.net") * 500)
+    answered = len(transport.written)
+    assert 0 < answered < 500  # stopped at the high-water mark
+    assert not transport.reading
+    transport.drain()  # the client read its answers: the rest is answered
+    while not transport.reading or len(transport.written) < 500:
+        before = len(transport.written)
+        transport.drain()
+        assert len(transport.written) > before
+    assert len(transport.written) == 500
+
+
+def test_the_idle_timer_restarts_on_whole_messages_only() -> None:
+    proto, transport, loop = connect(high=10**9)
+    armed = len(loop.timers)
+    message = frame("shop.route.example.net")
+    for i in range(len(message) - 1):  # a slow client: one byte at a time
+        proto.data_received(message[i : i + 1])
+    assert len(loop.timers) == armed  # bytes are not messages
+    proto.data_received(message[-1:])
+    assert len(transport.written) == 1
+    assert len(loop.timers) == armed + 1  # a whole message restarts it
