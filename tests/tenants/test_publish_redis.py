@@ -300,3 +300,48 @@ def test_redis_holding_another_stores_data_is_rebuilt_not_adopted(
     assert c.exists("sixpod:app:from-b")
     assert b.metrics.rebuilds._value.get() == 1
     other.close()
+
+
+def test_redis_ahead_of_a_restored_store_is_rebuilt(store: Store, primary: RedisServer) -> None:
+    """Same epoch, but the commit at Redis's revision is not the store's: a restored backup
+    reused those revisions for other changes. Redis must be rebuilt, not adopted."""
+    import sqlalchemy as sa
+
+    from sixpod.tenants.store import outbox_t
+
+    c = primary.client()
+    first = Publisher(store, c, PublisherSettings(holder="a", debounce=0))
+    first._keep_lease()
+    store.create_app("one")
+    first.step()
+    head = store.head()
+    with store.engine.begin() as conn:  # the restored store committed another change there
+        conn.execute(
+            sa.update(outbox_t)
+            .where(outbox_t.c.revision == head)
+            .values(committed_at=outbox_t.c.committed_at + 1)
+        )
+    store.release_lease("a")
+    second = Publisher(store, c, PublisherSettings(holder="b", debounce=0))
+    second._keep_lease()
+    second.step()
+    assert second.metrics.rebuilds._value.get() == 1
+    assert c.hget("sixpod:meta", "epoch") != first.epoch
+
+
+def test_no_error_stops_the_publisher_thread(store: Store, primary: RedisServer) -> None:
+    failures = [2]
+    real = store.outbox_after
+
+    def flaky(revision: int, *, limit: int = 5000) -> list[Any]:
+        if failures[0]:
+            failures[0] -= 1
+            raise KeyError("a bug somewhere below")
+        return real(revision, limit=limit)
+
+    store.outbox_after = flaky  # type: ignore[method-assign]
+    with RunningPublisher(store, primary) as pub:
+        store.create_app("late")
+        wait_until(lambda: primary.client().exists("sixpod:app:late"), timeout=15)
+        wait_until(lambda: pub.last_error is None, timeout=5)
+        assert failures == [0]
