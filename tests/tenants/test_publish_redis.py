@@ -339,8 +339,9 @@ def test_no_error_stops_the_publisher_thread(store: Store, primary: RedisServer)
             raise KeyError("a bug somewhere below")
         return real(revision, limit=limit)
 
-    store.outbox_after = flaky  # type: ignore[method-assign]
     with RunningPublisher(store, primary) as pub:
+        wait_until(lambda: pub.epoch is not None, timeout=10)  # attached: Redis rebuilt
+        store.outbox_after = flaky  # type: ignore[method-assign]
         store.create_app("late")
         wait_until(lambda: primary.client().exists("sixpod:app:late"), timeout=15)
         wait_until(lambda: pub.last_error is None, timeout=5)
