@@ -7,9 +7,8 @@ from pathlib import Path
 
 import click
 
-from sixpod.inventory.errors import InventoryError
+from sixpod.cli.config import load_config_or_exit
 from sixpod.inventory.files import write_atomic
-from sixpod.inventory.load import load_model
 from sixpod.routing.config import AnnouncerConfig
 
 CONFIG = click.option(
@@ -25,18 +24,13 @@ def load_config(path: Path) -> AnnouncerConfig:
     """The announcer config, checked as deeply as the core will check it; exit 1 if wrong."""
     from sixpod.routing.announcer import core_config
 
+    cfg = load_config_or_exit(path, AnnouncerConfig)
     try:
-        cfg = load_model(path.read_text(encoding="utf-8"), str(path), AnnouncerConfig)
         core_config(cfg)
-        return cfg
-    except OSError as e:
-        click.echo(f"{path}: cannot read: {e.strerror}", err=True)
-    except InventoryError as e:
-        for d in e.diagnostics:
-            click.echo(str(d), err=True)
     except ValueError as e:
         click.echo(f"{path}: {e}", err=True)
-    sys.exit(1)
+        sys.exit(1)
+    return cfg
 
 
 @click.command()

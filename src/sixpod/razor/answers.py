@@ -22,10 +22,11 @@ from ipaddress import IPv4Address, IPv6Address
 from typing import NamedTuple
 
 from sixpod.razor import wire
-from sixpod.razor.config import RazorConfig, is_app_label
+from sixpod.razor.config import RazorConfig
 from sixpod.razor.errors import NOERROR, NXDOMAIN
 from sixpod.razor.shard import Shards
 from sixpod.razor.source import RazorState
+from sixpod.tenants.names import is_app_name
 
 IPAddress = IPv4Address | IPv6Address
 QUESTION_NAME = 12  # offset of the question name in every message
@@ -255,7 +256,7 @@ class _Build:
         soa = cfg.soa
         builder.shards.set_pool(state.vips)
         self.active = frozenset(ip.packed for ip in state.active())
-        self.valid = {a: s for a, s in state.apps.items() if is_app_label(a)}
+        self.valid = {a: s for a, s in state.apps.items() if is_app_name(a)}
         self.skipped = tuple(sorted(set(state.apps) - set(self.valid)))
         self.names: dict[bytes, dict[int, Answer]] = {}
         self.zones: dict[bytes, Zone] = {}

@@ -8,17 +8,17 @@ the trailing dot. Loaded with :func:`sixpod.inventory.load.load_model`, so error
 from __future__ import annotations
 
 import re
-from ipaddress import IPv4Address, IPv6Address
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, model_validator
+from pydantic import BeforeValidator, Field, Strict, model_validator
 
 from sixpod import addr
+from sixpod.configtypes import IP, ConfigModel, Endpoint, Seconds
 from sixpod.tenants.config import RedisConfig
+from sixpod.tenants.names import is_app_name
 
 _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
 _NAME = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
-_APP_LABEL = re.compile(rf"^{_LABEL}$")
 
 
 def _name(value: Any) -> str:
@@ -30,32 +30,11 @@ def _name(value: Any) -> str:
     return name
 
 
-def _ip(value: Any) -> IPv4Address | IPv6Address:
-    if not isinstance(value, str):
-        raise ValueError(f"expected address text, got {value!r}")
-    return addr.parse_ip(value)
-
-
-def _endpoint(value: Any) -> addr.Endpoint:
-    if not isinstance(value, str):
-        raise ValueError(f"expected host:port text, got {value!r}")
-    return addr.parse_endpoint(value)
-
-
-def is_app_label(name: str) -> bool:
-    """Whether an app name can be a DNS label (``<app>.<zone>``)."""
-    return bool(_APP_LABEL.fullmatch(name))
-
-
 DomainName = Annotated[str, BeforeValidator(_name)]
-IP = Annotated[IPv4Address | IPv6Address, BeforeValidator(_ip)]
-Endpoint = Annotated[addr.Endpoint, BeforeValidator(_endpoint)]
 Ttl = Annotated[int, Strict(), Field(ge=0, le=2147483647)]
-Seconds = Annotated[float, Field(gt=0, le=3600)]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+_Model = ConfigModel
 
 
 class Soa(_Model):
@@ -185,7 +164,7 @@ class RazorConfig(_Model):
         if len(set(names)) != len(names):
             raise ValueError("a customer zone is listed twice")
         for z in self.customer_zones:
-            if not is_app_label(z.app):
+            if not is_app_name(z.app):
                 raise ValueError(f"customer zone {z.name}: app {z.app!r} is not a DNS label")
         for ns in self.nameservers:
             inside = ns.name == self.zone or ns.name.endswith("." + self.zone)

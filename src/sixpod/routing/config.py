@@ -2,53 +2,15 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv6Address, IPv6Network
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, model_validator
+from pydantic import Field, Strict, model_validator
 
-from sixpod import addr
+from sixpod.configtypes import IP, ConfigModel, Endpoint, IPv6, Prefix6, Seconds
 from sixpod.routing.health import Severity
 
-
-def _ip(value: Any) -> IPv4Address | IPv6Address:
-    if not isinstance(value, str):
-        raise ValueError(f"expected address text, got {value!r}")
-    return addr.parse_ip(value)
-
-
-def _ipv6(value: Any) -> IPv6Address:
-    ip = _ip(value)
-    if not isinstance(ip, IPv6Address):
-        raise ValueError(f"{value!r} is not an IPv6 address")
-    return ip
-
-
-def _prefix6(value: Any) -> IPv6Network:
-    if not isinstance(value, str):
-        raise ValueError(f"expected prefix text, got {value!r}")
-    net = addr.parse_prefix(value)
-    if not isinstance(net, IPv6Network):
-        raise ValueError(f"{value!r} is not an IPv6 prefix")
-    return net
-
-
-def _endpoint(value: Any) -> addr.Endpoint:
-    if not isinstance(value, str):
-        raise ValueError(f"expected host:port text, got {value!r}")
-    return addr.parse_endpoint(value)
-
-
-IP = Annotated[IPv4Address | IPv6Address, BeforeValidator(_ip)]
-IPv6 = Annotated[IPv6Address, BeforeValidator(_ipv6)]
-Prefix6 = Annotated[IPv6Network, BeforeValidator(_prefix6)]
-Endpoint = Annotated[addr.Endpoint, BeforeValidator(_endpoint)]
-Seconds = Annotated[float, Field(gt=0, le=3600)]
 Count = Annotated[int, Strict(), Field(ge=1, le=100)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+_Model = ConfigModel
 
 
 class _Check(_Model):

@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict
+from pydantic import Field, Strict
 
 from sixpod import addr
+from sixpod.configtypes import ConfigModel, Endpoint, Seconds
 from sixpod.tenants.guard import GuardLimits
 
-
-def _endpoint(value: Any) -> addr.Endpoint:
-    if not isinstance(value, str):
-        raise ValueError(f"expected host:port text, got {value!r}")
-    return addr.parse_endpoint(value)
-
-
-Endpoint = Annotated[addr.Endpoint, BeforeValidator(_endpoint)]
-Seconds = Annotated[float, Field(gt=0, le=3600)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+_Model = ConfigModel
 
 
 class RedisConfig(_Model):

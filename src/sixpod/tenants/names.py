@@ -15,9 +15,14 @@ _LDH = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 MAX_HOSTNAME = 253
 
 
+def is_app_name(text: object) -> bool:
+    """Whether ``text`` can name an app: one lower-case DNS label (``<app>.<route zone>``)."""
+    return isinstance(text, str) and _APP.fullmatch(text) is not None
+
+
 def app_name(text: str) -> str:
     """An app name is one DNS label (Razor serves ``<app>.<route zone>``), lower case."""
-    if not isinstance(text, str) or not _APP.fullmatch(text):
+    if not is_app_name(text):
         raise InvalidInput(
             f"app name {text!r}: expected 1-63 lower-case letters, digits and inner hyphens"
         )

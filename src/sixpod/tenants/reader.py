@@ -18,7 +18,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address
 from pathlib import Path
@@ -401,10 +401,3 @@ class TenantReader:
             "resyncs": self.resyncs,
             "endpoints": self.state.endpoint_count(),
         }
-
-
-def iter_endpoints(state: TenantState) -> Iterator[tuple[str, str, str]]:
-    """Every (app, ``[address]:port``, ``"weight state"``) in the state."""
-    for app, ups in state.upstreams_raw.items():
-        for text, value in ups.items():
-            yield app, text, value
