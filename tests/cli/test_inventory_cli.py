@@ -135,7 +135,7 @@ def test_render_replaces_the_tree(pod: Path, tmp_path: Path) -> None:
     run("allocate", pod)
     code, out, _ = run("render", pod, "--out", out_dir)
     assert code == 0
-    assert "4 devices, 15 files" in out
+    assert "4 devices, 19 files" in out
     pod.write_text(
         pod.read_text().replace("  - {name: app1, rack: r1, role: internal, port: swp3}\n", "")
     )

@@ -11,7 +11,7 @@ from sixpod import __version__
 from sixpod.cli.addr import addr
 from sixpod.cli.inventory import allocate_cmd, check, render_cmd, status
 from sixpod.cli.lab import lab
-from sixpod.cli.node import announcer, node
+from sixpod.cli.node import announcer, edge_agent, node
 from sixpod.cli.razor import razor
 from sixpod.cli.tenants import app, controller, domain, endpoint, publisher, vip
 from sixpod.cli.tor import tor_resilient
@@ -30,6 +30,7 @@ for command in (
     status,
     addr,
     announcer,
+    edge_agent,
     node,
     tor_resilient,
     lab,

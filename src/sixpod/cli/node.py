@@ -89,3 +89,14 @@ def disable(config_path: Path) -> None:
 def enable(config_path: Path) -> None:
     """Undo disable."""
     _flag(config_path, "disable", False)
+
+
+@click.command("edge-agent")
+@CONFIG
+def edge_agent(config_path: Path) -> None:
+    """Run the edge agent: supervises nginx, pushes tenant changes to it (edge.yaml)."""
+    from sixpod.cli.config import load_config_or_exit
+    from sixpod.edge.agent import main
+    from sixpod.edge.config import EdgeConfig
+
+    sys.exit(main(load_config_or_exit(config_path, EdgeConfig)))

@@ -11,6 +11,7 @@ from ipaddress import IPv4Address, IPv6Network
 from typing import Any
 
 from sixpod import addr
+from sixpod.edge.render import edge_files
 from sixpod.inventory.checks import tor_ports
 from sixpod.inventory.lock import Lock
 from sixpod.inventory.model import Announce, Inventory
@@ -154,7 +155,12 @@ def render(inv: Inventory, lock: Lock, paths: Paths | None = None) -> dict[str, 
     """
     docs = device_documents(inv, lock)
     files = {path: json.dumps(doc, indent=2, sort_keys=True) + "\n" for path, doc in docs.items()}
-    configs = device_configs(docs, paths or Paths())
+    paths = paths or Paths()
+    configs = device_configs(docs, paths)
+    for path, doc in docs.items():
+        if doc["schema"] == NODE_SCHEMA:
+            folder = path.rsplit("/", 1)[0]
+            configs |= {f"{folder}/{k}": v for k, v in edge_files(doc, paths).items()}
     for path, doc in docs.items():
         if doc["schema"] == TOR_SCHEMA:
             frr_path = path.replace("device.json", "frr.conf")

@@ -20,7 +20,8 @@ BFD_MULTIPLIER = 3
 MAX_PATHS = 64  # FRR's compile-time multipath limit on Debian
 
 
-EDGE_HEALTH_URL = "http://[::1]:8081/healthz"
+EDGE_HEALTH = "[::1]:8081"
+EDGE_HEALTH_URL = f"http://{EDGE_HEALTH}/healthz"
 # Fast enough that a failure is withdrawn in well under a second (p50), slow enough to cost
 # nothing: one local HTTP GET every 0.5 s. Two failures withdraw; three passes restore.
 CHECK_TIMING: dict[str, Any] = {
@@ -40,6 +41,9 @@ class Paths:
     sixpod: str = "/usr/local/bin/sixpod"
     etc: str = "/etc/sixpod"
     state: str = "/var/lib/sixpod"
+    lua: str = "/usr/local/share/sixpod/lua"
+    run: str = "/run/sixpod"
+    log: str = "/var/log/sixpod"
 
 
 def _node_list(name: str) -> str:

@@ -1,0 +1,47 @@
+"""``edge.yaml``: the edge agent's typed config (one per edge node)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from sixpod.configtypes import ConfigModel, Endpoint, Seconds
+
+
+class RedisSection(ConfigModel):
+    address: Endpoint
+    """The node's local Redis replica, ``[::1]:6379``."""
+    password_file: str | None = None
+    prefix: str = "sixpod"
+
+
+class EdgeConfig(ConfigModel):
+    node: str
+    listen: tuple[Endpoint, ...] = Field(min_length=1)
+    """Where HTTP is served: port 80 of every VIP of the node (one listener per VIP)."""
+    health: Endpoint
+    """The health and status server; the announcer checks ``/healthz`` here."""
+    run_dir: str
+    """nginx's pid, temp files and the admin socket's 0700 directory."""
+    nginx_conf: str
+    """The generated nginx.conf the agent starts nginx with."""
+    lua_dir: str
+    """Where ``sixpod_edge.lua`` is installed."""
+    access_log: str
+    error_log: str
+    nginx: tuple[str, ...] = ("/usr/sbin/nginx",)
+    """The command that runs nginx (a prefix such as ``ip netns exec NS`` is allowed)."""
+    workers: int = Field(default=2, ge=1, le=64)
+    redis: RedisSection
+    body_limit: str = Field(default="16m", pattern=r"^[0-9]{1,6}[km]?$")
+    """Largest request body nginx accepts (nginx size text)."""
+    conn_per_client: int = Field(default=256, ge=1, le=100000)
+    """Concurrent connections one client address may hold."""
+    upstream_timeout: Seconds = 30.0
+    """Seconds to wait for an endpoint's response before a 504."""
+    connect_timeout: Seconds = 2.0
+    check_interval: Seconds = 1.0
+    """Seconds between checks that nginx still holds this agent's state."""
+    chunk_apps: int = Field(default=200, ge=1, le=10000)
+    """Apps per admin request during a full push (keeps each under ~5 ms in nginx)."""
+    hosts_dict: str = "64m"
+    apps_dict: str = "256m"

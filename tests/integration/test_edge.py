@@ -1,0 +1,312 @@
+"""The edge with real nginx, real Redis and the real publishing path.
+
+store -> publisher -> Redis primary -> replica -> reader -> agent -> nginx. nginx and the
+backends run in a network namespace the test creates, with endpoint addresses inside a node
+/64 of ``examples/pod.lock``; the agent (root namespace) reaches nginx over its unix socket.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from sixpod.edge.config import EdgeConfig
+from sixpod.edge.nginxconf import nginx_conf
+from sixpod.inventory.lock import parse_lock
+from sixpod.lab.redisproc import RedisServer, redis_server
+from sixpod.lab.redisproc import wait_until as wait_redis
+from sixpod.tenants.publisher import Publisher, PublisherSettings
+from sixpod.tenants.store import Store
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCK = ROOT / "examples" / "pod.lock"
+LUA = ROOT / "src" / "sixpod" / "edge" / "lua"
+BACKEND = ROOT / "tests" / "edge" / "backend.py"
+NODE_NET = "2001:db8:100:1"  # r1-edge1's /64 in examples/pod.lock
+BACKENDS = {"a": f"{NODE_NET}::a", "b": f"{NODE_NET}::b", "c": f"{NODE_NET}::c"}
+PORT = 8080
+
+
+def wait_until(cond: Callable[[], object], timeout: float = 10.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+class Netns:
+    def __init__(self) -> None:
+        self.name = f"sixpod-edge-{secrets.token_hex(3)}"
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["ip", "netns", "exec", self.name, *argv],
+            check=check,
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+
+    def spawn(self, *argv: str) -> subprocess.Popen[bytes]:
+        p = subprocess.Popen(["ip", "netns", "exec", self.name, *argv])
+        self.procs.append(p)
+        return p
+
+    def get(self, host: str, path: str = "/", *extra: str) -> tuple[int, str, dict[str, str]]:
+        r = self.run(
+            "curl",
+            "-s",
+            "-g",
+            "-o",
+            "-",
+            "-D",
+            "/dev/stderr",
+            "-H",
+            f"Host: {host}",
+            "--max-time",
+            "10",
+            *extra,
+            f"http://[::1]:{PORT}{path}",
+            check=False,
+        )
+        lines = r.stderr.splitlines()
+        status = int(lines[0].split()[1]) if lines else 0
+        headers = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            if v:
+                headers[k.strip().lower()] = v.strip()
+        return status, r.stdout, headers
+
+
+@pytest.fixture
+def netns() -> Iterator[Netns]:
+    ns = Netns()
+    subprocess.run(["ip", "netns", "add", ns.name], check=True)
+    try:
+        subprocess.run(["ip", "-n", ns.name, "link", "set", "lo", "up"], check=True)
+        for ip in BACKENDS.values():
+            subprocess.run(
+                ["ip", "-n", ns.name, "addr", "add", f"{ip}/128", "dev", "lo", "nodad"],
+                check=True,
+            )
+        yield ns
+    finally:
+        for p in ns.procs:
+            with contextlib.suppress(ProcessLookupError):
+                p.kill()
+            p.wait(timeout=10)
+        subprocess.run(["ip", "netns", "del", ns.name], check=False)
+
+
+@pytest.fixture
+def pod(tmp_path: Path) -> Iterator[tuple[Store, RedisServer]]:
+    lock = parse_lock(LOCK.read_text(), "pod.lock")[0]
+    store = Store(f"sqlite:///{tmp_path / 't.db'}", lock=lock)
+    store.migrate()
+    store.sync_pool()
+    with (
+        redis_server(tmp_path, host="::1") as primary,
+        redis_server(tmp_path, host="::1", replica_of=primary) as replica,
+    ):
+        wait_redis(lambda: replica.info("replication")["master_link_status"] == "up")
+        client = primary.client()
+        publisher = Publisher(store, client, PublisherSettings(debounce=0))
+        store.on_commit = publisher.notify
+        stop = threading.Event()
+        thread = threading.Thread(target=publisher.run, args=(stop,), daemon=True)
+        thread.start()
+        try:
+            yield store, replica
+        finally:
+            stop.set()
+            publisher.wake.set()
+            thread.join(timeout=10)
+            client.close()
+            store.close()
+
+
+class Edge:
+    def __init__(self, tmp: Path, ns: Netns, replica: RedisServer) -> None:
+        self.tmp = tmp
+        self.ns = ns
+        run = tmp / "run"
+        self.data = {
+            "node": "r1-edge1",
+            "listen": [f"[::1]:{PORT}", f"127.0.0.1:{PORT}"],
+            "health": "[::1]:8081",
+            "run_dir": str(run),
+            "nginx_conf": str(tmp / "nginx.conf"),
+            "lua_dir": str(LUA),
+            "access_log": str(tmp / "access.log"),
+            "error_log": str(tmp / "error.log"),
+            "nginx": ["ip", "netns", "exec", ns.name, "/usr/sbin/nginx"],
+            "workers": 2,
+            "check_interval": 0.2,
+            "redis": {
+                "address": f"[::1]:{replica.port}",
+                "password_file": str(replica.password_file),
+            },
+        }
+        cfg = EdgeConfig.model_validate(self.data)
+        (tmp / "nginx.conf").write_text(nginx_conf(cfg))
+        (tmp / "edge.yaml").write_text(json.dumps(self.data))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "sixpod"),
+                "edge-agent",
+                "--config",
+                str(self.tmp / "edge.yaml"),
+            ],
+        )
+
+    def kill_agent(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+    def nginx_pid(self) -> int:
+        return int((self.tmp / "run" / "nginx.pid").read_text())
+
+    def health(self) -> int:
+        r = self.ns.run(
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-g",
+            "http://[::1]:8081/healthz",
+            check=False,
+        )
+        return int(r.stdout or 0)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        with contextlib.suppress(OSError, ValueError):
+            os.kill(self.nginx_pid(), signal.SIGTERM)
+            wait_until(lambda: not (self.tmp / "run" / "nginx.pid").exists(), timeout=10)
+
+
+@pytest.fixture
+def edge(tmp_path: Path, netns: Netns, pod: tuple[Store, RedisServer]) -> Iterator[Edge]:
+    for name, ip in BACKENDS.items():
+        netns.spawn(sys.executable, str(BACKEND), ip, str(PORT), name)
+    e = Edge(tmp_path, netns, pod[1])
+    try:
+        yield e
+    finally:
+        e.stop()
+
+
+def _ep(name: str, **kw: object) -> dict[str, object]:
+    return {"address": BACKENDS[name], "port": PORT, **kw}
+
+
+def _answer(ns: Netns, host: str) -> str:
+    status, body, _ = ns.get(host)
+    return json.loads(body)["name"] if status == 200 else str(status)
+
+
+def test_routes_by_host_live_without_reload(edge: Edge, pod: tuple[Store, RedisServer]) -> None:
+    store, _ = pod
+    edge.start()
+    wait_until((edge.tmp / "run" / "nginx.pid").exists)
+    wait_until(lambda: edge.health() != 0)
+    assert edge.health() == 503  # no tenant state yet: the announcer withdraws the VIPs
+    store.create_app("shop")
+    store.set_endpoints("shop", [_ep("a")])
+    store.attach_domain("shop.example.com", "shop")
+    store.create_app("blog")
+    store.set_endpoints("blog", [_ep("b")])
+    store.attach_domain("*.blog.example.org", "blog")
+    wait_until(lambda: edge.health() == 200)
+    master = edge.nginx_pid()
+    wait_until(lambda: _answer(edge.ns, "shop.example.com") == "a")
+    assert _answer(edge.ns, "SHOP.example.com.:80") == "a"
+    assert _answer(edge.ns, "x.blog.example.org") == "b"
+    status, body, _ = edge.ns.get("nowhere.example.net")
+    assert status == 404
+    assert "no app" in body
+    # live changes: an endpoint replaced, a domain moved, an app emptied
+    store.set_endpoints("shop", [_ep("c")], remove=[f"[{BACKENDS['a']}]:{PORT}"])
+    wait_until(lambda: _answer(edge.ns, "shop.example.com") == "c")
+    assert {_answer(edge.ns, "shop.example.com") for _ in range(10)} == {"c"}
+    store.set_endpoints("blog", [_ep("b", state="draining")])
+    wait_until(lambda: _answer(edge.ns, "x.blog.example.org") == "503")
+    status, _, headers = edge.ns.get("x.blog.example.org")
+    assert status == 503
+    assert headers.get("retry-after")
+    store.detach_domain("shop.example.com")
+    wait_until(lambda: _answer(edge.ns, "shop.example.com") == "404")
+    assert edge.nginx_pid() == master
+
+
+def test_forwarded_headers_and_request_id(edge: Edge, pod: tuple[Store, RedisServer]) -> None:
+    store, _ = pod
+    store.create_app("shop")
+    store.set_endpoints("shop", [_ep("a")])
+    store.attach_domain("shop.example.com", "shop")
+    edge.start()
+    wait_until(lambda: edge.health() == 200)
+    status, body, _ = edge.ns.get(
+        "shop.example.com",
+        "/",
+        "-H",
+        "X-Forwarded-For: 6.6.6.6",
+        "-H",
+        "Connection: x-secret",
+        "-H",
+        "X-Secret: 1",
+    )
+    assert status == 200
+    h = {k.lower(): v for k, v in json.loads(body)["headers"].items()}
+    assert h["x-forwarded-for"] == "6.6.6.6, ::1"
+    assert h["forwarded"] == 'for="[::1]";host=shop.example.com;proto=http'
+    assert h["x-forwarded-proto"] == "http"
+    assert h["x-forwarded-host"] == "shop.example.com"
+    assert "x-secret" not in h
+    assert h.get("x-request-id")
+
+
+def test_nginx_restart_is_repopulated_and_agent_death_keeps_traffic(
+    edge: Edge, pod: tuple[Store, RedisServer]
+) -> None:
+    store, _ = pod
+    store.create_app("shop")
+    store.set_endpoints("shop", [_ep("a")])
+    store.attach_domain("shop.example.com", "shop")
+    edge.start()
+    wait_until(lambda: _answer(edge.ns, "shop.example.com") == "a")
+    edge.kill_agent()
+    assert _answer(edge.ns, "shop.example.com") == "a"  # nginx keeps serving
+    edge.start()  # a new agent adopts the running nginx
+    store.set_endpoints("shop", [_ep("b")], remove=[f"[{BACKENDS['a']}]:{PORT}"])
+    wait_until(lambda: _answer(edge.ns, "shop.example.com") == "b")
+    # nginx dies and is restarted with empty shared dicts: the agent pushes everything again
+    old = edge.nginx_pid()
+    os.kill(old, signal.SIGTERM)
+    wait_until(lambda: _answer(edge.ns, "shop.example.com") == "b", timeout=20)
+    assert edge.nginx_pid() != old
