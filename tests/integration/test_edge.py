@@ -310,3 +310,95 @@ def test_nginx_restart_is_repopulated_and_agent_death_keeps_traffic(
     os.kill(old, signal.SIGTERM)
     wait_until(lambda: _answer(edge.ns, "shop.example.com") == "b", timeout=20)
     assert edge.nginx_pid() != old
+
+
+def _shop(store: Store, *names: str) -> None:
+    store.create_app("shop")
+    store.set_endpoints("shop", [_ep(n) for n in names])
+    store.attach_domain("shop.example.com", "shop")
+
+
+def test_dead_endpoint_is_retried_then_ejected(edge: Edge, pod: tuple[Store, RedisServer]) -> None:
+    store, _ = pod
+    _shop(store, "a", "b")
+    edge.start()
+    wait_until(lambda: edge.health() == 200)
+    assert {_answer(edge.ns, "shop.example.com") for _ in range(30)} == {"a", "b"}
+    victim = edge.ns.procs[0]  # backend "a"
+    victim.kill()
+    victim.wait(timeout=10)
+    got = [_answer(edge.ns, "shop.example.com") for _ in range(40)]
+    assert set(got) == {"b"}  # connect failures are retried on another endpoint
+    status = json.loads(edge.ns.run("curl", "-s", "-g", "http://[::1]:8081/status").stdout)
+    assert status["ejections"] >= 1
+
+
+def test_draining_gets_no_new_requests(edge: Edge, pod: tuple[Store, RedisServer]) -> None:
+    store, _ = pod
+    _shop(store, "a", "b")
+    edge.start()
+    wait_until(lambda: edge.health() == 200)
+    store.set_endpoints("shop", [_ep("a", state="draining")])
+    wait_until(lambda: all(_answer(edge.ns, "shop.example.com") == "b" for _ in range(10)))
+    assert {_answer(edge.ns, "shop.example.com") for _ in range(30)} == {"b"}
+
+
+HOSTILE = {
+    "content-length and transfer-encoding": "POST / HTTP/1.1\\r\\nHost: shop.example.com\\r\\n"
+    "Content-Length: 4\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n0\\r\\n\\r\\n",
+    "two content-lengths": "POST / HTTP/1.1\\r\\nHost: shop.example.com\\r\\n"
+    "Content-Length: 1\\r\\nContent-Length: 2\\r\\n\\r\\nab",
+    "odd transfer-encoding": "POST / HTTP/1.1\\r\\nHost: shop.example.com\\r\\n"
+    "Transfer-Encoding: xchunked\\r\\n\\r\\n",
+    "obs-fold": "GET / HTTP/1.1\\r\\nHost: shop.example.com\\r\\n"
+    "X-A: 1\\r\\n continued\\r\\n\\r\\n",
+    "header too large": "GET / HTTP/1.1\\r\\nHost: shop.example.com\\r\\nX-A: "
+    + "a" * 20000
+    + "\\r\\n\\r\\n",
+    "no host": "GET / HTTP/1.1\\r\\n\\r\\n",
+    "body over the limit": "POST / HTTP/1.1\\r\\nHost: shop.example.com\\r\\n"
+    "Content-Length: 99999999999\\r\\n\\r\\n",
+}
+
+
+def test_hostile_requests_get_4xx_and_never_reach_a_container(
+    edge: Edge, pod: tuple[Store, RedisServer]
+) -> None:
+    store, _ = pod
+    _shop(store, "a")
+    edge.start()
+    wait_until(lambda: _answer(edge.ns, "shop.example.com") == "a")
+    for what, raw in HOSTILE.items():
+        line = edge.ns.run(
+            sys.executable, str(ROOT / "tests" / "edge" / "rawhttp.py"), str(PORT), raw
+        )
+        code = int(line.stdout.split()[1])
+        assert 400 <= code < 500 or code == 501, f"{what}: {line.stdout!r}"
+    log = [json.loads(x) for x in (edge.tmp / "access.log").read_text().splitlines()]
+    assert all(entry["upstream"] in ("", "-") for entry in log if entry["status"] >= 400)
+
+
+def test_redis_down_keeps_serving(edge: Edge, pod: tuple[Store, RedisServer]) -> None:
+    store, replica = pod
+    _shop(store, "a")
+    edge.start()
+    wait_until(lambda: _answer(edge.ns, "shop.example.com") == "a")
+    replica.stop()
+    time.sleep(1.0)  # let the reader notice
+    assert {_answer(edge.ns, "shop.example.com") for _ in range(10)} == {"a"}
+    assert edge.health() == 200
+
+
+def test_access_log_is_json_lines(edge: Edge, pod: tuple[Store, RedisServer]) -> None:
+    store, _ = pod
+    _shop(store, "a")
+    edge.start()
+    wait_until(lambda: _answer(edge.ns, "shop.example.com") == "a")
+    entry = json.loads((edge.tmp / "access.log").read_text().splitlines()[-1])
+    assert entry["app"] == "shop"
+    assert entry["host"] == "shop.example.com"
+    assert entry["client"] == "::1"
+    assert entry["status"] == 200
+    assert entry["upstream"] == f"[{BACKENDS['a']}]:{PORT}"
+    assert entry["bytes"] > 0
+    assert "request_time" in entry

@@ -185,4 +185,5 @@ async def _main(cfg: EdgeConfig) -> int:
 def main(cfg: EdgeConfig) -> int:
     """Run the agent until SIGTERM; nginx is left serving (it runs in its own session)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     return asyncio.run(_main(cfg))

@@ -173,6 +173,13 @@ function _M.balancer()
         local state = balancer.get_last_failure()
         inflight[ctx.current.key] = (inflight[ctx.current.key] or 1) - 1
         if state == "failed" then failed(ctx.current.key) end
+        if budget < 1 then
+            ctx.current = nil
+            eject:incr("retries_refused", 1, 0)
+            return ngx.exit(502)
+        end
+        budget = budget - 1
+        eject:incr("retries", 1, 0)
     end
     local p = choose(c, ctx.tried)
     ctx.tried[p.key] = true
@@ -185,10 +192,7 @@ function _M.balancer()
     end
     if not ctx.retry_set then
         ctx.retry_set = true
-        if #c.peers > 1 and budget >= 1 then
-            budget = budget - 1
-            balancer.set_more_tries(1)
-        end
+        if #c.peers > 1 then balancer.set_more_tries(1) end
     end
 end
 
@@ -218,6 +222,8 @@ function _M.admin_state()
             hosts_free = hosts:free_space(),
             apps_free = apps:free_space(),
             ejections = eject:get("ejections") or 0,
+            retries = eject:get("retries") or 0,
+            retries_refused = eject:get("retries_refused") or 0,
         }))
 end
 
