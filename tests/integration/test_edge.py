@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -144,6 +145,10 @@ def pod(tmp_path: Path) -> Iterator[tuple[Store, RedisServer]]:
 
 class Edge:
     def __init__(self, tmp: Path, ns: Netns, replica: RedisServer) -> None:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+            metrics_port = s.getsockname()[1]
+        self.metrics_url = f"http://[::1]:{metrics_port}/metrics"
         self.tmp = tmp
         self.ns = ns
         run = tmp / "run"
@@ -159,6 +164,7 @@ class Edge:
             "nginx": ["ip", "netns", "exec", ns.name, "/usr/sbin/nginx"],
             "workers": 2,
             "check_interval": 0.2,
+            "metrics": f"[::1]:{metrics_port}",
             "redis": {
                 "address": f"[::1]:{replica.port}",
                 "password_file": str(replica.password_file),
@@ -402,3 +408,26 @@ def test_access_log_is_json_lines(edge: Edge, pod: tuple[Store, RedisServer]) ->
     assert entry["upstream"] == f"[{BACKENDS['a']}]:{PORT}"
     assert entry["bytes"] > 0
     assert "request_time" in entry
+
+
+def test_metrics(edge: Edge, pod: tuple[Store, RedisServer]) -> None:
+    import httpx
+
+    store, _ = pod
+    _shop(store, "a")
+    edge.start()
+    wait_until(lambda: _answer(edge.ns, "shop.example.com") == "a")
+    edge.ns.get("nowhere.example.net")
+
+    def scrape() -> str:
+        try:
+            return httpx.get(edge.metrics_url, timeout=5).text
+        except httpx.HTTPError:
+            return ""
+
+    wait_until(lambda: 'sixpod_edge_requests_total{app="-",code="4xx"}' in scrape())
+    text = scrape()
+    assert 'sixpod_edge_requests_total{app="shop",code="2xx"}' in text
+    assert 'sixpod_edge_upstream_seconds_bucket{le="+Inf"}' in text
+    assert "sixpod_edge_full_pushes_total 1.0" in text
+    assert "sixpod_edge_ready 1.0" in text

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from sixpod.edge import tables
+from sixpod.edge import metrics, tables
 from sixpod.edge.config import EdgeConfig
 from sixpod.edge.nginxconf import ADMIN_SOCKET
 from sixpod.tenants.model import Changed
@@ -42,6 +42,8 @@ class Agent:
         self.pending: list[Changed] = []
         self.wake = asyncio.Event()
         self.nginx: asyncio.subprocess.Process | None = None
+        self.nginx_status: dict[str, Any] = {}
+        self.nginx_stats: dict[str, float] = {}
         run = Path(cfg.run_dir)
         self.admin_sock = run / ADMIN_SOCKET
         self.client = httpx.AsyncClient(
@@ -135,7 +137,8 @@ class Agent:
             try:
                 if not self.nginx_running():
                     await self._adopt_or_start_nginx()
-                st = await self.nginx_state()
+                st = self.nginx_status = await self.nginx_state()
+                self.nginx_stats = (await self.client.get("/stats")).json()
                 if st.get("generation") != self.generation or not st.get("ready"):
                     await self.push_full()
                 while self.pending:
@@ -156,6 +159,8 @@ class Agent:
 
     async def run(self, stop: asyncio.Event) -> None:
         await self._adopt_or_start_nginx()
+        if self.cfg.metrics is not None:
+            metrics.serve(self, self.cfg.metrics)
         await self.reader.start()
         sync = asyncio.create_task(self._sync_loop())
         try:

@@ -43,5 +43,7 @@ class EdgeConfig(ConfigModel):
     """Seconds between checks that nginx still holds this agent's state."""
     chunk_apps: int = Field(default=200, ge=1, le=10000)
     """Apps per admin request during a full push (keeps each under ~5 ms in nginx)."""
+    metrics: Endpoint | None = None
+    """Where Prometheus scrapes the agent (``/metrics``); none when unset."""
     hosts_dict: str = "64m"
     apps_dict: str = "256m"

@@ -49,6 +49,7 @@ http {{
     lua_shared_dict sixpod_apps {cfg.apps_dict};
     lua_shared_dict sixpod_meta 1m;
     lua_shared_dict sixpod_eject 16m;
+    lua_shared_dict sixpod_stats 32m;
     init_worker_by_lua_block {{ require("sixpod_edge").init_worker() }}
 
     client_body_temp_path {run}/body;

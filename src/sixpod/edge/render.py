@@ -30,6 +30,7 @@ def edge_config(doc: dict[str, Any], paths: Paths) -> dict[str, Any]:
         "access_log": f"{paths.log}/edge-access.log",
         "error_log": f"{paths.log}/edge-error.log",
         "redis": {"address": "[::1]:6379"},
+        "metrics": "[::1]:9181",
     }
 
 

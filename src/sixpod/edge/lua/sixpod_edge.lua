@@ -11,6 +11,7 @@ local hosts = ngx.shared.sixpod_hosts
 local apps = ngx.shared.sixpod_apps
 local meta = ngx.shared.sixpod_meta
 local eject = ngx.shared.sixpod_eject
+local stats = ngx.shared.sixpod_stats
 
 local cache = {}        -- per worker: app -> {raw = text, peers = {...}, total = weight}
 local cache_n = 0
@@ -196,9 +197,23 @@ function _M.balancer()
     end
 end
 
+-- upper bounds (seconds) of the upstream latency histogram, as the agent exports it
+local BUCKETS = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
 function _M.log()
+    local class = math.floor(ngx.status / 100) .. "xx"
+    stats:incr("r\t" .. (ngx.var.sixpod_app or "-") .. "\t" .. class, 1, 0)
     local p = ngx.ctx.current
     if not p then return end
+    local t = tonumber(ngx.var.upstream_response_time)
+    if t then
+        local b = "+Inf"
+        for i = 1, #BUCKETS do
+            if t <= BUCKETS[i] then b = tostring(BUCKETS[i]); break end
+        end
+        stats:incr("l\t" .. b, 1, 0)
+        stats:incr("l\tsum_ms", math.floor(t * 1000 + 0.5), 0)
+    end
     inflight[p.key] = (inflight[p.key] or 1) - 1
     local st = tonumber(ngx.var.upstream_status:match("(%d+)$") or "")
     if st == nil or st == 502 or st == 504 then
@@ -230,6 +245,13 @@ end
 function _M.admin()
     local uri = ngx.var.uri
     if uri == "/state" then return _M.admin_state() end
+    if uri == "/stats" then
+        local out = {}
+        for _, k in ipairs(stats:get_keys(0)) do out[k] = stats:get(k) end
+        ngx.header["Content-Type"] = "application/json"
+        ngx.say(cjson.encode(out))
+        return
+    end
     if uri ~= "/apply" or ngx.req.get_method() ~= "POST" then
         return ngx.exit(404)
     end

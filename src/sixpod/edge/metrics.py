@@ -1,0 +1,94 @@
+"""Prometheus metrics of the edge: the agent's own, and nginx's counters from its stats dict.
+
+The agent fetches nginx's counters over the admin socket on every check; the collector only
+reads that snapshot, so a scrape never waits on nginx.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+from sixpod import addr
+
+if TYPE_CHECKING:
+    from sixpod.edge.agent import Agent
+
+
+def _bound(text: str) -> float:
+    return math.inf if text == "+Inf" else float(text)
+
+
+class EdgeCollector(Collector):
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+
+    def collect(self) -> Iterator[Any]:
+        a = self.agent
+        stats = a.nginx_stats
+        status = a.nginx_status
+        requests = CounterMetricFamily(
+            "sixpod_edge_requests",
+            "Requests answered, by app and status class",
+            labels=["app", "code"],
+        )
+        buckets: dict[float, float] = {}
+        latency_sum = 0.0
+        for key, value in stats.items():
+            kind, _, rest = key.partition("\t")
+            if kind == "r":
+                app, _, code = rest.rpartition("\t")
+                requests.add_metric([app, code], value)
+            elif kind == "l" and rest == "sum_ms":
+                latency_sum = value / 1000.0
+            elif kind == "l":
+                buckets[_bound(rest)] = value
+        yield requests
+        cumulative, total = [], 0.0
+        for bound in sorted(buckets):
+            total += buckets[bound]
+            cumulative.append(("+Inf" if bound == math.inf else f"{bound:g}", total))
+        if not cumulative or cumulative[-1][0] != "+Inf":
+            cumulative.append(("+Inf", total))
+        h = HistogramMetricFamily(
+            "sixpod_edge_upstream_seconds", "Upstream response time (seconds)"
+        )
+        h.add_metric([], cumulative, latency_sum)
+        yield h
+        for name, doc, value in (
+            ("ejections", "Endpoints ejected by passive health checks", status.get("ejections", 0)),
+            ("retries", "Requests retried on another endpoint", status.get("retries", 0)),
+            (
+                "retries_refused",
+                "Retries refused by the retry budget",
+                status.get("retries_refused", 0),
+            ),
+            ("full_pushes", "Full state pushes into nginx", a.full_pushes),
+            ("deltas", "Deltas applied to nginx", a.deltas),
+        ):
+            yield CounterMetricFamily(f"sixpod_edge_{name}", doc, value=value)
+        r = a.reader.metrics()
+        for name, doc, value in (
+            ("revision", "Tenant state revision the reader holds", r["revision"]),
+            ("nginx_revision", "Tenant state revision nginx holds", status.get("revision", -1)),
+            (
+                "lag_seconds",
+                "Commit in the store to applied by the reader (last entry)",
+                r["lag_seconds"],
+            ),
+            ("stale_seconds", "Since Redis last showed this state current", r["stale_seconds"]),
+            ("ready", "1 while nginx holds tenant state", 1 if status.get("ready") else 0),
+            ("redis_connected", "1 while the replica answers", r["connected"]),
+        ):
+            yield GaugeMetricFamily(f"sixpod_edge_{name}", doc, value=value)
+
+
+def serve(agent: Agent, endpoint: addr.Endpoint) -> None:
+    registry = CollectorRegistry()
+    registry.register(EdgeCollector(agent))
+    start_http_server(endpoint.port, addr=addr.format_ip(endpoint.ip), registry=registry)
