@@ -425,9 +425,13 @@ def test_metrics(edge: Edge, pod: tuple[Store, RedisServer]) -> None:
         except httpx.HTTPError:
             return ""
 
-    wait_until(lambda: 'sixpod_edge_requests_total{app="-",code="4xx"}' in scrape())
+    # the agent refreshes nginx's counters every check_interval: wait for one after both
+    wanted = (
+        'sixpod_edge_requests_total{app="-",code="4xx"}',
+        'sixpod_edge_requests_total{app="shop",code="2xx"}',
+    )
+    wait_until(lambda: all(w in scrape() for w in wanted))
     text = scrape()
-    assert 'sixpod_edge_requests_total{app="shop",code="2xx"}' in text
     assert 'sixpod_edge_upstream_seconds_bucket{le="+Inf"}' in text
     assert "sixpod_edge_full_pushes_total 1.0" in text
     assert "sixpod_edge_ready 1.0" in text

@@ -215,7 +215,8 @@ function _M.log()
         stats:incr("l\tsum_ms", math.floor(t * 1000 + 0.5), 0)
     end
     inflight[p.key] = (inflight[p.key] or 1) - 1
-    local st = tonumber(ngx.var.upstream_status:match("(%d+)$") or "")
+    local us = ngx.var.upstream_status
+    local st = us and tonumber(us:match("(%d+)$") or "")
     if st == nil or st == 502 or st == 504 then
         failed(p.key)
     else
