@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,8 +26,8 @@ from sixpod.edge.nginxconf import nginx_conf
 from sixpod.inventory.lock import parse_lock
 from sixpod.lab.redisproc import RedisServer, redis_server
 from sixpod.lab.redisproc import wait_until as wait_redis
-from sixpod.tenants.publisher import Publisher, PublisherSettings
 from sixpod.tenants.store import Store
+from tenantkit import RunningPublisher, open_store
 
 pytestmark = pytest.mark.integration
 
@@ -119,28 +118,17 @@ def netns() -> Iterator[Netns]:
 @pytest.fixture
 def pod(tmp_path: Path) -> Iterator[tuple[Store, RedisServer]]:
     lock = parse_lock(LOCK.read_text(), "pod.lock")[0]
-    store = Store(f"sqlite:///{tmp_path / 't.db'}", lock=lock)
-    store.migrate()
-    store.sync_pool()
-    with (
-        redis_server(tmp_path, host="::1") as primary,
-        redis_server(tmp_path, host="::1", replica_of=primary) as replica,
-    ):
-        wait_redis(lambda: replica.info("replication")["master_link_status"] == "up")
-        client = primary.client()
-        publisher = Publisher(store, client, PublisherSettings(debounce=0))
-        store.on_commit = publisher.notify
-        stop = threading.Event()
-        thread = threading.Thread(target=publisher.run, args=(stop,), daemon=True)
-        thread.start()
-        try:
-            yield store, replica
-        finally:
-            stop.set()
-            publisher.wake.set()
-            thread.join(timeout=10)
-            client.close()
-            store.close()
+    store = open_store(f"sqlite:///{tmp_path / 't.db'}", lock)
+    try:
+        with (
+            redis_server(tmp_path, host="::1") as primary,
+            redis_server(tmp_path, host="::1", replica_of=primary) as replica,
+        ):
+            wait_redis(lambda: replica.info("replication")["master_link_status"] == "up")
+            with RunningPublisher(store, primary, debounce=0):
+                yield store, replica
+    finally:
+        store.close()
 
 
 class Edge:

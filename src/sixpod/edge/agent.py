@@ -44,6 +44,7 @@ class Agent:
         self.nginx: asyncio.subprocess.Process | None = None
         self.nginx_status: dict[str, Any] = {}
         self.nginx_stats: dict[str, float] = {}
+        self._stats_at = float("-inf")
         run = Path(cfg.run_dir)
         self.admin_sock = run / ADMIN_SOCKET
         self.client = httpx.AsyncClient(
@@ -138,7 +139,10 @@ class Agent:
                 if not self.nginx_running():
                     await self._adopt_or_start_nginx()
                 st = self.nginx_status = await self.nginx_state()
-                self.nginx_stats = (await self.client.get("/stats")).json()
+                now = asyncio.get_running_loop().time()
+                if now - self._stats_at >= self.cfg.check_interval:
+                    self._stats_at = now  # counters are for scrapes: not on every delta
+                    self.nginx_stats = (await self.client.get("/stats")).json()
                 if st.get("generation") != self.generation or not st.get("ready"):
                     await self.push_full()
                 while self.pending:
