@@ -33,34 +33,60 @@ def test_app_entry_keeps_only_routable_endpoints_in_a_stable_order() -> None:
     assert tables.app_entry(_state(), "gone") is None  # unknown: removed from nginx
 
 
+def test_app_entry_carries_the_apps_own_body_limit() -> None:
+    s = _state()
+    s.load_app("shop", {"settings": '{"max_body_bytes": 1024}'})
+    assert tables.app_entry(s, "shop").startswith("=body 1024\n[2001:db8:100:1::a] 8080 50\n")
+    for bad in ('{"max_body_bytes": "1m"}', '{"max_body_bytes": 0}', '{"max_body_bytes": true}'):
+        s.load_app("shop", {"settings": bad})
+        assert not tables.app_entry(s, "shop").startswith("=")
+
+
 def test_delta_names_only_what_changed() -> None:
     s = _state()
     s.domains.pop("shop.example.com")
-    batch = tables.delta(s, Changed(8, frozenset({"blog"}), frozenset({"shop.example.com"})), "g")
-    assert batch == {
-        "generation": "g",
-        "revision": 8,
-        "apps": {"blog": ""},
-        "hosts": {"shop.example.com": None},
-    }
+    changed = Changed(8, frozenset({"blog"}), frozenset({"shop.example.com"}))
+    assert list(tables.delta(s, changed, "g", chunk=200)) == [
+        {
+            "generation": "g",
+            "revision": 8,
+            "apps": {"blog": ""},
+            "hosts": {"shop.example.com": None},
+        }
+    ]
 
 
-def test_full_push_in_chunks_starts_empty_and_ends_ready() -> None:
+def test_a_large_delta_is_chunked_and_only_its_last_batch_moves_the_revision() -> None:
+    s = _state()
+    names = frozenset(f"a{i}" for i in range(7))
+    hosts = frozenset(f"h{i}.example.com" for i in range(3))
+    batches = list(tables.delta(s, Changed(9, names, hosts), "g", chunk=3))
+    assert len(batches) == 3
+    assert [b.get("revision") for b in batches] == [None, None, 9]
+    assert sorted(a for b in batches for a in b["apps"]) == sorted(names)
+    assert sorted(h for b in batches for h in b["hosts"]) == sorted(hosts)
+    assert all(len(b["apps"]) <= 3 and len(b["hosts"]) <= 3 for b in batches)
+
+
+def test_full_push_begins_a_generation_fills_it_in_chunks_and_commits() -> None:
     s = _state()
     for i in range(5):
         s.load_app(f"a{i}", {})
     batches = list(tables.full(s, "g", chunk=3))
-    assert batches[0]["full_start"] is True
-    assert all("full_start" not in b for b in batches[1:])
-    assert batches[-1] == {"generation": "g", "revision": 7, "ready": True}
-    apps = [a for b in batches[:-1] for a in b["apps"]]
+    assert batches[0] == {"generation": "g", "begin": True}
+    assert batches[-1] == {"generation": "g", "commit": True, "revision": 7}
+    middle = batches[1:-1]
+    assert all("begin" not in b and "commit" not in b for b in middle)
+    apps = [a for b in middle for a in b["apps"]]
     assert sorted(apps) == sorted(s.apps)
-    assert all(len(b["apps"]) <= 3 for b in batches[:-1])
-    hosts = {h: a for b in batches[:-1] for h, a in b["hosts"].items()}
+    assert all(len(b["apps"]) <= 3 for b in middle)
+    hosts = {h: a for b in middle for h, a in b["hosts"].items()}
     assert hosts == s.domains
 
 
-def test_full_push_of_an_empty_state_still_marks_ready() -> None:
+def test_full_push_of_an_empty_state_still_commits() -> None:
     batches = list(tables.full(TenantState(epoch="e", revision=1), "g", chunk=200))
-    assert batches[0]["full_start"] is True
-    assert batches[-1]["ready"] is True
+    assert batches == [
+        {"generation": "g", "begin": True},
+        {"generation": "g", "commit": True, "revision": 1},
+    ]

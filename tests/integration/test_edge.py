@@ -68,7 +68,9 @@ class Netns:
         self.procs.append(p)
         return p
 
-    def get(self, host: str, path: str = "/", *extra: str) -> tuple[int, str, dict[str, str]]:
+    def get(
+        self, host: str, path: str = "/", *extra: str, base: str = f"http://[::1]:{PORT}"
+    ) -> tuple[int, str, dict[str, str]]:
         r = self.run(
             "curl",
             "-s",
@@ -82,7 +84,7 @@ class Netns:
             "--max-time",
             "10",
             *extra,
-            f"http://[::1]:{PORT}{path}",
+            f"{base}{path}",
             check=False,
         )
         lines = r.stderr.splitlines()
@@ -266,7 +268,7 @@ def test_forwarded_headers_and_request_id(edge: Edge, pod: tuple[Store, RedisSer
     edge.start()
     wait_until(lambda: edge.health() == 200)
     status, body, _ = edge.ns.get(
-        "shop.example.com",
+        "Shop.Example.com:80",
         "/",
         "-H",
         "X-Forwarded-For: 6.6.6.6",
@@ -278,11 +280,52 @@ def test_forwarded_headers_and_request_id(edge: Edge, pod: tuple[Store, RedisSer
     assert status == 200
     h = {k.lower(): v for k, v in json.loads(body)["headers"].items()}
     assert h["x-forwarded-for"] == "6.6.6.6, ::1"
-    assert h["forwarded"] == 'for="[::1]";host=shop.example.com;proto=http'
+    assert h["forwarded"] == 'for="[::1]";host="shop.example.com";proto=http'
     assert h["x-forwarded-proto"] == "http"
     assert h["x-forwarded-host"] == "shop.example.com"
+    assert h["host"] == "shop.example.com"  # what the request was routed by
     assert "x-secret" not in h
     assert h.get("x-request-id")
+    # an IPv4 client on the IPv4 listener
+    status, body, _ = edge.ns.get("shop.example.com", base=f"http://127.0.0.1:{PORT}")
+    assert status == 200
+    h = {k.lower(): v for k, v in json.loads(body)["headers"].items()}
+    assert h["x-forwarded-for"] == "127.0.0.1"
+    assert h["forwarded"] == 'for=127.0.0.1;host="shop.example.com";proto=http'
+    # a client naming the framing and routing headers in Connection cannot strip them
+    status, body, _ = edge.ns.get(
+        "shop.example.com",
+        "/",
+        "-H",
+        "Connection: content-length, host, x-request-id",
+        "-H",
+        "X-Request-Id: mine",
+        "--data-binary",
+        "0123456789",
+    )
+    assert status == 200
+    answer = json.loads(body)
+    assert answer["body_bytes"] == 10
+    h = {k.lower(): v for k, v in answer["headers"].items()}
+    assert h["host"] == "shop.example.com"
+    assert h["x-request-id"] == "mine"
+
+
+def test_routing_follows_the_request_line_host(edge: Edge, pod: tuple[Store, RedisServer]) -> None:
+    """An absolute-form request line names the host nginx (and so the container) sees."""
+    store, _ = pod
+    _shop(store, "a")
+    store.create_app("blog")
+    store.set_endpoints("blog", [_ep("b")])
+    store.attach_domain("blog.example.org", "blog")
+    edge.start()
+    wait_until(lambda: _answer(edge.ns, "blog.example.org") == "b")
+    raw = "GET http://blog.example.org/ HTTP/1.1\\r\\nHost: shop.example.com\\r\\n\\r\\n"
+    line = edge.ns.run(sys.executable, str(ROOT / "tests" / "edge" / "rawhttp.py"), str(PORT), raw)
+    assert line.stdout.split()[1] == "200"
+    log = [json.loads(x) for x in (edge.tmp / "access.log").read_text().splitlines()]
+    assert log[-1]["app"] == "blog"
+    assert log[-1]["upstream"] == f"[{BACKENDS['b']}]:{PORT}"
 
 
 def test_nginx_restart_is_repopulated_and_agent_death_keeps_traffic(

@@ -8,11 +8,15 @@ this agent's generation marker (nginx restarted, or a reload emptied a shared di
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
+import hashlib
 import logging
+import math
 import os
 import secrets
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,18 +37,49 @@ class EdgeError(Exception):
     exit_code = 1
 
 
+class LatencyHistogram:
+    """Counts per upper bound (seconds), for a histogram the collector exports."""
+
+    BOUNDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(self.BOUNDS) + 1)
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(self.BOUNDS, seconds)] += 1
+        self.total += seconds
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        out, running = [], 0
+        for bound, n in zip((*self.BOUNDS, math.inf), self.counts, strict=True):
+            running += n
+            out.append(("+Inf" if bound == math.inf else f"{bound:g}", float(running)))
+        return out
+
+
+class _Stale(Exception):
+    """nginx answered 409: it holds another generation than the batch's."""
+
+
 class Agent:
     def __init__(self, cfg: EdgeConfig) -> None:
         self.cfg = cfg
         self.generation = ""
+        self.need_full = True
         self.full_pushes = 0
         self.deltas = 0
-        self.pending: list[Changed] = []
+        self.push_errors = 0
+        self.reloads = 0
+        self.reload_failures = 0
+        self.last_full_seconds = 0.0
+        self._refused = ""
+        self.pending: list[tuple[Changed, float]] = []  # with the time the reader had it
+        self.apply_seconds = LatencyHistogram()
         self.wake = asyncio.Event()
         self.nginx: asyncio.subprocess.Process | None = None
         self.nginx_status: dict[str, Any] = {}
         self.nginx_stats: dict[str, float] = {}
-        self._stats_at = float("-inf")
         run = Path(cfg.run_dir)
         self.admin_sock = run / ADMIN_SOCKET
         self.client = httpx.AsyncClient(
@@ -62,7 +97,7 @@ class Agent:
         self.reader.add_listener(self._changed)
 
     def _changed(self, state: TenantState, changed: Changed) -> None:
-        self.pending.append(changed)
+        self.pending.append((changed, time.monotonic()))
         self.wake.set()
 
     # -- nginx ---------------------------------------------------------------------------
@@ -93,6 +128,7 @@ class Agent:
             return
         self._prepare_dirs()
         log.info("edge: starting nginx")
+        self._note_loaded()
         self.nginx = await asyncio.create_subprocess_exec(
             *self.cfg.nginx,
             "-c",
@@ -109,57 +145,158 @@ class Agent:
             await asyncio.sleep(0.05)
         raise EdgeError("nginx did not open its admin socket within 5 s")
 
+    # -- nginx's own config --------------------------------------------------------------
+
+    def _conf_digest(self) -> str:
+        return hashlib.sha256(Path(self.cfg.nginx_conf).read_bytes()).hexdigest()
+
+    def _loaded_path(self) -> Path:
+        return Path(self.cfg.run_dir) / "nginx.conf.loaded"
+
+    def _note_loaded(self) -> None:
+        self._loaded_path().write_text(self._conf_digest() + "\n")
+
+    async def reload_if_changed(self) -> bool:
+        """HUP nginx when nginx.conf differs from what it runs, after ``nginx -t`` passes."""
+        try:
+            loaded = self._loaded_path().read_text().strip()
+        except FileNotFoundError:
+            loaded = ""
+        digest = self._conf_digest()
+        if digest == loaded:
+            return False
+        if digest == self._refused:
+            return False
+        test = await asyncio.create_subprocess_exec(
+            *self.cfg.nginx,
+            "-t",
+            "-q",
+            "-c",
+            self.cfg.nginx_conf,
+            "-e",
+            self.cfg.error_log,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await test.communicate()
+        if test.returncode != 0:
+            self._refused = digest
+            self.reload_failures += 1
+            log.error("edge: nginx.conf changed but fails nginx -t; not reloaded: %s", out.decode())
+            return False
+        pid = int((Path(self.cfg.run_dir) / "nginx.pid").read_text().strip())
+        os.kill(pid, signal.SIGHUP)
+        self._loaded_path().write_text(digest + "\n")
+        self.reloads += 1
+        log.info("edge: nginx.conf changed; nginx reloaded (master %d)", pid)
+        return True
+
     # -- pushing -------------------------------------------------------------------------
 
-    async def _post(self, batch: dict[str, Any]) -> int:
+    async def _post(self, batch: dict[str, Any]) -> dict[str, Any]:
         r = await self.client.post("/apply", json=batch)
-        if r.status_code not in (200, 409):
+        if r.status_code == 409:
+            raise _Stale(r.text.strip())
+        if r.status_code != 200:
+            self.push_errors += 1
             raise EdgeError(f"nginx refused a batch: {r.status_code} {r.text.strip()}")
-        return r.status_code
-
-    async def push_full(self) -> None:
-        state = self.reader.state
-        self.generation = secrets.token_hex(8)
-        self.pending.clear()
-        for batch in tables.full(state, self.generation, self.cfg.chunk_apps):
-            await self._post(batch)
-            await asyncio.sleep(0)
-        self.full_pushes += 1
-        log.info("edge: full state pushed at revision %d", state.revision)
-
-    async def nginx_state(self) -> dict[str, Any]:
-        r = await self.client.get("/state")
         data: dict[str, Any] = r.json()
         return data
 
+    async def push_full(self) -> None:
+        """Load the whole state into nginx's inactive slot and switch to it at the end.
+
+        The deltas queued so far are part of the state pushed; those arriving meanwhile stay
+        queued and apply after the commit. On failure nothing is lost: nginx keeps serving
+        its active slot and the next round starts over."""
+        state = self.reader.state
+        covered = len(self.pending)
+        generation = secrets.token_hex(8)
+        began = asyncio.get_running_loop().time()
+        for batch in tables.full(state, generation, self.cfg.chunk_apps):
+            self.nginx_status = await self._post(batch)
+            await asyncio.sleep(0)
+        self.generation = generation
+        del self.pending[:covered]
+        self.need_full = False
+        self.full_pushes += 1
+        self.last_full_seconds = asyncio.get_running_loop().time() - began
+        log.info(
+            "edge: full state pushed at revision %d (%d apps, %.2f s)",
+            self.nginx_status.get("revision", -1),
+            len(state.apps),
+            self.last_full_seconds,
+        )
+
+    async def push_pending(self) -> None:
+        """Apply the queued deltas in order; each leaves the queue only once nginx has it."""
+        while self.pending and not self.need_full:
+            changed, queued = self.pending[0]
+            if changed.resync:
+                self.need_full = True
+                return
+            for batch in tables.delta(
+                self.reader.state, changed, self.generation, self.cfg.chunk_apps
+            ):
+                self.nginx_status = await self._post(batch)
+            self.pending.pop(0)
+            self.deltas += 1
+            self.apply_seconds.observe(time.monotonic() - queued)
+
+    def behind_seconds(self) -> float:
+        """How long the oldest change the replica has but nginx lacks has waited."""
+        return time.monotonic() - self.pending[0][1] if self.pending else 0.0
+
+    async def check(self) -> None:
+        """Look at nginx: running, its config current, holding this agent's state intact."""
+        if not self.nginx_running():
+            await self._adopt_or_start_nginx()
+        if await self.reload_if_changed():
+            await asyncio.sleep(0.2)  # new workers pick up the shared dicts
+        r = await self.client.get("/state")
+        st = self.nginx_status = r.json()
+        if st.get("generation") != self.generation or not st.get("ready"):
+            if self.generation:
+                log.warning("edge: nginx lost this agent's state (%s); pushing it all again", st)
+            self.need_full = True
+        self.nginx_stats = (await self.client.get("/stats")).json()
+
     async def _sync_loop(self) -> None:
         await self.reader.ready.wait()
+        loop = asyncio.get_running_loop()
+        checked = float("-inf")
+        backoff = 0.0
         while True:
             try:
-                if not self.nginx_running():
-                    await self._adopt_or_start_nginx()
-                st = self.nginx_status = await self.nginx_state()
-                now = asyncio.get_running_loop().time()
-                if now - self._stats_at >= self.cfg.check_interval:
-                    self._stats_at = now  # counters are for scrapes: not on every delta
-                    self.nginx_stats = (await self.client.get("/stats")).json()
-                if st.get("generation") != self.generation or not st.get("ready"):
+                if loop.time() - checked >= self.cfg.check_interval:
+                    checked = loop.time()
+                    await self.check()
+                if self.need_full:
                     await self.push_full()
-                while self.pending:
-                    changed = self.pending.pop(0)
-                    if changed.resync:
-                        await self.push_full()
-                        break
-                    batch = tables.delta(self.reader.state, changed, self.generation)
-                    if await self._post(batch) == 409:
-                        await self.push_full()
-                        break
-                    self.deltas += 1
-            except (httpx.HTTPError, OSError, ValueError, EdgeError) as e:
-                log.warning("edge: nginx admin unreachable (%s); retrying", e)
+                await self.push_pending()
+                backoff = 0.0
+            except _Stale as e:
+                log.warning("edge: nginx holds another generation (%s); pushing it all", e)
+                self.need_full = True
+                backoff = min(max(backoff * 2, 0.05), 1.0)
+            except EdgeError as e:
+                # a batch nginx could not store (507): a full push into the emptied slot
+                # may fit where the fragmented one did not; never faster than the backoff
+                log.error("edge: %s; pushing it all again in %.1f s", e, max(backoff, 1.0))
+                self.need_full = True
+                backoff = min(max(backoff * 2, 1.0), 30.0)
+            except (httpx.HTTPError, OSError, ValueError) as e:
+                log.warning("edge: nginx admin: %s; retrying", e)
+                backoff = min(max(backoff * 2, self.cfg.check_interval), 5.0)
             self.wake.clear()
+            if backoff:
+                await asyncio.sleep(backoff)
+                continue
+            if self.pending or self.need_full:
+                continue
+            timeout = max(0.0, checked + self.cfg.check_interval - loop.time())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), self.cfg.check_interval)
+                await asyncio.wait_for(self.wake.wait(), timeout)
 
     async def run(self, stop: asyncio.Event) -> None:
         await self._adopt_or_start_nginx()

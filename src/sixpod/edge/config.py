@@ -45,5 +45,17 @@ class EdgeConfig(ConfigModel):
     """Apps per admin request during a full push (keeps each under ~5 ms in nginx)."""
     metrics: Endpoint | None = None
     """Where Prometheus scrapes the agent (``/metrics``); none when unset."""
-    hosts_dict: str = "64m"
-    apps_dict: str = "256m"
+    hosts_dict: str = Field(default="64m", pattern=r"^[0-9]{1,6}[km]?$")
+    """Size of each of the two Host -> app tables (nginx size text)."""
+    apps_dict: str = Field(default="256m", pattern=r"^[0-9]{1,6}[km]?$")
+    """Size of each of the two app -> endpoints tables."""
+    max_headers: int = Field(default=100, ge=8, le=1000)
+    """Header fields a request may carry; more is a 431."""
+    eject_after: int = Field(default=3, ge=1, le=100)
+    """Consecutive connect failures or timeouts that eject an endpoint."""
+    eject_for: Seconds = 10.0
+    """Seconds an ejected endpoint rests (with +-20% jitter)."""
+    retry_ratio: float = Field(default=0.2, ge=0.0, le=1.0)
+    """Retry budget: retries allowed per request, on average (Envoy's budget)."""
+    retry_burst: int = Field(default=10, ge=0, le=1000)
+    """Retries a worker may spend at once before the budget refills."""

@@ -1,7 +1,7 @@
 """Prometheus metrics of the edge: the agent's own, and nginx's counters from its stats dict.
 
-The agent fetches nginx's counters over the admin socket on every check; the collector only
-reads that snapshot, so a scrape never waits on nginx.
+The agent fetches nginx's counters over the admin socket once per check interval; the
+collector only reads that snapshot, so a scrape never waits on nginx.
 """
 
 from __future__ import annotations
@@ -60,6 +60,12 @@ class EdgeCollector(Collector):
         )
         h.add_metric([], cumulative, latency_sum)
         yield h
+        h = HistogramMetricFamily(
+            "sixpod_edge_apply_seconds",
+            "From the replica's reader having a change to nginx having it (seconds)",
+        )
+        h.add_metric([], a.apply_seconds.cumulative(), a.apply_seconds.total)
+        yield h
         for name, doc, value in (
             ("ejections", "Endpoints ejected by passive health checks", status.get("ejections", 0)),
             ("retries", "Requests retried on another endpoint", status.get("retries", 0)),
@@ -70,6 +76,9 @@ class EdgeCollector(Collector):
             ),
             ("full_pushes", "Full state pushes into nginx", a.full_pushes),
             ("deltas", "Deltas applied to nginx", a.deltas),
+            ("push_errors", "Batches nginx refused (507: a shared dict full)", a.push_errors),
+            ("reloads", "nginx reloads after its config changed", a.reloads),
+            ("reload_failures", "Changed configs refused by nginx -t", a.reload_failures),
         ):
             yield CounterMetricFamily(f"sixpod_edge_{name}", doc, value=value)
         r = a.reader.metrics()
@@ -83,6 +92,18 @@ class EdgeCollector(Collector):
             ),
             ("stale_seconds", "Since Redis last showed this state current", r["stale_seconds"]),
             ("ready", "1 while nginx holds tenant state", 1 if status.get("ready") else 0),
+            (
+                "behind_seconds",
+                "Age of the oldest change the replica has and nginx lacks",
+                a.behind_seconds(),
+            ),
+            ("pending_changes", "Changes queued for nginx", len(a.pending)),
+            ("connections", "Client connections open in nginx", status.get("connections", 0)),
+            (
+                "connections_waiting",
+                "Idle keep-alive client connections in nginx",
+                status.get("connections_waiting", 0),
+            ),
             ("redis_connected", "1 while the replica answers", r["connected"]),
         ):
             yield GaugeMetricFamily(f"sixpod_edge_{name}", doc, value=value)

@@ -26,6 +26,14 @@ def _listen(e: addr.Endpoint) -> str:
     return f"        listen {addr.for_nginx(e)}{extra};\n"
 
 
+def _lua_settings(cfg: EdgeConfig) -> str:
+    return (
+        f"{{max_headers = {cfg.max_headers}, eject_after = {cfg.eject_after}, "
+        f"eject_for = {cfg.eject_for:g}, retry_ratio = {cfg.retry_ratio:g}, "
+        f"retry_burst = {cfg.retry_burst}}}"
+    )
+
+
 def nginx_conf(cfg: EdgeConfig) -> str:
     run = cfg.run_dir
     listens = "".join(_listen(e) for e in cfg.listen)
@@ -45,12 +53,17 @@ events {{
 
 http {{
     lua_package_path "{cfg.lua_dir}/?.lua;;";
-    lua_shared_dict sixpod_hosts {cfg.hosts_dict};
-    lua_shared_dict sixpod_apps {cfg.apps_dict};
+    # two slots of tenant tables: a full push fills the inactive one, then switches
+    lua_shared_dict sixpod_hosts_a {cfg.hosts_dict};
+    lua_shared_dict sixpod_hosts_b {cfg.hosts_dict};
+    lua_shared_dict sixpod_apps_a {cfg.apps_dict};
+    lua_shared_dict sixpod_apps_b {cfg.apps_dict};
     lua_shared_dict sixpod_meta 1m;
     lua_shared_dict sixpod_eject 16m;
     lua_shared_dict sixpod_stats 32m;
-    init_worker_by_lua_block {{ require("sixpod_edge").init_worker() }}
+    init_worker_by_lua_block {{
+        require("sixpod_edge").init_worker({_lua_settings(cfg)})
+    }}
 
     client_body_temp_path {run}/body;
     proxy_temp_path {run}/proxy;
@@ -96,19 +109,22 @@ http {{
 {listens}        server_name _;
         limit_conn sixpod_per_client {cfg.conn_per_client};
         set $sixpod_app "-";
+        # nginx answers an unknown Transfer-Encoding with 501: a malformed request is a 400
+        error_page 501 =400 @sixpod_bad_request;
+        location @sixpod_bad_request {{ return 400 "sixpod: bad request\n"; }}
 
         location / {{
             access_by_lua_block {{ require("sixpod_edge").access() }}
             log_by_lua_block {{ require("sixpod_edge").log() }}
             proxy_pass http://sixpod_apps;
             proxy_http_version 1.1;
-            proxy_set_header Host $http_host;
+            proxy_set_header Host $host;
             proxy_set_header Connection $sixpod_connection;
             proxy_set_header Upgrade $http_upgrade;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header X-Forwarded-Proto $scheme;
             proxy_set_header X-Forwarded-Host $host;
-            proxy_set_header Forwarded "for=$sixpod_forwarded_for;host=$host;proto=$scheme";
+            proxy_set_header Forwarded "for=$sixpod_forwarded_for;host=\\"$host\\";proto=$scheme";
             proxy_set_header Proxy-Connection "";
             proxy_set_header Keep-Alive "";
             proxy_connect_timeout {cfg.connect_timeout:g}s;
@@ -123,7 +139,7 @@ http {{
         listen {addr.for_nginx(cfg.health)};
         access_log off;
         location = /healthz {{ content_by_lua_block {{ require("sixpod_edge").health() }} }}
-        location = /status {{ content_by_lua_block {{ require("sixpod_edge").admin_state() }} }}
+        location = /status {{ content_by_lua_block {{ require("sixpod_edge").status() }} }}
         location / {{ return 404; }}
     }}
 

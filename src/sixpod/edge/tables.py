@@ -1,9 +1,16 @@
 """Pure core of the edge agent: tenant state and changes to admin batches for nginx.
 
 An app's entry is its routable endpoints as text, one per line, ``[v6] port weight``
-(brackets and port already normalised, so the Lua hot path does no string work);
+(brackets and port already normalised, so the Lua hot path does no string work), after an
+optional settings line ``=body BYTES`` (the app's ``max_body_bytes`` setting);
 ``draining`` and ``down`` endpoints and zero weights are left out. An app with no routable
-endpoint keeps an empty entry (nginx answers 503); an app that is gone is ``None`` (404).
+endpoint keeps an entry with no endpoint (nginx answers 503); an app that is gone is
+``None`` (404).
+
+A full push is a ``begin`` batch, batches of ``chunk`` apps, and a ``commit``: nginx fills
+its inactive slot and switches to it only at the commit, so requests never see a half-loaded
+state. A delta goes to the active slot, split in the same chunks; only its last batch moves
+the revision.
 """
 
 from __future__ import annotations
@@ -17,44 +24,61 @@ from sixpod.tenants.reader import TenantState
 
 Batch = dict[str, Any]
 
+BODY_SETTING = "max_body_bytes"
+
+
+def body_limit(settings: Any) -> int | None:
+    """The app's own body limit in bytes, or None (the node's ``body_limit`` applies)."""
+    value = settings.get(BODY_SETTING) if hasattr(settings, "get") else None
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return None
+
 
 def app_entry(state: TenantState, app: str) -> str | None:
-    if app not in state.apps:
+    record = state.apps.get(app)
+    if record is None:
         return None
     lines = []
+    limit = body_limit(record.settings)
+    if limit is not None:
+        lines.append(f"=body {limit}\n")
     for e in sorted(state.upstreams(app), key=lambda e: (e.address, e.port)):
         if e.state is EndpointState.UP and e.weight > 0:
             lines.append(f"[{addr.format_ip(e.address)}] {e.port} {e.weight}\n")
     return "".join(lines)
 
 
-def delta(state: TenantState, changed: Changed, generation: str) -> Batch:
-    """The batch that brings nginx from the previous revision to ``changed.revision``."""
-    return {
-        "generation": generation,
-        "revision": changed.revision,
-        "apps": {a: app_entry(state, a) for a in changed.apps},
-        "hosts": {h: state.domains.get(h) for h in changed.domains},
-    }
+def delta(state: TenantState, changed: Changed, generation: str, chunk: int) -> Iterator[Batch]:
+    """The batches that bring nginx from the previous revision to ``changed.revision``."""
+    names = sorted(changed.apps)
+    hosts = sorted(changed.domains)
+    parts = max(1, -(-len(names) // chunk), -(-len(hosts) // chunk))
+    for i in range(parts):
+        batch: Batch = {
+            "generation": generation,
+            "apps": {a: app_entry(state, a) for a in names[i * chunk : (i + 1) * chunk]},
+            "hosts": {h: state.domains.get(h) for h in hosts[i * chunk : (i + 1) * chunk]},
+        }
+        if i == parts - 1:
+            batch["revision"] = changed.revision
+        yield batch
 
 
 def full(state: TenantState, generation: str, chunk: int) -> Iterator[Batch]:
-    """The whole state in batches of ``chunk`` apps (with their hosts); the first empties
-    nginx's tables and the last marks it ready."""
+    """The whole state in batches of ``chunk`` apps (with their hosts): the first begins a
+    new generation in nginx's inactive slot, the last commits it at ``state.revision``."""
+    revision = state.revision
     by_app: dict[str, list[str]] = {}
     for host, app in state.domains.items():
         by_app.setdefault(app, []).append(host)
     names = sorted(state.apps)
-    first = True
-    for i in range(0, max(len(names), 1), chunk):
+    yield {"generation": generation, "begin": True}
+    for i in range(0, len(names), chunk):
         part = names[i : i + chunk]
-        batch: Batch = {
+        yield {
             "generation": generation,
             "apps": {a: app_entry(state, a) for a in part},
             "hosts": {h: a for a in part for h in by_app.get(a, [])},
         }
-        if first:
-            batch["full_start"] = True
-            first = False
-        yield batch
-    yield {"generation": generation, "revision": state.revision, "ready": True}
+    yield {"generation": generation, "commit": True, "revision": revision}

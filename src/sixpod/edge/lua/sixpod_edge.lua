@@ -1,44 +1,57 @@
 -- sixpod edge data plane: Host -> app -> endpoint, from shared dicts the agent fills.
--- Shared dicts: sixpod_hosts (host -> app), sixpod_apps (app -> endpoint list text),
--- sixpod_meta (generation, revision, ready), sixpod_eject (passive health).
--- Endpoint list text, one endpoint per line: "[v6]" SP port SP weight (agent-normalised).
+--
+-- Two slots, a and b, each a pair of dicts: sixpod_hosts_X (host -> app) and sixpod_apps_X
+-- (app -> entry text). sixpod_meta names the active slot and its generation. A full push
+-- fills the inactive slot and commits by switching the slot, so a request sees the old
+-- state or the new one, never a mix; deltas go to the active slot. Each dict of a slot
+-- holds the generation under MARK: a reload that emptied one (a resize) shows as not intact.
+--
+-- Entry text: an optional settings line "=body BYTES\n", then one endpoint per line,
+-- "[v6] port weight\n" (normalised by the agent, so the hot path does no string work).
 local balancer = require "ngx.balancer"
 local cjson = require "cjson.safe"
 
 local _M = {}
 
-local hosts = ngx.shared.sixpod_hosts
-local apps = ngx.shared.sixpod_apps
 local meta = ngx.shared.sixpod_meta
 local eject = ngx.shared.sixpod_eject
 local stats = ngx.shared.sixpod_stats
+local SLOTS = {
+    a = {hosts = ngx.shared.sixpod_hosts_a, apps = ngx.shared.sixpod_apps_a},
+    b = {hosts = ngx.shared.sixpod_hosts_b, apps = ngx.shared.sixpod_apps_b},
+}
+local MARK = "\1generation"
 
-local cache = {}        -- per worker: app -> {raw = text, peers = {...}, total = weight}
+-- settings from nginx.conf (init_worker_by_lua); defaults match EdgeConfig's
+local conf = {max_headers = 100, eject_after = 3, eject_for = 10, retry_ratio = 0.2,
+              retry_burst = 10}
+
+local cache = {}        -- per worker: app -> decoded entry
 local cache_n = 0
 local CACHE_MAX = 20000
 local inflight = {}     -- per worker: "addr port" -> outstanding requests
-local budget = 10.0     -- retry tokens: each request adds RETRY_RATIO, a retry costs 1
+local budget = 10.0     -- retry tokens: each request adds retry_ratio, a retry costs 1
 
-local EJECT_AFTER = 3
-local EJECT_FOR = 10
-local RETRY_RATIO = 0.2
-local BUDGET_MAX = 10.0
-
-function _M.init_worker()
+function _M.init_worker(settings)
+    for k, v in pairs(settings or {}) do conf[k] = v end
+    budget = conf.retry_burst
     math.randomseed(ngx.now() * 1000 + ngx.worker.pid())
 end
 
 local function decode(raw)
-    local peers, total = {}, 0
-    for a, p, w in raw:gmatch("(%S+) (%d+) (%d+)\n") do
+    local peers, cum, total = {}, {}, 0
+    local body = raw:match("^=body (%d+)\n")
+    for a, p, w in raw:gmatch("(%[[^%]]+%]) (%d+) (%d+)\n") do
         local weight = tonumber(w)
-        peers[#peers + 1] = {addr = a, port = tonumber(p), weight = weight, key = a .. " " .. p}
         total = total + weight
+        local n = #peers + 1
+        peers[n] = {addr = a, port = tonumber(p), weight = weight, key = a .. " " .. p}
+        cum[n] = total
     end
-    return {raw = raw, peers = peers, total = total}
+    return {raw = raw, peers = peers, cum = cum, total = total, body = tonumber(body)}
 end
 
-local function peers_of(app)
+local function entry(apps, app)
     local raw = apps:get(app)
     if not raw then return nil end
     local c = cache[app]
@@ -52,16 +65,9 @@ local function peers_of(app)
     return c
 end
 
--- Host header text -> lookup key: lower case, port and trailing dot removed.
-local function host_key(h)
-    if not h then return nil end
-    h = h:lower()
-    if h:sub(1, 1) == "[" then return h:match("^(%[[^%]]+%])") end
-    h = h:gsub(":%d*$", "")
-    return (h:gsub("%.$", ""))
-end
-
-local function app_for(host)
+-- exact name, then wildcards from the longest suffix: a.b.example.com tries
+-- *.b.example.com, then *.example.com (never a bare TLD)
+local function app_for(hosts, host)
     local app = hosts:get(host)
     if app then return app end
     local rest = host
@@ -75,235 +81,343 @@ local function app_for(host)
     end
 end
 
-local function weighted_pick(peers, total, skip)
-    local r = math.random() * total
-    for i = 1, #peers do
-        local p = peers[i]
-        if not skip[p.key] then
-            r = r - p.weight
-            if r <= 0 then return p end
-        end
+-- one endpoint by weight: binary search over the cumulative weights
+local function pick(c)
+    local cum = c.cum
+    local r = math.random() * c.total
+    local lo, hi = 1, #cum
+    while lo < hi do
+        local mid = math.floor((lo + hi) / 2)
+        if cum[mid] < r then lo = mid + 1 else hi = mid end
     end
-    for i = #peers, 1, -1 do
-        if not skip[peers[i].key] then return peers[i] end
-    end
+    return c.peers[lo]
 end
 
--- Power of two choices on outstanding requests per unit of weight; ejected and tried
--- endpoints are skipped unless nothing else is left.
-local function choose(c, tried)
-    local skip, left, total = {}, 0, 0
+local function usable(p, tried)
+    return not tried[p.key] and not eject:get("x " .. p.key)
+end
+
+-- a weighted endpoint that is neither ejected nor already tried: a few draws (two dict
+-- lookups in the common case), then a scan; with everything ejected, any untried one
+local function candidate(c, tried)
+    for _ = 1, 3 do
+        local p = pick(c)
+        if usable(p, tried) then return p end
+    end
+    local ok, total = {}, 0
     for i = 1, #c.peers do
         local p = c.peers[i]
-        if tried[p.key] or eject:get("x " .. p.key) then
-            skip[p.key] = true
-        else
-            left = left + 1
-            total = total + p.weight
+        if usable(p, tried) then ok[#ok + 1] = p; total = total + p.weight end
+    end
+    if #ok == 0 then
+        for i = 1, #c.peers do
+            local p = c.peers[i]
+            if not tried[p.key] then ok[#ok + 1] = p; total = total + p.weight end
         end
     end
-    if left == 0 then
-        skip, total = {}, c.total
-        for k in pairs(tried) do skip[k] = true end
-        for i = 1, #c.peers do if not skip[c.peers[i].key] then left = left + 1 end end
-        if left == 0 then skip = {} end
-        total = 0
-        for i = 1, #c.peers do if not skip[c.peers[i].key] then total = total + c.peers[i].weight end end
+    if #ok == 0 then return pick(c) end
+    local r = math.random() * total
+    for i = 1, #ok do
+        r = r - ok[i].weight
+        if r <= 0 then return ok[i] end
     end
-    local a = weighted_pick(c.peers, total, skip)
-    local b = weighted_pick(c.peers, total, skip)
-    if a and b and a ~= b then
-        local la = (inflight[a.key] or 0) / a.weight
-        local lb = (inflight[b.key] or 0) / b.weight
-        if lb < la then return b end
+    return ok[#ok]
+end
+
+-- power of two choices on outstanding requests per unit of weight
+local function choose(c, tried)
+    local a = candidate(c, tried)
+    if #c.peers == 1 then return a end
+    local b = candidate(c, tried)
+    if b ~= a and (inflight[b.key] or 0) * a.weight < (inflight[a.key] or 0) * b.weight then
+        return b
     end
     return a
 end
 
-local HOP = {connection = true, ["keep-alive"] = true, ["proxy-connection"] = true,
-             te = true, trailer = true, ["transfer-encoding"] = true, upgrade = true}
+-- Hop-by-hop headers are dropped by nginx's proxy_set_header; a Connection token naming
+-- one of these is ignored: a client must not strip the framing or the routing of its own
+-- request on its way to the container.
+local KEEP = {host = true, ["content-length"] = true, ["transfer-encoding"] = true,
+              connection = true, upgrade = true, te = true, ["x-request-id"] = true}
+
+local function answer(status, text, extra)
+    ngx.status = status
+    ngx.header["Content-Type"] = "text/plain"
+    for k, v in pairs(extra or {}) do ngx.header[k] = v end
+    ngx.say(text)
+    return ngx.exit(status)
+end
+
+local function body_size()
+    ngx.req.read_body()
+    local data = ngx.req.get_body_data()
+    if data then return #data end
+    local path = ngx.req.get_body_file()
+    if not path then return 0 end
+    local f = io.open(path, "rb")
+    if not f then return 0 end
+    local n = f:seek("end")
+    f:close()
+    return n
+end
 
 function _M.access()
-    local host = host_key(ngx.var.http_host)
-    local app = host and host ~= "" and app_for(host)
+    local slot = SLOTS[meta:get("slot") or ""]
+    local host = ngx.var.host  -- nginx's: request line first, then Host; lower case, no port
+    if not host:find("^[%w._-]+$") and not host:find("^%[[%x:.]+%]$") then
+        ngx.var.sixpod_app = "-"
+        return answer(400, "sixpod: bad Host")
+    end
+    local app = slot and app_for(slot.hosts, host)
     if not app then
         ngx.var.sixpod_app = "-"
-        ngx.status = 404
-        ngx.header["Content-Type"] = "text/plain"
-        ngx.say("sixpod: no app serves this host")
-        return ngx.exit(404)
+        return answer(404, "sixpod: no app serves this host")
     end
     ngx.var.sixpod_app = app
-    local c = peers_of(app)
+    local _, err = ngx.req.get_headers(conf.max_headers, true)
+    if err == "truncated" then
+        return answer(431, "sixpod: more than " .. conf.max_headers .. " header fields")
+    end
+    local c = entry(slot.apps, app)
     if not c or #c.peers == 0 then
-        ngx.status = 503
-        ngx.header["Retry-After"] = "5"
-        ngx.header["Content-Type"] = "text/plain"
-        ngx.say("sixpod: app ", app, " has no healthy endpoint")
-        return ngx.exit(503)
+        return answer(503, "sixpod: app " .. app .. " has no healthy endpoint",
+                      {["Retry-After"] = "5"})
+    end
+    if c.body then
+        local declared = tonumber(ngx.var.http_content_length or "")
+        if (declared and declared > c.body)
+                or (not declared and ngx.var.http_transfer_encoding and body_size() > c.body) then
+            return answer(413, "sixpod: body over this app's limit of " .. c.body .. " bytes")
+        end
     end
     local conn = ngx.var.http_connection
     if conn then
         for token in conn:gmatch("[^,%s]+") do
             token = token:lower()
-            if not HOP[token] then ngx.req.clear_header(token) end
+            if not KEEP[token] then ngx.req.clear_header(token) end
         end
     end
     if not ngx.var.http_x_request_id then
         ngx.req.set_header("X-Request-Id", ngx.var.request_id)
     end
-    budget = math.min(BUDGET_MAX, budget + RETRY_RATIO)
+    budget = math.min(conf.retry_burst, budget + conf.retry_ratio)
     local ctx = ngx.ctx
     ctx.peers = c
     ctx.tried = {}
 end
 
-local function failed(key)
-    local n = eject:incr("f " .. key, 1, 0, EJECT_FOR)
-    if n and n >= EJECT_AFTER then
-        eject:set("x " .. key, true, EJECT_FOR * (0.8 + 0.4 * math.random()))
-        eject:delete("f " .. key)
-        eject:incr("ejections", 1, 0)
+-- a connect failure or timeout: eject after eject_after in a row, for eject_for seconds
+-- with jitter, unless that would leave more than half of the app's endpoints ejected
+-- (so never the last one)
+local function failed(p, c)
+    local n = eject:incr("f " .. p.key, 1, 0, conf.eject_for)
+    if not n or n < conf.eject_after then return end
+    local out = 0
+    for i = 1, #c.peers do
+        if eject:get("x " .. c.peers[i].key) then out = out + 1 end
     end
+    if (out + 1) * 2 > #c.peers then return end
+    eject:set("x " .. p.key, true, conf.eject_for * (0.8 + 0.4 * math.random()))
+    eject:delete("f " .. p.key)
+    eject:incr("ejections", 1, 0)
 end
+
+local NGX_BUSY = -3  -- "no live upstreams": nginx answers 502 (an error code here gives 500)
 
 function _M.balancer()
     local ctx = ngx.ctx
     local c = ctx.peers
-    if ctx.current then
-        local state = balancer.get_last_failure()
-        inflight[ctx.current.key] = (inflight[ctx.current.key] or 1) - 1
-        if state == "failed" then failed(ctx.current.key) end
+    local cur = ctx.current
+    if cur then
+        inflight[cur.key] = (inflight[cur.key] or 1) - 1
+        ctx.current = nil
+        if balancer.get_last_failure() == "failed" then failed(cur, c) end
         if budget < 1 then
-            ctx.current = nil
             eject:incr("retries_refused", 1, 0)
-            return ngx.exit(502)
+            return ngx.exit(NGX_BUSY)
         end
         budget = budget - 1
         eject:incr("retries", 1, 0)
+    elseif #c.peers > 1 and budget >= 1 then
+        balancer.set_more_tries(1)
     end
     local p = choose(c, ctx.tried)
     ctx.tried[p.key] = true
-    ctx.current = p
-    inflight[p.key] = (inflight[p.key] or 0) + 1
     local ok, err = balancer.set_current_peer(p.addr, p.port)
     if not ok then
         ngx.log(ngx.ERR, "sixpod: set_current_peer ", p.addr, " ", p.port, ": ", err)
-        return ngx.exit(500)
+        return ngx.exit(NGX_BUSY)
     end
-    if not ctx.retry_set then
-        ctx.retry_set = true
-        if #c.peers > 1 then balancer.set_more_tries(1) end
-    end
+    ctx.current = p
+    inflight[p.key] = (inflight[p.key] or 0) + 1
 end
 
 -- upper bounds (seconds) of the upstream latency histogram, as the agent exports it
 local BUCKETS = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
 
+local function observe(t)
+    local b = "+Inf"
+    for i = 1, #BUCKETS do
+        if t <= BUCKETS[i] then b = tostring(BUCKETS[i]); break end
+    end
+    stats:incr("l\t" .. b, 1, 0)
+    stats:incr("l\tsum_ms", math.floor(t * 1000 + 0.5), 0)
+end
+
 function _M.log()
     local class = math.floor(ngx.status / 100) .. "xx"
     stats:incr("r\t" .. (ngx.var.sixpod_app or "-") .. "\t" .. class, 1, 0)
-    local p = ngx.ctx.current
-    if not p then return end
-    local t = tonumber(ngx.var.upstream_response_time)
-    if t then
-        local b = "+Inf"
-        for i = 1, #BUCKETS do
-            if t <= BUCKETS[i] then b = tostring(BUCKETS[i]); break end
-        end
-        stats:incr("l\t" .. b, 1, 0)
-        stats:incr("l\tsum_ms", math.floor(t * 1000 + 0.5), 0)
+    local times = ngx.var.upstream_response_time  -- "0.001, 0.003" after a retry
+    if times then
+        for t in times:gmatch("%d+%.?%d*") do observe(tonumber(t)) end
     end
+    local ctx = ngx.ctx
+    local p = ctx.current
+    if not p then return end
     inflight[p.key] = (inflight[p.key] or 1) - 1
-    local us = ngx.var.upstream_status
-    local st = us and tonumber(us:match("(%d+)$") or "")
-    if st == nil or st == 502 or st == 504 then
-        failed(p.key)
-    else
+    -- the last attempt's verdict: a 502/504 with no byte from the endpoint is nginx's own
+    -- (connect failure, timeout); one the app sent itself, or no status at all (the client
+    -- went away first), says nothing about the endpoint's health
+    local st = tonumber((ngx.var.upstream_status or ""):match("(%d+)%s*$") or "")
+    if not st then return end
+    local got = tonumber((ngx.var.upstream_bytes_received or ""):match("(%d+)%s*$") or "")
+    if (st == 502 or st == 504) and got == 0 then
+        failed(p, ctx.peers)
+    elseif eject:get("f " .. p.key) then
         eject:delete("f " .. p.key)
     end
 end
 
--- Admin API (unix socket only): POST /apply with a JSON batch
--- {"generation": G, "revision": R, "full": bool, "apps": {name: text|null},
---  "hosts": {host: app|null}, "ready": bool}
--- Adds apply apps before hosts, removals hosts before apps, so no request sees a host
--- pointing at an app that is not there.
-function _M.admin_state()
-        ngx.header["Content-Type"] = "application/json"
-        ngx.say(cjson.encode({
-            generation = meta:get("generation") or "",
-            revision = meta:get("revision") or -1,
-            ready = meta:get("ready") or false,
-            hosts_free = hosts:free_space(),
-            apps_free = apps:free_space(),
-            ejections = eject:get("ejections") or 0,
-            retries = eject:get("retries") or 0,
-            retries_refused = eject:get("retries_refused") or 0,
-        }))
+-- Admin API (unix socket only). POST /apply with a JSON batch:
+--   {"generation": G, "begin": bool, "commit": bool, "revision": R,
+--    "apps": {name: text|null}, "hosts": {host: app|null}}
+-- "begin" empties the inactive slot and makes G its pending generation; batches of G then
+-- fill it; "commit" switches requests to it. A batch for the active generation is a delta
+-- to the active slot. Adds apply apps before hosts, removals hosts before apps, so no
+-- request sees a host pointing at an app that is not there. A value that does not fit
+-- leaves the old one in place and the batch answers 507 without moving the revision.
+
+local function intact(slot, gen)
+    local s = SLOTS[slot or ""]
+    return s ~= nil and gen ~= nil and s.hosts:get(MARK) == gen and s.apps:get(MARK) == gen
+end
+
+local function state()
+    local slot, gen = meta:get("slot"), meta:get("generation")
+    local s = SLOTS[slot or "a"]
+    return {
+        generation = gen or "",
+        revision = meta:get("revision") or -1,
+        slot = slot or "",
+        ready = intact(slot, gen),
+        pending = meta:get("pending") or "",
+        hosts_free = s.hosts:free_space(),
+        apps_free = s.apps:free_space(),
+        ejections = eject:get("ejections") or 0,
+        retries = eject:get("retries") or 0,
+        retries_refused = eject:get("retries_refused") or 0,
+        connections = tonumber(ngx.var.connections_active) or 0,
+        connections_reading = tonumber(ngx.var.connections_reading) or 0,
+        connections_writing = tonumber(ngx.var.connections_writing) or 0,
+        connections_waiting = tonumber(ngx.var.connections_waiting) or 0,
+    }
+end
+
+local function reply(status, t)
+    ngx.status = status
+    ngx.header["Content-Type"] = "application/json"
+    ngx.say(cjson.encode(t))
+    return ngx.exit(status)
+end
+
+local function put(dict, key, value, failed_keys)
+    local old = dict:get(key)
+    if old == value then return end
+    local ok = dict:safe_set(key, value)
+    if not ok then
+        if old ~= nil then dict:safe_set(key, old) end
+        failed_keys[#failed_keys + 1] = key
+    end
+end
+
+local function apply(batch)
+    local gen = batch.generation
+    if type(gen) ~= "string" or gen == "" then
+        return reply(400, {error = "batch without a generation"})
+    end
+    if batch.begin then
+        local s = meta:get("slot") == "a" and "b" or "a"
+        SLOTS[s].hosts:flush_all()
+        SLOTS[s].hosts:flush_expired()
+        SLOTS[s].apps:flush_all()
+        SLOTS[s].apps:flush_expired()
+        meta:set("pending", gen)
+        meta:set("pending_slot", s)
+    end
+    local slot
+    if gen == meta:get("pending") then
+        slot = meta:get("pending_slot")
+    elseif gen == meta:get("generation") and not batch.commit then
+        slot = meta:get("slot")
+    end
+    if not SLOTS[slot or ""] then
+        return reply(409, {error = "generation mismatch", generation = meta:get("generation")})
+    end
+    local d = SLOTS[slot]
+    local bad = {}
+    for name, text in pairs(batch.apps or {}) do
+        if text ~= cjson.null then put(d.apps, name, text, bad) end
+    end
+    for host, app in pairs(batch.hosts or {}) do
+        if app == cjson.null then d.hosts:delete(host) else put(d.hosts, host, app, bad) end
+    end
+    for name, text in pairs(batch.apps or {}) do
+        if text == cjson.null then d.apps:delete(name) end
+    end
+    if batch.commit then
+        put(d.hosts, MARK, gen, bad)
+        put(d.apps, MARK, gen, bad)
+    end
+    if #bad > 0 then
+        return reply(507, {error = "shared dict full", not_stored = bad})
+    end
+    if batch.commit then
+        meta:set("slot", slot)
+        meta:set("generation", gen)
+        meta:delete("pending")
+        meta:delete("pending_slot")
+    end
+    if batch.revision then meta:set("revision", batch.revision) end
+    return reply(200, state())
 end
 
 function _M.admin()
     local uri = ngx.var.uri
-    if uri == "/state" then return _M.admin_state() end
+    if uri == "/state" then return reply(200, state()) end
     if uri == "/stats" then
         local out = {}
         for _, k in ipairs(stats:get_keys(0)) do out[k] = stats:get(k) end
-        ngx.header["Content-Type"] = "application/json"
-        ngx.say(cjson.encode(out))
-        return
+        return reply(200, out)
     end
     if uri ~= "/apply" or ngx.req.get_method() ~= "POST" then
-        return ngx.exit(404)
+        return reply(404, {error = "no such admin call"})
     end
     ngx.req.read_body()
     local body = ngx.req.get_body_data()
     local batch = body and cjson.decode(body)
     if type(batch) ~= "table" then
-        ngx.status = 400
-        ngx.say("bad batch")
-        return ngx.exit(400)
+        return reply(400, {error = "body is not a JSON batch"})
     end
-    if batch.full_start then
-        meta:set("generation", batch.generation)
-        meta:set("ready", false)
-        hosts:flush_all()
-        apps:flush_all()
-    elseif meta:get("generation") ~= batch.generation then
-        ngx.status = 409
-        ngx.say("generation mismatch")
-        return ngx.exit(409)
-    end
-    local errors = 0
-    for name, text in pairs(batch.apps or {}) do
-        if text ~= cjson.null then
-            local ok = apps:safe_set(name, text)
-            if not ok then errors = errors + 1 end
-        end
-    end
-    for host, app in pairs(batch.hosts or {}) do
-        if app == cjson.null then
-            hosts:delete(host)
-        else
-            local ok = hosts:safe_set(host, app)
-            if not ok then errors = errors + 1 end
-        end
-    end
-    for name, text in pairs(batch.apps or {}) do
-        if text == cjson.null then apps:delete(name) end
-    end
-    if batch.revision then meta:set("revision", batch.revision) end
-    if batch.ready ~= nil then meta:set("ready", batch.ready) end
-    if errors > 0 then
-        ngx.status = 507
-        ngx.say("shared dict full: ", errors, " entries not stored")
-        return ngx.exit(507)
-    end
-    ngx.say("ok")
+    return apply(batch)
+end
+
+function _M.status()
+    return reply(200, state())
 end
 
 function _M.health()
-    if meta:get("ready") then
+    if intact(meta:get("slot"), meta:get("generation")) then
         ngx.say("ok")
     else
         ngx.status = 503
