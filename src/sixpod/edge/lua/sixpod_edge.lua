@@ -205,6 +205,7 @@ function _M.access()
     local ctx = ngx.ctx
     ctx.peers = c
     ctx.tried = {}
+    ctx.order = {}
 end
 
 -- a connect failure or timeout: eject after eject_after in a row, for eject_for seconds
@@ -232,14 +233,13 @@ function _M.balancer()
     if cur then
         inflight[cur.key] = (inflight[cur.key] or 1) - 1
         ctx.current = nil
-        if balancer.get_last_failure() == "failed" then failed(cur, c) end
         if budget < 1 then
             eject:incr("retries_refused", 1, 0)
             return ngx.exit(NGX_BUSY)
         end
         budget = budget - 1
         eject:incr("retries", 1, 0)
-    elseif #c.peers > 1 and budget >= 1 then
+    elseif #c.peers > 1 then
         balancer.set_more_tries(1)
     end
     local p = choose(c, ctx.tried)
@@ -250,6 +250,7 @@ function _M.balancer()
         return ngx.exit(NGX_BUSY)
     end
     ctx.current = p
+    ctx.order[#ctx.order + 1] = p
     inflight[p.key] = (inflight[p.key] or 0) + 1
 end
 
@@ -265,27 +266,35 @@ local function observe(t)
     stats:incr("l\tsum_ms", math.floor(t * 1000 + 0.5), 0)
 end
 
+local function each(text)
+    local out = {}
+    for v in (text or ""):gmatch("[^,%s]+") do out[#out + 1] = v end
+    return out
+end
+
 function _M.log()
     local class = math.floor(ngx.status / 100) .. "xx"
     stats:incr("r\t" .. (ngx.var.sixpod_app or "-") .. "\t" .. class, 1, 0)
-    local times = ngx.var.upstream_response_time  -- "0.001, 0.003" after a retry
-    if times then
-        for t in times:gmatch("%d+%.?%d*") do observe(tonumber(t)) end
-    end
     local ctx = ngx.ctx
-    local p = ctx.current
-    if not p then return end
-    inflight[p.key] = (inflight[p.key] or 1) - 1
-    -- the last attempt's verdict: a 502/504 with no byte from the endpoint is nginx's own
+    if ctx.current then inflight[ctx.current.key] = (inflight[ctx.current.key] or 1) - 1 end
+    local order = ctx.order
+    if not order or #order == 0 then return end
+    -- each attempt's verdict: a 502/504 with no byte from the endpoint is nginx's own
     -- (connect failure, timeout); one the app sent itself, or no status at all (the client
     -- went away first), says nothing about the endpoint's health
-    local st = tonumber((ngx.var.upstream_status or ""):match("(%d+)%s*$") or "")
-    if not st then return end
-    local got = tonumber((ngx.var.upstream_bytes_received or ""):match("(%d+)%s*$") or "")
-    if (st == 502 or st == 504) and got == 0 then
-        failed(p, ctx.peers)
-    elseif eject:get("f " .. p.key) then
-        eject:delete("f " .. p.key)
+    -- one value per attempt ("502, 200" after a retry); one more if the budget refused one
+    local statuses, received = each(ngx.var.upstream_status), each(ngx.var.upstream_bytes_received)
+    local times = each(ngx.var.upstream_response_time)
+    for i = 1, #order do
+        local st, got = tonumber(statuses[i] or ""), tonumber(received[i] or "")
+        local p = order[i]
+        local t = tonumber(times[i] or "")
+        if t then observe(t) end
+        if (st == 502 or st == 504) and got == 0 then
+            failed(p, ctx.peers)
+        elseif st and eject:get("f " .. p.key) then
+            eject:delete("f " .. p.key)
+        end
     end
 end
 
