@@ -691,3 +691,25 @@ def test_a_full_dict_keeps_the_old_state_serving(
     assert _answer(edge.ns, "shop.example.com") == "a"
     assert edge.health() == 200
     assert edge.ns.get("huge.example.com")[0] in (404, 503)
+
+
+def test_nginx_starts_before_the_announcer_puts_the_vips_on_lo(
+    edge: Edge, pod: tuple[Store, RedisServer]
+) -> None:
+    """nginx binds VIPs that are not on lo yet (ip_nonlocal_bind) and serves them once the
+    announcer adds them, also after it removed and re-added them (its restart)."""
+    store, _ = pod
+    _shop(store, "a")
+    vip6, vip4 = "2001:db8:ffff::80", "203.0.113.80"
+    edge.configure(listen=[f"[{vip6}]:{PORT}", f"{vip4}:{PORT}", f"[::1]:{PORT}"])
+    edge.start()
+    wait_until(lambda: _answer(edge.ns, "shop.example.com") == "a")
+    for _ in range(2):
+        edge.ns.run("ip", "addr", "add", f"{vip6}/128", "dev", "lo", "nodad")
+        edge.ns.run("ip", "addr", "add", f"{vip4}/32", "dev", "lo")
+        for base in (f"http://[{vip6}]:{PORT}", f"http://{vip4}:{PORT}"):
+            status, body, _ = edge.ns.get("shop.example.com", base=base)
+            assert status == 200
+            assert json.loads(body)["name"] == "a"
+        edge.ns.run("ip", "addr", "del", f"{vip6}/128", "dev", "lo")
+        edge.ns.run("ip", "addr", "del", f"{vip4}/32", "dev", "lo")

@@ -17,6 +17,7 @@ import os
 import secrets
 import signal
 import time
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,8 @@ from sixpod.tenants.model import Changed
 from sixpod.tenants.reader import ReaderSettings, TenantReader, TenantState
 
 log = logging.getLogger(__name__)
+
+LUA_MODULE = "sixpod_edge.lua"
 
 
 class EdgeError(Exception):
@@ -148,7 +151,48 @@ class Agent:
     # -- nginx's own config --------------------------------------------------------------
 
     def _conf_digest(self) -> str:
-        return hashlib.sha256(Path(self.cfg.nginx_conf).read_bytes()).hexdigest()
+        """What nginx runs: its config and the Lua module it loads."""
+        h = hashlib.sha256(Path(self.cfg.nginx_conf).read_bytes())
+        with contextlib.suppress(FileNotFoundError):
+            h.update((Path(self.cfg.lua_dir) / LUA_MODULE).read_bytes())
+        return h.hexdigest()
+
+    def install_lua(self) -> None:
+        """Put this agent's own Lua module at ``lua_dir`` (atomically) when it differs, so
+        nginx runs the data plane that speaks this agent's admin protocol."""
+        target = Path(self.cfg.lua_dir) / LUA_MODULE
+        code = (resources.files("sixpod.edge") / "lua" / LUA_MODULE).read_bytes()
+        with contextlib.suppress(FileNotFoundError):
+            if target.read_bytes() == code:
+                return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{LUA_MODULE}.{os.getpid()}")
+        tmp.write_bytes(code)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+        log.info("edge: installed %s", target)
+
+    async def _prefixed(self, *argv: str) -> tuple[int, str]:
+        """Run a command where nginx runs (``cfg.nginx`` minus the binary: a netns prefix)."""
+        proc = await asyncio.create_subprocess_exec(
+            *self.cfg.nginx[:-1],
+            *argv,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await proc.communicate()
+        return proc.returncode or 0, out.decode(errors="replace")
+
+    async def allow_nonlocal_bind(self) -> None:
+        """Let nginx bind VIPs that are not on ``lo`` yet: the announcer adds them at its
+        start and removes them at its stop, and neither may keep nginx from (re)starting."""
+        if not self.cfg.nonlocal_bind:
+            return
+        code, out = await self._prefixed(
+            "sysctl", "-q", "-w", "net.ipv4.ip_nonlocal_bind=1", "net.ipv6.ip_nonlocal_bind=1"
+        )
+        if code != 0:
+            raise EdgeError(f"cannot allow nginx to bind absent VIPs (ip_nonlocal_bind): {out}")
 
     def _loaded_path(self) -> Path:
         return Path(self.cfg.run_dir) / "nginx.conf.loaded"
@@ -167,22 +211,13 @@ class Agent:
             return False
         if digest == self._refused:
             return False
-        test = await asyncio.create_subprocess_exec(
-            *self.cfg.nginx,
-            "-t",
-            "-q",
-            "-c",
-            self.cfg.nginx_conf,
-            "-e",
-            self.cfg.error_log,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
+        code, out = await self._prefixed(
+            self.cfg.nginx[-1], "-t", "-q", "-c", self.cfg.nginx_conf, "-e", self.cfg.error_log
         )
-        out, _ = await test.communicate()
-        if test.returncode != 0:
+        if code != 0:
             self._refused = digest
             self.reload_failures += 1
-            log.error("edge: nginx.conf changed but fails nginx -t; not reloaded: %s", out.decode())
+            log.error("edge: nginx.conf changed but fails nginx -t; not reloaded: %s", out)
             return False
         pid = int((Path(self.cfg.run_dir) / "nginx.pid").read_text().strip())
         os.kill(pid, signal.SIGHUP)
@@ -299,6 +334,8 @@ class Agent:
                 await asyncio.wait_for(self.wake.wait(), timeout)
 
     async def run(self, stop: asyncio.Event) -> None:
+        self.install_lua()
+        await self.allow_nonlocal_bind()
         await self._adopt_or_start_nginx()
         if self.cfg.metrics is not None:
             metrics.serve(self, self.cfg.metrics)

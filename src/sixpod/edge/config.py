@@ -25,11 +25,13 @@ class EdgeConfig(ConfigModel):
     nginx_conf: str
     """The generated nginx.conf the agent starts nginx with."""
     lua_dir: str
-    """Where ``sixpod_edge.lua`` is installed."""
+    """Where the agent installs its ``sixpod_edge.lua`` for nginx to load."""
     access_log: str
     error_log: str
-    nginx: tuple[str, ...] = ("/usr/sbin/nginx",)
+    nginx: tuple[str, ...] = Field(default=("/usr/sbin/nginx",), min_length=1)
     """The command that runs nginx (a prefix such as ``ip netns exec NS`` is allowed)."""
+    nonlocal_bind: bool = True
+    """Set ``ip_nonlocal_bind`` where nginx runs, so it binds VIPs not (yet) on ``lo``."""
     workers: int = Field(default=2, ge=1, le=64)
     redis: RedisSection
     body_limit: str = Field(default="16m", pattern=r"^[0-9]{1,6}[km]?$")
