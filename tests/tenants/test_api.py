@@ -231,7 +231,12 @@ BAD_CALLS = [
     ("patch", "/v1/apps/shop", {"owner": 7}, None, 422, "owner"),
     ("patch", "/v1/apps/shop", {"colour": "red"}, None, 422, "colour"),
     ("patch", "/v1/apps/nope", {"owner": "x"}, None, 404, "nope"),
-    ("patch", "/v1/apps/shop", {"owner": "x"}, {"If-Match": 'W/"1"'}, 422, "weak"),
+    ("patch", "/v1/apps/shop", {"owner": "x"}, {"If-Match": 'W/"1"'}, 412, "weak"),
+    ("patch", "/v1/apps/shop", {"owner": "x"}, {"If-Match": '"\u00b2"'.encode()}, 412, "never"),
+    ("patch", "/v1/apps/shop", {"owner": "x"}, {"If-Match": '"1'}, 422, "If-Match"),
+    ("patch", "/v1/apps/shop", {"owner": "x"}, {"If-Match": '"1" "2"'}, 422, "If-Match"),
+    ("patch", "/v1/apps/shop", {"owner": "x"}, {"If-Match": ", ,"}, 422, "empty"),
+    ("patch", "/v1/apps/shop", {"owner": "x"}, {"If-Match": '"998", "999"'}, 412, "998 or 999"),
     ("patch", "/v1/apps/shop", {"owner": "x"}, {"If-Match": "abc"}, 422, "If-Match"),
     ("delete", "/v1/apps/nope", None, None, 404, "nope"),
     ("delete", "/v1/apps/shop", None, {"If-Match": '"999"'}, 412, "999"),
@@ -293,3 +298,79 @@ def test_every_operation_refuses_bad_input_and_stores_nothing(
         kwargs["json"] = body
     assert_problem(client.request(method.upper(), path, **kwargs), status, word)
     assert store.head() == head
+
+
+def _call(app: Any, headers: list[tuple[bytes, bytes]], chunks: list[bytes]) -> tuple[int, int]:
+    """Drive the ASGI app by hand: (status, how many body messages it asked for)."""
+    import asyncio
+
+    asked = 0
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal asked
+        asked += 1
+        if asked <= len(chunks):
+            return {
+                "type": "http.request",
+                "body": chunks[asked - 1],
+                "more_body": asked < len(chunks),
+            }
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/apps",
+        "raw_path": b"/v1/apps",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"test"), (b"content-type", b"application/json"), *headers],
+        "client": ("::1", 1),
+        "server": ("::1", 80),
+    }
+    asyncio.run(app(scope, receive, send))
+    return next(m["status"] for m in sent if m["type"] == "http.response.start"), asked
+
+
+def test_no_body_byte_is_read_before_the_token_is_checked(store: Store) -> None:
+    app = create_api(store, token=TOKEN, max_body=1000)
+    body = [b'{"name": "big", "owner": "' + b"x" * 50, b'"}']
+    assert _call(app, [], body) == (401, 0)
+    assert _call(app, [(b"authorization", b"Bearer wrong-wrong-wrong")], body) == (401, 0)
+    assert _call(app, [(b"authorization", AUTH["Authorization"].encode())], body)[0] == 201
+
+
+def test_bodies_over_the_limit_are_413_declared_or_streamed(store: Store) -> None:
+    app = create_api(store, token=TOKEN, max_body=1000)
+    auth = (b"authorization", AUTH["Authorization"].encode())
+    status, asked = _call(app, [auth, (b"content-length", b"5000000")], [b"x" * 100])
+    assert (status, asked) == (413, 0)  # declared: refused before reading
+    status, asked = _call(app, [auth], [b"x" * 600, b"x" * 600, b"x" * 600])
+    assert (status, asked) == (413, 2)  # streamed: refused once past the limit
+    assert _call(app, [auth, (b"content-length", b"\xd9\xa3")], [b"{}"])[0] == 400
+    assert store.list_apps().items == []
+
+
+def test_the_api_socket_sends_small_writes_at_once() -> None:
+    """TCP_NODELAY on the listener, inherited by each connection: no 40 ms Nagle stall on
+    keep-alive connections."""
+    import socket
+
+    from sixpod import addr
+    from sixpod.tenants.controller import listen_socket
+
+    with socket.socket(socket.AF_INET6) as probe:
+        probe.bind(("::1", 0))
+        port = probe.getsockname()[1]
+    listener = listen_socket(addr.parse_endpoint(f"[::1]:{port}"))
+    with listener, socket.create_connection(("::1", port)):
+        conn, _ = listener.accept()
+        with conn:
+            assert conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1

@@ -130,6 +130,25 @@ def test_primary_restarted_empty_is_rebuilt_and_no_edge_sees_an_empty_list(
     asyncio.run(main())
 
 
+def test_primary_restarted_empty_is_rebuilt_without_waiting_for_a_write(
+    tmp_path: Path, store: Store, small_lock: Lock
+) -> None:
+    store.create_app("shop")
+    store.set_endpoints("shop", eps(small_lock, "edge1", 1, 3))
+    with redis_server(tmp_path) as first:
+        port, password = first.port, first.password
+        with RunningPublisher(store, first, poll=0.05) as pub:
+            wait_until(lambda: first.client().hget("sixpod:meta", "state") == "ready")
+            first.stop()
+            with redis_server(tmp_path, port=port, password=password) as second:
+                client = second.client()
+                # no write to the store: the publisher notices the empty primary by itself
+                wait_until(lambda: client.hget("sixpod:meta", "state") == "ready", timeout=10)
+                assert int(client.hget("sixpod:meta", "revision") or -1) == store.head()
+                assert client.hlen("sixpod:up:shop") == 3
+                assert pub.metrics.rebuilds._value.get() >= 2
+
+
 def test_a_stale_publisher_is_fenced(store: Store, primary: RedisServer) -> None:
     c1, c2 = primary.client(), primary.client()
     a = Publisher(store, c1, PublisherSettings(holder="a", lease=60, debounce=0))

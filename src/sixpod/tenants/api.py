@@ -9,22 +9,26 @@ Single objects carry an ``ETag`` of their revision; ``If-Match`` makes a write c
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.security import HTTPBearer
 from prometheus_client import CollectorRegistry, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sixpod import __version__
-from sixpod.tenants.errors import InvalidInput, NotFound, TenantError, Unauthorized
+from sixpod.tenants.errors import InvalidInput, NotFound, TenantError
 from sixpod.tenants.model import EndpointState, NodeState, VipState
 from sixpod.tenants.store import Page, Store, Written
 
 PROBLEM = "application/problem+json"
+MAX_BODY = 4 * 1024 * 1024
 
 
 def problem(status: int, kind: str, detail: str, instance: str) -> JSONResponse:
@@ -98,16 +102,107 @@ class Force(_Body):
     through: StrictInt | None = Field(default=None, ge=0, le=2**62, description="default: the head")
 
 
-def _if_match(value: str | None) -> int | None:
-    if value is None or value.strip() == "*":
+_ENTITY_TAG = re.compile(r'(W/)?"([\x21\x23-\x7e\x80-\xff]*)"')
+_REVISION = re.compile(r"[0-9]{1,19}")
+
+
+class Gate:
+    """ASGI middleware in front of the API: a /v1 call without the right bearer token is a
+    401 before any byte of its body is read, and a body over ``max_body`` bytes is a 413
+    (declared by Content-Length: at once; chunked: once it passes the limit)."""
+
+    def __init__(self, app: ASGIApp, *, token: str, max_body: int) -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1"):
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        headers = dict(scope["headers"])
+        given = headers.get(b"authorization")
+        if given is None:
+            refusal = problem(401, "unauthorized", "missing 'Authorization: Bearer <token>'", path)
+        elif not hmac.compare_digest(given, self.expected):
+            refusal = problem(401, "unauthorized", "the bearer token is not valid", path)
+        else:
+            refusal = None
+        if refusal is not None:
+            refusal.headers["WWW-Authenticate"] = "Bearer"
+            await refusal(scope, receive, send)
+            return
+        declared = headers.get(b"content-length")
+        if declared is not None and not re.fullmatch(rb"[0-9]{1,18}", declared):
+            bad = problem(400, "invalid", "Content-Length: not a number", path)
+            await bad(scope, receive, send)
+            return
+        if declared is not None and int(declared) > self.max_body:
+            await self._too_large(scope, receive, send)
+            return
+        body = bytearray()
+        while True:  # the whole (bounded) body first, then the app: it never sees half of one
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            body += message.get("body", b"")
+            if len(body) > self.max_body:
+                await self._too_large(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        detail = f"request body over the limit of {self.max_body} bytes"
+        reply = problem(413, "too-large", detail, scope["path"])
+        reply.headers["Connection"] = "close"
+        await reply(scope, receive, send)
+
+
+def _if_match(value: str | None) -> frozenset[int] | None:
+    """``If-Match`` (RFC 9110 13.1.1) as the revisions it accepts; None for ``*`` or none.
+
+    A list of entity tags, compared strongly: a weak tag, or one that is not a revision,
+    is valid and never matches (412). Anything else (unquoted, unbalanced quotes, junk
+    between tags) is a 422 that says so."""
+    if value is None or value.strip(" \t") == "*":
         return None
-    text = value.strip()
-    if text.startswith("W/"):
-        raise InvalidInput("If-Match: weak entity tags are not accepted")
-    text = text.strip('"')
-    if not text.isdigit() or len(text) > 19:
-        raise InvalidInput(f"If-Match: expected a revision such as '\"42\"', got {value!r}")
-    return int(text)
+    revisions: set[int] = set()
+    tags, pos, end = 0, 0, len(value)
+    while True:
+        while pos < end and value[pos] in " \t,":  # empty list elements are allowed
+            pos += 1
+        if pos == end:
+            break
+        m = _ENTITY_TAG.match(value, pos)
+        after = m.end() if m else pos
+        while after < end and value[after] in " \t":
+            after += 1
+        if m is None or (after < end and value[after] != ","):
+            shown = value if len(value) <= 80 else value[:80] + "..."
+            raise InvalidInput(
+                f"If-Match: expected entity tags such as '\"42\"' (a revision, in double "
+                f"quotes), or '*'; got {shown!r}"
+            )
+        tags += 1
+        weak, tag = m.groups()
+        if not weak and _REVISION.fullmatch(tag):
+            revisions.add(int(tag))
+        pos = after
+    if tags == 0:
+        raise InvalidInput("If-Match: empty; expected entity tags such as '\"42\"', or '*'")
+    return frozenset(revisions)
 
 
 def _written(w: Written, response: Response, *, etag: bool = True) -> dict[str, Any]:
@@ -132,6 +227,7 @@ def create_api(
     registry: CollectorRegistry | None = None,
     status: Callable[[], dict[str, Any]] | None = None,
     healthy: Callable[[], str | None] | None = None,
+    max_body: int = MAX_BODY,
 ) -> FastAPI:
     """The API over ``store``; ``token`` is the bearer token every /v1 call must carry."""
     if len(token) < 16:
@@ -141,13 +237,7 @@ def create_api(
         version=__version__,
         description="Tenants of an IPv6-only anycast pod: apps, domains, endpoints, VIPs.",
     )
-    expected = f"Bearer {token}".encode()
-
-    def auth(authorization: Annotated[str | None, Header()] = None) -> None:
-        if authorization is None:
-            raise Unauthorized("missing 'Authorization: Bearer <token>'")
-        if not hmac.compare_digest(authorization.encode(), expected):
-            raise Unauthorized("the bearer token is not valid")
+    app.add_middleware(Gate, token=token, max_body=max_body)
 
     @app.exception_handler(TenantError)
     async def _tenant_error(request: Request, exc: TenantError) -> JSONResponse:
@@ -165,7 +255,7 @@ def create_api(
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return problem(exc.status_code, "http", str(exc.detail), request.url.path)
 
-    v1 = [Depends(auth)]
+    v1 = [Depends(HTTPBearer(auto_error=False, description="the controller's API token"))]
 
     @app.get("/healthz", include_in_schema=False, response_model=None)
     def healthz(request: Request) -> dict[str, Any] | JSONResponse:

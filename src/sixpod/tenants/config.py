@@ -54,3 +54,5 @@ class ControllerConfig(_Model):
     publisher: PublisherConfig = PublisherConfig()
     guard: GuardConfig = GuardConfig()
     access_log: bool = False
+    max_body_bytes: Annotated[int, Strict(), Field(ge=1024, le=1 << 30)] = 4 * 1024 * 1024
+    """Largest request body the API reads (413 above it, before parsing)."""

@@ -31,6 +31,9 @@ def listen_socket(endpoint: addr.Endpoint) -> socket.socket:
     family = socket.AF_INET6 if endpoint.ip.version == 6 else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # inherited by every accepted connection: uvicorn writes a response's head and body
+    # apart, and Nagle with delayed ACK holds the body ~40 ms on a keep-alive connection
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if family == socket.AF_INET6:
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
     sock.bind((addr.format_ip(endpoint.ip), endpoint.port))
@@ -91,7 +94,12 @@ def run(cfg: ControllerConfig) -> int:
         return None if thread.is_alive() else "the publisher thread has stopped"
 
     app = create_api(
-        store, token=token, registry=registry, status=publisher.status, healthy=healthy
+        store,
+        token=token,
+        registry=registry,
+        status=publisher.status,
+        healthy=healthy,
+        max_body=cfg.max_body_bytes,
     )
     sockets = [listen_socket(e) for e in cfg.listen]
     server = uvicorn.Server(

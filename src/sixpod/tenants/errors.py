@@ -63,10 +63,3 @@ class Fenced(TenantError):
 
     status = 503
     kind = "fenced"
-
-
-class Unauthorized(TenantError):
-    """No bearer token, or the wrong one."""
-
-    status = 401
-    kind = "unauthorized"

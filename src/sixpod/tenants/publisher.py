@@ -252,6 +252,15 @@ class Publisher:
         if not rows:
             self.metrics.lag.set(0)
             self._prune()
+            if not self._redis_holds_ours():
+                log.warning(
+                    "publisher: Redis no longer holds epoch %s at revision %d (restarted empty "
+                    "or from an old snapshot?); rebuilding",
+                    self.epoch,
+                    self.published,
+                )
+                self.epoch = None
+                return True
             return False
         if rows[0].revision != self.published + 1:
             log.warning(
@@ -307,6 +316,19 @@ class Publisher:
                 return True
         self._hold(trip, batch, held)
         return False
+
+    def _redis_holds_ours(self) -> bool:
+        """One round trip per idle poll: a primary that lost what was published is noticed
+        without waiting for the next write (a new reader could not bootstrap meanwhile)."""
+        epoch, state, revision = self.client.hmget(self.keys.meta, ["epoch", "state", "revision"])
+        return (
+            epoch is not None
+            and _str(epoch) == self.epoch
+            and state is not None
+            and _str(state) == "ready"
+            and revision is not None
+            and int(_str(revision)) == self.published
+        )
 
     def _forced_through(self) -> int:
         return int(self.store.publisher_row()["forced_through"])

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Collection, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
@@ -105,6 +105,9 @@ publisher_t = sa.Table(
 )
 sa.Index("ix_endpoints_node", endpoints_t.c.node)
 schema_t = sa.Table("schema_version", meta, sa.Column("version", sa.Integer, nullable=False))
+
+IfMatch = int | Collection[int] | None
+"""A conditional write: the revision, or revisions, the object must be at."""
 
 
 def _create(conn: Connection) -> None:
@@ -457,7 +460,7 @@ class Store:
         self,
         name: str,
         *,
-        if_match: int | None = None,
+        if_match: IfMatch = None,
         owner: str | None = None,
         shard_seed: int | None = None,
         settings: dict[str, Any] | None = None,
@@ -496,7 +499,7 @@ class Store:
             last = tx.last
         return Written(new, last)
 
-    def delete_app(self, name: str, *, if_match: int | None = None, force: bool = False) -> int:
+    def delete_app(self, name: str, *, if_match: IfMatch = None, force: bool = False) -> int:
         """Delete an app with its domains and endpoints (the churn guard counts those)."""
         _known_app(name)
         with self._write(forced=force) as tx:
@@ -780,7 +783,7 @@ class Store:
         return sorted(items, key=lambda i: _ip_key(i["address"]))
 
     def set_vip(
-        self, address: str, state: str, *, reason: str = "", if_match: int | None = None
+        self, address: str, state: str, *, reason: str = "", if_match: IfMatch = None
     ) -> Written:
         try:
             text = addr.format_ip(addr.parse_ip(address))
@@ -989,10 +992,20 @@ def _limit(limit: int) -> int:
     return limit
 
 
-def _precondition(what: str, current: int, if_match: int | None) -> None:
-    if if_match is not None and if_match != current:
+def _precondition(what: str, current: int, if_match: IfMatch) -> None:
+    """``if_match``: the revision (or any of the revisions) the caller expects, or None."""
+    if if_match is None:
+        return
+    accepted = {if_match} if isinstance(if_match, int) else set(if_match)
+    if not accepted:
         raise PreconditionFailed(
-            f"{what} is at revision {current}, not {if_match}: re-read it and retry"
+            f"{what} is at revision {current}; If-Match names no revision (a weak or foreign "
+            "entity tag never matches): re-read it and retry"
+        )
+    if current not in accepted:
+        shown = " or ".join(str(r) for r in sorted(accepted))
+        raise PreconditionFailed(
+            f"{what} is at revision {current}, not {shown}: re-read it and retry"
         )
 
 
