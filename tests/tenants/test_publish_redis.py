@@ -236,6 +236,44 @@ def test_churn_guard_holds_what_two_controllers_removed_until_forced(
     one.close()
 
 
+def test_the_publishers_brake_holds_many_small_removals_at_the_pod_share(
+    tmp_path: Path, small_lock: Lock, primary: RedisServer
+) -> None:
+    """Two controllers each stay under the pod share; the publisher adds them up against
+    the pod as it is now, not as it was counted a few seconds ago."""
+    from tenantkit import open_store
+
+    now = [1000.0]
+    limits = GuardLimits(app_share=0.5, pod_share=0.2, min_endpoints=4, window=60)
+    url = f"sqlite:///{tmp_path / 'g.db'}"
+    one = open_store(url, small_lock, guard=limits, clock=lambda: now[0])
+    two = Store(url, lock=small_lock, guard=limits, clock=lambda: now[0])
+    c = primary.client()
+    p = Publisher(one, c, PublisherSettings(guard=limits, debounce=0), clock=lambda: now[0])
+    p._keep_lease()
+    base = small_lock.nodes["edge1"].prefix
+    for a in range(30):
+        one.create_app(f"app{a}")
+        one.set_endpoints(
+            f"app{a}", [{"address": str(base[a * 100 + i + 1]), "port": 80} for i in range(40)]
+        )
+    while p.step():
+        pass
+    for a in range(30):
+        for step, store in enumerate((one, two)):
+            gone = [f"[{base[a * 100 + step * 8 + i + 1]}]:80" for i in range(8)]
+            store.set_endpoints(f"app{a}", [], remove=gone)
+            now[0] += 0.01
+            while p.step():
+                now[0] += 0.01
+    edges = sum(c.hlen(f"sixpod:up:app{a}") for a in range(30))
+    assert p.trip is not None
+    assert p.trip.app is None
+    assert 1200 - edges <= 0.2 * 1200
+    two.close()
+    one.close()
+
+
 def test_reader_keeps_serving_while_its_redis_is_down(
     tmp_path: Path, store: Store, primary: RedisServer, small_lock: Lock
 ) -> None:

@@ -162,3 +162,43 @@ def test_controllers_starting_together_on_postgresql_both_migrate(
     assert results == [SCHEMA_VERSION] * 3
     for s in stores:
         s.close()
+
+
+def test_many_small_removals_never_take_more_than_the_pod_share(
+    tmp_path: Path, small_lock: Lock
+) -> None:
+    """The pod total is counted at most every few seconds; removals made since then are
+    not in the pod any more, so they must not pad the base the share is taken of."""
+    from sixpod.tenants.errors import ChurnGuardTripped
+    from sixpod.tenants.guard import GuardLimits
+
+    now = [1000.0]
+    store = open_store(
+        f"sqlite:///{tmp_path / 'g.db'}",
+        small_lock,
+        guard=GuardLimits(app_share=0.5, pod_share=0.2, min_endpoints=4, window=60),
+        clock=lambda: now[0],
+    )
+    base = small_lock.nodes["edge1"].prefix
+    for a in range(30):
+        store.create_app(f"app{a}")
+        store.set_endpoints(
+            f"app{a}", [{"address": str(base[a * 100 + i + 1]), "port": 80} for i in range(40)]
+        )
+    removed, refused = 0, None
+    for a in range(30):
+        for step in range(2):  # 16 of 40: within the app share
+            gone = [f"[{base[a * 100 + step * 8 + i + 1]}]:80" for i in range(8)]
+            try:
+                store.set_endpoints(f"app{a}", [], remove=gone)
+            except ChurnGuardTripped as e:
+                refused = e
+                break
+            removed += 8
+            now[0] += 0.01
+        if refused:
+            break
+    assert refused is not None
+    assert "the pod would lose" in str(refused)
+    assert removed <= 0.2 * 1200
+    store.close()

@@ -72,6 +72,11 @@ class ChurnWindow:
                 del self._per_app[app]
             self._net -= net
 
+    def net_since(self, now: float, since: float) -> int:
+        """Net removals recorded after ``since``: what a pod total counted then still holds."""
+        self._expire(now)
+        return sum(net for t, _, _, net in self._events if t > since)
+
     def check(
         self,
         now: float,

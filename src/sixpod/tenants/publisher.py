@@ -483,7 +483,8 @@ class Publisher:
         if not removals:
             return {}, None
         net = sum(n for _, n in removals.values())
-        total = self.store.endpoint_total_cached(now) - net
+        counted, at = self.store.endpoint_total_cached(now)
+        total = counted - self.window.net_since(now, at) - net
         trip = self.window.check(
             now, {a: r for a, (r, _) in removals.items()}, remaining, total, net=net
         )

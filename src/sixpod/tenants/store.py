@@ -709,19 +709,23 @@ class Store:
     def _check_churn(self, app: str, *, removed: int, added: int, remaining: int) -> None:
         now = self.clock()
         net = max(0, removed - added)
-        total = self.endpoint_total_cached(now) - net
+        counted, at = self.endpoint_total_cached(now)
         with self._window_lock:
+            # the count is up to a few seconds old: removals made since are not in the pod
+            total = counted - self._window.net_since(now, at) - net
             self._window.check_or_raise(now, {app: removed}, {app: remaining}, total, net=net)
 
     def _record_churn(self, app: str, removed: int, *, added: int) -> None:
         with self._window_lock:
             self._window.record(self.clock(), {app: removed}, net=max(0, removed - added))
 
-    def endpoint_total_cached(self, now: float, *, max_age: float = 5.0) -> int:
-        """All endpoints in the store, counted at most every ``max_age`` seconds."""
+    def endpoint_total_cached(self, now: float) -> tuple[int, float]:
+        """All endpoints in the store and when they were counted: at most every 5 s, and
+        within the churn window (whose removals since then the callers subtract)."""
+        max_age = min(5.0, self.guard.window / 2)
         if self._total is None or now - self._total[0] > max_age:
             self._total = (now, self.endpoint_total())
-        return self._total[1]
+        return self._total[1], self._total[0]
 
     def _owners(self, keys: list[tuple[str, int]]) -> dict[tuple[str, int], str]:
         found: dict[tuple[str, int], str] = {}
