@@ -374,3 +374,28 @@ def test_the_api_socket_sends_small_writes_at_once() -> None:
         conn, _ = listener.accept()
         with conn:
             assert conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+
+
+def test_405_names_every_method_of_the_path(client: TestClient) -> None:
+    r = client.put("/v1/apps/shop")
+    assert r.status_code == 405
+    assert r.headers["allow"] == "DELETE, GET, PATCH"
+    assert r.headers["content-type"] == "application/problem+json"
+
+
+def test_unknown_or_repeated_query_parameters_are_refused(client: TestClient) -> None:
+    assert_problem(client.get("/v1/apps?limt=5"), 422, "'limt'", "limit")
+    assert_problem(client.get("/v1/apps?limit=5&limit=6"), 422, "more than once")
+
+
+def test_the_spec_documents_errors_as_problems_and_the_token(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    patch = spec["paths"]["/v1/apps/{name}"]["patch"]
+    assert set(patch["responses"]) >= {"200", "401", "404", "409", "412", "413", "422", "503"}
+    for code, answer in patch["responses"].items():
+        if code >= "400":
+            assert list(answer["content"]) == ["application/problem+json"]
+    assert patch["security"] == [{"HTTPBearer": []}]
+    name = next(p for p in patch["parameters"] if p["name"] == "name")
+    assert name["schema"]["pattern"].startswith("^[a-z0-9]")
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"

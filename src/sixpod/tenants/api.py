@@ -15,11 +15,13 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPBearer
 from prometheus_client import CollectorRegistry, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sixpod import __version__
@@ -39,6 +41,7 @@ def problem(status: int, kind: str, detail: str, instance: str) -> JSONResponse:
         405: "Method not allowed",
         409: "Conflict",
         412: "Precondition failed",
+        413: "Content too large",
         422: "Invalid input",
         503: "Unavailable",
     }
@@ -253,9 +256,15 @@ def create_api(
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem(exc.status_code, "http", str(exc.detail), request.url.path)
+        reply = problem(exc.status_code, "http", str(exc.detail), request.url.path)
+        if exc.status_code == 405:
+            reply.headers["Allow"] = ", ".join(_allowed(app, request))
+        return reply
 
-    v1 = [Depends(HTTPBearer(auto_error=False, description="the controller's API token"))]
+    v1 = [
+        Depends(HTTPBearer(auto_error=False, description="the controller's API token")),
+        Depends(_strict_query),
+    ]
 
     @app.get("/healthz", include_in_schema=False, response_model=None)
     def healthz(request: Request) -> dict[str, Any] | JSONResponse:
@@ -384,4 +393,109 @@ def create_api(
     def set_node(name: str, body: NodeChange, response: Response) -> dict[str, Any]:
         return _written(store.set_node(name, body.state, reason=body.reason), response)
 
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _query_names(dependant: Any) -> set[str]:
+    names = {q.alias for q in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def _strict_query(request: Request) -> None:
+    """A query parameter the call does not take, or one given twice, is a 422 naming it
+    (``?limt=5`` must not silently mean the default)."""
+    route = request.scope.get("route")
+    known = _query_names(route.dependant) if route is not None else set()
+    for key in request.query_params:
+        if key not in known:
+            takes = ", ".join(sorted(known)) or "none"
+            raise InvalidInput(f"query parameter {key!r}: not one this call takes ({takes})")
+        if len(request.query_params.getlist(key)) > 1:
+            raise InvalidInput(f"query parameter {key!r}: given more than once")
+
+
+def _allowed(app: FastAPI, request: Request) -> list[str]:
+    """Every method some route serves on this path (each method is a route of its own)."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem, as every error is served (``application/problem+json``)."""
+
+    type: str = Field(
+        description="urn:sixpod:problem:KIND", examples=["urn:sixpod:problem:invalid"]
+    )
+    title: str
+    status: int
+    detail: str = Field(description="what is wrong, in the operator's terms")
+    instance: str = Field(description="the request path")
+
+
+_ERRORS = {
+    400: "malformed request framing (Content-Length)",
+    401: "no bearer token, or the wrong one (nothing of the body is read)",
+    404: "no such object",
+    409: "conflict with the stored state, or the churn guard refused the removals",
+    412: "If-Match names a revision the object is not at",
+    413: "request body over the controller's max_body_bytes",
+    422: "invalid input: the detail names the field and what is expected",
+    503: "the store is unavailable",
+}
+_PATTERNS = {
+    "name": (r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$", "an app name: one DNS label"),
+    "endpoint": (r"^\[[0-9A-Fa-f:.]+\]:[0-9]{1,5}$", "an endpoint, [IPv6]:port"),
+    "address": (r"^[0-9A-Fa-f:.]+$", "a VIP of the pool, IPv4 or IPv6 text"),
+    "host": (r"^[^/\s]{1,254}$", "a hostname (IDNA allowed), or *.name for a wildcard"),
+}
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's spec, made to say what is served: every error as a Problem in
+    ``application/problem+json``, the bearer token required on /v1, path patterns."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    spec = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Problem"] = Problem.model_json_schema()
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    ref = {"$ref": "#/components/schemas/Problem"}
+    for path, operations in spec["paths"].items():
+        for method, op in operations.items():
+            params = op.get("parameters", [])
+            codes = {401, 422}
+            if method in ("post", "put", "patch", "delete"):
+                codes |= {400, 409, 413, 503}
+            if "{" in path or any(p["name"] == "app" for p in params):
+                codes.add(404)
+            if any(p["name"] == "If-Match" for p in params):
+                codes.add(412)
+            responses = op["responses"]
+            for code in sorted(codes):
+                responses[str(code)] = {
+                    "description": _ERRORS[code],
+                    "content": {PROBLEM: {"schema": ref}},
+                }
+            for p in params:
+                if p["in"] == "path" and p["name"] in _PATTERNS:
+                    pattern, what = _PATTERNS[p["name"]]
+                    p["schema"] = {**p["schema"], "pattern": pattern}
+                    p.setdefault("description", what)
+            op["security"] = [{"HTTPBearer": []}]
+    for model in ("AppCreate", "DomainAttach"):
+        props = schemas.get(model, {}).get("properties", {})
+        for key in ("name", "app"):
+            if key in props:
+                props[key]["pattern"] = _PATTERNS["name"][0]
+    app.openapi_schema = spec
+    return spec
