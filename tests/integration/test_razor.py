@@ -97,7 +97,9 @@ class Razor:
 
     def set_state(self, vips: dict[str, str], apps: dict[str, int]) -> None:
         tmp = self.state.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"vips": vips, "apps": apps}))
+        self.revision = getattr(self, "revision", 0) + 1
+        doc = {"revision": self.revision, "vips": vips, "apps": apps, "end": True}
+        tmp.write_text(json.dumps(doc))
         os.replace(tmp, self.state)  # a new inode: the change is seen whatever the mtime
 
 
@@ -107,7 +109,7 @@ def razor(tmp_path: Path, apps: dict[str, int], **extra: Any) -> Iterator[Razor]
     port = free_port()
     mport = free_port()
     state = tmp_path / "state.json"
-    state.write_text(json.dumps({"apps": apps}))
+    state.write_text(json.dumps({"revision": 0, "vips": {}, "apps": apps, "end": True}))
     cfg = {
         "zone": ZONE,
         "nameservers": [{"name": f"ns1.{ZONE}", "addresses": ["2001:db8:53::1", "192.0.2.53"]}],
@@ -455,3 +457,25 @@ def test_tcp_idle_timer_counts_whole_messages(tmp_path: Path) -> None:
             closed = c.recv(1) == b""
         assert closed
         assert time.monotonic() - start < 4
+
+
+def test_workers_die_with_a_killed_parent(tmp_path: Path) -> None:
+    """SIGKILL of the parent (no chance to stop its workers): they go too, and the ports are
+    free for a new Razor."""
+    with razor(tmp_path / "one", {"shop": 1}) as s:
+        workers = _workers(s.proc.pid)
+        assert workers
+        s.proc.kill()
+        s.proc.wait(timeout=10)
+
+        def gone() -> bool:
+            for pid in workers:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    continue
+                if Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z":
+                    return False
+            return True
+
+        wait_until(gone, timeout=10)

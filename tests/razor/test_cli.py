@@ -25,7 +25,8 @@ listen: ["127.0.0.1:{port}"]
 
 def _setup(tmp_path: Path, port: int = 5353) -> Path:
     state = tmp_path / "state.yaml"
-    state.write_text("apps: {" + ", ".join(f"app{i}: 0" for i in range(30)) + "}\n")
+    apps = ", ".join(f"app{i}: 0" for i in range(30))
+    state.write_text(f"revision: 1\nvips: {{}}\napps: {{{apps}}}\nend: true\n")
     cfg = tmp_path / "razor.yaml"
     vips = ", ".join(f'"{ip}"' for ip in (*V4, *V6))
     cfg.write_text(CONFIG.format(vips=vips, state=state, port=port))

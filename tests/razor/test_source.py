@@ -75,30 +75,52 @@ def test_pool_from_the_lock() -> None:
         load_pool(config(pool={"lock": "/nonexistent/pod.lock"}))
 
 
+def _doc(vips: str = "{}", apps: str = "{}", revision: int = 1) -> str:
+    return f"revision: {revision}\nvips: {vips}\napps: {apps}\nend: true\n"
+
+
 def test_state_file_round_trip_and_errors() -> None:
     st = state(apps={"shop": 3}, pulled={POOL[0]: VipState.DRAINED})
     text = format_state(st)
     again = parse_state(text, "s.json", tuple(POOL))
     assert again == st
-    assert parse_state("", "s.yaml", tuple(POOL)).apps == {}
+    assert parse_state(_doc(), "s.yaml", tuple(POOL)).apps == {}
     with pytest.raises(ConfigError, match="not in the pool"):
-        parse_state('{"vips": {"192.0.2.99": "drained"}}', "s.json", tuple(POOL))
+        parse_state(_doc(vips="{192.0.2.99: drained}"), "s.yaml", tuple(POOL))
     with pytest.raises(ConfigError, match="not valid"):
         parse_state("{", "s.json", tuple(POOL))
     with pytest.raises(ConfigError, match="'melted'"):
-        parse_state('{"vips": {"198.51.100.1": "melted"}}', "s.json", tuple(POOL))
+        parse_state(_doc(vips="{198.51.100.1: melted}"), "s.yaml", tuple(POOL))
     with pytest.raises(ConfigError, match="SEED"):
-        parse_state("apps: {shop: x}", "s.yaml", tuple(POOL))
+        parse_state(_doc(apps="{shop: x}"), "s.yaml", tuple(POOL))
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("", "expected a mapping"),
+        ("revision: 99\n", "incomplete (no vips, apps, end)"),
+        ("revision: 9\nvips: {198.51.100.1: blackholed}\napps: {shop: 1, bl", "not valid"),
+        ("revision: 9\nvips: {}\napps: {shop: 1}\n", "incomplete (no end)"),
+        ("revision: 9\nend: true\nvips: {}\napps: {shop: 1}\n", "must be the last key"),
+        ("revision: 9\nvips: {}\napps: {shop: 1}\nend: false\n", "must be the last key"),
+        ("revision: -1\nvips: {}\napps: {}\nend: true\n", "integer >= 0"),
+    ],
+)
+def test_a_state_file_cut_short_is_refused(text: str, words: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_state(text, "s.yaml", tuple(POOL))
+    assert words in str(e.value)
 
 
 def test_static_source_polls_the_file(tmp_path: Path) -> None:
     f = tmp_path / "state.yaml"
-    f.write_text("apps: {shop: 1}\n")
+    f.write_text(_doc(apps="{shop: 1}"))
     src = StaticSource(config(state_file=str(f)))
     first = src.load()
     assert first.apps == {"shop": 1}
     assert src.poll() is None
-    f.write_text("apps: {shop: 2}\nvips: {198.51.100.1: blackholed}\n")
+    f.write_text(_doc(apps="{shop: 2}", vips="{198.51.100.1: blackholed}", revision=2))
     os.utime(f, ns=(1, 1))  # a different mtime even on coarse clocks
     changed = src.poll()
     assert changed is not None
@@ -108,6 +130,15 @@ def test_static_source_polls_the_file(tmp_path: Path) -> None:
     f.write_text("apps: [")
     with pytest.raises(ConfigError):
         src.poll(force=True)
+    assert src.poll() is None  # a refused file is reported once, not on every poll
+    f.write_text(_doc(apps="{shop: 3}", revision=1))  # an old copy: refused
+    with pytest.raises(ConfigError, match="goes back from 2"):
+        src.poll()
+    f.write_text(_doc(apps="{shop: 3}", revision=3))
+    os.utime(f, ns=(2, 2))
+    again = src.poll()
+    assert again is not None
+    assert again.apps == {"shop": 3}
     no_file = StaticSource(config())
     assert no_file.poll() is None
     assert len(no_file.load().vips) == len(POOL)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import gc
 import logging
 import os
@@ -412,12 +413,27 @@ def cookie_secret(cfg: RazorConfig) -> bytes:
     return secret
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with(parent: int) -> None:
+    """SIGTERM this (forked) process when its parent dies, even by SIGKILL: a worker left
+    behind would keep answering from an old state and hold the ports a new Razor needs."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
+    if os.getppid() != parent:  # it died before prctl took effect
+        os._exit(1)
+
+
 def _spawn(cfg: RazorConfig, index: int, shared: M.SharedCounters, secret: bytes) -> int:
+    parent = os.getpid()
     pid = os.fork()
     if pid:
         return pid
     code = 1
     try:
+        _die_with(parent)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the loop installs its handlers
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's flag-setting ones
         signal.signal(signal.SIGINT, signal.SIG_DFL)

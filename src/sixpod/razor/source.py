@@ -127,8 +127,13 @@ def load_pool(cfg: RazorConfig) -> tuple[IPAddress, ...]:
     return (*lock.vips4, *lock.vips6)
 
 
+STATE_KEYS = ("revision", "vips", "apps", "end")
+
+
 def parse_state(text: str, filename: str, pool: tuple[IPAddress, ...]) -> RazorState:
-    """A state file: ``{"revision": N, "vips": {ADDR: STATE}, "apps": {NAME: SEED}}``.
+    """A state file: ``{"revision": N, "vips": {ADDR: STATE}, "apps": {NAME: SEED},
+    "end": true}``, every key required and ``end`` last, so a file cut short (an empty one,
+    one read mid-write) is refused rather than served as a pod with no apps.
 
     VIPs not named are active; a VIP outside the pool is an error.
     """
@@ -138,9 +143,16 @@ def parse_state(text: str, filename: str, pool: tuple[IPAddress, ...]) -> RazorS
         raise ConfigError(f"{filename}: not valid JSON/YAML: {e}") from None
     except RecursionError:
         raise ConfigError(f"{filename}: nested too deeply") from None
-    data = data or {}
-    if not isinstance(data, dict) or set(data) - {"revision", "vips", "apps"}:
-        raise ConfigError(f"{filename}: expected a mapping with revision, vips, apps")
+    if not isinstance(data, dict) or set(data) - set(STATE_KEYS):
+        raise ConfigError(f"{filename}: expected a mapping of {', '.join(STATE_KEYS)}")
+    missing = [k for k in STATE_KEYS if k not in data]
+    if missing:
+        raise ConfigError(
+            f"{filename}: incomplete (no {', '.join(missing)}): a state file needs every one "
+            f"of {', '.join(STATE_KEYS)}, 'end: true' last; write it whole, then rename it"
+        )
+    if data["end"] is not True or list(data)[-1] != "end":
+        raise ConfigError(f"{filename}: 'end: true' must be the last key (the file is cut short?)")
     states = dict.fromkeys(pool, VipState.ACTIVE)
     raw_vips = data.get("vips") or {}
     raw_apps = data.get("apps") or {}
@@ -160,9 +172,9 @@ def parse_state(text: str, filename: str, pool: tuple[IPAddress, ...]) -> RazorS
         if not isinstance(name, str) or not isinstance(seed, int) or isinstance(seed, bool):
             raise ConfigError(f"{filename}: apps: {name!r}: expected NAME: SEED (an integer)")
         apps[name] = seed
-    revision = data.get("revision", 0)
-    if not isinstance(revision, int):
-        raise ConfigError(f"{filename}: revision must be an integer")
+    revision = data["revision"]
+    if not isinstance(revision, int) or isinstance(revision, bool) or revision < 0:
+        raise ConfigError(f"{filename}: revision must be an integer >= 0")
     return RazorState(MappingProxyType(states), MappingProxyType(apps), revision)
 
 
@@ -178,6 +190,7 @@ def format_state(state: RazorState) -> str:
                     if s is not VipState.ACTIVE
                 },
                 "apps": dict(sorted(state.apps.items())),
+                "end": True,
             },
             indent=2,
         )
@@ -232,6 +245,7 @@ class StaticSource:
         self.cfg = cfg
         self.pool = load_pool(cfg)
         self._stamp: tuple[int, int, int] | None = None
+        self._revision: int | None = None
 
     def load(self) -> RazorState:
         if self.cfg.tenants is not None:
@@ -247,8 +261,15 @@ class StaticSource:
             raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
         except UnicodeDecodeError as e:
             raise ConfigError(f"{path}: not UTF-8 text: {e.reason}") from None
-        self._stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
-        return parse_state(text, path, self.pool)
+        self._stamp = (st.st_mtime_ns, st.st_size, st.st_ino)  # a refused file: said once
+        state = parse_state(text, path, self.pool)
+        if self._revision is not None and state.revision < self._revision:
+            raise ConfigError(
+                f"{path}: revision {state.revision} goes back from {self._revision}; refused "
+                "(an old copy?). Raise the revision to apply it"
+            )
+        self._revision = state.revision
+        return state
 
     def poll(self, *, force: bool = False) -> RazorState | None:
         """A new state if the file changed since the last load, else None.
