@@ -56,16 +56,27 @@ def test_delta_names_only_what_changed() -> None:
     ]
 
 
-def test_a_large_delta_is_chunked_and_only_its_last_batch_moves_the_revision() -> None:
+def test_a_large_delta_is_chunked_in_safe_order_and_only_its_last_batch_moves_the_revision() -> (
+    None
+):
     s = _state()
-    names = frozenset(f"a{i}" for i in range(7))
-    hosts = frozenset(f"h{i}.example.com" for i in range(3))
-    batches = list(tables.delta(s, Changed(9, names, hosts), "g", chunk=3))
-    assert len(batches) == 3
-    assert [b.get("revision") for b in batches] == [None, None, 9]
-    assert sorted(a for b in batches for a in b["apps"]) == sorted(names)
-    assert sorted(h for b in batches for h in b["hosts"]) == sorted(hosts)
-    assert all(len(b["apps"]) <= 3 and len(b["hosts"]) <= 3 for b in batches)
+    for i in range(4):
+        s.load_app(f"new{i}", {})
+        s.domains[f"h{i}.example.com"] = f"new{i}"
+    gone = {f"old{i}" for i in range(3)}  # not in the state: removed
+    changed = Changed(9, frozenset({f"new{i}" for i in range(4)} | gone),
+                      frozenset({f"h{i}.example.com" for i in range(4)}))  # fmt: skip
+    batches = list(tables.delta(s, changed, "g", chunk=3))
+    assert len(batches) == 4  # 11 steps
+    assert [b.get("revision") for b in batches] == [None, None, None, 9]
+    order = []
+    for b in batches:  # nginx applies a batch as: app additions, hosts, app removals
+        order += [("apps", False) for v in b["apps"].values() if v is not None]
+        order += [("hosts", False) for _ in b["hosts"]]
+        order += [("apps", True) for v in b["apps"].values() if v is None]
+    # additions, then hosts, then removals: no batch boundary shows a host without its app
+    assert order == [("apps", False)] * 4 + [("hosts", False)] * 4 + [("apps", True)] * 3
+    assert all(len(b["apps"]) + len(b["hosts"]) <= 3 for b in batches)
 
 
 def test_full_push_begins_a_generation_fills_it_in_chunks_and_commits() -> None:

@@ -425,6 +425,11 @@ HOSTILE = {
     "quote in host": 'GET / HTTP/1.1\\r\\nHost: sh"op.example.com\\r\\n\\r\\n',
     "chunked then gzip": "POST / HTTP/1.1\\r\\nHost: shop.example.com\\r\\n"
     "Transfer-Encoding: chunked, gzip\\r\\n\\r\\n",
+    "many labels in host": "GET / HTTP/1.1\\r\\nHost: " + "a." * 7000 + "com\\r\\n\\r\\n",
+    "long label in host": "GET / HTTP/1.1\\r\\nHost: " + "a" * 64 + ".com\\r\\n\\r\\n",
+    "many connection options": "GET / HTTP/1.1\\r\\nHost: shop.example.com\\r\\nConnection: "
+    + ", ".join(f"x{i}" for i in range(40))
+    + "\\r\\n\\r\\n",
 }
 
 
@@ -583,13 +588,14 @@ def test_refused_retries_are_502_and_a_lone_endpoint_is_never_ejected(
     store.create_app("lone")
     store.set_endpoints("lone", [{"address": BACKENDS["c"], "port": 9}])
     store.attach_domain("lone.example.com", "lone")
-    edge.configure(workers=1)
+    edge.configure(workers=1, retry_burst=0, retry_ratio=0.0)  # a budget that allows none
     edge.start()
     wait_until(lambda: edge.health() == 200)
     codes = {edge.ns.get("dead.example.com")[0] for _ in range(40)}
-    assert codes == {502}  # the budget runs out: refused retries are 502, never 500
+    assert codes == {502}  # refused retries are 502, never 500
     st = edge.status()
     assert st["retries_refused"] > 0
+    assert st["retries"] == 0
     assert st["ejections"] == 1  # one of the two; never both
     assert {edge.ns.get("lone.example.com")[0] for _ in range(10)} == {502}
     assert edge.status()["ejections"] == 1
@@ -638,6 +644,34 @@ def test_websocket_passes_through(edge: Edge, pod: tuple[Store, RedisServer]) ->
     status_line, echoed = r.stdout.splitlines()
     assert status_line.split()[1] == "101"
     assert echoed == "hi"
+    # an Upgrade the client's Connection does not name, or not to websocket, is not passed
+    for extra in (
+        ("-H", "Upgrade: h2c", "-H", "Connection: Upgrade"),
+        ("-H", "Upgrade: websocket"),
+    ):
+        status, body, _ = edge.ns.get("shop.example.com", "/", *extra)
+        assert status == 200
+        h = {k.lower(): v for k, v in json.loads(body)["headers"].items()}
+        assert "upgrade" not in h, extra
+        assert h.get("connection", "").lower() != "upgrade", extra
+
+
+def test_connections_over_the_per_client_limit_get_429(
+    edge: Edge, pod: tuple[Store, RedisServer]
+) -> None:
+    store, _ = pod
+    _shop(store, "a")
+    edge.configure(conn_per_client=1, workers=1)
+    edge.start()
+    wait_until(lambda: _answer(edge.ns, "shop.example.com") == "a")
+    slow = edge.ns.spawn(
+        *("curl", "-s", "-o", "/dev/null", "-g", "--max-time", "10"),
+        *("-H", "Host: shop.example.com", f"http://[::1]:{PORT}/slow/3"),
+    )
+    time.sleep(0.5)
+    assert edge.ns.get("shop.example.com")[0] == 429
+    slow.wait(timeout=15)
+    assert edge.ns.get("shop.example.com")[0] == 200
 
 
 def test_in_flight_requests_complete_across_changes(
@@ -688,9 +722,17 @@ def test_a_full_dict_keeps_the_old_state_serving(
     )
     store.attach_domain("huge.example.com", "huge")
     wait_until(lambda: edge.metric("sixpod_edge_push_errors_total") >= 1)
+    assert edge.metric("sixpod_edge_not_stored") == 1.0  # the app that does not fit
     assert _answer(edge.ns, "shop.example.com") == "a"
     assert edge.health() == 200
     assert edge.ns.get("huge.example.com")[0] in (404, 503)
+    # what does not fit never holds back the changes after it
+    store.set_endpoints("shop", [_ep("b")], remove=[f"[{BACKENDS['a']}]:{PORT}"])
+    wait_until(lambda: _answer(edge.ns, "shop.example.com") == "b")
+    # once it is gone, nothing is left waiting
+    store.delete_app("huge", force=True)
+    wait_until(lambda: edge.metric("sixpod_edge_not_stored") == 0.0)
+    assert edge.metric("sixpod_edge_pending_changes") == 0.0
 
 
 def test_nginx_starts_before_the_announcer_puts_the_vips_on_lo(

@@ -73,6 +73,7 @@ class Agent:
         self.full_pushes = 0
         self.deltas = 0
         self.push_errors = 0
+        self.not_stored: set[str] = set()
         self.reloads = 0
         self.reload_failures = 0
         self.last_full_seconds = 0.0
@@ -229,14 +230,41 @@ class Agent:
     # -- pushing -------------------------------------------------------------------------
 
     async def _post(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Send one batch; a 507 (values that did not fit) is applied but for those, which
+        are kept to be tried again and never hold back the changes after them."""
         r = await self.client.post("/apply", json=batch)
         if r.status_code == 409:
             raise _Stale(r.text.strip())
-        if r.status_code != 200:
-            self.push_errors += 1
+        if r.status_code not in (200, 507):
             raise EdgeError(f"nginx refused a batch: {r.status_code} {r.text.strip()}")
         data: dict[str, Any] = r.json()
+        sent = set(batch.get("apps", {})) | set(batch.get("hosts", {}))
+        missing = set(data.pop("not_stored", None) or ())
+        data.pop("error", None)
+        new = missing - self.not_stored
+        self.not_stored = (self.not_stored - sent) | missing
+        if missing:
+            self.push_errors += 1
+        if new:
+            log.error(
+                "edge: nginx's shared dicts are full: %d entries not stored (%s%s); raise "
+                "apps_dict/hosts_dict",
+                len(new),
+                ", ".join(sorted(new)[:5]),
+                ", ..." if len(new) > 5 else "",
+            )
         return data
+
+    async def retry_not_stored(self) -> None:
+        """Offer what did not fit again (space may have been freed since)."""
+        if not self.not_stored or self.need_full:
+            return
+        state = self.reader.state
+        apps = {k: tables.app_entry(state, k) for k in self.not_stored if k in state.apps}
+        hosts = {k: state.domains.get(k) for k in self.not_stored if k not in state.apps}
+        self.nginx_status = await self._post(
+            {"generation": self.generation, "apps": apps, "hosts": hosts}
+        )
 
     async def push_full(self) -> None:
         """Load the whole state into nginx's inactive slot and switch to it at the end.
@@ -295,6 +323,7 @@ class Agent:
                 log.warning("edge: nginx lost this agent's state (%s); pushing it all again", st)
             self.need_full = True
         self.nginx_stats = (await self.client.get("/stats")).json()
+        await self.retry_not_stored()
 
     async def _sync_loop(self) -> None:
         await self.reader.ready.wait()
@@ -315,10 +344,7 @@ class Agent:
                 self.need_full = True
                 backoff = min(max(backoff * 2, 0.05), 1.0)
             except EdgeError as e:
-                # a batch nginx could not store (507): a full push into the emptied slot
-                # may fit where the fragmented one did not; never faster than the backoff
-                log.error("edge: %s; pushing it all again in %.1f s", e, max(backoff, 1.0))
-                self.need_full = True
+                log.error("edge: %s; retrying in %.1f s", e, max(backoff * 2, 1.0))
                 backoff = min(max(backoff * 2, 1.0), 30.0)
             except (httpx.HTTPError, OSError, ValueError) as e:
                 log.warning("edge: nginx admin: %s; retrying", e)

@@ -98,6 +98,12 @@ class EdgeCollector(Collector):
                 a.behind_seconds(),
             ),
             ("pending_changes", "Changes queued for nginx", len(a.pending)),
+            (
+                "not_stored",
+                "Apps and hosts nginx had no room for (shared dict full)",
+                len(a.not_stored),
+            ),
+            ("last_full_push_seconds", "Duration of the last full push", a.last_full_seconds),
             ("connections", "Client connections open in nginx", status.get("connections", 0)),
             (
                 "connections_waiting",

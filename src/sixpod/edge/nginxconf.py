@@ -86,9 +86,11 @@ http {{
     client_max_body_size {cfg.body_limit};
     ignore_invalid_headers on;
     underscores_in_headers off;
-    limit_conn_zone $binary_remote_addr zone=sixpod_per_client:16m;
+    limit_conn_zone $sixpod_client zone=sixpod_per_client:16m;
+    limit_conn_status 429;
+    limit_conn_log_level warn;
 
-    map $http_upgrade $sixpod_connection {{
+    map $sixpod_upgrade $sixpod_connection {{
         default upgrade;
         "" "";
     }}
@@ -109,6 +111,8 @@ http {{
 {listens}        server_name _;
         limit_conn sixpod_per_client {cfg.conn_per_client};
         set $sixpod_app "-";
+        set $sixpod_upgrade "";  # "websocket" only when the client asked for it properly
+        set_by_lua_block $sixpod_client {{ return require("sixpod_edge").client_key() }}
         # nginx answers an unknown Transfer-Encoding with 501: a malformed request is a 400
         error_page 501 =400 @sixpod_bad_request;
         location @sixpod_bad_request {{ return 400 "sixpod: bad request\n"; }}
@@ -120,7 +124,7 @@ http {{
             proxy_http_version 1.1;
             proxy_set_header Host $host;
             proxy_set_header Connection $sixpod_connection;
-            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Upgrade $sixpod_upgrade;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header X-Forwarded-Proto $scheme;
             proxy_set_header X-Forwarded-Host $host;
@@ -139,7 +143,7 @@ http {{
         listen {addr.for_nginx(cfg.health)};
         access_log off;
         location = /healthz {{ content_by_lua_block {{ require("sixpod_edge").health() }} }}
-        location = /status {{ content_by_lua_block {{ require("sixpod_edge").status() }} }}
+        location = /status {{ content_by_lua_block {{ require("sixpod_edge").admin() }} }}
         location / {{ return 404; }}
     }}
 

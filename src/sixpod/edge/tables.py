@@ -50,17 +50,20 @@ def app_entry(state: TenantState, app: str) -> str | None:
 
 
 def delta(state: TenantState, changed: Changed, generation: str, chunk: int) -> Iterator[Batch]:
-    """The batches that bring nginx from the previous revision to ``changed.revision``."""
-    names = sorted(changed.apps)
-    hosts = sorted(changed.domains)
-    parts = max(1, -(-len(names) // chunk), -(-len(hosts) // chunk))
-    for i in range(parts):
-        batch: Batch = {
-            "generation": generation,
-            "apps": {a: app_entry(state, a) for a in names[i * chunk : (i + 1) * chunk]},
-            "hosts": {h: state.domains.get(h) for h in hosts[i * chunk : (i + 1) * chunk]},
-        }
-        if i == parts - 1:
+    """The batches that bring nginx from the previous revision to ``changed.revision``: apps
+    added or changed first, then hosts, then apps removed, so that even across batches no
+    host names an app nginx does not have yet."""
+    entries = {a: app_entry(state, a) for a in sorted(changed.apps)}
+    steps: list[tuple[str, str, str | None]] = [
+        ("apps", a, e) for a, e in entries.items() if e is not None
+    ]
+    steps += [("hosts", h, state.domains.get(h)) for h in sorted(changed.domains)]
+    steps += [("apps", a, None) for a, e in entries.items() if e is None]
+    for i in range(0, max(len(steps), 1), chunk):
+        batch: Batch = {"generation": generation, "apps": {}, "hosts": {}}
+        for kind, key, value in steps[i : i + chunk]:
+            batch[kind][key] = value
+        if i + chunk >= len(steps):
             batch["revision"] = changed.revision
         yield batch
 

@@ -30,11 +30,9 @@ local cache = {}        -- per worker: app -> decoded entry
 local cache_n = 0
 local CACHE_MAX = 20000
 local inflight = {}     -- per worker: "addr port" -> outstanding requests
-local budget = 10.0     -- retry tokens: each request adds retry_ratio, a retry costs 1
 
 function _M.init_worker(settings)
     for k, v in pairs(settings or {}) do conf[k] = v end
-    budget = conf.retry_burst
     math.randomseed(ngx.now() * 1000 + ngx.worker.pid())
 end
 
@@ -48,7 +46,10 @@ local function decode(raw)
         peers[n] = {addr = a, port = tonumber(p), weight = weight, key = a .. " " .. p}
         cum[n] = total
     end
-    return {raw = raw, peers = peers, cum = cum, total = total, body = tonumber(body)}
+    -- active, retrying: this app's requests and retries in flight in this worker, for its
+    -- retry budget (one app's failures cannot spend another's)
+    return {raw = raw, peers = peers, cum = cum, total = total, body = tonumber(body),
+            active = 0, retrying = 0}
 end
 
 local function entry(apps, app)
@@ -141,6 +142,9 @@ end
 local KEEP = {host = true, ["content-length"] = true, ["transfer-encoding"] = true,
               connection = true, upgrade = true, te = true, ["x-request-id"] = true}
 
+local MAX_CONNECTION_TOKENS = 32
+local LONG_LABEL = ("[^.]"):rep(64)
+
 local function answer(status, text, extra)
     ngx.status = status
     ngx.header["Content-Type"] = "text/plain"
@@ -165,9 +169,10 @@ end
 function _M.access()
     local slot = SLOTS[meta:get("slot") or ""]
     local host = ngx.var.host  -- nginx's: request line first, then Host; lower case, no port
-    if not host:find("^[%w._-]+$") and not host:find("^%[[%x:.]+%]$") then
+    if #host > 253 or host:find(LONG_LABEL)
+            or (not host:find("^[%w._-]+$") and not host:find("^%[[%x:.]+%]$")) then
         ngx.var.sixpod_app = "-"
-        return answer(400, "sixpod: bad Host")
+        return answer(400, "sixpod: bad Host (a DNS name of at most 253 characters)")
     end
     local app = slot and app_for(slot.hosts, host)
     if not app then
@@ -193,15 +198,26 @@ function _M.access()
     end
     local conn = ngx.var.http_connection
     if conn then
+        local n, upgrade = 0, false
         for token in conn:gmatch("[^,%s]+") do
+            n = n + 1
+            if n > MAX_CONNECTION_TOKENS then
+                return answer(400, "sixpod: too many Connection options")
+            end
             token = token:lower()
+            if token == "upgrade" then upgrade = true end
             if not KEEP[token] then ngx.req.clear_header(token) end
         end
+        -- an upgrade passes only as a websocket the client asked for in Connection:
+        -- never an h2c tunnel past the edge's forwarded headers
+        local up = ngx.var.http_upgrade
+        if upgrade and up and up:lower() == "websocket" then ngx.var.sixpod_upgrade = up end
     end
-    if not ngx.var.http_x_request_id then
+    local rid = ngx.var.http_x_request_id
+    if not rid or rid == "" then
         ngx.req.set_header("X-Request-Id", ngx.var.request_id)
     end
-    budget = math.min(conf.retry_burst, budget + conf.retry_ratio)
+    c.active = c.active + 1
     local ctx = ngx.ctx
     ctx.peers = c
     ctx.tried = {}
@@ -226,6 +242,12 @@ end
 
 local NGX_BUSY = -3  -- "no live upstreams": nginx answers 502 (an error code here gives 500)
 
+-- Envoy's retry budget, per app and worker: retries in flight stay under retry_ratio of
+-- the app's active requests, or retry_burst, whichever is more
+local function may_retry(c)
+    return c.retrying < math.max(conf.retry_burst, conf.retry_ratio * c.active)
+end
+
 function _M.balancer()
     local ctx = ngx.ctx
     local c = ctx.peers
@@ -233,11 +255,12 @@ function _M.balancer()
     if cur then
         inflight[cur.key] = (inflight[cur.key] or 1) - 1
         ctx.current = nil
-        if budget < 1 then
+        if not may_retry(c) then
             eject:incr("retries_refused", 1, 0)
             return ngx.exit(NGX_BUSY)
         end
-        budget = budget - 1
+        c.retrying = c.retrying + 1
+        ctx.retried = true
         eject:incr("retries", 1, 0)
     elseif #c.peers > 1 then
         balancer.set_more_tries(1)
@@ -277,6 +300,11 @@ function _M.log()
     stats:incr("r\t" .. (ngx.var.sixpod_app or "-") .. "\t" .. class, 1, 0)
     local ctx = ngx.ctx
     if ctx.current then inflight[ctx.current.key] = (inflight[ctx.current.key] or 1) - 1 end
+    local c = ctx.peers
+    if c then
+        c.active = c.active - 1
+        if ctx.retried then c.retrying = c.retrying - 1 end
+    end
     local order = ctx.order
     if not order or #order == 0 then return end
     -- each attempt's verdict: a 502/504 with no byte from the endpoint is nginx's own
@@ -305,7 +333,8 @@ end
 -- fill it; "commit" switches requests to it. A batch for the active generation is a delta
 -- to the active slot. Adds apply apps before hosts, removals hosts before apps, so no
 -- request sees a host pointing at an app that is not there. A value that does not fit
--- leaves the old one in place and the batch answers 507 without moving the revision.
+-- leaves the old one in place (none in a slot being filled); the rest of the batch applies
+-- and the answer is 507 naming what was not stored.
 
 local function intact(slot, gen)
     local s = SLOTS[slot or ""]
@@ -361,6 +390,9 @@ local function apply(batch)
         SLOTS[s].hosts:flush_expired()
         SLOTS[s].apps:flush_all()
         SLOTS[s].apps:flush_expired()
+        -- the mark goes in first: a reload that empties this slot mid-push is seen
+        SLOTS[s].hosts:safe_set(MARK, gen)
+        SLOTS[s].apps:safe_set(MARK, gen)
         meta:set("pending", gen)
         meta:set("pending_slot", s)
     end
@@ -374,6 +406,9 @@ local function apply(batch)
         return reply(409, {error = "generation mismatch", generation = meta:get("generation")})
     end
     local d = SLOTS[slot]
+    if d.hosts:get(MARK) ~= gen or d.apps:get(MARK) ~= gen then
+        return reply(409, {error = "the slot lost its tables (a reload emptied it)"})
+    end
     local bad = {}
     for name, text in pairs(batch.apps or {}) do
         if text ~= cjson.null then put(d.apps, name, text, bad) end
@@ -385,25 +420,23 @@ local function apply(batch)
         if text == cjson.null then d.apps:delete(name) end
     end
     if batch.commit then
-        put(d.hosts, MARK, gen, bad)
-        put(d.apps, MARK, gen, bad)
-    end
-    if #bad > 0 then
-        return reply(507, {error = "shared dict full", not_stored = bad})
-    end
-    if batch.commit then
         meta:set("slot", slot)
         meta:set("generation", gen)
         meta:delete("pending")
         meta:delete("pending_slot")
     end
     if batch.revision then meta:set("revision", batch.revision) end
+    if #bad > 0 then  -- the rest of the batch is applied; these keep their old values
+        local st = state()
+        st.error, st.not_stored = "shared dict full", bad
+        return reply(507, st)
+    end
     return reply(200, state())
 end
 
 function _M.admin()
     local uri = ngx.var.uri
-    if uri == "/state" then return reply(200, state()) end
+    if uri == "/state" or uri == "/status" then return reply(200, state()) end
     if uri == "/stats" then
         local out = {}
         for _, k in ipairs(stats:get_keys(0)) do out[k] = stats:get(k) end
@@ -421,8 +454,12 @@ function _M.admin()
     return apply(batch)
 end
 
-function _M.status()
-    return reply(200, state())
+-- the key of the per-client connection limit: an IPv6 client's /64 (one subscriber or
+-- container host), an IPv4 client's address
+function _M.client_key()
+    local b = ngx.var.binary_remote_addr
+    if #b == 16 then return b:sub(1, 8) end
+    return b
 end
 
 function _M.health()
