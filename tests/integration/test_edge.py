@@ -155,6 +155,7 @@ class Edge:
             "nginx": ["ip", "netns", "exec", ns.name, "/usr/sbin/nginx"],
             "workers": 2,
             "check_interval": 0.2,
+            "stats_interval": 0.2,
             "metrics": f"[::1]:{metrics_port}",
             "redis": {
                 "address": f"[::1]:{replica.port}",

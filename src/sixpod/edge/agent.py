@@ -78,6 +78,7 @@ class Agent:
         self.reload_failures = 0
         self.last_full_seconds = 0.0
         self._refused = ""
+        self._stats_at = float("-inf")
         self.pending: list[tuple[Changed, float]] = []  # with the time the reader had it
         self.apply_seconds = LatencyHistogram()
         self.wake = asyncio.Event()
@@ -322,7 +323,11 @@ class Agent:
             if self.generation:
                 log.warning("edge: nginx lost this agent's state (%s); pushing it all again", st)
             self.need_full = True
-        self.nginx_stats = (await self.client.get("/stats")).json()
+        now = asyncio.get_running_loop().time()
+        if now - self._stats_at >= self.cfg.stats_interval:
+            # every key of the stats dict: it locks the dict, so not on every check
+            self._stats_at = now
+            self.nginx_stats = (await self.client.get("/stats")).json()
         await self.retry_not_stored()
 
     async def _sync_loop(self) -> None:

@@ -43,6 +43,8 @@ class EdgeConfig(ConfigModel):
     connect_timeout: Seconds = 2.0
     check_interval: Seconds = 1.0
     """Seconds between checks that nginx still holds this agent's state."""
+    stats_interval: Seconds = 10.0
+    """Seconds between reads of nginx's request counters (what the metrics show)."""
     chunk_apps: int = Field(default=200, ge=1, le=10000)
     """Apps per admin request during a full push (keeps each under ~5 ms in nginx)."""
     metrics: Endpoint | None = None

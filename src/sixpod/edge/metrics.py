@@ -1,6 +1,6 @@
 """Prometheus metrics of the edge: the agent's own, and nginx's counters from its stats dict.
 
-The agent fetches nginx's counters over the admin socket once per check interval; the
+The agent fetches nginx's counters over the admin socket every `stats_interval`; the
 collector only reads that snapshot, so a scrape never waits on nginx.
 """
 
