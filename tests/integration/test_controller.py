@@ -141,10 +141,21 @@ def test_cli_over_ipv6_and_api_over_ipv4(controller: Controller) -> None:
     states = {v["address"]: v["state"] for v in v4.json()["items"]}
     assert states["203.0.113.1"] == "blackholed"
     r = controller.cli("publisher", "status")
+    assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["publisher"]["active"] is True
     bad = controller.cli("app", "list", "--api", f"http://[::1]:{free_port('::1')}")
     assert bad.returncode == 1
     assert "unreachable" in bad.stderr
+
+
+def test_publisher_status_exits_1_when_the_publisher_fails(
+    controller: Controller, primary: RedisServer
+) -> None:
+    primary.stop()  # the publisher can no longer reach Redis
+    wait_until(lambda: controller.cli("publisher", "status").returncode == 1, timeout=20)
+    r = controller.cli("publisher", "status")
+    assert r.stderr.startswith("sixpod: publisher: ")
+    assert json.loads(r.stdout)["publisher"]["error"]
 
 
 def test_killed_mid_burst_loses_nothing_and_replicas_converge(

@@ -69,7 +69,7 @@ def _run(
     fn: Callable[[Client], Any],
     as_json: bool,
     show: Callable[[Any], None] | None = None,
-) -> None:
+) -> Any:
     try:
         token = token_file.read_text(encoding="utf-8").strip()
     except OSError as e:
@@ -87,6 +87,7 @@ def _run(
         click.echo(json.dumps(result, indent=2, sort_keys=True))
     else:
         show(result)
+    return result
 
 
 def _table(columns: list[str]) -> Callable[[Any], None]:
@@ -356,7 +357,13 @@ def publisher() -> None:
 @API
 @TOKEN
 def publisher_status(api: str, token_file: Path) -> None:
-    _run(api, token_file, lambda c: c.call("GET", "/v1/status"), True)
+    """Print the controller's revision and publisher state (JSON). Exits 1 when the
+    publisher reports an error (Redis unreachable, say), with the error on stderr."""
+    status = _run(api, token_file, lambda c: c.call("GET", "/v1/status"), True)
+    error = (status.get("publisher") or {}).get("error")
+    if error:
+        click.echo(f"sixpod: publisher: {error}", err=True)
+        sys.exit(1)
 
 
 @publisher.command("force")
