@@ -116,6 +116,32 @@ def test_overlapping_vip_pools(small_text: str) -> None:
     expect(text, "203.0.113.8/29", "overlaps an IPv4 VIP pool 203.0.113.0/28")
 
 
+@pytest.mark.parametrize(
+    ("pool", "why"),
+    [
+        ("10.0.0.0/28", "private (RFC 1918)"),
+        ("100.64.0.0/28", "shared address space"),
+        ("127.0.0.0/28", "loopback"),
+        ("169.254.0.0/28", "link-local"),
+        ("224.0.0.0/28", "multicast"),
+    ],
+)
+def test_vip_pools_clients_cannot_reach_are_errors(small_text: str, pool: str, why: str) -> None:
+    text = small_text.replace("pools: [203.0.113.0/28]", f"pools: [{pool}]")
+    expect(text, pool, f"VIP pool {pool} is in {why}")
+
+
+@pytest.mark.parametrize(
+    ("pool", "why"),
+    [("fe80::/124", "link-local"), ("fd00:1::/124", "private (ULA"), ("ff02::/124", "multicast")],
+)
+def test_ipv6_vip_pools_clients_cannot_reach_are_errors(
+    small_text: str, pool: str, why: str
+) -> None:
+    text = small_text.replace("pools: [2001:db8:2fe::/124]", f"pools: [{pool}]")
+    expect(text, pool, f"VIP pool {pool} is in {why}")
+
+
 def test_vip_pool_too_small(small_text: str) -> None:
     text = small_text.replace("/28], count: 4", "/28], count: 17")
     expect(text, "count: 17", "ipv4 VIP pools hold 16 addresses, count asks for 17")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Network, IPv6Network
+from ipaddress import IPv4Network, IPv6Network, ip_network
 
 from sixpod import addr
 from sixpod.inventory.model import (
@@ -104,9 +104,50 @@ def _check_names(inv: Inventory) -> list[Finding]:
     return out
 
 
+_UNUSABLE_FOR_VIPS: tuple[tuple[IPv4Network | IPv6Network, str], ...] = (
+    (ip_network("::/128"), "unspecified"),
+    (ip_network("::1/128"), "loopback"),
+    (ip_network("fe80::/10"), "link-local"),
+    (ip_network("ff00::/8"), "multicast"),
+    (ip_network("fc00::/7"), "private (ULA, RFC 4193)"),
+    (ip_network("0.0.0.0/8"), "'this network' (RFC 791)"),
+    (ip_network("127.0.0.0/8"), "loopback"),
+    (ip_network("169.254.0.0/16"), "link-local"),
+    (ip_network("224.0.0.0/4"), "multicast"),
+    (ip_network("240.0.0.0/4"), "reserved"),
+    (ip_network("10.0.0.0/8"), "private (RFC 1918)"),
+    (ip_network("172.16.0.0/12"), "private (RFC 1918)"),
+    (ip_network("192.168.0.0/16"), "private (RFC 1918)"),
+    (ip_network("100.64.0.0/10"), "shared address space (RFC 6598)"),
+)
+
+
+def _vip_space(pool: IPv4Network | IPv6Network) -> str | None:
+    """Why clients on the Internet could never reach VIPs in ``pool``, or None."""
+    for net, what in _UNUSABLE_FOR_VIPS:
+        if net.version == pool.version and pool.overlaps(net):
+            return f"{what} space ({addr.format_prefix(net)})"
+    return None
+
+
 def _check_pools(inv: Inventory) -> list[Finding]:
     pod = inv.pod
     out: list[Finding] = []
+    vip_pools: list[tuple[str, int, IPv4Network | IPv6Network]] = [
+        *(("ipv4", i, p) for i, p in enumerate(pod.vips.ipv4.pools if pod.vips.ipv4 else ())),
+        *(("ipv6", i, p) for i, p in enumerate(pod.vips.ipv6.pools if pod.vips.ipv6 else ())),
+    ]
+    for fam, i, p in vip_pools:
+        why = _vip_space(p)
+        if why:
+            out.append(
+                Finding(
+                    ("pod", "vips", fam, "pools", i),
+                    f"VIP pool {addr.format_prefix(p)} is in {why}: anycast VIPs must be "
+                    "global unicast addresses clients can reach (documentation ranges are "
+                    "allowed, for labs)",
+                )
+            )
     v6: list[tuple[Path, str, IPv6Network]] = [
         (("pod", "aggregate"), "the aggregate", pod.aggregate),
         (("pod", "links"), "the link pool", pod.links),
