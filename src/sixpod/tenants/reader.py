@@ -240,11 +240,18 @@ class TenantReader:
         self._task = asyncio.create_task(self._run(), name="tenant-reader")
 
     async def stop(self) -> None:
+        """Stop following; bounded (5 s each for the task and the client), so a Redis call
+        that swallows its cancellation cannot hang the caller's shutdown."""
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-        await self._client.aclose()
+            done, _ = await asyncio.wait({self._task}, timeout=5.0)
+            if not done:
+                log.warning("tenant reader: the follow task did not stop within 5 s")
+            elif not self._task.cancelled():
+                with contextlib.suppress(Exception):
+                    self._task.result()
+        with contextlib.suppress(TimeoutError, RedisError, OSError):
+            await asyncio.wait_for(self._client.aclose(), 5.0)
 
     def _notify(self, changed: Changed) -> None:
         for listener in self._listeners:
