@@ -173,6 +173,10 @@ class Agent:
         os.chmod(tmp, 0o644)
         os.replace(tmp, target)
         log.info("edge: installed %s", target)
+        for d in target.parents:  # nginx's workers (user nobody) must reach the file
+            if d.exists() and not os.stat(d).st_mode & 0o001:
+                log.warning("edge: %s is closed to others: nginx may not load %s", d, target)
+                break
 
     async def _prefixed(self, *argv: str) -> tuple[int, str]:
         """Run a command where nginx runs (``cfg.nginx`` minus the binary: a netns prefix)."""
@@ -318,6 +322,8 @@ class Agent:
         if await self.reload_if_changed():
             await asyncio.sleep(0.2)  # new workers pick up the shared dicts
         r = await self.client.get("/state")
+        if r.status_code != 200:  # e.g. nginx cannot load the Lua module: say what it said
+            raise EdgeError(f"nginx admin /state answered {r.status_code}: {r.text[:300]!r}")
         st = self.nginx_status = r.json()
         if st.get("generation") != self.generation or not st.get("ready"):
             if self.generation:
