@@ -504,11 +504,6 @@ def test_metrics(edge: Edge, pod: tuple[Store, RedisServer]) -> None:
     assert "sixpod_edge_ready 1.0" in text
 
 
-def _raw(edge: Edge, raw: str) -> int:
-    line = edge.ns.run(sys.executable, str(ROOT / "tests" / "edge" / "rawhttp.py"), str(PORT), raw)
-    return int(line.stdout.split()[1])
-
-
 def test_agent_restart_and_full_pushes_never_interrupt_serving(
     edge: Edge, pod: tuple[Store, RedisServer]
 ) -> None:
