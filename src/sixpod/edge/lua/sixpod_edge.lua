@@ -24,7 +24,13 @@ local MARK = "\1generation"
 
 -- settings from nginx.conf (init_worker_by_lua); defaults match EdgeConfig's
 local conf = {max_headers = 100, eject_after = 3, eject_for = 10, retry_ratio = 0.2,
-              retry_burst = 10}
+              retry_burst = 10, pools = 1}
+
+-- nginx's upstream keepalive cache is searched linearly for a connection to the peer, so
+-- one cache for 10k endpoints finds nothing (or pays a long scan): nginx.conf has
+-- conf.pools upstream blocks, each with its own small cache, and an endpoint always uses
+-- the one its address hashes to (set in the access phase through $sixpod_pool)
+local POOLS = {"sixpod_pool_0"}
 
 local cache = {}        -- per worker: app -> decoded entry
 local cache_n = 0
@@ -33,6 +39,8 @@ local inflight = {}     -- per worker: "addr port" -> outstanding requests
 
 function _M.init_worker(settings)
     for k, v in pairs(settings or {}) do conf[k] = v end
+    POOLS = {}
+    for i = 0, conf.pools - 1 do POOLS[i + 1] = "sixpod_pool_" .. i end
     math.randomseed(ngx.now() * 1000 + ngx.worker.pid())
 end
 
@@ -43,7 +51,9 @@ local function decode(raw)
         local weight = tonumber(w)
         total = total + weight
         local n = #peers + 1
-        peers[n] = {addr = a, port = tonumber(p), weight = weight, key = a .. " " .. p}
+        local key = a .. " " .. p
+        peers[n] = {addr = a, port = tonumber(p), weight = weight, key = key,
+                    pool = POOLS[ngx.crc32_short(key) % #POOLS + 1]}
         cum[n] = total
     end
     -- active, retrying: this app's requests and retries in flight in this worker, for its
@@ -222,6 +232,10 @@ function _M.access()
     ctx.peers = c
     ctx.tried = {}
     ctx.order = {}
+    -- the first endpoint is chosen here: its keepalive pool is the upstream block
+    local first = choose(c, ctx.tried)
+    ctx.first = first
+    ngx.var.sixpod_pool = first.pool
 end
 
 -- a connect failure or timeout: eject after eject_after in a row, for eject_for seconds
@@ -265,7 +279,8 @@ function _M.balancer()
     elseif #c.peers > 1 then
         balancer.set_more_tries(1)
     end
-    local p = choose(c, ctx.tried)
+    local p = ctx.first
+    if p then ctx.first = nil else p = choose(c, ctx.tried) end
     ctx.tried[p.key] = true
     local ok, err = balancer.set_current_peer(p.addr, p.port)
     if not ok then
