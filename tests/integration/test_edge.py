@@ -285,6 +285,11 @@ def test_routes_by_host_live_without_reload(edge: Edge, pod: tuple[Store, RedisS
     assert edge.nginx_pid() == master
 
 
+def _logged_request_ids(edge: Edge) -> set[str]:
+    text = (edge.tmp / "access.log").read_text()
+    return {json.loads(x)["request_id"] for x in text.splitlines()}
+
+
 def test_forwarded_headers_and_request_id(edge: Edge, pod: tuple[Store, RedisServer]) -> None:
     store, _ = pod
     store.create_app("shop")
@@ -310,7 +315,10 @@ def test_forwarded_headers_and_request_id(edge: Edge, pod: tuple[Store, RedisSer
     assert h["x-forwarded-host"] == "shop.example.com"
     assert h["host"] == "shop.example.com"  # what the request was routed by
     assert "x-secret" not in h
-    assert h.get("x-request-id")
+    rid = h.get("x-request-id")
+    assert rid
+    # the access log names the id the container saw, so one request is traced end to end
+    wait_until(lambda: rid in _logged_request_ids(edge))
     # an IPv4 client on the IPv4 listener
     status, body, _ = edge.ns.get("shop.example.com", base=f"http://127.0.0.1:{PORT}")
     assert status == 200
@@ -334,6 +342,7 @@ def test_forwarded_headers_and_request_id(edge: Edge, pod: tuple[Store, RedisSer
     h = {k.lower(): v for k, v in answer["headers"].items()}
     assert h["host"] == "shop.example.com"
     assert h["x-request-id"] == "mine"
+    wait_until(lambda: "mine" in _logged_request_ids(edge))
 
 
 def test_routing_follows_the_request_line_host(edge: Edge, pod: tuple[Store, RedisServer]) -> None:
@@ -666,6 +675,17 @@ def test_connections_over_the_per_client_limit_get_429(
     )
     time.sleep(0.5)
     assert edge.ns.get("shop.example.com")[0] == 429
+    # the limit counts an IPv6 client's /64 (one subscriber), not each of its addresses
+    for ip in ("2001:db8:c1::1", "2001:db8:c1::2", "2001:db8:c2::1"):
+        edge.ns.run("ip", "addr", "add", f"{ip}/128", "dev", "lo", "nodad")
+    slow = edge.ns.spawn(
+        *("curl", "-s", "-o", "/dev/null", "-g", "--max-time", "10"),
+        *("--interface", "2001:db8:c1::1", "-H", "Host: shop.example.com"),
+        f"http://[::1]:{PORT}/slow/3",
+    )
+    time.sleep(0.5)
+    assert edge.ns.get("shop.example.com", "/", "--interface", "2001:db8:c1::2")[0] == 429
+    assert edge.ns.get("shop.example.com", "/", "--interface", "2001:db8:c2::1")[0] == 200
     slow.wait(timeout=15)
     assert edge.ns.get("shop.example.com")[0] == 200
 

@@ -21,7 +21,7 @@ _LOG_FORMAT = (
     '"method":"$request_method","uri":"$request_uri","status":$status,'
     '"bytes":$bytes_sent,"upstream":"$upstream_addr","upstream_status":"$upstream_status",'
     '"request_time":$request_time,"upstream_time":"$upstream_response_time",'
-    '"request_id":"$request_id"}'
+    '"request_id":"$sixpod_request_id"}'
 )
 
 
@@ -111,6 +111,16 @@ http {{
         default upgrade;
         "" "";
     }}
+    # the per-client connection limit's key: an IPv6 client's /64 (one subscriber or
+    # container host), an IPv4 client's address
+    map $binary_remote_addr $sixpod_client {{
+        "~^(?s)(?<sixpod_net>.{{8}}).{{8}}$" $sixpod_net;
+        default $binary_remote_addr;
+    }}
+    map $http_x_request_id $sixpod_request_id {{
+        "" $request_id;
+        default $http_x_request_id;
+    }}
     map $remote_addr $sixpod_forwarded_for {{
         "~:" "\\"[$remote_addr]\\"";
         default $remote_addr;
@@ -124,7 +134,6 @@ http {{
         set $sixpod_app "-";
         set $sixpod_pool sixpod_pool_0;
         set $sixpod_upgrade "";  # "websocket" only when the client asked for it properly
-        set_by_lua_block $sixpod_client {{ return require("sixpod_edge").client_key() }}
         # nginx answers an unknown Transfer-Encoding with 501: a malformed request is a 400
         error_page 501 =400 @sixpod_bad_request;
         location @sixpod_bad_request {{ return 400 "sixpod: bad request\n"; }}
@@ -140,6 +149,7 @@ http {{
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header X-Forwarded-Proto $scheme;
             proxy_set_header X-Forwarded-Host $host;
+            proxy_set_header X-Request-Id $sixpod_request_id;
             proxy_set_header Forwarded "for=$sixpod_forwarded_for;host=\\"$host\\";proto=$scheme";
             proxy_set_header Proxy-Connection "";
             proxy_set_header Keep-Alive "";

@@ -10,6 +10,13 @@
 -- "[v6] port weight\n" (normalised by the agent, so the hot path does no string work).
 local balancer = require "ngx.balancer"
 local cjson = require "cjson.safe"
+local ffi = require "ffi"
+local base = require "resty.core.base"
+require "resty.core.request"  -- declares ngx_http_lua_ffi_req_get_headers_count
+
+local C = ffi.C
+local get_request = base.get_request
+local truncated = ffi.new("int[1]")
 
 local _M = {}
 
@@ -37,11 +44,30 @@ local cache_n = 0
 local CACHE_MAX = 20000
 local inflight = {}     -- per worker: "addr port" -> outstanding requests
 
+-- per-worker request counters and latency buckets, added to sixpod_stats every second (and
+-- when the worker exits), so a request takes no lock on a shared dict for them
+local counts = {}       -- app -> {[status class] = n}
+local buckets = {}      -- upper bound text -> n
+local latency_ms = 0
+local FLUSH_EVERY = 1
+
+local function flush()
+    local c, b, l = counts, buckets, latency_ms
+    counts, buckets, latency_ms = {}, {}, 0
+    for app, classes in pairs(c) do
+        for class, n in pairs(classes) do stats:incr("r\t" .. app .. "\t" .. class .. "xx", n, 0) end
+    end
+    for bound, n in pairs(b) do stats:incr("l\t" .. bound, n, 0) end
+    if l > 0 then stats:incr("l\tsum_ms", l, 0) end
+end
+
+
 function _M.init_worker(settings)
     for k, v in pairs(settings or {}) do conf[k] = v end
     POOLS = {}
     for i = 0, conf.pools - 1 do POOLS[i + 1] = "sixpod_pool_" .. i end
     math.randomseed(ngx.now() * 1000 + ngx.worker.pid())
+    ngx.timer.every(FLUSH_EVERY, flush)  -- also run (premature) as the worker exits
 end
 
 local function decode(raw)
@@ -53,6 +79,7 @@ local function decode(raw)
         local n = #peers + 1
         local key = a .. " " .. p
         peers[n] = {addr = a, port = tonumber(p), weight = weight, key = key,
+                    xkey = "x " .. key, fkey = "f " .. key,
                     pool = POOLS[ngx.crc32_short(key) % #POOLS + 1]}
         cum[n] = total
     end
@@ -105,7 +132,7 @@ local function pick(c)
 end
 
 local function usable(p, tried)
-    return not tried[p.key] and not eject:get("x " .. p.key)
+    return not (tried and tried[p.key]) and not eject:get(p.xkey)
 end
 
 -- a weighted endpoint that is neither ejected nor already tried: a few draws (two dict
@@ -123,7 +150,7 @@ local function candidate(c, tried)
     if #ok == 0 then
         for i = 1, #c.peers do
             local p = c.peers[i]
-            if not tried[p.key] then ok[#ok + 1] = p; total = total + p.weight end
+            if not (tried and tried[p.key]) then ok[#ok + 1] = p; total = total + p.weight end
         end
     end
     if #ok == 0 then return pick(c) end
@@ -176,22 +203,32 @@ local function body_size()
     return n
 end
 
+-- a Host nginx accepted but no DNS name looks like (nginx already refuses "/", "\\", NUL
+-- and bad dots): only names that miss the exact table are checked, as those are the only
+-- ones a wildcard or a 404 sees
+local function bad_host(host)
+    if #host > 253 or host:find(LONG_LABEL) then return true end
+    return not host:find("^[%w._-]+$") and not host:find("^%[[%x:.]+%]$")
+end
+
+local function header_count_over(max)
+    C.ngx_http_lua_ffi_req_get_headers_count(get_request(), max, truncated)
+    return truncated[0] ~= 0
+end
+
 function _M.access()
     local slot = SLOTS[meta:get("slot") or ""]
     local host = ngx.var.host  -- nginx's: request line first, then Host; lower case, no port
-    if #host > 253 or host:find(LONG_LABEL)
-            or (not host:find("^[%w._-]+$") and not host:find("^%[[%x:.]+%]$")) then
-        ngx.var.sixpod_app = "-"
-        return answer(400, "sixpod: bad Host (a DNS name of at most 253 characters)")
-    end
-    local app = slot and app_for(slot.hosts, host)
+    local app = slot and slot.hosts:get(host)
     if not app then
-        ngx.var.sixpod_app = "-"
-        return answer(404, "sixpod: no app serves this host")
+        if bad_host(host) then
+            return answer(400, "sixpod: bad Host (a DNS name of at most 253 characters)")
+        end
+        app = slot and app_for(slot.hosts, host)
+        if not app then return answer(404, "sixpod: no app serves this host") end
     end
     ngx.var.sixpod_app = app
-    local _, err = ngx.req.get_headers(conf.max_headers, true)
-    if err == "truncated" then
+    if header_count_over(conf.max_headers) then
         return answer(431, "sixpod: more than " .. conf.max_headers .. " header fields")
     end
     local c = entry(slot.apps, app)
@@ -223,17 +260,11 @@ function _M.access()
         local up = ngx.var.http_upgrade
         if upgrade and up and up:lower() == "websocket" then ngx.var.sixpod_upgrade = up end
     end
-    local rid = ngx.var.http_x_request_id
-    if not rid or rid == "" then
-        ngx.req.set_header("X-Request-Id", ngx.var.request_id)
-    end
     c.active = c.active + 1
     local ctx = ngx.ctx
     ctx.peers = c
-    ctx.tried = {}
-    ctx.order = {}
     -- the first endpoint is chosen here: its keepalive pool is the upstream block
-    local first = choose(c, ctx.tried)
+    local first = choose(c, nil)
     ctx.first = first
     ngx.var.sixpod_pool = first.pool
 end
@@ -262,13 +293,21 @@ local function may_retry(c)
     return c.retrying < math.max(conf.retry_burst, conf.retry_ratio * c.active)
 end
 
+-- ctx.attempts: the endpoints tried, in order, once a second attempt is asked for (a
+-- request with one attempt tried only ctx.current)
 function _M.balancer()
     local ctx = ngx.ctx
     local c = ctx.peers
-    local cur = ctx.current
-    if cur then
+    local p = ctx.first
+    if p then
+        ctx.first = nil
+        if #c.peers > 1 then balancer.set_more_tries(1) end
+    else
+        local cur = ctx.current
         inflight[cur.key] = (inflight[cur.key] or 1) - 1
         ctx.current = nil
+        local attempts = ctx.attempts or {cur}
+        ctx.attempts = attempts
         if not may_retry(c) then
             eject:incr("retries_refused", 1, 0)
             return ngx.exit(NGX_BUSY)
@@ -276,32 +315,32 @@ function _M.balancer()
         c.retrying = c.retrying + 1
         ctx.retried = true
         eject:incr("retries", 1, 0)
-    elseif #c.peers > 1 then
-        balancer.set_more_tries(1)
+        local tried = {}
+        for i = 1, #attempts do tried[attempts[i].key] = true end
+        p = choose(c, tried)
+        attempts[#attempts + 1] = p
     end
-    local p = ctx.first
-    if p then ctx.first = nil else p = choose(c, ctx.tried) end
-    ctx.tried[p.key] = true
     local ok, err = balancer.set_current_peer(p.addr, p.port)
     if not ok then
         ngx.log(ngx.ERR, "sixpod: set_current_peer ", p.addr, " ", p.port, ": ", err)
         return ngx.exit(NGX_BUSY)
     end
     ctx.current = p
-    ctx.order[#ctx.order + 1] = p
     inflight[p.key] = (inflight[p.key] or 0) + 1
 end
 
 -- upper bounds (seconds) of the upstream latency histogram, as the agent exports it
 local BUCKETS = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+local BUCKET_TEXT = {}
+for i = 1, #BUCKETS do BUCKET_TEXT[i] = tostring(BUCKETS[i]) end
 
 local function observe(t)
     local b = "+Inf"
     for i = 1, #BUCKETS do
-        if t <= BUCKETS[i] then b = tostring(BUCKETS[i]); break end
+        if t <= BUCKETS[i] then b = BUCKET_TEXT[i]; break end
     end
-    stats:incr("l\t" .. b, 1, 0)
-    stats:incr("l\tsum_ms", math.floor(t * 1000 + 0.5), 0)
+    buckets[b] = (buckets[b] or 0) + 1
+    latency_ms = latency_ms + math.floor(t * 1000 + 0.5)
 end
 
 local function each(text)
@@ -310,34 +349,50 @@ local function each(text)
     return out
 end
 
-function _M.log()
-    local class = math.floor(ngx.status / 100) .. "xx"
-    stats:incr("r\t" .. (ngx.var.sixpod_app or "-") .. "\t" .. class, 1, 0)
-    local ctx = ngx.ctx
-    if ctx.current then inflight[ctx.current.key] = (inflight[ctx.current.key] or 1) - 1 end
-    local c = ctx.peers
-    if c then
-        c.active = c.active - 1
-        if ctx.retried then c.retrying = c.retrying - 1 end
+-- an attempt's verdict: a 502/504 with no byte from the endpoint is nginx's own (connect
+-- failure, timeout); one the app sent itself, or no status at all (the client went away
+-- first), says nothing about the endpoint's health
+local function verdict(p, c, st, got)
+    if (st == 502 or st == 504) and got == 0 then
+        failed(p, c)
+    elseif st and eject:get(p.fkey) then
+        eject:delete(p.fkey)
     end
-    local order = ctx.order
-    if not order or #order == 0 then return end
-    -- each attempt's verdict: a 502/504 with no byte from the endpoint is nginx's own
-    -- (connect failure, timeout); one the app sent itself, or no status at all (the client
-    -- went away first), says nothing about the endpoint's health
+end
+
+function _M.log()
+    local app = ngx.var.sixpod_app
+    local class = math.floor(ngx.status / 100)
+    local per_app = counts[app]
+    if not per_app then per_app = {}; counts[app] = per_app end
+    per_app[class] = (per_app[class] or 0) + 1
+    local ctx = ngx.ctx
+    local c = ctx.peers
+    if not c then return end
+    c.active = c.active - 1
+    local cur = ctx.current
+    if cur then inflight[cur.key] = (inflight[cur.key] or 1) - 1 end
+    local attempts = ctx.attempts
+    if not attempts then
+        if not cur then return end
+        local t = tonumber(ngx.var.upstream_response_time)
+        if t then observe(t) end
+        local st = tonumber(ngx.var.upstream_status)
+        if st == 502 or st == 504 then
+            verdict(cur, c, st, tonumber(ngx.var.upstream_bytes_received))
+        else
+            verdict(cur, c, st, nil)
+        end
+        return
+    end
+    if ctx.retried then c.retrying = c.retrying - 1 end
     -- one value per attempt ("502, 200" after a retry); one more if the budget refused one
     local statuses, received = each(ngx.var.upstream_status), each(ngx.var.upstream_bytes_received)
     local times = each(ngx.var.upstream_response_time)
-    for i = 1, #order do
-        local st, got = tonumber(statuses[i] or ""), tonumber(received[i] or "")
-        local p = order[i]
+    for i = 1, #attempts do
         local t = tonumber(times[i] or "")
         if t then observe(t) end
-        if (st == 502 or st == 504) and got == 0 then
-            failed(p, ctx.peers)
-        elseif st and eject:get("f " .. p.key) then
-            eject:delete("f " .. p.key)
-        end
+        verdict(attempts[i], c, tonumber(statuses[i] or ""), tonumber(received[i] or ""))
     end
 end
 
@@ -467,14 +522,6 @@ function _M.admin()
         return reply(400, {error = "body is not a JSON batch"})
     end
     return apply(batch)
-end
-
--- the key of the per-client connection limit: an IPv6 client's /64 (one subscriber or
--- container host), an IPv4 client's address
-function _M.client_key()
-    local b = ngx.var.binary_remote_addr
-    if #b == 16 then return b:sub(1, 8) end
-    return b
 end
 
 function _M.health()
