@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 import click
 
 from sixpod.addr import CONSUMERS, AddressError, Consumer, format_for, format_value, parse_any
+from sixpod.cli.help import examples
 
 
 def _convert_all(texts: Sequence[str], convert: Callable[[str], str]) -> None:
@@ -29,11 +30,22 @@ def _convert_all(texts: Sequence[str], convert: Callable[[str], str]) -> None:
         click.echo(line)
 
 
+@examples(
+    "sixpod addr normalize 2001:DB8:0:0::1 '[2001:db8::1]:443'",
+    "sixpod addr format --for nginx '[2001:db8::1]:443'",
+)
 @click.group()
 def addr() -> None:
-    """Normalize and format IPv6/IPv4 addresses, prefixes and endpoints."""
+    """Normalize addresses, prefixes and endpoints; format them.
+
+    Every address sixpod reads or writes goes through the same rules (RFC 5952 output).
+    """
 
 
+@examples(
+    "sixpod addr normalize 2001:DB8:0:0::1   # 2001:db8::1",
+    "sixpod addr normalize 2001:db8::/64 '[2001:db8::1]:443' 192.0.2.1",
+)
 @addr.command()
 @click.argument("texts", nargs=-1, required=True, metavar="TEXT...")
 def normalize(texts: tuple[str, ...]) -> None:
@@ -46,6 +58,10 @@ def normalize(texts: tuple[str, ...]) -> None:
     _convert_all(texts, lambda t: format_value(parse_any(t, allow_zone=True)))
 
 
+@examples(
+    "sixpod addr format --for url '[2001:db8::1]:443'",
+    "sixpod addr format --for exabgp 2001:db8::/64 192.0.2.1",
+)
 @addr.command("format")
 @click.option(
     "--for",

@@ -12,13 +12,14 @@ from rich.console import Console
 from rich.table import Table
 
 from sixpod import addr
+from sixpod.cli.help import examples
 from sixpod.inventory.allocate import AllocationError, allocate
 from sixpod.inventory.errors import Diagnostic, InventoryError
 from sixpod.inventory.files import replace_tree, write_atomic
 from sixpod.inventory.load import Loaded, load_inventory
 from sixpod.inventory.lock import Lock, format_lock, lock_path_for, parse_lock
 from sixpod.inventory.model import Announce
-from sixpod.inventory.render import RenderError, render
+from sixpod.inventory.render import RENDERED_FILES, RenderError, render
 from sixpod.routing.render import Paths
 
 DEFAULT_PATHS = Paths()
@@ -71,10 +72,18 @@ def _allocate(loaded: Loaded, lock_path: Path) -> tuple[Lock | None, Lock]:
         _fail([str(d) for d in diags])
 
 
+@examples(
+    "sixpod check pod.yaml",
+    "sixpod check examples/small.yaml && sixpod allocate examples/small.yaml",
+)
 @click.command()
 @POD_ARG
 def check(pod: Path) -> None:
-    """Validate and lint POD (pod.yaml); errors print as FILE:LINE:COL: message."""
+    """Validate and lint the inventory POD; nothing is written.
+
+    Every problem is printed on stderr as FILE:LINE:COL: message (warnings say so and do not
+    fail); exit 1 if there is an error. Also says if POD's .lock is out of date.
+    """
     loaded = load_or_exit(pod)
     lock_path = Path(lock_path_for(str(pod)))
     if lock_path.exists():
@@ -104,10 +113,16 @@ def _changes(old: Lock | None, new: Lock) -> str:
     return ", ".join(parts) if parts else "unchanged"
 
 
+@examples("sixpod allocate pod.yaml   # writes pod.lock beside it")
 @click.command("allocate")
 @POD_ARG
 def allocate_cmd(pod: Path) -> None:
-    """Allocate prefixes, ASNs, link addresses and VIPs for POD into its .lock file."""
+    """Record /64s, ASNs, links and VIPs for POD in POD.lock.
+
+    Allocates node /64s, rack ASNs, uplink addresses and VIPs. Re-running changes nothing;
+    adding a node adds only its lines. The lock is replaced atomically, and not touched
+    when nothing changes or POD is wrong.
+    """
     loaded = load_or_exit(pod)
     lock_path = Path(lock_path_for(str(pod)))
     old, new = _allocate(loaded, lock_path)
@@ -126,7 +141,22 @@ def current_lock_or_exit(pod: Path, loaded: Loaded) -> Lock:
     return new
 
 
-@click.command("render")
+def _render_help() -> str:
+    width = max(len(path) for path, _ in RENDERED_FILES)
+    files = "\n".join(f"  {path:<{width}}  {what}" for path, what in RENDERED_FILES)
+    return (
+        "Write every device's configs for POD into --out.\n\n"
+        "Needs a current lock (`sixpod allocate` first). --out is replaced as a whole, and "
+        "only once everything rendered and passed its checks. The files, NAME being the "
+        "node or ToR:\n\n\b\n" + files
+    )
+
+
+@examples(
+    "sixpod render pod.yaml --out out/",
+    "sixpod render pod.yaml --out out/ --etc /etc/sixpod --sixpod-bin /usr/bin/sixpod",
+)
+@click.command("render", help=_render_help())
 @POD_ARG
 @click.option(
     "--out",
@@ -134,14 +164,25 @@ def current_lock_or_exit(pod: Path, loaded: Loaded) -> Lock:
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory to write (replaced as a whole).",
 )
-@click.option("--sixpod-bin", default=DEFAULT_PATHS.sixpod, show_default=True, help="sixpod path.")
-@click.option("--etc", default=DEFAULT_PATHS.etc, show_default=True, help="Config dir on devices.")
-@click.option("--state", default=DEFAULT_PATHS.state, show_default=True, help="State dir on nodes.")
+@click.option(
+    "--sixpod-bin",
+    default=DEFAULT_PATHS.sixpod,
+    show_default=True,
+    help="Path of sixpod on the devices (ExaBGP runs the announcer with it).",
+)
+@click.option(
+    "--etc",
+    default=DEFAULT_PATHS.etc,
+    show_default=True,
+    help="Directory on the devices that will hold these files.",
+)
+@click.option(
+    "--state",
+    default=DEFAULT_PATHS.state,
+    show_default=True,
+    help="State directory on the nodes (drain and disable flags).",
+)
 def render_cmd(pod: Path, out: Path, sixpod_bin: str, etc: str, state: str) -> None:
-    """Write each device's data and configs into --out.
-
-    nodes/NAME/{device.json,exabgp.conf,bfdd.conf,announcer.yaml}, tors/NAME/{device.json,frr.conf}
-    """
     loaded = load_or_exit(pod)
     lock = current_lock_or_exit(pod, loaded)
     try:
@@ -183,11 +224,15 @@ def summary(loaded: Loaded, lock: Lock) -> dict[str, Any]:
     }
 
 
+@examples("sixpod status pod.yaml", "sixpod status pod.yaml --json | jq '.nodes[].prefix'")
 @click.command()
 @POD_ARG
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for scripts).")
 def status(pod: Path, as_json: bool) -> None:
-    """The pod at a glance: racks, nodes, prefixes, ASNs and VIP counts."""
+    """The pod at a glance: racks, nodes, prefixes, ASNs, VIPs.
+
+    Read from POD and its lock; nothing is contacted.
+    """
     loaded = load_or_exit(pod)
     s = summary(loaded, current_lock_or_exit(pod, loaded))
     if as_json:

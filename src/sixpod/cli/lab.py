@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sixpod import addr
+from sixpod.cli.help import examples
 from sixpod.cli.inventory import current_lock_or_exit, load_or_exit
 from sixpod.inventory.files import replace_tree
 from sixpod.inventory.lock import lock_path_for
@@ -48,16 +49,20 @@ def _attach(workdir: Path) -> LabPod:
         raise AssertionError from e
 
 
+@examples("sixpod lab up examples/pod.yaml", "sixpod lab status", "sixpod lab down")
 @click.group()
 def lab() -> None:
-    """A whole pod in network namespaces: FRR ToRs, ExaBGP nodes, client, Redis (root)."""
+    """A whole pod in network namespaces on this machine (root).
+
+    FRR ToRs, ExaBGP nodes, edges, Redis, the controller and a client."""
 
 
+@examples("sixpod lab up", "sixpod lab up examples/small.yaml --workdir /var/tmp/lab2")
 @lab.command()
 @click.argument("pod", type=click.Path(dir_okay=False, path_type=Path), default="examples/pod.yaml")
 @WORKDIR
 def up(pod: Path, workdir: Path) -> None:
-    """Render POD and bring it up; it keeps running until `sixpod lab down`."""
+    """Render POD and bring it up, until `sixpod lab down`."""
     if (workdir / LabPod.STATE).exists():
         _fail(f"a lab is already up in {workdir}: `sixpod lab down` first")
     loaded = load_or_exit(pod)
@@ -168,9 +173,10 @@ def _print_status(labpod: LabPod) -> None:
             console.print(f"  {fam} VIPs on {r['tor']}: {spread}")
 
 
+@examples("sixpod lab status", "sixpod lab status --json")
 @lab.command()
 @WORKDIR
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for scripts).")
 def status(workdir: Path, as_json: bool) -> None:
     """Sessions, BFD and the ECMP spread of every VIP, per ToR."""
     labpod = _attach(workdir)
@@ -183,10 +189,13 @@ def status(workdir: Path, as_json: bool) -> None:
         _fail(str(e))
 
 
+@examples("sixpod lab test")
 @lab.command("test")
 @WORKDIR
 def journey(workdir: Path) -> None:
-    """A client journey: reach a VIP of each family, fail one edge node, see it leave, restore."""
+    """A client journey: reach VIPs, fail an edge, see it leave.
+
+    Reaches a VIP of each family, fails one edge node, sees it leave ECMP and return."""
     labpod = _attach(workdir)
     rack, tor = next(iter(labpod.tors.items()))
     edges = [n for n in labpod.nodes.values() if n.edge and n.doc["rack"] == rack]
@@ -242,6 +251,7 @@ def _tenant_journey(labpod: LabPod, edges: list[LabNode]) -> None:
     labpod.api("app", "delete", app, "--force")
 
 
+@examples("sixpod lab down")
 @lab.command()
 @WORKDIR
 def down(workdir: Path) -> None:

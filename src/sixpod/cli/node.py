@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from sixpod.cli.config import load_config_or_exit
+from sixpod.cli.help import examples
 from sixpod.inventory.files import write_atomic
 from sixpod.routing.config import AnnouncerConfig
 
@@ -33,18 +34,30 @@ def load_config(path: Path) -> AnnouncerConfig:
     return cfg
 
 
+@examples("sixpod announcer --config /etc/sixpod/announcer.yaml   # in exabgp.conf's api")
 @click.command()
 @CONFIG
 def announcer(config_path: Path) -> None:
-    """Run as ExaBGP's API process: health checks drive the node's announcements."""
+    """ExaBGP's API process: health checks drive announcements.
+
+    ExaBGP starts it (the rendered exabgp.conf says how); it reads route commands' answers
+    on stdin and writes announce and withdraw lines on stdout.
+    """
     from sixpod.routing.announcer import main
 
     sys.exit(main(load_config(config_path)))
 
 
+@examples(
+    "sixpod node drain --config /etc/sixpod/announcer.yaml",
+    "sixpod node undrain --config /etc/sixpod/announcer.yaml",
+)
 @click.group()
 def node() -> None:
-    """Operator control of the local announcer (flags survive restarts)."""
+    """Drain, disable and restore this node's announcements.
+
+    The flags are files in the announcer's state directory and survive restarts.
+    """
 
 
 def _flag(config_path: Path, name: str, on: bool) -> None:
@@ -63,13 +76,18 @@ def _flag(config_path: Path, name: str, on: bool) -> None:
     click.echo(f"{cfg.node}: {name} {'set' if on else 'cleared'}")
 
 
+@examples("sixpod node drain --config /etc/sixpod/announcer.yaml")
 @node.command()
 @CONFIG
 def drain(config_path: Path) -> None:
-    """Make the VIPs less preferred now, withdraw them after the drain timeout."""
+    """Make the VIPs less preferred now, withdraw them later.
+
+    The withdrawal comes after the drain timeout of announcer.yaml.
+    """
     _flag(config_path, "drain", True)
 
 
+@examples("sixpod node undrain --config /etc/sixpod/announcer.yaml")
 @node.command()
 @CONFIG
 def undrain(config_path: Path) -> None:
@@ -77,6 +95,7 @@ def undrain(config_path: Path) -> None:
     _flag(config_path, "drain", False)
 
 
+@examples("sixpod node disable --config /etc/sixpod/announcer.yaml")
 @node.command()
 @CONFIG
 def disable(config_path: Path) -> None:
@@ -84,18 +103,25 @@ def disable(config_path: Path) -> None:
     _flag(config_path, "disable", True)
 
 
+@examples("sixpod node enable --config /etc/sixpod/announcer.yaml")
 @node.command()
 @CONFIG
 def enable(config_path: Path) -> None:
-    """Undo disable."""
+    """Undo disable: the VIPs return once the checks pass."""
     _flag(config_path, "disable", False)
 
 
+@examples("sixpod edge-agent --config /etc/sixpod/edge.yaml")
 @click.command("edge-agent")
-@CONFIG
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="edge.yaml (rendered by `sixpod render` for edge nodes).",
+)
 def edge_agent(config_path: Path) -> None:
-    """Run the edge agent: supervises nginx, pushes tenant changes to it (edge.yaml)."""
-    from sixpod.cli.config import load_config_or_exit
+    """The edge agent: runs nginx and pushes tenant changes to it."""
     from sixpod.edge.agent import main
     from sixpod.edge.config import EdgeConfig
 

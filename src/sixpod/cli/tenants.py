@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sixpod.cli.config import load_config_or_exit
+from sixpod.cli.help import examples
 from sixpod.tenants.client import ApiError, Client, seg
 from sixpod.tenants.config import ControllerConfig
 
@@ -24,7 +25,7 @@ API = click.option(
     envvar="SIXPOD_API",
     default="http://[::1]:8700",
     show_default=True,
-    help="controller URL ($SIXPOD_API)",
+    help="The controller's URL ($SIXPOD_API).",
 )
 TOKEN = click.option(
     "--token-file",
@@ -32,22 +33,23 @@ TOKEN = click.option(
     default="/etc/sixpod/controller.token",
     show_default=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="file holding the API token ($SIXPOD_TOKEN_FILE)",
+    help="File holding the API token ($SIXPOD_TOKEN_FILE).",
 )
-JSON = click.option("--json", "as_json", is_flag=True, help="print JSON")
+JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
 
 
 def load_controller_config(path: Path) -> ControllerConfig:
     return load_config_or_exit(path, ControllerConfig)
 
 
+@examples("sixpod controller --config /etc/sixpod/controller.yaml")
 @click.command()
 @click.option(
     "--config",
     "config_path",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="controller.yaml",
+    help="controller.yaml: store, Redis, listen address, token, churn guard.",
 )
 def controller(config_path: Path) -> None:
     """Run the tenants API and the publisher to Redis."""
@@ -100,16 +102,23 @@ def _table(columns: list[str]) -> Callable[[Any], None]:
     return show
 
 
+@examples(
+    "sixpod app create shop --owner acme",
+    "sixpod app list",
+    "sixpod app delete shop",
+)
 @click.group()
 def app() -> None:
-    """Apps (tenants' applications)."""
+    """Apps: reached by their domains, served by their endpoints."""
 
 
+@examples("sixpod app list", "sixpod app list --json")
 @app.command("list")
 @API
 @TOKEN
 @JSON
 def app_list(api: str, token_file: Path, as_json: bool) -> None:
+    """List every app: name, owner, shard seed, revision."""
     _run(
         api,
         token_file,
@@ -119,16 +128,25 @@ def app_list(api: str, token_file: Path, as_json: bool) -> None:
     )
 
 
+@examples(
+    "sixpod app create shop",
+    "sixpod app create shop --owner acme --setting max_body_bytes=1048576",
+)
 @app.command("create")
 @click.argument("name")
-@click.option("--owner", default="")
-@click.option("--shard-seed", type=int, default=0)
+@click.option("--owner", default="", help="Who the app belongs to (free text).")
+@click.option(
+    "--shard-seed",
+    type=int,
+    default=0,
+    help="Picks the app's shuffle shard of VIPs; change it to move the app.",
+)
 @click.option(
     "--setting",
     "settings",
     multiple=True,
     metavar="KEY=JSON",
-    help="a setting; the value is JSON, or text if it is not",
+    help="One setting (repeat for more); the value is JSON, or text if it is not.",
 )
 @API
 @TOKEN
@@ -142,6 +160,7 @@ def app_create(
     token_file: Path,
     as_json: bool,
 ) -> None:
+    """Create the app NAME (lowercase letters, digits, '-')."""
     body = {"name": name, "owner": owner, "shard_seed": shard_seed, "settings": _settings(settings)}
     _run(api, token_file, lambda c: c.call("POST", "/v1/apps", json=body), as_json)
 
@@ -159,24 +178,27 @@ def _settings(pairs: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
+@examples("sixpod app show shop")
 @app.command("show")
 @click.argument("name")
 @API
 @TOKEN
 def app_show(name: str, api: str, token_file: Path) -> None:
+    """Show the app NAME with its settings."""
     _run(api, token_file, lambda c: c.call("GET", f"/v1/apps/{seg(name)}"), True)
 
 
+@examples("sixpod app set shop --shard-seed 7", "sixpod app set shop --setting tls=true")
 @app.command("set")
 @click.argument("name")
-@click.option("--owner")
-@click.option("--shard-seed", type=int)
+@click.option("--owner", help="New owner.")
+@click.option("--shard-seed", type=int, help="New shard seed: moves the app to other VIPs.")
 @click.option(
     "--setting",
     "settings",
     multiple=True,
     metavar="KEY=JSON",
-    help="replaces all settings when given",
+    help="Settings (repeat for more); when given they replace all the app's settings.",
 )
 @API
 @TOKEN
@@ -188,6 +210,7 @@ def app_set(
     api: str,
     token_file: Path,
 ) -> None:
+    """Change the app NAME: only what is given changes."""
     body: dict[str, Any] = {"owner": owner, "shard_seed": shard_seed}
     if settings:
         body["settings"] = _settings(settings)
@@ -195,27 +218,36 @@ def app_set(
     _run(api, token_file, lambda c: c.call("PATCH", f"/v1/apps/{seg(name)}", json=body), True)
 
 
+@examples("sixpod app delete shop", "sixpod app delete shop --force   # a big app")
 @app.command("delete")
 @click.argument("name")
-@click.option("--force", is_flag=True, help="pass the churn guard")
+@click.option("--force", is_flag=True, help="Pass the churn guard (a mass removal).")
 @API
 @TOKEN
 def app_delete(name: str, force: bool, api: str, token_file: Path) -> None:
+    """Delete the app NAME with its domains and endpoints."""
     params = {"force": "true"} if force else {}
     _run(api, token_file, lambda c: c.call("DELETE", f"/v1/apps/{seg(name)}", params=params), True)
 
 
+@examples("sixpod domain attach www.shop.example shop", "sixpod domain list --app shop")
 @click.group()
 def domain() -> None:
     """Customer hostnames, each attached to one app."""
 
 
+@examples(
+    "sixpod domain attach www.shop.example shop", "sixpod domain attach '*.shop.example' shop"
+)
 @domain.command("attach")
 @click.argument("host")
 @click.argument("app_name", metavar="APP")
 @API
 @TOKEN
 def domain_attach(host: str, app_name: str, api: str, token_file: Path) -> None:
+    """Route HOST (a name or *.name) to APP.
+
+    If another app had HOST, it moves to APP."""
     _run(
         api,
         token_file,
@@ -224,20 +256,24 @@ def domain_attach(host: str, app_name: str, api: str, token_file: Path) -> None:
     )
 
 
+@examples("sixpod domain detach www.shop.example")
 @domain.command("detach")
 @click.argument("host")
 @API
 @TOKEN
 def domain_detach(host: str, api: str, token_file: Path) -> None:
+    """Stop routing HOST."""
     _run(api, token_file, lambda c: c.call("DELETE", f"/v1/domains/{seg(host)}"), True)
 
 
+@examples("sixpod domain list", "sixpod domain list --app shop --json")
 @domain.command("list")
-@click.option("--app", "app_name")
+@click.option("--app", "app_name", metavar="APP", help="Only the domains of APP.")
 @API
 @TOKEN
 @JSON
 def domain_list(app_name: str | None, api: str, token_file: Path, as_json: bool) -> None:
+    """List domains: name, app, revision."""
     params = {"app": app_name} if app_name else {}
     _run(
         api,
@@ -248,23 +284,42 @@ def domain_list(app_name: str | None, api: str, token_file: Path, as_json: bool)
     )
 
 
+@examples(
+    "sixpod endpoint add shop '[2001:db8:200:1::10]:8080'",
+    "sixpod endpoint list shop",
+)
 @click.group()
 def endpoint() -> None:
-    """Containers behind an app: [address]:port inside their node's /64."""
+    """Containers behind an app, as [address]:port.
+
+    Each endpoint must be inside its node's /64."""
 
 
+@examples(
+    "sixpod endpoint add shop '[2001:db8:200:1::10]:8080' '[2001:db8:200:2::10]:8080'",
+    "sixpod endpoint add shop '[2001:db8:200:1::10]:8080' --state draining",
+)
 @endpoint.command("add")
 @click.argument("app_name", metavar="APP")
 @click.argument("endpoints", nargs=-1, required=True, metavar="[ADDRESS]:PORT...")
-@click.option("--weight", type=int, default=100, show_default=True)
 @click.option(
-    "--state", type=click.Choice(["up", "draining", "down"]), default="up", show_default=True
+    "--weight", type=int, default=100, show_default=True, help="Share of requests, relative."
+)
+@click.option(
+    "--state",
+    type=click.Choice(["up", "draining", "down"]),
+    default="up",
+    show_default=True,
+    help="draining: finish requests in flight, take no new ones; down: take none.",
 )
 @API
 @TOKEN
 def endpoint_add(
     app_name: str, endpoints: tuple[str, ...], weight: int, state: str, api: str, token_file: Path
 ) -> None:
+    """Add (or update) APP's endpoints.
+
+    Each must be inside a node's /64."""
     from sixpod import addr
 
     items = []
@@ -285,15 +340,17 @@ def endpoint_add(
     )
 
 
+@examples("sixpod endpoint remove shop '[2001:db8:200:1::10]:8080'")
 @endpoint.command("remove")
 @click.argument("app_name", metavar="APP")
 @click.argument("endpoints", nargs=-1, required=True, metavar="[ADDRESS]:PORT...")
-@click.option("--force", is_flag=True, help="pass the churn guard")
+@click.option("--force", is_flag=True, help="Pass the churn guard (a mass removal).")
 @API
 @TOKEN
 def endpoint_remove(
     app_name: str, endpoints: tuple[str, ...], force: bool, api: str, token_file: Path
 ) -> None:
+    """Remove APP's endpoints."""
     body = {"remove": list(endpoints), "force": force}
     _run(
         api,
@@ -303,12 +360,14 @@ def endpoint_remove(
     )
 
 
+@examples("sixpod endpoint list shop", "sixpod endpoint list shop --json")
 @endpoint.command("list")
 @click.argument("app_name", metavar="APP")
 @API
 @TOKEN
 @JSON
 def endpoint_list(app_name: str, api: str, token_file: Path, as_json: bool) -> None:
+    """List APP's endpoints: endpoint, node, weight, state, revision."""
     _run(
         api,
         token_file,
@@ -318,16 +377,21 @@ def endpoint_list(app_name: str, api: str, token_file: Path, as_json: bool) -> N
     )
 
 
+@examples("sixpod vip list", "sixpod vip set 203.0.113.7 blackholed --reason 'DDoS on shop'")
 @click.group()
 def vip() -> None:
-    """VIP states: active, drained (out of DNS answers), blackholed (under attack)."""
+    """VIP states: active, drained or blackholed.
+
+    drained: out of DNS answers; blackholed: dropped upstream (an attack)."""
 
 
+@examples("sixpod vip list", "sixpod vip list --json")
 @vip.command("list")
 @API
 @TOKEN
 @JSON
 def vip_list(api: str, token_file: Path, as_json: bool) -> None:
+    """List every VIP: address, state, reason, revision."""
     _run(
         api,
         token_file,
@@ -337,28 +401,37 @@ def vip_list(api: str, token_file: Path, as_json: bool) -> None:
     )
 
 
+@examples(
+    "sixpod vip set 203.0.113.7 drained --reason maintenance",
+    "sixpod vip set 203.0.113.7 active",
+)
 @vip.command("set")
 @click.argument("address")
 @click.argument("state", type=click.Choice(["active", "drained", "blackholed"]))
-@click.option("--reason", default="")
+@click.option("--reason", default="", help="Why, for whoever looks next.")
 @API
 @TOKEN
 def vip_set(address: str, state: str, reason: str, api: str, token_file: Path) -> None:
+    """Set the state of the VIP ADDRESS."""
     body = {"state": state, "reason": reason}
     _run(api, token_file, lambda c: c.call("PUT", f"/v1/vips/{seg(address)}", json=body), True)
 
 
+@examples("sixpod publisher status", "sixpod publisher force")
 @click.group()
 def publisher() -> None:
-    """The publisher to Redis: status, and releasing the churn guard."""
+    """The publisher to Redis: its state; the churn guard."""
 
 
+@examples("sixpod publisher status")
 @publisher.command("status")
 @API
 @TOKEN
 def publisher_status(api: str, token_file: Path) -> None:
-    """Print the controller's revision and publisher state (JSON). Exits 1 when the
-    publisher reports an error (Redis unreachable, say), with the error on stderr."""
+    """The controller's revision and the publisher's state.
+
+    Exits 1 when the publisher reports an error (Redis unreachable, say), with the error on
+    stderr."""
     status = _run(api, token_file, lambda c: c.call("GET", "/v1/status"), True)
     error = (status.get("publisher") or {}).get("error")
     if error:
@@ -366,10 +439,12 @@ def publisher_status(api: str, token_file: Path) -> None:
         sys.exit(1)
 
 
+@examples("sixpod publisher force", "sixpod publisher force --through 1234")
 @publisher.command("force")
-@click.option("--through", type=int, help="last revision to let through (default: all now)")
+@click.option("--through", type=int, help="Last revision to let through (default: all now).")
 @API
 @TOKEN
 def publisher_force(through: int | None, api: str, token_file: Path) -> None:
+    """Let changes held back by the churn guard through to Redis."""
     body = {} if through is None else {"through": through}
     _run(api, token_file, lambda c: c.call("POST", "/v1/publisher/force", json=body), True)
