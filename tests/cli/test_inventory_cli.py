@@ -39,7 +39,25 @@ def snapshot(root: Path) -> dict[str, bytes]:
 def test_check_ok(pod: Path) -> None:
     code, out, _ = run("check", pod)
     assert code == 0
-    assert "ok (1 racks, 3 nodes)" in out
+    assert out == f"{pod}: ok (1 rack, 3 nodes, 0 warnings; no lock yet)\n"
+    code, out, _ = run("check", pod, "--json")
+    assert json.loads(out) == {
+        "file": str(pod),
+        "racks": 1,
+        "nodes": 3,
+        "warnings": 0,
+        "lock": "none",
+    }
+    run("allocate", pod)
+    assert run("check", pod)[1].endswith("; lock current)\n")
+    pod.write_text(
+        pod.read_text().replace(
+            "port: swp3}", "port: swp3}\n  - {name: a2, rack: r1, role: internal, port: swp4}"
+        )
+    )
+    code, out, err = run("check", pod, "--json")
+    assert json.loads(out)["lock"] == "out of date"
+    assert "`sixpod allocate" in err
 
 
 def test_check_error_exit_1_with_position(pod: Path) -> None:
@@ -68,12 +86,20 @@ def test_allocate_creates_then_keeps_lock(pod: Path) -> None:
     lock = pod.with_suffix(".lock")
     code, out, _ = run("allocate", pod)
     assert code == 0
-    assert "created (3 nodes, 1 racks)" in out
+    assert out == f"{lock}: created (3 nodes, 1 rack, 4 IPv4 VIPs, 4 IPv6 VIPs)\n"
     text = lock.read_text()
     stat = lock.stat()
     code, out, _ = run("allocate", pod)
     assert code == 0
-    assert out.strip().endswith("unchanged")
+    assert out == f"{lock}: unchanged\n"
+    code, out, _ = run("allocate", pod, "--json")
+    none = {"nodes": 0, "racks": 0, "ipv4_vips": 0, "ipv6_vips": 0}
+    assert json.loads(out) == {
+        "lock": str(lock),
+        "result": "unchanged",
+        "added": none,
+        "freed": none,
+    }
     assert lock.read_text() == text
     assert lock.stat().st_mtime_ns == stat.st_mtime_ns
 
@@ -88,7 +114,7 @@ def test_allocate_reports_added_and_freed(pod: Path) -> None:
     )
     code, out, _ = run("allocate", pod)
     assert code == 0
-    assert "1 nodes added, 1 nodes freed" in out
+    assert out.endswith(": 1 node added, 1 node freed\n")
 
 
 def test_broken_inventory_leaves_lock_and_render_intact(pod: Path, tmp_path: Path) -> None:
@@ -135,7 +161,9 @@ def test_render_replaces_the_tree(pod: Path, tmp_path: Path) -> None:
     run("allocate", pod)
     code, out, _ = run("render", pod, "--out", out_dir)
     assert code == 0
-    assert "4 devices, 19 files" in out
+    assert out == f"{out_dir}: 4 devices, 19 files\n"
+    code, out, _ = run("render", pod, "--out", out_dir, "--json")
+    assert json.loads(out) == {"out": str(out_dir), "devices": 4, "files": 19}
     pod.write_text(
         pod.read_text().replace("  - {name: app1, rack: r1, role: internal, port: swp3}\n", "")
     )

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from sixpod import addr
+from sixpod.cli import output
 from sixpod.cli.help import examples
+from sixpod.cli.output import JSON_OPTION, plural
 from sixpod.inventory.allocate import AllocationError, allocate
 from sixpod.inventory.errors import Diagnostic, InventoryError
 from sixpod.inventory.files import replace_tree, write_atomic
@@ -78,7 +78,8 @@ def _allocate(loaded: Loaded, lock_path: Path) -> tuple[Lock | None, Lock]:
 )
 @click.command()
 @POD_ARG
-def check(pod: Path) -> None:
+@JSON_OPTION
+def check(pod: Path, as_json: bool) -> None:
     """Validate and lint the inventory POD; nothing is written.
 
     Every problem is printed on stderr as FILE:LINE:COL: message (warnings say so and do not
@@ -86,37 +87,74 @@ def check(pod: Path) -> None:
     """
     loaded = load_or_exit(pod)
     lock_path = Path(lock_path_for(str(pod)))
+    lock = "none"
     if lock_path.exists():
         old, new = _allocate(loaded, lock_path)
+        lock = "current" if old == new else "out of date"
         if old != new:
             click.echo(
                 f"{lock_path}: out of date; `sixpod allocate {pod}` would change it", err=True
             )
     inv = loaded.inventory
-    click.echo(f"{pod}: ok ({len(inv.racks)} racks, {len(inv.nodes)} nodes)")
+    data = {
+        "file": str(pod),
+        "racks": len(inv.racks),
+        "nodes": len(inv.nodes),
+        "warnings": len(loaded.warnings),
+        "lock": lock,
+    }
+    text = (
+        f"{pod}: ok ({plural(len(inv.racks), 'rack')}, {plural(len(inv.nodes), 'node')}, "
+        f"{plural(len(loaded.warnings), 'warning')}; "
+        f"{'no lock yet' if lock == 'none' else 'lock ' + lock})"
+    )
+    output.line(text, data, as_json=as_json)
 
 
-def _changes(old: Lock | None, new: Lock) -> str:
-    if old is None:
-        return f"created ({len(new.nodes)} nodes, {len(new.racks)} racks)"
+# What allocate counts, as (JSON key, English noun).
+_ALLOCATED = (
+    ("nodes", "node"),
+    ("racks", "rack"),
+    ("ipv4_vips", "IPv4 VIP"),
+    ("ipv6_vips", "IPv6 VIP"),
+)
+
+
+def _allocated(lock: Lock | None) -> dict[str, set[Any]]:
+    if lock is None:
+        return {key: set() for key, _ in _ALLOCATED}
+    return {
+        "nodes": set(lock.nodes),
+        "racks": set(lock.racks),
+        "ipv4_vips": set(lock.vips4),
+        "ipv6_vips": set(lock.vips6),
+    }
+
+
+def _changes(lock_path: Path, old: Lock | None, new: Lock) -> tuple[str, dict[str, Any]]:
+    """What allocate did, as one line and as the same fields for --json."""
+    a, b = _allocated(old), _allocated(new)
+    added = {key: len(b[key] - a[key]) for key, _ in _ALLOCATED}
+    freed = {key: len(a[key] - b[key]) for key, _ in _ALLOCATED}
+    result = "created" if old is None else "changed" if old != new else "unchanged"
+    data = {"lock": str(lock_path), "result": result, "added": added, "freed": freed}
+    if result == "created":
+        counts = ", ".join(plural(added[key], noun) for key, noun in _ALLOCATED)
+        return f"{lock_path}: created ({counts})", data
     parts = []
-    for what, a, b in (
-        ("nodes", set(old.nodes), set(new.nodes)),
-        ("racks", set(old.racks), set(new.racks)),
-        ("IPv4 VIPs", set(old.vips4), set(new.vips4)),
-        ("IPv6 VIPs", set(old.vips6), set(new.vips6)),
-    ):
-        if b - a:
-            parts.append(f"{len(b - a)} {what} added")
-        if a - b:
-            parts.append(f"{len(a - b)} {what} freed")
-    return ", ".join(parts) if parts else "unchanged"
+    for key, noun in _ALLOCATED:
+        if added[key]:
+            parts.append(f"{plural(added[key], noun)} added")
+        if freed[key]:
+            parts.append(f"{plural(freed[key], noun)} freed")
+    return f"{lock_path}: {', '.join(parts) or result}", data
 
 
 @examples("sixpod allocate pod.yaml   # writes pod.lock beside it")
 @click.command("allocate")
 @POD_ARG
-def allocate_cmd(pod: Path) -> None:
+@JSON_OPTION
+def allocate_cmd(pod: Path, as_json: bool) -> None:
     """Record /64s, ASNs, links and VIPs for POD in POD.lock.
 
     Allocates node /64s, rack ASNs, uplink addresses and VIPs. Re-running changes nothing;
@@ -128,7 +166,8 @@ def allocate_cmd(pod: Path) -> None:
     old, new = _allocate(loaded, lock_path)
     if old != new:
         write_atomic(lock_path, format_lock(new))
-    click.echo(f"{lock_path}: {_changes(old, new)}")
+    text, data = _changes(lock_path, old, new)
+    output.line(text, data, as_json=as_json)
 
 
 def current_lock_or_exit(pod: Path, loaded: Loaded) -> Lock:
@@ -182,7 +221,8 @@ def _render_help() -> str:
     show_default=True,
     help="State directory on the nodes (drain and disable flags).",
 )
-def render_cmd(pod: Path, out: Path, sixpod_bin: str, etc: str, state: str) -> None:
+@JSON_OPTION
+def render_cmd(pod: Path, out: Path, sixpod_bin: str, etc: str, state: str, as_json: bool) -> None:
     loaded = load_or_exit(pod)
     lock = current_lock_or_exit(pod, loaded)
     try:
@@ -191,7 +231,9 @@ def render_cmd(pod: Path, out: Path, sixpod_bin: str, etc: str, state: str) -> N
         _fail(f"{pod}: {e}")
     replace_tree(out, files)
     devices = len(loaded.inventory.nodes) + len(loaded.inventory.racks)
-    click.echo(f"{out}: {devices} devices, {len(files)} files")
+    data = {"out": str(out), "devices": devices, "files": len(files)}
+    text = f"{out}: {plural(devices, 'device')}, {plural(len(files), 'file')}"
+    output.line(text, data, as_json=as_json)
 
 
 def summary(loaded: Loaded, lock: Lock) -> dict[str, Any]:
@@ -227,7 +269,7 @@ def summary(loaded: Loaded, lock: Lock) -> dict[str, Any]:
 @examples("sixpod status pod.yaml", "sixpod status pod.yaml --json | jq '.nodes[].prefix'")
 @click.command()
 @POD_ARG
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for scripts).")
+@JSON_OPTION
 def status(pod: Path, as_json: bool) -> None:
     """The pod at a glance: racks, nodes, prefixes, ASNs, VIPs.
 
@@ -238,19 +280,17 @@ def status(pod: Path, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(s, indent=2))
         return
-    width = None if sys.stdout.isatty() else 160
-    console = Console(emoji=False, highlight=False, markup=False, width=width)
-    console.print(
-        f"pod {s['pod']}  aggregate {s['aggregate']}  node ASN {s['node_asn']}  "
-        f"VIPs {s['vips']['ipv4']} IPv4 + {s['vips']['ipv6']} IPv6"
+    vips = f"{plural(s['vips']['ipv4'], 'IPv4 VIP')} + {plural(s['vips']['ipv6'], 'IPv6 VIP')}"
+    click.echo(f"pod {s['pod']}  aggregate {s['aggregate']}  node ASN {s['node_asn']}  {vips}\n")
+    output.table(
+        ["rack", "ToR", "ASN", "nodes"],
+        [[r["name"], output.cell(r["tor"]), str(r["asn"]), str(r["nodes"])] for r in s["racks"]],
     )
-    racks = Table("rack", "ToR", "ASN", "nodes", title="racks")
-    for r in s["racks"]:
-        racks.add_row(r["name"], r["tor"], str(r["asn"]), str(r["nodes"]))
-    console.print(racks)
-    nodes = Table("node", "rack", "role", "prefix", "uplink", "VIPs", title="nodes")
-    for n in s["nodes"]:
-        nodes.add_row(
-            n["name"], n["rack"], n["role"], n["prefix"], n["uplink"], "yes" if n["vips"] else "-"
-        )
-    console.print(nodes)
+    click.echo()
+    output.table(
+        ["node", "rack", "role", "prefix", "uplink", "VIPs"],
+        [
+            [n["name"], n["rack"], n["role"], n["prefix"], n["uplink"], output.cell(n["vips"])]
+            for n in s["nodes"]
+        ],
+    )

@@ -20,6 +20,7 @@ from rich.table import Table
 from sixpod import addr
 from sixpod.cli.help import examples
 from sixpod.cli.inventory import current_lock_or_exit, load_or_exit
+from sixpod.cli.output import plural
 from sixpod.inventory.files import replace_tree
 from sixpod.inventory.lock import lock_path_for
 from sixpod.inventory.render import render
@@ -88,7 +89,7 @@ def up(pod: Path, workdir: Path) -> None:
         signal.signal(sig, interrupted)
     try:
         devices = len(list(rendered.glob("*/*/device.json")))
-        click.echo(f"starting {devices} devices in namespaces ...", err=True)
+        click.echo(f"starting {plural(devices, 'device')} in namespaces ...", err=True)
         labpod.up()
         for rack in labpod.tors:
             labpod.wait_ready(rack, timeout=120)
@@ -102,9 +103,10 @@ def up(pod: Path, workdir: Path) -> None:
                     _all_spread(labpod, rack, want, edges),
                     timeout=120,
                     interval=0.5,
-                    what=f"every VIP of {rack} spread over its {len(edges)} edge nodes",
+                    what=f"every VIP of {rack} spread over its {plural(len(edges), 'edge node')}",
                 )
-                click.echo(f"{rack}: {len(want)} VIPs over {len(edges)} edge nodes", err=True)
+                spread = f"{plural(len(want), 'VIP')} over {plural(len(edges), 'edge node')}"
+                click.echo(f"{rack}: {spread}", err=True)
         wait_for(labpod.publisher_active, timeout=60, interval=0.5, what="the controller")
         click.echo("ctl: the tenants controller is publishing to the pod's Redis", err=True)
         labpod.save()
@@ -169,7 +171,12 @@ def _print_status(labpod: LabPod) -> None:
             )  # fmt: skip
         console.print(table)
         for fam, counts in r["vips_by_path_count"].items():
-            spread = ", ".join(f"{v} VIPs over {k} nodes" for k, v in counts.items()) or "none"
+            spread = (
+                ", ".join(
+                    f"{plural(v, 'VIP')} over {plural(int(k), 'node')}" for k, v in counts.items()
+                )
+                or "none"
+            )
             console.print(f"  {fam} VIPs on {r['tor']}: {spread}")
 
 
@@ -245,7 +252,7 @@ def _tenant_journey(labpod: LabPod, edges: list[LabNode]) -> None:
     )
     took = (time.monotonic() - t0) * 1000
     click.echo(
-        f"tenant {app}: {endpoint} on {len(edges)} edge replicas within {took:.0f} ms "
+        f"tenant {app}: {endpoint} on {plural(len(edges), 'edge replica')} within {took:.0f} ms "
         "of the API's answer"
     )
     labpod.api("app", "delete", app, "--force")

@@ -9,6 +9,7 @@ import click
 
 from sixpod.cli.config import load_config_or_exit
 from sixpod.cli.help import examples
+from sixpod.cli.output import JSON_OPTION, line
 from sixpod.inventory.files import write_atomic
 from sixpod.routing.config import AnnouncerConfig
 
@@ -60,7 +61,7 @@ def node() -> None:
     """
 
 
-def _flag(config_path: Path, name: str, on: bool) -> None:
+def _flag(config_path: Path, name: str, on: bool, as_json: bool) -> None:
     cfg = load_config(config_path)
     state = Path(cfg.state_dir)
     flag = state / name
@@ -73,42 +74,47 @@ def _flag(config_path: Path, name: str, on: bool) -> None:
     except OSError as e:
         click.echo(f"{flag}: {e.strerror}", err=True)
         sys.exit(1)
-    click.echo(f"{cfg.node}: {name} {'set' if on else 'cleared'}")
+    data = {"node": cfg.node, "flag": name, "set": on}
+    line(f"{cfg.node}: {name} {'set' if on else 'cleared'}", data, as_json=as_json)
 
 
 @examples("sixpod node drain --config /etc/sixpod/announcer.yaml")
 @node.command()
 @CONFIG
-def drain(config_path: Path) -> None:
+@JSON_OPTION
+def drain(config_path: Path, as_json: bool) -> None:
     """Make the VIPs less preferred now, withdraw them later.
 
     The withdrawal comes after the drain timeout of announcer.yaml.
     """
-    _flag(config_path, "drain", True)
+    _flag(config_path, "drain", True, as_json)
 
 
 @examples("sixpod node undrain --config /etc/sixpod/announcer.yaml")
 @node.command()
 @CONFIG
-def undrain(config_path: Path) -> None:
+@JSON_OPTION
+def undrain(config_path: Path, as_json: bool) -> None:
     """End a drain; the VIPs return once the checks pass."""
-    _flag(config_path, "drain", False)
+    _flag(config_path, "drain", False, as_json)
 
 
 @examples("sixpod node disable --config /etc/sixpod/announcer.yaml")
 @node.command()
 @CONFIG
-def disable(config_path: Path) -> None:
+@JSON_OPTION
+def disable(config_path: Path, as_json: bool) -> None:
     """Withdraw the VIPs at once (the node /64 stays announced)."""
-    _flag(config_path, "disable", True)
+    _flag(config_path, "disable", True, as_json)
 
 
 @examples("sixpod node enable --config /etc/sixpod/announcer.yaml")
 @node.command()
 @CONFIG
-def enable(config_path: Path) -> None:
+@JSON_OPTION
+def enable(config_path: Path, as_json: bool) -> None:
     """Undo disable: the VIPs return once the checks pass."""
-    _flag(config_path, "disable", False)
+    _flag(config_path, "disable", False, as_json)
 
 
 @examples("sixpod edge-agent --config /etc/sixpod/edge.yaml")

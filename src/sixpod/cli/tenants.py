@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
+from sixpod.cli import output
 from sixpod.cli.config import load_config_or_exit
 from sixpod.cli.help import examples
 from sixpod.tenants.client import ApiError, Client, seg
@@ -35,7 +34,7 @@ TOKEN = click.option(
     type=click.Path(dir_okay=False, path_type=Path),
     help="File holding the API token ($SIXPOD_TOKEN_FILE).",
 )
-JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
+JSON = output.JSON_OPTION
 
 
 def load_controller_config(path: Path) -> ControllerConfig:
@@ -65,13 +64,8 @@ def controller(config_path: Path) -> None:
         sys.exit(1)
 
 
-def _run(
-    api: str,
-    token_file: Path,
-    fn: Callable[[Client], Any],
-    as_json: bool,
-    show: Callable[[Any], None] | None = None,
-) -> Any:
+def _call(api: str, token_file: Path, fn: Callable[[Client], Any]) -> Any:
+    """``fn``'s answer from the controller; on any error, one line on stderr and exit 1."""
     try:
         token = token_file.read_text(encoding="utf-8").strip()
     except OSError as e:
@@ -79,27 +73,15 @@ def _run(
         sys.exit(1)
     client = Client(api, token)
     try:
-        result = fn(client)
+        return fn(client)
     except ApiError as e:
         click.echo(f"sixpod: {e.detail}", err=True)
         sys.exit(1)
     finally:
         client.close()
-    if as_json or show is None:
-        click.echo(json.dumps(result, indent=2, sort_keys=True))
-    else:
-        show(result)
-    return result
 
 
-def _table(columns: list[str]) -> Callable[[Any], None]:
-    def show(items: list[dict[str, Any]]) -> None:
-        t = Table(*columns, box=None)
-        for i in items:
-            t.add_row(*(str(i.get(c, "")) for c in columns))
-        Console().print(t)
-
-    return show
+APP_FIELDS = ["name", "owner", "shard_seed", "settings", "revision"]
 
 
 @examples(
@@ -118,14 +100,8 @@ def app() -> None:
 @TOKEN
 @JSON
 def app_list(api: str, token_file: Path, as_json: bool) -> None:
-    """List every app: name, owner, shard seed, revision."""
-    _run(
-        api,
-        token_file,
-        lambda c: c.pages("/v1/apps"),
-        as_json,
-        _table(["name", "owner", "shard_seed", "revision"]),
-    )
+    """List every app: name, owner, shard seed, settings, revision."""
+    output.rows(_call(api, token_file, lambda c: c.pages("/v1/apps")), APP_FIELDS, as_json=as_json)
 
 
 @examples(
@@ -162,7 +138,8 @@ def app_create(
 ) -> None:
     """Create the app NAME (lowercase letters, digits, '-')."""
     body = {"name": name, "owner": owner, "shard_seed": shard_seed, "settings": _settings(settings)}
-    _run(api, token_file, lambda c: c.call("POST", "/v1/apps", json=body), as_json)
+    created = _call(api, token_file, lambda c: c.call("POST", "/v1/apps", json=body))
+    output.record(created, as_json=as_json)
 
 
 def _settings(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -183,9 +160,11 @@ def _settings(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.argument("name")
 @API
 @TOKEN
-def app_show(name: str, api: str, token_file: Path) -> None:
+@JSON
+def app_show(name: str, api: str, token_file: Path, as_json: bool) -> None:
     """Show the app NAME with its settings."""
-    _run(api, token_file, lambda c: c.call("GET", f"/v1/apps/{seg(name)}"), True)
+    item = _call(api, token_file, lambda c: c.call("GET", f"/v1/apps/{seg(name)}"))
+    output.record(item, as_json=as_json)
 
 
 @examples("sixpod app set shop --shard-seed 7", "sixpod app set shop --setting tls=true")
@@ -202,6 +181,7 @@ def app_show(name: str, api: str, token_file: Path) -> None:
 )
 @API
 @TOKEN
+@JSON
 def app_set(
     name: str,
     owner: str | None,
@@ -209,13 +189,15 @@ def app_set(
     settings: tuple[str, ...],
     api: str,
     token_file: Path,
+    as_json: bool,
 ) -> None:
     """Change the app NAME: only what is given changes."""
     body: dict[str, Any] = {"owner": owner, "shard_seed": shard_seed}
     if settings:
         body["settings"] = _settings(settings)
     body = {k: v for k, v in body.items() if v is not None}
-    _run(api, token_file, lambda c: c.call("PATCH", f"/v1/apps/{seg(name)}", json=body), True)
+    item = _call(api, token_file, lambda c: c.call("PATCH", f"/v1/apps/{seg(name)}", json=body))
+    output.record(item, as_json=as_json)
 
 
 @examples("sixpod app delete shop", "sixpod app delete shop --force   # a big app")
@@ -224,10 +206,15 @@ def app_set(
 @click.option("--force", is_flag=True, help="Pass the churn guard (a mass removal).")
 @API
 @TOKEN
-def app_delete(name: str, force: bool, api: str, token_file: Path) -> None:
+@JSON
+def app_delete(name: str, force: bool, api: str, token_file: Path, as_json: bool) -> None:
     """Delete the app NAME with its domains and endpoints."""
     params = {"force": "true"} if force else {}
-    _run(api, token_file, lambda c: c.call("DELETE", f"/v1/apps/{seg(name)}", params=params), True)
+    done = _call(
+        api, token_file, lambda c: c.call("DELETE", f"/v1/apps/{seg(name)}", params=params)
+    )
+    data = {"app": name, "revision": done["revision"]}
+    output.line(f"deleted app {name} (revision {done['revision']})", data, as_json=as_json)
 
 
 @examples("sixpod domain attach www.shop.example shop", "sixpod domain list --app shop")
@@ -244,16 +231,16 @@ def domain() -> None:
 @click.argument("app_name", metavar="APP")
 @API
 @TOKEN
-def domain_attach(host: str, app_name: str, api: str, token_file: Path) -> None:
-    """Route HOST (a name or *.name) to APP.
-
-    If another app had HOST, it moves to APP."""
-    _run(
+@JSON
+def domain_attach(host: str, app_name: str, api: str, token_file: Path, as_json: bool) -> None:
+    """Route HOST (a name or *.name) to APP."""
+    d = _call(
         api,
         token_file,
         lambda c: c.call("PUT", f"/v1/domains/{seg(host)}", json={"app": app_name}),
-        True,
     )
+    text = f"{d['name']} -> app {d['app']} (revision {d['revision']})"
+    output.line(text, d, as_json=as_json)
 
 
 @examples("sixpod domain detach www.shop.example")
@@ -261,9 +248,12 @@ def domain_attach(host: str, app_name: str, api: str, token_file: Path) -> None:
 @click.argument("host")
 @API
 @TOKEN
-def domain_detach(host: str, api: str, token_file: Path) -> None:
+@JSON
+def domain_detach(host: str, api: str, token_file: Path, as_json: bool) -> None:
     """Stop routing HOST."""
-    _run(api, token_file, lambda c: c.call("DELETE", f"/v1/domains/{seg(host)}"), True)
+    done = _call(api, token_file, lambda c: c.call("DELETE", f"/v1/domains/{seg(host)}"))
+    data = {"domain": host, "revision": done["revision"]}
+    output.line(f"detached {host} (revision {done['revision']})", data, as_json=as_json)
 
 
 @examples("sixpod domain list", "sixpod domain list --app shop --json")
@@ -275,13 +265,8 @@ def domain_detach(host: str, api: str, token_file: Path) -> None:
 def domain_list(app_name: str | None, api: str, token_file: Path, as_json: bool) -> None:
     """List domains: name, app, revision."""
     params = {"app": app_name} if app_name else {}
-    _run(
-        api,
-        token_file,
-        lambda c: c.pages("/v1/domains", **params),
-        as_json,
-        _table(["name", "app", "revision"]),
-    )
+    items = _call(api, token_file, lambda c: c.pages("/v1/domains", **params))
+    output.rows(items, ["name", "app", "revision"], as_json=as_json)
 
 
 @examples(
@@ -314,8 +299,15 @@ def endpoint() -> None:
 )
 @API
 @TOKEN
+@JSON
 def endpoint_add(
-    app_name: str, endpoints: tuple[str, ...], weight: int, state: str, api: str, token_file: Path
+    app_name: str,
+    endpoints: tuple[str, ...],
+    weight: int,
+    state: str,
+    api: str,
+    token_file: Path,
+    as_json: bool,
 ) -> None:
     """Add (or update) APP's endpoints.
 
@@ -332,12 +324,24 @@ def endpoint_add(
         items.append(
             {"address": addr.format_ip(e.ip), "port": e.port, "weight": weight, "state": state}
         )
-    _run(
+    body = {"endpoints": items}
+    _endpoints_changed(app_name, api, token_file, body, as_json)
+
+
+def _endpoints_changed(
+    app_name: str, api: str, token_file: Path, body: dict[str, Any], as_json: bool
+) -> None:
+    done = _call(
         api,
         token_file,
-        lambda c: c.call("POST", f"/v1/apps/{seg(app_name)}/endpoints", json={"endpoints": items}),
-        True,
+        lambda c: c.call("POST", f"/v1/apps/{seg(app_name)}/endpoints", json=body),
     )
+    data = {"app": app_name, "changed": done["changed"], "removed": done["removed"]}
+    text = (
+        f"{app_name}: {output.plural(done['changed'], 'endpoint')} added or changed, "
+        f"{done['removed']} removed"
+    )
+    output.line(text, data, as_json=as_json)
 
 
 @examples("sixpod endpoint remove shop '[2001:db8:200:1::10]:8080'")
@@ -347,17 +351,18 @@ def endpoint_add(
 @click.option("--force", is_flag=True, help="Pass the churn guard (a mass removal).")
 @API
 @TOKEN
+@JSON
 def endpoint_remove(
-    app_name: str, endpoints: tuple[str, ...], force: bool, api: str, token_file: Path
+    app_name: str,
+    endpoints: tuple[str, ...],
+    force: bool,
+    api: str,
+    token_file: Path,
+    as_json: bool,
 ) -> None:
     """Remove APP's endpoints."""
     body = {"remove": list(endpoints), "force": force}
-    _run(
-        api,
-        token_file,
-        lambda c: c.call("POST", f"/v1/apps/{seg(app_name)}/endpoints", json=body),
-        True,
-    )
+    _endpoints_changed(app_name, api, token_file, body, as_json)
 
 
 @examples("sixpod endpoint list shop", "sixpod endpoint list shop --json")
@@ -368,13 +373,8 @@ def endpoint_remove(
 @JSON
 def endpoint_list(app_name: str, api: str, token_file: Path, as_json: bool) -> None:
     """List APP's endpoints: endpoint, node, weight, state, revision."""
-    _run(
-        api,
-        token_file,
-        lambda c: c.pages(f"/v1/apps/{seg(app_name)}/endpoints"),
-        as_json,
-        _table(["endpoint", "node", "weight", "state", "revision"]),
-    )
+    items = _call(api, token_file, lambda c: c.pages(f"/v1/apps/{seg(app_name)}/endpoints"))
+    output.rows(items, ["endpoint", "node", "weight", "state", "revision"], as_json=as_json)
 
 
 @examples("sixpod vip list", "sixpod vip set 203.0.113.7 blackholed --reason 'DDoS on shop'")
@@ -392,13 +392,8 @@ def vip() -> None:
 @JSON
 def vip_list(api: str, token_file: Path, as_json: bool) -> None:
     """List every VIP: address, state, reason, revision."""
-    _run(
-        api,
-        token_file,
-        lambda c: c.call("GET", "/v1/vips")["items"],
-        as_json,
-        _table(["address", "state", "reason", "revision"]),
-    )
+    items = _call(api, token_file, lambda c: c.call("GET", "/v1/vips")["items"])
+    output.rows(items, ["address", "state", "reason", "revision"], as_json=as_json)
 
 
 @examples(
@@ -411,10 +406,16 @@ def vip_list(api: str, token_file: Path, as_json: bool) -> None:
 @click.option("--reason", default="", help="Why, for whoever looks next.")
 @API
 @TOKEN
-def vip_set(address: str, state: str, reason: str, api: str, token_file: Path) -> None:
+@JSON
+def vip_set(
+    address: str, state: str, reason: str, api: str, token_file: Path, as_json: bool
+) -> None:
     """Set the state of the VIP ADDRESS."""
     body = {"state": state, "reason": reason}
-    _run(api, token_file, lambda c: c.call("PUT", f"/v1/vips/{seg(address)}", json=body), True)
+    v = _call(api, token_file, lambda c: c.call("PUT", f"/v1/vips/{seg(address)}", json=body))
+    why = f"{v['reason']}; " if v["reason"] else ""
+    text = f"VIP {v['address']} {v['state']} ({why}revision {v['revision']})"
+    output.line(text, v, as_json=as_json)
 
 
 @examples("sixpod publisher status", "sixpod publisher force")
@@ -423,16 +424,18 @@ def publisher() -> None:
     """The publisher to Redis: its state; the churn guard."""
 
 
-@examples("sixpod publisher status")
+@examples("sixpod publisher status", "sixpod publisher status --json")
 @publisher.command("status")
 @API
 @TOKEN
-def publisher_status(api: str, token_file: Path) -> None:
+@JSON
+def publisher_status(api: str, token_file: Path, as_json: bool) -> None:
     """The controller's revision and the publisher's state.
 
     Exits 1 when the publisher reports an error (Redis unreachable, say), with the error on
     stderr."""
-    status = _run(api, token_file, lambda c: c.call("GET", "/v1/status"), True)
+    status = _call(api, token_file, lambda c: c.call("GET", "/v1/status"))
+    output.record(status, as_json=as_json)
     error = (status.get("publisher") or {}).get("error")
     if error:
         click.echo(f"sixpod: publisher: {error}", err=True)
@@ -444,7 +447,10 @@ def publisher_status(api: str, token_file: Path) -> None:
 @click.option("--through", type=int, help="Last revision to let through (default: all now).")
 @API
 @TOKEN
-def publisher_force(through: int | None, api: str, token_file: Path) -> None:
+@JSON
+def publisher_force(through: int | None, api: str, token_file: Path, as_json: bool) -> None:
     """Let changes held back by the churn guard through to Redis."""
     body = {} if through is None else {"through": through}
-    _run(api, token_file, lambda c: c.call("POST", "/v1/publisher/force", json=body), True)
+    done = _call(api, token_file, lambda c: c.call("POST", "/v1/publisher/force", json=body))
+    text = f"publisher: let through every change up to revision {done['forced_through']}"
+    output.line(text, done, as_json=as_json)

@@ -12,6 +12,7 @@ from types import FrameType
 import click
 
 from sixpod.cli.help import examples
+from sixpod.cli.output import plural
 from sixpod.inventory.errors import InventoryError
 from sixpod.inventory.load import load_model
 
@@ -71,7 +72,7 @@ def tor_resilient(config_path: Path, once: bool) -> None:
             kernel.set_multipath_hash(1)
         if once:
             result = sync(settings, frr=frr, kernel=kernel)
-            click.echo(f"{len(result.plan.ops)} operations")
+            click.echo(plural(len(result.plan.ops), "operation"))
             return
     except ResilientError as e:
         click.echo(f"sixpod tor-resilient: {e}", err=True)

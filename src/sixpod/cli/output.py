@@ -1,0 +1,103 @@
+"""One output rule for every verb: a table (or one line) by default, ``--json`` for scripts,
+the same fields in both. Counts read as English: :func:`plural`.
+
+Errors never come through here: they go to stderr with a non-zero exit, in both modes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import click
+from rich.console import Console
+
+JSON_OPTION = click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON (for scripts): the same fields."
+)
+
+# Words whose plural is not the word plus "s".
+_IRREGULAR = {"entry": "entries", "address": "addresses", "prefix": "prefixes"}
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """``1 rack``, ``3 racks``, ``0 nodes``, ``2 IPv4 VIPs``, ``1 address``, ``2 addresses``.
+
+    The count's noun is the last word of ``word``; ``many`` overrides its plural.
+    """
+    if count == 1:
+        return f"{count} {word}"
+    if many is None:
+        head, _, last = word.rpartition(" ")
+        many = _IRREGULAR.get(last, last + "s")
+        many = f"{head} {many}" if head else many
+    return f"{count} {many}"
+
+
+def console() -> Console:
+    """Rich, but verbatim: no emoji, markup or highlighting (addresses stay as they are)."""
+    width = None if sys.stdout.isatty() else 160
+    return Console(emoji=False, highlight=False, markup=False, width=width)
+
+
+def cell(value: Any) -> str:
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, Mapping | list | tuple):
+        return json.dumps(value, sort_keys=True, separators=(",", ":")) if value else "-"
+    return str(value)
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+def rows(items: Sequence[Mapping[str, Any]], columns: Sequence[str], *, as_json: bool) -> None:
+    """A list: one row per item, one column per field; with ``as_json`` a JSON list of
+    objects with exactly those fields. An empty list prints nothing but the header."""
+    picked = [{c: i.get(c) for c in columns} for i in items]
+    if as_json:
+        echo_json(picked)
+        return
+    table(list(columns), [[cell(item[c]) for c in columns] for item in picked])
+
+
+def table(header: list[str] | None, body: list[list[str]]) -> None:
+    """Columns aligned with two spaces, like kubectl's; no borders, no trailing blanks."""
+    lines = ([header] if header else []) + body
+    if not lines:
+        return
+    widths = [max(len(row[i]) for row in lines) for i in range(len(lines[0]))]
+    for row in lines:
+        click.echo("  ".join(f"{v:<{w}}" for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``: the fields of a record, for a two-column table."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping) and value:
+            out |= flatten(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def record(data: Mapping[str, Any], *, as_json: bool) -> None:
+    """One object: a field/value table (nested fields as ``a.b``), or the object as JSON."""
+    if as_json:
+        echo_json(data)
+        return
+    table(None, [[key, cell(value)] for key, value in flatten(data).items()])
+
+
+def line(text: str, data: Mapping[str, Any], *, as_json: bool) -> None:
+    """A verb that did one thing: ``text`` (which states ``data``'s fields), or ``data``."""
+    if as_json:
+        echo_json(data)
+    else:
+        click.echo(text)

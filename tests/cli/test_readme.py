@@ -1,0 +1,57 @@
+"""The README's console examples are what the commands print: each ``$ sixpod ...`` line in a
+```console block is run (offline verbs on a copy of examples/, API verbs against a real API
+over a store of examples/small.lock) and its output compared."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from sixpod.cli import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+BLOCK = re.compile(r"^```console\n(.*?)^```$", re.S | re.M)
+
+
+def sessions() -> list[list[tuple[str, str]]]:
+    """Each console block as [(command, expected output)]."""
+    out = []
+    for block in BLOCK.findall((ROOT / "README.md").read_text()):
+        steps: list[tuple[str, str]] = []
+        for line in block.splitlines(keepends=True):
+            if line.startswith("$ "):
+                steps.append((line[2:].strip(), ""))
+            else:
+                assert steps, f"output before any command in\n{block}"
+                steps[-1] = (steps[-1][0], steps[-1][1] + line)
+        out.append(steps)
+    return out
+
+
+SESSIONS = sessions()
+
+
+def test_the_readme_has_console_examples() -> None:
+    assert len(SESSIONS) >= 2
+
+
+@pytest.mark.parametrize("steps", SESSIONS, ids=[s[0][0] for s in SESSIONS])
+def test_readme_console_examples_match(
+    steps: list[tuple[str, str]], api: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copytree(ROOT / "examples", work / "examples")
+    monkeypatch.chdir(work)
+    env = {"SIXPOD_TOKEN_FILE": str(api), "COLUMNS": "160"}
+    for command, expected in steps:
+        args = shlex.split(command)
+        assert args[0] == "sixpod"
+        result = CliRunner().invoke(cli, args[1:], env=env)
+        assert result.exit_code == 0, (command, result.output)
+        assert result.stdout == expected, command
