@@ -255,3 +255,62 @@ def test_committed_example_locks_are_current(name: str, tmp_path: Path) -> None:
     code, out, _ = run("allocate", path)
     assert code == 0
     assert out.strip().endswith("unchanged")
+
+
+# Broken copies of examples/small.yaml: (name, text to replace, replacement). What
+# `sixpod check` prints for each is in golden/check-messages.txt: every message in the
+# operator's terms, naming the key and what is expected, never the validation library's.
+BROKEN = [
+    ("typo in a node key", "rack: r1, role: internal", "rak: r1, role: internal"),
+    ("typo in a pod key", "  links: 2001", "  link: 2001"),
+    ("unknown key", "  name: lab1\n", "  name: lab1\n  colour: blue\n"),
+    ("text for a number", "port: swp1}", "port: swp1, mtu: big}"),
+    ("quoted number", "port: swp1}", 'port: swp1, mtu: "9000"}'),
+    ("yes for a number", "  name: lab1\n", "  name: lab1\n  hold_time: yes\n"),
+    ("number too small", "port: swp1}", "port: swp1, mtu: 1000}"),
+    ("number too big", "/28], count: 4", "/28], count: 513"),
+    ("empty list", "ports: [swp1-swp8]", "ports: []"),
+    ("empty pool list", "pools: [203.0.113.0/28]", "pools: []"),
+    ("text for a list", "ports: [swp1-swp8]", "ports: swp1-swp8"),
+    ("text for a mapping", "asns: {first: 64512, last: 64520}", "asns: 64512-64520"),
+    ("number for a name", "  name: lab1\n", "  name: 5\n"),
+    ("nothing for an address", "  aggregate: 2001:db8:200::/56\n", "  aggregate:\n"),
+    ("missing key", "  links: 2001:db8:2ff::/60\n", ""),
+    ("unknown choice", "port: swp3}", "port: swp3, nic: vmxnet}"),
+    (
+        "unknown choice in a list",
+        "racks:\n",
+        "roles:\n  edge: {services: [announcer, edge-proxi]}\n\nracks:\n",
+    ),
+    ("list for a number", "/124], count: 4", "/124], count: [4]"),
+    ("true for a number", "port: swp2}", "port: swp2, mtu: true}"),
+    ("vNIC frame too small", "port: swp3}", "port: swp3, nic: virtio, max_frame: 1500}"),
+]
+
+
+def test_check_messages_match_golden(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    small = (EXAMPLES / "small.yaml").read_text()
+    monkeypatch.chdir(tmp_path)
+    got = []
+    for name, old, new in BROKEN:
+        assert old in small, name
+        Path("pod.yaml").write_text(small.replace(old, new, 1))
+        code, out, err = run("check", "pod.yaml")
+        assert code == 1, name
+        assert out == ""
+        got.append(f"## {name}: {old.strip()!r} -> {new.strip()!r}\n{err}")
+    text = "\n".join(got)
+    golden = GOLDEN / "check-messages.txt"
+    if os.environ.get("SIXPOD_UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert text == golden.read_text()
+    for leak in ("Input should", "should have at least", "after validation", "valid integer"):
+        assert leak not in text
+
+
+def test_a_typo_is_one_message_with_a_suggestion(pod: Path) -> None:
+    pod.write_text(pod.read_text().replace("rack: r1, role: internal", "rak: r1, role: internal"))
+    code, _, err = run("check", pod)
+    assert code == 1
+    [message] = err.splitlines()
+    assert message.endswith("unknown key 'rak': did you mean 'rack'?")

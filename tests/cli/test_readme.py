@@ -55,3 +55,16 @@ def test_readme_console_examples_match(
         result = CliRunner().invoke(cli, args[1:], env=env)
         assert result.exit_code == 0, (command, result.output)
         assert result.stdout == expected, command
+
+
+def test_readme_check_messages_are_golden() -> None:
+    """The README's sample `sixpod check` messages are ones the golden cases produce."""
+    golden = (ROOT / "tests/inventory/golden/check-messages.txt").read_text().splitlines()
+    quoted = [
+        line
+        for line in (ROOT / "README.md").read_text().splitlines()
+        if line.startswith("pod.yaml:")
+    ]
+    assert quoted
+    for line in quoted:
+        assert line in golden, line

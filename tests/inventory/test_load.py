@@ -73,7 +73,7 @@ def test_wrong_type(small_text: str) -> None:
 
 def test_quoted_number_is_not_a_number(small_text: str) -> None:
     text = small_text.replace("port: swp1}", 'port: swp1, mtu: "9000"}')
-    expect(text, 'mtu: "9000"', "valid integer")
+    expect(text, 'mtu: "9000"', "got text '9000' (write numbers without quotes)")
 
 
 def test_bad_address_text(small_text: str) -> None:
@@ -154,7 +154,7 @@ def test_ipv6_vip_pool_excludes_subnet_router_anycast(small_text: str) -> None:
 
 def test_vip_count_above_512(small_text: str) -> None:
     text = small_text.replace("/28], count: 4", "/28], count: 513")
-    expect(text, "count: 513", "less than or equal to 512")
+    expect(text, "count: 513", "pod.vips.ipv4.count: must be at most 512 (VIPs to allocate)")
 
 
 def test_aggregate_too_small(small_text: str) -> None:
@@ -314,7 +314,7 @@ def test_role_unknown_announce(small_text: str) -> None:
     text = small_text.replace(
         "racks:\n", "roles:\n  edge: {announce: [node-prefix, everything]}\n\nracks:\n"
     )
-    expect(text, "everything", "'node-prefix' or 'vips'")
+    expect(text, "everything", "'everything' is not one of node-prefix, vips")
 
 
 def test_all_errors_reported_at_once(small_text: str) -> None:

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict
 
 from sixpod import addr
+from sixpod.inventory.source import describe_value
 
 NAME_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
 PORT_RANGE_RE = re.compile(r"([A-Za-z][A-Za-z_.-]*?)(\d+)-(?:\1)?(\d+)\Z")
@@ -25,9 +26,9 @@ ETHERNET_OVERHEAD = 14 + 4  # Ethernet header + one 802.1Q tag; FCS not counted 
 VIPS_PER_FAMILY_MAX = 512
 
 
-def _text(value: Any) -> str:
+def _text(value: Any, what: str) -> str:
     if not isinstance(value, str):
-        raise ValueError(f"expected text, got {type(value).__name__} {value!r}")
+        raise ValueError(f"expected {what}, got {describe_value(value)}")
     return value
 
 
@@ -41,28 +42,28 @@ def _name(value: str) -> str:
 
 
 def _ipv6_prefix(value: Any) -> IPv6Network:
-    net = addr.parse_prefix(_text(value), strict=True)
+    net = addr.parse_prefix(_text(value, "an IPv6 prefix (2001:db8::/48)"), strict=True)
     if not isinstance(net, IPv6Network):
         raise ValueError(f"{value!r} is an IPv4 prefix; an IPv6 prefix is needed here")
     return net
 
 
 def _ipv4_prefix(value: Any) -> IPv4Network:
-    net = addr.parse_prefix(_text(value), strict=True)
+    net = addr.parse_prefix(_text(value, "an IPv4 prefix (192.0.2.0/24)"), strict=True)
     if not isinstance(net, IPv4Network):
         raise ValueError(f"{value!r} is an IPv6 prefix; an IPv4 prefix is needed here")
     return net
 
 
 def _ipv6_address(value: Any) -> IPv6Address:
-    ip = addr.parse_ip(_text(value))
+    ip = addr.parse_ip(_text(value, "an IPv6 address (2001:db8::1)"))
     if not isinstance(ip, IPv6Address):
         raise ValueError(f"{value!r} is an IPv4 address; an IPv6 address is needed here")
     return ip
 
 
 def _ipv6_interface(value: Any) -> IPv6Interface:
-    iface = addr.parse_interface(_text(value))
+    iface = addr.parse_interface(_text(value, "an IPv6 address and length (2001:db8::1/64)"))
     if not isinstance(iface, IPv6Interface):
         raise ValueError(f"{value!r} is IPv4; an IPv6 address with its prefix length is needed")
     return iface
