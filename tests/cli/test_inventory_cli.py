@@ -39,13 +39,14 @@ def snapshot(root: Path) -> dict[str, bytes]:
 def test_check_ok(pod: Path) -> None:
     code, out, _ = run("check", pod)
     assert code == 0
-    assert out == f"{pod}: ok (1 rack, 3 nodes, 0 warnings; no lock yet)\n"
+    assert out == f"{pod}: ok (1 rack, 3 nodes, 0 warnings, 2 notes; no lock yet)\n"
     code, out, _ = run("check", pod, "--json")
     assert json.loads(out) == {
         "file": str(pod),
         "racks": 1,
         "nodes": 3,
         "warnings": 0,
+        "notes": 2,
         "lock": "none",
     }
     run("allocate", pod)
@@ -257,6 +258,13 @@ def test_committed_example_locks_are_current(name: str, tmp_path: Path) -> None:
     assert out.strip().endswith("unchanged")
 
 
+def _upstream(link: str) -> str:
+    return (
+        "ports: [swp1-swp8], upstreams: "
+        f'[{{name: spine1, port: swp8, address: "{link}1", local: "{link}2/64", asn: 65000}}]}}'
+    )
+
+
 # Broken copies of examples/small.yaml: (name, text to replace, replacement). What
 # `sixpod check` prints for each is in golden/check-messages.txt: every message in the
 # operator's terms, naming the key and what is expected, never the validation library's.
@@ -285,6 +293,10 @@ BROKEN = [
     ("list for a number", "/124], count: 4", "/124], count: [4]"),
     ("true for a number", "port: swp2}", "port: swp2, mtu: true}"),
     ("vNIC frame too small", "port: swp3}", "port: swp3, nic: virtio, max_frame: 1500}"),
+    ("VIP pool in private space", "pools: [203.0.113.0/28]", "pools: [10.0.0.0/28]"),
+    ("VIP pool in link-local space", "pools: [2001:db8:2fe::/124]", "pools: [fe80::/124]"),
+    ("upstream link in link-local space", "ports: [swp1-swp8]}", _upstream("fe80::")),
+    ("upstream link in ULA space", "ports: [swp1-swp8]}", _upstream("fd00:1::")),
 ]
 
 
@@ -314,3 +326,11 @@ def test_a_typo_is_one_message_with_a_suggestion(pod: Path) -> None:
     assert code == 1
     [message] = err.splitlines()
     assert message.endswith("unknown key 'rak': did you mean 'rack'?")
+
+
+def test_check_notes_documentation_space_for_labs(pod: Path) -> None:
+    code, _, err = run("check", pod)
+    assert code == 0
+    notes = err.splitlines()
+    assert len(notes) == 2
+    assert all(": note: VIP pool " in n and "fine for a lab" in n for n in notes)

@@ -24,7 +24,7 @@ def expect(text: str, needle: str, message: str, nth: int = 0) -> None:
 def test_examples_load_clean(small_text: str, full_text: str) -> None:
     small = load_inventory(small_text, "small.yaml")
     assert [n.name for n in small.inventory.nodes] == ["edge1", "edge2", "app1"]
-    assert small.warnings == ()
+    assert all(d.note for d in small.warnings)  # documentation space: notes, not warnings
     full = load_inventory(full_text, "pod.yaml")
     assert len(full.inventory.racks) == 3
     assert len(full.inventory.nodes) == 12
@@ -289,7 +289,7 @@ def test_vmxnet3_large_frame_is_a_warning(full_text: str) -> None:
     )
     loaded = load_inventory(text, "pod.yaml")
     line = line_of(text, "mtu: 9100")
-    [warning] = [str(w) for w in loaded.warnings]
+    [warning] = [str(w) for w in loaded.warnings if w.warning]
     assert warning.startswith(f"pod.yaml:{line}:")
     assert "warning: node r2-app1: MTU 9100 plus 18 bytes" in warning
     assert "9018-byte frames its vmxnet3 vNIC receives" in warning
@@ -365,3 +365,40 @@ def test_role_announcing_without_announcer(small_text: str) -> None:
         "  internal: {}\n\nracks:\n",
     )
     expect(text, "services: [edge-proxy]", "announces routes but does not run the announcer")
+
+
+UPSTREAM = (
+    'upstreams: [{name: spine1, port: swp8, address: "ADDR:1", local: "ADDR:2/64", asn: 65000}]'
+)
+
+
+def with_upstream(small_text: str, prefix: str) -> str:
+    tor = UPSTREAM.replace("ADDR", prefix)
+    return small_text.replace("ports: [swp1-swp8]}", f"ports: [swp1-swp8], {tor}}}")
+
+
+@pytest.mark.parametrize(
+    ("prefix", "why"),
+    [
+        ("fe80:", "link-local space (fe80::/10)"),
+        ("fd00:1:2:3:", "private (ULA, RFC 4193) space (fc00::/7)"),
+        ("ff02:", "multicast space (ff00::/8)"),
+    ],
+)
+def test_upstream_links_in_unreachable_space_are_errors(
+    small_text: str, prefix: str, why: str
+) -> None:
+    text = with_upstream(small_text, prefix)
+    expect(text, "spine1", f"upstream spine1: link {prefix}:/64 is in {why}")
+
+
+def test_documentation_space_is_a_note_for_labs(small_text: str) -> None:
+    loaded = load_inventory(with_upstream(small_text, "2001:db8:1fe:1:"), "pod.yaml")
+    notes = [str(d) for d in loaded.warnings]
+    line = line_of(small_text, "ipv4: {pools:")
+    assert f"pod.yaml:{line}:20: note: VIP pool 203.0.113.0/28 is documentation space " in notes[0]
+    assert "(203.0.113.0/24, RFC 5737): fine for a lab" in notes[0]
+    assert "2001:db8:2fe::/124 is documentation space (2001:db8::/32, RFC 3849)" in notes[1]
+    assert "upstream spine1: link 2001:db8:1fe:1::/64 is documentation space" in notes[2]
+    assert len(notes) == 3
+    assert not any(d.warning for d in loaded.warnings)

@@ -96,16 +96,19 @@ def check(pod: Path, as_json: bool) -> None:
                 f"{lock_path}: out of date; `sixpod allocate {pod}` would change it", err=True
             )
     inv = loaded.inventory
+    warnings = sum(1 for d in loaded.warnings if d.warning)
+    notes = sum(1 for d in loaded.warnings if d.note)
     data = {
         "file": str(pod),
         "racks": len(inv.racks),
         "nodes": len(inv.nodes),
-        "warnings": len(loaded.warnings),
+        "warnings": warnings,
+        "notes": notes,
         "lock": lock,
     }
     text = (
         f"{pod}: ok ({plural(len(inv.racks), 'rack')}, {plural(len(inv.nodes), 'node')}, "
-        f"{plural(len(loaded.warnings), 'warning')}; "
+        f"{plural(warnings, 'warning')}, {plural(notes, 'note')}; "
         f"{'no lock yet' if lock == 'none' else 'lock ' + lock})"
     )
     output.line(text, data, as_json=as_json)

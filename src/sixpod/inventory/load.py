@@ -22,7 +22,7 @@ from sixpod.inventory.source import Path, Source, describe_value
 class Loaded:
     inventory: Inventory
     source: Source
-    warnings: tuple[Diagnostic, ...]
+    warnings: tuple[Diagnostic, ...]  # and notes: everything printed that does not fail
 
 
 def load_inventory(text: str, filename: str) -> Loaded:
@@ -35,9 +35,9 @@ def load_inventory(text: str, filename: str) -> Loaded:
     except ValidationError as e:
         raise InventoryError(validation_diagnostics(e, src, Inventory)) from None
     findings = check(inv)
-    diags = [src.diagnostic(f.path, f.message, warning=f.warning) for f in findings]
-    if any(not d.warning for d in diags):
-        raise InventoryError(diags)
+    diags = [src.diagnostic(f.path, f.message, warning=f.warning, note=f.note) for f in findings]
+    if any(d.error for d in diags):
+        raise InventoryError([d for d in diags if not d.note])  # notes would be noise here
     return Loaded(inv, src, tuple(diags))
 
 

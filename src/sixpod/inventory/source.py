@@ -51,10 +51,16 @@ class Source:
         return self.values.get((), Position(1, 1))
 
     def diagnostic(
-        self, path: Path, message: str, *, key: bool = False, warning: bool = False
+        self,
+        path: Path,
+        message: str,
+        *,
+        key: bool = False,
+        warning: bool = False,
+        note: bool = False,
     ) -> Diagnostic:
         pos = self.position(path, key=key)
-        return Diagnostic(self.filename, pos.line, pos.column, message, warning=warning)
+        return Diagnostic(self.filename, pos.line, pos.column, message, warning=warning, note=note)
 
 
 def describe_value(value: Any) -> str:
