@@ -97,13 +97,18 @@ def test_every_command_has_examples_that_parse(path: tuple[str, ...], cmd: click
 
 
 def shell_commands(line: str) -> list[list[str]]:
-    """``a x | b && c`` -> ``[[a, x], [b], [c]]``."""
+    """``a x | b && c > f`` -> ``[[a, x], [b], [c]]``."""
     lex = shlex.shlex(line, posix=True, punctuation_chars=True)
     lex.whitespace_split = True
     out: list[list[str]] = [[]]
+    redirect = False
     for token in lex:
         if token in ("|", "||", "&&", ";"):
             out.append([])
+        elif token in (">", ">>", "<"):
+            redirect = True
+        elif redirect:
+            redirect = False  # the redirection's file
         else:
             out[-1].append(token)
     return [c for c in out if c]

@@ -15,6 +15,7 @@ from sixpod.cli.lab import lab
 from sixpod.cli.node import announcer, edge_agent, node
 from sixpod.cli.razor import razor
 from sixpod.cli.tenants import app, controller, domain, endpoint, publisher, vip
+from sixpod.cli.topics import completion_cmd, help_cmd
 from sixpod.cli.tor import tor_resilient
 
 # How `sixpod --help` groups the commands: by what the operator is doing, and where.
@@ -27,7 +28,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("controller", "app", "domain", "endpoint", "vip", "publisher"),
     ),
     ("DNS", ("razor",)),
-    ("Trying and tools", ("lab", "addr")),
+    ("Trying and tools", ("lab", "addr", "help", "completion")),
 )
 
 
@@ -56,8 +57,10 @@ def cli() -> None:
 
     Each node and ToR then runs its sixpod daemon from its rendered config, and tenants
     (apps, domains, endpoints) are managed through the controller. Every command has
-    examples in its --help. Output is a table or one line; --json where a script reads it.
-    Exit codes: 0 done, 1 wrong input or failed, 2 usage error.
+    examples in its --help; `sixpod help inventory` describes pod.yaml key by key, and
+    `eval "$(sixpod completion bash)"` completes commands with TAB. Output is a table or
+    one line; --json where a script reads it (`sixpod help output`). Exit codes: 0 done,
+    1 wrong input or failed, 2 usage error.
     """
 
 
@@ -79,6 +82,8 @@ for command in (
     vip,
     publisher,
     razor,
+    help_cmd,
+    completion_cmd,
 ):
     cli.add_command(command)
 
