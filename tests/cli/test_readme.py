@@ -9,6 +9,7 @@ import shlex
 import shutil
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -68,3 +69,17 @@ def test_readme_check_messages_are_golden() -> None:
     assert quoted
     for line in quoted:
         assert line in golden, line
+
+
+def test_readme_command_table_names_every_verb() -> None:
+    """Each command, and each verb of a group, is in a row of the README's command table."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("\n## Command line\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `sixpod ")]
+    assert len(rows) >= 15
+    for name, cmd in cli.commands.items():
+        mine = [r for r in rows if re.search(rf"`sixpod {re.escape(name)}\b", r)]
+        assert mine, f"no row for sixpod {name}"
+        if isinstance(cmd, click.Group):
+            for verb in cmd.commands:
+                assert any(re.search(rf"\b{re.escape(verb)}\b", r) for r in mine), (name, verb)

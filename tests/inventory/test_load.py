@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
-from podtext import line_of
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from podtext import SMALL, line_of
 
 from sixpod.inventory.errors import InventoryError
 from sixpod.inventory.load import load_inventory
@@ -402,3 +407,53 @@ def test_documentation_space_is_a_note_for_labs(small_text: str) -> None:
     assert "upstream spine1: link 2001:db8:1fe:1::/64 is documentation space" in notes[2]
     assert len(notes) == 3
     assert not any(d.warning for d in loaded.warnings)
+
+
+def _paths(data: object, path: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    out = [path]
+    if isinstance(data, dict):
+        for k, v in data.items():
+            out += _paths(v, (*path, k))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            out += _paths(v, (*path, i))
+    return out
+
+
+_SMALL = yaml.safe_load(SMALL)
+_PATHS = _paths(_SMALL)[1:]
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+# Sentences of the validation library that must never reach an operator.
+_LEAKS = ("Input should", "after validation", "should have", "Value error", "Field required",
+          "Extra inputs", "NoneType", "valid dictionary", "instance of")  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(_PATHS), _VALUES, st.booleans())
+def test_garbage_anywhere_gets_only_our_own_messages(
+    path: tuple[object, ...], value: object, rename: bool
+) -> None:
+    data = copy.deepcopy(_SMALL)
+    *parent_path, last = path
+    parent = data
+    for part in parent_path:
+        parent = parent[part]
+    if rename and isinstance(parent, dict):
+        parent[f"{last}x"] = parent.pop(last)  # a typo of the key
+    else:
+        parent[last] = value
+    text = yaml.safe_dump(data)
+    try:
+        load_inventory(text, "pod.yaml")
+    except InventoryError as e:
+        messages = [d.message for d in e.diagnostics]
+        for m in messages:
+            assert not any(leak in m for leak in _LEAKS), m
+        if rename and any(m.endswith(f"did you mean {last!r}?") for m in messages):
+            assert not any(f"missing required key {last!r}" in m for m in messages), messages
