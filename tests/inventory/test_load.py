@@ -164,12 +164,12 @@ def test_vip_count_above_512(small_text: str) -> None:
 
 def test_aggregate_too_small(small_text: str) -> None:
     text = small_text.replace("2001:db8:200::/56", "2001:db8:200::/63")
-    expect(text, "aggregate:", "holds 1 node /64s, 3 nodes need one each")
+    expect(text, "aggregate:", "holds 1 node /64, not enough for 3 nodes (one each)")
 
 
 def test_link_pool_too_small(small_text: str) -> None:
     text = small_text.replace("2001:db8:2ff::/60", "2001:db8:2ff::/63")
-    expect(text, "links:", "holds 2 link /64s, 3 uplinks need one each")
+    expect(text, "links:", "holds 2 link /64s, not enough for 3 uplinks (one each)")
 
 
 def test_pinned_prefix_outside_aggregate(small_text: str) -> None:
@@ -205,7 +205,7 @@ def test_asn_range_backwards(small_text: str) -> None:
 
 def test_asn_range_too_small(small_text: str) -> None:
     text = small_text.replace("last: 64520", "last: 64512")
-    expect(text, "asns:", "holds 1 ASNs; the nodes need 1 and the 1 racks 1 each")
+    expect(text, "asns:", "holds 1 ASN, not enough for the nodes' one and one per rack (1 rack)")
 
 
 def test_rack_asn_out_of_range(small_text: str) -> None:

@@ -7,39 +7,28 @@ Errors never come through here: they go to stderr with a non-zero exit, in both 
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import click
-from rich.console import Console
+
+from sixpod.words import plural
+
+__all__ = [
+    "JSON_OPTION",
+    "cell",
+    "echo_json",
+    "flatten",
+    "line",
+    "plural",
+    "record",
+    "rows",
+    "table",
+]
 
 JSON_OPTION = click.option(
     "--json", "as_json", is_flag=True, help="Print JSON (for scripts): the same fields."
 )
-
-# Words whose plural is not the word plus "s".
-_IRREGULAR = {"entry": "entries", "address": "addresses", "prefix": "prefixes"}
-
-
-def plural(count: int, word: str, many: str | None = None) -> str:
-    """``1 rack``, ``3 racks``, ``0 nodes``, ``2 IPv4 VIPs``, ``1 address``, ``2 addresses``.
-
-    The count's noun is the last word of ``word``; ``many`` overrides its plural.
-    """
-    if count == 1:
-        return f"{count} {word}"
-    if many is None:
-        head, _, last = word.rpartition(" ")
-        many = _IRREGULAR.get(last, last + "s")
-        many = f"{head} {many}" if head else many
-    return f"{count} {many}"
-
-
-def console() -> Console:
-    """Rich, but verbatim: no emoji, markup or highlighting (addresses stay as they are)."""
-    width = None if sys.stdout.isatty() else 160
-    return Console(emoji=False, highlight=False, markup=False, width=width)
 
 
 def cell(value: Any) -> str:

@@ -20,6 +20,7 @@ from sixpod.inventory.model import (
     expand_ports,
 )
 from sixpod.inventory.source import Path
+from sixpod.words import plural
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +167,8 @@ def _check_pools(inv: Inventory) -> list[Finding]:
             Finding(
                 ("pod", "aggregate"),
                 f"aggregate {addr.format_prefix(pod.aggregate)} holds "
-                f"{node_prefix_capacity(pod.aggregate)} node /64s, {nodes} nodes need one each",
+                f"{plural(node_prefix_capacity(pod.aggregate), 'node /64')}, "
+                f"not enough for {plural(nodes, 'node')} (one each)",
             )
         )
     if pod.links.prefixlen < 32:
@@ -182,8 +184,8 @@ def _check_pools(inv: Inventory) -> list[Finding]:
             Finding(
                 ("pod", "links"),
                 f"link pool {addr.format_prefix(pod.links)} holds "
-                f"{subnet_count(pod.links, LINK_PREFIXLEN)} link /64s, "
-                f"{nodes} uplinks need one each",
+                f"{plural(subnet_count(pod.links, LINK_PREFIXLEN), 'link /64')}, "
+                f"not enough for {plural(nodes, 'uplink')} (one each)",
             )
         )
     for fam, pool in (("ipv4", pod.vips.ipv4), ("ipv6", pod.vips.ipv6)):
@@ -191,7 +193,7 @@ def _check_pools(inv: Inventory) -> list[Finding]:
             out.append(
                 Finding(
                     ("pod", "vips", fam, "count"),
-                    f"{fam} VIP pools hold {vip_capacity(pool.pools)} addresses, "
+                    f"{fam} VIP pools hold {plural(vip_capacity(pool.pools), 'address')}, "
                     f"count asks for {pool.count}",
                 )
             )
@@ -259,8 +261,9 @@ def _check_asns(inv: Inventory) -> list[Finding]:
         out.append(
             Finding(
                 ("pod", "asns"),
-                f"ASN range {rng.first}-{rng.last} holds {rng.last - rng.first + 1} ASNs; "
-                f"the nodes need 1 and the {len(inv.racks)} racks 1 each",
+                f"ASN range {rng.first}-{rng.last} holds "
+                f"{plural(rng.last - rng.first + 1, 'ASN')}, not enough for the nodes' one "
+                f"and one per rack ({plural(len(inv.racks), 'rack')})",
             )
         )
     used: dict[int, str] = {rng.first: "the pod's node ASN"}
