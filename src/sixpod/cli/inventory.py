@@ -82,8 +82,9 @@ def _allocate(loaded: Loaded, lock_path: Path) -> tuple[Lock | None, Lock]:
 def check(pod: Path, as_json: bool) -> None:
     """Validate and lint the inventory POD; nothing is written.
 
-    Every problem is printed on stderr as FILE:LINE:COL: message (warnings say so and do not
-    fail); exit 1 if there is an error. Also says if POD's .lock is out of date.
+    Every problem is printed on stderr as FILE:LINE:COL: message; warnings and notes say
+    so and do not fail. Exit 1 if there is an error. Also says if POD's .lock is out of
+    date. `sixpod help inventory` describes every key.
     """
     loaded = load_or_exit(pod)
     lock_path = Path(lock_path_for(str(pod)))
