@@ -670,3 +670,53 @@ def test_normalized_output_is_a_fixed_point(text: str) -> None:
     except AddressError:
         return
     assert format_value(parse_any(out, allow_zone=True)) == out
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("::/128", "unspecified"),
+        ("::1/128", "loopback"),
+        ("fe80::/64", "link-local"),
+        ("ff02::/124", "multicast"),
+        ("fd00:1::/64", "private (ULA, RFC 4193)"),
+        ("0.0.0.0/28", "'this network' (RFC 791)"),
+        ("127.0.0.0/28", "loopback"),
+        ("169.254.0.0/28", "link-local"),
+        ("224.0.0.0/28", "multicast"),
+        ("240.0.0.0/28", "reserved"),
+        ("10.1.0.0/28", "private (RFC 1918)"),
+        ("172.16.0.0/28", "private (RFC 1918)"),
+        ("192.168.0.0/28", "private (RFC 1918)"),
+        ("100.64.0.0/28", "shared address space (RFC 6598)"),
+        ("8.0.0.0/6", "private (RFC 1918)"),  # a pool that only overlaps 10/8
+    ],
+)
+def test_unreachable_space(text: str, why: str) -> None:
+    found = a.unreachable_space(a.parse_prefix(text, strict=False))
+    assert found is not None
+    assert found[1] == why
+
+
+@pytest.mark.parametrize(
+    ("text", "block"),
+    [
+        ("192.0.2.0/28", "192.0.2.0/24"),
+        ("198.51.100.0/24", "198.51.100.0/24"),
+        ("203.0.113.0/28", "203.0.113.0/24"),
+        ("2001:db8:2fe::/124", "2001:db8::/32"),
+        ("3fff:1::/64", "3fff::/20"),
+    ],
+)
+def test_documentation_space(text: str, block: str) -> None:
+    found = a.documentation_space(a.parse_prefix(text))
+    assert found is not None
+    assert a.format_prefix(found[0]) == block
+    assert a.unreachable_space(a.parse_prefix(text)) is None
+
+
+@pytest.mark.parametrize("text", ["2a00:1450::/32", "2001:db9::/32", "198.18.0.0/15", "8.8.8.0/24"])
+def test_global_space_is_neither(text: str) -> None:
+    net = a.parse_prefix(text)
+    assert a.unreachable_space(net) is None
+    assert a.documentation_space(net) is None

@@ -52,6 +52,7 @@ __all__ = [
     "IPInterface",
     "IPNetwork",
     "Value",
+    "documentation_space",
     "for_exabgp",
     "for_nginx",
     "for_prometheus",
@@ -70,12 +71,67 @@ __all__ = [
     "parse_ip",
     "parse_prefix",
     "parse_url",
+    "unreachable_space",
     "url_authority",
 ]
 
 IPAddress: TypeAlias = IPv4Address | IPv6Address
 IPNetwork: TypeAlias = IPv4Network | IPv6Network
 IPInterface: TypeAlias = IPv4Interface | IPv6Interface
+
+
+# Special-purpose space (RFC 6890 and the registries it set up) that clients on the Internet
+# can never reach: anycast VIPs and upstream links must not use it.
+UNREACHABLE_SPACE: Final[tuple[tuple[IPv4Network | IPv6Network, str], ...]] = (
+    (IPv6Network("::/128"), "unspecified"),
+    (IPv6Network("::1/128"), "loopback"),
+    (IPv6Network("fe80::/10"), "link-local"),
+    (IPv6Network("ff00::/8"), "multicast"),
+    (IPv6Network("fc00::/7"), "private (ULA, RFC 4193)"),
+    (IPv4Network("0.0.0.0/8"), "'this network' (RFC 791)"),
+    (IPv4Network("127.0.0.0/8"), "loopback"),
+    (IPv4Network("169.254.0.0/16"), "link-local"),
+    (IPv4Network("224.0.0.0/4"), "multicast"),
+    (IPv4Network("240.0.0.0/4"), "reserved"),
+    (IPv4Network("10.0.0.0/8"), "private (RFC 1918)"),
+    (IPv4Network("172.16.0.0/12"), "private (RFC 1918)"),
+    (IPv4Network("192.168.0.0/16"), "private (RFC 1918)"),
+    (IPv4Network("100.64.0.0/10"), "shared address space (RFC 6598)"),
+)
+
+# Documentation space: fine for labs and examples, routed nowhere.
+DOCUMENTATION_SPACE: Final[tuple[tuple[IPv4Network | IPv6Network, str], ...]] = (
+    (IPv4Network("192.0.2.0/24"), "RFC 5737"),
+    (IPv4Network("198.51.100.0/24"), "RFC 5737"),
+    (IPv4Network("203.0.113.0/24"), "RFC 5737"),
+    (IPv6Network("2001:db8::/32"), "RFC 3849"),
+    (IPv6Network("3fff::/20"), "RFC 9637"),
+)
+
+
+def _overlapping(
+    net: IPv4Network | IPv6Network,
+    table: tuple[tuple[IPv4Network | IPv6Network, str], ...],
+) -> tuple[IPv4Network | IPv6Network, str] | None:
+    for block, what in table:
+        if block.version == net.version and net.overlaps(block):
+            return block, what
+    return None
+
+
+def unreachable_space(
+    net: IPv4Network | IPv6Network,
+) -> tuple[IPv4Network | IPv6Network, str] | None:
+    """The first block of :data:`UNREACHABLE_SPACE` that ``net`` overlaps, with what it is
+    (``"link-local"``, ``"private (RFC 1918)"``), or None if ``net`` avoids them all."""
+    return _overlapping(net, UNREACHABLE_SPACE)
+
+
+def documentation_space(
+    net: IPv4Network | IPv6Network,
+) -> tuple[IPv4Network | IPv6Network, str] | None:
+    """The documentation block ``net`` overlaps, with the RFC that reserves it, or None."""
+    return _overlapping(net, DOCUMENTATION_SPACE)
 
 
 class AddressError(ValueError):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from click.testing import CliRunner, Result
 
@@ -117,4 +119,16 @@ def test_format_rejects(consumer: str, text: str, reason: str) -> None:
 def test_usage_errors_exit_2(args: list[str]) -> None:
     result = run(*args)
     assert result.exit_code == 2
+    assert result.stdout == ""
+
+
+def test_json_pairs_each_input_with_its_output() -> None:
+    result = run("format", "--for", "url", "--json", "[2001:DB8::1]:443", "192.0.2.1:80")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == [
+        {"input": "[2001:DB8::1]:443", "output": "[2001:db8::1]:443"},
+        {"input": "192.0.2.1:80", "output": "192.0.2.1:80"},
+    ]
+    result = run("normalize", "--json", "2001::dead::beef")
+    assert result.exit_code == 1
     assert result.stdout == ""

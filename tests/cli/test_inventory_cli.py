@@ -39,7 +39,26 @@ def snapshot(root: Path) -> dict[str, bytes]:
 def test_check_ok(pod: Path) -> None:
     code, out, _ = run("check", pod)
     assert code == 0
-    assert "ok (1 racks, 3 nodes)" in out
+    assert out == f"{pod}: ok (1 rack, 3 nodes, 0 warnings, 2 notes; no lock yet)\n"
+    code, out, _ = run("check", pod, "--json")
+    assert json.loads(out) == {
+        "file": str(pod),
+        "racks": 1,
+        "nodes": 3,
+        "warnings": 0,
+        "notes": 2,
+        "lock": "none",
+    }
+    run("allocate", pod)
+    assert run("check", pod)[1].endswith("; lock current)\n")
+    pod.write_text(
+        pod.read_text().replace(
+            "port: swp3}", "port: swp3}\n  - {name: a2, rack: r1, role: internal, port: swp4}"
+        )
+    )
+    code, out, err = run("check", pod, "--json")
+    assert json.loads(out)["lock"] == "out of date"
+    assert "`sixpod allocate" in err
 
 
 def test_check_error_exit_1_with_position(pod: Path) -> None:
@@ -68,12 +87,20 @@ def test_allocate_creates_then_keeps_lock(pod: Path) -> None:
     lock = pod.with_suffix(".lock")
     code, out, _ = run("allocate", pod)
     assert code == 0
-    assert "created (3 nodes, 1 racks)" in out
+    assert out == f"{lock}: created (3 nodes, 1 rack, 4 IPv4 VIPs, 4 IPv6 VIPs)\n"
     text = lock.read_text()
     stat = lock.stat()
     code, out, _ = run("allocate", pod)
     assert code == 0
-    assert out.strip().endswith("unchanged")
+    assert out == f"{lock}: unchanged\n"
+    code, out, _ = run("allocate", pod, "--json")
+    none = {"nodes": 0, "racks": 0, "ipv4_vips": 0, "ipv6_vips": 0}
+    assert json.loads(out) == {
+        "lock": str(lock),
+        "result": "unchanged",
+        "added": none,
+        "freed": none,
+    }
     assert lock.read_text() == text
     assert lock.stat().st_mtime_ns == stat.st_mtime_ns
 
@@ -88,7 +115,7 @@ def test_allocate_reports_added_and_freed(pod: Path) -> None:
     )
     code, out, _ = run("allocate", pod)
     assert code == 0
-    assert "1 nodes added, 1 nodes freed" in out
+    assert out.endswith(": 1 node added, 1 node freed\n")
 
 
 def test_broken_inventory_leaves_lock_and_render_intact(pod: Path, tmp_path: Path) -> None:
@@ -135,7 +162,9 @@ def test_render_replaces_the_tree(pod: Path, tmp_path: Path) -> None:
     run("allocate", pod)
     code, out, _ = run("render", pod, "--out", out_dir)
     assert code == 0
-    assert "4 devices, 19 files" in out
+    assert out == f"{out_dir}: 4 devices, 19 files\n"
+    code, out, _ = run("render", pod, "--out", out_dir, "--json")
+    assert json.loads(out) == {"out": str(out_dir), "devices": 4, "files": 19}
     pod.write_text(
         pod.read_text().replace("  - {name: app1, rack: r1, role: internal, port: swp3}\n", "")
     )
@@ -227,3 +256,81 @@ def test_committed_example_locks_are_current(name: str, tmp_path: Path) -> None:
     code, out, _ = run("allocate", path)
     assert code == 0
     assert out.strip().endswith("unchanged")
+
+
+def _upstream(link: str) -> str:
+    return (
+        "ports: [swp1-swp8], upstreams: "
+        f'[{{name: spine1, port: swp8, address: "{link}1", local: "{link}2/64", asn: 65000}}]}}'
+    )
+
+
+# Broken copies of examples/small.yaml: (name, text to replace, replacement). What
+# `sixpod check` prints for each is in golden/check-messages.txt: every message in the
+# operator's terms, naming the key and what is expected, never the validation library's.
+BROKEN = [
+    ("typo in a node key", "rack: r1, role: internal", "rak: r1, role: internal"),
+    ("typo in a pod key", "  links: 2001", "  link: 2001"),
+    ("unknown key", "  name: lab1\n", "  name: lab1\n  colour: blue\n"),
+    ("text for a number", "port: swp1}", "port: swp1, mtu: big}"),
+    ("quoted number", "port: swp1}", 'port: swp1, mtu: "9000"}'),
+    ("yes for a number", "  name: lab1\n", "  name: lab1\n  hold_time: yes\n"),
+    ("number too small", "port: swp1}", "port: swp1, mtu: 1000}"),
+    ("number too big", "/28], count: 4", "/28], count: 513"),
+    ("empty list", "ports: [swp1-swp8]", "ports: []"),
+    ("empty pool list", "pools: [203.0.113.0/28]", "pools: []"),
+    ("text for a list", "ports: [swp1-swp8]", "ports: swp1-swp8"),
+    ("text for a mapping", "asns: {first: 64512, last: 64520}", "asns: 64512-64520"),
+    ("number for a name", "  name: lab1\n", "  name: 5\n"),
+    ("nothing for an address", "  aggregate: 2001:db8:200::/56\n", "  aggregate:\n"),
+    ("missing key", "  links: 2001:db8:2ff::/60\n", ""),
+    ("unknown choice", "port: swp3}", "port: swp3, nic: vmxnet}"),
+    (
+        "unknown choice in a list",
+        "racks:\n",
+        "roles:\n  edge: {services: [announcer, edge-proxi]}\n\nracks:\n",
+    ),
+    ("list for a number", "/124], count: 4", "/124], count: [4]"),
+    ("true for a number", "port: swp2}", "port: swp2, mtu: true}"),
+    ("vNIC frame too small", "port: swp3}", "port: swp3, nic: virtio, max_frame: 1500}"),
+    ("VIP pool in private space", "pools: [203.0.113.0/28]", "pools: [10.0.0.0/28]"),
+    ("VIP pool in link-local space", "pools: [2001:db8:2fe::/124]", "pools: [fe80::/124]"),
+    ("upstream link in link-local space", "ports: [swp1-swp8]}", _upstream("fe80::")),
+    ("upstream link in ULA space", "ports: [swp1-swp8]}", _upstream("fd00:1::")),
+]
+
+
+def test_check_messages_match_golden(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    small = (EXAMPLES / "small.yaml").read_text()
+    monkeypatch.chdir(tmp_path)
+    got = []
+    for name, old, new in BROKEN:
+        assert old in small, name
+        Path("pod.yaml").write_text(small.replace(old, new, 1))
+        code, out, err = run("check", "pod.yaml")
+        assert code == 1, name
+        assert out == ""
+        got.append(f"## {name}: {old.strip()!r} -> {new.strip()!r}\n{err}")
+    text = "\n".join(got)
+    golden = GOLDEN / "check-messages.txt"
+    if os.environ.get("SIXPOD_UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert text == golden.read_text()
+    for leak in ("Input should", "should have at least", "after validation", "valid integer"):
+        assert leak not in text
+
+
+def test_a_typo_is_one_message_with_a_suggestion(pod: Path) -> None:
+    pod.write_text(pod.read_text().replace("rack: r1, role: internal", "rak: r1, role: internal"))
+    code, _, err = run("check", pod)
+    assert code == 1
+    [message] = err.splitlines()
+    assert message.endswith("unknown key 'rak': did you mean 'rack'?")
+
+
+def test_check_notes_documentation_space_for_labs(pod: Path) -> None:
+    code, _, err = run("check", pod)
+    assert code == 0
+    notes = err.splitlines()
+    assert len(notes) == 2
+    assert all(": note: VIP pool " in n and "fine for a lab" in n for n in notes)

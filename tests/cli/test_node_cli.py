@@ -74,3 +74,12 @@ def test_missing_config(tmp_path: Path) -> None:
     code, _, err = invoke("node", "drain", "--config", str(tmp_path / "nope.yaml"))
     assert code == 1
     assert "cannot read" in err
+
+
+def test_flags_json_has_the_fields_of_the_line(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    code, out, _ = invoke("node", "disable", "--config", str(path), "--json")
+    assert code == 0
+    assert json.loads(out) == {"node": "edge1", "flag": "disable", "set": True}
+    code, out, _ = invoke("node", "enable", "--config", str(path), "--json")
+    assert json.loads(out) == {"node": "edge1", "flag": "disable", "set": False}

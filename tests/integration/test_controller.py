@@ -114,7 +114,9 @@ def controller(tmp_path: Path, primary: RedisServer) -> Iterator[Controller]:
 
 
 def test_cli_over_ipv6_and_api_over_ipv4(controller: Controller) -> None:
-    r = controller.cli("app", "create", "shop", "--owner", "acme", "--setting", "tls=true")
+    r = controller.cli(
+        "app", "create", "shop", "--owner", "acme", "--setting", "tls=true", "--json"
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["settings"] == {"tls": True}
     r = controller.cli("endpoint", "add", "shop", f"[{EDGE1}::10]:8080", f"[{EDGE1}:0:0:0:11]:8080")
@@ -140,7 +142,7 @@ def test_cli_over_ipv6_and_api_over_ipv4(controller: Controller) -> None:
     )
     states = {v["address"]: v["state"] for v in v4.json()["items"]}
     assert states["203.0.113.1"] == "blackholed"
-    r = controller.cli("publisher", "status")
+    r = controller.cli("publisher", "status", "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["publisher"]["active"] is True
     bad = controller.cli("app", "list", "--api", f"http://[::1]:{free_port('::1')}")
@@ -153,7 +155,7 @@ def test_publisher_status_exits_1_when_the_publisher_fails(
 ) -> None:
     primary.stop()  # the publisher can no longer reach Redis
     wait_until(lambda: controller.cli("publisher", "status").returncode == 1, timeout=20)
-    r = controller.cli("publisher", "status")
+    r = controller.cli("publisher", "status", "--json")
     assert r.stderr.startswith("sixpod: publisher: ")
     assert json.loads(r.stdout)["publisher"]["error"]
 

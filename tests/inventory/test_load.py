@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
-from podtext import line_of
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from podtext import SMALL, line_of
 
 from sixpod.inventory.errors import InventoryError
 from sixpod.inventory.load import load_inventory
@@ -24,7 +29,7 @@ def expect(text: str, needle: str, message: str, nth: int = 0) -> None:
 def test_examples_load_clean(small_text: str, full_text: str) -> None:
     small = load_inventory(small_text, "small.yaml")
     assert [n.name for n in small.inventory.nodes] == ["edge1", "edge2", "app1"]
-    assert small.warnings == ()
+    assert all(d.note for d in small.warnings)  # documentation space: notes, not warnings
     full = load_inventory(full_text, "pod.yaml")
     assert len(full.inventory.racks) == 3
     assert len(full.inventory.nodes) == 12
@@ -73,7 +78,7 @@ def test_wrong_type(small_text: str) -> None:
 
 def test_quoted_number_is_not_a_number(small_text: str) -> None:
     text = small_text.replace("port: swp1}", 'port: swp1, mtu: "9000"}')
-    expect(text, 'mtu: "9000"', "valid integer")
+    expect(text, 'mtu: "9000"', "got text '9000' (write numbers without quotes)")
 
 
 def test_bad_address_text(small_text: str) -> None:
@@ -154,17 +159,17 @@ def test_ipv6_vip_pool_excludes_subnet_router_anycast(small_text: str) -> None:
 
 def test_vip_count_above_512(small_text: str) -> None:
     text = small_text.replace("/28], count: 4", "/28], count: 513")
-    expect(text, "count: 513", "less than or equal to 512")
+    expect(text, "count: 513", "pod.vips.ipv4.count: must be at most 512 (VIPs to allocate)")
 
 
 def test_aggregate_too_small(small_text: str) -> None:
     text = small_text.replace("2001:db8:200::/56", "2001:db8:200::/63")
-    expect(text, "aggregate:", "holds 1 node /64s, 3 nodes need one each")
+    expect(text, "aggregate:", "holds 1 node /64, not enough for 3 nodes (one each)")
 
 
 def test_link_pool_too_small(small_text: str) -> None:
     text = small_text.replace("2001:db8:2ff::/60", "2001:db8:2ff::/63")
-    expect(text, "links:", "holds 2 link /64s, 3 uplinks need one each")
+    expect(text, "links:", "holds 2 link /64s, not enough for 3 uplinks (one each)")
 
 
 def test_pinned_prefix_outside_aggregate(small_text: str) -> None:
@@ -200,7 +205,7 @@ def test_asn_range_backwards(small_text: str) -> None:
 
 def test_asn_range_too_small(small_text: str) -> None:
     text = small_text.replace("last: 64520", "last: 64512")
-    expect(text, "asns:", "holds 1 ASNs; the nodes need 1 and the 1 racks 1 each")
+    expect(text, "asns:", "holds 1 ASN, not enough for the nodes' one and one per rack (1 rack)")
 
 
 def test_rack_asn_out_of_range(small_text: str) -> None:
@@ -289,7 +294,7 @@ def test_vmxnet3_large_frame_is_a_warning(full_text: str) -> None:
     )
     loaded = load_inventory(text, "pod.yaml")
     line = line_of(text, "mtu: 9100")
-    [warning] = [str(w) for w in loaded.warnings]
+    [warning] = [str(w) for w in loaded.warnings if w.warning]
     assert warning.startswith(f"pod.yaml:{line}:")
     assert "warning: node r2-app1: MTU 9100 plus 18 bytes" in warning
     assert "9018-byte frames its vmxnet3 vNIC receives" in warning
@@ -314,7 +319,7 @@ def test_role_unknown_announce(small_text: str) -> None:
     text = small_text.replace(
         "racks:\n", "roles:\n  edge: {announce: [node-prefix, everything]}\n\nracks:\n"
     )
-    expect(text, "everything", "'node-prefix' or 'vips'")
+    expect(text, "everything", "'everything' is not one of node-prefix, vips")
 
 
 def test_all_errors_reported_at_once(small_text: str) -> None:
@@ -365,3 +370,90 @@ def test_role_announcing_without_announcer(small_text: str) -> None:
         "  internal: {}\n\nracks:\n",
     )
     expect(text, "services: [edge-proxy]", "announces routes but does not run the announcer")
+
+
+UPSTREAM = (
+    'upstreams: [{name: spine1, port: swp8, address: "ADDR:1", local: "ADDR:2/64", asn: 65000}]'
+)
+
+
+def with_upstream(small_text: str, prefix: str) -> str:
+    tor = UPSTREAM.replace("ADDR", prefix)
+    return small_text.replace("ports: [swp1-swp8]}", f"ports: [swp1-swp8], {tor}}}")
+
+
+@pytest.mark.parametrize(
+    ("prefix", "why"),
+    [
+        ("fe80:", "link-local space (fe80::/10)"),
+        ("fd00:1:2:3:", "private (ULA, RFC 4193) space (fc00::/7)"),
+        ("ff02:", "multicast space (ff00::/8)"),
+    ],
+)
+def test_upstream_links_in_unreachable_space_are_errors(
+    small_text: str, prefix: str, why: str
+) -> None:
+    text = with_upstream(small_text, prefix)
+    expect(text, "spine1", f"upstream spine1: link {prefix}:/64 is in {why}")
+
+
+def test_documentation_space_is_a_note_for_labs(small_text: str) -> None:
+    loaded = load_inventory(with_upstream(small_text, "2001:db8:1fe:1:"), "pod.yaml")
+    notes = [str(d) for d in loaded.warnings]
+    line = line_of(small_text, "ipv4: {pools:")
+    assert f"pod.yaml:{line}:20: note: VIP pool 203.0.113.0/28 is documentation space " in notes[0]
+    assert "(203.0.113.0/24, RFC 5737): fine for a lab" in notes[0]
+    assert "2001:db8:2fe::/124 is documentation space (2001:db8::/32, RFC 3849)" in notes[1]
+    assert "upstream spine1: link 2001:db8:1fe:1::/64 is documentation space" in notes[2]
+    assert len(notes) == 3
+    assert not any(d.warning for d in loaded.warnings)
+
+
+def _paths(data: object, path: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    out = [path]
+    if isinstance(data, dict):
+        for k, v in data.items():
+            out += _paths(v, (*path, k))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            out += _paths(v, (*path, i))
+    return out
+
+
+_SMALL = yaml.safe_load(SMALL)
+_PATHS = _paths(_SMALL)[1:]
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+# Sentences of the validation library that must never reach an operator.
+_LEAKS = ("Input should", "after validation", "should have", "Value error", "Field required",
+          "Extra inputs", "NoneType", "valid dictionary", "instance of")  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(_PATHS), _VALUES, st.booleans())
+def test_garbage_anywhere_gets_only_our_own_messages(
+    path: tuple[object, ...], value: object, rename: bool
+) -> None:
+    data = copy.deepcopy(_SMALL)
+    *parent_path, last = path
+    parent = data
+    for part in parent_path:
+        parent = parent[part]
+    if rename and isinstance(parent, dict):
+        parent[f"{last}x"] = parent.pop(last)  # a typo of the key
+    else:
+        parent[last] = value
+    text = yaml.safe_dump(data)
+    try:
+        load_inventory(text, "pod.yaml")
+    except InventoryError as e:
+        messages = [d.message for d in e.diagnostics]
+        for m in messages:
+            assert not any(leak in m for leak in _LEAKS), m
+        if rename and any(m.endswith(f"did you mean {last!r}?") for m in messages):
+            assert not any(f"missing required key {last!r}" in m for m in messages), messages

@@ -8,17 +8,18 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from sixpod import addr
+from sixpod.cli import output
+from sixpod.cli.help import examples
+from sixpod.cli.output import JSON_OPTION, plural
 from sixpod.inventory.allocate import AllocationError, allocate
 from sixpod.inventory.errors import Diagnostic, InventoryError
 from sixpod.inventory.files import replace_tree, write_atomic
 from sixpod.inventory.load import Loaded, load_inventory
 from sixpod.inventory.lock import Lock, format_lock, lock_path_for, parse_lock
 from sixpod.inventory.model import Announce
-from sixpod.inventory.render import RenderError, render
+from sixpod.inventory.render import RENDERED_FILES, RenderError, render
 from sixpod.routing.render import Paths
 
 DEFAULT_PATHS = Paths()
@@ -71,49 +72,106 @@ def _allocate(loaded: Loaded, lock_path: Path) -> tuple[Lock | None, Lock]:
         _fail([str(d) for d in diags])
 
 
+@examples(
+    "sixpod check pod.yaml",
+    "sixpod check examples/small.yaml && sixpod allocate examples/small.yaml",
+)
 @click.command()
 @POD_ARG
-def check(pod: Path) -> None:
-    """Validate and lint POD (pod.yaml); errors print as FILE:LINE:COL: message."""
+@JSON_OPTION
+def check(pod: Path, as_json: bool) -> None:
+    """Validate and lint the inventory POD; nothing is written.
+
+    Every problem is printed on stderr as FILE:LINE:COL: message; warnings and notes say
+    so and do not fail. Exit 1 if there is an error. Also says if POD's .lock is out of
+    date. `sixpod help inventory` describes every key.
+    """
     loaded = load_or_exit(pod)
     lock_path = Path(lock_path_for(str(pod)))
+    lock = "none"
     if lock_path.exists():
         old, new = _allocate(loaded, lock_path)
+        lock = "current" if old == new else "out of date"
         if old != new:
             click.echo(
                 f"{lock_path}: out of date; `sixpod allocate {pod}` would change it", err=True
             )
     inv = loaded.inventory
-    click.echo(f"{pod}: ok ({len(inv.racks)} racks, {len(inv.nodes)} nodes)")
+    warnings = sum(1 for d in loaded.warnings if d.warning)
+    notes = sum(1 for d in loaded.warnings if d.note)
+    data = {
+        "file": str(pod),
+        "racks": len(inv.racks),
+        "nodes": len(inv.nodes),
+        "warnings": warnings,
+        "notes": notes,
+        "lock": lock,
+    }
+    text = (
+        f"{pod}: ok ({plural(len(inv.racks), 'rack')}, {plural(len(inv.nodes), 'node')}, "
+        f"{plural(warnings, 'warning')}, {plural(notes, 'note')}; "
+        f"{'no lock yet' if lock == 'none' else 'lock ' + lock})"
+    )
+    output.line(text, data, as_json=as_json)
 
 
-def _changes(old: Lock | None, new: Lock) -> str:
-    if old is None:
-        return f"created ({len(new.nodes)} nodes, {len(new.racks)} racks)"
+# What allocate counts, as (JSON key, English noun).
+_ALLOCATED = (
+    ("nodes", "node"),
+    ("racks", "rack"),
+    ("ipv4_vips", "IPv4 VIP"),
+    ("ipv6_vips", "IPv6 VIP"),
+)
+
+
+def _allocated(lock: Lock | None) -> dict[str, set[Any]]:
+    if lock is None:
+        return {key: set() for key, _ in _ALLOCATED}
+    return {
+        "nodes": set(lock.nodes),
+        "racks": set(lock.racks),
+        "ipv4_vips": set(lock.vips4),
+        "ipv6_vips": set(lock.vips6),
+    }
+
+
+def _changes(lock_path: Path, old: Lock | None, new: Lock) -> tuple[str, dict[str, Any]]:
+    """What allocate did, as one line and as the same fields for --json."""
+    a, b = _allocated(old), _allocated(new)
+    added = {key: len(b[key] - a[key]) for key, _ in _ALLOCATED}
+    freed = {key: len(a[key] - b[key]) for key, _ in _ALLOCATED}
+    result = "created" if old is None else "changed" if old != new else "unchanged"
+    data = {"lock": str(lock_path), "result": result, "added": added, "freed": freed}
+    if result == "created":
+        counts = ", ".join(plural(added[key], noun) for key, noun in _ALLOCATED)
+        return f"{lock_path}: created ({counts})", data
     parts = []
-    for what, a, b in (
-        ("nodes", set(old.nodes), set(new.nodes)),
-        ("racks", set(old.racks), set(new.racks)),
-        ("IPv4 VIPs", set(old.vips4), set(new.vips4)),
-        ("IPv6 VIPs", set(old.vips6), set(new.vips6)),
-    ):
-        if b - a:
-            parts.append(f"{len(b - a)} {what} added")
-        if a - b:
-            parts.append(f"{len(a - b)} {what} freed")
-    return ", ".join(parts) if parts else "unchanged"
+    for key, noun in _ALLOCATED:
+        if added[key]:
+            parts.append(f"{plural(added[key], noun)} added")
+        if freed[key]:
+            parts.append(f"{plural(freed[key], noun)} freed")
+    return f"{lock_path}: {', '.join(parts) or result}", data
 
 
+@examples("sixpod allocate pod.yaml   # writes pod.lock beside it")
 @click.command("allocate")
 @POD_ARG
-def allocate_cmd(pod: Path) -> None:
-    """Allocate prefixes, ASNs, link addresses and VIPs for POD into its .lock file."""
+@JSON_OPTION
+def allocate_cmd(pod: Path, as_json: bool) -> None:
+    """Record /64s, ASNs, links and VIPs for POD in POD.lock.
+
+    Allocates node /64s, rack ASNs, uplink addresses and VIPs. Re-running changes nothing;
+    adding a node adds only its lines. The lock is replaced atomically, and not touched
+    when nothing changes or POD is wrong.
+    """
     loaded = load_or_exit(pod)
     lock_path = Path(lock_path_for(str(pod)))
     old, new = _allocate(loaded, lock_path)
     if old != new:
         write_atomic(lock_path, format_lock(new))
-    click.echo(f"{lock_path}: {_changes(old, new)}")
+    text, data = _changes(lock_path, old, new)
+    output.line(text, data, as_json=as_json)
 
 
 def current_lock_or_exit(pod: Path, loaded: Loaded) -> Lock:
@@ -126,7 +184,22 @@ def current_lock_or_exit(pod: Path, loaded: Loaded) -> Lock:
     return new
 
 
-@click.command("render")
+def _render_help() -> str:
+    width = max(len(path) for path, _ in RENDERED_FILES)
+    files = "\n".join(f"  {path:<{width}}  {what}" for path, what in RENDERED_FILES)
+    return (
+        "Write every device's configs for POD into --out.\n\n"
+        "Needs a current lock (`sixpod allocate` first). --out is replaced as a whole, and "
+        "only once everything rendered and passed its checks. The files, NAME being the "
+        "node or ToR:\n\n\b\n" + files
+    )
+
+
+@examples(
+    "sixpod render pod.yaml --out out/",
+    "sixpod render pod.yaml --out out/ --etc /etc/sixpod --sixpod-bin /usr/bin/sixpod",
+)
+@click.command("render", help=_render_help())
 @POD_ARG
 @click.option(
     "--out",
@@ -134,14 +207,26 @@ def current_lock_or_exit(pod: Path, loaded: Loaded) -> Lock:
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory to write (replaced as a whole).",
 )
-@click.option("--sixpod-bin", default=DEFAULT_PATHS.sixpod, show_default=True, help="sixpod path.")
-@click.option("--etc", default=DEFAULT_PATHS.etc, show_default=True, help="Config dir on devices.")
-@click.option("--state", default=DEFAULT_PATHS.state, show_default=True, help="State dir on nodes.")
-def render_cmd(pod: Path, out: Path, sixpod_bin: str, etc: str, state: str) -> None:
-    """Write each device's data and configs into --out.
-
-    nodes/NAME/{device.json,exabgp.conf,bfdd.conf,announcer.yaml}, tors/NAME/{device.json,frr.conf}
-    """
+@click.option(
+    "--sixpod-bin",
+    default=DEFAULT_PATHS.sixpod,
+    show_default=True,
+    help="Path of sixpod on the devices (ExaBGP runs the announcer with it).",
+)
+@click.option(
+    "--etc",
+    default=DEFAULT_PATHS.etc,
+    show_default=True,
+    help="Directory on the devices that will hold these files.",
+)
+@click.option(
+    "--state",
+    default=DEFAULT_PATHS.state,
+    show_default=True,
+    help="State directory on the nodes (drain and disable flags).",
+)
+@JSON_OPTION
+def render_cmd(pod: Path, out: Path, sixpod_bin: str, etc: str, state: str, as_json: bool) -> None:
     loaded = load_or_exit(pod)
     lock = current_lock_or_exit(pod, loaded)
     try:
@@ -150,7 +235,9 @@ def render_cmd(pod: Path, out: Path, sixpod_bin: str, etc: str, state: str) -> N
         _fail(f"{pod}: {e}")
     replace_tree(out, files)
     devices = len(loaded.inventory.nodes) + len(loaded.inventory.racks)
-    click.echo(f"{out}: {devices} devices, {len(files)} files")
+    data = {"out": str(out), "devices": devices, "files": len(files)}
+    text = f"{out}: {plural(devices, 'device')}, {plural(len(files), 'file')}"
+    output.line(text, data, as_json=as_json)
 
 
 def summary(loaded: Loaded, lock: Lock) -> dict[str, Any]:
@@ -183,29 +270,31 @@ def summary(loaded: Loaded, lock: Lock) -> dict[str, Any]:
     }
 
 
+@examples("sixpod status pod.yaml", "sixpod status pod.yaml --json | jq '.nodes[].prefix'")
 @click.command()
 @POD_ARG
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@JSON_OPTION
 def status(pod: Path, as_json: bool) -> None:
-    """The pod at a glance: racks, nodes, prefixes, ASNs and VIP counts."""
+    """The pod at a glance: racks, nodes, prefixes, ASNs, VIPs.
+
+    Read from POD and its lock; nothing is contacted.
+    """
     loaded = load_or_exit(pod)
     s = summary(loaded, current_lock_or_exit(pod, loaded))
     if as_json:
         click.echo(json.dumps(s, indent=2))
         return
-    width = None if sys.stdout.isatty() else 160
-    console = Console(emoji=False, highlight=False, markup=False, width=width)
-    console.print(
-        f"pod {s['pod']}  aggregate {s['aggregate']}  node ASN {s['node_asn']}  "
-        f"VIPs {s['vips']['ipv4']} IPv4 + {s['vips']['ipv6']} IPv6"
+    vips = f"{plural(s['vips']['ipv4'], 'IPv4 VIP')} + {plural(s['vips']['ipv6'], 'IPv6 VIP')}"
+    click.echo(f"pod {s['pod']}  aggregate {s['aggregate']}  node ASN {s['node_asn']}  {vips}\n")
+    output.table(
+        ["rack", "ToR", "ASN", "nodes"],
+        [[r["name"], output.cell(r["tor"]), str(r["asn"]), str(r["nodes"])] for r in s["racks"]],
     )
-    racks = Table("rack", "ToR", "ASN", "nodes", title="racks")
-    for r in s["racks"]:
-        racks.add_row(r["name"], r["tor"], str(r["asn"]), str(r["nodes"]))
-    console.print(racks)
-    nodes = Table("node", "rack", "role", "prefix", "uplink", "VIPs", title="nodes")
-    for n in s["nodes"]:
-        nodes.add_row(
-            n["name"], n["rack"], n["role"], n["prefix"], n["uplink"], "yes" if n["vips"] else "-"
-        )
-    console.print(nodes)
+    click.echo()
+    output.table(
+        ["node", "rack", "role", "prefix", "uplink", "VIPs"],
+        [
+            [n["name"], n["rack"], n["role"], n["prefix"], n["uplink"], output.cell(n["vips"])]
+            for n in s["nodes"]
+        ],
+    )

@@ -18,7 +18,9 @@ from rich.console import Console
 from rich.table import Table
 
 from sixpod import addr
+from sixpod.cli.help import examples
 from sixpod.cli.inventory import current_lock_or_exit, load_or_exit
+from sixpod.cli.output import plural
 from sixpod.inventory.files import replace_tree
 from sixpod.inventory.lock import lock_path_for
 from sixpod.inventory.render import render
@@ -48,16 +50,20 @@ def _attach(workdir: Path) -> LabPod:
         raise AssertionError from e
 
 
+@examples("sixpod lab up examples/pod.yaml", "sixpod lab status", "sixpod lab down")
 @click.group()
 def lab() -> None:
-    """A whole pod in network namespaces: FRR ToRs, ExaBGP nodes, client, Redis (root)."""
+    """A whole pod in network namespaces on this machine (root).
+
+    FRR ToRs, ExaBGP nodes, edges, Redis, the controller and a client."""
 
 
+@examples("sixpod lab up", "sixpod lab up examples/small.yaml --workdir /var/tmp/lab2")
 @lab.command()
 @click.argument("pod", type=click.Path(dir_okay=False, path_type=Path), default="examples/pod.yaml")
 @WORKDIR
 def up(pod: Path, workdir: Path) -> None:
-    """Render POD and bring it up; it keeps running until `sixpod lab down`."""
+    """Render POD and bring it up, until `sixpod lab down`."""
     if (workdir / LabPod.STATE).exists():
         _fail(f"a lab is already up in {workdir}: `sixpod lab down` first")
     loaded = load_or_exit(pod)
@@ -83,7 +89,7 @@ def up(pod: Path, workdir: Path) -> None:
         signal.signal(sig, interrupted)
     try:
         devices = len(list(rendered.glob("*/*/device.json")))
-        click.echo(f"starting {devices} devices in namespaces ...", err=True)
+        click.echo(f"starting {plural(devices, 'device')} in namespaces ...", err=True)
         labpod.up()
         for rack in labpod.tors:
             labpod.wait_ready(rack, timeout=120)
@@ -97,9 +103,10 @@ def up(pod: Path, workdir: Path) -> None:
                     _all_spread(labpod, rack, want, edges),
                     timeout=120,
                     interval=0.5,
-                    what=f"every VIP of {rack} spread over its {len(edges)} edge nodes",
+                    what=f"every VIP of {rack} spread over its {plural(len(edges), 'edge node')}",
                 )
-                click.echo(f"{rack}: {len(want)} VIPs over {len(edges)} edge nodes", err=True)
+                spread = f"{plural(len(want), 'VIP')} over {plural(len(edges), 'edge node')}"
+                click.echo(f"{rack}: {spread}", err=True)
         wait_for(labpod.publisher_active, timeout=60, interval=0.5, what="the controller")
         click.echo("ctl: the tenants controller is publishing to the pod's Redis", err=True)
         labpod.save()
@@ -164,13 +171,19 @@ def _print_status(labpod: LabPod) -> None:
             )  # fmt: skip
         console.print(table)
         for fam, counts in r["vips_by_path_count"].items():
-            spread = ", ".join(f"{v} VIPs over {k} nodes" for k, v in counts.items()) or "none"
+            spread = (
+                ", ".join(
+                    f"{plural(v, 'VIP')} over {plural(int(k), 'node')}" for k, v in counts.items()
+                )
+                or "none"
+            )
             console.print(f"  {fam} VIPs on {r['tor']}: {spread}")
 
 
+@examples("sixpod lab status", "sixpod lab status --json")
 @lab.command()
 @WORKDIR
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for scripts).")
 def status(workdir: Path, as_json: bool) -> None:
     """Sessions, BFD and the ECMP spread of every VIP, per ToR."""
     labpod = _attach(workdir)
@@ -183,10 +196,13 @@ def status(workdir: Path, as_json: bool) -> None:
         _fail(str(e))
 
 
+@examples("sixpod lab test")
 @lab.command("test")
 @WORKDIR
 def journey(workdir: Path) -> None:
-    """A client journey: reach a VIP of each family, fail one edge node, see it leave, restore."""
+    """A client journey: reach VIPs, fail an edge, see it leave.
+
+    Reaches a VIP of each family, fails one edge node, sees it leave ECMP and return."""
     labpod = _attach(workdir)
     rack, tor = next(iter(labpod.tors.items()))
     edges = [n for n in labpod.nodes.values() if n.edge and n.doc["rack"] == rack]
@@ -236,12 +252,13 @@ def _tenant_journey(labpod: LabPod, edges: list[LabNode]) -> None:
     )
     took = (time.monotonic() - t0) * 1000
     click.echo(
-        f"tenant {app}: {endpoint} on {len(edges)} edge replicas within {took:.0f} ms "
+        f"tenant {app}: {endpoint} on {plural(len(edges), 'edge replica')} within {took:.0f} ms "
         "of the API's answer"
     )
     labpod.api("app", "delete", app, "--force")
 
 
+@examples("sixpod lab down")
 @lab.command()
 @WORKDIR
 def down(workdir: Path) -> None:

@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 
 from sixpod.cli.config import load_config_or_exit
+from sixpod.cli.help import examples
+from sixpod.cli.output import JSON_OPTION, line
 from sixpod.inventory.files import write_atomic
 from sixpod.routing.config import AnnouncerConfig
 
@@ -33,21 +35,33 @@ def load_config(path: Path) -> AnnouncerConfig:
     return cfg
 
 
+@examples("sixpod announcer --config /etc/sixpod/announcer.yaml   # in exabgp.conf's api")
 @click.command()
 @CONFIG
 def announcer(config_path: Path) -> None:
-    """Run as ExaBGP's API process: health checks drive the node's announcements."""
+    """ExaBGP's API process: health checks drive announcements.
+
+    ExaBGP starts it (the rendered exabgp.conf says how); it reads route commands' answers
+    on stdin and writes announce and withdraw lines on stdout.
+    """
     from sixpod.routing.announcer import main
 
     sys.exit(main(load_config(config_path)))
 
 
+@examples(
+    "sixpod node drain --config /etc/sixpod/announcer.yaml",
+    "sixpod node undrain --config /etc/sixpod/announcer.yaml",
+)
 @click.group()
 def node() -> None:
-    """Operator control of the local announcer (flags survive restarts)."""
+    """Drain, disable and restore this node's announcements.
+
+    The flags are files in the announcer's state directory and survive restarts.
+    """
 
 
-def _flag(config_path: Path, name: str, on: bool) -> None:
+def _flag(config_path: Path, name: str, on: bool, as_json: bool) -> None:
     cfg = load_config(config_path)
     state = Path(cfg.state_dir)
     flag = state / name
@@ -60,42 +74,60 @@ def _flag(config_path: Path, name: str, on: bool) -> None:
     except OSError as e:
         click.echo(f"{flag}: {e.strerror}", err=True)
         sys.exit(1)
-    click.echo(f"{cfg.node}: {name} {'set' if on else 'cleared'}")
+    data = {"node": cfg.node, "flag": name, "set": on}
+    line(f"{cfg.node}: {name} {'set' if on else 'cleared'}", data, as_json=as_json)
 
 
+@examples("sixpod node drain --config /etc/sixpod/announcer.yaml")
 @node.command()
 @CONFIG
-def drain(config_path: Path) -> None:
-    """Make the VIPs less preferred now, withdraw them after the drain timeout."""
-    _flag(config_path, "drain", True)
+@JSON_OPTION
+def drain(config_path: Path, as_json: bool) -> None:
+    """Make the VIPs less preferred now, withdraw them later.
+
+    The withdrawal comes after the drain timeout of announcer.yaml.
+    """
+    _flag(config_path, "drain", True, as_json)
 
 
+@examples("sixpod node undrain --config /etc/sixpod/announcer.yaml")
 @node.command()
 @CONFIG
-def undrain(config_path: Path) -> None:
+@JSON_OPTION
+def undrain(config_path: Path, as_json: bool) -> None:
     """End a drain; the VIPs return once the checks pass."""
-    _flag(config_path, "drain", False)
+    _flag(config_path, "drain", False, as_json)
 
 
+@examples("sixpod node disable --config /etc/sixpod/announcer.yaml")
 @node.command()
 @CONFIG
-def disable(config_path: Path) -> None:
+@JSON_OPTION
+def disable(config_path: Path, as_json: bool) -> None:
     """Withdraw the VIPs at once (the node /64 stays announced)."""
-    _flag(config_path, "disable", True)
+    _flag(config_path, "disable", True, as_json)
 
 
+@examples("sixpod node enable --config /etc/sixpod/announcer.yaml")
 @node.command()
 @CONFIG
-def enable(config_path: Path) -> None:
-    """Undo disable."""
-    _flag(config_path, "disable", False)
+@JSON_OPTION
+def enable(config_path: Path, as_json: bool) -> None:
+    """Undo disable: the VIPs return once the checks pass."""
+    _flag(config_path, "disable", False, as_json)
 
 
+@examples("sixpod edge-agent --config /etc/sixpod/edge.yaml")
 @click.command("edge-agent")
-@CONFIG
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="edge.yaml (rendered by `sixpod render` for edge nodes).",
+)
 def edge_agent(config_path: Path) -> None:
-    """Run the edge agent: supervises nginx, pushes tenant changes to it (edge.yaml)."""
-    from sixpod.cli.config import load_config_or_exit
+    """The edge agent: runs nginx and pushes tenant changes to it."""
     from sixpod.edge.agent import main
     from sixpod.edge.config import EdgeConfig
 

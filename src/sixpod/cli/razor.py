@@ -11,6 +11,7 @@ import click
 
 from sixpod import addr
 from sixpod.cli.config import load_config_or_exit
+from sixpod.cli.help import examples
 from sixpod.razor.config import RazorConfig
 from sixpod.razor.errors import RazorError
 
@@ -24,15 +25,19 @@ CONFIG = click.option(
     "--config",
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="razor.yaml",
+    help="razor.yaml: run the server with it (needed unless a subcommand is given).",
 )
 
 
+@examples(
+    "sixpod razor --config /etc/sixpod/razor.yaml",
+    "sixpod razor attribute --config /etc/sixpod/razor.yaml 203.0.113.7",
+)
 @click.group(invoke_without_command=True)
 @CONFIG
 @click.pass_context
 def razor(ctx: click.Context, config_path: Path | None) -> None:
-    """Authoritative DNS answering with random, shuffle-sharded VIPs.
+    """Authoritative DNS: random, shuffle-sharded VIPs.
 
     `sixpod razor --config razor.yaml` runs the server until SIGTERM (SIGHUP re-reads the
     state file).
@@ -57,8 +62,14 @@ def _vips(texts: tuple[str, ...]) -> list[addr.IPAddress]:
     return out
 
 
+@examples(
+    "sixpod razor attribute --config razor.yaml 203.0.113.7 2001:db8:ffff::7",
+    "sixpod razor attribute --config razor.yaml 203.0.113.7 --reshard shop",
+    "sixpod razor attribute --config razor.yaml 203.0.113.7 --reshard shop"
+    " --api 'http://[::1]:8700' --token-file /etc/sixpod/controller.token",
+)
 @razor.command()
-@click.argument("vips", nargs=-1, required=True)
+@click.argument("vips", nargs=-1, required=True, metavar="VIP...")
 @click.option(
     "--config",
     "config_path",
@@ -66,8 +77,14 @@ def _vips(texts: tuple[str, ...]) -> list[addr.IPAddress]:
     type=click.Path(dir_okay=False, path_type=Path),
     help="razor.yaml (its pool and state file or tenants Redis are read; nothing is sent)",
 )
-@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-@click.option("--limit", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for scripts).")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="How many suspect apps to list.",
+)
 @click.option("--reshard", "reshard_app", metavar="APP", help="plan moving APP off the VIPs")
 @click.option("--api", "api_url", metavar="URL", help="controller API: carry the plan out")
 @click.option(
@@ -84,9 +101,12 @@ def attribute(
     api_url: str | None,
     token_file: Path | None,
 ) -> None:
-    """Rank the apps whose shuffle shards hold the attacked VIPS (offline, from the pool and
-    state). With --reshard APP, print the plan (new shard seed, VIPs to blackhole); with
-    --api as well, apply it through the controller."""
+    """Who an attack on the VIPs aims at; re-shard the victim.
+
+    Ranks the apps whose shuffle shards hold the VIPs. Offline: reads the pool and state
+    from razor.yaml's sources and sends nothing. With --reshard APP, print the plan (new
+    shard seed, VIPs to blackhole); with --api as well, carry it out through the controller.
+    """
     from sixpod.razor.attribution import plan_reshard, rank_apps
     from sixpod.razor.shard import Shards
     from sixpod.razor.source import StaticSource

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
+from sixpod.cli import output
 from sixpod.cli.config import load_config_or_exit
+from sixpod.cli.help import examples
 from sixpod.tenants.client import ApiError, Client, seg
 from sixpod.tenants.config import ControllerConfig
 
@@ -24,7 +24,7 @@ API = click.option(
     envvar="SIXPOD_API",
     default="http://[::1]:8700",
     show_default=True,
-    help="controller URL ($SIXPOD_API)",
+    help="The controller's URL ($SIXPOD_API).",
 )
 TOKEN = click.option(
     "--token-file",
@@ -32,22 +32,23 @@ TOKEN = click.option(
     default="/etc/sixpod/controller.token",
     show_default=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="file holding the API token ($SIXPOD_TOKEN_FILE)",
+    help="File holding the API token ($SIXPOD_TOKEN_FILE).",
 )
-JSON = click.option("--json", "as_json", is_flag=True, help="print JSON")
+JSON = output.JSON_OPTION
 
 
 def load_controller_config(path: Path) -> ControllerConfig:
     return load_config_or_exit(path, ControllerConfig)
 
 
+@examples("sixpod controller --config /etc/sixpod/controller.yaml")
 @click.command()
 @click.option(
     "--config",
     "config_path",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="controller.yaml",
+    help="controller.yaml: store, Redis, listen address, token, churn guard.",
 )
 def controller(config_path: Path) -> None:
     """Run the tenants API and the publisher to Redis."""
@@ -63,13 +64,8 @@ def controller(config_path: Path) -> None:
         sys.exit(1)
 
 
-def _run(
-    api: str,
-    token_file: Path,
-    fn: Callable[[Client], Any],
-    as_json: bool,
-    show: Callable[[Any], None] | None = None,
-) -> Any:
+def _call(api: str, token_file: Path, fn: Callable[[Client], Any]) -> Any:
+    """``fn``'s answer from the controller; on any error, one line on stderr and exit 1."""
     try:
         token = token_file.read_text(encoding="utf-8").strip()
     except OSError as e:
@@ -77,58 +73,56 @@ def _run(
         sys.exit(1)
     client = Client(api, token)
     try:
-        result = fn(client)
+        return fn(client)
     except ApiError as e:
         click.echo(f"sixpod: {e.detail}", err=True)
         sys.exit(1)
     finally:
         client.close()
-    if as_json or show is None:
-        click.echo(json.dumps(result, indent=2, sort_keys=True))
-    else:
-        show(result)
-    return result
 
 
-def _table(columns: list[str]) -> Callable[[Any], None]:
-    def show(items: list[dict[str, Any]]) -> None:
-        t = Table(*columns, box=None)
-        for i in items:
-            t.add_row(*(str(i.get(c, "")) for c in columns))
-        Console().print(t)
-
-    return show
+APP_FIELDS = ["name", "owner", "shard_seed", "settings", "revision"]
 
 
+@examples(
+    "sixpod app create shop --owner acme",
+    "sixpod app list",
+    "sixpod app delete shop",
+)
 @click.group()
 def app() -> None:
-    """Apps (tenants' applications)."""
+    """Apps: reached by their domains, served by their endpoints."""
 
 
+@examples("sixpod app list", "sixpod app list --json")
 @app.command("list")
 @API
 @TOKEN
 @JSON
 def app_list(api: str, token_file: Path, as_json: bool) -> None:
-    _run(
-        api,
-        token_file,
-        lambda c: c.pages("/v1/apps"),
-        as_json,
-        _table(["name", "owner", "shard_seed", "revision"]),
-    )
+    """List every app: name, owner, shard seed, settings, revision."""
+    output.rows(_call(api, token_file, lambda c: c.pages("/v1/apps")), APP_FIELDS, as_json=as_json)
 
 
+@examples(
+    "sixpod app create shop",
+    "sixpod app create shop --owner acme --setting max_body_bytes=1048576",
+)
 @app.command("create")
 @click.argument("name")
-@click.option("--owner", default="")
-@click.option("--shard-seed", type=int, default=0)
+@click.option("--owner", default="", help="Who the app belongs to (free text).")
+@click.option(
+    "--shard-seed",
+    type=int,
+    default=0,
+    help="Picks the app's shuffle shard of VIPs; change it to move the app.",
+)
 @click.option(
     "--setting",
     "settings",
     multiple=True,
     metavar="KEY=JSON",
-    help="a setting; the value is JSON, or text if it is not",
+    help="One setting (repeat for more); the value is JSON, or text if it is not.",
 )
 @API
 @TOKEN
@@ -142,8 +136,10 @@ def app_create(
     token_file: Path,
     as_json: bool,
 ) -> None:
+    """Create the app NAME (lowercase letters, digits, '-')."""
     body = {"name": name, "owner": owner, "shard_seed": shard_seed, "settings": _settings(settings)}
-    _run(api, token_file, lambda c: c.call("POST", "/v1/apps", json=body), as_json)
+    created = _call(api, token_file, lambda c: c.call("POST", "/v1/apps", json=body))
+    output.record(created, as_json=as_json)
 
 
 def _settings(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -159,27 +155,33 @@ def _settings(pairs: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
+@examples("sixpod app show shop")
 @app.command("show")
 @click.argument("name")
 @API
 @TOKEN
-def app_show(name: str, api: str, token_file: Path) -> None:
-    _run(api, token_file, lambda c: c.call("GET", f"/v1/apps/{seg(name)}"), True)
+@JSON
+def app_show(name: str, api: str, token_file: Path, as_json: bool) -> None:
+    """Show the app NAME with its settings."""
+    item = _call(api, token_file, lambda c: c.call("GET", f"/v1/apps/{seg(name)}"))
+    output.record(item, as_json=as_json)
 
 
+@examples("sixpod app set shop --shard-seed 7", "sixpod app set shop --setting tls=true")
 @app.command("set")
 @click.argument("name")
-@click.option("--owner")
-@click.option("--shard-seed", type=int)
+@click.option("--owner", help="New owner.")
+@click.option("--shard-seed", type=int, help="New shard seed: moves the app to other VIPs.")
 @click.option(
     "--setting",
     "settings",
     multiple=True,
     metavar="KEY=JSON",
-    help="replaces all settings when given",
+    help="Settings (repeat for more); when given they replace all the app's settings.",
 )
 @API
 @TOKEN
+@JSON
 def app_set(
     name: str,
     owner: str | None,
@@ -187,84 +189,129 @@ def app_set(
     settings: tuple[str, ...],
     api: str,
     token_file: Path,
+    as_json: bool,
 ) -> None:
+    """Change the app NAME: only what is given changes."""
     body: dict[str, Any] = {"owner": owner, "shard_seed": shard_seed}
     if settings:
         body["settings"] = _settings(settings)
     body = {k: v for k, v in body.items() if v is not None}
-    _run(api, token_file, lambda c: c.call("PATCH", f"/v1/apps/{seg(name)}", json=body), True)
+    item = _call(api, token_file, lambda c: c.call("PATCH", f"/v1/apps/{seg(name)}", json=body))
+    output.record(item, as_json=as_json)
 
 
+@examples("sixpod app delete shop", "sixpod app delete shop --force   # a big app")
 @app.command("delete")
 @click.argument("name")
-@click.option("--force", is_flag=True, help="pass the churn guard")
+@click.option("--force", is_flag=True, help="Pass the churn guard (a mass removal).")
 @API
 @TOKEN
-def app_delete(name: str, force: bool, api: str, token_file: Path) -> None:
+@JSON
+def app_delete(name: str, force: bool, api: str, token_file: Path, as_json: bool) -> None:
+    """Delete the app NAME with its domains and endpoints."""
     params = {"force": "true"} if force else {}
-    _run(api, token_file, lambda c: c.call("DELETE", f"/v1/apps/{seg(name)}", params=params), True)
+    done = _call(
+        api, token_file, lambda c: c.call("DELETE", f"/v1/apps/{seg(name)}", params=params)
+    )
+    data = {"app": name, "revision": done["revision"]}
+    output.line(f"deleted app {name} (revision {done['revision']})", data, as_json=as_json)
 
 
+@examples("sixpod domain attach www.shop.example shop", "sixpod domain list --app shop")
 @click.group()
 def domain() -> None:
     """Customer hostnames, each attached to one app."""
 
 
+@examples(
+    "sixpod domain attach www.shop.example shop", "sixpod domain attach '*.shop.example' shop"
+)
 @domain.command("attach")
 @click.argument("host")
 @click.argument("app_name", metavar="APP")
 @API
 @TOKEN
-def domain_attach(host: str, app_name: str, api: str, token_file: Path) -> None:
-    _run(
+@JSON
+def domain_attach(host: str, app_name: str, api: str, token_file: Path, as_json: bool) -> None:
+    """Route HOST (a name or *.name) to APP."""
+    d = _call(
         api,
         token_file,
         lambda c: c.call("PUT", f"/v1/domains/{seg(host)}", json={"app": app_name}),
-        True,
     )
+    text = f"{d['name']} -> app {d['app']} (revision {d['revision']})"
+    output.line(text, d, as_json=as_json)
 
 
+@examples("sixpod domain detach www.shop.example")
 @domain.command("detach")
 @click.argument("host")
 @API
 @TOKEN
-def domain_detach(host: str, api: str, token_file: Path) -> None:
-    _run(api, token_file, lambda c: c.call("DELETE", f"/v1/domains/{seg(host)}"), True)
+@JSON
+def domain_detach(host: str, api: str, token_file: Path, as_json: bool) -> None:
+    """Stop routing HOST."""
+    done = _call(api, token_file, lambda c: c.call("DELETE", f"/v1/domains/{seg(host)}"))
+    data = {"domain": host, "revision": done["revision"]}
+    output.line(f"detached {host} (revision {done['revision']})", data, as_json=as_json)
 
 
+@examples("sixpod domain list", "sixpod domain list --app shop --json")
 @domain.command("list")
-@click.option("--app", "app_name")
+@click.option("--app", "app_name", metavar="APP", help="Only the domains of APP.")
 @API
 @TOKEN
 @JSON
 def domain_list(app_name: str | None, api: str, token_file: Path, as_json: bool) -> None:
+    """List domains: name, app, revision."""
     params = {"app": app_name} if app_name else {}
-    _run(
-        api,
-        token_file,
-        lambda c: c.pages("/v1/domains", **params),
-        as_json,
-        _table(["name", "app", "revision"]),
-    )
+    items = _call(api, token_file, lambda c: c.pages("/v1/domains", **params))
+    output.rows(items, ["name", "app", "revision"], as_json=as_json)
 
 
+@examples(
+    "sixpod endpoint add shop '[2001:db8:200:1::10]:8080'",
+    "sixpod endpoint list shop",
+)
 @click.group()
 def endpoint() -> None:
-    """Containers behind an app: [address]:port inside their node's /64."""
+    """Containers behind an app, as [address]:port.
+
+    Each endpoint must be inside its node's /64."""
 
 
+@examples(
+    "sixpod endpoint add shop '[2001:db8:200:1::10]:8080' '[2001:db8:200:2::10]:8080'",
+    "sixpod endpoint add shop '[2001:db8:200:1::10]:8080' --state draining",
+)
 @endpoint.command("add")
 @click.argument("app_name", metavar="APP")
 @click.argument("endpoints", nargs=-1, required=True, metavar="[ADDRESS]:PORT...")
-@click.option("--weight", type=int, default=100, show_default=True)
 @click.option(
-    "--state", type=click.Choice(["up", "draining", "down"]), default="up", show_default=True
+    "--weight", type=int, default=100, show_default=True, help="Share of requests, relative."
+)
+@click.option(
+    "--state",
+    type=click.Choice(["up", "draining", "down"]),
+    default="up",
+    show_default=True,
+    help="draining: finish requests in flight, take no new ones; down: take none.",
 )
 @API
 @TOKEN
+@JSON
 def endpoint_add(
-    app_name: str, endpoints: tuple[str, ...], weight: int, state: str, api: str, token_file: Path
+    app_name: str,
+    endpoints: tuple[str, ...],
+    weight: int,
+    state: str,
+    api: str,
+    token_file: Path,
+    as_json: bool,
 ) -> None:
+    """Add (or update) APP's endpoints.
+
+    Each must be inside a node's /64."""
     from sixpod import addr
 
     items = []
@@ -277,99 +324,133 @@ def endpoint_add(
         items.append(
             {"address": addr.format_ip(e.ip), "port": e.port, "weight": weight, "state": state}
         )
-    _run(
-        api,
-        token_file,
-        lambda c: c.call("POST", f"/v1/apps/{seg(app_name)}/endpoints", json={"endpoints": items}),
-        True,
-    )
+    body = {"endpoints": items}
+    _endpoints_changed(app_name, api, token_file, body, as_json)
 
 
-@endpoint.command("remove")
-@click.argument("app_name", metavar="APP")
-@click.argument("endpoints", nargs=-1, required=True, metavar="[ADDRESS]:PORT...")
-@click.option("--force", is_flag=True, help="pass the churn guard")
-@API
-@TOKEN
-def endpoint_remove(
-    app_name: str, endpoints: tuple[str, ...], force: bool, api: str, token_file: Path
+def _endpoints_changed(
+    app_name: str, api: str, token_file: Path, body: dict[str, Any], as_json: bool
 ) -> None:
-    body = {"remove": list(endpoints), "force": force}
-    _run(
+    done = _call(
         api,
         token_file,
         lambda c: c.call("POST", f"/v1/apps/{seg(app_name)}/endpoints", json=body),
-        True,
     )
+    data = {"app": app_name, "changed": done["changed"], "removed": done["removed"]}
+    text = (
+        f"{app_name}: {output.plural(done['changed'], 'endpoint')} added or changed, "
+        f"{done['removed']} removed"
+    )
+    output.line(text, data, as_json=as_json)
 
 
+@examples("sixpod endpoint remove shop '[2001:db8:200:1::10]:8080'")
+@endpoint.command("remove")
+@click.argument("app_name", metavar="APP")
+@click.argument("endpoints", nargs=-1, required=True, metavar="[ADDRESS]:PORT...")
+@click.option("--force", is_flag=True, help="Pass the churn guard (a mass removal).")
+@API
+@TOKEN
+@JSON
+def endpoint_remove(
+    app_name: str,
+    endpoints: tuple[str, ...],
+    force: bool,
+    api: str,
+    token_file: Path,
+    as_json: bool,
+) -> None:
+    """Remove APP's endpoints."""
+    body = {"remove": list(endpoints), "force": force}
+    _endpoints_changed(app_name, api, token_file, body, as_json)
+
+
+@examples("sixpod endpoint list shop", "sixpod endpoint list shop --json")
 @endpoint.command("list")
 @click.argument("app_name", metavar="APP")
 @API
 @TOKEN
 @JSON
 def endpoint_list(app_name: str, api: str, token_file: Path, as_json: bool) -> None:
-    _run(
-        api,
-        token_file,
-        lambda c: c.pages(f"/v1/apps/{seg(app_name)}/endpoints"),
-        as_json,
-        _table(["endpoint", "node", "weight", "state", "revision"]),
-    )
+    """List APP's endpoints: endpoint, node, weight, state, revision."""
+    items = _call(api, token_file, lambda c: c.pages(f"/v1/apps/{seg(app_name)}/endpoints"))
+    output.rows(items, ["endpoint", "node", "weight", "state", "revision"], as_json=as_json)
 
 
+@examples("sixpod vip list", "sixpod vip set 203.0.113.7 blackholed --reason 'DDoS on shop'")
 @click.group()
 def vip() -> None:
-    """VIP states: active, drained (out of DNS answers), blackholed (under attack)."""
+    """VIP states: active, drained or blackholed.
+
+    drained: out of DNS answers; blackholed: dropped upstream (an attack)."""
 
 
+@examples("sixpod vip list", "sixpod vip list --json")
 @vip.command("list")
 @API
 @TOKEN
 @JSON
 def vip_list(api: str, token_file: Path, as_json: bool) -> None:
-    _run(
-        api,
-        token_file,
-        lambda c: c.call("GET", "/v1/vips")["items"],
-        as_json,
-        _table(["address", "state", "reason", "revision"]),
-    )
+    """List every VIP: address, state, reason, revision."""
+    items = _call(api, token_file, lambda c: c.call("GET", "/v1/vips")["items"])
+    output.rows(items, ["address", "state", "reason", "revision"], as_json=as_json)
 
 
+@examples(
+    "sixpod vip set 203.0.113.7 drained --reason maintenance",
+    "sixpod vip set 203.0.113.7 active",
+)
 @vip.command("set")
 @click.argument("address")
 @click.argument("state", type=click.Choice(["active", "drained", "blackholed"]))
-@click.option("--reason", default="")
+@click.option("--reason", default="", help="Why, for whoever looks next.")
 @API
 @TOKEN
-def vip_set(address: str, state: str, reason: str, api: str, token_file: Path) -> None:
+@JSON
+def vip_set(
+    address: str, state: str, reason: str, api: str, token_file: Path, as_json: bool
+) -> None:
+    """Set the state of the VIP ADDRESS."""
     body = {"state": state, "reason": reason}
-    _run(api, token_file, lambda c: c.call("PUT", f"/v1/vips/{seg(address)}", json=body), True)
+    v = _call(api, token_file, lambda c: c.call("PUT", f"/v1/vips/{seg(address)}", json=body))
+    why = f"{v['reason']}; " if v["reason"] else ""
+    text = f"VIP {v['address']} {v['state']} ({why}revision {v['revision']})"
+    output.line(text, v, as_json=as_json)
 
 
+@examples("sixpod publisher status", "sixpod publisher force")
 @click.group()
 def publisher() -> None:
-    """The publisher to Redis: status, and releasing the churn guard."""
+    """The publisher to Redis: its state; the churn guard."""
 
 
+@examples("sixpod publisher status", "sixpod publisher status --json")
 @publisher.command("status")
 @API
 @TOKEN
-def publisher_status(api: str, token_file: Path) -> None:
-    """Print the controller's revision and publisher state (JSON). Exits 1 when the
-    publisher reports an error (Redis unreachable, say), with the error on stderr."""
-    status = _run(api, token_file, lambda c: c.call("GET", "/v1/status"), True)
+@JSON
+def publisher_status(api: str, token_file: Path, as_json: bool) -> None:
+    """The controller's revision and the publisher's state.
+
+    Exits 1 when the publisher reports an error (Redis unreachable, say), with the error on
+    stderr."""
+    status = _call(api, token_file, lambda c: c.call("GET", "/v1/status"))
+    output.record(status, as_json=as_json)
     error = (status.get("publisher") or {}).get("error")
     if error:
         click.echo(f"sixpod: publisher: {error}", err=True)
         sys.exit(1)
 
 
+@examples("sixpod publisher force", "sixpod publisher force --through 1234")
 @publisher.command("force")
-@click.option("--through", type=int, help="last revision to let through (default: all now)")
+@click.option("--through", type=int, help="Last revision to let through (default: all now).")
 @API
 @TOKEN
-def publisher_force(through: int | None, api: str, token_file: Path) -> None:
+@JSON
+def publisher_force(through: int | None, api: str, token_file: Path, as_json: bool) -> None:
+    """Let changes held back by the churn guard through to Redis."""
     body = {} if through is None else {"through": through}
-    _run(api, token_file, lambda c: c.call("POST", "/v1/publisher/force", json=body), True)
+    done = _call(api, token_file, lambda c: c.call("POST", "/v1/publisher/force", json=body))
+    text = f"publisher: let through every change up to revision {done['forced_through']}"
+    output.line(text, done, as_json=as_json)

@@ -11,12 +11,18 @@ from types import FrameType
 
 import click
 
+from sixpod.cli.help import examples
+from sixpod.cli.output import plural
 from sixpod.inventory.errors import InventoryError
 from sixpod.inventory.load import load_model
 
 log = logging.getLogger("sixpod.tor-resilient")
 
 
+@examples(
+    "sixpod tor-resilient --config /etc/sixpod/resilient.yaml",
+    "sixpod tor-resilient --config /etc/sixpod/resilient.yaml --once   # one sync, then exit",
+)
 @click.command("tor-resilient")
 @click.option(
     "--config",
@@ -25,9 +31,11 @@ log = logging.getLogger("sixpod.tor-resilient")
     type=click.Path(dir_okay=False, path_type=Path),
     help="resilient.yaml (rendered by `sixpod render` beside the ToR's frr.conf).",
 )
-@click.option("--once", is_flag=True, help="Sync once and exit.")
+@click.option("--once", is_flag=True, help="Sync once, print the operations applied, exit.")
 def tor_resilient(config_path: Path, once: bool) -> None:
-    """Mirror FRR's VIP paths into kernel resilient nexthop groups (run on the ToR).
+    """Keep the ToR's VIP routes on resilient nexthop groups.
+
+    Mirrors FRR's VIP paths into kernel resilient nexthop groups; run it on the ToR.
 
     On exit (SIGTERM) the helper's rules and routes are removed, so VIP traffic falls back
     to FRR's own ECMP routes; run it under a supervisor that restarts it.
@@ -64,7 +72,7 @@ def tor_resilient(config_path: Path, once: bool) -> None:
             kernel.set_multipath_hash(1)
         if once:
             result = sync(settings, frr=frr, kernel=kernel)
-            click.echo(f"{len(result.plan.ops)} operations")
+            click.echo(plural(len(result.plan.ops), "operation"))
             return
     except ResilientError as e:
         click.echo(f"sixpod tor-resilient: {e}", err=True)

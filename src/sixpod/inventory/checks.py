@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Network, IPv6Network, ip_network
+from ipaddress import IPv4Network, IPv6Network
 
 from sixpod import addr
 from sixpod.inventory.model import (
@@ -20,6 +20,7 @@ from sixpod.inventory.model import (
     expand_ports,
 )
 from sixpod.inventory.source import Path
+from sixpod.words import plural
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,7 @@ class Finding:
     path: Path
     message: str
     warning: bool = False
+    note: bool = False  # worth knowing, nothing wrong (documentation space in a lab)
 
 
 NODE_PREFIXLEN = 64
@@ -104,30 +106,18 @@ def _check_names(inv: Inventory) -> list[Finding]:
     return out
 
 
-_UNUSABLE_FOR_VIPS: tuple[tuple[IPv4Network | IPv6Network, str], ...] = (
-    (ip_network("::/128"), "unspecified"),
-    (ip_network("::1/128"), "loopback"),
-    (ip_network("fe80::/10"), "link-local"),
-    (ip_network("ff00::/8"), "multicast"),
-    (ip_network("fc00::/7"), "private (ULA, RFC 4193)"),
-    (ip_network("0.0.0.0/8"), "'this network' (RFC 791)"),
-    (ip_network("127.0.0.0/8"), "loopback"),
-    (ip_network("169.254.0.0/16"), "link-local"),
-    (ip_network("224.0.0.0/4"), "multicast"),
-    (ip_network("240.0.0.0/4"), "reserved"),
-    (ip_network("10.0.0.0/8"), "private (RFC 1918)"),
-    (ip_network("172.16.0.0/12"), "private (RFC 1918)"),
-    (ip_network("192.168.0.0/16"), "private (RFC 1918)"),
-    (ip_network("100.64.0.0/10"), "shared address space (RFC 6598)"),
-)
+LAB_NOTE = "fine for a lab; clients on the Internet cannot reach it"
 
 
-def _vip_space(pool: IPv4Network | IPv6Network) -> str | None:
-    """Why clients on the Internet could never reach VIPs in ``pool``, or None."""
-    for net, what in _UNUSABLE_FOR_VIPS:
-        if net.version == pool.version and pool.overlaps(net):
-            return f"{what} space ({addr.format_prefix(net)})"
-    return None
+def _unreachable(net: IPv4Network | IPv6Network) -> str | None:
+    """Why clients on the Internet could never reach addresses in ``net``, or None."""
+    found = addr.unreachable_space(net)
+    return f"{found[1]} space ({addr.format_prefix(found[0])})" if found else None
+
+
+def _documentation(net: IPv4Network | IPv6Network) -> str | None:
+    found = addr.documentation_space(net)
+    return f"documentation space ({addr.format_prefix(found[0])}, {found[1]})" if found else None
 
 
 def _check_pools(inv: Inventory) -> list[Finding]:
@@ -138,15 +128,21 @@ def _check_pools(inv: Inventory) -> list[Finding]:
         *(("ipv6", i, p) for i, p in enumerate(pod.vips.ipv6.pools if pod.vips.ipv6 else ())),
     ]
     for fam, i, p in vip_pools:
-        why = _vip_space(p)
+        where: Path = ("pod", "vips", fam, "pools", i)
+        why = _unreachable(p)
+        doc = _documentation(p)
         if why:
             out.append(
                 Finding(
-                    ("pod", "vips", fam, "pools", i),
+                    where,
                     f"VIP pool {addr.format_prefix(p)} is in {why}: anycast VIPs must be "
                     "global unicast addresses clients can reach (documentation ranges are "
                     "allowed, for labs)",
                 )
+            )
+        elif doc:
+            out.append(
+                Finding(where, f"VIP pool {addr.format_prefix(p)} is {doc}: {LAB_NOTE}", note=True)
             )
     v6: list[tuple[Path, str, IPv6Network]] = [
         (("pod", "aggregate"), "the aggregate", pod.aggregate),
@@ -171,7 +167,8 @@ def _check_pools(inv: Inventory) -> list[Finding]:
             Finding(
                 ("pod", "aggregate"),
                 f"aggregate {addr.format_prefix(pod.aggregate)} holds "
-                f"{node_prefix_capacity(pod.aggregate)} node /64s, {nodes} nodes need one each",
+                f"{plural(node_prefix_capacity(pod.aggregate), 'node /64')}, "
+                f"not enough for {plural(nodes, 'node')} (one each)",
             )
         )
     if pod.links.prefixlen < 32:
@@ -187,8 +184,8 @@ def _check_pools(inv: Inventory) -> list[Finding]:
             Finding(
                 ("pod", "links"),
                 f"link pool {addr.format_prefix(pod.links)} holds "
-                f"{subnet_count(pod.links, LINK_PREFIXLEN)} link /64s, "
-                f"{nodes} uplinks need one each",
+                f"{plural(subnet_count(pod.links, LINK_PREFIXLEN), 'link /64')}, "
+                f"not enough for {plural(nodes, 'uplink')} (one each)",
             )
         )
     for fam, pool in (("ipv4", pod.vips.ipv4), ("ipv6", pod.vips.ipv6)):
@@ -196,7 +193,7 @@ def _check_pools(inv: Inventory) -> list[Finding]:
             out.append(
                 Finding(
                     ("pod", "vips", fam, "count"),
-                    f"{fam} VIP pools hold {vip_capacity(pool.pools)} addresses, "
+                    f"{fam} VIP pools hold {plural(vip_capacity(pool.pools), 'address')}, "
                     f"count asks for {pool.count}",
                 )
             )
@@ -205,7 +202,7 @@ def _check_pools(inv: Inventory) -> list[Finding]:
     for i, node in enumerate(inv.nodes):
         if node.prefix is None:
             continue
-        where: Path = ("nodes", i, "prefix")
+        where = ("nodes", i, "prefix")
         text = addr.format_prefix(node.prefix)
         if node.prefix.prefixlen != NODE_PREFIXLEN:
             out.append(Finding(where, f"node prefix {text} must be a /64"))
@@ -264,8 +261,9 @@ def _check_asns(inv: Inventory) -> list[Finding]:
         out.append(
             Finding(
                 ("pod", "asns"),
-                f"ASN range {rng.first}-{rng.last} holds {rng.last - rng.first + 1} ASNs; "
-                f"the nodes need 1 and the {len(inv.racks)} racks 1 each",
+                f"ASN range {rng.first}-{rng.last} holds "
+                f"{plural(rng.last - rng.first + 1, 'ASN')}, not enough for the nodes' one "
+                f"and one per rack ({plural(len(inv.racks), 'rack')})",
             )
         )
     used: dict[int, str] = {rng.first: "the pod's node ASN"}
@@ -338,6 +336,25 @@ def _check_racks(inv: Inventory) -> list[Finding]:
                         (*where, "address"),
                         f"upstream {up.name}: {addr.format_ip(up.address)} is not another "
                         f"address of the link {addr.format_prefix(up.local.network)}",
+                    )
+                )
+            link = addr.format_prefix(up.local.network)
+            why = _unreachable(up.local.network)
+            doc = _documentation(up.local.network)
+            if why:
+                out.append(
+                    Finding(
+                        (*where, "local"),
+                        f"upstream {up.name}: link {link} is in {why}: an upstream link needs "
+                        "global unicast addresses (documentation ranges are allowed, for labs)",
+                    )
+                )
+            elif doc:
+                out.append(
+                    Finding(
+                        (*where, "local"),
+                        f"upstream {up.name}: link {link} is {doc}: {LAB_NOTE}",
+                        note=True,
                     )
                 )
             pools = [inv.pod.aggregate, inv.pod.links]

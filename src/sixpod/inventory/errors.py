@@ -14,9 +14,14 @@ class Diagnostic:
     column: int
     message: str
     warning: bool = False
+    note: bool = False  # nothing wrong; printed as ``note:`` and never fails a check
+
+    @property
+    def error(self) -> bool:
+        return not (self.warning or self.note)
 
     def __str__(self) -> str:
-        kind = "warning: " if self.warning else ""
+        kind = "warning: " if self.warning else "note: " if self.note else ""
         return f"{self.filename}:{self.line}:{self.column}: {kind}{self.message}"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -13,14 +15,14 @@ from sixpod.inventory import source
 from sixpod.inventory.checks import check
 from sixpod.inventory.errors import Diagnostic, InventoryError
 from sixpod.inventory.model import Inventory
-from sixpod.inventory.source import Path, Source
+from sixpod.inventory.source import Path, Source, describe_value
 
 
 @dataclass(frozen=True, slots=True)
 class Loaded:
     inventory: Inventory
     source: Source
-    warnings: tuple[Diagnostic, ...]
+    warnings: tuple[Diagnostic, ...]  # and notes: everything printed that does not fail
 
 
 def load_inventory(text: str, filename: str) -> Loaded:
@@ -33,9 +35,9 @@ def load_inventory(text: str, filename: str) -> Loaded:
     except ValidationError as e:
         raise InventoryError(validation_diagnostics(e, src, Inventory)) from None
     findings = check(inv)
-    diags = [src.diagnostic(f.path, f.message, warning=f.warning) for f in findings]
-    if any(not d.warning for d in diags):
-        raise InventoryError(diags)
+    diags = [src.diagnostic(f.path, f.message, warning=f.warning, note=f.note) for f in findings]
+    if any(d.error for d in diags):
+        raise InventoryError([d for d in diags if not d.note])  # notes would be noise here
     return Loaded(inv, src, tuple(diags))
 
 
@@ -54,26 +56,157 @@ def load_model(text: str, filename: str, model: type[M]) -> M:
 def validation_diagnostics(
     err: ValidationError, src: Source, root: type[BaseModel]
 ) -> list[Diagnostic]:
-    """Translate pydantic's errors into ``FILE:LINE:COL`` diagnostics in plain words."""
+    """Translate pydantic's errors into ``FILE:LINE:COL`` diagnostics in the operator's terms.
+
+    Each message names the key and says what is expected and what was found; pydantic's own
+    sentences never come through. A mistyped key is one message with a suggestion (difflib),
+    and the required key it meant is not also reported missing.
+    """
+    errors = err.errors(include_url=False)
+    missing: dict[Path, set[str]] = {}
+    for e in errors:
+        if e["type"] == "missing":
+            loc: Path = tuple(e["loc"])
+            missing.setdefault(loc[:-1], set()).add(str(loc[-1]))
+    meant: set[Path] = set()  # the missing keys a typo stands for
     out: list[Diagnostic] = []
-    for e in err.errors(include_url=False):
+    for e in errors:
         path: Path = tuple(e["loc"])
         kind = e["type"]
         if kind == "extra_forbidden":
-            known = _known_keys(root, path[:-1])
-            hint = f" (expected one of: {', '.join(known)})" if known else ""
-            out.append(src.diagnostic(path, f"unknown key {path[-1]!r}{hint}", key=True))
-        elif kind == "missing":
-            out.append(src.diagnostic(path[:-1], f"missing required key {path[-1]!r}"))
-        else:
-            msg = str(e["msg"]).removeprefix("Value error, ")
-            where = ".".join(str(p) for p in path)
-            out.append(src.diagnostic(path, f"{where}: {msg}" if where else msg))
+            parent, key = path[:-1], str(path[-1])
+            known = _known_keys(root, parent)
+            guess = _suggest(key, sorted(missing.get(parent, ()))) or _suggest(key, known)
+            if guess is not None:
+                meant.add((*parent, guess))
+                msg = f"unknown key {key!r}: did you mean {guess!r}?"
+            elif known:
+                msg = f"unknown key {key!r} (expected one of: {', '.join(known)})"
+            else:
+                msg = f"unknown key {key!r}"
+            out.append(src.diagnostic(path, msg, key=True))
+    for e in errors:
+        path = tuple(e["loc"])
+        kind = e["type"]
+        if kind == "extra_forbidden" or path in meant:
+            continue
+        if kind == "too_short" and len(e.get("input") or ()) >= e["ctx"]["min_length"]:
+            continue  # its items were wrong, and each says so
+        where = _where(src.data, path)
+        if kind == "missing":
+            what = _describe(root, path)
+            where = _where(src.data, path[:-1])
+            msg = f"missing required key {path[-1]!r}" + (f" ({what})" if what else "")
+            out.append(src.diagnostic(path[:-1], f"{where}: {msg}" if where else msg))
+            continue
+        msg = _message(e, _describe(root, path), _known_keys(root, path))
+        out.append(src.diagnostic(path, f"{where}: {msg}" if where else msg))
     return out
 
 
-def _known_keys(root: type[BaseModel], path: Path) -> list[str]:
-    """The keys a model at ``path`` accepts, found by walking field annotations."""
+def _suggest(key: str, choices: list[str]) -> str | None:
+    found = difflib.get_close_matches(key, choices, n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+# Lists whose items have a ``name``: an error inside one names it ("node app1: mtu: ...").
+_NAMED_ITEMS = {"nodes": "node", "racks": "rack", "upstreams": "upstream"}
+
+
+def _where(data: Any, path: Path) -> str:
+    """``path`` as an operator reads it: ``pod.vips.ipv4.count``, ``node app1: mtu``,
+    ``rack r1: tor.ports``, ``roles.edge.services[1]``."""
+    subject, rest = "", list[str]()
+    node = data
+    for i, part in enumerate(path):
+        if isinstance(part, int):
+            item = node[part] if isinstance(node, list) and part < len(node) else None
+            name = item.get("name") if isinstance(item, dict) else None
+            parent = path[i - 1] if i else None
+            if isinstance(name, str) and isinstance(parent, str) and parent in _NAMED_ITEMS:
+                subject, rest = f"{_NAMED_ITEMS[parent]} {name}", []
+            elif rest:
+                rest[-1] += f"[{part}]"
+            else:
+                rest.append(f"[{part}]")
+            node = item
+        else:
+            rest.append(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    dotted = ".".join(rest)
+    if subject:
+        return f"{subject}: {dotted}" if dotted else subject
+    return dotted
+
+
+def _choices(expected: str) -> list[str]:
+    return re.findall(r"'([^']*)'", expected)
+
+
+def _message(e: Any, what: str | None, keys: list[str]) -> str:
+    """One pydantic error as an operator reads it: what is expected, what was found."""
+    kind, value, ctx = e["type"], e.get("input"), e.get("ctx") or {}
+    about = f" ({what})" if what else ""
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        hint = ""
+        if isinstance(value, str) and re.fullmatch(r"[-+]?[0-9]+", value):
+            hint = " (write numbers without quotes)"
+        return f"expected a whole number{about}, got {describe_value(value)}{hint}"
+    if kind in ("float_type", "float_parsing"):
+        return f"expected a number{about}, got {describe_value(value)}"
+    if kind in ("bool_type", "bool_parsing"):
+        return f"expected true or false{about}, got {describe_value(value)}"
+    if kind in ("string_type", "string_sub_type"):
+        return f"expected text{about}, got {describe_value(value)}"
+    if kind in ("tuple_type", "list_type", "set_type", "frozen_set_type", "iterable_type"):
+        return f"expected a list{about}, got {describe_value(value)}"
+    if kind in ("dict_type", "model_type", "model_attributes_type", "dataclass_type"):
+        with_keys = f" with keys {', '.join(keys)}" if keys else ""
+        return f"expected a mapping{with_keys}{about}, got {describe_value(value)}"
+    if kind == "too_short":
+        n = ctx["min_length"]
+        return (
+            f"expected at least {n} item{'s' if n != 1 else ''}{about}, got {describe_value(value)}"
+        )
+    if kind == "too_long":
+        n = ctx["max_length"]
+        return f"expected at most {n} item{'s' if n != 1 else ''}{about}, got {len(value)}"
+    bounds = {
+        "greater_than_equal": ("at least", "ge"),
+        "greater_than": ("more than", "gt"),
+        "less_than_equal": ("at most", "le"),
+        "less_than": ("less than", "lt"),
+    }
+    if kind in bounds:
+        words, key = bounds[kind]
+        return f"must be {words} {ctx[key]}{about}, got {value}"
+    if kind in ("enum", "literal_error"):
+        choices = _choices(str(ctx.get("expected", "")))
+        guess = _suggest(str(value), choices) if isinstance(value, str) else None
+        found = repr(value) if isinstance(value, str) else describe_value(value)
+        msg = f"{found} is not one of {', '.join(choices)}"
+        return msg + (f": did you mean {guess!r}?" if guess else "")
+    if kind in ("string_too_short", "string_too_long"):
+        n = ctx.get("min_length", ctx.get("max_length"))
+        words = "at least" if kind == "string_too_short" else "at most"
+        return f"expected text of {words} {n} characters{about}, got {describe_value(value)}"
+    if kind == "string_pattern_mismatch":
+        return f"expected text matching {ctx['pattern']}{about}, got {describe_value(value)}"
+    if kind == "value_error":
+        return str(e["msg"]).removeprefix("Value error, ")
+    return f"not valid here{about}: {describe_value(value)}"
+
+
+def _describe(root: type[BaseModel], path: Path) -> str | None:
+    """The documented meaning of the field at ``path`` (its ``Field(description=...)``)."""
+    if not path or isinstance(path[-1], int):
+        return None
+    model = _model_in(_hint_at(root, path[:-1]))
+    field = model.model_fields.get(str(path[-1])) if model else None
+    return field.description if field else None
+
+
+def _hint_at(root: type[BaseModel], path: Path) -> Any:
     hint: Any = root
     for part in path:
         model = _model_in(hint)
@@ -83,7 +216,12 @@ def _known_keys(root: type[BaseModel], path: Path) -> list[str]:
             hint = model.model_fields[part].annotation
         else:
             hint = _item_type(hint)
-    model = _model_in(hint)
+    return hint
+
+
+def _known_keys(root: type[BaseModel], path: Path) -> list[str]:
+    """The keys a model at ``path`` accepts, found by walking field annotations."""
+    model = _model_in(_hint_at(root, path))
     return sorted(model.model_fields) if model else []
 
 

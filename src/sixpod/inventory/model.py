@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict
 
 from sixpod import addr
+from sixpod.inventory.source import describe_value
 
 NAME_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
 PORT_RANGE_RE = re.compile(r"([A-Za-z][A-Za-z_.-]*?)(\d+)-(?:\1)?(\d+)\Z")
@@ -25,9 +26,9 @@ ETHERNET_OVERHEAD = 14 + 4  # Ethernet header + one 802.1Q tag; FCS not counted 
 VIPS_PER_FAMILY_MAX = 512
 
 
-def _text(value: Any) -> str:
+def _text(value: Any, what: str) -> str:
     if not isinstance(value, str):
-        raise ValueError(f"expected text, got {type(value).__name__} {value!r}")
+        raise ValueError(f"expected {what}, got {describe_value(value)}")
     return value
 
 
@@ -41,28 +42,28 @@ def _name(value: str) -> str:
 
 
 def _ipv6_prefix(value: Any) -> IPv6Network:
-    net = addr.parse_prefix(_text(value), strict=True)
+    net = addr.parse_prefix(_text(value, "an IPv6 prefix (2001:db8::/48)"), strict=True)
     if not isinstance(net, IPv6Network):
         raise ValueError(f"{value!r} is an IPv4 prefix; an IPv6 prefix is needed here")
     return net
 
 
 def _ipv4_prefix(value: Any) -> IPv4Network:
-    net = addr.parse_prefix(_text(value), strict=True)
+    net = addr.parse_prefix(_text(value, "an IPv4 prefix (192.0.2.0/24)"), strict=True)
     if not isinstance(net, IPv4Network):
         raise ValueError(f"{value!r} is an IPv6 prefix; an IPv4 prefix is needed here")
     return net
 
 
 def _ipv6_address(value: Any) -> IPv6Address:
-    ip = addr.parse_ip(_text(value))
+    ip = addr.parse_ip(_text(value, "an IPv6 address (2001:db8::1)"))
     if not isinstance(ip, IPv6Address):
         raise ValueError(f"{value!r} is an IPv4 address; an IPv6 address is needed here")
     return ip
 
 
 def _ipv6_interface(value: Any) -> IPv6Interface:
-    iface = addr.parse_interface(_text(value))
+    iface = addr.parse_interface(_text(value, "an IPv6 address and length (2001:db8::1/64)"))
     if not isinstance(iface, IPv6Interface):
         raise ValueError(f"{value!r} is IPv4; an IPv6 address with its prefix length is needed")
     return iface
@@ -103,8 +104,12 @@ class Service(StrEnum):
 class Role(_Model):
     """What a role announces over BGP and which sixpod services it runs."""
 
-    announce: tuple[Announce, ...] = (Announce.NODE_PREFIX,)
-    services: tuple[Service, ...] = (Service.ANNOUNCER,)
+    announce: tuple[Announce, ...] = Field(
+        default=(Announce.NODE_PREFIX,), description="what its nodes announce over BGP"
+    )
+    services: tuple[Service, ...] = Field(
+        default=(Service.ANNOUNCER,), description="the sixpod services its nodes run"
+    )
 
 
 DEFAULT_ROLES: dict[str, Role] = {
@@ -117,55 +122,57 @@ DEFAULT_ROLES: dict[str, Role] = {
 
 
 class VipPool4(_Model):
-    pools: tuple[IPv4Prefix, ...] = Field(min_length=1)
+    pools: tuple[IPv4Prefix, ...] = Field(min_length=1, description="VIPs come from here")
     count: Int = Field(ge=0, le=VIPS_PER_FAMILY_MAX, description="VIPs to allocate")
 
 
 class VipPool6(_Model):
-    pools: tuple[IPv6Prefix, ...] = Field(min_length=1)
+    pools: tuple[IPv6Prefix, ...] = Field(min_length=1, description="VIPs come from here")
     count: Int = Field(ge=0, le=VIPS_PER_FAMILY_MAX, description="VIPs to allocate")
 
 
 class Vips(_Model):
-    ipv4: VipPool4 | None = None
-    ipv6: VipPool6 | None = None
+    ipv4: VipPool4 | None = Field(default=None, description="the IPv4 anycast VIPs")
+    ipv6: VipPool6 | None = Field(default=None, description="the IPv6 anycast VIPs")
 
 
 class AsnRange(_Model):
-    first: ASN
-    last: ASN
+    first: ASN = Field(description="first ASN of the range; the nodes' shared ASN")
+    last: ASN = Field(description="last ASN of the range")
 
 
 class Pod(_Model):
-    name: Name
+    name: Name = Field(description="the pod's name")
     aggregate: IPv6Prefix = Field(description="node /64s are delegated from here")
     links: IPv6Prefix = Field(description="one /64 per node uplink: ToR ::1, node ::2")
-    vips: Vips = Vips()
-    asns: AsnRange
+    vips: Vips = Field(default=Vips(), description="the anycast VIP pools")
+    asns: AsnRange = Field(description="private ASNs for the nodes and ToRs, RFC 6996")
     hold_time: Int = Field(default=9, ge=3, le=65535, description="BGP hold time, seconds")
 
 
 class Upstream(_Model):
     """A BGP neighbor of the ToR outside the pod (spine, border router)."""
 
-    name: Name
-    port: Annotated[str, Strict()]
+    name: Name = Field(description="the neighbor's name")
+    port: Annotated[str, Strict()] = Field(description="the ToR port it is on")
     address: IPv6Addr = Field(description="the upstream's address on the link")
     local: IPv6Iface = Field(description="the ToR's address on the link, with its length")
-    asn: ASN
+    asn: ASN = Field(description="the neighbor's AS number")
 
 
 class Tor(_Model):
-    name: Name
-    mtu: MTU = 9216
+    name: Name = Field(description="the switch's name")
+    mtu: MTU = Field(default=9216, description="IP MTU of every port, bytes")
     ports: tuple[str, ...] = Field(min_length=1, description="port names; ranges like swp1-swp48")
-    port_mtu: dict[str, MTU] = Field(default_factory=dict)
-    upstreams: tuple[Upstream, ...] = ()
+    port_mtu: dict[str, MTU] = Field(
+        default_factory=dict, description="IP MTU of single ports, bytes"
+    )
+    upstreams: tuple[Upstream, ...] = Field(default=(), description="BGP neighbors outside the pod")
 
 
 class Rack(_Model):
-    name: Name
-    tor: Tor | None = None
+    name: Name = Field(description="the rack's name")
+    tor: Tor | None = Field(default=None, description="its top-of-rack switch")
     asn: ASN | None = Field(default=None, description="pin the rack's ASN instead of allocating")
 
 
@@ -186,22 +193,27 @@ NIC_MAX_FRAME: dict[Nic, int | None] = {
 
 
 class Node(_Model):
-    name: Name
-    rack: Annotated[str, Strict()]
-    role: Annotated[str, Strict()]
-    port: Annotated[str, Strict()]
-    mtu: MTU = 9000
-    nic: Nic = Nic.BAREMETAL
+    name: Name = Field(description="the node's name")
+    rack: Annotated[str, Strict()] = Field(description="the name of its rack")
+    role: Annotated[str, Strict()] = Field(
+        description="the name of its role: edge, internal, or one in roles"
+    )
+    port: Annotated[str, Strict()] = Field(description="the ToR port of its uplink")
+    mtu: MTU = Field(default=9000, description="IP MTU of its uplink, bytes")
+    nic: Nic = Field(default=Nic.BAREMETAL, description="bare metal, or a VM's vNIC")
     vswitch_mtu: MTU | None = Field(default=None, description="hypervisor vSwitch MTU")
     max_frame: Int | None = Field(default=None, ge=1518, description="vNIC receive limit, bytes")
     prefix: IPv6Prefix | None = Field(default=None, description="pin the node /64")
 
 
 class Inventory(_Model):
-    pod: Pod
-    roles: dict[str, Role] = Field(default_factory=lambda: dict(DEFAULT_ROLES))
-    racks: tuple[Rack, ...] = Field(min_length=1)
-    nodes: tuple[Node, ...] = ()
+    pod: Pod = Field(description="name, prefixes, ASNs and VIPs")
+    roles: dict[str, Role] = Field(
+        default_factory=lambda: dict(DEFAULT_ROLES),
+        description="what each role's nodes announce and run",
+    )
+    racks: tuple[Rack, ...] = Field(min_length=1, description="each rack with its ToR")
+    nodes: tuple[Node, ...] = Field(default=(), description="the servers")
 
     def role_of(self, node: Node) -> Role:
         return self.roles[node.role]

@@ -22,6 +22,21 @@ NODE_SCHEMA = "sixpod.node/1"
 TOR_SCHEMA = "sixpod.tor/1"
 
 
+# Every file a render writes, with what it is for (``sixpod render --help`` lists them; a test
+# renders the examples and checks the list is complete).
+RENDERED_FILES: tuple[tuple[str, str], ...] = (
+    ("nodes/NAME/device.json", "the node's data: prefix, uplink, BGP, what it may announce"),
+    ("nodes/NAME/exabgp.conf", "ExaBGP: one IPv6 session to the ToR; runs `sixpod announcer`"),
+    ("nodes/NAME/announcer.yaml", "`sixpod announcer`: VIPs, node /64, checks, drain, floor"),
+    ("nodes/NAME/bfdd.conf", "FRR bfdd on the node: BFD for the ToR session"),
+    ("nodes/NAME/edge.yaml", "edge nodes: `sixpod edge-agent`'s config"),
+    ("nodes/NAME/nginx.conf", "edge nodes: the nginx config the edge agent runs"),
+    ("tors/NAME/device.json", "the ToR's data: ASN, ports, neighbors, upstreams, VIPs"),
+    ("tors/NAME/frr.conf", "FRR on the ToR: interfaces, BGP, filters, BFD, ECMP"),
+    ("tors/NAME/resilient.yaml", "`sixpod tor-resilient`: VIPs kept on resilient groups"),
+)
+
+
 class RenderError(Exception):
     """The lock does not cover the inventory: run ``sixpod allocate`` first."""
 

@@ -51,10 +51,33 @@ class Source:
         return self.values.get((), Position(1, 1))
 
     def diagnostic(
-        self, path: Path, message: str, *, key: bool = False, warning: bool = False
+        self,
+        path: Path,
+        message: str,
+        *,
+        key: bool = False,
+        warning: bool = False,
+        note: bool = False,
     ) -> Diagnostic:
         pos = self.position(path, key=key)
-        return Diagnostic(self.filename, pos.line, pos.column, message, warning=warning)
+        return Diagnostic(self.filename, pos.line, pos.column, message, warning=warning, note=note)
+
+
+def describe_value(value: Any) -> str:
+    """What a file holds, in YAML's terms, for messages: ``text 'big'``, ``the number 5``."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"text {value!r}"
+    if isinstance(value, list):
+        return "a list" if value else "an empty list"
+    if isinstance(value, dict):
+        return "a mapping" if value else "an empty mapping"
+    return repr(value)
 
 
 def _pos(node: yaml.Node) -> Position:

@@ -287,7 +287,9 @@ class LabPod:
 
     def publisher_active(self) -> bool:
         try:
-            return bool(json.loads(self.api("publisher", "status"))["publisher"]["active"])
+            return bool(
+                json.loads(self.api("publisher", "status", "--json"))["publisher"]["active"]
+            )
         except (LabError, ValueError, KeyError, TypeError):
             return False
 
