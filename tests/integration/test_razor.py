@@ -397,6 +397,31 @@ def test_tcp_connection_cap(tmp_path: Path) -> None:
         wait_until(tcp_ok, timeout=5)
 
 
+def test_one_client_cannot_lock_others_out_of_tcp(tmp_path: Path) -> None:
+    """Issue 15 item 10: a client holding idle connections gets tcp_max_per_client of them;
+    the rest are closed at once, and another client (here ::1) is still served over TCP."""
+    with razor(tmp_path, {"shop": 1}, tcp_max_connections=6, tcp_max_per_client=2) as s:
+        held = [socket.create_connection(("127.0.0.1", s.port), timeout=2) for _ in range(6)]
+        try:
+            wait_metrics(s, 'sixpod_razor_tcp_refused_total{limit="client"}')
+            closed = 0
+            for c in held:
+                c.settimeout(0.5)
+                try:
+                    closed += c.recv(10) == b""
+                except ConnectionResetError:
+                    closed += 1
+                except TimeoutError:
+                    pass  # held open, idle
+            assert closed == 4
+            r = s.tcp(f"shop.{ZONE}", host="::1")
+            assert r.rcode() == dns.rcode.NOERROR
+            assert _ips(r)
+        finally:
+            for c in held:
+                c.close()
+
+
 def test_busy_port_is_an_input_error(tmp_path: Path) -> None:
     with razor(tmp_path / "a", {"shop": 1}) as s:
         cfg = {

@@ -37,6 +37,7 @@ INTERNAL_ERRORS = E.COUNTERS + 13
 UP = E.COUNTERS + 14
 TCP_OPEN = E.COUNTERS + 15
 TCP_REFUSED = E.COUNTERS + 16
+TCP_CLIENT_REFUSED = E.COUNTERS + 17
 SLOTS = E.COUNTERS + 18
 VIP_STATES = ("active", "drained", "blackholed")
 
@@ -87,11 +88,19 @@ class RazorCollector(Collector):
             ("rebuilds", REBUILDS, "answer table rebuilds"),
             ("state_errors", STATE_ERRORS, "state updates refused (old state kept)"),
             ("internal_errors", INTERNAL_ERRORS, "queries that hit a bug (no answer sent)"),
-            ("tcp_refused", TCP_REFUSED, "TCP connections closed at tcp_max_connections"),
         ):
             c = CounterMetricFamily(f"sixpod_razor_{name}", doc)
             c.add_metric([], s.total(slot))
             yield c
+        c = CounterMetricFamily(
+            "sixpod_razor_tcp_refused",
+            "TCP connections closed at once: at tcp_max_connections (worker) or at "
+            "tcp_max_per_client (client)",
+            labels=["limit"],
+        )
+        c.add_metric(["worker"], s.total(TCP_REFUSED))
+        c.add_metric(["client"], s.total(TCP_CLIENT_REFUSED))
+        yield c
         rows = [s.row(w) for w in range(s.workers)]
         live = [row for row in rows if row[UP]]
         g = GaugeMetricFamily("sixpod_razor_workers_up", "worker processes serving")
