@@ -20,6 +20,7 @@ from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
+import dns.edns
 import dns.exception
 import dns.flags
 import dns.message
@@ -249,6 +250,18 @@ def test_minimal_any_refused_and_formerr(server: Razor) -> None:
         s.sendto(b"\x01", ("::1", server.port))  # silence for a runt, and still alive
         s.sendto(bytes(range(256)) * 3, ("::1", server.port))
     assert server.query(ZONE, "SOA").rcode() == dns.rcode.NOERROR
+
+
+def test_formerr_for_a_bad_cookie_keeps_edns(server: Razor) -> None:
+    """Issue 15 item 11: a malformed COOKIE option is a FORMERR that carries an OPT record
+    (RFC 6891 6.1.1), so a resolver does not fall back to plain DNS."""
+    bad = dns.edns.GenericOption(dns.edns.OptionType.COOKIE, b"short")
+    for host in ("127.0.0.1", "::1"):
+        r = server.query(ZONE, "A", host=host, use_edns=0, options=[bad])
+        assert r.rcode() == dns.rcode.FORMERR
+        assert r.edns == 0
+        assert r.payload == 1232
+        assert r.question[0].name.to_text() == f"{ZONE}."
 
 
 def test_customer_zone_cname(server: Razor) -> None:

@@ -427,3 +427,36 @@ def test_cookie_requests_badvers_other_opcodes_and_rrl() -> None:
     limited = Engine(config(rrl={"responses_per_second": 1, "burst": 2, "slip": 0}), state())
     got = [limited.respond(_cookie_request(), "192.0.2.1", 0.0) for _ in range(5)]
     assert sum(x is not None for x in got) == 2
+
+
+def _malformed_cookie_query(question: bool = True) -> bytes:
+    q = dns.message.make_query(
+        "route.example.net", "A", use_edns=0, options=[dns.edns.GenericOption(10, b"short")]
+    ).to_wire()
+    if question:
+        return q
+    qend = 12 + len(b"\x05route\x07example\x03net\x00") + 4
+    return q[:4] + b"\x00\x00" + q[6:12] + q[qend:]  # QDCOUNT 0, no question
+
+
+def test_formerr_for_a_malformed_cookie_carries_an_opt_record(engine: Engine) -> None:
+    """Issue 15 item 11: RFC 6891 6.1.1, an OPT record in the reply to an EDNS query, even
+    a FORMERR for its COOKIE option (RFC 7873 5.2.2), with the question echoed."""
+    out = engine.respond(_malformed_cookie_query(), "192.0.2.1", 0.0)
+    assert out is not None
+    r = dns.message.from_wire(out)
+    assert r.rcode() == dns.rcode.FORMERR
+    assert r.edns == 0
+    assert r.payload == 1232
+    assert r.question[0].name.to_text() == "route.example.net."
+    out = engine.respond(_malformed_cookie_query(question=False), "192.0.2.1", 0.0)
+    assert out is not None
+    r = dns.message.from_wire(out)
+    assert r.rcode() == dns.rcode.FORMERR
+    assert r.edns == 0
+    assert not r.question
+    # a broken OPT record itself (its length past the message) is answered without one
+    q = dns.message.make_query("route.example.net", "A", use_edns=0).to_wire()
+    r = dns.message.from_wire(engine.respond(q[:-2] + b"\x00\x09", "192.0.2.1", 0.0) or b"")
+    assert r.rcode() == dns.rcode.FORMERR
+    assert r.edns < 0

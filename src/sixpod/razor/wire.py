@@ -155,23 +155,25 @@ def scan_opt(data: bytes, qend: int) -> tuple[int, int, bytes | None]:
     end = qend + 11 + rdlen
     if end != n:
         raise QueryError("OPT record length does not match the message")
+    # From here on the OPT record is there and framed right: errors say edns=True, so the
+    # reply carries an OPT record too (RFC 6891 6.1.1).
     cookie = None
     j = qend + 11
     while j < end:
         if j + 4 > end:
-            raise QueryError("EDNS option truncated")
+            raise QueryError("EDNS option truncated", edns=True)
         code = data[j] << 8 | data[j + 1]
         olen = data[j + 2] << 8 | data[j + 3]
         j += 4
         if j + olen > end:
-            raise QueryError("EDNS option runs past the OPT record")
+            raise QueryError("EDNS option runs past the OPT record", edns=True)
         if code == COOKIE:
             if cookie is not None or not _cookie_ok(olen):
-                raise QueryError("malformed or repeated COOKIE option")
+                raise QueryError("malformed or repeated COOKIE option", edns=True)
             cookie = data[j : j + olen]
         j += olen
     if version != 0:
-        raise QueryError(f"EDNS version {version} is not supported", BADVERS)
+        raise QueryError(f"EDNS version {version} is not supported", BADVERS, edns=True)
     return max(payload, MIN_UDP), (eflags >> 8) & 0x80, cookie
 
 
