@@ -264,6 +264,25 @@ def test_formerr_for_a_bad_cookie_keeps_edns(server: Razor) -> None:
         assert r.question[0].name.to_text() == f"{ZONE}."
 
 
+def _raw(server: Razor, name: str, rdtype: str, host: str = "::1") -> bytes:
+    q = dns.message.make_query(name, rdtype, use_edns=0)
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(fam, socket.SOCK_DGRAM) as s:
+        s.settimeout(2)
+        s.sendto(q.to_wire(), (host, server.port))
+        return s.recv(4096)
+
+
+def test_names_in_record_data_are_compressed(server: Razor) -> None:
+    """Issue 15 item 11: NS targets, glue owners, SOA names and CNAME targets are
+    compression pointers: no longer than dnspython's own compressed encoding."""
+    for name, rdtype in ((ZONE, "NS"), (ZONE, "SOA"), (f"nope.{ZONE}", "A"),
+                         ("www.shop.example", "A"), ("shop.example", "MX")):  # fmt: skip
+        raw = _raw(server, name, rdtype)
+        assert len(raw) <= len(dns.message.from_wire(raw).to_wire()), (name, rdtype)
+    assert len(_raw(server, ZONE, "NS")) == 108  # NS and 2 glue: 167 bytes uncompressed
+
+
 def test_customer_zone_cname(server: Razor) -> None:
     r = server.query("www.shop.example")
     assert r.answer[0].rdtype == dns.rdatatype.CNAME

@@ -460,3 +460,32 @@ def test_formerr_for_a_malformed_cookie_carries_an_opt_record(engine: Engine) ->
     r = dns.message.from_wire(engine.respond(q[:-2] + b"\x00\x09", "192.0.2.1", 0.0) or b"")
     assert r.rcode() == dns.rcode.FORMERR
     assert r.edns < 0
+
+
+COMPRESSIBLE = [
+    ("route.example.net", "NS"),
+    ("ROUTE.example.net", "SOA"),
+    ("nothing.route.example.net", "A"),
+    ("shop.route.example.net", "MX"),
+    ("dns.route.example.net", "A"),
+    ("shop.example", "TXT"),
+    ("www.shop.example", "A"),
+    ("www.shop.example", "TXT"),
+    ("www.x.example", "A"),
+    ("nothing.x.example", "AAAA"),
+]
+
+
+def test_names_in_record_data_are_compressed(engine: Engine) -> None:
+    """Issue 15 item 11: names inside NS, SOA and CNAME data are compression pointers where
+    the message holds them already: no longer than dnspython's own compressed encoding."""
+    for name, rdtype in COMPRESSIBLE:
+        for kw in ({}, {"use_edns": 0}):
+            q = dns.message.make_query(name, rdtype, **kw)
+            out = engine.respond(q.to_wire(), "192.0.2.1", 0.0)
+            assert out is not None
+            r = dns.message.from_wire(out)
+            assert len(out) <= len(r.to_wire()), (name, rdtype, len(out), len(r.to_wire()))
+    ns = engine.respond(dns.message.make_query("route.example.net", "NS").to_wire(), "h", 0.0)
+    assert ns is not None
+    assert len(ns) == 130  # 2 NS and 2 glue (197 bytes uncompressed)

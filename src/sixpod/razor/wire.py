@@ -260,6 +260,38 @@ def pointer(offset: int) -> bytes:
     return struct.pack("!H", 0xC000 | offset)
 
 
+class Compressor:
+    """Name compression while a message is laid out (RFC 1035 4.1.4): the offset of every
+    name, and of each of its suffixes, already in the message, so a later name is written
+    as its first labels and a pointer to the longest suffix known. Names compare without
+    case (the question keeps the client's case; pointers into it are still right)."""
+
+    def __init__(self) -> None:
+        self._at: dict[bytes, int] = {}
+
+    def add(self, name: bytes, offset: int, upto: int | None = None) -> None:
+        """``name`` (wire labels) is in the message at ``offset``: its suffixes that start
+        before ``upto`` (all of them by default) can be pointed at."""
+        i = 0
+        end = len(name) if upto is None else upto
+        while i < end and name[i] and offset + i < 0x4000:
+            self._at.setdefault(name[i:].lower(), offset + i)
+            i += name[i] + 1
+
+    def encode(self, name: bytes, offset: int) -> bytes:
+        """The bytes of ``name`` (wire labels) written at ``offset``, compressed; its new
+        suffixes are remembered for the names after it."""
+        i = 0
+        while name[i]:
+            at = self._at.get(name[i:].lower())
+            if at is not None:
+                self.add(name, offset, upto=i)  # the labels written out here
+                return name[:i] + pointer(at)
+            i += name[i] + 1
+        self.add(name, offset)
+        return name
+
+
 def record(owner: bytes, rtype: int, ttl: int, rdata: bytes, rclass: int = IN) -> bytes:
     """One resource record; ``owner`` is wire labels or a pointer."""
     return owner + struct.pack("!HHIH", rtype, rclass, ttl, len(rdata)) + rdata
