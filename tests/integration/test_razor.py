@@ -289,6 +289,13 @@ def test_customer_zone_cname(server: Razor) -> None:
     assert _ips(r) <= set(shard("shop", 1, V4, S))
     out = server.dig("www.shop.example", "A")
     assert f"CNAME\tshop.{ZONE}." in out
+    # a type the target has not: the CNAME and the route zone's SOA (cacheable NODATA)
+    r = server.query("www.shop.example", "TXT")
+    assert r.rcode() == dns.rcode.NOERROR
+    assert [rr.rdtype for rr in r.answer] == [dns.rdatatype.CNAME]
+    assert [(rr.rdtype, rr.name.to_text()) for rr in r.authority] == [
+        (dns.rdatatype.SOA, f"{ZONE}.")
+    ]
 
 
 def test_answers_random_within_the_shard(server: Razor) -> None:

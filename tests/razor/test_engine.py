@@ -489,3 +489,20 @@ def test_names_in_record_data_are_compressed(engine: Engine) -> None:
     ns = engine.respond(dns.message.make_query("route.example.net", "NS").to_wire(), "h", 0.0)
     assert ns is not None
     assert len(ns) == 130  # 2 NS and 2 glue (197 bytes uncompressed)
+
+
+def test_cname_to_a_name_without_the_type_carries_the_soa(engine: Engine) -> None:
+    """Issue 15 item 11: www.<zone> CNAME <app>.<route zone>, asked for a type the target
+    has not: NODATA after the CNAME, with the target zone's SOA so it is cached (RFC 2308
+    2.2)."""
+    for rdtype in ("TXT", "MX", "NS"):
+        r = ask(engine, "www.shop.example", rdtype, use_edns=0)
+        assert r.rcode() == dns.rcode.NOERROR
+        assert [rr.rdtype for rr in r.answer] == [dns.rdatatype.CNAME]
+        assert [rr.rdtype for rr in r.authority] == [dns.rdatatype.SOA]
+        assert r.authority[0].name.to_text() == "route.example.net."
+        assert r.authority[0].ttl == 30
+    for rdtype in ("CNAME", "ANY"):  # the CNAME itself is the answer
+        r = ask(engine, "www.shop.example", rdtype)
+        assert [rr.rdtype for rr in r.answer] == [dns.rdatatype.CNAME]
+        assert not r.authority

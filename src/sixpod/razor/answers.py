@@ -516,7 +516,10 @@ class _Build:
                 entry[DEFAULT] = with_soa(NXDOMAIN)
                 entry[wire.CNAME] = fixed(NOERROR, 1, 0, 0, cname)
                 continue
-            entry[DEFAULT] = fixed(NOERROR, 1, 0, 0, cname)
+            # The target exists but has no data of other types: NODATA after the CNAME, with
+            # the SOA so resolvers cache it (RFC 2308 2.2); CNAME and ANY get the CNAME.
+            entry[DEFAULT] = with_soa(NOERROR)
+            entry[wire.CNAME] = entry[wire.ANY] = fixed(NOERROR, 1, 0, 0, cname)
             for qtype, ips in ((wire.A, sets[0]), (wire.AAAA, sets[1])):
                 if not ips:
                     entry[qtype] = with_soa(NOERROR)
