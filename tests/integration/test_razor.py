@@ -509,6 +509,45 @@ def test_a_dead_worker_is_restarted(tmp_path: Path) -> None:
         assert "exited" in s.log.read_text()
 
 
+def metric(s: Razor, line: str) -> float:
+    """The value of the sample ``line`` (name and labels) at /metrics now (0 if absent)."""
+    url = f"http://127.0.0.1:{s.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=2) as r:
+        text = r.read().decode()
+    values = [float(ln.split()[-1]) for ln in text.splitlines() if ln.split(" ")[0] == line]
+    return values[0] if values else 0.0
+
+
+def test_counters_stay_monotonic_when_a_worker_restarts(tmp_path: Path) -> None:
+    """Issue 15 item 12: a restarted worker carries on from its predecessor's counters, so
+    the summed counters never go backwards (a Prometheus rate() would see a reset)."""
+    udp = 'sixpod_razor_queries_total{transport="udp"}'
+    noerror = 'sixpod_razor_responses_total{rcode="NOERROR"}'
+    with razor(tmp_path, {"shop": 1}) as s:
+        for _ in range(40):
+            assert s.query(f"shop.{ZONE}").rcode() == dns.rcode.NOERROR
+        wait_until(lambda: metric(s, udp) >= 40, timeout=5, step=0.1)
+        before = metric(s, udp), metric(s, noerror)
+        [first] = _workers(s.proc.pid)
+        os.kill(first, signal.SIGKILL)
+        wait_until(lambda: first not in _workers(s.proc.pid) and bool(_workers(s.proc.pid)))
+
+        def answers() -> bool:
+            try:
+                return s.query(f"shop.{ZONE}").rcode() == dns.rcode.NOERROR
+            except (OSError, dns.exception.DNSException):
+                return False
+
+        wait_until(answers, timeout=10)
+        wait_until(lambda: metric(s, "sixpod_razor_workers_up") == 1, timeout=5, step=0.1)
+        deadline = time.monotonic() + 2.5  # a few of the new worker's publications
+        while time.monotonic() < deadline:
+            assert metric(s, udp) >= before[0]
+            assert metric(s, noerror) >= before[1]
+            time.sleep(0.1)
+        wait_until(lambda: metric(s, udp) > before[0], timeout=5, step=0.1)
+
+
 def test_tcp_idle_timer_counts_whole_messages(tmp_path: Path) -> None:
     with razor(tmp_path, {"shop": 1}, tcp_idle_timeout=1.0) as s:
         with socket.create_connection(("127.0.0.1", s.port), timeout=5) as c:

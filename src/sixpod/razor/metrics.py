@@ -40,6 +40,11 @@ TCP_REFUSED = E.COUNTERS + 16
 TCP_CLIENT_REFUSED = E.COUNTERS + 17
 SLOTS = E.COUNTERS + 18
 VIP_STATES = ("active", "drained", "blackholed")
+COUNTER_SLOTS = (
+    *range(E.COUNTERS), Q_UDP, Q_TCP, REBUILDS, STATE_ERRORS, INTERNAL_ERRORS, TCP_REFUSED,
+    TCP_CLIENT_REFUSED,
+)  # fmt: skip
+"""The slots that only grow (the rest are gauges): a restarted worker carries them on."""
 
 
 class SharedCounters:
@@ -50,10 +55,23 @@ class SharedCounters:
         self._mem = mmap.mmap(-1, workers * SLOTS * 8)
         self.view = memoryview(self._mem).cast("d")
 
-    def publish(self, worker: int, values: Sequence[float]) -> None:
+    def publish(
+        self, worker: int, values: Sequence[float], carried: Sequence[float] | None = None
+    ) -> None:
+        """Write a worker's row; ``carried`` (from :meth:`carried`) is added slot by slot."""
         base = worker * SLOTS
         for i, v in enumerate(values):
-            self.view[base + i] = v
+            self.view[base + i] = v if carried is None else v + carried[i]
+
+    def carried(self, worker: int) -> list[float]:
+        """What a worker starting in slot ``worker`` counts on from: its predecessor's last
+        published counters (0 in a fresh slot), gauges 0. Summed counters then never go
+        backwards when a worker is restarted; the counts of its last second are lost."""
+        row = self.row(worker)
+        out = [0.0] * SLOTS
+        for i in COUNTER_SLOTS:
+            out[i] = row[i]
+        return out
 
     def row(self, worker: int) -> list[float]:
         base = worker * SLOTS

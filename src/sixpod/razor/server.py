@@ -181,6 +181,7 @@ class Worker:
         self.cfg = cfg
         self.index = index
         self.shared = shared
+        self.carried = shared.carried(index)  # a predecessor's counters, counted on from
         self.source = StaticSource(cfg)
         if cfg.tenants is None:
             state = self.source.load()
@@ -291,7 +292,7 @@ class Worker:
             self.tcp_refused,
             self.tcp_client_refused,
         ]
-        self.shared.publish(self.index, row)
+        self.shared.publish(self.index, row, self.carried)
 
     async def _ticker(self) -> None:
         last_poll = last_pub = 0.0
