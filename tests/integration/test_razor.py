@@ -364,6 +364,38 @@ def test_rrl_slip(tmp_path: Path) -> None:
         assert "sixpod_razor_rrl_dropped_total" in text
 
 
+def _udp_burst(s: Razor, name: str, count: int) -> int:
+    """Send ``count`` queries at once from one socket; how many were answered."""
+    q = dns.message.make_query(name, "A")
+    got = 0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(0.3)
+        for i in range(count):
+            q.id = i
+            sock.sendto(q.to_wire(), ("127.0.0.1", s.port))
+        with contextlib.suppress(TimeoutError):
+            while True:
+                sock.recv(4096)
+                got += 1
+    return got
+
+
+def test_rrl_is_not_reset_by_a_pulled_vip(tmp_path: Path) -> None:
+    """Issue 15 item 12: the rate-limit bucket is the name's and type's, so pulling a VIP
+    of the app's shard (a rebuild of its answers) gives a limited client no fresh burst."""
+    rrl = {"responses_per_second": 0.5, "burst": 5, "slip": 0}
+    with razor(tmp_path, {"shop": 1}, rrl=rrl) as s:
+        assert _udp_burst(s, f"shop.{ZONE}", 10) <= 6  # the burst, then dropped
+        victim = shard("shop", 1, V4, S)[0]
+        s.set_state({str(victim): "blackholed"}, {"shop": 1})
+
+        def applied() -> bool:  # TCP is not limited; 20 of 24 shard VIPs in each answer
+            return all(victim not in _ips(s.tcp(f"shop.{ZONE}")) for _ in range(12))
+
+        wait_until(applied, timeout=5)
+        assert _udp_burst(s, f"shop.{ZONE}", 5) <= 2  # what refilled meanwhile, no burst
+
+
 def wait_metrics(s: Razor, name: str) -> str:
     url = f"http://127.0.0.1:{s.metrics_port}/metrics"
     box: list[str] = []

@@ -506,3 +506,24 @@ def test_cname_to_a_name_without_the_type_carries_the_soa(engine: Engine) -> Non
         r = ask(engine, "www.shop.example", rdtype)
         assert [rr.rdtype for rr in r.answer] == [dns.rdatatype.CNAME]
         assert not r.authority
+
+
+def test_rrl_buckets_survive_a_rebuild() -> None:
+    """Issue 15 item 12: a response class is the answer's name and type (the zone for
+    NXDOMAIN), not the answer set's contents: pulling a VIP, or any rebuild, hands a
+    limited client no fresh burst."""
+    e = Engine(config(rrl={"responses_per_second": 1, "burst": 3, "slip": 0}), state())
+    names = [("shop.route.example.net", "A"), ("route.example.net", "NS"),
+             ("nothing.route.example.net", "A"), ("www.shop.example", "AAAA"),
+             ("shop.route.example.net", "TXT")]  # fmt: skip
+    queries = [dns.message.make_query(n, t).to_wire() for n, t in names]
+    for q in queries:
+        assert [e.respond(q, "192.0.2.7", 10.0) is not None for _ in range(4)] == [True] * 3 + [
+            False
+        ]
+    victim = shard("shop", 1, V4, 8)[0]
+    e.apply(state(pulled={victim: VipState.BLACKHOLED}, revision=2))
+    e.apply(state(pulled={victim: VipState.BLACKHOLED}, revision=3))  # and an unchanged one
+    for q in queries:
+        assert e.respond(q, "192.0.2.7", 10.0) is None
+    assert e.respond(queries[0], "192.0.2.7", 11.0) is not None  # refilled, as before

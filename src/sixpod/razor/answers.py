@@ -37,7 +37,7 @@ class Answer(NamedTuple):
     """One answer as bytes. ``hdr[i]`` is flags + counts for variant ``i`` = RD (1) | CD (2)
     | OPT present (4); the body is ``prefix + blobs[p][o*rl : o*rl + span] + suffix``."""
 
-    aid: int  # identity of the response class, for rate limiting
+    aid: int  # the response class, for rate limiting: see response_class()
     rcode: int
     hdr: tuple[bytes, ...]
     prefix: bytes
@@ -65,6 +65,26 @@ def _headers(
 
 
 _ids = iter(range(1, 2**62))
+_new = tuple.__new__
+NXDOMAIN_CLASS = -2  # the qtype part of a zone's NXDOMAIN response class
+
+
+def response_class(name: bytes, qtype: int) -> int:
+    """The RRL class of the answers to ``name`` (lowercase wire) and ``qtype`` (BIND's:
+    the name and type asked; a zone's NXDOMAIN answers are one class, its apex with
+    :data:`NXDOMAIN_CLASS`). It is what the answer is for, not what it holds, so a
+    rebuild, a pulled VIP say, leaves every rate-limit bucket as it was. (Python's hash:
+    stable within the worker process, which is where the buckets live; never -1, the
+    class of cookie answers.)"""
+    return hash((name, qtype))
+
+
+def _classed(name: bytes, entry: dict[int, Answer]) -> None:
+    """Give every answer of a name's entry its response class (in place)."""
+    for qtype, a in entry.items():
+        c = hash((name, qtype))  # response_class(), inlined: once per answer and rebuild
+        if a.aid != c:  # a copy sharing the blobs list (reshuffles reach it); tuple.__new__
+            entry[qtype] = _new(Answer, (c, *a[1:]))  # is twice as fast as _replace()
 
 
 def fixed(
@@ -153,7 +173,7 @@ class Zone:
     neg_ttl: int  # of the SOA in negative answers: min(soa.ttl, soa.minimum), RFC 2308
     _nx: dict[int, Answer] = field(default_factory=dict)
     _nodata: dict[int | bytes, Answer] = field(default_factory=dict)
-    nx_aid: int = field(default_factory=lambda: next(_ids))  # one RRL class per zone
+    nx_aid: int = field(init=False)  # one RRL class per zone
 
     def soa_into(self, lay: _Layout, ttl: int | None = None) -> None:
         """Append the zone's SOA record (``neg_ttl`` unless ``ttl`` is given)."""
@@ -173,6 +193,7 @@ class Zone:
         return bytes(lay.body)
 
     def __post_init__(self) -> None:
+        self.nx_aid = response_class(self.apex, NXDOMAIN_CLASS)
         # Names below the apex the SOA's names hold: a question ending in one of them
         # compresses past the apex, every other one only down to the apex.
         self._deep = {
@@ -312,10 +333,12 @@ class Builder:
         b = _Build(self, state)
         self._hot &= set(b.valid)
         b.static()
+        b.customer_zones()
+        for name, entry in b.names.items():
+            _classed(name, entry)
         hot = self._hot & set(b.valid) if self.cfg.max_overlap is None else set(b.valid)
         for app in sorted(hot):
             b.app_entry(app)
-        b.customer_zones()
         tables = Tables(
             b.names, b.zones, b.sampled, len(b.valid), b.skipped, state.revision, builder=b
         )
@@ -470,6 +493,7 @@ class _Build:
             return self.names[n]
         entry = self.leaf(n, self.zone)
         self.set_family(entry, n, self.zone, *sets)
+        _classed(n, entry)
         self.names[n] = entry
         self.built.add(app)
         self.b._hot.add(app)
