@@ -527,3 +527,17 @@ def test_rrl_buckets_survive_a_rebuild() -> None:
     for q in queries:
         assert e.respond(q, "192.0.2.7", 10.0) is None
     assert e.respond(queries[0], "192.0.2.7", 11.0) is not None  # refilled, as before
+
+
+def test_shard_caches_stay_bounded_under_seed_and_app_churn() -> None:
+    """Issue 15 item 12: re-sharding and app churn leave no (app, seed) ranking behind for
+    ever: the caches hold about the apps of the current state."""
+    e = Engine(config(customer_zones=[]), state(apps={"shop": 0}), rng=random.Random(3))
+    for i in range(1, 400):
+        apps = {"shop": i, f"tmp{i}": 0}  # a new seed for shop, an app that comes and goes
+        e.apply(state(apps=apps, revision=i + 1))
+        for app in apps:
+            assert ask(e, f"{app}.route.example.net").rcode() == dns.rcode.NOERROR
+    shards = e.builder.shards
+    assert len(shards._top) <= 2 * 2 + 64
+    assert len(shards._ptop) <= 2 * 2 + 64

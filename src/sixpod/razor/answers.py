@@ -332,6 +332,7 @@ class Builder:
         :meth:`Tables.lazy`), reusing every answer set whose VIPs did not change."""
         b = _Build(self, state)
         self._hot &= set(b.valid)
+        self.shards.prune(b.valid)  # rankings of old seeds and gone apps
         b.static()
         b.customer_zones()
         for name, entry in b.names.items():

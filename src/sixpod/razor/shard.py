@@ -93,7 +93,8 @@ def moved(before: Iterable[IPAddress], after: Iterable[IPAddress]) -> int:
 class Shards:
     """The shards of every app per family, cached by (app, seed) with the next members in
     rank order (the top ``2 * size``, for the pool fallback), recomputed only when the pool
-    or the cap changes. Packed addresses are interned: one bytes object per pool VIP."""
+    or the cap changes; :meth:`prune` drops the pairs of old seeds and gone apps. Packed
+    addresses are interned: one bytes object per pool VIP."""
 
     def __init__(self, size: int, max_overlap: int | None = None) -> None:
         self.size = size
@@ -156,7 +157,7 @@ class Shards:
     ) -> dict[str, tuple[tuple[bytes, ...], tuple[bytes, ...]]]:
         """(IPv4 shard, IPv6 shard) of every app as packed addresses."""
         if self.max_overlap is None:
-            self._prune(apps)
+            self.prune(apps)
             size = self.size
             out = {}
             for app, seed in apps.items():
@@ -172,7 +173,10 @@ class Shards:
             }
         return dict(self._capped_packed)
 
-    def _prune(self, apps: Mapping[str, int]) -> None:
+    def prune(self, apps: Mapping[str, int]) -> None:
+        """Forget the rankings of (app, seed) pairs ``apps`` no longer has (old seeds, gone
+        apps) once they are as many as the current ones: the cache stays within about
+        twice the apps, and the work is paid once per that many changes."""
         if len(self._top) <= 2 * len(apps) + 64:
             return
         for key in [k for k in self._top if apps.get(k[0]) != k[1]]:
@@ -209,7 +213,7 @@ class Shards:
 
     def shards(self, apps: Mapping[str, int]) -> dict[str, tuple[tuple[IPAddress, ...], ...]]:
         """(IPv4 shard, IPv6 shard) of every app."""
-        self._prune(apps)
+        self.prune(apps)
         if self.max_overlap is None:
             out: dict[str, tuple[tuple[IPAddress, ...], ...]] = {}
             for app, seed in apps.items():
