@@ -20,6 +20,7 @@ from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
+import dns.edns
 import dns.exception
 import dns.flags
 import dns.message
@@ -251,12 +252,50 @@ def test_minimal_any_refused_and_formerr(server: Razor) -> None:
     assert server.query(ZONE, "SOA").rcode() == dns.rcode.NOERROR
 
 
+def test_formerr_for_a_bad_cookie_keeps_edns(server: Razor) -> None:
+    """Issue 15 item 11: a malformed COOKIE option is a FORMERR that carries an OPT record
+    (RFC 6891 6.1.1), so a resolver does not fall back to plain DNS."""
+    bad = dns.edns.GenericOption(dns.edns.OptionType.COOKIE, b"short")
+    for host in ("127.0.0.1", "::1"):
+        r = server.query(ZONE, "A", host=host, use_edns=0, options=[bad])
+        assert r.rcode() == dns.rcode.FORMERR
+        assert r.edns == 0
+        assert r.payload == 1232
+        assert r.question[0].name.to_text() == f"{ZONE}."
+
+
+def _raw(server: Razor, name: str, rdtype: str, host: str = "::1") -> bytes:
+    q = dns.message.make_query(name, rdtype, use_edns=0)
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(fam, socket.SOCK_DGRAM) as s:
+        s.settimeout(2)
+        s.sendto(q.to_wire(), (host, server.port))
+        return s.recv(4096)
+
+
+def test_names_in_record_data_are_compressed(server: Razor) -> None:
+    """Issue 15 item 11: NS targets, glue owners, SOA names and CNAME targets are
+    compression pointers: no longer than dnspython's own compressed encoding."""
+    for name, rdtype in ((ZONE, "NS"), (ZONE, "SOA"), (f"nope.{ZONE}", "A"),
+                         ("www.shop.example", "A"), ("shop.example", "MX")):  # fmt: skip
+        raw = _raw(server, name, rdtype)
+        assert len(raw) <= len(dns.message.from_wire(raw).to_wire()), (name, rdtype)
+    assert len(_raw(server, ZONE, "NS")) == 108  # NS and 2 glue: 167 bytes uncompressed
+
+
 def test_customer_zone_cname(server: Razor) -> None:
     r = server.query("www.shop.example")
     assert r.answer[0].rdtype == dns.rdatatype.CNAME
     assert _ips(r) <= set(shard("shop", 1, V4, S))
     out = server.dig("www.shop.example", "A")
     assert f"CNAME\tshop.{ZONE}." in out
+    # a type the target has not: the CNAME and the route zone's SOA (cacheable NODATA)
+    r = server.query("www.shop.example", "TXT")
+    assert r.rcode() == dns.rcode.NOERROR
+    assert [rr.rdtype for rr in r.answer] == [dns.rdatatype.CNAME]
+    assert [(rr.rdtype, rr.name.to_text()) for rr in r.authority] == [
+        (dns.rdatatype.SOA, f"{ZONE}.")
+    ]
 
 
 def test_answers_random_within_the_shard(server: Razor) -> None:
@@ -323,6 +362,38 @@ def test_rrl_slip(tmp_path: Path) -> None:
         assert s.tcp(f"shop.{ZONE}").rcode() == dns.rcode.NOERROR
         text = wait_metrics(s, "sixpod_razor_rrl_slipped_total")
         assert "sixpod_razor_rrl_dropped_total" in text
+
+
+def _udp_burst(s: Razor, name: str, count: int) -> int:
+    """Send ``count`` queries at once from one socket; how many were answered."""
+    q = dns.message.make_query(name, "A")
+    got = 0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(0.3)
+        for i in range(count):
+            q.id = i
+            sock.sendto(q.to_wire(), ("127.0.0.1", s.port))
+        with contextlib.suppress(TimeoutError):
+            while True:
+                sock.recv(4096)
+                got += 1
+    return got
+
+
+def test_rrl_is_not_reset_by_a_pulled_vip(tmp_path: Path) -> None:
+    """Issue 15 item 12: the rate-limit bucket is the name's and type's, so pulling a VIP
+    of the app's shard (a rebuild of its answers) gives a limited client no fresh burst."""
+    rrl = {"responses_per_second": 0.5, "burst": 5, "slip": 0}
+    with razor(tmp_path, {"shop": 1}, rrl=rrl) as s:
+        assert _udp_burst(s, f"shop.{ZONE}", 10) <= 6  # the burst, then dropped
+        victim = shard("shop", 1, V4, S)[0]
+        s.set_state({str(victim): "blackholed"}, {"shop": 1})
+
+        def applied() -> bool:  # TCP is not limited; 20 of 24 shard VIPs in each answer
+            return all(victim not in _ips(s.tcp(f"shop.{ZONE}")) for _ in range(12))
+
+        wait_until(applied, timeout=5)
+        assert _udp_burst(s, f"shop.{ZONE}", 5) <= 2  # what refilled meanwhile, no burst
 
 
 def wait_metrics(s: Razor, name: str) -> str:
@@ -397,6 +468,31 @@ def test_tcp_connection_cap(tmp_path: Path) -> None:
         wait_until(tcp_ok, timeout=5)
 
 
+def test_one_client_cannot_lock_others_out_of_tcp(tmp_path: Path) -> None:
+    """Issue 15 item 10: a client holding idle connections gets tcp_max_per_client of them;
+    the rest are closed at once, and another client (here ::1) is still served over TCP."""
+    with razor(tmp_path, {"shop": 1}, tcp_max_connections=6, tcp_max_per_client=2) as s:
+        held = [socket.create_connection(("127.0.0.1", s.port), timeout=2) for _ in range(6)]
+        try:
+            wait_metrics(s, 'sixpod_razor_tcp_refused_total{limit="client"}')
+            closed = 0
+            for c in held:
+                c.settimeout(0.5)
+                try:
+                    closed += c.recv(10) == b""
+                except ConnectionResetError:
+                    closed += 1
+                except TimeoutError:
+                    pass  # held open, idle
+            assert closed == 4
+            r = s.tcp(f"shop.{ZONE}", host="::1")
+            assert r.rcode() == dns.rcode.NOERROR
+            assert _ips(r)
+        finally:
+            for c in held:
+                c.close()
+
+
 def test_busy_port_is_an_input_error(tmp_path: Path) -> None:
     with razor(tmp_path / "a", {"shop": 1}) as s:
         cfg = {
@@ -443,6 +539,45 @@ def test_a_dead_worker_is_restarted(tmp_path: Path) -> None:
 
         wait_until(answers, timeout=10)
         assert "exited" in s.log.read_text()
+
+
+def metric(s: Razor, line: str) -> float:
+    """The value of the sample ``line`` (name and labels) at /metrics now (0 if absent)."""
+    url = f"http://127.0.0.1:{s.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=2) as r:
+        text = r.read().decode()
+    values = [float(ln.split()[-1]) for ln in text.splitlines() if ln.split(" ")[0] == line]
+    return values[0] if values else 0.0
+
+
+def test_counters_stay_monotonic_when_a_worker_restarts(tmp_path: Path) -> None:
+    """Issue 15 item 12: a restarted worker carries on from its predecessor's counters, so
+    the summed counters never go backwards (a Prometheus rate() would see a reset)."""
+    udp = 'sixpod_razor_queries_total{transport="udp"}'
+    noerror = 'sixpod_razor_responses_total{rcode="NOERROR"}'
+    with razor(tmp_path, {"shop": 1}) as s:
+        for _ in range(40):
+            assert s.query(f"shop.{ZONE}").rcode() == dns.rcode.NOERROR
+        wait_until(lambda: metric(s, udp) >= 40, timeout=5, step=0.1)
+        before = metric(s, udp), metric(s, noerror)
+        [first] = _workers(s.proc.pid)
+        os.kill(first, signal.SIGKILL)
+        wait_until(lambda: first not in _workers(s.proc.pid) and bool(_workers(s.proc.pid)))
+
+        def answers() -> bool:
+            try:
+                return s.query(f"shop.{ZONE}").rcode() == dns.rcode.NOERROR
+            except (OSError, dns.exception.DNSException):
+                return False
+
+        wait_until(answers, timeout=10)
+        wait_until(lambda: metric(s, "sixpod_razor_workers_up") == 1, timeout=5, step=0.1)
+        deadline = time.monotonic() + 2.5  # a few of the new worker's publications
+        while time.monotonic() < deadline:
+            assert metric(s, udp) >= before[0]
+            assert metric(s, noerror) >= before[1]
+            time.sleep(0.1)
+        wait_until(lambda: metric(s, udp) > before[0], timeout=5, step=0.1)
 
 
 def test_tcp_idle_timer_counts_whole_messages(tmp_path: Path) -> None:

@@ -89,3 +89,24 @@ def test_apply_plan_calls_the_controller() -> None:
 
     with pytest.raises(ControllerUnreachable, match="cannot reach the controller"):
         apply_plan(plan, "http://[::1]:8080", "x", transport=httpx.MockTransport(down))
+
+
+def test_reshard_plan_follows_max_overlap() -> None:
+    """Issue 15 item 12: with max_overlap the shards are placed under the cap, and the plan
+    says the shard the app will really get (old and new), not its uncapped top ranks."""
+    apps = {f"app{i}": 0 for i in range(30)}
+    st = state(apps=apps)
+    served = Shards(8, max_overlap=2)
+    served.set_pool(st.vips)
+    current = served.shards(apps)
+    victim = next(
+        a for a in sorted(apps, reverse=True) if current[a][0] != shard(a, 0, V4, 8)
+    )  # an app the cap moved
+    old = (*current[victim][0], *current[victim][1])
+    attacked = [old[0], old[8]]
+    plan = plan_reshard(victim, attacked, st, Shards(8, max_overlap=2))
+    assert plan.old_shard == old
+    after = served.shards({**apps, victim: plan.new_seed})[victim]
+    assert plan.new_shard == (*after[0], *after[1])
+    assert not set(plan.new_shard) & set(attacked)
+    assert set(plan.pull) == set(attacked)

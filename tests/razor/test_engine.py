@@ -427,3 +427,117 @@ def test_cookie_requests_badvers_other_opcodes_and_rrl() -> None:
     limited = Engine(config(rrl={"responses_per_second": 1, "burst": 2, "slip": 0}), state())
     got = [limited.respond(_cookie_request(), "192.0.2.1", 0.0) for _ in range(5)]
     assert sum(x is not None for x in got) == 2
+
+
+def _malformed_cookie_query(question: bool = True) -> bytes:
+    q = dns.message.make_query(
+        "route.example.net", "A", use_edns=0, options=[dns.edns.GenericOption(10, b"short")]
+    ).to_wire()
+    if question:
+        return q
+    qend = 12 + len(b"\x05route\x07example\x03net\x00") + 4
+    return q[:4] + b"\x00\x00" + q[6:12] + q[qend:]  # QDCOUNT 0, no question
+
+
+def test_formerr_for_a_malformed_cookie_carries_an_opt_record(engine: Engine) -> None:
+    """Issue 15 item 11: RFC 6891 6.1.1, an OPT record in the reply to an EDNS query, even
+    a FORMERR for its COOKIE option (RFC 7873 5.2.2), with the question echoed."""
+    out = engine.respond(_malformed_cookie_query(), "192.0.2.1", 0.0)
+    assert out is not None
+    r = dns.message.from_wire(out)
+    assert r.rcode() == dns.rcode.FORMERR
+    assert r.edns == 0
+    assert r.payload == 1232
+    assert r.question[0].name.to_text() == "route.example.net."
+    out = engine.respond(_malformed_cookie_query(question=False), "192.0.2.1", 0.0)
+    assert out is not None
+    r = dns.message.from_wire(out)
+    assert r.rcode() == dns.rcode.FORMERR
+    assert r.edns == 0
+    assert not r.question
+    # a broken OPT record itself (its length past the message) is answered without one
+    q = dns.message.make_query("route.example.net", "A", use_edns=0).to_wire()
+    r = dns.message.from_wire(engine.respond(q[:-2] + b"\x00\x09", "192.0.2.1", 0.0) or b"")
+    assert r.rcode() == dns.rcode.FORMERR
+    assert r.edns < 0
+
+
+COMPRESSIBLE = [
+    ("route.example.net", "NS"),
+    ("ROUTE.example.net", "SOA"),
+    ("nothing.route.example.net", "A"),
+    ("shop.route.example.net", "MX"),
+    ("dns.route.example.net", "A"),
+    ("shop.example", "TXT"),
+    ("www.shop.example", "A"),
+    ("www.shop.example", "TXT"),
+    ("www.x.example", "A"),
+    ("nothing.x.example", "AAAA"),
+]
+
+
+def test_names_in_record_data_are_compressed(engine: Engine) -> None:
+    """Issue 15 item 11: names inside NS, SOA and CNAME data are compression pointers where
+    the message holds them already: no longer than dnspython's own compressed encoding."""
+    for name, rdtype in COMPRESSIBLE:
+        for kw in ({}, {"use_edns": 0}):
+            q = dns.message.make_query(name, rdtype, **kw)
+            out = engine.respond(q.to_wire(), "192.0.2.1", 0.0)
+            assert out is not None
+            r = dns.message.from_wire(out)
+            assert len(out) <= len(r.to_wire()), (name, rdtype, len(out), len(r.to_wire()))
+    ns = engine.respond(dns.message.make_query("route.example.net", "NS").to_wire(), "h", 0.0)
+    assert ns is not None
+    assert len(ns) == 130  # 2 NS and 2 glue (197 bytes uncompressed)
+
+
+def test_cname_to_a_name_without_the_type_carries_the_soa(engine: Engine) -> None:
+    """Issue 15 item 11: www.<zone> CNAME <app>.<route zone>, asked for a type the target
+    has not: NODATA after the CNAME, with the target zone's SOA so it is cached (RFC 2308
+    2.2)."""
+    for rdtype in ("TXT", "MX", "NS"):
+        r = ask(engine, "www.shop.example", rdtype, use_edns=0)
+        assert r.rcode() == dns.rcode.NOERROR
+        assert [rr.rdtype for rr in r.answer] == [dns.rdatatype.CNAME]
+        assert [rr.rdtype for rr in r.authority] == [dns.rdatatype.SOA]
+        assert r.authority[0].name.to_text() == "route.example.net."
+        assert r.authority[0].ttl == 30
+    for rdtype in ("CNAME", "ANY"):  # the CNAME itself is the answer
+        r = ask(engine, "www.shop.example", rdtype)
+        assert [rr.rdtype for rr in r.answer] == [dns.rdatatype.CNAME]
+        assert not r.authority
+
+
+def test_rrl_buckets_survive_a_rebuild() -> None:
+    """Issue 15 item 12: a response class is the answer's name and type (the zone for
+    NXDOMAIN), not the answer set's contents: pulling a VIP, or any rebuild, hands a
+    limited client no fresh burst."""
+    e = Engine(config(rrl={"responses_per_second": 1, "burst": 3, "slip": 0}), state())
+    names = [("shop.route.example.net", "A"), ("route.example.net", "NS"),
+             ("nothing.route.example.net", "A"), ("www.shop.example", "AAAA"),
+             ("shop.route.example.net", "TXT")]  # fmt: skip
+    queries = [dns.message.make_query(n, t).to_wire() for n, t in names]
+    for q in queries:
+        assert [e.respond(q, "192.0.2.7", 10.0) is not None for _ in range(4)] == [True] * 3 + [
+            False
+        ]
+    victim = shard("shop", 1, V4, 8)[0]
+    e.apply(state(pulled={victim: VipState.BLACKHOLED}, revision=2))
+    e.apply(state(pulled={victim: VipState.BLACKHOLED}, revision=3))  # and an unchanged one
+    for q in queries:
+        assert e.respond(q, "192.0.2.7", 10.0) is None
+    assert e.respond(queries[0], "192.0.2.7", 11.0) is not None  # refilled, as before
+
+
+def test_shard_caches_stay_bounded_under_seed_and_app_churn() -> None:
+    """Issue 15 item 12: re-sharding and app churn leave no (app, seed) ranking behind for
+    ever: the caches hold about the apps of the current state."""
+    e = Engine(config(customer_zones=[]), state(apps={"shop": 0}), rng=random.Random(3))
+    for i in range(1, 400):
+        apps = {"shop": i, f"tmp{i}": 0}  # a new seed for shop, an app that comes and goes
+        e.apply(state(apps=apps, revision=i + 1))
+        for app in apps:
+            assert ask(e, f"{app}.route.example.net").rcode() == dns.rcode.NOERROR
+    shards = e.builder.shards
+    assert len(shards._top) <= 2 * 2 + 64
+    assert len(shards._ptop) <= 2 * 2 + 64

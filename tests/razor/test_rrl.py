@@ -105,3 +105,22 @@ def test_eviction_is_bounded_and_least_recently_used_first() -> None:
         rrl_module.EVICT_PER_TICK = old
     limiter.handle_timer(now=100.0)
     assert len(limiter) == 0
+
+
+def test_tcp_connections_are_limited_per_client_prefix() -> None:
+    from sixpod.razor.rrl import ConnectionLimiter
+
+    limits = ConnectionLimiter(per_client=2, ipv4_prefix=24, ipv6_prefix=56)
+    a = [limits.open("192.0.2.1"), limits.open("192.0.2.200")]
+    assert None not in a
+    assert limits.open("192.0.2.9") is None  # a third from the same /24
+    assert limits.open("::ffff:192.0.2.9") is None  # IPv4-mapped is the same client
+    assert limits.open("192.0.3.1") is not None  # another /24
+    assert limits.open("2001:db8:1:2ff::1") is not None
+    limits.close(a[0])
+    assert limits.open("192.0.2.9") is not None  # a slot was freed
+    assert limits.refused == 2
+    for key in list(limits._open):
+        while limits._open.get(key):
+            limits.close(key)
+    assert len(limits) == 0  # closed prefixes are forgotten

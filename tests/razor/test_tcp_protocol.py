@@ -9,14 +9,15 @@ import dns.message
 
 from razorkit import config, state
 from sixpod.razor.engine import Engine
-from sixpod.razor.server import _Tcp
+from sixpod.razor.server import _Tcp, tcp_limiter
 
 
 class FakeTransport:
     """Calls the protocol's pause_writing once ``high`` bytes are buffered, as asyncio does."""
 
-    def __init__(self, high: int) -> None:
+    def __init__(self, high: int, host: str = "192.0.2.1") -> None:
         self.high = high
+        self.host = host
         self.buffered = 0
         self.written: list[bytes] = []
         self.reading = True
@@ -24,7 +25,7 @@ class FakeTransport:
         self.protocol: Any = None
 
     def get_extra_info(self, _name: str) -> tuple[str, int]:
-        return ("192.0.2.1", 5353)
+        return (self.host, 5353)
 
     def write(self, data: bytes) -> None:
         self.written.append(data)
@@ -61,22 +62,30 @@ class FakeLoop:
         return handle
 
 
-def connect(high: int) -> tuple[_Tcp, FakeTransport, FakeLoop]:
-    loop = FakeLoop()
-    worker: Any = SimpleNamespace(
-        engine=Engine(config(), state()),
-        cfg=SimpleNamespace(tcp_max_connections=10, tcp_idle_timeout=10.0),
-        loop=loop,
+def fake_worker(**cfg: Any) -> Any:
+    settings = config(**cfg)
+    return SimpleNamespace(
+        engine=Engine(settings, state()),
+        cfg=settings,
+        loop=FakeLoop(),
         tcp_open=0,
         tcp_refused=0,
+        tcp_client_refused=0,
         tcp_queries=0,
+        tcp_clients=tcp_limiter(settings),
         internal_error=lambda: None,
     )
+
+
+def connect(
+    high: int, worker: Any = None, host: str = "192.0.2.1"
+) -> tuple[_Tcp, FakeTransport, FakeLoop]:
+    worker = worker or fake_worker()
     proto = _Tcp(worker)
-    transport = FakeTransport(high)
+    transport = FakeTransport(high, host)
     transport.protocol = proto
     proto.connection_made(transport)
-    return proto, transport, loop
+    return proto, transport, worker.loop
 
 
 def frame(name: str) -> bytes:
@@ -108,3 +117,24 @@ def test_the_idle_timer_restarts_on_whole_messages_only() -> None:
     proto.data_received(message[-1:])
     assert len(transport.written) == 1
     assert len(loop.timers) == armed + 1  # a whole message restarts it
+
+
+def test_one_client_prefix_cannot_take_every_tcp_slot() -> None:
+    """Issue 15 item 10: idle connections of one client prefix fill at most
+    tcp_max_per_client slots; another client still gets TCP."""
+    worker = fake_worker(tcp_max_connections=10, tcp_max_per_client=3)
+    held = [connect(10**9, worker, host=f"192.0.2.{i}") for i in range(1, 11)]
+    assert [t.closed for _, t, _ in held] == [False] * 3 + [True] * 7
+    assert worker.tcp_open == 3
+    assert worker.tcp_client_refused == 7
+    proto, transport, _ = connect(10**9, worker, host="2001:db8:77::1")
+    assert not transport.closed
+    proto.data_received(frame("shop.route.example.net"))
+    assert len(transport.written) == 1
+    first = held[0][0]
+    first.connection_lost(None)  # one of the client's connections closes: a slot is free
+    assert not connect(10**9, worker, host="192.0.2.99")[1].closed
+    for p, t, _ in held[1:]:
+        if not t.closed:
+            p.connection_lost(None)
+    assert worker.tcp_open == 2

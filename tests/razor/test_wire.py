@@ -165,3 +165,22 @@ def test_mutated_queries_only_our_errors_out(noise: bytes, at: int) -> None:
         data = base[:i] + noise + base[i + len(noise) :]
         with contextlib.suppress(QueryError, Unanswerable):
             wire.scan(data)
+
+
+def test_compressor_points_at_the_longest_known_suffix() -> None:
+    import dns.name
+
+    c = wire.Compressor()
+    msg = bytearray(b"\x00" * 12)
+    question = wire.name_to_wire("Route.Example.NET")
+    c.add(question, len(msg))
+    msg += question
+    for text in ("ns1.dns.route.example.net", "dns.route.example.net", "ns2.example.org",
+                 "example.net", "www.example.org", "."):  # fmt: skip
+        at = len(msg)
+        msg += c.encode(wire.name_to_wire(text), at)
+        got, used = dns.name.from_wire(bytes(msg), at)
+        assert got == dns.name.from_text(text)
+        assert used == len(msg) - at
+    # the question in full, then only the labels no earlier name ends with, and a pointer
+    assert len(msg) == 12 + 19 + (4 + 4 + 2) + 2 + (4 + 8 + 4 + 1) + 2 + (4 + 2) + 1

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 from typing import NamedTuple
@@ -37,7 +37,7 @@ class Answer(NamedTuple):
     """One answer as bytes. ``hdr[i]`` is flags + counts for variant ``i`` = RD (1) | CD (2)
     | OPT present (4); the body is ``prefix + blobs[p][o*rl : o*rl + span] + suffix``."""
 
-    aid: int  # identity of the response class, for rate limiting
+    aid: int  # the response class, for rate limiting: see response_class()
     rcode: int
     hdr: tuple[bytes, ...]
     prefix: bytes
@@ -65,6 +65,26 @@ def _headers(
 
 
 _ids = iter(range(1, 2**62))
+_new = tuple.__new__
+NXDOMAIN_CLASS = -2  # the qtype part of a zone's NXDOMAIN response class
+
+
+def response_class(name: bytes, qtype: int) -> int:
+    """The RRL class of the answers to ``name`` (lowercase wire) and ``qtype`` (BIND's:
+    the name and type asked; a zone's NXDOMAIN answers are one class, its apex with
+    :data:`NXDOMAIN_CLASS`). It is what the answer is for, not what it holds, so a
+    rebuild, a pulled VIP say, leaves every rate-limit bucket as it was. (Python's hash:
+    stable within the worker process, which is where the buckets live; never -1, the
+    class of cookie answers.)"""
+    return hash((name, qtype))
+
+
+def _classed(name: bytes, entry: dict[int, Answer]) -> None:
+    """Give every answer of a name's entry its response class (in place)."""
+    for qtype, a in entry.items():
+        c = hash((name, qtype))  # response_class(), inlined: once per answer and rebuild
+        if a.aid != c:  # a copy sharing the blobs list (reshuffles reach it); tuple.__new__
+            entry[qtype] = _new(Answer, (c, *a[1:]))  # is twice as fast as _replace()
 
 
 def fixed(
@@ -102,31 +122,110 @@ def sampled(
     )  # fmt: skip
 
 
+def _label_starts(name: bytes) -> Iterator[int]:
+    """Offsets of the labels of a wire name (no pointers), the first first."""
+    i = 0
+    while name[i]:
+        yield i
+        i += name[i] + 1
+
+
+class _Layout:
+    """The sections of one fixed answer laid out after a question of ``qname_len`` bytes,
+    every name (owners and names inside NS, SOA and CNAME data) compressed against the
+    names before it (RFC 1035 4.1.4)."""
+
+    def __init__(self, qname_len: int) -> None:
+        self.base = QUESTION_NAME + qname_len + 4  # where the first record starts
+        self.names = wire.Compressor()
+        self.body = bytearray()
+
+    @classmethod
+    def after(cls, qname: bytes) -> _Layout:
+        """Records answering ``qname`` (lowercase wire), which the question holds."""
+        lay = cls(len(qname))
+        lay.names.add(qname, QUESTION_NAME)
+        return lay
+
+    def rr(
+        self, owner: bytes, rtype: int, ttl: int, rdata: bytes = b"", names: tuple[bytes, ...] = ()
+    ) -> int:
+        """Append a record whose data is ``names`` then ``rdata``; the offset of its data."""
+        pos = self.base + len(self.body)
+        head = self.names.encode(owner, pos)
+        at = pos + len(head) + 10
+        data = bytearray()
+        for n in names:
+            data += self.names.encode(n, at + len(data))
+        data += rdata
+        self.body += head + struct.pack("!HHIH", rtype, wire.IN, ttl, len(data)) + data
+        return at
+
+
 @dataclass
 class Zone:
-    """A zone's apex and what a name below it that does not exist gets."""
+    """A zone's apex and SOA, and what a name below it that does not exist gets."""
 
     apex: bytes  # lowercase wire
-    soa_tail: bytes  # SOA record after its owner name
+    mname: bytes
+    rname: bytes
+    soa_numbers: bytes  # serial, refresh, retry, expire, minimum
+    neg_ttl: int  # of the SOA in negative answers: min(soa.ttl, soa.minimum), RFC 2308
     _nx: dict[int, Answer] = field(default_factory=dict)
-    _nodata: dict[int, Answer] = field(default_factory=dict)
-    nx_aid: int = field(default_factory=lambda: next(_ids))  # one RRL class per zone
+    _nodata: dict[int | bytes, Answer] = field(default_factory=dict)
+    nx_aid: int = field(init=False)  # one RRL class per zone
 
-    def nodata(self, qname_len: int) -> Answer:
-        """NODATA (NOERROR, no answer) with the SOA, its owner pointing at the apex."""
-        got = self._nodata.get(qname_len)
+    def soa_into(self, lay: _Layout, ttl: int | None = None) -> None:
+        """Append the zone's SOA record (``neg_ttl`` unless ``ttl`` is given)."""
+        ttl = self.neg_ttl if ttl is None else ttl
+        lay.rr(self.apex, wire.SOA, ttl, self.soa_numbers, (self.mname, self.rname))
+
+    def _negative(self, qname_len: int, qname: bytes | None = None) -> bytes:
+        """The SOA for a question of ``qname_len`` bytes below the apex: its owner and the
+        names in its data point into the question (the whole ``qname`` if known, else
+        its apex)."""
+        lay = _Layout(qname_len)
+        if qname is None:
+            lay.names.add(self.apex, QUESTION_NAME + qname_len - len(self.apex))
+        else:
+            lay.names.add(qname, QUESTION_NAME)
+        self.soa_into(lay)
+        return bytes(lay.body)
+
+    def __post_init__(self) -> None:
+        self.nx_aid = response_class(self.apex, NXDOMAIN_CLASS)
+        # Names below the apex the SOA's names hold: a question ending in one of them
+        # compresses past the apex, every other one only down to the apex.
+        self._deep = {
+            n[i:]
+            for n in (self.mname, self.rname)
+            if n.endswith(self.apex)
+            for i in _label_starts(n)
+            if len(n) - i > len(self.apex)
+        }
+
+    def nodata(self, qname: bytes) -> Answer:
+        """NODATA (NOERROR, no answer) for ``qname`` (lowercase wire, in the zone) with the
+        SOA, compressed against the question; names that get the same bytes share one."""
+        key: int | bytes = len(qname)
+        for i in _label_starts(qname):
+            if len(qname) - i <= len(self.apex):
+                break
+            if qname[i:] in self._deep:
+                key = qname
+                break
+        got = self._nodata.get(key)
         if got is None:
-            owner = wire.pointer(QUESTION_NAME + qname_len - len(self.apex))
-            got = fixed(NOERROR, 0, 1, 0, owner + self.soa_tail)
-            self._nodata[qname_len] = got
+            got = fixed(NOERROR, 0, 1, 0, self._negative(len(qname), qname))
+            self._nodata[key] = got
         return got
 
     def nxdomain(self, qname_len: int) -> Answer:
-        """NXDOMAIN with the SOA, its owner pointing at the apex inside the question."""
+        """NXDOMAIN with the SOA, its owner pointing at the apex inside the question (any
+        name of that length below the apex: the SOA cannot point at more of it)."""
         got = self._nx.get(qname_len)
         if got is None:
-            owner = wire.pointer(QUESTION_NAME + qname_len - len(self.apex))
-            got = fixed(NXDOMAIN, 0, 1, 0, owner + self.soa_tail)._replace(aid=self.nx_aid)
+            got = fixed(NXDOMAIN, 0, 1, 0, self._negative(qname_len))._replace(aid=self.nx_aid)
             self._nx[qname_len] = got
         return got
 
@@ -233,11 +332,14 @@ class Builder:
         :meth:`Tables.lazy`), reusing every answer set whose VIPs did not change."""
         b = _Build(self, state)
         self._hot &= set(b.valid)
+        self.shards.prune(b.valid)  # rankings of old seeds and gone apps
         b.static()
+        b.customer_zones()
+        for name, entry in b.names.items():
+            _classed(name, entry)
         hot = self._hot & set(b.valid) if self.cfg.max_overlap is None else set(b.valid)
         for app in sorted(hot):
             b.app_entry(app)
-        b.customer_zones()
         tables = Tables(
             b.names, b.zones, b.sampled, len(b.valid), b.skipped, state.revision, builder=b
         )
@@ -292,29 +394,30 @@ class _Build:
         cfg = self.cfg
         soa = cfg.soa
         apex = _lw(apex_name)
-        mname = _lw(soa.mname or self.ns_names[0])
-        rname = _lw(soa.rname or f"hostmaster.{apex_name}")
-        rdata = wire.soa_rdata(
-            mname, rname, soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum
+        numbers = struct.pack("!IIIII", soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum)
+        zone = Zone(
+            apex,
+            _lw(soa.mname or self.ns_names[0]),
+            _lw(soa.rname or f"hostmaster.{apex_name}"),
+            numbers,
+            min(soa.ttl, soa.minimum),
         )
-        neg_ttl = min(soa.ttl, soa.minimum)
-        tail = struct.pack("!HHIH", wire.SOA, wire.IN, neg_ttl, len(rdata)) + rdata
-        zone = Zone(apex, tail)
         self.zones[apex] = zone
         entry: dict[int, Answer] = {}
-        entry[wire.SOA] = fixed(
-            NOERROR, 1, 0, 0, wire.record(b"\xc0\x0c", wire.SOA, soa.ttl, rdata)
-        )
-        glue = [
-            r
-            for ns in cfg.nameservers
-            if ns.name == apex_name or ns.name.endswith("." + apex_name)
-            for r in _rrs((a.packed for a in ns.addresses), soa.ttl, wire.name_to_wire(ns.name))
-        ]
-        ns_rrs = b"".join(
-            wire.record(b"\xc0\x0c", wire.NS, soa.ttl, wire.name_to_wire(n)) for n in self.ns_names
-        )
-        entry[wire.NS] = fixed(NOERROR, len(self.ns_names), 0, len(glue), ns_rrs + b"".join(glue))
+        lay = _Layout.after(apex)
+        zone.soa_into(lay, soa.ttl)
+        entry[wire.SOA] = fixed(NOERROR, 1, 0, 0, bytes(lay.body))
+        lay = _Layout.after(apex)
+        for n in self.ns_names:
+            lay.rr(apex, wire.NS, soa.ttl, names=(_lw(n),))
+        glue = 0
+        for ns in cfg.nameservers:
+            if ns.name == apex_name or ns.name.endswith("." + apex_name):
+                for a in ns.addresses:
+                    rtype = wire.A if a.version == 4 else wire.AAAA
+                    lay.rr(_lw(ns.name), rtype, soa.ttl, a.packed)
+                    glue += 1
+        entry[wire.NS] = fixed(NOERROR, len(self.ns_names), 0, glue, bytes(lay.body))
         entry[wire.ANY] = self.any_answer
         self.names[apex] = entry
         return apex, zone
@@ -323,7 +426,7 @@ class _Build:
         entry = self.names.get(name)
         if entry is None:
             entry = {wire.ANY: self.any_answer}
-        entry.setdefault(DEFAULT, zone.nodata(len(name)))
+        entry.setdefault(DEFAULT, zone.nodata(name))
         return entry
 
     def set_family(
@@ -331,7 +434,7 @@ class _Build:
     ) -> None:
         fams: tuple[tuple[int, list[bytes]], ...] = ((wire.A, v4), (wire.AAAA, v6))
         for qtype, ips in fams:
-            entry[qtype] = self.random_answer(ips) if ips else zone.nodata(len(name))
+            entry[qtype] = self.random_answer(ips) if ips else zone.nodata(name)
 
     def static(self) -> None:
         """The route zone's apex (the shared name) and its nameservers' names."""
@@ -339,7 +442,7 @@ class _Build:
         pool4 = sorted(ip for ip in self.active if len(ip) == 4)
         pool6 = sorted(ip for ip in self.active if len(ip) == 16)
         self.set_family(self.names[apex], apex, zone, pool4, pool6)
-        self.names[apex][DEFAULT] = zone.nodata(len(apex))
+        self.names[apex][DEFAULT] = zone.nodata(apex)
         for ns in cfg.nameservers:
             n = _lw(ns.name)
             if n == apex or not ns.name.endswith("." + cfg.zone):
@@ -351,7 +454,7 @@ class _Build:
                 e[qtype] = (
                     fixed(NOERROR, len(ips), 0, 0, b"".join(_rrs(ips, cfg.soa.ttl)))
                     if ips
-                    else zone.nodata(len(n))
+                    else zone.nodata(n)
                 )
             self.names[n] = e
             self.fixed_names.add(n)
@@ -364,7 +467,7 @@ class _Build:
                 if anc == apex:
                     break
                 if anc not in self.names:
-                    self.names[anc] = {DEFAULT: zone.nodata(len(anc))}
+                    self.names[anc] = {DEFAULT: zone.nodata(anc)}
 
     def app_sets(self, app: str) -> tuple[list[bytes], list[bytes]] | None:
         """The packed VIPs the app's answers draw from, or None for an unknown app."""
@@ -391,6 +494,7 @@ class _Build:
             return self.names[n]
         entry = self.leaf(n, self.zone)
         self.set_family(entry, n, self.zone, *sets)
+        _classed(n, entry)
         self.names[n] = entry
         self.built.add(app)
         self.b._hot.add(app)
@@ -414,24 +518,35 @@ class _Build:
             capex, czone = self.add_zone(cz.name)
             sets = self.app_sets(cz.app)
             self.set_family(self.names[capex], capex, czone, *(sets or ([], [])))
-            self.names[capex][DEFAULT] = czone.nodata(len(capex))
+            self.names[capex][DEFAULT] = czone.nodata(capex)
             if not cz.www:
                 continue
             www = _lw(f"www.{cz.name}")
-            target = wire.name_to_wire(f"{cz.app}.{cfg.zone}")
-            cname = wire.record(b"\xc0\x0c", wire.CNAME, cfg.ttl, target)
-            target_at = QUESTION_NAME + len(www) + 4 + len(cname) - len(target)
+            target = _lw(f"{cz.app}.{cfg.zone}")
+
+            def with_cname(www: bytes = www, target: bytes = target) -> tuple[_Layout, int]:
+                lay = _Layout.after(www)
+                return lay, lay.rr(www, wire.CNAME, cfg.ttl, names=(target,))
+
+            def with_soa(rcode: int) -> Answer:
+                lay, _ = with_cname()
+                zone.soa_into(lay)  # the target's zone (the route zone)
+                return fixed(rcode, 1, 1, 0, bytes(lay.body))
+
+            lay, target_at = with_cname()
+            cname = bytes(lay.body)
             entry: dict[int, Answer] = {}
             self.names[www] = entry
             if sets is None:  # the target does not exist (RFC 6604: rcode of the last name)
-                tail = wire.name_to_wire(cfg.zone) + zone.soa_tail
-                entry[DEFAULT] = fixed(NXDOMAIN, 1, 1, 0, cname + tail)
+                entry[DEFAULT] = with_soa(NXDOMAIN)
                 entry[wire.CNAME] = fixed(NOERROR, 1, 0, 0, cname)
                 continue
-            entry[DEFAULT] = fixed(NOERROR, 1, 0, 0, cname)
+            # The target exists but has no data of other types: NODATA after the CNAME, with
+            # the SOA so resolvers cache it (RFC 2308 2.2); CNAME and ANY get the CNAME.
+            entry[DEFAULT] = with_soa(NOERROR)
+            entry[wire.CNAME] = entry[wire.ANY] = fixed(NOERROR, 1, 0, 0, cname)
             for qtype, ips in ((wire.A, sets[0]), (wire.AAAA, sets[1])):
                 if not ips:
-                    tail = wire.name_to_wire(cfg.zone) + zone.soa_tail
-                    entry[qtype] = fixed(NOERROR, 1, 1, 0, cname + tail)
+                    entry[qtype] = with_soa(NOERROR)
                     continue
                 entry[qtype] = self.random_answer(ips, cname, wire.pointer(target_at))

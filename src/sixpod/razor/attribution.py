@@ -119,30 +119,29 @@ def plan_reshard(
     app: str, attacked: Iterable[IPAddress], state: RazorState, shards: Shards
 ) -> ReshardPlan:
     """The seed after ``app``'s current one whose shards avoid every attacked VIP and keep
-    the fewest old members (fresh VIPs), and the attacked VIPs of the old shard to pull."""
+    the fewest old members (fresh VIPs), and the attacked VIPs of the old shard to pull.
+    Shards are the ones Razor serves: under ``max_overlap``, the capped placement."""
     if app not in state.apps:
         raise KeyError(app)
     hit = set(attacked)
     shards.set_pool(state.vips)
-    seed = state.apps[app]
-    size = shards.size
-    r4, r6 = shards.top(app, seed)
-    old = (*r4[:size], *r6[:size])
-    best: tuple[int, int, int] | None = None  # (attacked kept, old kept, seed)
-    for candidate in range(seed + 1, seed + 1 + SEED_SEARCH):
-        c4, c6 = shards.top(app, candidate)
-        new = (*c4[:size], *c6[:size])
+    apps = dict(state.apps)
+    seed = apps[app]
+    o4, o6 = shards.shards(apps)[app]
+    old = (*o4, *o6)
+    best: tuple[tuple[int, int, int], tuple[IPAddress, ...]] | None = None
+    candidates = range(seed + 1, seed + 1 + SEED_SEARCH)
+    for candidate, c4, c6 in shards.shards_with_seeds(apps, app, candidates):
+        new = (*c4, *c6)
+        # (attacked kept, old kept, seed): the lowest wins
         score = (sum(1 for ip in new if ip in hit), len(set(new) & set(old)), candidate)
-        if best is None or score < best:
-            best = score
+        if best is None or score < best[0]:
+            best = (score, new)
         if score[0] == 0 and score[1] == 0:
             break
     assert best is not None
-    new_seed = best[2]
-    n4, n6 = shards.top(app, new_seed)
-    new = (*n4[:size], *n6[:size])
     pull = tuple(ip for ip in old if ip in hit)
-    return ReshardPlan(app, seed, new_seed, old, new, pull)
+    return ReshardPlan(app, seed, best[0][2], old, best[1], pull)
 
 
 def apps_holding(

@@ -140,6 +140,11 @@ class RazorConfig(_Model):
     tcp_max_connections: Annotated[int, Strict(), Field(ge=1, le=100_000)] = Field(
         default=1000, description="open TCP connections per worker; more are closed at once"
     )
+    tcp_max_per_client: Annotated[int, Strict(), Field(ge=1, le=100_000)] = Field(
+        default=100,
+        description="open TCP connections per worker from one client prefix (rrl's "
+        "ipv4_prefix / ipv6_prefix, /24 and /56 with rrl off); more are closed at once",
+    )
     rrl: Rrl | None = Field(
         default_factory=Rrl, description="response rate limiting; null turns it off"
     )

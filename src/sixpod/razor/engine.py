@@ -18,7 +18,6 @@ from sixpod.razor.answers import Answer, Builder, Tables, _headers, fixed
 from sixpod.razor.config import RazorConfig
 from sixpod.razor.cookies import Cookies
 from sixpod.razor.errors import (
-    BADVERS,
     FORMERR,
     NOERROR,
     REFUSED,
@@ -120,11 +119,15 @@ class Engine:
         rcode = e.rcode
         flags = struct.pack("!BB", 0x80 | (data[2] & 0x79), rcode & 0x0F)
         self.counts[rcode if rcode < 24 else 0] += 1
-        if rcode == BADVERS:  # the question was fine: echo it, with our OPT (RFC 6891 7)
-            qend = wire.name_end(data, 12) + 4  # scan() checked the question already
-            opt = wire.opt_record(self.max_udp, ext_rcode=BADVERS >> 4)
+        if not e.edns:
+            return data[:2] + flags + b"\x00" * 8
+        # The fault is inside a well-framed OPT record (an option, the version): the reply
+        # carries our OPT (RFC 6891 6.1.1, 7) and echoes the question, which scan() checked.
+        opt = wire.opt_record(self.max_udp, ext_rcode=rcode >> 4)
+        if data[4:6] == b"\x00\x01":
+            qend = wire.name_end(data, 12) + 4
             return data[:2] + flags + b"\x00\x01\x00\x00\x00\x00\x00\x01" + data[12:qend] + opt
-        return data[:2] + flags + b"\x00" * 8
+        return data[:2] + flags + b"\x00\x00\x00\x00\x00\x00\x00\x01" + opt
 
     def _cookie_only(self, data: bytes, host: str, now: float, e: QueryError) -> bytes | None:
         """A query with no question and a COOKIE option asks for a server cookie
@@ -133,12 +136,7 @@ class Engine:
             return self._error(data, e)
         try:
             _, do, cookie = wire.scan_opt(data, 12)
-        except QueryError as again:
-            if again.rcode == BADVERS:  # no question to echo: header and our OPT only
-                self.counts[BADVERS] += 1
-                flags = struct.pack("!BB", 0x80 | (data[2] & 0x79), BADVERS & 0x0F)
-                opt = wire.opt_record(self.max_udp, ext_rcode=BADVERS >> 4)
-                return data[:2] + flags + b"\x00\x00\x00\x00\x00\x00\x00\x01" + opt
+        except QueryError as again:  # BADVERS, a malformed cookie: header and our OPT only
             return self._error(data, again)
         if cookie is None or self.cookies is None:
             return self._error(data, e)

@@ -26,9 +26,15 @@ class RazorError(Exception):
 
 
 class QueryError(RazorError):
-    """The client's fault: a query Razor answers with an error rcode (FORMERR, NOTIMP...)."""
+    """The client's fault: a query Razor answers with an error rcode (FORMERR, NOTIMP...).
+    ``edns``: the query's OPT record was found and framed right (the fault is inside it, or
+    its version), so the reply carries Razor's OPT record (RFC 6891 6.1.1)."""
 
     rcode = FORMERR
+
+    def __init__(self, message: str, rcode: int | None = None, *, edns: bool = False) -> None:
+        super().__init__(message, rcode)
+        self.edns = edns
 
 
 class Unanswerable(RazorError):

@@ -37,8 +37,14 @@ INTERNAL_ERRORS = E.COUNTERS + 13
 UP = E.COUNTERS + 14
 TCP_OPEN = E.COUNTERS + 15
 TCP_REFUSED = E.COUNTERS + 16
+TCP_CLIENT_REFUSED = E.COUNTERS + 17
 SLOTS = E.COUNTERS + 18
 VIP_STATES = ("active", "drained", "blackholed")
+COUNTER_SLOTS = (
+    *range(E.COUNTERS), Q_UDP, Q_TCP, REBUILDS, STATE_ERRORS, INTERNAL_ERRORS, TCP_REFUSED,
+    TCP_CLIENT_REFUSED,
+)  # fmt: skip
+"""The slots that only grow (the rest are gauges): a restarted worker carries them on."""
 
 
 class SharedCounters:
@@ -49,10 +55,23 @@ class SharedCounters:
         self._mem = mmap.mmap(-1, workers * SLOTS * 8)
         self.view = memoryview(self._mem).cast("d")
 
-    def publish(self, worker: int, values: Sequence[float]) -> None:
+    def publish(
+        self, worker: int, values: Sequence[float], carried: Sequence[float] | None = None
+    ) -> None:
+        """Write a worker's row; ``carried`` (from :meth:`carried`) is added slot by slot."""
         base = worker * SLOTS
         for i, v in enumerate(values):
-            self.view[base + i] = v
+            self.view[base + i] = v if carried is None else v + carried[i]
+
+    def carried(self, worker: int) -> list[float]:
+        """What a worker starting in slot ``worker`` counts on from: its predecessor's last
+        published counters (0 in a fresh slot), gauges 0. Summed counters then never go
+        backwards when a worker is restarted; the counts of its last second are lost."""
+        row = self.row(worker)
+        out = [0.0] * SLOTS
+        for i in COUNTER_SLOTS:
+            out[i] = row[i]
+        return out
 
     def row(self, worker: int) -> list[float]:
         base = worker * SLOTS
@@ -87,11 +106,19 @@ class RazorCollector(Collector):
             ("rebuilds", REBUILDS, "answer table rebuilds"),
             ("state_errors", STATE_ERRORS, "state updates refused (old state kept)"),
             ("internal_errors", INTERNAL_ERRORS, "queries that hit a bug (no answer sent)"),
-            ("tcp_refused", TCP_REFUSED, "TCP connections closed at tcp_max_connections"),
         ):
             c = CounterMetricFamily(f"sixpod_razor_{name}", doc)
             c.add_metric([], s.total(slot))
             yield c
+        c = CounterMetricFamily(
+            "sixpod_razor_tcp_refused",
+            "TCP connections closed at once: at tcp_max_connections (worker) or at "
+            "tcp_max_per_client (client)",
+            labels=["limit"],
+        )
+        c.add_metric(["worker"], s.total(TCP_REFUSED))
+        c.add_metric(["client"], s.total(TCP_CLIENT_REFUSED))
+        yield c
         rows = [s.row(w) for w in range(s.workers)]
         live = [row for row in rows if row[UP]]
         g = GaugeMetricFamily("sixpod_razor_workers_up", "worker processes serving")

@@ -6,6 +6,10 @@ truncated (TC, no records): a real client behind a spoofed flood then retries ov
 which cannot be spoofed, while the flood's victim gets at most a small fraction of the
 traffic. Response classes are an answer's identity (name and type) for positive answers and
 the zone for NXDOMAIN, as in BIND, so random-subdomain floods share one bucket.
+
+TCP cannot be spoofed and is not rate limited, but a client that opens connections and
+leaves them idle holds a slot each: :class:`ConnectionLimiter` caps the open connections of
+one client prefix, so one client cannot take every slot of a worker.
 """
 
 from __future__ import annotations
@@ -41,21 +45,16 @@ def _masker(bits: int, length: int) -> tuple[int, int]:
     return whole, (0xFF << (8 - rest)) & 0xFF if rest else 0
 
 
-class RateLimiter:
-    """Decides per response whether to send, drop or slip it; :meth:`handle_timer` evicts
-    idle buckets so the table stays within ``max_entries``."""
+class ClientPrefix:
+    """A client's network (``ipv4_prefix`` / ``ipv6_prefix`` bits of its address) as bytes:
+    the unit RRL and the TCP connection limit count per. IPv4-mapped addresses count as
+    IPv4."""
 
-    def __init__(self, settings: RrlSettings) -> None:
-        self.s = settings
-        # Ordered by last use, the least recent first: eviction pops from the front.
-        self._buckets: OrderedDict[tuple[bytes, int], list[float]] = OrderedDict()
-        self._m4 = _masker(settings.ipv4_prefix, 4)
-        self._m6 = _masker(settings.ipv6_prefix, 16)
-        self.dropped = 0
-        self.slipped = 0
+    def __init__(self, ipv4_prefix: int, ipv6_prefix: int) -> None:
+        self._m4 = _masker(ipv4_prefix, 4)
+        self._m6 = _masker(ipv6_prefix, 16)
 
-    def prefix(self, host: str) -> bytes:
-        """The client's network (``ipv4_prefix`` / ``ipv6_prefix`` bits) as bytes."""
+    def __call__(self, host: str) -> bytes:
         if ":" in host:
             raw = socket.inet_pton(socket.AF_INET6, host.partition("%")[0])
             if raw[:12] == b"\x00" * 10 + b"\xff\xff":  # IPv4-mapped: limit as IPv4
@@ -67,6 +66,55 @@ class RateLimiter:
             raw = socket.inet_aton(host)
             whole, mask = self._m4
         return raw[:whole] + (bytes([raw[whole] & mask]) if mask else b"")
+
+
+class ConnectionLimiter:
+    """Open TCP connections per client prefix, at most ``per_client`` each. Prefixes with no
+    open connection are forgotten, so the table holds only clients that hold connections."""
+
+    def __init__(self, per_client: int, ipv4_prefix: int, ipv6_prefix: int) -> None:
+        if per_client < 1:
+            raise ValueError("per_client must be at least 1")
+        self.per_client = per_client
+        self.prefix = ClientPrefix(ipv4_prefix, ipv6_prefix)
+        self._open: dict[bytes, int] = {}
+        self.refused = 0
+
+    def open(self, host: str) -> bytes | None:
+        """Account a new connection from ``host``: its prefix (give it to :meth:`close`), or
+        None when the prefix already holds ``per_client`` (refuse the connection)."""
+        key = self.prefix(host)
+        n = self._open.get(key, 0)
+        if n >= self.per_client:
+            self.refused += 1
+            return None
+        self._open[key] = n + 1
+        return key
+
+    def close(self, key: bytes) -> None:
+        """A connection :meth:`open` accepted has closed."""
+        n = self._open.get(key, 0) - 1
+        if n > 0:
+            self._open[key] = n
+        else:
+            self._open.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+
+class RateLimiter:
+    """Decides per response whether to send, drop or slip it; :meth:`handle_timer` evicts
+    idle buckets so the table stays within ``max_entries``."""
+
+    def __init__(self, settings: RrlSettings) -> None:
+        self.s = settings
+        # Ordered by last use, the least recent first: eviction pops from the front.
+        self._buckets: OrderedDict[tuple[bytes, int], list[float]] = OrderedDict()
+        self.prefix = ClientPrefix(settings.ipv4_prefix, settings.ipv6_prefix)
+        """The client's network (``ipv4_prefix`` / ``ipv6_prefix`` bits) as bytes."""
+        self.dropped = 0
+        self.slipped = 0
 
     def check(self, client: bytes, response_class: int, now: float) -> Verdict:
         """Account one response to ``client`` (a :meth:`prefix`) at time ``now`` (seconds)."""

@@ -30,9 +30,10 @@ from typing import Any
 
 from sixpod import addr
 from sixpod.razor import metrics as M
-from sixpod.razor.config import RazorConfig
+from sixpod.razor.config import RazorConfig, Rrl
 from sixpod.razor.engine import Engine
 from sixpod.razor.errors import ConfigError
+from sixpod.razor.rrl import ConnectionLimiter
 from sixpod.razor.source import RazorState, StaticSource, follow_reader, within_pool
 from sixpod.tenants.config import RedisConfig
 from sixpod.tenants.model import VipState
@@ -83,6 +84,12 @@ def check_listen(cfg: RazorConfig) -> None:
                 ) from None
 
 
+def tcp_limiter(cfg: RazorConfig) -> ConnectionLimiter:
+    """The per-client TCP connection limit, counted per RRL's client prefix."""
+    rrl = cfg.rrl if cfg.rrl is not None else Rrl()
+    return ConnectionLimiter(cfg.tcp_max_per_client, rrl.ipv4_prefix, rrl.ipv6_prefix)
+
+
 class _Tcp(asyncio.Protocol):
     """DNS over TCP (RFC 7766): length-prefixed messages, pipelined, idle timeout."""
 
@@ -93,6 +100,7 @@ class _Tcp(asyncio.Protocol):
         self.host = ""
         self.idle: asyncio.TimerHandle | None = None
         self.counted = False
+        self.client: bytes | None = None  # the client's prefix, while it holds a slot
         self.paused = False
 
     def connection_made(self, transport: Any) -> None:
@@ -102,10 +110,15 @@ class _Tcp(asyncio.Protocol):
             w.tcp_refused += 1
             transport.abort()
             return
-        w.tcp_open += 1
-        self.counted = True
         peer = transport.get_extra_info("peername")
         self.host = peer[0] if peer else "::"
+        self.client = w.tcp_clients.open(self.host)
+        if self.client is None:  # this client prefix holds tcp_max_per_client already
+            w.tcp_client_refused += 1
+            transport.abort()
+            return
+        w.tcp_open += 1
+        self.counted = True
         self._arm()
 
     def _arm(self) -> None:
@@ -129,6 +142,9 @@ class _Tcp(asyncio.Protocol):
         if self.counted:
             self.w.tcp_open -= 1
             self.counted = False
+        if self.client is not None:
+            self.w.tcp_clients.close(self.client)
+            self.client = None
 
     def data_received(self, data: bytes) -> None:
         if not self.counted:
@@ -165,6 +181,7 @@ class Worker:
         self.cfg = cfg
         self.index = index
         self.shared = shared
+        self.carried = shared.carried(index)  # a predecessor's counters, counted on from
         self.source = StaticSource(cfg)
         if cfg.tenants is None:
             state = self.source.load()
@@ -182,6 +199,8 @@ class Worker:
         self.internal_errors = 0
         self.tcp_open = 0
         self.tcp_refused = 0
+        self.tcp_client_refused = 0
+        self.tcp_clients = tcp_limiter(cfg)
         self._vips: list[float] = []
         self._vips_for: RazorState | None = None
         self._stop = False
@@ -271,8 +290,9 @@ class Worker:
             1.0 if up else 0.0,
             self.tcp_open,
             self.tcp_refused,
+            self.tcp_client_refused,
         ]
-        self.shared.publish(self.index, row)
+        self.shared.publish(self.index, row, self.carried)
 
     async def _ticker(self) -> None:
         last_poll = last_pub = 0.0

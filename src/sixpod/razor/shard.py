@@ -15,7 +15,7 @@ overlap within the cap, so stability then also depends on the apps placed before
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
@@ -51,29 +51,38 @@ def capped_shards(
     """Shards of every app such that two apps share at most ``max_overlap`` VIPs where the
     pool allows; an app that cannot be placed within the cap fills with its best remaining."""
     holders: dict[IPAddress, list[str]] = {}
-    overlap: dict[str, dict[str, int]] = {}
     out: dict[str, tuple[IPAddress, ...]] = {}
     for app in sorted(apps):
-        order = ranking(app, apps[app], pool)
-        mine: dict[str, int] = {}
-        chosen: list[IPAddress] = []
-        skipped: list[IPAddress] = []
-        for vip in order:
-            if len(chosen) == size:
-                break
-            others = holders.get(vip, ())
-            if any(mine.get(o, 0) >= max_overlap for o in others):
-                skipped.append(vip)
-                continue
-            chosen.append(vip)
-            for o in others:
-                mine[o] = mine.get(o, 0) + 1
-        chosen += skipped[: size - len(chosen)]
+        chosen = _place(ranking(app, apps[app], pool), holders, size, max_overlap)
         for vip in chosen:
             holders.setdefault(vip, []).append(app)
-        overlap[app] = mine
-        out[app] = tuple(chosen)
+        out[app] = chosen
     return out
+
+
+def _place(
+    order: Iterable[IPAddress],
+    holders: Mapping[IPAddress, Sequence[str]],
+    size: int,
+    max_overlap: int,
+) -> tuple[IPAddress, ...]:
+    """One app's capped shard: its best-ranked VIPs (``order``) that keep its overlap with
+    every app placed before it (``holders``: VIP -> those apps) within the cap."""
+    mine: dict[str, int] = {}
+    chosen: list[IPAddress] = []
+    skipped: list[IPAddress] = []
+    for vip in order:
+        if len(chosen) == size:
+            break
+        others = holders.get(vip, ())
+        if any(mine.get(o, 0) >= max_overlap for o in others):
+            skipped.append(vip)
+            continue
+        chosen.append(vip)
+        for o in others:
+            mine[o] = mine.get(o, 0) + 1
+    chosen += skipped[: size - len(chosen)]
+    return tuple(chosen)
 
 
 def moved(before: Iterable[IPAddress], after: Iterable[IPAddress]) -> int:
@@ -84,7 +93,8 @@ def moved(before: Iterable[IPAddress], after: Iterable[IPAddress]) -> int:
 class Shards:
     """The shards of every app per family, cached by (app, seed) with the next members in
     rank order (the top ``2 * size``, for the pool fallback), recomputed only when the pool
-    or the cap changes. Packed addresses are interned: one bytes object per pool VIP."""
+    or the cap changes; :meth:`prune` drops the pairs of old seeds and gone apps. Packed
+    addresses are interned: one bytes object per pool VIP."""
 
     def __init__(self, size: int, max_overlap: int | None = None) -> None:
         self.size = size
@@ -147,7 +157,7 @@ class Shards:
     ) -> dict[str, tuple[tuple[bytes, ...], tuple[bytes, ...]]]:
         """(IPv4 shard, IPv6 shard) of every app as packed addresses."""
         if self.max_overlap is None:
-            self._prune(apps)
+            self.prune(apps)
             size = self.size
             out = {}
             for app, seed in apps.items():
@@ -163,16 +173,47 @@ class Shards:
             }
         return dict(self._capped_packed)
 
-    def _prune(self, apps: Mapping[str, int]) -> None:
+    def prune(self, apps: Mapping[str, int]) -> None:
+        """Forget the rankings of (app, seed) pairs ``apps`` no longer has (old seeds, gone
+        apps) once they are as many as the current ones: the cache stays within about
+        twice the apps, and the work is paid once per that many changes."""
         if len(self._top) <= 2 * len(apps) + 64:
             return
         for key in [k for k in self._top if apps.get(k[0]) != k[1]]:
             del self._top[key]
             self._ptop.pop(key, None)
 
+    def shards_with_seeds(
+        self, apps: Mapping[str, int], app: str, seeds: Iterable[int]
+    ) -> Iterator[tuple[int, tuple[IPAddress, ...], tuple[IPAddress, ...]]]:
+        """``(seed, IPv4 shard, IPv6 shard)`` ``app`` would get with each of ``seeds`` (a
+        re-shard's candidates), as :meth:`shards` would place it: its top ``size``, or with
+        ``max_overlap`` its capped placement after the apps before it in name order (whose
+        shards its seed does not change). Computed, not cached."""
+        if self.max_overlap is None:
+            for seed in seeds:
+                r4, r6 = self.ranking(app, seed)
+                yield seed, tuple(r4[: self.size]), tuple(r6[: self.size])
+            return
+        current = self.shards(apps)
+        holders: tuple[dict[IPAddress, list[str]], ...] = ({}, {})
+        for other in sorted(apps):
+            if other >= app:
+                break
+            for fam in (0, 1):
+                for vip in current[other][fam]:
+                    holders[fam].setdefault(vip, []).append(other)
+        for seed in seeds:
+            r4, r6 = self.ranking(app, seed)
+            yield (
+                seed,
+                _place(r4, holders[0], self.size, self.max_overlap),
+                _place(r6, holders[1], self.size, self.max_overlap),
+            )
+
     def shards(self, apps: Mapping[str, int]) -> dict[str, tuple[tuple[IPAddress, ...], ...]]:
         """(IPv4 shard, IPv6 shard) of every app."""
-        self._prune(apps)
+        self.prune(apps)
         if self.max_overlap is None:
             out: dict[str, tuple[tuple[IPAddress, ...], ...]] = {}
             for app, seed in apps.items():

@@ -155,23 +155,25 @@ def scan_opt(data: bytes, qend: int) -> tuple[int, int, bytes | None]:
     end = qend + 11 + rdlen
     if end != n:
         raise QueryError("OPT record length does not match the message")
+    # From here on the OPT record is there and framed right: errors say edns=True, so the
+    # reply carries an OPT record too (RFC 6891 6.1.1).
     cookie = None
     j = qend + 11
     while j < end:
         if j + 4 > end:
-            raise QueryError("EDNS option truncated")
+            raise QueryError("EDNS option truncated", edns=True)
         code = data[j] << 8 | data[j + 1]
         olen = data[j + 2] << 8 | data[j + 3]
         j += 4
         if j + olen > end:
-            raise QueryError("EDNS option runs past the OPT record")
+            raise QueryError("EDNS option runs past the OPT record", edns=True)
         if code == COOKIE:
             if cookie is not None or not _cookie_ok(olen):
-                raise QueryError("malformed or repeated COOKIE option")
+                raise QueryError("malformed or repeated COOKIE option", edns=True)
             cookie = data[j : j + olen]
         j += olen
     if version != 0:
-        raise QueryError(f"EDNS version {version} is not supported", BADVERS)
+        raise QueryError(f"EDNS version {version} is not supported", BADVERS, edns=True)
     return max(payload, MIN_UDP), (eflags >> 8) & 0x80, cookie
 
 
@@ -256,6 +258,38 @@ def pointer(offset: int) -> bytes:
     if not 0 <= offset < 0x4000:
         raise ValueError("pointer offset out of range")
     return struct.pack("!H", 0xC000 | offset)
+
+
+class Compressor:
+    """Name compression while a message is laid out (RFC 1035 4.1.4): the offset of every
+    name, and of each of its suffixes, already in the message, so a later name is written
+    as its first labels and a pointer to the longest suffix known. Names compare without
+    case (the question keeps the client's case; pointers into it are still right)."""
+
+    def __init__(self) -> None:
+        self._at: dict[bytes, int] = {}
+
+    def add(self, name: bytes, offset: int, upto: int | None = None) -> None:
+        """``name`` (wire labels) is in the message at ``offset``: its suffixes that start
+        before ``upto`` (all of them by default) can be pointed at."""
+        i = 0
+        end = len(name) if upto is None else upto
+        while i < end and name[i] and offset + i < 0x4000:
+            self._at.setdefault(name[i:].lower(), offset + i)
+            i += name[i] + 1
+
+    def encode(self, name: bytes, offset: int) -> bytes:
+        """The bytes of ``name`` (wire labels) written at ``offset``, compressed; its new
+        suffixes are remembered for the names after it."""
+        i = 0
+        while name[i]:
+            at = self._at.get(name[i:].lower())
+            if at is not None:
+                self.add(name, offset, upto=i)  # the labels written out here
+                return name[:i] + pointer(at)
+            i += name[i] + 1
+        self.add(name, offset)
+        return name
 
 
 def record(owner: bytes, rtype: int, ttl: int, rdata: bytes, rclass: int = IN) -> bytes:
