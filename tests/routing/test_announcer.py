@@ -194,3 +194,46 @@ def test_acks_do_not_replan_so_a_burst_stays_linear(tmp_path: Path) -> None:
         return plans
 
     assert asyncio.run(main()) < 50  # not one plan per acknowledgement (513 of them)
+
+
+def test_vips_removed_from_the_config_are_withdrawn_after_an_announcer_restart(
+    tmp_path: Path,
+) -> None:
+    """Only the announcer restarts (ExaBGP respawns it, or it was killed): ExaBGP still holds
+    what the previous instance announced, including VIPs the new config no longer has."""
+
+    async def run_once(vips: list[str]) -> list[str]:
+        exa = FakeExaBGP()
+        daemon = AnnouncerDaemon(config(tmp_path, vips=vips), write=exa.write)
+        task = asyncio.create_task(daemon.run(exa.reader))
+        exa.reader.feed_data(UP.encode())
+        await settle(lambda: daemon.sync.converged(daemon.core.desired()) and exa.commands)
+        daemon._stopping.set()
+        await task
+        return exa.commands
+
+    asyncio.run(run_once(["203.0.113.0", "203.0.113.9", "2001:db8:2fe::1", "2001:db8:2fe::9"]))
+    commands = asyncio.run(run_once(["203.0.113.0", "2001:db8:2fe::1"]))
+    # The stale VIPs go with the first plan, before the exit withdraws the others.
+    first = commands[: commands.index("withdraw route 203.0.113.0/32 next-hop 2001:db8:2ff::2")]
+    assert "withdraw route 203.0.113.9/32 next-hop 2001:db8:2ff::2" in first
+    assert "withdraw route 2001:db8:2fe::9/128 next-hop 2001:db8:2ff::2" in first
+    # Once ExaBGP acknowledged those withdrawals they are forgotten: a third start sends none.
+    commands = asyncio.run(run_once(["203.0.113.0", "2001:db8:2fe::1"]))
+    assert not [c for c in commands if "203.0.113.9/32" in c or "2001:db8:2fe::9/128" in c]
+
+
+def test_an_unreadable_ledger_is_ignored(tmp_path: Path) -> None:
+    (tmp_path / "announced.json").write_text('{"schema": "sixpod.announced/1", "routes": [')
+
+    async def main() -> list[str]:
+        exa = FakeExaBGP()
+        daemon = AnnouncerDaemon(config(tmp_path), write=exa.write)
+        task = asyncio.create_task(daemon.run(exa.reader))
+        await settle(lambda: daemon.sync.converged(daemon.core.desired()) and exa.commands)
+        daemon._stopping.set()
+        await task
+        return exa.commands
+
+    assert asyncio.run(main())[0] == "announce route 203.0.113.0/32 next-hop 2001:db8:2ff::2"
+    assert "2001:db8:2fe::1/128" in (tmp_path / "announced.json").read_text()

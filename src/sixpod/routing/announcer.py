@@ -8,7 +8,10 @@ Announcer`, runs what it asks for (checks, floor questions), and writes the rout
 Operator control: files ``drain`` and ``disable`` in ``state_dir`` (written by
 ``sixpod node drain|disable``) are polled; they survive restarts, so a drained node stays
 drained. On SIGTERM/SIGINT, or when ExaBGP closes the pipe, everything is withdrawn before
-exit; at start, every route the node could have announced before is withdrawn unless wanted.
+exit; at start, every route the node could have announced before is withdrawn unless wanted:
+those of its configuration and those of the ledger (``announced.json`` in ``state_dir``, see
+:mod:`sixpod.routing.ledger`), which keeps VIPs removed from the configuration until their
+withdrawal is acknowledged.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
+from sixpod.inventory.files import write_atomic
 from sixpod.routing import loopback
 from sixpod.routing.checks import run_check
 from sixpod.routing.config import AnnouncerConfig
@@ -48,6 +52,7 @@ from sixpod.routing.exabgp import (
 )
 from sixpod.routing.floor import FloorClient, FloorUnavailable
 from sixpod.routing.health import Announcer, CheckSpec, CoreConfig
+from sixpod.routing.ledger import LEDGER_FILE, LedgerError, format_ledger, parse_ledger
 from sixpod.routing.metrics import AnnouncerMetrics
 from sixpod.routing.sync import RouteSync
 
@@ -110,8 +115,13 @@ class AnnouncerDaemon:
         self._state_dir = Path(cfg.state_dir)
         self._hold_until = 0.0  # no route operations before this (after a refusal)
         self._floor_lock = asyncio.Lock()  # floor calls reach Redis in the order they were made
-        # Whatever a previous instance announced is still in ExaBGP: assume all of it.
-        for route in self._possible_routes():
+        # Whatever a previous instance announced is still in ExaBGP: assume all of it, also
+        # the routes of an older configuration that the ledger still holds.
+        possible = self._possible_routes()
+        configured = {r.prefix for r in possible}
+        stale = [r for r in self._read_ledger() if r.prefix not in configured]
+        self._stale = {r.prefix: r for r in stale}
+        for route in (*stale, *possible):
             self.sync.acked(Announce(route))
 
     def _possible_routes(self) -> list[Route]:
@@ -119,6 +129,40 @@ class AnnouncerDaemon:
         if self.cfg.node_prefix is not None:
             nets.append(self.cfg.node_prefix)
         return [Route(n, self.cfg.next_hop) for n in nets]
+
+    # -- the ledger (routes ExaBGP may hold across announcer restarts) -------------------
+
+    @property
+    def _ledger_path(self) -> Path:
+        return self._state_dir / LEDGER_FILE
+
+    def _read_ledger(self) -> frozenset[Route]:
+        try:
+            return parse_ledger(self._ledger_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return frozenset()
+        except (OSError, UnicodeDecodeError, LedgerError) as e:
+            log.error("%s: %s; ignoring it", self._ledger_path, e)
+            return frozenset()
+
+    def _write_ledger(self) -> None:
+        routes = [*self._possible_routes(), *self._stale.values()]
+        try:
+            self._state_dir.mkdir(parents=True, exist_ok=True)
+            write_atomic(self._ledger_path, format_ledger(routes))
+        except OSError as e:
+            log.error("%s: %s", self._ledger_path, e)
+
+    def _forget_withdrawn(self) -> None:
+        """Drop from the ledger the old routes whose withdrawal ExaBGP acknowledged."""
+        if not self._stale:
+            return
+        gone = [p for p in self._stale if not self.sync.holds(p)]
+        if gone:
+            for prefix in gone:
+                log.info("withdrew %s (no longer configured)", prefix)
+                del self._stale[prefix]
+            self._write_ledger()
 
     # -- inputs ---------------------------------------------------------------------------
 
@@ -239,6 +283,7 @@ class AnnouncerDaemon:
             self.core.handle_timer(self.clock())
             self.poll_control()
             self.pump()
+            self._forget_withdrawn()
             self.metrics.update(self.core, self.sync)
 
     async def run(self, reader: asyncio.StreamReader) -> int:
@@ -253,6 +298,7 @@ class AnnouncerDaemon:
                 await loopback.ensure(self.cfg.loopback, self.cfg.vips)
             if self.cfg.metrics is not None:
                 self.metrics.serve(self.cfg.metrics)
+            self._write_ledger()  # before the first command: a crash must not lose a route
             self.poll_control()
             self.pump()
             timers = asyncio.create_task(self._timers())
@@ -317,6 +363,7 @@ class AnnouncerDaemon:
                 if isinstance(msg, Acked):
                     (self.sync.acked if msg.ok else self.sync.failed)(msg.op)
         finally:
+            self._forget_withdrawn()
             if self.floor is not None:
                 await self._floor_call("leave")
             if self.cfg.manage_loopback:

@@ -49,6 +49,11 @@ class RouteSync:
         """How many operations are in flight (cheap: no sorting)."""
         return len(self._pending)
 
+    def holds(self, prefix: IPNetwork) -> bool:
+        """BGP may have a route for ``prefix`` (acknowledged, unsure, or an operation for it is
+        in flight)."""
+        return prefix in self._acked or prefix in self._unsure or prefix in self._pending
+
     def plan(self, desired: Iterable[Route]) -> list[RouteOp]:
         """The operations still needed to reach ``desired``; they become pending.
 
