@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,50 @@ def test_missing_config(tmp_path: Path) -> None:
     code, _, err = invoke("node", "drain", "--config", str(tmp_path / "nope.yaml"))
     assert code == 1
     assert "cannot read" in err
+
+
+STATUS = {
+    "schema": "sixpod.announcer-status/1",
+    "node": "edge1",
+    "state": "up",
+    "session": {
+        "up": True,
+        "peer": "2001:db8:2ff::1",
+        "families": {"ipv4": False, "ipv6": True},
+    },
+    "routes": {"announced": {"ipv4": 0, "ipv6": 2}, "refused": {"ipv4": 1, "ipv6": 0}},
+    "checks": {"edge": "passing"},
+    "problems": ["1 ipv4 routes not announced: the BGP session did not negotiate ..."],
+}
+
+
+def test_node_status_shows_refused_families(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    code, _, err = invoke("node", "status", "--config", str(path))
+    assert code == 1
+    assert "the announcer has not run on this node" in err
+    (tmp_path / "state").mkdir()
+    status = tmp_path / "state" / "status.json"
+    status.write_text(json.dumps(STATUS | {"pid": os.getpid()}))
+    code, out, _ = invoke("node", "status", "--config", str(path))
+    assert code == 1  # a problem
+    assert out.splitlines() == [
+        "node       edge1",
+        "state      up",
+        "session    up with 2001:db8:2ff::1; carries ipv4: NO, ipv6: yes",
+        "announced  ipv4 0, ipv6 2; refused ipv4 1, ipv6 0",
+        "check      edge: passing",
+        "PROBLEM    1 ipv4 routes not announced: the BGP session did not negotiate ...",
+    ]
+    status.write_text(json.dumps(STATUS | {"pid": os.getpid(), "problems": []}))
+    code, out, _ = invoke("node", "status", "--config", str(path), "--json")
+    assert code == 0
+    assert json.loads(out)["running"] is True
+    status.write_text(json.dumps(STATUS | {"pid": 2**22 + 12345, "problems": []}))
+    code, out, _ = invoke("node", "status", "--config", str(path))
+    assert code == 1
+    assert "announcer NOT running" in out.splitlines()[0]
+    status.write_text('{"schema": "sixpod.announcer-status/1"}')
+    code, _, err = invoke("node", "status", "--config", str(path))
+    assert code == 1
+    assert "'node' missing" in err

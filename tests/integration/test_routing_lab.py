@@ -123,6 +123,71 @@ def test_disable_withdraws_vips_but_keeps_node_prefix(lab: LabPod) -> None:
     lab.wait_routes("r1", V6[1], edges(lab), timeout=10)
 
 
+def node_status(lab: LabPod, node: str) -> tuple[int, dict[str, object]]:
+    res = subprocess.run(
+        [SIXPOD, "node", "status", "--json", "--config", str(lab.nodes[node].config)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return res.returncode, json.loads(res.stdout)
+
+
+def test_ipv4_is_not_announced_over_a_session_without_extended_next_hop(lab: LabPod) -> None:
+    """A ToR that does not negotiate RFC 8950: the IPv4 VIPs (IPv6 next hop) cannot be carried.
+    The announcer refuses them and says so (metrics, `sixpod node status`); IPv6 is unharmed."""
+    tor = lab.tors["r1"]
+    asn = tor.doc["asn"]
+    e1 = lab.nodes["edge1"]
+    ribin = f"show bgp ipv4 unicast neighbors {e1.address} received-routes json"
+    tor.frr.vtysh(
+        "configure terminal", f"router bgp {asn}", "no neighbor NODES capability extended-nexthop"
+    )
+    try:
+        tor.frr.vtysh("clear bgp *")
+        wait_for(
+            lambda: (
+                lab.metrics("edge1").get("sixpod_announcer_session_family{family=ipv4}") == 0
+                and lab.established("r1") >= edges(lab)
+            ),
+            timeout=30,
+            what="edge1 to see a session without extended next hop",
+        )
+        wait_for(
+            lambda: lab.metrics("edge1").get("sixpod_announcer_routes_announced{family=ipv4}") == 0,
+            timeout=10,
+            what="edge1 to withdraw its IPv4 VIPs",
+        )
+        metrics = lab.metrics("edge1")
+        assert metrics["sixpod_announcer_routes_refused{family=ipv4}"] == len(V4)
+        assert metrics["sixpod_announcer_routes_announced{family=ipv6}"] == len(V6) + 1
+        wait_for(
+            lambda: not tor.frr.json(ribin).get("receivedRoutes"),
+            timeout=10,
+            what="the ToR to hold no IPv4 route from edge1",
+        )
+        lab.wait_routes("r1", V6[0], edges(lab), timeout=30)
+        code, status = node_status(lab, "edge1")
+        assert code == 1
+        assert status["session"] == {  # type: ignore[comparison-overlap]
+            "up": True,
+            "peer": e1.doc["uplink"]["peer"]["address"],
+            "families": {"ipv4": False, "ipv6": True},
+        }
+        [problem] = status["problems"]  # type: ignore[misc]
+        assert "4 ipv4 routes not announced" in problem
+        assert "RFC 8950" in problem
+    finally:
+        tor.frr.vtysh(
+            "configure terminal", f"router bgp {asn}", "neighbor NODES capability extended-nexthop"
+        )
+        tor.frr.vtysh("clear bgp *")
+    for vip in (V4[0], V4[3]):
+        lab.wait_routes("r1", vip, edges(lab), timeout=30)
+    assert node_status(lab, "edge1")[0] == 0
+    assert lab.metrics("edge1")["sixpod_announcer_routes_refused{family=ipv4}"] == 0
+
+
 def test_tor_filters_what_a_node_may_not_announce(lab: LabPod) -> None:
     """edge1 claims edge2's /64 and a prefix outside the pod: the ToR accepts neither."""
     edge1 = lab.nodes["edge1"]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
+from typing import Any
 
 from sixpod.routing.announcer import AnnouncerDaemon
 from sixpod.routing.config import AnnouncerConfig
@@ -12,6 +14,14 @@ UP = (
     '{"exabgp": "5.0.0", "type": "state", "neighbor": {"address": {"local": "2001:db8:2ff::2",'
     ' "peer": "2001:db8:2ff::1"}, "state": "up"}}\n'
 )
+
+
+def negotiated(nexthop: str) -> str:
+    return (
+        '{"exabgp": "5.0.0", "type": "negotiated", "neighbor": {"address": {"local": '
+        '"2001:db8:2ff::2", "peer": "2001:db8:2ff::1"}, "negotiated": {"families": '
+        f'["ipv4 unicast", "ipv6 unicast"], "nexthop": {nexthop}}}}}}}\n'
+    )
 
 
 def config(tmp_path: Path, **extra: object) -> AnnouncerConfig:
@@ -237,3 +247,86 @@ def test_an_unreadable_ledger_is_ignored(tmp_path: Path) -> None:
 
     assert asyncio.run(main())[0] == "announce route 203.0.113.0/32 next-hop 2001:db8:2ff::2"
     assert "2001:db8:2fe::1/128" in (tmp_path / "announced.json").read_text()
+
+
+def test_ipv4_is_refused_over_a_session_without_extended_next_hop(tmp_path: Path) -> None:
+    def read_status() -> Any:
+        return json.loads((tmp_path / "status.json").read_text())
+
+    async def main() -> tuple[list[str], dict[str, object], dict[str, object]]:
+        exa = FakeExaBGP()
+        daemon = AnnouncerDaemon(config(tmp_path), write=exa.write)
+        task = asyncio.create_task(daemon.run(exa.reader))
+        await settle(lambda: daemon.sync.converged(daemon.core.desired()) and exa.commands)
+        exa.reader.feed_data((negotiated("[]") + UP).encode())
+        await settle(lambda: daemon.core.session_established)
+        await settle(lambda: daemon.sync.converged(daemon.core.desired()))
+        await settle((tmp_path / "status.json").exists)
+        await settle(lambda: read_status()["routes"]["announced"] == {"ipv4": 0, "ipv6": 2})
+        refused = read_status()
+        samples = {
+            (m.name, tuple(sorted(s.labels.items()))): s.value
+            for m in daemon.metrics.registry.collect()
+            for s in m.samples
+        }
+        exa.reader.feed_data((negotiated('["ipv4 unicast ipv6"]') + UP).encode())
+        await settle(lambda: daemon.sync.converged(daemon.core.desired()))
+        await settle(lambda: json.loads((tmp_path / "status.json").read_text())["problems"] == [])
+        daemon._stopping.set()
+        await task
+        return exa.commands, refused, samples
+
+    commands, status, samples = asyncio.run(main())
+    v4 = [c for c in commands if "203.0.113.0/32" in c]
+    # Announced at start (nothing is known yet), withdrawn once the session said it cannot
+    # carry IPv4 (again after the session's resync), announced again over a session that can,
+    # withdrawn at exit.
+    assert [c for i, c in enumerate(v4) if i == 0 or v4[i - 1] != c] == [
+        "announce route 203.0.113.0/32 next-hop 2001:db8:2ff::2",
+        "withdraw route 203.0.113.0/32 next-hop 2001:db8:2ff::2",
+        "announce route 203.0.113.0/32 next-hop 2001:db8:2ff::2",
+        "withdraw route 203.0.113.0/32 next-hop 2001:db8:2ff::2",
+    ]
+    assert samples[("sixpod_announcer_session_family", (("family", "ipv4"),))] == 0
+    assert samples[("sixpod_announcer_session_family", (("family", "ipv6"),))] == 1
+    assert samples[("sixpod_announcer_routes_refused", (("family", "ipv4"),))] == 1
+    assert samples[("sixpod_announcer_routes_announced", (("family", "ipv4"),))] == 0
+    assert samples[("sixpod_announcer_routes_announced", (("family", "ipv6"),))] == 2
+    assert status["session"] == {
+        "up": True,
+        "peer": "2001:db8:2ff::1",
+        "families": {"ipv4": False, "ipv6": True},
+    }
+    assert status["routes"] == {
+        "announced": {"ipv4": 0, "ipv6": 2},
+        "refused": {"ipv4": 1, "ipv6": 0},
+    }
+    assert status["problems"] == [
+        "1 ipv4 routes not announced: the BGP session did not negotiate IPv4 unicast with an"
+        " IPv6 next hop (RFC 8950 extended next hop)"
+    ]
+
+
+def test_a_session_that_reports_no_capabilities_keeps_both_families(tmp_path: Path) -> None:
+    """An exabgp.conf without `api { negotiated; }` (rendered before): IPv4 is still sent, and
+    the status says it could not be checked."""
+
+    async def main() -> dict[str, object]:
+        exa = FakeExaBGP()
+        daemon = AnnouncerDaemon(config(tmp_path), write=exa.write)
+        task = asyncio.create_task(daemon.run(exa.reader))
+        exa.reader.feed_data(UP.encode())
+        await settle(lambda: daemon.core.session_established)
+        await settle(lambda: daemon.sync.converged(daemon.core.desired()))
+        await settle((tmp_path / "status.json").exists)
+        await settle(lambda: json.loads((tmp_path / "status.json").read_text())["session"]["up"])
+        daemon._stopping.set()
+        await task
+        assert "announce route 203.0.113.0/32 next-hop 2001:db8:2ff::2" in exa.commands
+        return json.loads((tmp_path / "status.json").read_text())  # type: ignore[no-any-return]
+
+    status = asyncio.run(main())
+    assert status["session"]["families"] == {"ipv4": None, "ipv6": None}  # type: ignore[index]
+    assert status["problems"] == [
+        "ExaBGP did not report the negotiated capabilities (api negotiated)"
+    ]

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -46,6 +48,7 @@ from sixpod.routing.exabgp import (
     Acked,
     ExaBGPCodec,
     ExaBGPProtocolError,
+    Negotiated,
     SessionDown,
     SessionUp,
     Shutdown,
@@ -54,9 +57,15 @@ from sixpod.routing.floor import FloorClient, FloorUnavailable
 from sixpod.routing.health import Announcer, CheckSpec, CoreConfig
 from sixpod.routing.ledger import LEDGER_FILE, LedgerError, format_ledger, parse_ledger
 from sixpod.routing.metrics import AnnouncerMetrics
+from sixpod.routing.status import STATUS_FILE, node_status
 from sixpod.routing.sync import RouteSync
 
 log = logging.getLogger("sixpod.announcer")
+
+_FAMILY_NEEDS = {  # what a session needs to carry each IP version from a node without IPv4
+    4: "IPv4 unicast with RFC 8950 extended next hop (FRR: capability extended-nexthop)",
+    6: "IPv6 unicast",
+}
 
 CONTROL_POLL = 0.2  # seconds between looks at the drain/disable files
 REFUSED_BACKOFF = 1.0  # seconds before resending after ExaBGP refused a command
@@ -115,6 +124,11 @@ class AnnouncerDaemon:
         self._state_dir = Path(cfg.state_dir)
         self._hold_until = 0.0  # no route operations before this (after a refusal)
         self._floor_lock = asyncio.Lock()  # floor calls reach Redis in the order they were made
+        self._reported = False  # ExaBGP reported what the coming session negotiated
+        self.peer_carries: frozenset[int] | None = None  # None: the session did not say
+        self._peer: str | None = None  # while the session is up
+        self._status: dict[str, Any] | None = None  # last written to state_dir
+        self._status_at = -float("inf")
         # Whatever a previous instance announced is still in ExaBGP: assume all of it, also
         # the routes of an older configuration that the ledger still holds.
         possible = self._possible_routes()
@@ -164,6 +178,26 @@ class AnnouncerDaemon:
                 del self._stale[prefix]
             self._write_ledger()
 
+    def write_status(self) -> None:
+        """Write ``status.json`` for ``sixpod node status`` if it changed."""
+        doc = node_status(
+            node=self.cfg.node,
+            pid=os.getpid(),
+            core=self.core,
+            sync=self.sync,
+            peer=self._peer,
+            carries=self.peer_carries,
+        )
+        now = self.clock()
+        if doc == self._status or now - self._status_at < CONTROL_POLL:
+            return  # unchanged, or written less than a timer tick ago (the next tick writes)
+        self._status, self._status_at = doc, now
+        try:
+            self._state_dir.mkdir(parents=True, exist_ok=True)
+            write_atomic(self._state_dir / STATUS_FILE, json.dumps(doc, indent=1) + "\n")
+        except OSError as e:
+            log.error("%s: %s", self._state_dir / STATUS_FILE, e)
+
     # -- inputs ---------------------------------------------------------------------------
 
     def receive_line(self, line: str) -> None:
@@ -184,17 +218,56 @@ class AnnouncerDaemon:
                 self.sync.failed(msg.op)
                 self._hold_until = now + REFUSED_BACKOFF
             return
+        if isinstance(msg, Negotiated):
+            self._negotiated(msg, now)
+            self.pump()
+            return
         if isinstance(msg, SessionUp):
             log.info("BGP session with %s up", msg.peer)
             self.metrics.session(up=True)
-            self.core.session_up(now)
+            self._session_up(msg.peer, now)
         elif isinstance(msg, SessionDown):
             log.warning("BGP session with %s down: %s", msg.peer, msg.reason)
             self.metrics.session(up=False)
+            self._peer = None
             self.core.session_down(now)
         elif isinstance(msg, Shutdown):
             self._stopping.set()
         self.pump()
+
+    def _negotiated(self, msg: Negotiated, now: float) -> None:
+        """Before the session comes up: withdraw what it cannot carry, and say so."""
+        self._reported = True
+        self.peer_carries = msg.carries
+        self.core.negotiated(now, msg.carries)
+        self.metrics.families(msg.carries)
+        refused = self.core.refused()
+        for version, why in _FAMILY_NEEDS.items():
+            count = sum(1 for r in refused if r.prefix.version == version)
+            if count:
+                log.error(
+                    "the session with %s cannot carry IPv%d: %s was not negotiated;"
+                    " %d IPv%d routes not announced",
+                    msg.peer,
+                    version,
+                    why,
+                    count,
+                    version,
+                )
+
+    def _session_up(self, peer: str, now: float) -> None:
+        self._peer = peer
+        if not self._reported:
+            log.warning(
+                "ExaBGP did not report what the session with %s negotiated (exabgp.conf lacks"
+                " `api { negotiated; }`: re-render it); routes of both families are sent"
+                " unchecked",
+                peer,
+            )
+            self.peer_carries = None
+            self.metrics.families(None)
+        self._reported = False
+        self.core.session_up(now)
 
     def poll_control(self) -> None:
         now = self.clock()
@@ -285,6 +358,7 @@ class AnnouncerDaemon:
             self.pump()
             self._forget_withdrawn()
             self.metrics.update(self.core, self.sync)
+            self.write_status()
 
     async def run(self, reader: asyncio.StreamReader) -> int:
         """Serve ExaBGP until it stops or we are told to; everything is withdrawn on the way

@@ -49,6 +49,19 @@ class AnnouncerMetrics:
         self.session_up = Gauge(
             "sixpod_announcer_session_up", "1 while the BGP session is established", registry=r
         )
+        self.family = Gauge(
+            "sixpod_announcer_session_family",
+            "1 if the last BGP session negotiated carrying this family from the node (IPv4: RFC"
+            " 8950 extended next hop), 0 if not, -1 if ExaBGP did not report it",
+            ["family"],
+            registry=r,
+        )
+        self.refused = Gauge(
+            "sixpod_announcer_routes_refused",
+            "routes the node would announce but does not, as the session cannot carry them",
+            ["family"],
+            registry=r,
+        )
         self.floor_held = Gauge(
             "sixpod_announcer_floor_held",
             "1 while the pod-wide floor keeps the VIPs announced despite failing checks",
@@ -56,11 +69,18 @@ class AnnouncerMetrics:
         )
         self.info = Gauge("sixpod_announcer_info", "the node", ["node"], registry=r)
         self.info.labels(node=node).set(1)
+        self.families(None)
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
     def session(self, *, up: bool) -> None:
         self.session_up.set(1 if up else 0)
+
+    def families(self, carries: frozenset[int] | None) -> None:
+        for family, version in (("ipv4", 4), ("ipv6", 6)):
+            self.family.labels(family=family).set(
+                -1 if carries is None else int(version in carries)
+            )
 
     def update(self, core: Announcer, sync: RouteSync) -> None:
         for node_state in NodeState:
@@ -76,6 +96,11 @@ class AnnouncerMetrics:
         for family, version in (("ipv4", 4), ("ipv6", 6)):
             self.routes.labels(family=family).set(
                 sum(1 for r in routes if r.prefix.version == version)
+            )
+        refused = core.refused()
+        for family, version in (("ipv4", 4), ("ipv6", 6)):
+            self.refused.labels(family=family).set(
+                sum(1 for r in refused if r.prefix.version == version)
             )
         self.pending.set(sync.pending_count)
         self.floor_held.set(1 if core.floor_held else 0)

@@ -90,6 +90,7 @@ neighbor {addr.for_exabgp(addr.parse_ip(up["peer"]["address"]))} {{
     api {{
         processes [ announcer ];
         neighbor-changes;
+        negotiated;
     }}
 }}
 """
