@@ -87,6 +87,8 @@ STATUS = {
         "families": {"ipv4": False, "ipv6": True},
     },
     "routes": {"announced": {"ipv4": 0, "ipv6": 2}, "refused": {"ipv4": 1, "ipv6": 0}},
+    "speaker": "alive",
+    "bfd": "up",
     "checks": {"edge": "passing"},
     "problems": ["1 ipv4 routes not announced: the BGP session did not negotiate ..."],
 }
@@ -107,6 +109,7 @@ def test_node_status_shows_refused_families(tmp_path: Path) -> None:
         "state      up",
         "session    up with 2001:db8:2ff::1; carries ipv4: NO, ipv6: yes",
         "announced  ipv4 0, ipv6 2; refused ipv4 1, ipv6 0",
+        "speaker    ExaBGP alive; BFD up",
         "check      edge: passing",
         "PROBLEM    1 ipv4 routes not announced: the BGP session did not negotiate ...",
     ]

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -304,17 +305,28 @@ def test_all_node_processes_stopped_leaves_ecmp(fresh: LabPod) -> None:
     fresh.wait_routes("r1", V6[0], {fresh.nodes["edge1"].address}, timeout=30)
 
 
-def test_hung_exabgp_is_caught_by_hold_timer(fresh: LabPod) -> None:
-    """ExaBGP frozen, bfdd alive: BFD stays up, so only the hold timer can catch it."""
+def test_hung_exabgp_leaves_ecmp_through_bfd(fresh: LabPod) -> None:
+    """ExaBGP frozen (SIGSTOP), its TCP session and the node's bfdd alive: the announcer sees
+    its commands unanswered and shuts BFD down, so the ToR drops the session in BFD time, not
+    at the 9 s hold timer. When ExaBGP runs again, BFD and the routes come back."""
     edge1 = fresh.nodes["edge1"]
     assert edge1.exabgp is not None
+    hold = float(edge1.doc["bgp"]["hold_time"])
+    start = time.monotonic()
     os.kill(edge1.exabgp.pid, signal.SIGSTOP)
     try:
         fresh.wait_routes("r1", V4[0], {fresh.nodes["edge2"].address}, timeout=30)
-        assert last_notification(fresh, "edge1") == "Hold Timer Expired"
-        assert edge1.address in fresh.bfd_up("r1")
+        took = time.monotonic() - start
+        print(f"hung ExaBGP out of ECMP after {took:.2f} s")
+        assert last_notification(fresh, "edge1") == "Cease/BFD Down"
+        assert took < hold / 3, f"{took:.2f} s: not BFD, the hold timer ({hold:g} s)"
+        assert fresh.metrics("edge1")["sixpod_announcer_speaker_alive"] == 0
+        assert fresh.metrics("edge1")["sixpod_announcer_bfd_shutdown"] == 1
     finally:
         os.kill(edge1.exabgp.pid, signal.SIGCONT)
+    fresh.wait_routes("r1", V4[0], edges(fresh), timeout=60)
+    wait_for(lambda: edge1.address in fresh.bfd_up("r1"), timeout=10, what="BFD back up")
+    assert fresh.metrics("edge1")["sixpod_announcer_bfd_shutdown"] == 0
 
 
 @pytest.fixture

@@ -330,3 +330,71 @@ def test_a_session_that_reports_no_capabilities_keeps_both_families(tmp_path: Pa
     assert status["problems"] == [
         "ExaBGP did not report the negotiated capabilities (api negotiated)"
     ]
+
+
+def test_a_hung_exabgp_takes_bfd_down_until_it_answers_again(tmp_path: Path) -> None:
+    """ExaBGP stops answering (SIGSTOP): the announcer shuts the BFD session down through
+    vtysh (here a script that records its arguments), and brings it back on the next answer."""
+    calls = tmp_path / "vtysh.calls"
+    vtysh = tmp_path / "vtysh"
+    vtysh.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    vtysh.chmod(0o755)
+    bfd = {
+        "peer": "2001:db8:2ff::1",
+        "local_address": "2001:db8:2ff::2",
+        "vty_socket": "/run/x",
+        "vtysh": str(vtysh),
+    }
+
+    class Hangable(FakeExaBGP):
+        hung = False
+        unanswered = 0
+
+        def write(self, data: bytes) -> None:
+            for line in data.decode().splitlines():
+                self.commands.append(line)
+                if self.hung:
+                    self.unanswered += 1
+                else:
+                    self.reader.feed_data(b"done\n")
+
+        def resume(self) -> None:
+            self.hung = False
+            self.reader.feed_data(b"done\n" * self.unanswered)
+            self.unanswered = 0
+
+    def lines() -> list[str]:
+        return calls.read_text().splitlines() if calls.exists() else []
+
+    async def main() -> tuple[float, list[str]]:
+        exa = Hangable()
+        daemon = AnnouncerDaemon(config(tmp_path, bfd=bfd), write=exa.write)
+        task = asyncio.create_task(daemon.run(exa.reader))
+        await settle(lambda: len(lines()) == 1)  # the first answer: BFD enabled
+        assert daemon.watch.state.value == "alive"
+        loop = asyncio.get_running_loop()
+        exa.hung = True
+        start = loop.time()
+        await settle(lambda: len(lines()) == 2)
+        took = loop.time() - start
+        assert daemon.watch.state.value == "hung"
+        await settle(lambda: daemon.bfd_shutdown is True)
+        daemon.write_status()
+        await asyncio.sleep(0.3)
+        daemon.write_status()
+        status = json.loads((tmp_path / "status.json").read_text())
+        assert status["speaker"] == "hung"
+        assert status["bfd"] == "shutdown"
+        assert any("ExaBGP does not answer" in p for p in status["problems"])
+        exa.resume()
+        await settle(lambda: len(lines()) == 3)
+        daemon._stopping.set()
+        await task
+        return took, exa.commands
+
+    took, commands = asyncio.run(main())
+    prefix = "-d bfdd --vty_socket /run/x -c configure terminal -c bfd -c peer 2001:db8:2ff::1 "
+    prefix += "local-address 2001:db8:2ff::2 -c "
+    assert lines() == [prefix + "no shutdown", prefix + "shutdown", prefix + "no shutdown"]
+    assert took < 2.0  # probe every 0.05 s, hung after 0.25 s of silence (generous bound)
+    assert "# sixpod liveness probe" in commands

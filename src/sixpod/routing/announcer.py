@@ -31,6 +31,7 @@ from typing import Any
 
 from sixpod.inventory.files import write_atomic
 from sixpod.routing import loopback
+from sixpod.routing.bfd import BfdError, set_shutdown
 from sixpod.routing.checks import run_check
 from sixpod.routing.config import AnnouncerConfig
 from sixpod.routing.events import (
@@ -39,9 +40,13 @@ from sixpod.routing.events import (
     CheckChanged,
     JoinFloor,
     LeaveFloor,
+    NodeState,
+    Probe,
     Resync,
     Route,
     RunCheck,
+    SpeakerAlive,
+    SpeakerHung,
     StateChanged,
 )
 from sixpod.routing.exabgp import (
@@ -56,6 +61,7 @@ from sixpod.routing.exabgp import (
 from sixpod.routing.floor import FloorClient, FloorUnavailable
 from sixpod.routing.health import Announcer, CheckSpec, CoreConfig
 from sixpod.routing.ledger import LEDGER_FILE, LedgerError, format_ledger, parse_ledger
+from sixpod.routing.liveness import SpeakerWatch
 from sixpod.routing.metrics import AnnouncerMetrics
 from sixpod.routing.status import STATUS_FILE, node_status
 from sixpod.routing.sync import RouteSync
@@ -111,6 +117,12 @@ class AnnouncerDaemon:
         self.core = Announcer(config=core_config(cfg), now=clock())
         self.sync = RouteSync()
         self.codec = ExaBGPCodec()
+        self.watch = SpeakerWatch(
+            interval=cfg.speaker.probe_interval, timeout=cfg.speaker.timeout, now=clock()
+        )
+        self._bfd_want: bool | None = None  # BFD shutdown wanted (None: never touched)
+        self.bfd_shutdown: bool | None = None  # what vtysh last applied
+        self._bfd_task: asyncio.Task[None] | None = None
         self.metrics = AnnouncerMetrics(cfg.node)
         self.floor: FloorClient | None = None
         if cfg.floor.min_nodes > 0:
@@ -187,6 +199,8 @@ class AnnouncerDaemon:
             sync=self.sync,
             peer=self._peer,
             carries=self.peer_carries,
+            speaker=self.watch.state,
+            bfd_shutdown=self.bfd_shutdown if self.cfg.bfd is not None else None,
         )
         now = self.clock()
         if doc == self._status or now - self._status_at < CONTROL_POLL:
@@ -210,6 +224,12 @@ class AnnouncerDaemon:
         if isinstance(msg, Acked):
             # Acks change nothing to plan (a refused op is retried by the timer after the
             # backoff), so they do not pump: a burst of 1,000 acks stays linear.
+            speaker = self.watch.state
+            self.watch.acked(now)
+            if self.watch.state is not speaker:
+                self._speaker_events()
+            if isinstance(msg.op, Probe):
+                return
             if msg.ok:
                 self.sync.acked(msg.op)
             else:
@@ -303,10 +323,56 @@ class AnnouncerDaemon:
                 log.info("state %s -> %s: %s", event.old, event.new, event.reason)
             elif isinstance(event, CheckChanged):
                 log.info("check %s %s -> %s %s", event.name, event.old, event.new, event.detail)
-        if self.clock() >= self._hold_until or self.core.state.value == "shutdown":
+        now = self.clock()
+        if now >= self._hold_until or self.core.state is NodeState.SHUTDOWN:
             for op in self.sync.plan(self.core.desired()):
                 self._write(self.codec.send(op))
+                self.watch.sent(now)
+        self._speaker_events()
         self._wake.set()
+
+    def _speaker_events(self) -> None:
+        """Probe ExaBGP when asked; take BFD down while it is hung, up when it answers."""
+        while (event := self.watch.next_event()) is not None:
+            if isinstance(event, Probe):
+                if self.core.state is not NodeState.SHUTDOWN:
+                    self._write(self.codec.send(event))
+                    self.watch.sent(self.clock())
+            elif isinstance(event, SpeakerHung):
+                bfd = self.cfg.bfd
+                log.error(
+                    "ExaBGP has not answered for %.2f s: hung; %s",
+                    event.silent,
+                    "no bfd configured, the ToR's hold timer will notice"
+                    if bfd is None
+                    else f"shutting down BFD with {bfd.peer} so that the ToR drops the session",
+                )
+                self._set_bfd(shutdown=True)
+            elif isinstance(event, SpeakerAlive):
+                if self._bfd_want:
+                    log.warning("ExaBGP answers again; bringing BFD back up")
+                self._set_bfd(shutdown=False)
+
+    def _set_bfd(self, *, shutdown: bool) -> None:
+        if self.cfg.bfd is None:
+            return
+        self._bfd_want = shutdown
+        if self._bfd_task is None or self._bfd_task.done():
+            self._bfd_task = asyncio.get_running_loop().create_task(self._apply_bfd())
+
+    async def _apply_bfd(self) -> None:
+        """Bring bfdd to the wanted state; the last wish wins, failures are retried."""
+        assert self.cfg.bfd is not None
+        while self._bfd_want is not None and self.bfd_shutdown != self._bfd_want:
+            want = self._bfd_want
+            try:
+                await set_shutdown(self.cfg.bfd, shutdown=want)
+            except BfdError as e:
+                log.error("BFD %s: %s; retrying", "shutdown" if want else "no shutdown", e)
+                await asyncio.sleep(REFUSED_BACKOFF)
+                continue
+            self.bfd_shutdown = want
+            log.info("BFD with %s %s", self.cfg.bfd.peer, "shut down" if want else "enabled")
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -348,16 +414,19 @@ class AnnouncerDaemon:
     async def _timers(self) -> None:
         while not self._stopping.is_set():
             now = self.clock()
-            due = self.core.next_timer()
+            dues = [t for t in (self.core.next_timer(), self.watch.next_timer()) if t is not None]
+            due = min(dues, default=None)
             delay = CONTROL_POLL if due is None else min(max(due - now, 0), CONTROL_POLL)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
             self.core.handle_timer(self.clock())
+            self.watch.handle_timer(self.clock())
             self.poll_control()
             self.pump()
             self._forget_withdrawn()
             self.metrics.update(self.core, self.sync)
+            self.metrics.speaker(self.watch.state, self.bfd_shutdown)
             self.write_status()
 
     async def run(self, reader: asyncio.StreamReader) -> int:
@@ -434,7 +503,7 @@ class AnnouncerDaemon:
                 except ExaBGPProtocolError as e:
                     log.error("%s", e)
                     continue
-                if isinstance(msg, Acked):
+                if isinstance(msg, Acked) and not isinstance(msg.op, Probe):
                     (self.sync.acked if msg.ok else self.sync.failed)(msg.op)
         finally:
             self._forget_withdrawn()

@@ -14,7 +14,10 @@ from collections import deque
 from dataclasses import dataclass
 
 from sixpod import addr
-from sixpod.routing.events import Announce, RouteOp, Withdraw
+from sixpod.routing.events import Announce, Probe, RouteOp, Withdraw
+
+PROBE_COMMAND = "# sixpod liveness probe"
+"""A comment: ExaBGP answers ``done`` and changes nothing (see :mod:`sixpod.routing.liveness`)."""
 
 
 class ExaBGPProtocolError(Exception):
@@ -23,7 +26,7 @@ class ExaBGPProtocolError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Acked:
-    op: RouteOp
+    op: RouteOp | Probe
     ok: bool
 
 
@@ -76,8 +79,10 @@ def _names(value: object, field: str) -> frozenset[str]:
     return frozenset(" ".join(v.split()) for v in value)
 
 
-def command(op: RouteOp) -> str:
+def command(op: RouteOp | Probe) -> str:
     """The ExaBGP command line for ``op`` (without the newline)."""
+    if isinstance(op, Probe):
+        return PROBE_COMMAND
     r = op.route
     words = [
         "announce" if isinstance(op, Announce) else "withdraw",
@@ -98,13 +103,13 @@ class ExaBGPCodec:
     """Track commands in flight; turn ExaBGP's lines into :data:`Incoming` events."""
 
     def __init__(self) -> None:
-        self._in_flight: deque[RouteOp] = deque()
+        self._in_flight: deque[RouteOp | Probe] = deque()
 
     @property
     def in_flight(self) -> int:
         return len(self._in_flight)
 
-    def send(self, op: RouteOp) -> bytes:
+    def send(self, op: RouteOp | Probe) -> bytes:
         self._in_flight.append(op)
         return (command(op) + "\n").encode()
 
@@ -152,7 +157,7 @@ class ExaBGPCodec:
             return SessionDown(peer, str(neighbor.get("reason", "")))
         return None
 
-    def reset(self) -> list[RouteOp]:
+    def reset(self) -> list[RouteOp | Probe]:
         """Forget what is in flight (ExaBGP restarted); returns what was never acknowledged."""
         lost = list(self._in_flight)
         self._in_flight.clear()
@@ -160,6 +165,7 @@ class ExaBGPCodec:
 
 
 __all__ = [
+    "PROBE_COMMAND",
     "Acked",
     "ExaBGPCodec",
     "ExaBGPProtocolError",

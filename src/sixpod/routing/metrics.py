@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Gauge, start_http_server
 from sixpod import addr
 from sixpod.routing.events import CheckState, NodeState
 from sixpod.routing.health import Announcer
+from sixpod.routing.liveness import SpeakerState
 from sixpod.routing.sync import RouteSync
 
 
@@ -62,6 +63,16 @@ class AnnouncerMetrics:
             ["family"],
             registry=r,
         )
+        self.speaker_alive = Gauge(
+            "sixpod_announcer_speaker_alive",
+            "1 while ExaBGP answers the announcer, 0 while it is hung, -1 before its first answer",
+            registry=r,
+        )
+        self.bfd_shutdown = Gauge(
+            "sixpod_announcer_bfd_shutdown",
+            "1 while the announcer holds the node's BFD session down (ExaBGP hung)",
+            registry=r,
+        )
         self.floor_held = Gauge(
             "sixpod_announcer_floor_held",
             "1 while the pod-wide floor keeps the VIPs announced despite failing checks",
@@ -70,11 +81,17 @@ class AnnouncerMetrics:
         self.info = Gauge("sixpod_announcer_info", "the node", ["node"], registry=r)
         self.info.labels(node=node).set(1)
         self.families(None)
+        self.speaker(SpeakerState.UNKNOWN, None)
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
     def session(self, *, up: bool) -> None:
         self.session_up.set(1 if up else 0)
+
+    def speaker(self, state: SpeakerState, bfd_shutdown: bool | None) -> None:
+        alive = {SpeakerState.ALIVE: 1, SpeakerState.HUNG: 0, SpeakerState.UNKNOWN: -1}
+        self.speaker_alive.set(alive[state])
+        self.bfd_shutdown.set(1 if bfd_shutdown else 0)
 
     def families(self, carries: frozenset[int] | None) -> None:
         for family, version in (("ipv4", 4), ("ipv6", 6)):

@@ -12,6 +12,7 @@ import json
 from typing import Any, Final
 
 from sixpod.routing.health import Announcer
+from sixpod.routing.liveness import SpeakerState
 from sixpod.routing.sync import RouteSync
 
 __all__ = [
@@ -44,9 +45,12 @@ def node_status(
     sync: RouteSync,
     peer: str | None,
     carries: frozenset[int] | None,
+    speaker: SpeakerState = SpeakerState.UNKNOWN,
+    bfd_shutdown: bool | None = None,
 ) -> dict[str, Any]:
     """The status document. ``peer`` is the session's peer while it is up (else None);
-    ``carries`` the IP versions it negotiated (None: ExaBGP did not say)."""
+    ``carries`` the IP versions it negotiated (None: ExaBGP did not say); ``speaker`` what the
+    announcer knows of ExaBGP; ``bfd_shutdown`` whether it holds BFD down (None: untouched)."""
     announced = sync.announced
     refused = core.refused()
     problems = []
@@ -59,6 +63,11 @@ def node_status(
             )
     if carries is None and peer is not None:
         problems.append("ExaBGP did not report the negotiated capabilities (api negotiated)")
+    if speaker is SpeakerState.HUNG:
+        problems.append(
+            "ExaBGP does not answer (hung)"
+            + ("; BFD shut down so that the ToR drops the session" if bfd_shutdown else "")
+        )
     if peer is None:
         problems.append("BGP session down")
     return {
@@ -84,6 +93,8 @@ def node_status(
                 for family, version in _FAMILIES
             },
         },
+        "speaker": speaker.value,
+        "bfd": {None: "untouched", True: "shutdown", False: "up"}[bfd_shutdown],
         "checks": {c.name: c.state.value for c in core.checks},
         "problems": problems,
     }
@@ -127,6 +138,7 @@ def format_status(doc: dict[str, Any], *, running: bool) -> str:
         + "; refused "
         + ", ".join(f"{f} {routes['refused'].get(f, 0)}" for f, _ in _FAMILIES),
     ]
+    lines.append(f"speaker    ExaBGP {doc.get('speaker', '?')}; BFD {doc.get('bfd', '?')}")
     for name, state in doc["checks"].items():
         lines.append(f"check      {name}: {state}")
     for problem in doc["problems"]:
