@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -125,3 +128,21 @@ def test_node_status_shows_refused_families(tmp_path: Path) -> None:
     code, _, err = invoke("node", "status", "--config", str(path))
     assert code == 1
     assert "'node' missing" in err
+
+
+def test_announcer_state_dir_is_usable_under_exabgps_umask(tmp_path: Path) -> None:
+    """ExaBGP starts its API process with its daemon umask (0137): a state_dir created under it
+    would be rw-r----- and, without CAP_DAC_OVERRIDE, unusable even by root."""
+    path = write_config(tmp_path, manage_loopback=False)
+    state = tmp_path / "state"
+    res = subprocess.run(
+        [str(Path(sys.executable).with_name("sixpod")), "announcer", "--config", str(path)],
+        input=b"",
+        capture_output=True,
+        preexec_fn=lambda: os.umask(0o137),
+        timeout=60,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr.decode()
+    assert stat.S_IMODE(state.stat().st_mode) == 0o755
+    assert (state / "status.json").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 import signal
@@ -11,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from labfixture import SIXPOD, lab_pod
+from labfixture import ROOT, SIXPOD, lab_pod
 
 from sixpod.lab.netns import LabError, wait_for
 from sixpod.lab.pod import LabPod
@@ -187,6 +188,103 @@ def test_ipv4_is_not_announced_over_a_session_without_extended_next_hop(lab: Lab
         lab.wait_routes("r1", vip, edges(lab), timeout=30)
     assert node_status(lab, "edge1")[0] == 0
     assert lab.metrics("edge1")["sixpod_announcer_routes_refused{family=ipv4}"] == 0
+
+
+def descendants(pid: int) -> dict[int, list[str]]:
+    """``pid`` and every process below it, with their command lines."""
+    out: dict[int, list[str]] = {}
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            argv = Path(f"/proc/{p}/cmdline").read_bytes().decode().split("\0")[:-1]
+            children = Path(f"/proc/{p}/task/{p}/children").read_text().split()
+        except FileNotFoundError:
+            continue
+        out[p] = argv
+        todo += [int(c) for c in children]
+    return out
+
+
+def readme_node_commands() -> list[str]:
+    """The commands of the README's node setup, as an operator copies them."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("### Node setup") :]
+    start = section.index("```sh\n") + len("```sh\n")
+    block = section[start : section.index("```", start)]
+    return [line.split(" #")[0].strip() for line in block.splitlines() if line.strip()]
+
+
+def test_the_readme_node_command_runs_as_written(lab: LabPod, tmp_path: Path) -> None:
+    """The README's ExaBGP command, run as root with only the capabilities the README names
+    (CAP_NET_ADMIN, group frrvty: its systemd unit's bounds), announces the node's routes, and
+    a hung ExaBGP still takes BFD down (vtysh reaches bfdd with those rights)."""
+    [exabgp_cmd] = [c for c in readme_node_commands() if " exabgp " in f" {c} "]
+    e1 = lab.nodes["edge1"]
+    etc = tmp_path / "etc"
+    out = tmp_path / "rendered"
+    subprocess.run(
+        [SIXPOD, "render", str(lab.rendered.parent / "small.yaml"), "--out", str(out),
+         "--etc", str(etc), "--sixpod-bin", SIXPOD],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    (etc / "edge1").mkdir(parents=True)
+    (etc / "edge1" / "exabgp.conf").write_text((out / "nodes/edge1/exabgp.conf").read_text())
+    (etc / "edge1" / "announcer.yaml").write_text(e1.config.read_text())  # the lab's checks
+    cmd = exabgp_cmd.replace("/etc/sixpod/NAME", str(etc / "edge1"))
+    bounds = [
+        "setpriv",
+        "--bounding-set=-all,+net_admin",
+        f"--groups={grp.getgrnam('frrvty').gr_gid}",
+    ]
+    path = f"{Path(SIXPOD).parent}:{os.environ['PATH']}"  # exabgp from sixpod's venv
+    assert e1.exabgp is not None
+    lab.box.stop(e1.exabgp)
+    other = {lab.nodes["edge2"].address}
+    lab.wait_routes("r1", V4[0], other, timeout=30)
+    proc = lab.box.spawn("edge1-readme", e1.ns, [*bounds, "sh", "-c", cmd], env={"PATH": path})
+    try:
+        lab.wait_routes("r1", V4[0], edges(lab), timeout=30)
+        lab.wait_routes("r1", V6[0], edges(lab), timeout=30)
+        tree = descendants(proc.pid)
+        [exabgp_pid] = [p for p, a in tree.items() if a[0] != "sh" and "exabgp.conf" in a[-1]]
+        [announcer] = [p for p, argv in tree.items() if "announcer" in argv]
+        assert lab.routes("r1", V4[3]) == edges(lab)
+        status = Path(f"/proc/{announcer}/status").read_text()
+        fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+        assert fields["Uid"].split()[0] == "0", "the announcer runs as root"
+        assert int(fields["CapEff"], 16) == 1 << 12, "with CAP_NET_ADMIN only"
+        # Item 14 with these rights: a hung ExaBGP takes BFD down, and comes back.
+        os.kill(exabgp_pid, signal.SIGSTOP)
+        try:
+            lab.wait_routes("r1", V4[0], other, timeout=5)
+            assert last_notification(lab, "edge1") == "Cease/BFD Down"
+        finally:
+            os.kill(exabgp_pid, signal.SIGCONT)
+        lab.wait_routes("r1", V4[0], edges(lab), timeout=60)
+        # The announcer dies after a VIP left its config: ExaBGP restarts it (as root, so it
+        # works), and the new one withdraws the VIP that ExaBGP still held (the ledger).
+        cfg = json.loads(e1.config.read_text())
+        cfg["vips"].remove(V4[3])
+        (etc / "edge1" / "announcer.yaml").write_text(json.dumps(cfg))
+        lab.wait_routes("r1", V4[3], edges(lab), timeout=10)
+        os.kill(announcer, signal.SIGKILL)
+        wait_for(
+            lambda: (
+                [p for p, a in descendants(proc.pid).items() if "announcer" in a]
+                not in ([], [announcer])
+            ),
+            timeout=10,
+            what="ExaBGP to restart its announcer",
+        )
+        lab.wait_routes("r1", V4[0], edges(lab), timeout=30)
+        lab.wait_routes("r1", V4[3], other, timeout=10)
+        assert exabgp_pid in descendants(proc.pid), "the same ExaBGP"
+    finally:
+        lab.box.stop(proc)
+        lab.start_exabgp(e1)
+    lab.wait_routes("r1", V4[0], edges(lab), timeout=30)
 
 
 def test_tor_filters_what_a_node_may_not_announce(lab: LabPod) -> None:

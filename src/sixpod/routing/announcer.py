@@ -190,7 +190,7 @@ class AnnouncerDaemon:
                 del self._stale[prefix]
             self._write_ledger()
 
-    def write_status(self) -> None:
+    def write_status(self, *, force: bool = False) -> None:
         """Write ``status.json`` for ``sixpod node status`` if it changed."""
         doc = node_status(
             node=self.cfg.node,
@@ -203,7 +203,7 @@ class AnnouncerDaemon:
             bfd_shutdown=self.bfd_shutdown if self.cfg.bfd is not None else None,
         )
         now = self.clock()
-        if doc == self._status or now - self._status_at < CONTROL_POLL:
+        if doc == self._status or (now - self._status_at < CONTROL_POLL and not force):
             return  # unchanged, or written less than a timer tick ago (the next tick writes)
         self._status, self._status_at = doc, now
         try:
@@ -507,6 +507,7 @@ class AnnouncerDaemon:
                     (self.sync.acked if msg.ok else self.sync.failed)(msg.op)
         finally:
             self._forget_withdrawn()
+            self.write_status(force=True)
             if self.floor is not None:
                 await self._floor_call("leave")
             if self.cfg.manage_loopback:
@@ -533,6 +534,9 @@ async def _main(cfg: AnnouncerConfig) -> int:
 
 
 def main(cfg: AnnouncerConfig) -> int:
+    # ExaBGP starts its API process with its own daemon umask (0137), under which state_dir
+    # would be created rw-r----- and be unusable without CAP_DAC_OVERRIDE.
+    os.umask(0o022)
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.INFO,
