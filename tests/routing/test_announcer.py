@@ -398,3 +398,34 @@ def test_a_hung_exabgp_takes_bfd_down_until_it_answers_again(tmp_path: Path) -> 
     assert lines() == [prefix + "no shutdown", prefix + "shutdown", prefix + "no shutdown"]
     assert took < 2.0  # probe every 0.05 s, hung after 0.25 s of silence (generous bound)
     assert "# sixpod liveness probe" in commands
+
+
+def test_probes_do_not_make_the_full_tick_run_at_their_rate(tmp_path: Path) -> None:
+    """Probes go out every 50 ms; the look at every route (plan, metrics, status) stays at
+    the control poll (0.2 s): with 1,024 VIPs it is the expensive part."""
+
+    async def main() -> tuple[int, int]:
+        exa = FakeExaBGP()
+        daemon = AnnouncerDaemon(config(tmp_path), write=exa.write)
+        plans = 0
+        plan = daemon.sync.plan
+
+        def counting(desired: object) -> object:
+            nonlocal plans
+            plans += 1
+            return plan(desired)  # type: ignore[arg-type]
+
+        task = asyncio.create_task(daemon.run(exa.reader))
+        await settle(lambda: daemon.sync.converged(daemon.core.desired()) and exa.commands)
+        await asyncio.sleep(0.3)
+        daemon.sync.plan = counting  # type: ignore[method-assign,assignment]
+        before = exa.commands.count("# sixpod liveness probe")
+        await asyncio.sleep(1.0)
+        probes = exa.commands.count("# sixpod liveness probe") - before
+        daemon._stopping.set()
+        await task
+        return probes, plans
+
+    probes, plans = asyncio.run(main())
+    assert probes >= 8  # about 20 in a second
+    assert plans <= 8  # about 5 in a second

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -75,6 +76,7 @@ _FAMILY_NEEDS = {  # what a session needs to carry each IP version from a node w
 
 CONTROL_POLL = 0.2  # seconds between looks at the drain/disable files
 REFUSED_BACKOFF = 1.0  # seconds before resending after ExaBGP refused a command
+BFD_MAX_BACKOFF = 30.0  # seconds between vtysh retries at most (bfdd not running)
 EXIT_WITHDRAW_WAIT = 3.0  # seconds to wait for ExaBGP to acknowledge the final withdrawals
 
 
@@ -123,6 +125,7 @@ class AnnouncerDaemon:
         self._bfd_want: bool | None = None  # BFD shutdown wanted (None: never touched)
         self.bfd_shutdown: bool | None = None  # what vtysh last applied
         self._bfd_task: asyncio.Task[None] | None = None
+        self._full_due = True  # an input was pumped: the timer task looks at everything
         self.metrics = AnnouncerMetrics(cfg.node)
         self.floor: FloorClient | None = None
         if cfg.floor.min_nodes > 0:
@@ -229,6 +232,7 @@ class AnnouncerDaemon:
             if self.watch.state is not speaker:
                 self._speaker_events()
             if isinstance(msg.op, Probe):
+                self._wake.set()  # the next probe is due from this answer on
                 return
             if msg.ok:
                 self.sync.acked(msg.op)
@@ -329,6 +333,7 @@ class AnnouncerDaemon:
                 self._write(self.codec.send(op))
                 self.watch.sent(now)
         self._speaker_events()
+        self._full_due = True
         self._wake.set()
 
     def _speaker_events(self) -> None:
@@ -363,13 +368,16 @@ class AnnouncerDaemon:
     async def _apply_bfd(self) -> None:
         """Bring bfdd to the wanted state; the last wish wins, failures are retried."""
         assert self.cfg.bfd is not None
+        backoff = REFUSED_BACKOFF
         while self._bfd_want is not None and self.bfd_shutdown != self._bfd_want:
             want = self._bfd_want
             try:
                 await set_shutdown(self.cfg.bfd, shutdown=want)
             except BfdError as e:
-                log.error("BFD %s: %s; retrying", "shutdown" if want else "no shutdown", e)
-                await asyncio.sleep(REFUSED_BACKOFF)
+                what = "shutdown" if want else "no shutdown"
+                log.error("BFD %s: %s; retrying in %g s", what, e, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, BFD_MAX_BACKOFF)
                 continue
             self.bfd_shutdown = want
             log.info("BFD with %s %s", self.cfg.bfd.peer, "shut down" if want else "enabled")
@@ -412,18 +420,27 @@ class AnnouncerDaemon:
     # -- main loop ------------------------------------------------------------------------
 
     async def _timers(self) -> None:
+        """The core's timers, the control files and the metrics at least every CONTROL_POLL
+        and after every input (``pump`` wakes this); the speaker watch's probes in between,
+        which cost nothing like a full look at up to 1,024 routes."""
+        last_full = -math.inf
         while not self._stopping.is_set():
             now = self.clock()
-            dues = [t for t in (self.core.next_timer(), self.watch.next_timer()) if t is not None]
-            due = min(dues, default=None)
-            delay = CONTROL_POLL if due is None else min(max(due - now, 0), CONTROL_POLL)
+            next_full = min(self.core.next_timer() or math.inf, last_full + CONTROL_POLL)
+            due = min(next_full, self.watch.next_timer() or math.inf)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
-            self.core.handle_timer(self.clock())
-            self.watch.handle_timer(self.clock())
+                await asyncio.wait_for(self._wake.wait(), min(max(due - now, 0), CONTROL_POLL))
+            now = self.clock()
+            self.watch.handle_timer(now)
+            self._speaker_events()
+            if not self._full_due and now < next_full:
+                continue
+            last_full = now
+            self.core.handle_timer(now)
             self.poll_control()
             self.pump()
+            self._full_due = False  # this pump was the look; only later inputs need another
             self._forget_withdrawn()
             self.metrics.update(self.core, self.sync)
             self.metrics.speaker(self.watch.state, self.bfd_shutdown)
@@ -468,7 +485,7 @@ class AnnouncerDaemon:
             code = 1
         finally:
             self._stopping.set()
-            for task in (timers, heartbeat, *self._tasks):
+            for task in (timers, heartbeat, self._bfd_task, *self._tasks):
                 if task is not None:
                     task.cancel()
             await asyncio.gather(

@@ -366,6 +366,8 @@ class Announcer:
         self._floor_held = False
         self._session = False
         self._carries: frozenset[int] = BOTH_FAMILIES
+        self._routes_key: tuple[NodeState, frozenset[int]] | None = None
+        self._routes_cache: tuple[frozenset[Route], frozenset[Route]] = (frozenset(), frozenset())
         self._input(self._now, None, "start")
 
     # --- outputs -------------------------------------------------------------------------
@@ -388,11 +390,24 @@ class Announcer:
     def desired(self) -> frozenset[Route]:
         """The routes the node should announce now: whether the BGP session is up does not
         matter, but only the families it negotiated are in (see :meth:`refused`)."""
-        return frozenset(r for r in self._wanted() if r.prefix.version in self._carries)
+        return self._routes()[0]
 
     def refused(self) -> frozenset[Route]:
         """The routes the node would announce but the session cannot carry."""
-        return frozenset(r for r in self._wanted() if r.prefix.version not in self._carries)
+        return self._routes()[1]
+
+    def _routes(self) -> tuple[frozenset[Route], frozenset[Route]]:
+        """(desired, refused), computed once per (state, carried families): the adapter asks
+        after every input, and a pod has up to 1,024 VIPs."""
+        key = (self._state, self._carries)
+        if self._routes_key != key:
+            wanted = self._wanted()
+            self._routes_cache = (
+                frozenset(r for r in wanted if r.prefix.version in self._carries),
+                frozenset(r for r in wanted if r.prefix.version not in self._carries),
+            )
+            self._routes_key = key
+        return self._routes_cache
 
     def _wanted(self) -> frozenset[Route]:
         config = self._config

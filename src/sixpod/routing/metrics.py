@@ -109,11 +109,8 @@ class AnnouncerMetrics:
                     1 if check.state is state else 0
                 )
             self.check_since.labels(check=check.name).set(check.since)
-        routes = sync.announced
         for family, version in (("ipv4", 4), ("ipv6", 6)):
-            self.routes.labels(family=family).set(
-                sum(1 for r in routes if r.prefix.version == version)
-            )
+            self.routes.labels(family=family).set(sync.announced_count(version))
         refused = core.refused()
         for family, version in (("ipv4", 4), ("ipv6", 6)):
             self.refused.labels(family=family).set(

@@ -51,7 +51,6 @@ def node_status(
     """The status document. ``peer`` is the session's peer while it is up (else None);
     ``carries`` the IP versions it negotiated (None: ExaBGP did not say); ``speaker`` what the
     announcer knows of ExaBGP; ``bfd_shutdown`` whether it holds BFD down (None: untouched)."""
-    announced = sync.announced
     refused = core.refused()
     problems = []
     for family, version in _FAMILIES:
@@ -84,10 +83,7 @@ def node_status(
             },
         },
         "routes": {
-            "announced": {
-                family: sum(1 for r in announced if r.prefix.version == version)
-                for family, version in _FAMILIES
-            },
+            "announced": {family: sync.announced_count(version) for family, version in _FAMILIES},
             "refused": {
                 family: sum(1 for r in refused if r.prefix.version == version)
                 for family, version in _FAMILIES

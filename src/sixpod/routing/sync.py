@@ -39,6 +39,10 @@ class RouteSync:
         """Routes acknowledged as announced since the last reset."""
         return frozenset(self._acked.values())
 
+    def announced_count(self, version: int) -> int:
+        """How many acknowledged routes are of IP ``version`` (cheap: no set is built)."""
+        return sum(1 for prefix in self._acked if prefix.version == version)
+
     @property
     def pending(self) -> tuple[RouteOp, ...]:
         """Operations sent and not yet acknowledged or failed, in prefix order."""
