@@ -16,7 +16,9 @@ each fault at a random (stratified) phase of the timer that must catch it:
    then with idle flows (silent 2.5 s, under the groups' 120 s idle timer), then FRR's plain
    groups (helper stopped, active flows);
 3. a silent node (nftables drops its uplink traffic both ways) caught by BFD (100 ms x 3);
-4. anchor: a hung ExaBGP (SIGSTOP), caught only by the 9 s hold timer;
+4. a hung ExaBGP (SIGSTOP of ExaBGP alone): the announcer sees its commands unanswered and
+   shuts the node's BFD session down; anchor: ExaBGP and its announcer both stopped, so only
+   the 9 s hold timer can catch it;
 5. anchor: ExaBGP's own healthcheck at its defaults on every node (interval 5 s, fast 1 s,
    rise 3, fall 3, MED 100 -> 1000 on failure), phase over the 5 s interval. It runs last:
    it replaces the announcers.
@@ -61,6 +63,7 @@ FAMILIES = {"203.0.113.1": "ipv4", "2001:db8:2fe::2": "ipv6"}
 HEALTH_TRIALS = 10
 ANCHOR_TRIALS = 4
 BFD_TRIALS = 5
+HUNG_TRIALS = 5
 HOLD_TRIALS = 3
 FLOWS = 150
 PACE = 0.25  # an active flow exchanges a message at least this often
@@ -170,8 +173,24 @@ def _measure(pod: LabPod, view: ZebraView, rng: random.Random) -> Result:
         before=bfd_ready,
     )
 
-    # 4. Anchor: a hung ExaBGP, only the hold timer (9 s) can catch it.
-    log(f"hung ExaBGP (SIGSTOP), hold timer 9 s: {HOLD_TRIALS} trials")
+    # 4. A hung ExaBGP: the announcer takes BFD down. Anchor: nothing watches it (the
+    # announcer stopped too), only the hold timer (9 s) can catch it.
+    log(f"hung ExaBGP (SIGSTOP), the announcer takes BFD down: {HUNG_TRIALS} trials")
+    hung = Trials("hung", timeout=15)
+    run_trials(
+        pod,
+        view,
+        VIP,
+        hung,
+        HUNG_TRIALS,
+        fault=lambda n: _signal(n, signal.SIGSTOP),
+        repair=lambda n: _signal(n, signal.SIGCONT),
+        jitter=0.1,
+        back_timeout=60,
+        rng=rng,
+        before=bfd_ready,
+    )
+    log(f"hung ExaBGP and announcer (SIGSTOP), hold timer 9 s: {HOLD_TRIALS} trials")
     hold = Trials("hold", timeout=15)
     run_trials(
         pod,
@@ -179,8 +198,8 @@ def _measure(pod: LabPod, view: ZebraView, rng: random.Random) -> Result:
         VIP,
         hold,
         HOLD_TRIALS,
-        fault=lambda n: _signal(n, signal.SIGSTOP),
-        repair=lambda n: _signal(n, signal.SIGCONT),
+        fault=lambda n: _signal(n, signal.SIGSTOP, announcer=True),
+        repair=lambda n: _signal(n, signal.SIGCONT, announcer=True),
         jitter=3.0,  # ExaBGP's keepalive period (hold time / 3)
         back_timeout=60,
         rng=rng,
@@ -222,7 +241,7 @@ def _measure(pod: LabPod, view: ZebraView, rng: random.Random) -> Result:
     if any(m != HEALTH_DOWN_MED for m in down_meds):
         log(f"warning: failed healthcheck paths had MEDs {down_meds}, not {HEALTH_DOWN_MED}")
 
-    result = _result(health, bfd, hold, anchor, counts, resolution, down_meds)
+    result = _result(health, bfd, hung, hold, anchor, counts, resolution, down_meds)
     result["anchors"]["exabgp_healthcheck_check"] = check
     result["anchors"]["exabgp_healthcheck_check_cmd_s"] = round(check_s, 3)
     return result
@@ -264,8 +283,13 @@ def _nft(pod: LabPod, node: LabNode, rules: str) -> None:
     pod.exec(node.ns, "nft", rules)
 
 
-def _signal(node: LabNode, sig: int) -> None:
+def _signal(node: LabNode, sig: int, *, announcer: bool = False) -> None:
+    """Signal the node's ExaBGP (and with ``announcer``, its API process too, first)."""
     assert node.exabgp is not None
+    if announcer:
+        for pid in (Path("/proc") / str(node.exabgp.pid) / "task").glob("*/children"):
+            for child in pid.read_text().split():
+                os.kill(int(child), sig)
     os.kill(node.exabgp.pid, sig)
 
 
@@ -318,6 +342,7 @@ def _target(value: float, target: str) -> dict[str, object]:
 def _result(
     health: Trials,
     bfd: Trials,
+    hung: Trials,
     hold: Trials,
     anchor: Trials,
     counts: dict[str, dict[str, FlowCount]],
@@ -326,12 +351,14 @@ def _result(
 ) -> Result:
     health_p50 = summary(health.out)["p50"]
     bfd_p50 = summary(bfd.out)["p50"]
+    hung_p50 = summary(hung.out)["p50"]
     hold_p50 = summary(hold.out)["p50"]
     anchor_p50 = summary(anchor.out)["p50"]
     figures: dict[str, object] = {
         "rib_look_ms": round(resolution * 1e3, 3),
         **_times("health_withdraw", health),
         **_times("bfd_out_of_ecmp", bfd),
+        **_times("hung_exabgp_out_of_ecmp", hung),
         "flows_per_vip_per_cycle": FLOWS,
         **_flow_figures("resilient", counts["resilient"]),
         **_flow_figures("resilient_idle", counts["resilient_idle"]),
@@ -345,11 +372,13 @@ def _result(
     ratios: dict[str, object] = {
         "health_withdraw_speedup_vs_exabgp_healthcheck": round(anchor_p50 / health_p50, 2),
         "bfd_speedup_vs_hold_timer": round(hold_p50 / bfd_p50, 2),
+        "hung_exabgp_speedup_vs_hold_timer": round(hold_p50 / hung_p50, 2),
     }
     resilient = counts["resilient"]["all"]
     targets: dict[str, object] = {
         "health_withdraw_p50_s": _target(health_p50, "< 1.0"),
         "bfd_out_of_ecmp_p50_s": _target(bfd_p50, "< 0.5"),
+        "hung_exabgp_out_of_ecmp_p50_s": _target(hung_p50, "< 0.5"),
         "resilient_leave_other_flows_broken": _target(resilient.leave_other_moved, "== 0"),
         "resilient_rejoin_other_flows_broken": _target(resilient.rejoin_other_moved, "== 0"),
     }

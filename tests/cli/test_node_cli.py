@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -83,3 +87,71 @@ def test_flags_json_has_the_fields_of_the_line(tmp_path: Path) -> None:
     assert json.loads(out) == {"node": "edge1", "flag": "disable", "set": True}
     code, out, _ = invoke("node", "enable", "--config", str(path), "--json")
     assert json.loads(out) == {"node": "edge1", "flag": "disable", "set": False}
+
+
+STATUS = {
+    "schema": "sixpod.announcer-status/1",
+    "node": "edge1",
+    "state": "up",
+    "session": {
+        "up": True,
+        "peer": "2001:db8:2ff::1",
+        "families": {"ipv4": False, "ipv6": True},
+    },
+    "routes": {"announced": {"ipv4": 0, "ipv6": 2}, "refused": {"ipv4": 1, "ipv6": 0}},
+    "speaker": "alive",
+    "bfd": "up",
+    "checks": {"edge": "passing"},
+    "problems": ["1 ipv4 routes not announced: the BGP session did not negotiate ..."],
+}
+
+
+def test_node_status_shows_refused_families(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    code, _, err = invoke("node", "status", "--config", str(path))
+    assert code == 1
+    assert "the announcer has not run on this node" in err
+    (tmp_path / "state").mkdir()
+    status = tmp_path / "state" / "status.json"
+    status.write_text(json.dumps(STATUS | {"pid": os.getpid()}))
+    code, out, _ = invoke("node", "status", "--config", str(path))
+    assert code == 1  # a problem
+    assert out.splitlines() == [
+        "node       edge1",
+        "state      up",
+        "session    up with 2001:db8:2ff::1; carries ipv4: NO, ipv6: yes",
+        "announced  ipv4 0, ipv6 2; refused ipv4 1, ipv6 0",
+        "speaker    ExaBGP alive; BFD up",
+        "check      edge: passing",
+        "PROBLEM    1 ipv4 routes not announced: the BGP session did not negotiate ...",
+    ]
+    status.write_text(json.dumps(STATUS | {"pid": os.getpid(), "problems": []}))
+    code, out, _ = invoke("node", "status", "--config", str(path), "--json")
+    assert code == 0
+    assert json.loads(out)["running"] is True
+    status.write_text(json.dumps(STATUS | {"pid": 2**22 + 12345, "problems": []}))
+    code, out, _ = invoke("node", "status", "--config", str(path))
+    assert code == 1
+    assert "announcer NOT running" in out.splitlines()[0]
+    status.write_text('{"schema": "sixpod.announcer-status/1"}')
+    code, _, err = invoke("node", "status", "--config", str(path))
+    assert code == 1
+    assert "'node' missing" in err
+
+
+def test_announcer_state_dir_is_usable_under_exabgps_umask(tmp_path: Path) -> None:
+    """ExaBGP starts its API process with its daemon umask (0137): a state_dir created under it
+    would be rw-r----- and, without CAP_DAC_OVERRIDE, unusable even by root."""
+    path = write_config(tmp_path, manage_loopback=False)
+    state = tmp_path / "state"
+    res = subprocess.run(
+        [str(Path(sys.executable).with_name("sixpod")), "announcer", "--config", str(path)],
+        input=b"",
+        capture_output=True,
+        preexec_fn=lambda: os.umask(0o137),
+        timeout=60,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr.decode()
+    assert stat.S_IMODE(state.stat().st_mode) == 0o755
+    assert (state / "status.json").exists()

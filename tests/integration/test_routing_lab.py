@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from labfixture import SIXPOD, lab_pod
+from labfixture import ROOT, SIXPOD, lab_pod
 
 from sixpod.lab.netns import LabError, wait_for
 from sixpod.lab.pod import LabPod
@@ -121,6 +123,168 @@ def test_disable_withdraws_vips_but_keeps_node_prefix(lab: LabPod) -> None:
     finally:
         node_cli(lab, "enable", "edge2")
     lab.wait_routes("r1", V6[1], edges(lab), timeout=10)
+
+
+def node_status(lab: LabPod, node: str) -> tuple[int, dict[str, object]]:
+    res = subprocess.run(
+        [SIXPOD, "node", "status", "--json", "--config", str(lab.nodes[node].config)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return res.returncode, json.loads(res.stdout)
+
+
+def test_ipv4_is_not_announced_over_a_session_without_extended_next_hop(lab: LabPod) -> None:
+    """A ToR that does not negotiate RFC 8950: the IPv4 VIPs (IPv6 next hop) cannot be carried.
+    The announcer refuses them and says so (metrics, `sixpod node status`); IPv6 is unharmed."""
+    tor = lab.tors["r1"]
+    asn = tor.doc["asn"]
+    e1 = lab.nodes["edge1"]
+    ribin = f"show bgp ipv4 unicast neighbors {e1.address} received-routes json"
+    tor.frr.vtysh(
+        "configure terminal", f"router bgp {asn}", "no neighbor NODES capability extended-nexthop"
+    )
+    try:
+        tor.frr.vtysh("clear bgp *")
+        wait_for(
+            lambda: (
+                lab.metrics("edge1").get("sixpod_announcer_session_family{family=ipv4}") == 0
+                and lab.established("r1") >= edges(lab)
+            ),
+            timeout=30,
+            what="edge1 to see a session without extended next hop",
+        )
+        wait_for(
+            lambda: lab.metrics("edge1").get("sixpod_announcer_routes_announced{family=ipv4}") == 0,
+            timeout=10,
+            what="edge1 to withdraw its IPv4 VIPs",
+        )
+        metrics = lab.metrics("edge1")
+        assert metrics["sixpod_announcer_routes_refused{family=ipv4}"] == len(V4)
+        assert metrics["sixpod_announcer_routes_announced{family=ipv6}"] == len(V6) + 1
+        wait_for(
+            lambda: not tor.frr.json(ribin).get("receivedRoutes"),
+            timeout=10,
+            what="the ToR to hold no IPv4 route from edge1",
+        )
+        lab.wait_routes("r1", V6[0], edges(lab), timeout=30)
+        code, status = node_status(lab, "edge1")
+        assert code == 1
+        assert status["session"] == {  # type: ignore[comparison-overlap]
+            "up": True,
+            "peer": e1.doc["uplink"]["peer"]["address"],
+            "families": {"ipv4": False, "ipv6": True},
+        }
+        [problem] = status["problems"]  # type: ignore[misc]
+        assert "4 ipv4 routes not announced" in problem
+        assert "RFC 8950" in problem
+    finally:
+        tor.frr.vtysh(
+            "configure terminal", f"router bgp {asn}", "neighbor NODES capability extended-nexthop"
+        )
+        tor.frr.vtysh("clear bgp *")
+    for vip in (V4[0], V4[3]):
+        lab.wait_routes("r1", vip, edges(lab), timeout=30)
+    assert node_status(lab, "edge1")[0] == 0
+    assert lab.metrics("edge1")["sixpod_announcer_routes_refused{family=ipv4}"] == 0
+
+
+def descendants(pid: int) -> dict[int, list[str]]:
+    """``pid`` and every process below it, with their command lines."""
+    out: dict[int, list[str]] = {}
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            argv = Path(f"/proc/{p}/cmdline").read_bytes().decode().split("\0")[:-1]
+            children = Path(f"/proc/{p}/task/{p}/children").read_text().split()
+        except FileNotFoundError:
+            continue
+        out[p] = argv
+        todo += [int(c) for c in children]
+    return out
+
+
+def readme_node_commands() -> list[str]:
+    """The commands of the README's node setup, as an operator copies them."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("### Node setup") :]
+    start = section.index("```sh\n") + len("```sh\n")
+    block = section[start : section.index("```", start)]
+    return [line.split(" #")[0].strip() for line in block.splitlines() if line.strip()]
+
+
+def test_the_readme_node_command_runs_as_written(lab: LabPod, tmp_path: Path) -> None:
+    """The README's ExaBGP command, run as root with only the capabilities the README names
+    (CAP_NET_ADMIN, group frrvty: its systemd unit's bounds), announces the node's routes, and
+    a hung ExaBGP still takes BFD down (vtysh reaches bfdd with those rights)."""
+    [exabgp_cmd] = [c for c in readme_node_commands() if " exabgp " in f" {c} "]
+    e1 = lab.nodes["edge1"]
+    etc = tmp_path / "etc"
+    out = tmp_path / "rendered"
+    subprocess.run(
+        [SIXPOD, "render", str(lab.rendered.parent / "small.yaml"), "--out", str(out),
+         "--etc", str(etc), "--sixpod-bin", SIXPOD],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    (etc / "edge1").mkdir(parents=True)
+    (etc / "edge1" / "exabgp.conf").write_text((out / "nodes/edge1/exabgp.conf").read_text())
+    (etc / "edge1" / "announcer.yaml").write_text(e1.config.read_text())  # the lab's checks
+    cmd = exabgp_cmd.replace("/etc/sixpod/NAME", str(etc / "edge1"))
+    bounds = [
+        "setpriv",
+        "--bounding-set=-all,+net_admin",
+        f"--groups={grp.getgrnam('frrvty').gr_gid}",
+    ]
+    path = f"{Path(SIXPOD).parent}:{os.environ['PATH']}"  # exabgp from sixpod's venv
+    assert e1.exabgp is not None
+    lab.box.stop(e1.exabgp)
+    other = {lab.nodes["edge2"].address}
+    lab.wait_routes("r1", V4[0], other, timeout=30)
+    proc = lab.box.spawn("edge1-readme", e1.ns, [*bounds, "sh", "-c", cmd], env={"PATH": path})
+    try:
+        lab.wait_routes("r1", V4[0], edges(lab), timeout=30)
+        lab.wait_routes("r1", V6[0], edges(lab), timeout=30)
+        tree = descendants(proc.pid)
+        [exabgp_pid] = [p for p, a in tree.items() if a[0] != "sh" and "exabgp.conf" in a[-1]]
+        [announcer] = [p for p, argv in tree.items() if "announcer" in argv]
+        assert lab.routes("r1", V4[3]) == edges(lab)
+        status = Path(f"/proc/{announcer}/status").read_text()
+        fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+        assert fields["Uid"].split()[0] == "0", "the announcer runs as root"
+        assert int(fields["CapEff"], 16) == 1 << 12, "with CAP_NET_ADMIN only"
+        # Item 14 with these rights: a hung ExaBGP takes BFD down, and comes back.
+        os.kill(exabgp_pid, signal.SIGSTOP)
+        try:
+            lab.wait_routes("r1", V4[0], other, timeout=5)
+            assert last_notification(lab, "edge1") == "Cease/BFD Down"
+        finally:
+            os.kill(exabgp_pid, signal.SIGCONT)
+        lab.wait_routes("r1", V4[0], edges(lab), timeout=60)
+        # The announcer dies after a VIP left its config: ExaBGP restarts it (as root, so it
+        # works), and the new one withdraws the VIP that ExaBGP still held (the ledger).
+        cfg = json.loads(e1.config.read_text())
+        cfg["vips"].remove(V4[3])
+        (etc / "edge1" / "announcer.yaml").write_text(json.dumps(cfg))
+        lab.wait_routes("r1", V4[3], edges(lab), timeout=10)
+        os.kill(announcer, signal.SIGKILL)
+        wait_for(
+            lambda: (
+                [p for p, a in descendants(proc.pid).items() if "announcer" in a]
+                not in ([], [announcer])
+            ),
+            timeout=10,
+            what="ExaBGP to restart its announcer",
+        )
+        lab.wait_routes("r1", V4[0], edges(lab), timeout=30)
+        lab.wait_routes("r1", V4[3], other, timeout=10)
+        assert exabgp_pid in descendants(proc.pid), "the same ExaBGP"
+    finally:
+        lab.box.stop(proc)
+        lab.start_exabgp(e1)
+    lab.wait_routes("r1", V4[0], edges(lab), timeout=30)
 
 
 def test_tor_filters_what_a_node_may_not_announce(lab: LabPod) -> None:
@@ -239,17 +403,28 @@ def test_all_node_processes_stopped_leaves_ecmp(fresh: LabPod) -> None:
     fresh.wait_routes("r1", V6[0], {fresh.nodes["edge1"].address}, timeout=30)
 
 
-def test_hung_exabgp_is_caught_by_hold_timer(fresh: LabPod) -> None:
-    """ExaBGP frozen, bfdd alive: BFD stays up, so only the hold timer can catch it."""
+def test_hung_exabgp_leaves_ecmp_through_bfd(fresh: LabPod) -> None:
+    """ExaBGP frozen (SIGSTOP), its TCP session and the node's bfdd alive: the announcer sees
+    its commands unanswered and shuts BFD down, so the ToR drops the session in BFD time, not
+    at the 9 s hold timer. When ExaBGP runs again, BFD and the routes come back."""
     edge1 = fresh.nodes["edge1"]
     assert edge1.exabgp is not None
+    hold = float(edge1.doc["bgp"]["hold_time"])
+    start = time.monotonic()
     os.kill(edge1.exabgp.pid, signal.SIGSTOP)
     try:
         fresh.wait_routes("r1", V4[0], {fresh.nodes["edge2"].address}, timeout=30)
-        assert last_notification(fresh, "edge1") == "Hold Timer Expired"
-        assert edge1.address in fresh.bfd_up("r1")
+        took = time.monotonic() - start
+        print(f"hung ExaBGP out of ECMP after {took:.2f} s")
+        assert last_notification(fresh, "edge1") == "Cease/BFD Down"
+        assert took < hold / 3, f"{took:.2f} s: not BFD, the hold timer ({hold:g} s)"
+        assert fresh.metrics("edge1")["sixpod_announcer_speaker_alive"] == 0
+        assert fresh.metrics("edge1")["sixpod_announcer_bfd_shutdown"] == 1
     finally:
         os.kill(edge1.exabgp.pid, signal.SIGCONT)
+    fresh.wait_routes("r1", V4[0], edges(fresh), timeout=60)
+    wait_for(lambda: edge1.address in fresh.bfd_up("r1"), timeout=10, what="BFD back up")
+    assert fresh.metrics("edge1")["sixpod_announcer_bfd_shutdown"] == 0
 
 
 @pytest.fixture

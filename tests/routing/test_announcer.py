@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
+from typing import Any
 
 from sixpod.routing.announcer import AnnouncerDaemon
 from sixpod.routing.config import AnnouncerConfig
@@ -12,6 +14,14 @@ UP = (
     '{"exabgp": "5.0.0", "type": "state", "neighbor": {"address": {"local": "2001:db8:2ff::2",'
     ' "peer": "2001:db8:2ff::1"}, "state": "up"}}\n'
 )
+
+
+def negotiated(nexthop: str) -> str:
+    return (
+        '{"exabgp": "5.0.0", "type": "negotiated", "neighbor": {"address": {"local": '
+        '"2001:db8:2ff::2", "peer": "2001:db8:2ff::1"}, "negotiated": {"families": '
+        f'["ipv4 unicast", "ipv6 unicast"], "nexthop": {nexthop}}}}}}}\n'
+    )
 
 
 def config(tmp_path: Path, **extra: object) -> AnnouncerConfig:
@@ -194,3 +204,228 @@ def test_acks_do_not_replan_so_a_burst_stays_linear(tmp_path: Path) -> None:
         return plans
 
     assert asyncio.run(main()) < 50  # not one plan per acknowledgement (513 of them)
+
+
+def test_vips_removed_from_the_config_are_withdrawn_after_an_announcer_restart(
+    tmp_path: Path,
+) -> None:
+    """Only the announcer restarts (ExaBGP respawns it, or it was killed): ExaBGP still holds
+    what the previous instance announced, including VIPs the new config no longer has."""
+
+    async def run_once(vips: list[str]) -> list[str]:
+        exa = FakeExaBGP()
+        daemon = AnnouncerDaemon(config(tmp_path, vips=vips), write=exa.write)
+        task = asyncio.create_task(daemon.run(exa.reader))
+        exa.reader.feed_data(UP.encode())
+        await settle(lambda: daemon.sync.converged(daemon.core.desired()) and exa.commands)
+        daemon._stopping.set()
+        await task
+        return exa.commands
+
+    asyncio.run(run_once(["203.0.113.0", "203.0.113.9", "2001:db8:2fe::1", "2001:db8:2fe::9"]))
+    commands = asyncio.run(run_once(["203.0.113.0", "2001:db8:2fe::1"]))
+    # The stale VIPs go with the first plan, before the exit withdraws the others.
+    first = commands[: commands.index("withdraw route 203.0.113.0/32 next-hop 2001:db8:2ff::2")]
+    assert "withdraw route 203.0.113.9/32 next-hop 2001:db8:2ff::2" in first
+    assert "withdraw route 2001:db8:2fe::9/128 next-hop 2001:db8:2ff::2" in first
+    # Once ExaBGP acknowledged those withdrawals they are forgotten: a third start sends none.
+    commands = asyncio.run(run_once(["203.0.113.0", "2001:db8:2fe::1"]))
+    assert not [c for c in commands if "203.0.113.9/32" in c or "2001:db8:2fe::9/128" in c]
+
+
+def test_an_unreadable_ledger_is_ignored(tmp_path: Path) -> None:
+    (tmp_path / "announced.json").write_text('{"schema": "sixpod.announced/1", "routes": [')
+
+    async def main() -> list[str]:
+        exa = FakeExaBGP()
+        daemon = AnnouncerDaemon(config(tmp_path), write=exa.write)
+        task = asyncio.create_task(daemon.run(exa.reader))
+        await settle(lambda: daemon.sync.converged(daemon.core.desired()) and exa.commands)
+        daemon._stopping.set()
+        await task
+        return exa.commands
+
+    assert asyncio.run(main())[0] == "announce route 203.0.113.0/32 next-hop 2001:db8:2ff::2"
+    assert "2001:db8:2fe::1/128" in (tmp_path / "announced.json").read_text()
+
+
+def test_ipv4_is_refused_over_a_session_without_extended_next_hop(tmp_path: Path) -> None:
+    def read_status() -> Any:
+        return json.loads((tmp_path / "status.json").read_text())
+
+    async def main() -> tuple[list[str], dict[str, object], dict[str, object]]:
+        exa = FakeExaBGP()
+        daemon = AnnouncerDaemon(config(tmp_path), write=exa.write)
+        task = asyncio.create_task(daemon.run(exa.reader))
+        await settle(lambda: daemon.sync.converged(daemon.core.desired()) and exa.commands)
+        exa.reader.feed_data((negotiated("[]") + UP).encode())
+        await settle(lambda: daemon.core.session_established)
+        await settle(lambda: daemon.sync.converged(daemon.core.desired()))
+        await settle((tmp_path / "status.json").exists)
+        await settle(lambda: read_status()["routes"]["announced"] == {"ipv4": 0, "ipv6": 2})
+        refused = read_status()
+        samples = {
+            (m.name, tuple(sorted(s.labels.items()))): s.value
+            for m in daemon.metrics.registry.collect()
+            for s in m.samples
+        }
+        exa.reader.feed_data((negotiated('["ipv4 unicast ipv6"]') + UP).encode())
+        await settle(lambda: daemon.sync.converged(daemon.core.desired()))
+        await settle(lambda: json.loads((tmp_path / "status.json").read_text())["problems"] == [])
+        daemon._stopping.set()
+        await task
+        return exa.commands, refused, samples
+
+    commands, status, samples = asyncio.run(main())
+    v4 = [c for c in commands if "203.0.113.0/32" in c]
+    # Announced at start (nothing is known yet), withdrawn once the session said it cannot
+    # carry IPv4 (again after the session's resync), announced again over a session that can,
+    # withdrawn at exit.
+    assert [c for i, c in enumerate(v4) if i == 0 or v4[i - 1] != c] == [
+        "announce route 203.0.113.0/32 next-hop 2001:db8:2ff::2",
+        "withdraw route 203.0.113.0/32 next-hop 2001:db8:2ff::2",
+        "announce route 203.0.113.0/32 next-hop 2001:db8:2ff::2",
+        "withdraw route 203.0.113.0/32 next-hop 2001:db8:2ff::2",
+    ]
+    assert samples[("sixpod_announcer_session_family", (("family", "ipv4"),))] == 0
+    assert samples[("sixpod_announcer_session_family", (("family", "ipv6"),))] == 1
+    assert samples[("sixpod_announcer_routes_refused", (("family", "ipv4"),))] == 1
+    assert samples[("sixpod_announcer_routes_announced", (("family", "ipv4"),))] == 0
+    assert samples[("sixpod_announcer_routes_announced", (("family", "ipv6"),))] == 2
+    assert status["session"] == {
+        "up": True,
+        "peer": "2001:db8:2ff::1",
+        "families": {"ipv4": False, "ipv6": True},
+    }
+    assert status["routes"] == {
+        "announced": {"ipv4": 0, "ipv6": 2},
+        "refused": {"ipv4": 1, "ipv6": 0},
+    }
+    assert status["problems"] == [
+        "1 ipv4 routes not announced: the BGP session did not negotiate IPv4 unicast with an"
+        " IPv6 next hop (RFC 8950 extended next hop)"
+    ]
+
+
+def test_a_session_that_reports_no_capabilities_keeps_both_families(tmp_path: Path) -> None:
+    """An exabgp.conf without `api { negotiated; }` (rendered before): IPv4 is still sent, and
+    the status says it could not be checked."""
+
+    async def main() -> dict[str, object]:
+        exa = FakeExaBGP()
+        daemon = AnnouncerDaemon(config(tmp_path), write=exa.write)
+        task = asyncio.create_task(daemon.run(exa.reader))
+        exa.reader.feed_data(UP.encode())
+        await settle(lambda: daemon.core.session_established)
+        await settle(lambda: daemon.sync.converged(daemon.core.desired()))
+        await settle((tmp_path / "status.json").exists)
+        await settle(lambda: json.loads((tmp_path / "status.json").read_text())["session"]["up"])
+        daemon._stopping.set()
+        await task
+        assert "announce route 203.0.113.0/32 next-hop 2001:db8:2ff::2" in exa.commands
+        return json.loads((tmp_path / "status.json").read_text())  # type: ignore[no-any-return]
+
+    status = asyncio.run(main())
+    assert status["session"]["families"] == {"ipv4": None, "ipv6": None}  # type: ignore[index]
+    assert status["problems"] == [
+        "ExaBGP did not report the negotiated capabilities (api negotiated)"
+    ]
+
+
+def test_a_hung_exabgp_takes_bfd_down_until_it_answers_again(tmp_path: Path) -> None:
+    """ExaBGP stops answering (SIGSTOP): the announcer shuts the BFD session down through
+    vtysh (here a script that records its arguments), and brings it back on the next answer."""
+    calls = tmp_path / "vtysh.calls"
+    vtysh = tmp_path / "vtysh"
+    vtysh.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    vtysh.chmod(0o755)
+    bfd = {
+        "peer": "2001:db8:2ff::1",
+        "local_address": "2001:db8:2ff::2",
+        "vty_socket": "/run/x",
+        "vtysh": str(vtysh),
+    }
+
+    class Hangable(FakeExaBGP):
+        hung = False
+        unanswered = 0
+
+        def write(self, data: bytes) -> None:
+            for line in data.decode().splitlines():
+                self.commands.append(line)
+                if self.hung:
+                    self.unanswered += 1
+                else:
+                    self.reader.feed_data(b"done\n")
+
+        def resume(self) -> None:
+            self.hung = False
+            self.reader.feed_data(b"done\n" * self.unanswered)
+            self.unanswered = 0
+
+    def lines() -> list[str]:
+        return calls.read_text().splitlines() if calls.exists() else []
+
+    async def main() -> tuple[float, list[str]]:
+        exa = Hangable()
+        daemon = AnnouncerDaemon(config(tmp_path, bfd=bfd), write=exa.write)
+        task = asyncio.create_task(daemon.run(exa.reader))
+        await settle(lambda: len(lines()) == 1)  # the first answer: BFD enabled
+        assert daemon.watch.state.value == "alive"
+        loop = asyncio.get_running_loop()
+        exa.hung = True
+        start = loop.time()
+        await settle(lambda: len(lines()) == 2)
+        took = loop.time() - start
+        assert daemon.watch.state.value == "hung"
+        await settle(lambda: daemon.bfd_shutdown is True)
+        daemon.write_status()
+        await asyncio.sleep(0.3)
+        daemon.write_status()
+        status = json.loads((tmp_path / "status.json").read_text())
+        assert status["speaker"] == "hung"
+        assert status["bfd"] == "shutdown"
+        assert any("ExaBGP does not answer" in p for p in status["problems"])
+        exa.resume()
+        await settle(lambda: len(lines()) == 3)
+        daemon._stopping.set()
+        await task
+        return took, exa.commands
+
+    took, commands = asyncio.run(main())
+    prefix = "-d bfdd --vty_socket /run/x -c configure terminal -c bfd -c peer 2001:db8:2ff::1 "
+    prefix += "local-address 2001:db8:2ff::2 -c "
+    assert lines() == [prefix + "no shutdown", prefix + "shutdown", prefix + "no shutdown"]
+    assert took < 2.0  # probe every 0.05 s, hung after 0.25 s of silence (generous bound)
+    assert "# sixpod liveness probe" in commands
+
+
+def test_probes_do_not_make_the_full_tick_run_at_their_rate(tmp_path: Path) -> None:
+    """Probes go out every 50 ms; the look at every route (plan, metrics, status) stays at
+    the control poll (0.2 s): with 1,024 VIPs it is the expensive part."""
+
+    async def main() -> tuple[int, int]:
+        exa = FakeExaBGP()
+        daemon = AnnouncerDaemon(config(tmp_path), write=exa.write)
+        plans = 0
+        plan = daemon.sync.plan
+
+        def counting(desired: object) -> object:
+            nonlocal plans
+            plans += 1
+            return plan(desired)  # type: ignore[arg-type]
+
+        task = asyncio.create_task(daemon.run(exa.reader))
+        await settle(lambda: daemon.sync.converged(daemon.core.desired()) and exa.commands)
+        await asyncio.sleep(0.3)
+        daemon.sync.plan = counting  # type: ignore[method-assign,assignment]
+        before = exa.commands.count("# sixpod liveness probe")
+        await asyncio.sleep(1.0)
+        probes = exa.commands.count("# sixpod liveness probe") - before
+        daemon._stopping.set()
+        await task
+        return probes, plans
+
+    probes, plans = asyncio.run(main())
+    assert probes >= 8  # about 20 in a second
+    assert plans <= 8  # about 5 in a second

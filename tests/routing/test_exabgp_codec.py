@@ -14,6 +14,7 @@ from sixpod.routing.exabgp import (
     Acked,
     ExaBGPCodec,
     ExaBGPProtocolError,
+    Negotiated,
     SessionDown,
     SessionUp,
     Shutdown,
@@ -29,6 +30,18 @@ UP = (
 )
 DOWN = UP.replace('"state": "up"', '"state": "down", "reason": "closing connection"')
 CONNECTED = UP.replace('"state": "up"', '"state": "connected"')
+# Captured from ExaBGP 5.0.15 against FRR 8.4 with `capability extended-nexthop`.
+NEGOTIATED = (
+    '{ "exabgp": "5.0.0", "time": 1796347074.4551077, "host" : "vm", "pid" : 9458, '
+    '"ppid" : 9101, "counter": 2, "type": "negotiated", "neighbor": { "address": { "local": '
+    '"2001:db8:2ff::2", "peer": "2001:db8:2ff::1" }, "asn": { "local": 64512, "peer": 64513 }, '
+    '"router-id": "2.255.0.0" , "negotiated": { "message_size": 65535, "hold_time": 9, '
+    '"asn4": true, "multisession": false, "operational": false, "refresh": "enhanced", '
+    '"families": ["ipv4 unicast", "ipv6 unicast"], "nexthop": ["ipv4 unicast ipv6"], '
+    '"add_path": {"send": [], "receive": []} }  } }'
+)
+# The same FRR with `no neighbor NODES capability extended-nexthop`.
+NEGOTIATED_NO_ENHE = NEGOTIATED.replace('["ipv4 unicast ipv6"]', "[]")
 SHUTDOWN = (
     '{ "exabgp": "5.0.0", "time": 1795691090.8, "host" : "vm", "pid" : 7964, "ppid" : 7929, '
     '"type": "notification", "notification": "shutdown" }'
@@ -94,3 +107,35 @@ def test_reset_returns_unacked() -> None:
     codec.send(a)
     assert codec.reset() == [a]
     assert codec.in_flight == 0
+
+
+def test_negotiated_capabilities() -> None:
+    codec = ExaBGPCodec()
+    both = codec.receive_line(NEGOTIATED)
+    assert both == Negotiated(
+        "2001:db8:2ff::1",
+        frozenset({"ipv4 unicast", "ipv6 unicast"}),
+        frozenset({"ipv4 unicast ipv6"}),
+    )
+    assert isinstance(both, Negotiated)
+    assert both.carries == {4, 6}
+    plain = codec.receive_line(NEGOTIATED_NO_ENHE)
+    assert isinstance(plain, Negotiated)
+    assert plain.carries == {6}  # IPv4 routes have only the node's IPv6 next hop
+    v6_only = NEGOTIATED.replace('["ipv4 unicast", "ipv6 unicast"]', '["ipv6 unicast"]')
+    assert codec.receive_line(v6_only).carries == {6}  # type: ignore[union-attr]
+    v4_only = NEGOTIATED.replace('["ipv4 unicast", "ipv6 unicast"]', '["ipv4 unicast"]')
+    assert codec.receive_line(v4_only).carries == {4}  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        NEGOTIATED.replace('"negotiated": {', '"negotiated": [{').replace("}  } }", "}]  } }"),
+        NEGOTIATED.replace('"families": ["ipv4 unicast", "ipv6 unicast"]', '"families": "ipv4"'),
+        NEGOTIATED.replace('"nexthop": ["ipv4 unicast ipv6"]', '"nexthop": [4]'),
+    ],
+)
+def test_malformed_negotiated_is_our_error(line: str) -> None:
+    with pytest.raises(ExaBGPProtocolError, match="negotiated"):
+        ExaBGPCodec().receive_line(line)

@@ -847,6 +847,11 @@ class AnnouncerMachine(RuleBasedStateMachine):
         getattr(self.a, verb)(self.now)
         self.pump()
 
+    @rule(carries=st.sampled_from([frozenset({4, 6}), frozenset({6}), frozenset({4}), frozenset()]))
+    def session_families(self, carries: frozenset[int]) -> None:
+        self.a.negotiated(self.now, carries)
+        self.pump()
+
     @rule()
     def drain(self) -> None:
         self.a.drain(self.now)
@@ -877,8 +882,15 @@ class AnnouncerMachine(RuleBasedStateMachine):
         # The node /64 is announced iff not shut down.
         node_announced = self.cfg.node_prefix in prefixes
         assert node_announced == (
-            self.cfg.node_prefix is not None and a.state is not NodeState.SHUTDOWN
+            self.cfg.node_prefix is not None
+            and a.state is not NodeState.SHUTDOWN
+            and 6 in a.carries
         )
+        # Only the families the session negotiated; the others are refused, never desired.
+        carried = [v for v in self.cfg.vips if v.version in a.carries]
+        refused = a.refused()
+        assert desired.isdisjoint(refused)
+        assert all(r.prefix.version not in a.carries for r in refused)
         # VIPs only in UP (plain) and DRAINING (less preferred), never with a broken check failing.
         broken = any(
             c.severity is Severity.BROKEN and c.state is CheckState.FAILING for c in a.checks
@@ -886,9 +898,9 @@ class AnnouncerMachine(RuleBasedStateMachine):
         if broken:
             assert not vips
         if a.state is NodeState.UP:
-            assert vips == {Route(v, NH) for v in self.cfg.vips}
+            assert vips == {Route(v, NH) for v in carried}
         elif a.state is NodeState.DRAINING:
-            assert vips == {Route(v, NH, 1000, (GRACEFUL_SHUTDOWN,)) for v in self.cfg.vips}
+            assert vips == {Route(v, NH, 1000, (GRACEFUL_SHUTDOWN,)) for v in carried}
         else:
             assert not vips
         # Health decides the normal states.
@@ -919,3 +931,34 @@ TestAnnouncerMachine.settings = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+
+
+def test_a_session_without_extended_next_hop_gets_no_ipv4_routes() -> None:
+    """RFC 8950: IPv4 routes with the node's IPv6 next hop need the capability; a peer without
+    it drops them as invalid, so they are refused (withdrawn), and come back with it."""
+    d = Driver(config(spec()))
+    d.settle()
+    assert d.state() is NodeState.UP
+    d.a.negotiated(d.now, frozenset({6}))
+    assert d.pump() == []
+    assert d.a.carries == frozenset({6})
+    assert d.a.desired() == {NODE_ROUTE, Route(V6, NH)}
+    assert d.a.refused() == {Route(V4, NH)}
+    d.do("session_down")
+    assert d.a.desired() == {NODE_ROUTE, Route(V6, NH)}  # until a session says otherwise
+    d.a.negotiated(d.now, frozenset({4, 6}))
+    assert d.pump() == []
+    assert d.a.desired() == {NODE_ROUTE} | VIP_ROUTES
+    assert d.a.refused() == frozenset()
+
+
+def test_floor_membership_follows_the_families_the_session_carries() -> None:
+    a = Announcer(config=config(vips=(V4,)), now=0.0)
+    assert JoinFloor() in events(a)
+    a.negotiated(1.0, frozenset({6}))
+    assert events(a) == [LeaveFloor()]
+    assert not a.vips_announced
+    a.negotiated(2.0, frozenset({4, 6}))
+    assert events(a) == [JoinFloor()]
+    with pytest.raises(ValueError, match="carries"):
+        a.negotiated(3.0, frozenset({5}))

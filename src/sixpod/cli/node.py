@@ -117,6 +117,53 @@ def enable(config_path: Path, as_json: bool) -> None:
     _flag(config_path, "disable", False, as_json)
 
 
+@examples(
+    "sixpod node status --config /etc/sixpod/announcer.yaml",
+    "sixpod node status --config /etc/sixpod/announcer.yaml --json",
+)
+@node.command()
+@CONFIG
+@JSON_OPTION
+def status(config_path: Path, as_json: bool) -> None:
+    """What the announcer announces, and what it refuses to.
+
+    The announcer's state, the BGP session and the families it carries, routes announced
+    and refused, ExaBGP's liveness and BFD, each check, and every problem.
+
+    Exit 0 when the announcer runs and reports no problem, 1 otherwise.
+    """
+    import json
+    import os
+
+    from sixpod.routing.status import STATUS_FILE, StatusError, format_status, parse_status
+
+    cfg = load_config(config_path)
+    path = Path(cfg.state_dir) / STATUS_FILE
+    try:
+        doc = parse_status(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        click.echo(f"{path}: no status: the announcer has not run on this node", err=True)
+        sys.exit(1)
+    except (OSError, UnicodeDecodeError, StatusError) as e:
+        click.echo(f"{path}: {e}", err=True)
+        sys.exit(1)
+    running = False
+    pid = doc.get("pid")
+    if isinstance(pid, int) and pid > 0:
+        try:
+            os.kill(pid, 0)
+            running = True
+        except ProcessLookupError:
+            running = False
+        except PermissionError:
+            running = True
+    if as_json:
+        click.echo(json.dumps(doc | {"running": running}, indent=2))
+    else:
+        click.echo(format_status(doc, running=running), nl=False)
+    sys.exit(0 if running and not doc["problems"] else 1)
+
+
 @examples("sixpod edge-agent --config /etc/sixpod/edge.yaml")
 @click.command("edge-agent")
 @click.option(

@@ -357,6 +357,8 @@ class LabPod:
                 check.update(rise=self.rise, fall=self.fall, timeout=1.5)
             if check["kind"] == "redis":
                 check["password_file"] = str(node.dir / "redis.pass")
+        assert node.frr is not None
+        cfg["bfd"]["vty_socket"] = str(node.frr.rundir)
         cfg.update(
             state_dir=str(node.dir / "state"),
             drain_timeout=self.drain_timeout,

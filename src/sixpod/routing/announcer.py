@@ -8,14 +8,20 @@ Announcer`, runs what it asks for (checks, floor questions), and writes the rout
 Operator control: files ``drain`` and ``disable`` in ``state_dir`` (written by
 ``sixpod node drain|disable``) are polled; they survive restarts, so a drained node stays
 drained. On SIGTERM/SIGINT, or when ExaBGP closes the pipe, everything is withdrawn before
-exit; at start, every route the node could have announced before is withdrawn unless wanted.
+exit; at start, every route the node could have announced before is withdrawn unless wanted:
+those of its configuration and those of the ledger (``announced.json`` in ``state_dir``, see
+:mod:`sixpod.routing.ledger`), which keeps VIPs removed from the configuration until their
+withdrawal is acknowledged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import math
+import os
 import signal
 import sys
 import time
@@ -24,7 +30,9 @@ from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
+from sixpod.inventory.files import write_atomic
 from sixpod.routing import loopback
+from sixpod.routing.bfd import BfdError, set_shutdown
 from sixpod.routing.checks import run_check
 from sixpod.routing.config import AnnouncerConfig
 from sixpod.routing.events import (
@@ -33,28 +41,42 @@ from sixpod.routing.events import (
     CheckChanged,
     JoinFloor,
     LeaveFloor,
+    NodeState,
+    Probe,
     Resync,
     Route,
     RunCheck,
+    SpeakerAlive,
+    SpeakerHung,
     StateChanged,
 )
 from sixpod.routing.exabgp import (
     Acked,
     ExaBGPCodec,
     ExaBGPProtocolError,
+    Negotiated,
     SessionDown,
     SessionUp,
     Shutdown,
 )
 from sixpod.routing.floor import FloorClient, FloorUnavailable
 from sixpod.routing.health import Announcer, CheckSpec, CoreConfig
+from sixpod.routing.ledger import LEDGER_FILE, LedgerError, format_ledger, parse_ledger
+from sixpod.routing.liveness import SpeakerWatch
 from sixpod.routing.metrics import AnnouncerMetrics
+from sixpod.routing.status import STATUS_FILE, node_status
 from sixpod.routing.sync import RouteSync
 
 log = logging.getLogger("sixpod.announcer")
 
+_FAMILY_NEEDS = {  # what a session needs to carry each IP version from a node without IPv4
+    4: "IPv4 unicast with RFC 8950 extended next hop (FRR: capability extended-nexthop)",
+    6: "IPv6 unicast",
+}
+
 CONTROL_POLL = 0.2  # seconds between looks at the drain/disable files
 REFUSED_BACKOFF = 1.0  # seconds before resending after ExaBGP refused a command
+BFD_MAX_BACKOFF = 30.0  # seconds between vtysh retries at most (bfdd not running)
 EXIT_WITHDRAW_WAIT = 3.0  # seconds to wait for ExaBGP to acknowledge the final withdrawals
 
 
@@ -97,6 +119,13 @@ class AnnouncerDaemon:
         self.core = Announcer(config=core_config(cfg), now=clock())
         self.sync = RouteSync()
         self.codec = ExaBGPCodec()
+        self.watch = SpeakerWatch(
+            interval=cfg.speaker.probe_interval, timeout=cfg.speaker.timeout, now=clock()
+        )
+        self._bfd_want: bool | None = None  # BFD shutdown wanted (None: never touched)
+        self.bfd_shutdown: bool | None = None  # what vtysh last applied
+        self._bfd_task: asyncio.Task[None] | None = None
+        self._full_due = True  # an input was pumped: the timer task looks at everything
         self.metrics = AnnouncerMetrics(cfg.node)
         self.floor: FloorClient | None = None
         if cfg.floor.min_nodes > 0:
@@ -110,8 +139,18 @@ class AnnouncerDaemon:
         self._state_dir = Path(cfg.state_dir)
         self._hold_until = 0.0  # no route operations before this (after a refusal)
         self._floor_lock = asyncio.Lock()  # floor calls reach Redis in the order they were made
-        # Whatever a previous instance announced is still in ExaBGP: assume all of it.
-        for route in self._possible_routes():
+        self._reported = False  # ExaBGP reported what the coming session negotiated
+        self.peer_carries: frozenset[int] | None = None  # None: the session did not say
+        self._peer: str | None = None  # while the session is up
+        self._status: dict[str, Any] | None = None  # last written to state_dir
+        self._status_at = -float("inf")
+        # Whatever a previous instance announced is still in ExaBGP: assume all of it, also
+        # the routes of an older configuration that the ledger still holds.
+        possible = self._possible_routes()
+        configured = {r.prefix for r in possible}
+        stale = [r for r in self._read_ledger() if r.prefix not in configured]
+        self._stale = {r.prefix: r for r in stale}
+        for route in (*stale, *possible):
             self.sync.acked(Announce(route))
 
     def _possible_routes(self) -> list[Route]:
@@ -119,6 +158,62 @@ class AnnouncerDaemon:
         if self.cfg.node_prefix is not None:
             nets.append(self.cfg.node_prefix)
         return [Route(n, self.cfg.next_hop) for n in nets]
+
+    # -- the ledger (routes ExaBGP may hold across announcer restarts) -------------------
+
+    @property
+    def _ledger_path(self) -> Path:
+        return self._state_dir / LEDGER_FILE
+
+    def _read_ledger(self) -> frozenset[Route]:
+        try:
+            return parse_ledger(self._ledger_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return frozenset()
+        except (OSError, UnicodeDecodeError, LedgerError) as e:
+            log.error("%s: %s; ignoring it", self._ledger_path, e)
+            return frozenset()
+
+    def _write_ledger(self) -> None:
+        routes = [*self._possible_routes(), *self._stale.values()]
+        try:
+            self._state_dir.mkdir(parents=True, exist_ok=True)
+            write_atomic(self._ledger_path, format_ledger(routes))
+        except OSError as e:
+            log.error("%s: %s", self._ledger_path, e)
+
+    def _forget_withdrawn(self) -> None:
+        """Drop from the ledger the old routes whose withdrawal ExaBGP acknowledged."""
+        if not self._stale:
+            return
+        gone = [p for p in self._stale if not self.sync.holds(p)]
+        if gone:
+            for prefix in gone:
+                log.info("withdrew %s (no longer configured)", prefix)
+                del self._stale[prefix]
+            self._write_ledger()
+
+    def write_status(self, *, force: bool = False) -> None:
+        """Write ``status.json`` for ``sixpod node status`` if it changed."""
+        doc = node_status(
+            node=self.cfg.node,
+            pid=os.getpid(),
+            core=self.core,
+            sync=self.sync,
+            peer=self._peer,
+            carries=self.peer_carries,
+            speaker=self.watch.state,
+            bfd_shutdown=self.bfd_shutdown if self.cfg.bfd is not None else None,
+        )
+        now = self.clock()
+        if doc == self._status or (now - self._status_at < CONTROL_POLL and not force):
+            return  # unchanged, or written less than a timer tick ago (the next tick writes)
+        self._status, self._status_at = doc, now
+        try:
+            self._state_dir.mkdir(parents=True, exist_ok=True)
+            write_atomic(self._state_dir / STATUS_FILE, json.dumps(doc, indent=1) + "\n")
+        except OSError as e:
+            log.error("%s: %s", self._state_dir / STATUS_FILE, e)
 
     # -- inputs ---------------------------------------------------------------------------
 
@@ -132,6 +227,13 @@ class AnnouncerDaemon:
         if isinstance(msg, Acked):
             # Acks change nothing to plan (a refused op is retried by the timer after the
             # backoff), so they do not pump: a burst of 1,000 acks stays linear.
+            speaker = self.watch.state
+            self.watch.acked(now)
+            if self.watch.state is not speaker:
+                self._speaker_events()
+            if isinstance(msg.op, Probe):
+                self._wake.set()  # the next probe is due from this answer on
+                return
             if msg.ok:
                 self.sync.acked(msg.op)
             else:
@@ -140,17 +242,56 @@ class AnnouncerDaemon:
                 self.sync.failed(msg.op)
                 self._hold_until = now + REFUSED_BACKOFF
             return
+        if isinstance(msg, Negotiated):
+            self._negotiated(msg, now)
+            self.pump()
+            return
         if isinstance(msg, SessionUp):
             log.info("BGP session with %s up", msg.peer)
             self.metrics.session(up=True)
-            self.core.session_up(now)
+            self._session_up(msg.peer, now)
         elif isinstance(msg, SessionDown):
             log.warning("BGP session with %s down: %s", msg.peer, msg.reason)
             self.metrics.session(up=False)
+            self._peer = None
             self.core.session_down(now)
         elif isinstance(msg, Shutdown):
             self._stopping.set()
         self.pump()
+
+    def _negotiated(self, msg: Negotiated, now: float) -> None:
+        """Before the session comes up: withdraw what it cannot carry, and say so."""
+        self._reported = True
+        self.peer_carries = msg.carries
+        self.core.negotiated(now, msg.carries)
+        self.metrics.families(msg.carries)
+        refused = self.core.refused()
+        for version, why in _FAMILY_NEEDS.items():
+            count = sum(1 for r in refused if r.prefix.version == version)
+            if count:
+                log.error(
+                    "the session with %s cannot carry IPv%d: %s was not negotiated;"
+                    " %d IPv%d routes not announced",
+                    msg.peer,
+                    version,
+                    why,
+                    count,
+                    version,
+                )
+
+    def _session_up(self, peer: str, now: float) -> None:
+        self._peer = peer
+        if not self._reported:
+            log.warning(
+                "ExaBGP did not report what the session with %s negotiated (exabgp.conf lacks"
+                " `api { negotiated; }`: re-render it); routes of both families are sent"
+                " unchecked",
+                peer,
+            )
+            self.peer_carries = None
+            self.metrics.families(None)
+        self._reported = False
+        self.core.session_up(now)
 
     def poll_control(self) -> None:
         now = self.clock()
@@ -186,10 +327,60 @@ class AnnouncerDaemon:
                 log.info("state %s -> %s: %s", event.old, event.new, event.reason)
             elif isinstance(event, CheckChanged):
                 log.info("check %s %s -> %s %s", event.name, event.old, event.new, event.detail)
-        if self.clock() >= self._hold_until or self.core.state.value == "shutdown":
+        now = self.clock()
+        if now >= self._hold_until or self.core.state is NodeState.SHUTDOWN:
             for op in self.sync.plan(self.core.desired()):
                 self._write(self.codec.send(op))
+                self.watch.sent(now)
+        self._speaker_events()
+        self._full_due = True
         self._wake.set()
+
+    def _speaker_events(self) -> None:
+        """Probe ExaBGP when asked; take BFD down while it is hung, up when it answers."""
+        while (event := self.watch.next_event()) is not None:
+            if isinstance(event, Probe):
+                if self.core.state is not NodeState.SHUTDOWN:
+                    self._write(self.codec.send(event))
+                    self.watch.sent(self.clock())
+            elif isinstance(event, SpeakerHung):
+                bfd = self.cfg.bfd
+                log.error(
+                    "ExaBGP has not answered for %.2f s: hung; %s",
+                    event.silent,
+                    "no bfd configured, the ToR's hold timer will notice"
+                    if bfd is None
+                    else f"shutting down BFD with {bfd.peer} so that the ToR drops the session",
+                )
+                self._set_bfd(shutdown=True)
+            elif isinstance(event, SpeakerAlive):
+                if self._bfd_want:
+                    log.warning("ExaBGP answers again; bringing BFD back up")
+                self._set_bfd(shutdown=False)
+
+    def _set_bfd(self, *, shutdown: bool) -> None:
+        if self.cfg.bfd is None:
+            return
+        self._bfd_want = shutdown
+        if self._bfd_task is None or self._bfd_task.done():
+            self._bfd_task = asyncio.get_running_loop().create_task(self._apply_bfd())
+
+    async def _apply_bfd(self) -> None:
+        """Bring bfdd to the wanted state; the last wish wins, failures are retried."""
+        assert self.cfg.bfd is not None
+        backoff = REFUSED_BACKOFF
+        while self._bfd_want is not None and self.bfd_shutdown != self._bfd_want:
+            want = self._bfd_want
+            try:
+                await set_shutdown(self.cfg.bfd, shutdown=want)
+            except BfdError as e:
+                what = "shutdown" if want else "no shutdown"
+                log.error("BFD %s: %s; retrying in %g s", what, e, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, BFD_MAX_BACKOFF)
+                continue
+            self.bfd_shutdown = want
+            log.info("BFD with %s %s", self.cfg.bfd.peer, "shut down" if want else "enabled")
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -229,17 +420,31 @@ class AnnouncerDaemon:
     # -- main loop ------------------------------------------------------------------------
 
     async def _timers(self) -> None:
+        """The core's timers, the control files and the metrics at least every CONTROL_POLL
+        and after every input (``pump`` wakes this); the speaker watch's probes in between,
+        which cost nothing like a full look at up to 1,024 routes."""
+        last_full = -math.inf
         while not self._stopping.is_set():
             now = self.clock()
-            due = self.core.next_timer()
-            delay = CONTROL_POLL if due is None else min(max(due - now, 0), CONTROL_POLL)
+            next_full = min(self.core.next_timer() or math.inf, last_full + CONTROL_POLL)
+            due = min(next_full, self.watch.next_timer() or math.inf)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
-            self.core.handle_timer(self.clock())
+                await asyncio.wait_for(self._wake.wait(), min(max(due - now, 0), CONTROL_POLL))
+            now = self.clock()
+            self.watch.handle_timer(now)
+            self._speaker_events()
+            if not self._full_due and now < next_full:
+                continue
+            last_full = now
+            self.core.handle_timer(now)
             self.poll_control()
             self.pump()
+            self._full_due = False  # this pump was the look; only later inputs need another
+            self._forget_withdrawn()
             self.metrics.update(self.core, self.sync)
+            self.metrics.speaker(self.watch.state, self.bfd_shutdown)
+            self.write_status()
 
     async def run(self, reader: asyncio.StreamReader) -> int:
         """Serve ExaBGP until it stops or we are told to; everything is withdrawn on the way
@@ -253,6 +458,7 @@ class AnnouncerDaemon:
                 await loopback.ensure(self.cfg.loopback, self.cfg.vips)
             if self.cfg.metrics is not None:
                 self.metrics.serve(self.cfg.metrics)
+            self._write_ledger()  # before the first command: a crash must not lose a route
             self.poll_control()
             self.pump()
             timers = asyncio.create_task(self._timers())
@@ -279,7 +485,7 @@ class AnnouncerDaemon:
             code = 1
         finally:
             self._stopping.set()
-            for task in (timers, heartbeat, *self._tasks):
+            for task in (timers, heartbeat, self._bfd_task, *self._tasks):
                 if task is not None:
                     task.cancel()
             await asyncio.gather(
@@ -314,9 +520,11 @@ class AnnouncerDaemon:
                 except ExaBGPProtocolError as e:
                     log.error("%s", e)
                     continue
-                if isinstance(msg, Acked):
+                if isinstance(msg, Acked) and not isinstance(msg.op, Probe):
                     (self.sync.acked if msg.ok else self.sync.failed)(msg.op)
         finally:
+            self._forget_withdrawn()
+            self.write_status(force=True)
             if self.floor is not None:
                 await self._floor_call("leave")
             if self.cfg.manage_loopback:
@@ -343,6 +551,9 @@ async def _main(cfg: AnnouncerConfig) -> int:
 
 
 def main(cfg: AnnouncerConfig) -> int:
+    # ExaBGP starts its API process with its own daemon umask (0137), under which state_dir
+    # would be created rw-r----- and be unusable without CAP_DAC_OVERRIDE.
+    os.umask(0o022)
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.INFO,

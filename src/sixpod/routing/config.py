@@ -80,6 +80,29 @@ class FloorConfig(_Model):
         return self
 
 
+class SpeakerConfig(_Model):
+    """How the announcer tells a hung ExaBGP (stopped, deadlocked) from a quiet one."""
+
+    probe_interval: Seconds = Field(
+        default=0.05, description="seconds between probes while no command is outstanding"
+    )
+    timeout: Seconds = Field(
+        default=0.25, description="seconds without an answer, a command outstanding: hung"
+    )
+
+
+class BfdConfig(_Model):
+    """The node's FRR bfdd session with the ToR: shut down (administratively) while ExaBGP is
+    hung, so that the ToR drops the BGP session in BFD time rather than at the hold timer."""
+
+    peer: IPv6 = Field(description="the ToR's address, as in bfdd.conf `peer`")
+    local_address: IPv6 = Field(description="the node's address, as in bfdd.conf")
+    vty_socket: str | None = Field(
+        default=None, description="bfdd's vty socket directory (vtysh --vty_socket); FRR's if None"
+    )
+    vtysh: str = "vtysh"
+
+
 class AnnouncerConfig(_Model):
     node: str
     pod: str
@@ -94,3 +117,5 @@ class AnnouncerConfig(_Model):
     floor: FloorConfig = FloorConfig()
     state_dir: str = Field(default="/var/lib/sixpod/announcer", description="drain/disable flags")
     metrics: Endpoint | None = None
+    speaker: SpeakerConfig = SpeakerConfig()
+    bfd: BfdConfig | None = Field(default=None, description="None: a hung ExaBGP is only logged")

@@ -25,10 +25,14 @@ __all__ = [
     "JoinFloor",
     "LeaveFloor",
     "NodeState",
+    "Probe",
     "Resync",
     "Route",
     "RouteOp",
     "RunCheck",
+    "SpeakerAlive",
+    "SpeakerEvent",
+    "SpeakerHung",
     "StateChanged",
     "Withdraw",
 ]
@@ -212,6 +216,29 @@ class Withdraw:
     route: Route
 
 
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """Send ExaBGP a command that changes nothing, to hear from it (see
+    :mod:`sixpod.routing.liveness`); report it with ``sent`` and its answer with ``acked``."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakerHung:
+    """ExaBGP has left a command unanswered for ``silent`` seconds: it is hung (stopped,
+    deadlocked), though its TCP session may stay up until the hold timer."""
+
+    silent: float
+
+    def __post_init__(self) -> None:
+        _finite(self.silent, "silent")
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakerAlive:
+    """ExaBGP answers (the first answer after start, or again after :class:`SpeakerHung`)."""
+
+
+SpeakerEvent: TypeAlias = Probe | SpeakerHung | SpeakerAlive
 Event: TypeAlias = (
     RunCheck | AskFloor | JoinFloor | LeaveFloor | Resync | StateChanged | CheckChanged
 )

@@ -1,7 +1,10 @@
 """ExaBGP's text API, as a sans-IO codec: route operations out, acknowledgements and events in.
 
 ExaBGP 5 answers every command with a line ``done`` or ``error`` (in order), and, with the
-JSON encoder, reports neighbor changes as one JSON object per line on the same stream.
+JSON encoder, reports neighbor changes as one JSON object per line on the same stream. With
+``api { negotiated; }`` it also reports, when the OPEN messages have been exchanged and before
+the session is up, what the two speakers agreed on: the address families (RFC 4760) and the
+families that may carry a next hop of another address family (RFC 8950 extended next hop).
 """
 
 from __future__ import annotations
@@ -11,7 +14,10 @@ from collections import deque
 from dataclasses import dataclass
 
 from sixpod import addr
-from sixpod.routing.events import Announce, RouteOp, Withdraw
+from sixpod.routing.events import Announce, Probe, RouteOp, Withdraw
+
+PROBE_COMMAND = "# sixpod liveness probe"
+"""A comment: ExaBGP answers ``done`` and changes nothing (see :mod:`sixpod.routing.liveness`)."""
 
 
 class ExaBGPProtocolError(Exception):
@@ -20,7 +26,7 @@ class ExaBGPProtocolError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Acked:
-    op: RouteOp
+    op: RouteOp | Probe
     ok: bool
 
 
@@ -36,15 +42,47 @@ class SessionDown:
 
 
 @dataclass(frozen=True, slots=True)
+class Negotiated:
+    """The capabilities a session negotiated, as ExaBGP names them.
+
+    ``families`` are ``"AFI SAFI"`` (``"ipv4 unicast"``); ``nexthop`` are ``"AFI SAFI NH-AFI"``
+    (``"ipv4 unicast ipv6"``: IPv4 unicast routes may carry an IPv6 next hop, RFC 8950).
+    """
+
+    peer: str
+    families: frozenset[str]
+    nexthop: frozenset[str]
+
+    @property
+    def carries(self) -> frozenset[int]:
+        """The IP versions whose routes the node may announce over this session: IPv6 unicast
+        with its own next hop, IPv4 unicast only with an IPv6 next hop (the node has no IPv4)."""
+        out = set()
+        if "ipv6 unicast" in self.families:
+            out.add(6)
+        if "ipv4 unicast" in self.families and "ipv4 unicast ipv6" in self.nexthop:
+            out.add(4)
+        return frozenset(out)
+
+
+@dataclass(frozen=True, slots=True)
 class Shutdown:
     """ExaBGP is stopping."""
 
 
-Incoming = Acked | SessionUp | SessionDown | Shutdown
+Incoming = Acked | SessionUp | SessionDown | Negotiated | Shutdown
 
 
-def command(op: RouteOp) -> str:
+def _names(value: object, field: str) -> frozenset[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ExaBGPProtocolError(f"negotiated {field}: not a list of names: {value!r:.80}")
+    return frozenset(" ".join(v.split()) for v in value)
+
+
+def command(op: RouteOp | Probe) -> str:
     """The ExaBGP command line for ``op`` (without the newline)."""
+    if isinstance(op, Probe):
+        return PROBE_COMMAND
     r = op.route
     words = [
         "announce" if isinstance(op, Announce) else "withdraw",
@@ -65,13 +103,13 @@ class ExaBGPCodec:
     """Track commands in flight; turn ExaBGP's lines into :data:`Incoming` events."""
 
     def __init__(self) -> None:
-        self._in_flight: deque[RouteOp] = deque()
+        self._in_flight: deque[RouteOp | Probe] = deque()
 
     @property
     def in_flight(self) -> int:
         return len(self._in_flight)
 
-    def send(self, op: RouteOp) -> bytes:
+    def send(self, op: RouteOp | Probe) -> bytes:
         self._in_flight.append(op)
         return (command(op) + "\n").encode()
 
@@ -96,13 +134,22 @@ class ExaBGPCodec:
             return None
         if msg.get("type") == "notification" and msg.get("notification") == "shutdown":
             return Shutdown()
-        if msg.get("type") != "state":
+        if msg.get("type") not in ("state", "negotiated"):
             return None
         neighbor = msg.get("neighbor")
         if not isinstance(neighbor, dict):
             return None
         address = neighbor.get("address")
         peer = str(address.get("peer", "")) if isinstance(address, dict) else ""
+        if msg["type"] == "negotiated":
+            caps = neighbor.get("negotiated")
+            if not isinstance(caps, dict):
+                raise ExaBGPProtocolError("negotiated message without 'negotiated' object")
+            return Negotiated(
+                peer,
+                _names(caps.get("families"), "families"),
+                _names(caps.get("nexthop"), "nexthop"),
+            )
         state = neighbor.get("state")
         if state == "up":
             return SessionUp(peer)
@@ -110,7 +157,7 @@ class ExaBGPCodec:
             return SessionDown(peer, str(neighbor.get("reason", "")))
         return None
 
-    def reset(self) -> list[RouteOp]:
+    def reset(self) -> list[RouteOp | Probe]:
         """Forget what is in flight (ExaBGP restarted); returns what was never acknowledged."""
         lost = list(self._in_flight)
         self._in_flight.clear()
@@ -118,10 +165,12 @@ class ExaBGPCodec:
 
 
 __all__ = [
+    "PROBE_COMMAND",
     "Acked",
     "ExaBGPCodec",
     "ExaBGPProtocolError",
     "Incoming",
+    "Negotiated",
     "SessionDown",
     "SessionUp",
     "Shutdown",

@@ -27,6 +27,10 @@ Policy:
   failing broken check ends it early; from INIT or DOWN there is nothing to drain (DRAINED at
   once). ``disable`` keeps the node /64 so that the node's containers stay reachable; only
   ``shutdown`` withdraws it.
+- A route goes into :meth:`Announcer.desired` only if the BGP session can carry its family:
+  ``negotiated`` says which IP versions it can (IPv4 needs RFC 8950 extended next hop, as the
+  node has only an IPv6 next hop); the rest is :meth:`Announcer.refused`, withdrawn rather
+  than sent to a peer that would drop it as invalid. Until told otherwise, both are carried.
 - Only :meth:`Announcer.handle_timer` fires timers. Time never runs backwards inside the
   core: an earlier ``now`` than the last one seen is taken as the last one.
 """
@@ -57,9 +61,10 @@ from sixpod.routing.events import (
     StateChanged,
 )
 
-__all__ = ["Announcer", "CheckSpec", "CheckStatus", "CoreConfig", "Severity"]
+__all__ = ["BOTH_FAMILIES", "Announcer", "CheckSpec", "CheckStatus", "CoreConfig", "Severity"]
 
 _MAX_MED: Final = 2**32 - 1
+BOTH_FAMILIES: Final = frozenset({4, 6})
 
 
 class Severity(StrEnum):
@@ -360,6 +365,9 @@ class Announcer:
         self._ask_outstanding = False
         self._floor_held = False
         self._session = False
+        self._carries: frozenset[int] = BOTH_FAMILIES
+        self._routes_key: tuple[NodeState, frozenset[int]] | None = None
+        self._routes_cache: tuple[frozenset[Route], frozenset[Route]] = (frozenset(), frozenset())
         self._input(self._now, None, "start")
 
     # --- outputs -------------------------------------------------------------------------
@@ -380,7 +388,28 @@ class Announcer:
         return min(times, default=None)
 
     def desired(self) -> frozenset[Route]:
-        """The routes the node should announce now (independent of the BGP session)."""
+        """The routes the node should announce now: whether the BGP session is up does not
+        matter, but only the families it negotiated are in (see :meth:`refused`)."""
+        return self._routes()[0]
+
+    def refused(self) -> frozenset[Route]:
+        """The routes the node would announce but the session cannot carry."""
+        return self._routes()[1]
+
+    def _routes(self) -> tuple[frozenset[Route], frozenset[Route]]:
+        """(desired, refused), computed once per (state, carried families): the adapter asks
+        after every input, and a pod has up to 1,024 VIPs."""
+        key = (self._state, self._carries)
+        if self._routes_key != key:
+            wanted = self._wanted()
+            self._routes_cache = (
+                frozenset(r for r in wanted if r.prefix.version in self._carries),
+                frozenset(r for r in wanted if r.prefix.version not in self._carries),
+            )
+            self._routes_key = key
+        return self._routes_cache
+
+    def _wanted(self) -> frozenset[Route]:
         config = self._config
         if self._state is NodeState.SHUTDOWN:
             return frozenset()
@@ -425,8 +454,15 @@ class Announcer:
 
     @property
     def vips_announced(self) -> bool:
-        """The VIPs are in :meth:`desired` (plain or draining)."""
-        return bool(self._config.vips) and self._state in (NodeState.UP, NodeState.DRAINING)
+        """The VIPs are in :meth:`desired` (plain or draining; at least one family)."""
+        return self._state in (NodeState.UP, NodeState.DRAINING) and any(
+            vip.version in self._carries for vip in self._config.vips
+        )
+
+    @property
+    def carries(self) -> frozenset[int]:
+        """The IP versions the last session negotiated (both until a session says otherwise)."""
+        return self._carries
 
     @property
     def session_established(self) -> bool:
@@ -503,6 +539,16 @@ class Announcer:
     def shutdown(self, now: float) -> None:
         """Withdraw everything, for good: later inputs are ignored."""
         self._input(self._tick(now), _T.SHUTDOWN, "shutdown")
+
+    def negotiated(self, now: float, carries: frozenset[int]) -> None:
+        """The BGP session being established can carry routes of the IP versions in
+        ``carries`` (4, 6). Comes before ``session_up``; holds until the next one."""
+        self._tick(now)
+        if not isinstance(carries, frozenset) or not carries <= BOTH_FAMILIES:
+            raise ValueError(f"carries must be a frozenset of 4 and 6, got {carries!r}")
+        if self._state is not NodeState.SHUTDOWN:
+            self._carries = carries
+            self._input(self._now, None, "")  # floor membership follows what is announced
 
     def session_up(self, now: float) -> None:
         """The BGP session is established: emits :class:`Resync`."""

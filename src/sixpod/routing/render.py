@@ -90,6 +90,7 @@ neighbor {addr.for_exabgp(addr.parse_ip(up["peer"]["address"]))} {{
     api {{
         processes [ announcer ];
         neighbor-changes;
+        negotiated;
     }}
 }}
 """
@@ -134,6 +135,11 @@ def announcer_config(doc: dict[str, Any], paths: Paths = Paths()) -> dict[str, A
         "checks": checks,
         "state_dir": f"{paths.state}/announcer",
         "metrics": "[::1]:9180",
+        # The bfdd.conf session, shut down while ExaBGP is hung (FRR's default vty socket).
+        "bfd": {
+            "peer": doc["uplink"]["peer"]["address"],
+            "local_address": doc["uplink"]["address"],
+        },
     }
 
 

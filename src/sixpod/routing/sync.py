@@ -39,6 +39,10 @@ class RouteSync:
         """Routes acknowledged as announced since the last reset."""
         return frozenset(self._acked.values())
 
+    def announced_count(self, version: int) -> int:
+        """How many acknowledged routes are of IP ``version`` (cheap: no set is built)."""
+        return sum(1 for prefix in self._acked if prefix.version == version)
+
     @property
     def pending(self) -> tuple[RouteOp, ...]:
         """Operations sent and not yet acknowledged or failed, in prefix order."""
@@ -48,6 +52,11 @@ class RouteSync:
     def pending_count(self) -> int:
         """How many operations are in flight (cheap: no sorting)."""
         return len(self._pending)
+
+    def holds(self, prefix: IPNetwork) -> bool:
+        """BGP may have a route for ``prefix`` (acknowledged, unsure, or an operation for it is
+        in flight)."""
+        return prefix in self._acked or prefix in self._unsure or prefix in self._pending
 
     def plan(self, desired: Iterable[Route]) -> list[RouteOp]:
         """The operations still needed to reach ``desired``; they become pending.
