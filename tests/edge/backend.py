@@ -33,7 +33,12 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         got = len(self.rfile.read(length)) if length else 0
         body = json.dumps(
-            {"name": sys.argv[3], "headers": dict(self.headers.items()), "body_bytes": got}
+            {
+                "name": sys.argv[3],
+                "headers": dict(self.headers.items()),
+                "body_bytes": got,
+                "peer_port": self.client_address[1],
+            }
         ).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")

@@ -624,6 +624,24 @@ def test_an_apps_own_502_does_not_eject_and_every_attempt_is_timed(
     assert {_answer(edge.ns, "shop.example.com") for _ in range(20)} == {"a", "b"}
 
 
+def test_upstream_connections_are_reused(edge: Edge, pod: tuple[Store, RedisServer]) -> None:
+    """Requests to an endpoint ride the keepalive connections of its pool: a handful of
+    connections for many requests, not one each."""
+    store, _ = pod
+    _shop(store, "a", "b")
+    edge.configure(workers=1)
+    edge.start()
+    wait_until(lambda: _answer(edge.ns, "shop.example.com") in ("a", "b"))
+    ports: dict[str, set[int]] = {"a": set(), "b": set()}
+    for _ in range(40):
+        status, body, _ = edge.ns.get("shop.example.com")
+        assert status == 200
+        answer = json.loads(body)
+        ports[answer["name"]].add(answer["peer_port"])
+    assert all(ports.values()), ports  # both endpoints served
+    assert all(len(p) <= 2 for p in ports.values()), ports
+
+
 def test_per_app_body_limit(edge: Edge, pod: tuple[Store, RedisServer]) -> None:
     store, _ = pod
     store.create_app("small", settings={"max_body_bytes": 10})
