@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -202,3 +203,45 @@ def test_many_small_removals_never_take_more_than_the_pod_share(
     assert "the pod would lose" in str(refused)
     assert removed <= 0.2 * 1200
     store.close()
+
+
+def test_the_pod_total_is_recounted_off_the_write_path(tmp_path: Path, small_lock: Lock) -> None:
+    """Counting a million endpoints takes tens of milliseconds: a stale count is refreshed in
+    the background while writes go on with the old one; only one too old for the churn
+    window is redone inline."""
+    from sixpod.tenants.guard import GuardLimits
+
+    now = [1000.0]
+    store = open_store(
+        f"sqlite:///{tmp_path / 'c.db'}",
+        small_lock,
+        guard=GuardLimits(window=60),
+        clock=lambda: now[0],
+    )
+    store.create_app("a")
+    base = small_lock.nodes["edge1"].prefix
+    store.set_endpoints("a", [{"address": str(base[i + 1]), "port": 80} for i in range(3)])
+    assert store.endpoint_total_cached(now[0]) == (3, 1000.0)
+    store.set_endpoints("a", [{"address": str(base[9]), "port": 80}])
+    release, counting = threading.Event(), threading.Event()
+    real = store.endpoint_total
+
+    def slow_count() -> int:
+        counting.set()
+        release.wait(10)
+        return real()
+
+    store.endpoint_total = slow_count  # type: ignore[method-assign]
+    now[0] += 6  # stale: refreshed in the background, the old count is used meanwhile
+    assert store.endpoint_total_cached(now[0]) == (3, 1000.0)
+    assert counting.wait(10)
+    assert store.endpoint_total_cached(now[0]) == (3, 1000.0)  # one refresh at a time
+    release.set()
+    for _ in range(500):
+        if store.endpoint_total_cached(now[0])[0] == 4:
+            break
+        time.sleep(0.01)
+    assert store.endpoint_total_cached(now[0]) == (4, 1006.0)
+    store.endpoint_total = lambda: 7  # type: ignore[method-assign]
+    now[0] += 12  # older than the safe bound: counted inline
+    assert store.endpoint_total_cached(now[0]) == (7, 1018.0)

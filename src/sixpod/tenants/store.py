@@ -10,6 +10,7 @@ transaction as the data.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Collection, Generator, Iterator, Sequence
@@ -33,6 +34,8 @@ from sixpod.tenants.errors import (
 )
 from sixpod.tenants.guard import ChurnWindow, GuardLimits
 from sixpod.tenants.model import EndpointState, NodeState, VipState
+
+log = logging.getLogger(__name__)
 
 meta = sa.MetaData()
 revision_t = sa.Table(
@@ -275,6 +278,8 @@ class Store:
         self._window = ChurnWindow(self.guard)
         self._window_lock = threading.Lock()
         self._total: tuple[float, int] | None = None
+        self._total_lock = threading.Lock()
+        self._total_refreshing = False
         self.clock = clock
         self._nodes_by_prefix: dict[int, str] = {}
         self._vips: set[str] = set()
@@ -720,12 +725,39 @@ class Store:
             self._window.record(self.clock(), {app: removed}, net=max(0, removed - added))
 
     def endpoint_total_cached(self, now: float) -> tuple[int, float]:
-        """All endpoints in the store and when they were counted: at most every 5 s, and
-        within the churn window (whose removals since then the callers subtract)."""
+        """All endpoints in the store and when they were counted, within the churn window
+        (whose removals since then the callers subtract). A count older than 5 s (or half
+        the window) is refreshed in the background, so no API write waits for a count over
+        a million rows; only a count nearly as old as the window is redone inline."""
         max_age = min(5.0, self.guard.window / 2)
-        if self._total is None or now - self._total[0] > max_age:
-            self._total = (now, self.endpoint_total())
-        return self._total[1], self._total[0]
+        total = self._total
+        if total is None or now - total[0] > min(2 * max_age, 0.9 * self.guard.window):
+            self._count_total()
+        elif now - total[0] > max_age:
+            with self._total_lock:
+                start = not self._total_refreshing
+                self._total_refreshing = True
+            if start:
+                threading.Thread(target=self._refresh_total, daemon=True).start()
+        total = self._total
+        assert total is not None
+        return total[1], total[0]
+
+    def _count_total(self) -> None:
+        at = self.clock()  # when the count began: a removal during it is subtracted twice
+        counted = self.endpoint_total()
+        with self._total_lock:
+            if self._total is None or self._total[0] < at:
+                self._total = (at, counted)
+
+    def _refresh_total(self) -> None:
+        try:
+            self._count_total()
+        except Exception as e:  # the next write counts inline once the count is too old
+            log.warning("counting the pod's endpoints failed: %s", e)
+        finally:
+            with self._total_lock:
+                self._total_refreshing = False
 
     def _owners(self, keys: list[tuple[str, int]]) -> dict[tuple[str, int], str]:
         found: dict[tuple[str, int], str] = {}
