@@ -320,6 +320,51 @@ def test_check_messages_match_golden(tmp_path: Path, monkeypatch: pytest.MonkeyP
         assert leak not in text
 
 
+# Copies of examples/small.yaml that check ok with warnings; what `sixpod check` prints for
+# each is in golden/check-warnings.txt.
+WARNED = [
+    (
+        "vSwitch below the ToR port",
+        "port: swp3}",
+        "port: swp3, mtu: 1500, nic: vmxnet3, vswitch_mtu: 1500}",
+    ),
+    (
+        "vSwitch MTU not set, below the ToR port",
+        "port: swp3}",
+        "port: swp3, mtu: 1500, nic: e1000}",
+    ),
+    (
+        "vNIC below the ToR port",
+        "port: swp3}",
+        "port: swp3, mtu: 1500, nic: virtio, vswitch_mtu: 9216, max_frame: 1518}",
+    ),
+    (
+        "vmxnet3 default below the ToR port",
+        "port: swp3}",
+        "port: swp3, nic: vmxnet3, vswitch_mtu: 9216}",
+    ),
+]
+
+
+def test_check_warnings_match_golden(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    small = (EXAMPLES / "small.yaml").read_text()
+    monkeypatch.chdir(tmp_path)
+    got = []
+    for name, old, new in WARNED:
+        assert old in small, name
+        Path("pod.yaml").write_text(small.replace(old, new, 1))
+        code, out, err = run("check", "pod.yaml")
+        assert code == 0, name
+        assert " 1 warning," in out, name
+        warnings = "".join(line for line in err.splitlines(True) if ": warning: " in line)
+        got.append(f"## {name}: {old.strip()!r} -> {new.strip()!r}\n{warnings}")
+    text = "\n".join(got)
+    golden = GOLDEN / "check-warnings.txt"
+    if os.environ.get("SIXPOD_UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert text == golden.read_text()
+
+
 def test_a_typo_is_one_message_with_a_suggestion(pod: Path) -> None:
     pod.write_text(pod.read_text().replace("rack: r1, role: internal", "rak: r1, role: internal"))
     code, _, err = run("check", pod)
