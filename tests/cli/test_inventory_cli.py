@@ -191,6 +191,56 @@ def test_render_matches_golden_files(pod: Path, tmp_path: Path) -> None:
     assert pod.with_suffix(".lock").read_bytes() == (GOLDEN / "small.lock").read_bytes()
 
 
+FLOOR = (
+    "  name: lab1\n  floor:\n    min_nodes: 1\n"
+    '    redis: "[2001:db8:200::2]:6379"\n'
+    "    password_file: /etc/sixpod/redis.pass\n"
+    "    ttl: 3\n"
+)
+
+
+def test_the_safety_floor_is_a_pod_setting_rendered_for_the_vip_nodes(
+    pod: Path, tmp_path: Path
+) -> None:
+    from sixpod.inventory.load import load_model
+    from sixpod.routing.announcer import core_config
+    from sixpod.routing.config import AnnouncerConfig
+
+    pod.write_text(pod.read_text().replace("  name: lab1\n", FLOOR, 1))
+    assert run("check", pod)[0] == 0
+    run("allocate", pod)
+    assert run("render", pod, "--out", tmp_path / "out")[0] == 0
+    floors = {}
+    for node in ("edge1", "edge2", "app1"):
+        path = tmp_path / f"out/nodes/{node}/announcer.yaml"
+        cfg = load_model(path.read_text(), str(path), AnnouncerConfig)  # what the announcer reads
+        core_config(cfg)
+        floors[node] = cfg.floor
+    assert floors["edge1"] == floors["edge2"]
+    assert floors["edge1"].min_nodes == 1
+    assert str(floors["edge1"].redis) == "[2001:db8:200::2]:6379"
+    assert floors["edge1"].password_file == "/etc/sixpod/redis.pass"
+    assert floors["edge1"].ttl == 3.0
+    assert floors["app1"].min_nodes == 0  # announces no VIPs: never asks the floor
+
+
+def test_a_floor_without_redis_is_an_error_naming_the_key(pod: Path) -> None:
+    text = pod.read_text()
+    pod.write_text(text.replace("  name: lab1\n", "  name: lab1\n  floor: {min_nodes: 1}\n", 1))
+    code, _, err = run("check", pod)
+    assert code == 1
+    assert "pod.floor.min_nodes: 1 needs pod.floor.redis" in err
+    pod.write_text(text.replace("  name: lab1\n", FLOOR.replace("min_nodes: 1", "min_nodes: 2")))
+    code, _, err = run("check", pod)
+    assert code == 0
+    assert "warning: pod.floor.min_nodes: 2 with 2 nodes announcing the VIPs" in err
+    pod.write_text(text.replace("  name: lab1\n", FLOOR.replace("[2001:db8:200::2]", "192.0.2.1")))
+    code, _, err = run("check", pod)
+    assert code == 1
+    assert "pod.floor.redis" in err
+    assert "[IPv6]:port" in err
+
+
 def test_render_documents(pod: Path, tmp_path: Path) -> None:
     run("allocate", pod)
     run("render", pod, "--out", tmp_path / "out")

@@ -83,7 +83,38 @@ def check(inv: Inventory) -> list[Finding]:
     out += _check_racks(inv)
     out += _check_roles(inv)
     out += _check_nodes(inv)
+    out += _check_floor(inv)
     return out
+
+
+def _check_floor(inv: Inventory) -> list[Finding]:
+    floor = inv.pod.floor
+    if floor.min_nodes == 0:
+        return []
+    where: Path = ("pod", "floor", "min_nodes")
+    if floor.redis is None:
+        return [
+            Finding(
+                where,
+                f"pod.floor.min_nodes: {floor.min_nodes} needs pod.floor.redis, the pod's Redis "
+                "primary ([IPv6]:port) that the nodes coordinate through",
+            )
+        ]
+    announcing = sum(
+        1 for n in inv.nodes if n.role in inv.roles and Announce.VIPS in inv.roles[n.role].announce
+    )
+    if 0 < announcing <= floor.min_nodes:
+        return [
+            Finding(
+                where,
+                f"pod.floor.min_nodes: {floor.min_nodes} with "
+                f"{plural(announcing, 'node')} announcing the VIPs: none may ever withdraw them "
+                f"for a degraded check (it needs {floor.min_nodes} others still announcing); "
+                f"use at most {announcing - 1}, or add nodes",
+                warning=True,
+            )
+        ]
+    return []
 
 
 def _check_names(inv: Inventory) -> list[Finding]:

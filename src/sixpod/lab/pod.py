@@ -362,9 +362,10 @@ class LabPod:
             drain_timeout=self.drain_timeout,
             metrics=f"[::1]:{METRICS_PORT}",
         )
-        if self.floor:
+        min_nodes = self.floor or cfg.get("floor", {}).get("min_nodes", 0)  # pod.yaml's
+        if min_nodes:  # the lab's own Redis primary, in ctl, whatever pod.yaml names
             cfg["floor"] = {
-                "min_nodes": self.floor,
+                "min_nodes": min_nodes,
                 "redis": f"[{self.ctl_address}]:{REDIS_PORT}",
                 "password_file": str(node.dir / "redis.pass"),
                 "key": f"sixpod:floor:{node.doc['pod']}",
