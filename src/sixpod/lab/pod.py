@@ -323,16 +323,7 @@ class LabPod:
             node.health = self.box.spawn(
                 f"{node.name}-health",
                 node.ns,
-                [
-                    sys.executable,
-                    "-m",
-                    "http.server",
-                    "--bind",
-                    "::1",
-                    "--directory",
-                    str(www),
-                    str(HEALTH_PORT),
-                ],
+                [sys.executable, "-m", "sixpod.lab.static", str(www), "::1", str(HEALTH_PORT)],
             )
             node.whoami = self.box.spawn(
                 f"{node.name}-whoami",
@@ -393,6 +384,7 @@ class LabPod:
                 "exabgp_api_cli": "false",
                 "exabgp_daemon_drop": "false",
                 "exabgp_log_destination": "stdout",
+                "exabgp_log_short": "false",  # each line with its time of day and PID
                 "exabgp_tcp_delay": "0",
             },
         )
