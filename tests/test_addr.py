@@ -720,3 +720,10 @@ def test_global_space_is_neither(text: str) -> None:
     net = a.parse_prefix(text)
     assert a.unreachable_space(net) is None
     assert a.documentation_space(net) is None
+
+
+def test_subnet_router_anycast_is_the_all_zero_host_part() -> None:
+    assert a.is_subnet_router_anycast(IPv6Address("2001:db8:1:2::"))
+    assert not a.is_subnet_router_anycast(IPv6Address("2001:db8:1:2::1"))
+    assert a.is_subnet_router_anycast(IPv6Address("2001:db8:1:200::"), prefixlen=56)
+    assert not a.is_subnet_router_anycast(IPv6Address("2001:db8:1:2::"), prefixlen=56)

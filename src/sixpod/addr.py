@@ -64,6 +64,7 @@ __all__ = [
     "format_prefix",
     "format_url",
     "format_value",
+    "is_subnet_router_anycast",
     "parse_address",
     "parse_any",
     "parse_endpoint",
@@ -132,6 +133,15 @@ def documentation_space(
 ) -> tuple[IPv4Network | IPv6Network, str] | None:
     """The documentation block ``net`` overlaps, with the RFC that reserves it, or None."""
     return _overlapping(net, DOCUMENTATION_SPACE)
+
+
+def is_subnet_router_anycast(ip: IPv6Address, *, prefixlen: int = 64) -> bool:
+    """Whether ``ip`` is the Subnet-Router anycast address of its ``/prefixlen`` (RFC 4291
+    §2.6.1: the subnet prefix with an all-zero host part). Routers answer it: it is never a
+    host's, so no VIP, endpoint or link is ever given one."""
+    if not 0 <= prefixlen <= 128:
+        raise ValueError(f"prefix length {prefixlen}: expected 0-128")
+    return int(ip) & ((1 << (128 - prefixlen)) - 1) == 0
 
 
 class AddressError(ValueError):

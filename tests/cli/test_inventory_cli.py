@@ -191,6 +191,56 @@ def test_render_matches_golden_files(pod: Path, tmp_path: Path) -> None:
     assert pod.with_suffix(".lock").read_bytes() == (GOLDEN / "small.lock").read_bytes()
 
 
+FLOOR = (
+    "  name: lab1\n  floor:\n    min_nodes: 1\n"
+    '    redis: "[2001:db8:200::2]:6379"\n'
+    "    password_file: /etc/sixpod/redis.pass\n"
+    "    ttl: 3\n"
+)
+
+
+def test_the_safety_floor_is_a_pod_setting_rendered_for_the_vip_nodes(
+    pod: Path, tmp_path: Path
+) -> None:
+    from sixpod.inventory.load import load_model
+    from sixpod.routing.announcer import core_config
+    from sixpod.routing.config import AnnouncerConfig
+
+    pod.write_text(pod.read_text().replace("  name: lab1\n", FLOOR, 1))
+    assert run("check", pod)[0] == 0
+    run("allocate", pod)
+    assert run("render", pod, "--out", tmp_path / "out")[0] == 0
+    floors = {}
+    for node in ("edge1", "edge2", "app1"):
+        path = tmp_path / f"out/nodes/{node}/announcer.yaml"
+        cfg = load_model(path.read_text(), str(path), AnnouncerConfig)  # what the announcer reads
+        core_config(cfg)
+        floors[node] = cfg.floor
+    assert floors["edge1"] == floors["edge2"]
+    assert floors["edge1"].min_nodes == 1
+    assert str(floors["edge1"].redis) == "[2001:db8:200::2]:6379"
+    assert floors["edge1"].password_file == "/etc/sixpod/redis.pass"
+    assert floors["edge1"].ttl == 3.0
+    assert floors["app1"].min_nodes == 0  # announces no VIPs: never asks the floor
+
+
+def test_a_floor_without_redis_is_an_error_naming_the_key(pod: Path) -> None:
+    text = pod.read_text()
+    pod.write_text(text.replace("  name: lab1\n", "  name: lab1\n  floor: {min_nodes: 1}\n", 1))
+    code, _, err = run("check", pod)
+    assert code == 1
+    assert "pod.floor.min_nodes: 1 needs pod.floor.redis" in err
+    pod.write_text(text.replace("  name: lab1\n", FLOOR.replace("min_nodes: 1", "min_nodes: 2")))
+    code, _, err = run("check", pod)
+    assert code == 0
+    assert "warning: pod.floor.min_nodes: 2 with 2 nodes announcing the VIPs" in err
+    pod.write_text(text.replace("  name: lab1\n", FLOOR.replace("[2001:db8:200::2]", "192.0.2.1")))
+    code, _, err = run("check", pod)
+    assert code == 1
+    assert "pod.floor.redis" in err
+    assert "[IPv6]:port" in err
+
+
 def test_render_documents(pod: Path, tmp_path: Path) -> None:
     run("allocate", pod)
     run("render", pod, "--out", tmp_path / "out")
@@ -318,6 +368,51 @@ def test_check_messages_match_golden(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert text == golden.read_text()
     for leak in ("Input should", "should have at least", "after validation", "valid integer"):
         assert leak not in text
+
+
+# Copies of examples/small.yaml that check ok with warnings; what `sixpod check` prints for
+# each is in golden/check-warnings.txt.
+WARNED = [
+    (
+        "vSwitch below the ToR port",
+        "port: swp3}",
+        "port: swp3, mtu: 1500, nic: vmxnet3, vswitch_mtu: 1500}",
+    ),
+    (
+        "vSwitch MTU not set, below the ToR port",
+        "port: swp3}",
+        "port: swp3, mtu: 1500, nic: e1000}",
+    ),
+    (
+        "vNIC below the ToR port",
+        "port: swp3}",
+        "port: swp3, mtu: 1500, nic: virtio, vswitch_mtu: 9216, max_frame: 1518}",
+    ),
+    (
+        "vmxnet3 default below the ToR port",
+        "port: swp3}",
+        "port: swp3, nic: vmxnet3, vswitch_mtu: 9216}",
+    ),
+]
+
+
+def test_check_warnings_match_golden(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    small = (EXAMPLES / "small.yaml").read_text()
+    monkeypatch.chdir(tmp_path)
+    got = []
+    for name, old, new in WARNED:
+        assert old in small, name
+        Path("pod.yaml").write_text(small.replace(old, new, 1))
+        code, out, err = run("check", "pod.yaml")
+        assert code == 0, name
+        assert " 1 warning," in out, name
+        warnings = "".join(line for line in err.splitlines(True) if ": warning: " in line)
+        got.append(f"## {name}: {old.strip()!r} -> {new.strip()!r}\n{warnings}")
+    text = "\n".join(got)
+    golden = GOLDEN / "check-warnings.txt"
+    if os.environ.get("SIXPOD_UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert text == golden.read_text()
 
 
 def test_a_typo_is_one_message_with_a_suggestion(pod: Path) -> None:

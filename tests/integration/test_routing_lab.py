@@ -5,6 +5,7 @@ from __future__ import annotations
 import grp
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -343,6 +344,26 @@ def test_killed_announcer_leaves_nothing_announced(lab: LabPod) -> None:
     lab.box.stop(edge2.exabgp)  # what remains of the stopping ExaBGP
     lab.start_exabgp(edge2)
     lab.wait_routes("r1", V4[2], edges(lab), timeout=30)
+
+
+# How each program in the lab starts a log line: sixpod's daemons (sixpod.logs: RFC 3339
+# UTC), FRR and nginx, Redis, ExaBGP (its long format: time of day and PID).
+LOG_STAMPS = re.compile(
+    r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z "
+    r"|\d{4}/\d\d/\d\d \d\d:\d\d:\d\d "
+    r"|\d+:[XCSM] \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d\.\d{3} "
+    r"|\d\d:\d\d:\d\d \d+ +\S"
+)
+
+
+def test_every_daemon_log_line_has_a_timestamp(lab: LabPod) -> None:
+    logs = sorted((lab.workdir / "logs").glob("*.log"))
+    names = {p.stem for p in logs}
+    assert {"edge1-exabgp", "edge1-health", "r1-tor-bgpd", "ctl-redis"} <= names, names
+    assert any(n.endswith("resilient") for n in names), names
+    for log in logs:
+        for line in log.read_text(errors="replace").splitlines():
+            assert not line or LOG_STAMPS.match(line), f"{log.name}: {line!r}"
 
 
 def test_teardown_leaves_nothing(tmp_path: Path) -> None:

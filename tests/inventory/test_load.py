@@ -35,6 +35,7 @@ def test_examples_load_clean(small_text: str, full_text: str) -> None:
     assert len(full.inventory.nodes) == 12
     assert full.inventory.pod.vips.ipv4 is not None
     assert full.inventory.pod.vips.ipv4.count == 512
+    assert not any(d.warning for d in full.warnings), [str(d) for d in full.warnings]
 
 
 def test_yaml_syntax_error() -> None:
@@ -291,13 +292,30 @@ def test_vmxnet3_large_frame_is_a_warning(full_text: str) -> None:
     text = full_text.replace(
         "port: swp3, mtu: 9000, nic: vmxnet3, vswitch_mtu: 9000",
         "port: swp3, mtu: 9100, nic: vmxnet3, vswitch_mtu: 9100",
-    )
+    ).replace("{swp3: 9000,", "{swp3: 9100,")
     loaded = load_inventory(text, "pod.yaml")
     line = line_of(text, "mtu: 9100")
-    [warning] = [str(w) for w in loaded.warnings if w.warning]
+    [warning] = [str(w) for w in loaded.warnings if w.warning and "plus 18" in str(w)]
     assert warning.startswith(f"pod.yaml:{line}:")
     assert "warning: node r2-app1: MTU 9100 plus 18 bytes" in warning
     assert "9018-byte frames its vmxnet3 vNIC receives" in warning
+
+
+def test_a_vm_path_below_its_tor_port_warns_which_setting_to_change(full_text: str) -> None:
+    """The ToR (and every jumbo sender behind it) may put frames up to its port MTU on the
+    link; a vSwitch or vNIC that carries less drops them without a Packet Too Big."""
+    text = full_text.replace(
+        "port: swp3, mtu: 9000, nic: vmxnet3, vswitch_mtu: 9000",
+        "port: swp3, mtu: 1500, nic: vmxnet3, vswitch_mtu: 1500",
+    )
+    loaded = load_inventory(text, "pod.yaml")
+    line = line_of(text, "vswitch_mtu: 1500")
+    [warning] = [str(w) for w in loaded.warnings if w.warning]
+    assert warning.startswith(f"pod.yaml:{line}:")
+    assert "warning: node r2-app1: its hypervisor vSwitch carries 1500-byte packets" in warning
+    assert "r2-tor port swp3 sends up to 9000" in warning
+    assert "set port_mtu {swp3: 1500} on r2-tor" in warning
+    assert "raise vswitch_mtu to 9000" in warning
 
 
 def test_baremetal_with_vswitch_settings(small_text: str) -> None:

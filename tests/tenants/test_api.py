@@ -399,3 +399,72 @@ def test_the_spec_documents_errors_as_problems_and_the_token(client: TestClient)
     name = next(p for p in patch["parameters"] if p["name"] == "name")
     assert name["schema"]["pattern"].startswith("^[a-z0-9]")
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+
+
+def test_a_nul_anywhere_in_settings_is_refused(client: TestClient, store: Store) -> None:
+    head = store.head()
+    for settings in ({"k": "a\x00b"}, {"a\x00": 1}, {"k": [{"deep": "\x00"}]}):
+        r = client.post("/v1/apps", json={"name": "shop", "settings": settings})
+        assert_problem(r, 422, "settings", "NUL")
+    client.post("/v1/apps", json={"name": "shop"})
+    assert_problem(client.patch("/v1/apps/shop", json={"settings": {"k": "\x00"}}), 422, "NUL")
+    assert client.get("/v1/apps/shop").json()["settings"] == {}
+    assert store.head() == head + 1
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "key"),
+    [
+        ("/v1/apps/shop/endpoints", b'{"remove": [], "force": true, "force": false}', "'force'"),
+        ("/v1/apps", b'{"name": "a", "name": "b"}', "'name'"),
+        ("/v1/apps", b'{"name": "blog", "settings": {"x": 1, "x": 2}}', "'x'"),
+    ],
+)
+def test_duplicate_json_keys_are_refused(
+    client: TestClient, store: Store, path: str, body: bytes, key: str
+) -> None:
+    client.post("/v1/apps", json={"name": "shop"})
+    head = store.head()
+    r = client.post(path, content=body, headers={"content-type": "application/json"})
+    assert_problem(r, 422, key, "more than once")
+    assert store.head() == head
+
+
+@pytest.mark.parametrize("name", ["xn--zz", "ab--cd", "zz--a"])
+def test_app_names_with_reserved_ldh_hyphens_are_refused(
+    client: TestClient, store: Store, name: str
+) -> None:
+    head = store.head()
+    assert_problem(client.post("/v1/apps", json={"name": name}), 422, name, "positions 3-4")
+    assert store.head() == head
+    assert client.post("/v1/apps", json={"name": "a--b"}).status_code == 201
+
+
+def test_an_endpoint_on_the_subnet_router_anycast_address_is_refused(
+    client: TestClient, store: Store, small_lock: Lock
+) -> None:
+    client.post("/v1/apps", json={"name": "shop"})
+    head = store.head()
+    anycast = {"address": prefix_of(small_lock, "edge1"), "port": 80}
+    r = client.post("/v1/apps/shop/endpoints", json={"endpoints": [anycast]})
+    assert_problem(r, 422, prefix_of(small_lock, "edge1"), "Subnet-Router anycast")
+    assert store.head() == head
+    assert client.get("/v1/apps/shop/endpoints").json()["items"] == []
+
+
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "bEaReR"])
+def test_the_bearer_scheme_is_case_insensitive(store: Store, scheme: str) -> None:
+    with TestClient(create_api(store, token=TOKEN)) as anon:
+        assert anon.get("/v1/apps", headers={"Authorization": f"{scheme} {TOKEN}"}).is_success
+        wrong = anon.get("/v1/apps", headers={"Authorization": f"{scheme} {'x' * 32}"})
+        assert_problem(wrong, 401, "not valid")
+        other = anon.get("/v1/apps", headers={"Authorization": f"Basic {TOKEN}"})
+        assert_problem(other, 401)
+
+
+def test_a_trailing_slash_is_a_404_never_a_redirect_to_the_clients_host(
+    client: TestClient,
+) -> None:
+    r = client.get("/v1/apps/", headers={"Host": "evil.example"}, follow_redirects=False)
+    assert_problem(r, 404, "'/v1/apps'")
+    assert "location" not in r.headers

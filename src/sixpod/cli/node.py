@@ -44,9 +44,12 @@ def announcer(config_path: Path) -> None:
     ExaBGP starts it (the rendered exabgp.conf says how); it reads route commands' answers
     on stdin and writes announce and withdraw lines on stdout.
     """
+    from sixpod import logs
     from sixpod.routing.announcer import main
 
-    sys.exit(main(load_config(config_path)))
+    cfg = load_config(config_path)
+    logs.setup(f"announcer {cfg.node}")  # before main's own basicConfig, which it overrides
+    sys.exit(main(cfg))
 
 
 @examples(
@@ -175,7 +178,10 @@ def status(config_path: Path, as_json: bool) -> None:
 )
 def edge_agent(config_path: Path) -> None:
     """The edge agent: runs nginx and pushes tenant changes to it."""
+    from sixpod import logs
     from sixpod.edge.agent import main
     from sixpod.edge.config import EdgeConfig
 
-    sys.exit(main(load_config_or_exit(config_path, EdgeConfig)))
+    cfg = load_config_or_exit(config_path, EdgeConfig)
+    logs.setup("edge-agent")
+    sys.exit(main(cfg))

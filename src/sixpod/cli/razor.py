@@ -46,9 +46,12 @@ def razor(ctx: click.Context, config_path: Path | None) -> None:
         return
     if config_path is None:
         raise click.UsageError("--config is required to run the server")
+    from sixpod import logs
     from sixpod.razor.server import main
 
-    sys.exit(main(load_config(config_path)))
+    cfg = load_config(config_path)
+    logs.setup("razor")  # before main's own basicConfig, which it overrides
+    sys.exit(main(cfg))
 
 
 def _vips(texts: tuple[str, ...]) -> list[addr.IPAddress]:

@@ -5,7 +5,6 @@ token in ``--token-file`` (or ``$SIXPOD_TOKEN_FILE``)."""
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 
 import click
 
+from sixpod import logs
 from sixpod.cli import output
 from sixpod.cli.config import load_config_or_exit
 from sixpod.cli.help import examples
@@ -56,7 +56,7 @@ def controller(config_path: Path) -> None:
     from sixpod.tenants.errors import TenantError
 
     cfg = load_controller_config(config_path)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logs.setup("controller")
     try:
         sys.exit(run(cfg))
     except (OSError, ValueError, TenantError) as e:

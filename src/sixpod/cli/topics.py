@@ -20,6 +20,7 @@ from click.shell_completion import get_completion_class
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from sixpod import addr
 from sixpod.cli.help import examples
 from sixpod.inventory.model import Inventory
 
@@ -55,6 +56,8 @@ _WORDS: dict[Any, str] = {
     IPv4Network: "IPv4 prefix",
     IPv6Address: "IPv6 address",
     IPv6Interface: "IPv6 address/length",
+    addr.Endpoint: "[IPv6]:port",
+    float: "number",
 }
 
 

@@ -11,6 +11,7 @@ from types import FrameType
 
 import click
 
+from sixpod import logs
 from sixpod.cli.help import examples
 from sixpod.cli.output import plural
 from sixpod.inventory.errors import InventoryError
@@ -52,7 +53,7 @@ def tor_resilient(config_path: Path, once: bool) -> None:
         teardown_plan,
     )
 
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(name)s %(message)s")
+    logs.setup("tor-resilient")
     try:
         cfg = load_model(
             config_path.read_text(encoding="utf-8"), str(config_path), TorResilientConfig

@@ -404,6 +404,4 @@ async def _main(cfg: EdgeConfig) -> int:
 
 def main(cfg: EdgeConfig) -> int:
     """Run the agent until SIGTERM; nginx is left serving (it runs in its own session)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    return asyncio.run(_main(cfg))
+    return asyncio.run(_main(cfg))  # logging: sixpod.logs.setup, by the CLI

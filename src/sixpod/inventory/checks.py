@@ -83,7 +83,38 @@ def check(inv: Inventory) -> list[Finding]:
     out += _check_racks(inv)
     out += _check_roles(inv)
     out += _check_nodes(inv)
+    out += _check_floor(inv)
     return out
+
+
+def _check_floor(inv: Inventory) -> list[Finding]:
+    floor = inv.pod.floor
+    if floor.min_nodes == 0:
+        return []
+    where: Path = ("pod", "floor", "min_nodes")
+    if floor.redis is None:
+        return [
+            Finding(
+                where,
+                f"pod.floor.min_nodes: {floor.min_nodes} needs pod.floor.redis, the pod's Redis "
+                "primary ([IPv6]:port) that the nodes coordinate through",
+            )
+        ]
+    announcing = sum(
+        1 for n in inv.nodes if n.role in inv.roles and Announce.VIPS in inv.roles[n.role].announce
+    )
+    if 0 < announcing <= floor.min_nodes:
+        return [
+            Finding(
+                where,
+                f"pod.floor.min_nodes: {floor.min_nodes} with "
+                f"{plural(announcing, 'node')} announcing the VIPs: none may ever withdraw them "
+                f"for a degraded check (it needs {floor.min_nodes} others still announcing); "
+                f"use at most {announcing - 1}, or add nodes",
+                warning=True,
+            )
+        ]
+    return []
 
 
 def _check_names(inv: Inventory) -> list[Finding]:
@@ -443,6 +474,42 @@ def _check_nodes(inv: Inventory) -> list[Finding]:
     return out
 
 
+def _check_path_below_port(
+    node: Node, base: Path, tor: str, port_mtu: int, vswitch: int, max_frame: int | None
+) -> list[Finding]:
+    """The direction that bites: the ToR routes packets up to its port MTU onto the link (from
+    any jumbo-framed sender), and a VM's vSwitch or vNIC that carries less drops them at layer
+    2, with no ICMPv6 Packet Too Big, so path MTU discovery never learns (a black hole)."""
+    limits: list[tuple[str, str, int, str]] = []  # (what, key, carries, raise it to)
+    if vswitch < port_mtu:
+        key = "vswitch_mtu" if node.vswitch_mtu is not None else "mtu"
+        what = "hypervisor vSwitch"
+        if node.vswitch_mtu is None:
+            what += " (vswitch_mtu not set: taken to be its mtu)"
+        limits.append((what, key, vswitch, f"vswitch_mtu to {port_mtu}"))
+    if max_frame is not None and max_frame - ETHERNET_OVERHEAD < port_mtu:
+        key = "max_frame" if node.max_frame is not None else "nic"
+        what = f"{node.nic} vNIC ({max_frame}-byte frames"
+        what += ")" if node.max_frame is not None else ", its default)"
+        fix = f"max_frame to {port_mtu + ETHERNET_OVERHEAD} (if the vNIC is set up for it)"
+        limits.append((what, key, max_frame - ETHERNET_OVERHEAD, fix))
+    if not limits:
+        return []
+    carries = min(c for _, _, c, _ in limits)
+    what, key, _, _ = next(x for x in limits if x[2] == carries)
+    raises = " and ".join(f for _, _, _, f in limits)
+    return [
+        Finding(
+            (*base, key),
+            f"node {node.name}: its {what} carries {carries}-byte packets, but {tor} port "
+            f"{node.port} sends up to {port_mtu}: larger frames from the ToR (and every "
+            "jumbo-framed sender behind it) are dropped without a Packet Too Big; set "
+            f"port_mtu {{{node.port}: {carries}}} on {tor}, or raise {raises}",
+            warning=True,
+        )
+    ]
+
+
 def _check_mtu(node: Node, base: Path, tor: str, port_mtu: int) -> list[Finding]:
     out: list[Finding] = []
     where = f"{tor} port {node.port}"
@@ -479,6 +546,7 @@ def _check_mtu(node: Node, base: Path, tor: str, port_mtu: int) -> list[Finding]
             )
         )
     max_frame = node.max_frame if node.max_frame is not None else NIC_MAX_FRAME[node.nic]
+    out += _check_path_below_port(node, base, tor, port_mtu, vswitch, max_frame)
     if max_frame is not None and node.mtu + ETHERNET_OVERHEAD > max_frame:
         out.append(
             Finding(

@@ -69,6 +69,13 @@ def _ipv6_interface(value: Any) -> IPv6Interface:
     return iface
 
 
+def _ipv6_endpoint(value: Any) -> addr.Endpoint:
+    ep = addr.parse_endpoint(_text(value, "an IPv6 endpoint ([2001:db8::2]:6379)"))
+    if not isinstance(ep.ip, IPv6Address):
+        raise ValueError(f"{value!r} is IPv4; the pod's control plane is IPv6: [IPv6]:port")
+    return ep
+
+
 def _asn(value: int) -> int:
     if not 1 <= value <= 4294967294:
         raise ValueError(f"{value} is not a valid AS number (1-4294967294)")
@@ -81,6 +88,7 @@ IPv6Prefix = Annotated[IPv6Network, BeforeValidator(_ipv6_prefix)]
 IPv4Prefix = Annotated[IPv4Network, BeforeValidator(_ipv4_prefix)]
 IPv6Addr = Annotated[IPv6Address, BeforeValidator(_ipv6_address)]
 IPv6Iface = Annotated[IPv6Interface, BeforeValidator(_ipv6_interface)]
+IPv6Endpoint = Annotated[addr.Endpoint, BeforeValidator(_ipv6_endpoint)]
 ASN = Annotated[int, Strict(), AfterValidator(_asn)]
 MTU = Annotated[int, Strict(), Field(ge=1280, le=65535, description="IP MTU in bytes")]
 
@@ -141,6 +149,30 @@ class AsnRange(_Model):
     last: ASN = Field(description="last ASN of the range")
 
 
+class Floor(_Model):
+    """The pod-wide safety floor: a bad health-check rollout must not withdraw the VIPs from
+    every node at once. Rendered into the announcer.yaml of every node that announces them."""
+
+    min_nodes: Int = Field(
+        default=0,
+        ge=0,
+        le=1000,
+        description="how many other nodes must still announce the VIPs for one to withdraw "
+        "them on a degraded check (broken checks and drains always withdraw); 0: off",
+    )
+    redis: IPv6Endpoint | None = Field(
+        default=None,
+        description="the pod's Redis primary, [IPv6]:port, that the nodes coordinate through "
+        "(needed when min_nodes > 0; not a replica)",
+    )
+    password_file: Annotated[str, Strict()] | None = Field(
+        default=None, description="file on each node that holds the Redis password"
+    )
+    ttl: Annotated[float, Strict(), Field(gt=0, le=3600)] = Field(
+        default=5.0, description="seconds after which a silent node stops counting"
+    )
+
+
 class Pod(_Model):
     name: Name = Field(description="the pod's name")
     aggregate: IPv6Prefix = Field(description="node /64s are delegated from here")
@@ -148,6 +180,7 @@ class Pod(_Model):
     vips: Vips = Field(default=Vips(), description="the anycast VIP pools")
     asns: AsnRange = Field(description="private ASNs for the nodes and ToRs, RFC 6996")
     hold_time: Int = Field(default=9, ge=3, le=65535, description="BGP hold time, seconds")
+    floor: Floor = Field(default=Floor(), description="the pod-wide safety floor (default off)")
 
 
 class Upstream(_Model):

@@ -14,7 +14,7 @@ from sixpod import addr
 from sixpod.edge.render import edge_files
 from sixpod.inventory.checks import tor_ports
 from sixpod.inventory.lock import Lock
-from sixpod.inventory.model import Announce, Inventory
+from sixpod.inventory.model import Announce, Floor, Inventory
 from sixpod.routing.frrcheck import check_frr
 from sixpod.routing.render import Paths, device_configs
 
@@ -69,6 +69,17 @@ def _vips(lock: Lock) -> dict[str, list[str]]:
     }
 
 
+def _floor(floor: Floor) -> dict[str, Any]:
+    """The announcer's ``floor`` section (:class:`sixpod.routing.config.FloorConfig`)."""
+    out: dict[str, Any] = {"min_nodes": floor.min_nodes}
+    if floor.redis is not None:
+        out["redis"] = addr.format_endpoint(floor.redis)
+    if floor.password_file is not None:
+        out["password_file"] = floor.password_file
+    out["ttl"] = floor.ttl
+    return out
+
+
 def device_documents(inv: Inventory, lock: Lock) -> dict[str, dict[str, Any]]:
     """One document per device, keyed by its relative file path."""
     missing = [n.name for n in inv.nodes if n.name not in lock.nodes]
@@ -89,6 +100,7 @@ def device_documents(inv: Inventory, lock: Lock) -> dict[str, dict[str, Any]]:
         rack = racks[node.rack]
         assert rack.tor is not None
         announces_vips = Announce.VIPS in role.announce
+        floor = _floor(pod.floor) if announces_vips else None
         prefixes = (
             [addr.format_prefix(alloc.prefix)] if Announce.NODE_PREFIX in role.announce else []
         )
@@ -122,6 +134,7 @@ def device_documents(inv: Inventory, lock: Lock) -> dict[str, dict[str, Any]]:
                 "hold_time": pod.hold_time,
                 "router_id": str(node_router_id(alloc.link)),
             },
+            **({"floor": floor} if floor is not None else {}),
         }
         neighbors[rack.name].append(
             {

@@ -323,16 +323,7 @@ class LabPod:
             node.health = self.box.spawn(
                 f"{node.name}-health",
                 node.ns,
-                [
-                    sys.executable,
-                    "-m",
-                    "http.server",
-                    "--bind",
-                    "::1",
-                    "--directory",
-                    str(www),
-                    str(HEALTH_PORT),
-                ],
+                [sys.executable, "-m", "sixpod.lab.static", str(www), "::1", str(HEALTH_PORT)],
             )
             node.whoami = self.box.spawn(
                 f"{node.name}-whoami",
@@ -364,9 +355,10 @@ class LabPod:
             drain_timeout=self.drain_timeout,
             metrics=f"[::1]:{METRICS_PORT}",
         )
-        if self.floor:
+        min_nodes = self.floor or cfg.get("floor", {}).get("min_nodes", 0)  # pod.yaml's
+        if min_nodes:  # the lab's own Redis primary, in ctl, whatever pod.yaml names
             cfg["floor"] = {
-                "min_nodes": self.floor,
+                "min_nodes": min_nodes,
                 "redis": f"[{self.ctl_address}]:{REDIS_PORT}",
                 "password_file": str(node.dir / "redis.pass"),
                 "key": f"sixpod:floor:{node.doc['pod']}",
@@ -394,6 +386,7 @@ class LabPod:
                 "exabgp_api_cli": "false",
                 "exabgp_daemon_drop": "false",
                 "exabgp_log_destination": "stdout",
+                "exabgp_log_short": "false",  # each line with its time of day and PID
                 "exabgp_tcp_delay": "0",
             },
         )

@@ -9,9 +9,13 @@ flow, the node that answered, or null if the flow broke; rounds are triggered by
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import socketserver
 import sys
+from typing import Any
+
+from sixpod import logs
 
 
 class _Handler(socketserver.StreamRequestHandler):
@@ -33,8 +37,12 @@ class _Server(socketserver.ThreadingTCPServer):
         self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         super().server_bind()
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        logging.getLogger("sixpod.lab.whoami").exception("flow from %s failed", client_address)
+
 
 def serve(name: str, port: int) -> None:
+    logs.setup(f"whoami {name}")
     _Handler.name = name.encode()
     with _Server(("::", port), _Handler) as server:
         server.serve_forever()

@@ -133,6 +133,7 @@ def announcer_config(doc: dict[str, Any], paths: Paths = Paths()) -> dict[str, A
         "node_prefix": prefixes[0] if prefixes else None,
         "vips": [*vips["ipv4"], *vips["ipv6"]],
         "checks": checks,
+        **({"floor": doc["floor"]} if "floor" in doc else {}),
         "state_dir": f"{paths.state}/announcer",
         "metrics": "[::1]:9180",
         # The bfdd.conf session, shut down while ExaBGP is hung (FRR's default vty socket).

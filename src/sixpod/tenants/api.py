@@ -9,6 +9,7 @@ Single objects carry an ``ETag`` of their revision; ``If-Match`` makes a write c
 from __future__ import annotations
 
 import hmac
+import json
 import re
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -17,6 +18,7 @@ from fastapi import Depends, FastAPI, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 from prometheus_client import CollectorRegistry, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
@@ -116,7 +118,7 @@ class Gate:
 
     def __init__(self, app: ASGIApp, *, token: str, max_body: int) -> None:
         self.app = app
-        self.expected = f"Bearer {token}".encode()
+        self.expected = token.encode()
         self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -128,7 +130,7 @@ class Gate:
         given = headers.get(b"authorization")
         if given is None:
             refusal = problem(401, "unauthorized", "missing 'Authorization: Bearer <token>'", path)
-        elif not hmac.compare_digest(given, self.expected):
+        elif not hmac.compare_digest(_bearer_token(given), self.expected):
             refusal = problem(401, "unauthorized", "the bearer token is not valid", path)
         else:
             refusal = None
@@ -171,6 +173,48 @@ class Gate:
         reply = problem(413, "too-large", detail, scope["path"])
         reply.headers["Connection"] = "close"
         await reply(scope, receive, send)
+
+
+def _bearer_token(header: bytes) -> bytes:
+    """The token of an ``Authorization`` value whose scheme is Bearer, in any case (RFC 9110
+    §11.1: schemes are case-insensitive; §11.4: one or more spaces before the credentials);
+    b"" for any other scheme, which then never matches."""
+    scheme, _, rest = header.partition(b" ")
+    return rest.lstrip(b" ") if scheme.lower() == b"bearer" else b""
+
+
+class _DuplicateKey(StarletteHTTPException):
+    def __init__(self, key: str) -> None:
+        super().__init__(422, f"body: key {key!r} given more than once (the last would win)")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _DuplicateKey(key)
+        obj[key] = value
+    return obj
+
+
+class _StrictJSONRequest(Request):
+    """A request whose JSON body may not repeat a key, at any depth: RFC 8259 §4 leaves
+    the meaning open, and ``"force": true, "force": false`` must not silently be unforced."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_strict_json"):
+            self._strict_json = json.loads(await self.body(), object_pairs_hook=_unique_keys)
+        return self._strict_json
+
+
+class _StrictJSONRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Any]:
+        handler = super().get_route_handler()
+
+        async def strict(request: Request) -> Any:
+            return await handler(_StrictJSONRequest(request.scope, request.receive))
+
+        return strict
 
 
 def _if_match(value: str | None) -> frozenset[int] | None:
@@ -239,7 +283,11 @@ def create_api(
         title="sixpod controller",
         version=__version__,
         description="Tenants of an IPv6-only anycast pod: apps, domains, endpoints, VIPs.",
+        # No redirect for a trailing slash: Starlette's names the client's own Host header
+        # (an open redirect); the 404 says the path without the slash instead.
+        redirect_slashes=False,
     )
+    app.router.route_class = _StrictJSONRoute
     app.add_middleware(Gate, token=token, max_body=max_body)
 
     @app.exception_handler(TenantError)
@@ -256,7 +304,16 @@ def create_api(
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        reply = problem(exc.status_code, "http", str(exc.detail), request.url.path)
+        path = request.url.path
+        detail, kind = str(exc.detail), "http"
+        if exc.status_code == 422:
+            kind = "invalid"
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"no such path {path!r}"
+            bare = path.rstrip("/")
+            if bare != path and bare and _served(app, request, bare):
+                detail += f"; without the trailing slash: {bare!r}"
+        reply = problem(exc.status_code, kind, detail, path)
         if exc.status_code == 405:
             reply.headers["Allow"] = ", ".join(_allowed(app, request))
         return reply
@@ -415,6 +472,11 @@ def _strict_query(request: Request) -> None:
             raise InvalidInput(f"query parameter {key!r}: not one this call takes ({takes})")
         if len(request.query_params.getlist(key)) > 1:
             raise InvalidInput(f"query parameter {key!r}: given more than once")
+
+
+def _served(app: FastAPI, request: Request, path: str) -> bool:
+    scope = {**request.scope, "path": path}
+    return any(route.matches(scope)[0] is not Match.NONE for route in app.router.routes)
 
 
 def _allowed(app: FastAPI, request: Request) -> list[str]:

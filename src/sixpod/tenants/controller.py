@@ -103,7 +103,13 @@ def run(cfg: ControllerConfig) -> int:
     )
     sockets = [listen_socket(e) for e in cfg.listen]
     server = uvicorn.Server(
-        uvicorn.Config(app, log_level="info", access_log=cfg.access_log, loop="uvloop")
+        uvicorn.Config(
+            app,
+            log_level="info",
+            access_log=cfg.access_log,
+            loop="uvloop",
+            log_config=None,  # uvicorn's records go to the daemon's handler (sixpod.logs)
+        )
     )
     thread.start()
     log.info("controller: listening on %s", ", ".join(addr.format_endpoint(e) for e in cfg.listen))

@@ -21,10 +21,21 @@ def is_app_name(text: object) -> bool:
 
 
 def app_name(text: str) -> str:
-    """An app name is one DNS label (Razor serves ``<app>.<route zone>``), lower case."""
+    """A new app's name: one DNS label (Razor serves ``<app>.<route zone>``), lower case,
+    and not a reserved LDH label (RFC 5891 §4.2.3.1: ``--`` in positions 3-4 is kept for
+    IDNA's ``xn--`` and future prefixes; ``xn--zz`` would be read as a broken A-label).
+
+    Only creation applies the reserved-LDH rule: an app stored before it still reads,
+    updates and deletes by name (:func:`is_app_name`)."""
     if not is_app_name(text):
         raise InvalidInput(
             f"app name {text!r}: expected 1-63 lower-case letters, digits and inner hyphens"
+        )
+    if text[2:4] == "--":
+        raise InvalidInput(
+            f"app name {text!r}: '--' in positions 3-4 is reserved in DNS labels "
+            "(RFC 5891, 'xn--' is IDNA's); use another name, such as "
+            f"{text[:2] + '-' + text[4:]!r}"
         )
     return text
 
@@ -69,4 +80,10 @@ def container_address(text: str) -> IPv6Address:
         raise InvalidInput(f"endpoint address: {e}") from None
     if not isinstance(ip, IPv6Address):
         raise InvalidInput(f"endpoint address {text!r}: containers are IPv6-only")
+    if addr.is_subnet_router_anycast(ip, prefixlen=64):
+        raise InvalidInput(
+            f"endpoint address {addr.format_ip(ip)}: the Subnet-Router anycast address of its "
+            "/64 (all-zero host part, RFC 4291 §2.6.1) belongs to the node's router, never "
+            "to a container; use another address of the /64"
+        )
     return ip

@@ -1069,9 +1069,31 @@ def _settings(settings: dict[str, Any] | None) -> dict[str, Any]:
         text.encode("utf-8")
     except ValueError as e:  # NaN/Infinity, or a lone surrogate (UnicodeEncodeError)
         raise InvalidInput(f"settings: not storable as JSON text: {e}") from None
-    if len(text) > 16384 or "\x00" in text:
-        raise InvalidInput("settings: larger than 16 KiB, or holding a NUL character")
+    if len(text) > 16384:
+        raise InvalidInput(f"settings: {len(text)} characters of JSON, over the 16 KiB limit")
+    where = _nul_in(settings, "settings")
+    if where is not None:  # the JSON text has it escaped as \u0000: look at the values
+        raise InvalidInput(f"{where}: holds a NUL character, which no text column can store")
     return dict(json.loads(text))
+
+
+def _nul_in(value: Any, where: str) -> str | None:
+    """The path of the first key or string holding a NUL, or None."""
+    if isinstance(value, str):
+        return where if "\x00" in value else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if "\x00" in k:
+                return f"{where} key {k!r}"
+            found = _nul_in(v, f"{where}.{k}")
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _nul_in(v, f"{where}[{i}]")
+            if found is not None:
+                return found
+    return None
 
 
 def text_field(value: str, what: str, *, limit: int = 200) -> str:
@@ -1089,10 +1111,8 @@ def text_field(value: str, what: str, *, limit: int = 200) -> str:
 
 def _known_app(name: str) -> None:
     """A name that cannot be an app's cannot name an existing one: 404 without a query."""
-    try:
-        names.app_name(name)
-    except InvalidInput:
-        raise NotFound(f"app {name!r} does not exist") from None
+    if not names.is_app_name(name):  # not app_name: an app stored as xn--zz stays reachable
+        raise NotFound(f"app {name!r} does not exist")
 
 
 def _shard_seed(seed: int) -> None:
