@@ -117,3 +117,43 @@ def test_an_api_error_is_one_line_on_stderr_and_exit_1(api: Path) -> None:
         assert code == 1
         assert out == ""
         assert err.startswith("sixpod: 404: ")
+
+
+def test_cert_verbs_never_print_the_key(api: Path, tmp_path: Path) -> None:
+    import pki
+
+    chain, key = pki.site("shop.example.com")
+    (tmp_path / "chain.pem").write_text(chain)
+    (tmp_path / "key.pem").write_text(key)
+    files = ("--chain", str(tmp_path / "chain.pem"), "--key", str(tmp_path / "key.pem"))
+    code, out, err = run(api, "cert", "upload", "shop.example.com", *files)
+    assert code == 0, err
+    assert "shop.example.com" in out
+    assert "PRIVATE" not in out
+    text, data = both(api, "cert", "list")
+    assert [c["domain"] for c in data] == ["shop.example.com"]
+    assert_same_fields(text, data)
+    text, data = both(api, "cert", "show", "shop.example.com")
+    assert data["fingerprint"] in text
+    assert "PRIVATE" not in text + json.dumps(data)
+    code, _, err = run(api, "cert", "upload", "other.example.com", *files)
+    assert code == 1
+    assert "does not cover other.example.com" in err
+    (tmp_path / "bin.pem").write_bytes(b"\xff\xfe")
+    code, _, err = run(
+        api,
+        "cert",
+        "upload",
+        "a.example.com",
+        "--chain",
+        str(tmp_path / "bin.pem"),
+        "--key",
+        str(tmp_path / "key.pem"),
+    )
+    assert code == 1
+    assert "cannot read the chain: not ASCII PEM text" in err
+    code, out, _ = run(api, "cert", "delete", "shop.example.com")
+    assert (code, out) == (0, "deleted the certificate of shop.example.com\n")
+    code, _, err = run(api, "cert", "show", "shop.example.com")
+    assert code == 1
+    assert "404: no certificate for 'shop.example.com'" in err

@@ -468,3 +468,60 @@ def test_a_trailing_slash_is_a_404_never_a_redirect_to_the_clients_host(
     r = client.get("/v1/apps/", headers={"Host": "evil.example"}, follow_redirects=False)
     assert_problem(r, 404, "'/v1/apps'")
     assert "location" not in r.headers
+
+
+def test_certificates_upload_show_list_delete_and_never_the_key(
+    client: TestClient, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    import pki
+
+    chain, key = pki.site("shop.example.com", "*.shop.example.com")
+    r = client.put("/v1/certs/Shop.Example.com", json={"chain": chain, "key": key})
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert got["domain"] == "shop.example.com"
+    assert got["names"] == ["*.shop.example.com", "shop.example.com"]
+    assert got["source"] == "upload"
+    assert got["chain_length"] == 2
+    shown = client.get("/v1/certs/shop.example.com").json()
+    assert shown["fingerprint"] == got["fingerprint"]
+    assert [c["domain"] for c in client.get("/v1/certs").json()["items"]] == ["shop.example.com"]
+    # the wildcard covers one label below
+    r = client.put("/v1/certs/a.shop.example.com", json={"chain": chain, "key": key})
+    assert r.status_code == 200
+    listed = client.get("/v1/certs", params={"limit": 1}).json()
+    assert listed["next"] == "a.shop.example.com"
+    for text in (
+        r.text,
+        client.get("/v1/certs").text,
+        client.get("/v1/certs/shop.example.com").text,
+    ):
+        assert "PRIVATE KEY" not in text
+        assert key.splitlines()[1] not in text
+    assert "PRIVATE KEY" not in caplog.text
+    assert client.delete("/v1/certs/a.shop.example.com").status_code == 204
+    assert_problem(client.get("/v1/certs/a.shop.example.com"), 404, "no certificate")
+    assert_problem(client.delete("/v1/certs/a.shop.example.com"), 404, "no certificate")
+
+
+def test_a_bad_certificate_upload_is_422_and_stores_nothing(client: TestClient) -> None:
+    import pki
+
+    chain, key = pki.site("shop.example.com")
+    _, other_key = pki.site("shop.example.com")
+    cases = [
+        ({"chain": chain, "key": other_key}, "does not match the certificate"),
+        ({"chain": "garbage", "key": key}, "chain: not PEM certificates"),
+        ({"chain": chain, "key": "garbage"}, "key: not a PEM private key"),
+        ({"chain": chain}, "key"),
+        ({"chain": chain, "key": key, "extra": 1}, "extra"),
+        ({"chain": chain, "key": 5}, "key"),
+    ]
+    for body, words in cases:
+        r = client.put("/v1/certs/shop.example.com", json=body)
+        assert_problem(r, 422, words)
+        assert "PRIVATE KEY" not in r.text
+    r = client.put("/v1/certs/other.example.com", json={"chain": chain, "key": key})
+    assert_problem(r, 422, "does not cover other.example.com")
+    assert_problem(client.put("/v1/certs/bad_name", json={"chain": chain, "key": key}), 422)
+    assert client.get("/v1/certs").json()["items"] == []

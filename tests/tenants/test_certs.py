@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
+import pki
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.x509.oid import NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,66 +15,18 @@ from sixpod.tenants.certs import covers, validate
 from sixpod.tenants.errors import InvalidInput
 
 NOW = dt.datetime(2026, 12, 4, 12, 0, tzinfo=dt.UTC)
-DAY = dt.timedelta(days=1)
-Key = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
-
-
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def _cert(
-    cn: str,
-    key: Key,
-    issuer: tuple[str, Key] | None = None,
-    *,
-    names: tuple[str, ...] = (),
-    ca: bool = False,
-    start: dt.datetime = NOW - DAY,
-    end: dt.datetime = NOW + 90 * DAY,
-) -> x509.Certificate:
-    issuer_cn, issuer_key = issuer or (cn, key)
-    b = (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn))
-        .issuer_name(_name(issuer_cn))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(end)
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if names:
-        b = b.add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False
-        )
-    algo = None if isinstance(issuer_key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
-    return b.sign(issuer_key, algo)
-
-
-def pem(*certs: x509.Certificate) -> str:
-    return "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in certs)
-
-
-def key_pem(key: Key, password: bytes | None = None) -> str:
-    enc = (
-        serialization.BestAvailableEncryption(password)
-        if password
-        else serialization.NoEncryption()
-    )
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc
-    ).decode()
+cert = functools.partial(pki.cert, now=NOW)
+key_pem, pem, DAY = pki.key_pem, pki.pem, pki.DAY
 
 
 @pytest.fixture(scope="module")
-def pki() -> dict[str, object]:
+def issued() -> dict[str, object]:
     ca_key = ec.generate_private_key(ec.SECP256R1())
     int_key = ec.generate_private_key(ec.SECP256R1())
     leaf_key = ec.generate_private_key(ec.SECP256R1())
-    ca = _cert("Test Root", ca_key, ca=True)
-    inter = _cert("Test Intermediate", int_key, ("Test Root", ca_key), ca=True)
-    leaf = _cert(
+    ca = cert("Test Root", ca_key, ca=True)
+    inter = cert("Test Intermediate", int_key, ("Test Root", ca_key), ca=True)
+    leaf = cert(
         "shop.example.com",
         leaf_key,
         ("Test Intermediate", int_key),
@@ -84,9 +35,9 @@ def pki() -> dict[str, object]:
     return {"ca": ca, "inter": inter, "leaf": leaf, "leaf_key": leaf_key, "int_key": int_key}
 
 
-def test_a_good_chain_is_kept_in_order_with_its_facts(pki: dict[str, object]) -> None:
-    chain = pem(pki["leaf"], pki["inter"])  # type: ignore[arg-type]
-    got = validate("Shop.Example.com.", chain, key_pem(pki["leaf_key"]), now=NOW)  # type: ignore[arg-type]
+def test_a_good_chain_is_kept_in_order_with_its_facts(issued: dict[str, object]) -> None:
+    chain = pem(issued["leaf"], issued["inter"])  # type: ignore[arg-type]
+    got = validate("Shop.Example.com.", chain, key_pem(issued["leaf_key"]), now=NOW)  # type: ignore[arg-type]
     assert got.domain == "shop.example.com"
     assert got.names == ("*.shop.example.com", "shop.example.com")
     assert got.chain == chain
@@ -97,9 +48,9 @@ def test_a_good_chain_is_kept_in_order_with_its_facts(pki: dict[str, object]) ->
     assert got.public()["chain_length"] == 2
 
 
-def test_a_wildcard_certificate_covers_one_label(pki: dict[str, object]) -> None:
-    key = key_pem(pki["leaf_key"])  # type: ignore[arg-type]
-    chain = pem(pki["leaf"], pki["inter"])  # type: ignore[arg-type]
+def test_a_wildcard_certificate_covers_one_label(issued: dict[str, object]) -> None:
+    key = key_pem(issued["leaf_key"])  # type: ignore[arg-type]
+    chain = pem(issued["leaf"], issued["inter"])  # type: ignore[arg-type]
     assert validate("a.shop.example.com", chain, key, now=NOW).domain == "a.shop.example.com"
     assert validate("*.shop.example.com", chain, key, now=NOW).domain == "*.shop.example.com"
     with pytest.raises(InvalidInput, match=r"does not cover a\.b\.shop\.example\.com"):
@@ -122,9 +73,9 @@ def test_covers(names: tuple[str, ...], domain: str, ok: bool) -> None:
     assert covers(names, domain) is ok
 
 
-def test_every_bad_upload_says_what_is_wrong(pki: dict[str, object]) -> None:
-    leaf, inter, ca = pki["leaf"], pki["inter"], pki["ca"]
-    good_key = key_pem(pki["leaf_key"])  # type: ignore[arg-type]
+def test_every_bad_upload_says_what_is_wrong(issued: dict[str, object]) -> None:
+    leaf, inter, ca = issued["leaf"], issued["inter"], issued["ca"]
+    good_key = key_pem(issued["leaf_key"])  # type: ignore[arg-type]
     other = ec.generate_private_key(ec.SECP256R1())
     cases = [
         (pem(leaf, inter), key_pem(other), "key: does not match the certificate"),  # type: ignore[arg-type]
@@ -136,7 +87,7 @@ def test_every_bad_upload_says_what_is_wrong(pki: dict[str, object]) -> None:
         ),
         (pem(leaf, inter), "garbage", "key: not a PEM private key"),  # type: ignore[arg-type]
         (pem(leaf, inter) + good_key, good_key, "not a CERTIFICATE"),  # type: ignore[arg-type]
-        (pem(leaf, inter), key_pem(pki["leaf_key"], b"pw"), "key: encrypted"),  # type: ignore[arg-type]
+        (pem(leaf, inter), key_pem(issued["leaf_key"], b"pw"), "key: encrypted"),  # type: ignore[arg-type]
         (pem(inter, leaf), good_key, "chain: out of order: the key's certificate is number 2"),  # type: ignore[arg-type]
         (pem(leaf, ca, inter), good_key, "chain: certificate 1 .* is not issued by certificate 2"),  # type: ignore[arg-type]
         ("", good_key, "chain: expected PEM text"),
@@ -159,40 +110,40 @@ def test_every_bad_upload_says_what_is_wrong(pki: dict[str, object]) -> None:
 
 def test_weak_or_unusable_keys_and_ca_leaves_are_refused() -> None:
     weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)
-    cert = _cert("a.example.com", weak, names=("a.example.com",))
+    c = cert("a.example.com", weak, names=("a.example.com",))
     with pytest.raises(InvalidInput, match="RSA 1024 bits, at least 2048"):
-        validate("a.example.com", pem(cert), key_pem(weak), now=NOW)
+        validate("a.example.com", pem(c), key_pem(weak), now=NOW)
     k521 = ec.generate_private_key(ec.SECP521R1())
     with pytest.raises(InvalidInput, match="curve secp521r1"):
         validate(
-            "a.example.com", pem(_cert("a", k521, names=("a.example.com",))), key_pem(k521), now=NOW
+            "a.example.com", pem(cert("a", k521, names=("a.example.com",))), key_pem(k521), now=NOW
         )
     ed = ed25519.Ed25519PrivateKey.generate()
     with pytest.raises(InvalidInput, match="Ed25519"):
         validate(
-            "a.example.com", pem(_cert("a", ed, names=("a.example.com",))), key_pem(ed), now=NOW
+            "a.example.com", pem(cert("a", ed, names=("a.example.com",))), key_pem(ed), now=NOW
         )
     k = ec.generate_private_key(ec.SECP256R1())
     with pytest.raises(InvalidInput, match="is a CA certificate"):
         validate(
             "a.example.com",
-            pem(_cert("a", k, names=("a.example.com",), ca=True)),
+            pem(cert("a", k, names=("a.example.com",), ca=True)),
             key_pem(k),
             now=NOW,
         )
     with pytest.raises(InvalidInput, match="no subjectAltName"):
-        validate("a.example.com", pem(_cert("a.example.com", k)), key_pem(k), now=NOW)
+        validate("a.example.com", pem(cert("a.example.com", k)), key_pem(k), now=NOW)
     good = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    cert = _cert("a.example.com", good, names=("A.Example.COM",))
-    assert validate("a.example.com", pem(cert), key_pem(good), now=NOW).key_type == "RSA 2048"
+    c = cert("a.example.com", good, names=("A.Example.COM",))
+    assert validate("a.example.com", pem(c), key_pem(good), now=NOW).key_type == "RSA 2048"
 
 
-def test_an_expired_intermediate_is_refused(pki: dict[str, object]) -> None:
+def test_an_expired_intermediate_is_refused(issued: dict[str, object]) -> None:
     ca_key = ec.generate_private_key(ec.SECP256R1())
     int_key = ec.generate_private_key(ec.SECP256R1())
     leaf_key = ec.generate_private_key(ec.SECP256R1())
-    inter = _cert("Old Intermediate", int_key, ("Root", ca_key), ca=True, end=NOW - DAY)
-    leaf = _cert("x", leaf_key, ("Old Intermediate", int_key), names=("x.example.com",))
+    inter = cert("Old Intermediate", int_key, ("Root", ca_key), ca=True, end=NOW - DAY)
+    leaf = cert("x", leaf_key, ("Old Intermediate", int_key), names=("x.example.com",))
     with pytest.raises(InvalidInput, match=r"chain: certificate 2 .* expired"):
         validate("x.example.com", pem(leaf, inter), key_pem(leaf_key), now=NOW)
 

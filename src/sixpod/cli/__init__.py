@@ -14,7 +14,7 @@ from sixpod.cli.inventory import allocate_cmd, check, render_cmd, status
 from sixpod.cli.lab import lab
 from sixpod.cli.node import announcer, edge_agent, node
 from sixpod.cli.razor import razor
-from sixpod.cli.tenants import app, controller, domain, endpoint, publisher, vip
+from sixpod.cli.tenants import app, cert, controller, domain, endpoint, publisher, vip
 from sixpod.cli.topics import completion_cmd, help_cmd
 from sixpod.cli.tor import tor_resilient
 
@@ -25,7 +25,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("On a ToR switch", ("tor-resilient",)),
     (
         "Tenants (through the controller's API)",
-        ("controller", "app", "domain", "endpoint", "vip", "publisher"),
+        ("controller", "app", "domain", "cert", "endpoint", "vip", "publisher"),
     ),
     ("DNS", ("razor",)),
     ("Trying and tools", ("lab", "addr", "help", "completion")),
@@ -78,6 +78,7 @@ for command in (
     controller,
     app,
     domain,
+    cert,
     endpoint,
     vip,
     publisher,

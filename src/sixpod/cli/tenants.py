@@ -1,5 +1,5 @@
 """``sixpod controller`` and the thin API verbs: ``app``, ``domain``, ``endpoint``, ``vip``,
-``publisher``. The verbs talk to the controller at ``--api`` (or ``$SIXPOD_API``) with the
+``publisher``, ``cert``. The verbs talk to the controller at ``--api`` (or ``$SIXPOD_API``) with the
 token in ``--token-file`` (or ``$SIXPOD_TOKEN_FILE``)."""
 
 from __future__ import annotations
@@ -267,6 +267,99 @@ def domain_list(app_name: str | None, api: str, token_file: Path, as_json: bool)
     params = {"app": app_name} if app_name else {}
     items = _call(api, token_file, lambda c: c.pages("/v1/domains", **params))
     output.rows(items, ["name", "app", "revision"], as_json=as_json)
+
+
+CERT_FIELDS = ["domain", "names", "not_after", "issuer", "key_type", "source"]
+
+
+@examples(
+    "sixpod cert upload shop.example.com --chain fullchain.pem --key privkey.pem",
+    "sixpod cert list",
+)
+@click.group()
+def cert() -> None:
+    """TLS certificates per domain; the private key is never shown."""
+
+
+def _pem_file(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) else "not ASCII PEM text"
+        click.echo(f"{path}: cannot read the {what}: {reason}", err=True)
+        sys.exit(1)
+
+
+@examples(
+    "sixpod cert upload shop.example.com --chain fullchain.pem --key privkey.pem",
+    "sixpod cert upload '*.shop.example.com' --chain wild.pem --key wild.key --json",
+)
+@cert.command("upload")
+@click.argument("domain")
+@click.option(
+    "--chain",
+    "chain_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="PEM certificates: the site's first, then each issuer.",
+)
+@click.option(
+    "--key",
+    "key_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The unencrypted PEM private key of the site's certificate.",
+)
+@API
+@TOKEN
+@JSON
+def cert_upload(
+    domain: str, chain_file: Path, key_file: Path, api: str, token_file: Path, as_json: bool
+) -> None:
+    """Store DOMAIN's certificate, checked whole first.
+
+    It replaces the one stored before; a chain or key that does not pass changes nothing."""
+    body = {"chain": _pem_file(chain_file, "chain"), "key": _pem_file(key_file, "key")}
+    c = _call(api, token_file, lambda cl: cl.call("PUT", f"/v1/certs/{seg(domain)}", json=body))
+    output.record({k: c.get(k) for k in [*CERT_FIELDS, "fingerprint"]}, as_json=as_json)
+
+
+@examples("sixpod cert show shop.example.com")
+@cert.command("show")
+@click.argument("domain")
+@API
+@TOKEN
+@JSON
+def cert_show(domain: str, api: str, token_file: Path, as_json: bool) -> None:
+    """DOMAIN's certificate: names, validity, issuer (never the key)."""
+    output.record(
+        _call(api, token_file, lambda c: c.call("GET", f"/v1/certs/{seg(domain)}")),
+        as_json=as_json,
+    )
+
+
+@examples("sixpod cert list", "sixpod cert list --json")
+@cert.command("list")
+@API
+@TOKEN
+@JSON
+def cert_list(api: str, token_file: Path, as_json: bool) -> None:
+    """List certificates: domain, names, expiry, issuer, source."""
+    output.rows(
+        _call(api, token_file, lambda c: c.pages("/v1/certs")), CERT_FIELDS, as_json=as_json
+    )
+
+
+@examples("sixpod cert delete shop.example.com")
+@cert.command("delete")
+@click.argument("domain")
+@API
+@TOKEN
+@JSON
+def cert_delete(domain: str, api: str, token_file: Path, as_json: bool) -> None:
+    """Remove DOMAIN's certificate."""
+    _call(api, token_file, lambda c: c.call("DELETE", f"/v1/certs/{seg(domain)}"))
+    output.line(f"deleted the certificate of {domain}", {"domain": domain}, as_json=as_json)
 
 
 @examples(

@@ -93,6 +93,15 @@ class DomainAttach(_Body):
     app: StrictStr
 
 
+class CertUpload(_Body):
+    chain: StrictStr = Field(
+        max_length=65536, description="PEM certificates: the site's first, then each issuer"
+    )
+    key: StrictStr = Field(
+        max_length=65536, description="the unencrypted PEM private key; never returned"
+    )
+
+
 class VipChange(_Body):
     state: VipState
     reason: StrictStr = Field(default="", max_length=200)
@@ -428,6 +437,24 @@ def create_api(
     @app.delete("/v1/domains/{host}", dependencies=v1, status_code=204)
     def detach_domain(host: str, response: Response) -> None:
         response.headers["X-Sixpod-Revision"] = str(store.detach_domain(host))
+
+    # -- certificates -------------------------------------------------------------------
+
+    @app.get("/v1/certs", dependencies=v1)
+    def list_certs(limit: Limit = 100, after: str | None = None) -> dict[str, Any]:
+        return _page(store.list_certs(after=after, limit=limit))
+
+    @app.get("/v1/certs/{domain}", dependencies=v1)
+    def get_cert(domain: str) -> dict[str, Any]:
+        return store.get_cert(domain)
+
+    @app.put("/v1/certs/{domain}", dependencies=v1)
+    def put_cert(domain: str, body: CertUpload) -> dict[str, Any]:
+        return store.put_cert(domain, body.chain, body.key)
+
+    @app.delete("/v1/certs/{domain}", dependencies=v1, status_code=204)
+    def delete_cert(domain: str) -> None:
+        store.delete_cert(domain)
 
     # -- VIPs and nodes -----------------------------------------------------------------
 

@@ -9,6 +9,7 @@ transaction as the data.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import threading
@@ -24,7 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from sixpod import addr
 from sixpod.inventory.lock import Lock
-from sixpod.tenants import names, ops
+from sixpod.tenants import certs, names, ops
 from sixpod.tenants.errors import (
     Conflict,
     InvalidInput,
@@ -106,6 +107,17 @@ publisher_t = sa.Table(
     sa.Column("forced_through", sa.BigInteger, nullable=False),
     sa.Column("epoch", sa.String(32), nullable=False, server_default=""),
 )
+certs_t = sa.Table(
+    "certs",
+    meta,
+    sa.Column("domain", sa.String(253), primary_key=True),
+    sa.Column("chain", sa.Text, nullable=False),
+    sa.Column("key", sa.Text, nullable=False),
+    sa.Column("info", sa.Text, nullable=False),  # the public facts, JSON
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("not_after", sa.Float, nullable=False),
+    sa.Column("stored_at", sa.Float, nullable=False),
+)
 sa.Index("ix_endpoints_node", endpoints_t.c.node)
 schema_t = sa.Table("schema_version", meta, sa.Column("version", sa.Integer, nullable=False))
 
@@ -173,7 +185,12 @@ _EP_UPDATE = (
 )
 _EP_DELETE = endpoints_t.delete().where(_EP_KEY)
 
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1_to_v2, _v2_to_v3)
+
+def _v3_to_v4(conn: Connection) -> None:
+    certs_t.create(conn)
+
+
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1_to_v2, _v2_to_v3, _v3_to_v4)
 """Schema migrations: entry ``i`` takes an existing database from version ``i + 1`` to
 ``i + 2``. Never edit one that has shipped; add the next."""
 SCHEMA_VERSION = len(MIGRATIONS) + 1
@@ -587,6 +604,56 @@ class Store:
             tx.conn.execute(domains_t.delete().where(domains_t.c.name == name))
             last = tx.last
         return last
+
+    # -- certificates -------------------------------------------------------------------
+
+    @staticmethod
+    def _cert_item(r: Any) -> dict[str, Any]:
+        item: dict[str, Any] = json.loads(r.info)
+        return item | {"source": r.source, "stored_at": r.stored_at}
+
+    def put_cert(
+        self, domain: str, chain: str, key: str, *, source: str = "upload"
+    ) -> dict[str, Any]:
+        """Store a certificate for ``domain`` (replacing any), validated whole first; the
+        answer never holds the key."""
+        cert = certs.validate(
+            domain, chain, key, now=dt.datetime.fromtimestamp(self.clock(), dt.UTC)
+        )
+        row = {
+            "domain": cert.domain,
+            "chain": cert.chain,
+            "key": cert.key,
+            "info": json.dumps(cert.public()),
+            "source": source,
+            "not_after": cert.not_after.timestamp(),
+            "stored_at": self.clock(),
+        }
+        with self._connect() as conn, conn.begin():
+            conn.execute(certs_t.delete().where(certs_t.c.domain == cert.domain))
+            conn.execute(certs_t.insert().values(**row))
+        return cert.public() | {"source": source, "stored_at": row["stored_at"]}
+
+    def get_cert(self, domain: str) -> dict[str, Any]:
+        name = names.hostname(domain)
+        with self._connect() as conn:
+            row = conn.execute(sa.select(certs_t).where(certs_t.c.domain == name)).first()
+        if row is None:
+            raise NotFound(f"no certificate for {name!r}")
+        return self._cert_item(row)
+
+    def list_certs(self, *, after: str | None = None, limit: int = 100) -> Page:
+        q = sa.select(certs_t).order_by(certs_t.c.domain)
+        if _cursor(after):
+            q = q.where(certs_t.c.domain > after)
+        return self._page(q, limit, self._cert_item, "domain")
+
+    def delete_cert(self, domain: str) -> None:
+        name = names.hostname(domain)
+        with self._connect() as conn, conn.begin():
+            gone = conn.execute(certs_t.delete().where(certs_t.c.domain == name)).rowcount
+        if not gone:
+            raise NotFound(f"no certificate for {name!r}")
 
     # -- endpoints ----------------------------------------------------------------------
 
