@@ -606,6 +606,26 @@ def test_refused_retries_are_502_and_a_lone_endpoint_is_never_ejected(
     assert edge.status()["ejections"] == 1
 
 
+def test_workers_failing_together_never_eject_more_than_half(
+    edge: Edge, pod: tuple[Store, RedisServer]
+) -> None:
+    """Two workers seeing the same endpoints fail at once still leave half of them."""
+    store, _ = pod
+    store.create_app("dead")
+    dead = [{"address": BACKENDS[n], "port": p} for n in ("a", "b") for p in (9, 10)]
+    store.set_endpoints("dead", dead)
+    store.attach_domain("dead.example.com", "dead")
+    edge.configure(workers=2, eject_after=1, eject_for=120)
+    edge.start()
+    wait_until(lambda: edge.health() == 200)
+    url = f"http://[::1]:{PORT}/"
+    loop = f"for i in $(seq 25); do curl -s -o /dev/null -H 'Host: dead.example.com' {url}; done"
+    clients = [edge.ns.spawn("sh", "-c", loop) for _ in range(8)]
+    for c in clients:
+        c.wait(timeout=120)
+    assert 1 <= edge.status()["ejections"] <= 2
+
+
 def test_an_apps_own_502_does_not_eject_and_every_attempt_is_timed(
     edge: Edge, pod: tuple[Store, RedisServer]
 ) -> None:

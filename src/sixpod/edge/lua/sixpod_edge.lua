@@ -99,6 +99,7 @@ local function entry(apps, app)
         if cache_n > CACHE_MAX then cache, cache_n = {}, 1 end
     end
     c = decode(raw)
+    c.app = app
     cache[app] = c
     return c
 end
@@ -272,17 +273,23 @@ end
 -- a connect failure or timeout: eject after eject_after in a row, for eject_for seconds
 -- with jitter, unless that would leave more than half of the app's endpoints ejected
 -- (so never the last one)
+-- (one worker at a time decides for an app, so two cannot both take the last free half; a
+-- worker that finds the app's decision taken leaves the count for the next failure)
 local function failed(p, c)
-    local n = eject:incr("f " .. p.key, 1, 0, conf.eject_for)
+    local n = eject:incr(p.fkey, 1, 0, conf.eject_for)
     if not n or n < conf.eject_after then return end
+    local lock = "d " .. c.app
+    if not eject:add(lock, true, 1) then return end
     local out = 0
     for i = 1, #c.peers do
-        if eject:get("x " .. c.peers[i].key) then out = out + 1 end
+        if eject:get(c.peers[i].xkey) then out = out + 1 end
     end
-    if (out + 1) * 2 > #c.peers then return end
-    eject:set("x " .. p.key, true, conf.eject_for * (0.8 + 0.4 * math.random()))
-    eject:delete("f " .. p.key)
-    eject:incr("ejections", 1, 0)
+    if (out + 1) * 2 <= #c.peers then
+        eject:set(p.xkey, true, conf.eject_for * (0.8 + 0.4 * math.random()))
+        eject:delete(p.fkey)
+        eject:incr("ejections", 1, 0)
+    end
+    eject:delete(lock)
 end
 
 local NGX_BUSY = -3  -- "no live upstreams": nginx answers 502 (an error code here gives 500)
