@@ -511,6 +511,10 @@ def test_metrics(edge: Edge, pod: tuple[Store, RedisServer]) -> None:
     assert 'sixpod_edge_upstream_seconds_bucket{le="+Inf"}' in text
     assert "sixpod_edge_full_pushes_total 1.0" in text
     assert "sixpod_edge_ready 1.0" in text
+    # an app deleted takes its request counters with it
+    store.delete_app("shop", force=True)
+    wait_until(lambda: _answer(edge.ns, "shop.example.com") == "404")
+    wait_until(lambda: 'app="shop"' not in scrape())
 
 
 def test_agent_restart_and_full_pushes_never_interrupt_serving(

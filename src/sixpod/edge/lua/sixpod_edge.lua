@@ -494,7 +494,11 @@ local function apply(batch)
         if app == cjson.null then d.hosts:delete(host) else put(d.hosts, host, app, bad) end
     end
     for name, text in pairs(batch.apps or {}) do
-        if text == cjson.null then d.apps:delete(name) end
+        if text == cjson.null then
+            d.apps:delete(name)
+            -- its request counters go with it (no series for apps long gone)
+            for class = 1, 5 do stats:delete("r\t" .. name .. "\t" .. class .. "xx") end
+        end
     end
     if batch.commit then
         meta:set("slot", slot)
