@@ -11,7 +11,7 @@ import dns.message
 
 from sixpod.razor.config import RazorConfig
 from sixpod.razor.engine import Engine
-from sixpod.razor.source import IPAddress, RazorState
+from sixpod.razor.state import IPAddress, RazorState
 from sixpod.tenants.model import VipState
 
 V4 = [ip_address(f"198.51.100.{i}") for i in range(1, 41)]

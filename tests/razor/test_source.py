@@ -17,7 +17,6 @@ from sixpod.inventory.load import load_model
 from sixpod.razor.config import RazorConfig
 from sixpod.razor.errors import ConfigError
 from sixpod.razor.source import (
-    RazorState,
     StaticSource,
     follow_reader,
     format_state,
@@ -26,6 +25,7 @@ from sixpod.razor.source import (
     snapshot,
     within_pool,
 )
+from sixpod.razor.state import RazorState
 from sixpod.tenants.model import App, Changed, Vip, VipState
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -34,27 +34,21 @@ import pytest
 
 from sixpod.lab import netns
 from sixpod.lab.netns import Process, Sandbox
-from sixpod.routing.resilient import (
+from sixpod.routing.resilient.adapters import IpKernel, RouteEvents, VtyshFrr
+from sixpod.routing.resilient.config import TorResilientConfig
+from sixpod.routing.resilient.daemon import SyncResult, run, sync
+from sixpod.routing.resilient.errors import ResilientError
+from sixpod.routing.resilient.frr import decode_frr_routes, format_frr_routes
+from sixpod.routing.resilient.model import (
     GROUP_BASE,
     MEMBER_BASE,
     DelNexthop,
     GroupSettings,
-    IpKernel,
     Member,
     ReplaceGroup,
-    ResilientError,
-    RouteEvents,
     Settings,
-    SyncResult,
-    TorResilientConfig,
-    VtyshFrr,
-    decode_frr_routes,
-    format_frr_routes,
-    member_hint,
-    run,
-    sync,
-    teardown_plan,
 )
+from sixpod.routing.resilient.plan import member_hint, teardown_plan
 
 pytestmark = [
     pytest.mark.integration,
@@ -427,7 +421,7 @@ def test_resilient_group_keeps_flows_when_a_node_leaves(box: Sandbox) -> None:
 
 def test_reconcile_matches_the_fake_kernel(box: Sandbox) -> None:
     """Every operation kind on the real kernel; its state parses as the fake kernel's does."""
-    from test_resilient import FakeKernel
+    from resilientkit import FakeKernel
 
     pod = build_pod(box, responders=False)
     old4, old6 = IPv4Network("203.0.113.77/32"), IPv6Network("2001:db8:f::77/128")

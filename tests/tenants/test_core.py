@@ -1,4 +1,4 @@
-"""Pure cores: op coalescing, the reader's state applier, the churn guard, batch planning."""
+"""Pure cores: op coalescing, the reader's state applier, the churn guard."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ from hypothesis import strategies as st
 from sixpod.tenants import ops
 from sixpod.tenants.errors import ChurnGuardTripped
 from sixpod.tenants.guard import ChurnWindow, GuardLimits
-from sixpod.tenants.publisher import Churn, first_removal, plan
 from sixpod.tenants.reader import Gap, TenantState
-from sixpod.tenants.store import OutboxRow
 
 EP = [f"[2001:db8:200:1::{i:x}]:80" for i in range(1, 9)]
 
@@ -104,24 +102,6 @@ def test_replaying_a_suffix_over_a_newer_state_converges(seq: list[ops.Op], cut:
         truth.upstreams_raw,
         truth.domains,
     )
-
-
-def test_plan_and_churn_count_only_unforced_removals() -> None:
-    rows = [
-        OutboxRow(5, ops.endpoint_deleted("a", EP[0]), False, 1.0),
-        OutboxRow(6, ops.endpoint_deleted("a", EP[1]), True, 1.0),
-        OutboxRow(7, ops.endpoint("b", EP[2], 1, "up"), False, 2.0),
-        OutboxRow(8, ops.endpoint_deleted("b", EP[3]), False, 2.0),
-        OutboxRow(9, ops.endpoint("b", EP[3], 1, "up"), False, 2.0),  # re-added: no loss
-    ]
-    b = plan(4, rows)
-    assert (b.prev, b.rev, b.ts) == (4, 9, 2.0)
-    churn = Churn.of(b)
-    assert churn.removed == {"a": [EP[0]]}
-    assert churn.added == {"b": [EP[2], EP[3]]}
-    assert churn.apps == ["a"]
-    assert first_removal(rows, "b") == 3
-    assert first_removal(rows, None) == 0
 
 
 def test_churn_window_adds_up_small_removals() -> None:

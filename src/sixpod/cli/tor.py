@@ -41,17 +41,11 @@ def tor_resilient(config_path: Path, once: bool) -> None:
     On exit (SIGTERM) the helper's rules and routes are removed, so VIP traffic falls back
     to FRR's own ECMP routes; run it under a supervisor that restarts it.
     """
-    from sixpod.routing.resilient import (
-        IpKernel,
-        ResilientError,
-        RouteEvents,
-        SyncResult,
-        TorResilientConfig,
-        VtyshFrr,
-        run,
-        sync,
-        teardown_plan,
-    )
+    from sixpod.routing.resilient.adapters import IpKernel, RouteEvents, VtyshFrr
+    from sixpod.routing.resilient.config import TorResilientConfig
+    from sixpod.routing.resilient.daemon import SyncResult, run, sync
+    from sixpod.routing.resilient.errors import ResilientError
+    from sixpod.routing.resilient.plan import teardown_plan
 
     logs.setup("tor-resilient")
     try:

@@ -25,7 +25,7 @@ from sixpod.razor import wire
 from sixpod.razor.config import RazorConfig
 from sixpod.razor.errors import NOERROR, NXDOMAIN
 from sixpod.razor.shard import Shards
-from sixpod.razor.source import RazorState
+from sixpod.razor.state import RazorState
 from sixpod.tenants.names import is_app_name
 
 IPAddress = IPv4Address | IPv6Address

@@ -18,7 +18,7 @@ from ipaddress import IPv4Address, IPv6Address
 
 from sixpod import addr
 from sixpod.razor.shard import Shards
-from sixpod.razor.source import RazorState
+from sixpod.razor.state import RazorState
 
 IPAddress = IPv4Address | IPv6Address
 SEED_SEARCH = 256  # seeds tried for a fresh shard

@@ -25,7 +25,7 @@ from sixpod.razor.errors import (
     Unanswerable,
 )
 from sixpod.razor.rrl import RateLimiter, RrlSettings, Verdict
-from sixpod.razor.source import RazorState
+from sixpod.razor.state import RazorState
 
 _ONE_QUESTION = b"\x00\x01\x00\x00\x00\x00"  # QDCOUNT 1, ANCOUNT 0, NSCOUNT 0
 _NO_RECORDS = b"\x00" * 6  # QDCOUNT, ANCOUNT, NSCOUNT 0

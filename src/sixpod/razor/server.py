@@ -34,7 +34,8 @@ from sixpod.razor.config import RazorConfig, Rrl
 from sixpod.razor.engine import Engine
 from sixpod.razor.errors import ConfigError
 from sixpod.razor.rrl import ConnectionLimiter
-from sixpod.razor.source import RazorState, StaticSource, follow_reader, within_pool
+from sixpod.razor.source import StaticSource, follow_reader, within_pool
+from sixpod.razor.state import RazorState
 from sixpod.tenants.config import RedisConfig
 from sixpod.tenants.model import VipState
 from sixpod.tenants.reader import ReaderSettings, TenantReader

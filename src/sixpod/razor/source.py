@@ -1,9 +1,9 @@
 """Where Razor's live input comes from: the one seam between Razor and the tenants data.
 
-:class:`RazorState` is all Razor needs besides its config: the pool's VIPs with their states
-and the apps with their shard seeds. :func:`snapshot` builds it from the tenants value types
-and :func:`follow_reader` hooks any object shaped like ``TenantReader`` (:class:`Reader`) to
-a worker, so the TenantReader wiring is, in ``Worker``::
+:class:`~sixpod.razor.state.RazorState` is all Razor needs besides its config: the pool's VIPs
+with their states and the apps with their shard seeds. :func:`snapshot` builds it from the
+tenants value types and :func:`follow_reader` hooks any object shaped like ``TenantReader``
+(:class:`Reader`) to a worker, so the TenantReader wiring is, in ``Worker``::
 
     reader = TenantReader(settings); await reader.start()
     follow_reader(reader, self.apply)      # applies the current state, then every change
@@ -18,8 +18,6 @@ import json
 import logging
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv6Address
 from types import MappingProxyType
 from typing import Any, Protocol
 
@@ -31,23 +29,11 @@ from sixpod.inventory.errors import InventoryError
 from sixpod.inventory.lock import parse_lock
 from sixpod.razor.config import RazorConfig
 from sixpod.razor.errors import ConfigError
+from sixpod.razor.state import IPAddress, RazorState
 from sixpod.tenants.layout import Keys
 from sixpod.tenants.model import App, Changed, Vip, VipState
 
-IPAddress = IPv4Address | IPv6Address
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class RazorState:
-    """The pool's VIPs with their states, and the apps with their shard seeds."""
-
-    vips: Mapping[IPAddress, VipState] = field(default_factory=lambda: MappingProxyType({}))
-    apps: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
-    revision: int = 0
-
-    def active(self) -> frozenset[IPAddress]:
-        return frozenset(ip for ip, s in self.vips.items() if s is VipState.ACTIVE)
 
 
 def snapshot(

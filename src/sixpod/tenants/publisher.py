@@ -1,10 +1,11 @@
 """The publisher: outbox rows, in revision order, to the Redis primary.
 
-:func:`plan` (pure) turns a run of outbox rows into one batch: its revision range, the
-coalesced ops, and the endpoint removals the churn guard weighs. :class:`Publisher` is the
-adapter: it holds the lease in the store (exactly one active publisher; the lease's fencing
-token is checked by every Redis script, so a stale one cannot write), rebuilds Redis from a
-store snapshot when Redis is empty or on another epoch, and otherwise ships batches.
+:func:`~sixpod.tenants.outbox.plan` (pure) turns a run of outbox rows into one batch: its
+revision range, the coalesced ops, and the endpoint removals the churn guard weighs.
+:class:`Publisher` is the adapter: it holds the lease in the store (exactly one active
+publisher; the lease's fencing token is checked by every Redis script, so a stale one cannot
+write), rebuilds Redis from a store snapshot when Redis is empty or on another epoch, and
+otherwise ships batches.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,72 +26,10 @@ from prometheus_client import Counter as MetricCounter
 from sixpod.tenants import layout, ops
 from sixpod.tenants.errors import Fenced, TenantError, Unavailable
 from sixpod.tenants.guard import ChurnWindow, GuardLimits, Trip
-from sixpod.tenants.store import OutboxRow, Store
+from sixpod.tenants.outbox import Batch, Churn, OutboxRow, first_removal, plan
+from sixpod.tenants.store import Store
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Batch:
-    prev: int
-    rev: int
-    ts: float
-    ops: list[ops.Op]
-    forced: frozenset[tuple[str, ...]]
-    """Objects whose last change in the batch was made with ``force``."""
-
-
-def plan(prev: int, rows: Sequence[OutboxRow]) -> Batch:
-    """One batch from consecutive outbox rows after revision ``prev``."""
-    if not rows:
-        raise ValueError("plan: no rows")
-    last_forced = {ops.identity(r.op): r.forced for r in rows}
-    return Batch(
-        prev=prev,
-        rev=rows[-1].revision,
-        ts=rows[-1].committed_at,
-        ops=ops.coalesce([r.op for r in rows]),
-        forced=frozenset(k for k, forced in last_forced.items() if forced),
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class Churn:
-    """What a batch removes from each app's upstream list, weighed against Redis."""
-
-    removed: dict[str, list[str]]
-    """Per app, the endpoints the batch deletes (not forced)."""
-    added: dict[str, list[str]]
-    """Per app, the endpoints the batch sets."""
-    cleared: frozenset[str]
-    """Apps the batch deletes (not forced): their whole list goes."""
-
-    @classmethod
-    def of(cls, batch: Batch) -> Churn:
-        removed: dict[str, list[str]] = {}
-        added: dict[str, list[str]] = {}
-        cleared = set()
-        for op in batch.ops:
-            unforced = ops.identity(op) not in batch.forced
-            if op[0] == "ep-" and unforced:
-                removed.setdefault(op[1], []).append(op[2])
-            elif op[0] == "ep":
-                added.setdefault(op[1], []).append(op[2])
-            elif op[0] == "app-" and unforced:
-                cleared.add(op[1])
-        return cls(removed, added, frozenset(cleared))
-
-    @property
-    def apps(self) -> list[str]:
-        return sorted(set(self.removed) | self.cleared)
-
-
-def first_removal(rows: Sequence[OutboxRow], app: str | None) -> int:
-    """Index of the first row that removes endpoints (of ``app``, or of any app)."""
-    for i, row in enumerate(rows):
-        if row.op[0] in ("ep-", "app-") and (app is None or row.op[1] == app):
-            return i
-    return len(rows)
 
 
 @dataclass(frozen=True, slots=True)

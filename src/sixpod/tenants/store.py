@@ -35,6 +35,7 @@ from sixpod.tenants.errors import (
 )
 from sixpod.tenants.guard import ChurnWindow, GuardLimits
 from sixpod.tenants.model import EndpointState, NodeState, VipState
+from sixpod.tenants.outbox import OutboxRow
 
 log = logging.getLogger(__name__)
 
@@ -211,14 +212,6 @@ class Written:
 
     item: dict[str, Any]
     revision: int
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxRow:
-    revision: int
-    op: ops.Op
-    forced: bool
-    committed_at: float
 
 
 @dataclass(slots=True)

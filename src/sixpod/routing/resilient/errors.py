@@ -1,0 +1,31 @@
+"""Errors of the ToR resilient-hashing helper, split by whose fault it is."""
+
+from __future__ import annotations
+
+__all__ = [
+    "CommandError",
+    "ParseError",
+    "ResilientError",
+]
+
+
+class ResilientError(Exception):
+    """Root of this package's errors; the daemon logs it, keeps the last state and retries."""
+
+    exit_code = 1
+
+
+class ParseError(ResilientError):
+    """FRR's or iproute2's output is not what this package understands (their data)."""
+
+
+class CommandError(ResilientError):
+    """``vtysh`` or ``ip`` failed, timed out or is missing (the environment).
+
+    For a failed ``ip -batch`` the operations before ``line`` were applied; the next sync
+    re-reads the kernel and finishes the job.
+    """
+
+    def __init__(self, message: str, *, line: str | None = None) -> None:
+        super().__init__(message)
+        self.line = line
