@@ -359,6 +359,9 @@ class Announcer:
     def __init__(self, *, config: CoreConfig, now: float) -> None:
         _number(now, "now", minimum=-math.inf, strict=False)
         self._config = config
+        self._vips_by_version = tuple(
+            tuple(v for v in config.vips if v.version == version) for version in (4, 6)
+        )
         self._now = float(now)
         self._state = NodeState.INIT
         self._since = self._now
@@ -445,8 +448,7 @@ class Announcer:
             else:
                 cause, why = Cause.NODE_PREFIX, "the node's own /64: announced unless stopping"
             groups.append(self._group("node", (config.node_prefix,), cause, why))
-        for version in (4, 6):
-            vips = tuple(v for v in config.vips if v.version == version)
+        for vips in self._vips_by_version:
             if vips:
                 cause, why = self._vips_why()
                 until = self._drain_deadline if self._state is NodeState.DRAINING else None

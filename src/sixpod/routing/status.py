@@ -11,6 +11,7 @@ never "now", so that an idle node does not rewrite it. The announcer writes it a
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections import deque
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from sixpod.addr import IPNetwork
 from sixpod.routing.events import RouteState
 from sixpod.routing.health import Announcer
 from sixpod.routing.liveness import SpeakerState
@@ -176,7 +178,7 @@ def _groups(
             elif group.state is not RouteState.ANNOUNCED and sync.holds(prefix):
                 state = PENDING
                 reason += "; withdrawal not acknowledged yet"
-            parts.setdefault((state, reason), []).append(str(prefix))
+            parts.setdefault((state, reason), []).append(_name(prefix))
         for (state, reason), prefixes in parts.items():
             out.append(
                 {
@@ -191,6 +193,11 @@ def _groups(
                 }
             )
     return out
+
+
+@functools.lru_cache(maxsize=4096)  # a pod's VIPs and node /64: str() is most of a rebuild
+def _name(prefix: IPNetwork) -> str:
+    return str(prefix)
 
 
 def route_list(doc: dict[str, Any]) -> list[dict[str, Any]]:
