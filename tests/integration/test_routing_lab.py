@@ -549,6 +549,10 @@ def test_floor_keeps_the_last_node_on_a_degraded_failure(floored: LabPod, tmp_pa
         what="the floor to hold edge2's VIPs",
     )
     assert lab.routes("r1", V4[0]) == {e2.address}
+    held = vip_groups(lab, "edge2")["ipv4"]  # the node says why it still announces
+    assert (held["state"], held["cause"]) == ("announced", "floor")
+    assert "degraded check failing: edge (" in held["reason"]
+    assert "the floor (at least 1 node) holds" in held["reason"]
     wait_for(lambda: lab.resilient_paths("r1", V4[0]) == 1, timeout=10, what="group")
     assert lab.whoami(V4[0]) == "edge2"
     # A broken check is not subject to the floor.

@@ -221,6 +221,7 @@ class AnnouncerDaemon:
             core.state,
             core.carries,
             core.floor_held,
+            core.floor_reason,
             tuple(
                 (c.name, c.state, c.detail if c.state is CheckState.FAILING else "", c.passes)
                 for c in core.checks

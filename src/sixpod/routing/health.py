@@ -63,6 +63,7 @@ from sixpod.routing.events import (
     RunCheck,
     StateChanged,
 )
+from sixpod.words import plural
 
 __all__ = ["BOTH_FAMILIES", "Announcer", "CheckSpec", "CheckStatus", "CoreConfig", "Severity"]
 
@@ -504,7 +505,7 @@ class Announcer:
         )
         if state is NodeState.UP:
             if verdict is _Verdict.DEGRADED:
-                floor = f"the floor (at least {self._config.floor} nodes)"
+                floor = f"the floor (at least {plural(self._config.floor, 'node')})"
                 if self._floor_held:
                     held = f": {self._floor_reason}" if self._floor_reason else ""
                     return Cause.FLOOR, f"degraded check failing: {failing}; {floor} holds{held}"
@@ -555,6 +556,11 @@ class Announcer:
     def drain_deadline(self) -> float | None:
         """While draining, when the drain timeout withdraws the VIPs; else None."""
         return self._drain_deadline
+
+    @property
+    def floor_reason(self) -> str:
+        """The floor's last reason for holding the VIPs (see :meth:`explain`)."""
+        return self._floor_reason
 
     @property
     def floor_held(self) -> bool:
