@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from sixpod.cli import cli
+from sixpod.routing.liveness import SpeakerState
 
 
 def write_config(tmp_path: Path, **extra: object) -> Path:
@@ -208,3 +209,70 @@ def test_announcer_state_dir_is_usable_under_exabgps_umask(tmp_path: Path) -> No
     assert res.returncode == 0, res.stderr.decode()
     assert stat.S_IMODE(state.stat().st_mode) == 0o755
     assert (state / "status.json").exists()
+
+
+def readme_status_example() -> str:
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = text[text.index("#### What a node announces, and why") :]
+    start = section.index("```text\n") + len("```text\n")
+    return section[start : section.index("```", start)]
+
+
+def test_the_readme_status_example_is_what_the_command_prints() -> None:
+    """The README's example: an edge node with 512 + 512 VIPs whose degraded health check
+    fails, no floor; built by the announcer's own code, rendered by the command's."""
+    from ipaddress import IPv4Network, IPv6Address, IPv6Network
+
+    from sixpod.routing.events import RunCheck
+    from sixpod.routing.health import Announcer, CheckSpec, CoreConfig, Severity
+    from sixpod.routing.status import Changes, format_status, node_status
+    from sixpod.routing.sync import RouteSync
+
+    epoch = 1_796_349_600.0  # 2026-12-04T02:00:00Z at core time 0
+    v4 = tuple(IPv4Network(f"198.51.{i // 256}.{i % 256}/32") for i in range(512))
+    v6 = tuple(IPv6Network(f"2001:db8:ffff::{i:x}/128") for i in range(1, 513))
+    check = CheckSpec(name="edge", interval=0.5, fast_interval=0.1, timeout=0.4, rise=1,
+                      fall=1, severity=Severity.DEGRADED)  # fmt: skip
+    cfg = CoreConfig(node_prefix=IPv6Network("2001:db8:200:1::/64"), vips=v4 + v6,
+                     next_hop=IPv6Address("2001:db8:2ff::2"), checks=(check,),
+                     drain_timeout=30.0, drain_med=1000, floor=0, floor_retry=5.0)  # fmt: skip
+    core = Announcer(config=cfg, now=0.0)
+    changes = Changes()
+
+    def run(ok: bool, at: float, detail: str) -> None:
+        core.handle_timer(at)
+        [event] = [e for e in iter(core.next_event, None) if isinstance(e, RunCheck)]
+        core.check_result(event.run_id, ok, at, detail)
+        list(iter(core.next_event, None))
+
+    run(True, 411.0, "HTTP 200")
+    changes.add(epoch + 411.020, "BGP session with 2001:db8:2ff::1 up")
+    run(False, 603.412, "HTTP 404")
+    changes.add(epoch + 603.412, "check edge passing -> failing: HTTP 404")
+    changes.add(epoch + 603.412, "state up -> down: degraded check failing: edge, no floor")
+    sync = RouteSync()
+    for op in sync.plan(core.desired()):
+        sync.acked(op)
+    doc = node_status(
+        node="edge1",
+        pid=1,
+        core=core,
+        sync=sync,
+        peer="2001:db8:2ff::1",
+        carries=frozenset({4, 6}),
+        wall=lambda t: epoch + t,
+        session_since=epoch + 411.020,
+        negotiated={
+            "families": ["ipv4 unicast", "ipv6 unicast"],
+            "nexthop": ["ipv4 unicast ipv6"],
+            "hold_time": 9,
+            "asn4": True,
+            "refresh": "enhanced",
+            "message_size": 65535,
+        },
+        changes=changes,
+        speaker=SpeakerState.ALIVE,
+        bfd_shutdown=False,
+    )
+    shown = format_status(doc, running=True, now=epoch + 615.412)
+    assert shown == readme_status_example()
