@@ -11,6 +11,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from labfixture import ROOT, SIXPOD, lab_pod
@@ -136,6 +137,84 @@ def node_status(lab: LabPod, node: str) -> tuple[int, dict[str, object]]:
     return res.returncode, json.loads(res.stdout)
 
 
+def vip_groups(lab: LabPod, node: str) -> dict[str, dict[str, Any]]:
+    """The node's VIP route groups by family, from `sixpod node status --json`."""
+    status = node_status(lab, node)[1]
+    groups: list[dict[str, Any]] = status["route_groups"]  # type: ignore[assignment]
+    return {g["family"]: g for g in groups if g["kind"] == "vip"}
+
+
+def status_text(lab: LabPod, node: str) -> str:
+    res = subprocess.run(
+        [SIXPOD, "node", "status", "--config", str(lab.nodes[node].config)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return res.stdout
+
+
+def test_node_status_names_the_failing_check_and_the_drain(lab: LabPod) -> None:
+    """On the node, `sixpod node status` says why the VIPs are where they are: which check
+    withdrew them (with its result), and that a drain keeps them less preferred until its
+    timeout, then withdraws them; the changes name each step."""
+    e1 = lab.nodes["edge1"]
+
+    def state(fam: str) -> tuple[str, str]:
+        group = vip_groups(lab, "edge1")[fam]
+        return group["state"], group["cause"]
+
+    e1.healthy(False)
+    try:
+        for fam in ("ipv4", "ipv6"):
+            wait_for(
+                lambda fam=fam: state(fam) == ("withdrawn", "check-failing"),  # type: ignore[misc]
+                timeout=10,
+                what=f"edge1's {fam} VIPs withdrawn for the check",
+            )
+        groups = vip_groups(lab, "edge1")
+        assert groups["ipv4"]["count"] == len(V4)
+        assert groups["ipv4"]["reason"].startswith("degraded check failing: edge (")
+        text = status_text(lab, "edge1")
+        assert f"routes     {len(V4)} ipv4 VIPs withdrawn: degraded check failing: edge (" in text
+        assert "check edge passing -> failing" in text
+        assert "routes     node prefix " + e1.doc["prefix"] + " announced" in text
+    finally:
+        e1.healthy(True)
+    wait_for(lambda: state("ipv4") == ("announced", "healthy"), timeout=10, what="restored")
+    lab.wait_routes("r1", V4[0], edges(lab), timeout=10)
+
+    node_cli(lab, "drain", "edge1")
+    try:
+        wait_for(lambda: state("ipv4")[1] in ("draining", "drained"), timeout=10, what="drain")
+        group = vip_groups(lab, "edge1")["ipv4"]
+        if group["cause"] == "draining":  # step one: still announced, less preferred
+            assert group["state"] == "announced"
+            assert group["until"] is not None
+            assert "MED 1000" in group["reason"]
+        wait_for(lambda: state("ipv4") == ("withdrawn", "drained"), timeout=10, what="drained")
+        text = status_text(lab, "edge1")
+        assert f"routes     {len(V6)} ipv6 VIPs withdrawn: drained by the operator" in text
+        assert "operator set drain" in text
+        assert "state draining -> drained: drain timeout" in text
+    finally:
+        node_cli(lab, "undrain", "edge1")
+    wait_for(lambda: state("ipv4") == ("announced", "healthy"), timeout=10, what="undrained")
+    lab.wait_routes("r1", V4[0], edges(lab), timeout=10)
+
+
+def test_exabgp_cli_shows_the_session(lab: LabPod) -> None:
+    """ExaBGP's own CLI works on a node (named pipes under EXABGP_ROOT/run/exabgp here,
+    /run/exabgp on a real node): `exabgp-cli show neighbor summary` lists the ToR session."""
+    e1 = lab.nodes["edge1"]
+    peer = e1.doc["uplink"]["peer"]["address"]
+    out = lab.exabgp_cli("edge1", "show", "neighbor", "summary")
+    [row] = [line for line in out.splitlines() if line.startswith(peer)]
+    assert "established" in row.split()
+    # The announcer does not see the CLI's commands or answers: it still runs, converged.
+    assert node_status(lab, "edge1")[0] == 0
+
+
 def test_ipv4_is_not_announced_over_a_session_without_extended_next_hop(lab: LabPod) -> None:
     """A ToR that does not negotiate RFC 8950: the IPv4 VIPs (IPv6 next hop) cannot be carried.
     The announcer refuses them and says so (metrics, `sixpod node status`); IPv6 is unharmed."""
@@ -172,11 +251,14 @@ def test_ipv4_is_not_announced_over_a_session_without_extended_next_hop(lab: Lab
         lab.wait_routes("r1", V6[0], edges(lab), timeout=30)
         code, status = node_status(lab, "edge1")
         assert code == 1
-        assert status["session"] == {  # type: ignore[comparison-overlap]
-            "up": True,
-            "peer": e1.doc["uplink"]["peer"]["address"],
-            "families": {"ipv4": False, "ipv6": True},
-        }
+        session = status["session"]
+        assert isinstance(session, dict)
+        assert (session["up"], session["peer"], session["families"]) == (
+            True,
+            e1.doc["uplink"]["peer"]["address"],
+            {"ipv4": False, "ipv6": True},
+        )
+        assert session["negotiated"]["nexthop"] == []  # as ExaBGP reported it
         [problem] = status["problems"]  # type: ignore[misc]
         assert "4 ipv4 routes not announced" in problem
         assert "RFC 8950" in problem
@@ -219,8 +301,13 @@ def readme_node_commands() -> list[str]:
 def test_the_readme_node_command_runs_as_written(lab: LabPod, tmp_path: Path) -> None:
     """The README's ExaBGP command, run as root with only the capabilities the README names
     (CAP_NET_ADMIN, group frrvty: its systemd unit's bounds), announces the node's routes, and
-    a hung ExaBGP still takes BFD down (vtysh reaches bfdd with those rights)."""
+    a hung ExaBGP still takes BFD down (vtysh reaches bfdd with those rights); with the
+    README's pipes (here under EXABGP_ROOT, not the machine's /run), ExaBGP's CLI works."""
     [exabgp_cmd] = [c for c in readme_node_commands() if " exabgp " in f" {c} "]
+    [pipes_cmd] = [c for c in readme_node_commands() if "mkfifo" in c]
+    assert not Path("/run/exabgp/exabgp.in").exists(), "ExaBGP would take the machine's pipes"
+    root = tmp_path / "root"
+    subprocess.run(["sh", "-c", pipes_cmd.replace("/run/exabgp", f"{root}/run/exabgp")], check=True)
     e1 = lab.nodes["edge1"]
     etc = tmp_path / "etc"
     out = tmp_path / "rendered"
@@ -244,10 +331,17 @@ def test_the_readme_node_command_runs_as_written(lab: LabPod, tmp_path: Path) ->
     lab.box.stop(e1.exabgp)
     other = {lab.nodes["edge2"].address}
     lab.wait_routes("r1", V4[0], other, timeout=30)
-    proc = lab.box.spawn("edge1-readme", e1.ns, [*bounds, "sh", "-c", cmd], env={"PATH": path})
+    env = {"PATH": path, "EXABGP_ROOT": str(root)}
+    proc = lab.box.spawn("edge1-readme", e1.ns, [*bounds, "sh", "-c", cmd], env=env)
     try:
         lab.wait_routes("r1", V4[0], edges(lab), timeout=30)
         lab.wait_routes("r1", V6[0], edges(lab), timeout=30)
+        cli = str(Path(SIXPOD).with_name("exabgp-cli"))
+        summary = lab.exec(e1.ns, "env", f"EXABGP_ROOT={root}", cli, "show", "neighbor", "summary")
+        peer = e1.doc["uplink"]["peer"]["address"]
+        assert [line.split()[3] for line in summary.splitlines() if line.startswith(peer)] == [
+            "established"
+        ]
         tree = descendants(proc.pid)
         [exabgp_pid] = [p for p, a in tree.items() if a[0] != "sh" and "exabgp.conf" in a[-1]]
         [announcer] = [p for p, argv in tree.items() if "announcer" in argv]
@@ -478,6 +572,10 @@ def test_floor_keeps_the_last_node_on_a_degraded_failure(floored: LabPod, tmp_pa
         what="the floor to hold edge2's VIPs",
     )
     assert lab.routes("r1", V4[0]) == {e2.address}
+    held = vip_groups(lab, "edge2")["ipv4"]  # the node says why it still announces
+    assert (held["state"], held["cause"]) == ("announced", "floor")
+    assert "degraded check failing: edge (" in held["reason"]
+    assert "the floor (at least 1 node) holds" in held["reason"]
     wait_for(lambda: lab.resilient_paths("r1", V4[0]) == 1, timeout=10, what="group")
     assert lab.whoami(V4[0]) == "edge2"
     # A broken check is not subject to the floor.

@@ -292,11 +292,35 @@ def test_ipv4_is_refused_over_a_session_without_extended_next_hop(tmp_path: Path
     assert samples[("sixpod_announcer_routes_refused", (("family", "ipv4"),))] == 1
     assert samples[("sixpod_announcer_routes_announced", (("family", "ipv4"),))] == 0
     assert samples[("sixpod_announcer_routes_announced", (("family", "ipv6"),))] == 2
-    assert status["session"] == {
+    session = status["session"]
+    assert isinstance(session, dict)
+    assert session["since"].endswith("Z")  # when the session came up, on the wall clock
+    assert {k: v for k, v in session.items() if k != "since"} == {
         "up": True,
         "peer": "2001:db8:2ff::1",
         "families": {"ipv4": False, "ipv6": True},
+        "negotiated": {
+            "families": ["ipv4 unicast", "ipv6 unicast"],
+            "nexthop": [],
+            "hold_time": None,
+            "asn4": None,
+            "refresh": None,
+            "message_size": None,
+        },
     }
+    groups = status["route_groups"]
+    assert isinstance(groups, list)
+    assert [(g["kind"], g["family"], g["state"], g["cause"]) for g in groups] == [
+        ("node", "ipv6", "announced", "node-prefix"),
+        ("vip", "ipv4", "refused", "family"),
+        ("vip", "ipv6", "announced", "healthy"),
+    ]
+    changes = status["changes"]
+    assert isinstance(changes, list)
+    whats = [c["what"] for c in changes]
+    assert "state init -> up: start; no checks" in whats
+    assert "BGP session with 2001:db8:2ff::1 up" in whats
+    assert any(w.startswith("refused 1 IPv4 routes: the session with") for w in whats)
     assert status["routes"] == {
         "announced": {"ipv4": 0, "ipv6": 2},
         "refused": {"ipv4": 1, "ipv6": 0},

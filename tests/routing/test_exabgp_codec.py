@@ -116,9 +116,28 @@ def test_negotiated_capabilities() -> None:
         "2001:db8:2ff::1",
         frozenset({"ipv4 unicast", "ipv6 unicast"}),
         frozenset({"ipv4 unicast ipv6"}),
+        hold_time=9,
+        asn4=True,
+        refresh="enhanced",
+        message_size=65535,
     )
     assert isinstance(both, Negotiated)
     assert both.carries == {4, 6}
+    assert both.capabilities() == {  # for `sixpod node status`, as ExaBGP names them
+        "families": ["ipv4 unicast", "ipv6 unicast"],
+        "nexthop": ["ipv4 unicast ipv6"],
+        "hold_time": 9,
+        "asn4": True,
+        "refresh": "enhanced",
+        "message_size": 65535,
+    }
+    # Fields of another ExaBGP version's shape are left out, not an error.
+    odd = NEGOTIATED.replace('"hold_time": 9', '"hold_time": "nine"').replace(
+        '"asn4": true', '"asn4": 1'
+    )
+    other = codec.receive_line(odd)
+    assert isinstance(other, Negotiated)
+    assert (other.hold_time, other.asn4, other.carries) == (None, None, {4, 6})
     plain = codec.receive_line(NEGOTIATED_NO_ENHE)
     assert isinstance(plain, Negotiated)
     assert plain.carries == {6}  # IPv4 routes have only the node's IPv6 next hop

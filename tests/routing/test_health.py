@@ -21,6 +21,7 @@ from sixpod.addr import IPNetwork
 from sixpod.routing.events import (
     GRACEFUL_SHUTDOWN,
     AskFloor,
+    Cause,
     CheckChanged,
     CheckState,
     Event,
@@ -29,6 +30,7 @@ from sixpod.routing.events import (
     NodeState,
     Resync,
     Route,
+    RouteState,
     RunCheck,
     StateChanged,
 )
@@ -922,6 +924,87 @@ class AnnouncerMachine(RuleBasedStateMachine):
             assert desired == frozenset()
             assert not any(c.running for c in a.checks)
         assert len(prefixes) == len(desired)
+        # explain() says the same as desired() and refused(), and covers every route.
+        groups = a.explain()
+        by_state = {
+            state: {p for g in groups if g.state is state for p in g.prefixes}
+            for state in RouteState
+        }
+        assert by_state[RouteState.ANNOUNCED] == prefixes
+        assert by_state[RouteState.REFUSED] == {r.prefix for r in refused}
+        covered = [p for g in groups for p in g.prefixes]
+        assert sorted(map(str, covered)) == sorted(
+            map(str, [*self.cfg.vips, *filter(None, [self.cfg.node_prefix])])
+        )
+        for g in groups:
+            assert (g.cause is Cause.FAMILY) == (g.state is RouteState.REFUSED)
+            assert (g.until is not None) == (g.kind == "vip" and a.state is NodeState.DRAINING)
+
+
+def reasons(a: Announcer) -> dict[tuple[str, int], tuple[RouteState, Cause, str]]:
+    return {(g.kind, g.version): (g.state, g.cause, g.reason) for g in a.explain()}
+
+
+def test_explain_names_the_failing_check_with_its_detail() -> None:
+    d = Driver(config(spec("http"), spec("disk", severity=Severity.DEGRADED)))
+    assert reasons(d.a)[("vip", 4)] == (
+        RouteState.WITHDRAWN,
+        Cause.CHECKS_PENDING,
+        "checks pending: http (0 of 2 passes), disk (0 of 2 passes)",
+    )
+    d.settle()
+    assert reasons(d.a)[("vip", 6)] == (RouteState.ANNOUNCED, Cause.HEALTHY, "checks passing")
+    d.settle(http=False)
+    assert reasons(d.a)[("vip", 4)] == (
+        RouteState.WITHDRAWN,
+        Cause.CHECK_FAILING,
+        "broken check failing: http (scripted)",
+    )
+    # The node /64 stays, whatever the checks say.
+    assert reasons(d.a)[("node", 6)][:2] == (RouteState.ANNOUNCED, Cause.NODE_PREFIX)
+
+
+def test_explain_drain_says_when_the_withdrawal_comes() -> None:
+    d = Driver(config())
+    d.settle()
+    d.do("drain")
+    [v4] = [g for g in d.a.explain() if g.kind == "vip" and g.version == 4]
+    assert (v4.state, v4.cause, v4.until) == (RouteState.ANNOUNCED, Cause.DRAINING, d.now + 30)
+    assert "MED 1000" in v4.reason
+    d.until(d.now + 31)
+    assert reasons(d.a)[("vip", 4)][:2] == (RouteState.WITHDRAWN, Cause.DRAINED)
+    d.do("disable")
+    assert reasons(d.a)[("vip", 4)][:2] == (RouteState.WITHDRAWN, Cause.DISABLED)
+
+
+def test_explain_floor_holds_with_its_reason() -> None:
+    d = Driver(config(spec("http", severity=Severity.DEGRADED), floor=2))
+    d.settle()
+    d.results["http"] = False
+    evs = d.until(d.now + 4)  # fall 3: failing, and the floor asked (retry after 5 s)
+    assert AskFloor() in evs
+    assert reasons(d.a)[("vip", 4)] == (
+        RouteState.ANNOUNCED,
+        Cause.FLOOR,
+        "degraded check failing: http (scripted); asking the floor (at least 2 nodes)",
+    )
+    d.a.floor_answer(False, d.now, "1 other node announces, 2 must remain")
+    assert reasons(d.a)[("vip", 4)][2] == (
+        "degraded check failing: http (scripted); the floor (at least 2 nodes) holds:"
+        " 1 other node announces, 2 must remain"
+    )
+
+
+def test_explain_refuses_a_family_the_session_cannot_carry() -> None:
+    d = Driver(config())
+    d.settle()
+    d.a.negotiated(d.now, frozenset({6}))
+    state, cause, why = reasons(d.a)[("vip", 4)]
+    assert (state, cause) == (RouteState.REFUSED, Cause.FAMILY)
+    assert "RFC 8950" in why
+    assert reasons(d.a)[("vip", 6)][:2] == (RouteState.ANNOUNCED, Cause.HEALTHY)
+    d.a.shutdown(d.now)
+    assert {r[:2] for r in reasons(d.a).values()} == {(RouteState.WITHDRAWN, Cause.SHUTDOWN)}
 
 
 TestAnnouncerMachine = AnnouncerMachine.TestCase

@@ -85,6 +85,21 @@ def test_exabgp_session_shape() -> None:
     assert "fe80" not in text
 
 
+def test_exabgp_conf_says_how_to_start_it_as_the_readme_does() -> None:
+    """The rendered exabgp.conf names the README's node commands (ExaBGP's CLI pipes, then
+    ExaBGP itself), so that an operator on the node finds them where the config is."""
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    section = readme[readme.index("### Node setup") :]
+    start = section.index("```sh\n") + len("```sh\n")
+    block = section[start : section.index("```", start)]
+    commands = [line.split(" #")[0].strip() for line in block.splitlines() if "exabgp" in line]
+    assert len(commands) == 2
+    text = exabgp_conf(docs("small")["nodes/edge1/device.json"])
+    header = [line.removeprefix("#").strip() for line in text.splitlines() if line[:1] == "#"]
+    for command in commands:
+        assert command.replace("/etc/sixpod/NAME", "/etc/sixpod/edge1") in header
+
+
 def test_frr_filters_per_node() -> None:
     text = frr_conf(tors("small")[0])
     assert "ipv6 prefix-list NODE-edge1-V6 seq 5 permit 2001:db8:200:1::/64" in text

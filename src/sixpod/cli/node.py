@@ -58,9 +58,10 @@ def announcer(config_path: Path) -> None:
 )
 @click.group()
 def node() -> None:
-    """Drain, disable and restore this node's announcements.
+    """See, drain, disable and restore this node's announcements.
 
-    The flags are files in the announcer's state directory and survive restarts.
+    The flags are files in the announcer's state directory and survive restarts;
+    `sixpod node status` shows what the announcer does and why.
     """
 
 
@@ -122,23 +123,41 @@ def enable(config_path: Path, as_json: bool) -> None:
 
 @examples(
     "sixpod node status --config /etc/sixpod/announcer.yaml",
-    "sixpod node status --config /etc/sixpod/announcer.yaml --json",
+    "sixpod node status --config /etc/sixpod/announcer.yaml --routes   # every route",
+    "sixpod node status --config /etc/sixpod/announcer.yaml --json | jq '.route_list[]'",
 )
 @node.command()
 @CONFIG
+@click.option(
+    "--routes",
+    "each",
+    is_flag=True,
+    help="List every route on its own line (default: routes grouped by state and reason).",
+)
 @JSON_OPTION
-def status(config_path: Path, as_json: bool) -> None:
-    """What the announcer announces, and what it refuses to.
+def status(config_path: Path, each: bool, as_json: bool) -> None:
+    """What the announcer announces, and why.
 
-    The announcer's state, the BGP session and the families it carries, routes announced
-    and refused, ExaBGP's liveness and BFD, each check, and every problem.
+    The announcer's state; the BGP session (since when, what it negotiated, the families it
+    carries); every route (the VIPs and the node /64) announced, withdrawn, refused or
+    pending, with its reason: a failing check, the floor, a drain and when it withdraws, a
+    disable, a family the session did not negotiate; ExaBGP's liveness and BFD; each check;
+    the last changes, with their times; and every problem. --json adds route_list, each
+    route on its own.
 
     Exit 0 when the announcer runs and reports no problem, 1 otherwise.
     """
     import json
     import os
+    import time
 
-    from sixpod.routing.status import STATUS_FILE, StatusError, format_status, parse_status
+    from sixpod.routing.status import (
+        STATUS_FILE,
+        StatusError,
+        format_status,
+        parse_status,
+        route_list,
+    )
 
     cfg = load_config(config_path)
     path = Path(cfg.state_dir) / STATUS_FILE
@@ -161,9 +180,10 @@ def status(config_path: Path, as_json: bool) -> None:
         except PermissionError:
             running = True
     if as_json:
-        click.echo(json.dumps(doc | {"running": running}, indent=2))
+        out = doc | {"running": running, "route_list": route_list(doc)}
+        click.echo(json.dumps(out, indent=2))
     else:
-        click.echo(format_status(doc, running=running), nl=False)
+        click.echo(format_status(doc, running=running, now=time.time(), each=each), nl=False)
     sys.exit(0 if running and not doc["problems"] else 1)
 
 

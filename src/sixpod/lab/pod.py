@@ -10,6 +10,7 @@ primary the edge replicas follow); a ``client`` namespace on the first ToR plays
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import subprocess
 import sys
@@ -376,14 +377,21 @@ class LabPod:
         self.start_exabgp(node)
 
     def start_exabgp(self, node: LabNode, config: Path | None = None) -> None:
-        """(Re)start the node's ExaBGP, with its own config or ``config``."""
+        """(Re)start the node's ExaBGP, with its own config or ``config``, and its own CLI
+        pipes under the node's directory (``EXABGP_ROOT``; see :meth:`exabgp_cli`)."""
         exabgp = str(Path(sys.executable).with_name("exabgp"))
+        pipes = node.dir / "run" / "exabgp"
+        pipes.mkdir(parents=True, exist_ok=True)
+        for end in ("in", "out"):
+            if not (pipes / f"exabgp.{end}").is_fifo():
+                os.mkfifo(pipes / f"exabgp.{end}", 0o600)
         node.exabgp = self.box.spawn(
             f"{node.name}-exabgp",
             node.ns,
             [exabgp, str(config or node.dir / "exabgp.conf")],
             env={
-                "exabgp_api_cli": "false",
+                "EXABGP_ROOT": str(node.dir),
+                "exabgp_api_cli": "true",
                 "exabgp_daemon_drop": "false",
                 "exabgp_log_destination": "stdout",
                 "exabgp_log_short": "false",  # each line with its time of day and PID
@@ -392,6 +400,13 @@ class LabPod:
         )
 
     # -- observation ----------------------------------------------------------------------
+
+    def exabgp_cli(self, node: str, *command: str) -> str:
+        """ExaBGP's own CLI (``exabgp-cli``) against the node's ExaBGP: its output."""
+        cli = str(Path(sys.executable).with_name("exabgp-cli"))
+        lab = self.nodes[node]
+        root = f"EXABGP_ROOT={lab.dir}"
+        return run(["ip", "netns", "exec", lab.ns, "env", root, cli, *command], timeout=20)
 
     def all_routes(self, rack: str) -> dict[str, set[str]]:
         """Every BGP route FRR selected on a ToR (both families) → its active next hops."""

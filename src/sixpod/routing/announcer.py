@@ -39,6 +39,7 @@ from sixpod.routing.events import (
     Announce,
     AskFloor,
     CheckChanged,
+    CheckState,
     JoinFloor,
     LeaveFloor,
     NodeState,
@@ -64,7 +65,7 @@ from sixpod.routing.health import Announcer, CheckSpec, CoreConfig
 from sixpod.routing.ledger import LEDGER_FILE, LedgerError, format_ledger, parse_ledger
 from sixpod.routing.liveness import SpeakerWatch
 from sixpod.routing.metrics import AnnouncerMetrics
-from sixpod.routing.status import STATUS_FILE, node_status
+from sixpod.routing.status import STATUS_FILE, Changes, node_status
 from sixpod.routing.sync import RouteSync
 
 log = logging.getLogger("sixpod.announcer")
@@ -112,9 +113,12 @@ class AnnouncerDaemon:
         *,
         write: Callable[[bytes], None],
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.cfg = cfg
         self.clock = clock
+        # The core's clock to the wall clock, fixed once: status times must not jitter.
+        self._wall_offset = wall() - clock()
         self._write = write
         self.core = Announcer(config=core_config(cfg), now=clock())
         self.sync = RouteSync()
@@ -144,6 +148,11 @@ class AnnouncerDaemon:
         self._peer: str | None = None  # while the session is up
         self._status: dict[str, Any] | None = None  # last written to state_dir
         self._status_at = -float("inf")
+        self._status_key: object = None  # what the last document was built from
+        self.changes = Changes()  # the last changes, for `sixpod node status`
+        self._session_since: float | None = None  # wall clock of the last session up/down
+        self._capabilities: dict[str, object] | None = None
+        self._floor_noted = False  # the floor's hold is in the changes
         # Whatever a previous instance announced is still in ExaBGP: assume all of it, also
         # the routes of an older configuration that the ledger still holds.
         possible = self._possible_routes()
@@ -190,24 +199,62 @@ class AnnouncerDaemon:
         if gone:
             for prefix in gone:
                 log.info("withdrew %s (no longer configured)", prefix)
+                self._changed(f"withdrew {prefix} (no longer configured)")
                 del self._stale[prefix]
             self._write_ledger()
 
+    def _wall(self, t: float) -> float:
+        """The core's time ``t`` on the wall clock."""
+        return t + self._wall_offset
+
+    def _changed(self, what: str) -> None:
+        self.changes.add(self._wall(self.clock()), what)
+
     def write_status(self, *, force: bool = False) -> None:
         """Write ``status.json`` for ``sixpod node status`` if it changed."""
+        now = self.clock()
+        if now - self._status_at < CONTROL_POLL and not force:
+            return  # written less than a timer tick ago (the next tick writes)
+        core = self.core
+        bfd = self.bfd_shutdown if self.cfg.bfd is not None else None
+        key = (  # cheap: the document is built (up to 1,024 routes) only when this changes
+            core.state,
+            core.carries,
+            core.floor_held,
+            core.floor_reason,
+            tuple(
+                (c.name, c.state, c.detail if c.state is CheckState.FAILING else "", c.passes)
+                for c in core.checks
+                if c.state is not CheckState.PASSING
+            ),
+            tuple(c.state for c in core.checks),
+            self.sync.generation,
+            self._peer,
+            self.peer_carries,
+            self._session_since,
+            self.watch.state,
+            bfd,
+            self.changes.seq,
+        )
+        if key == self._status_key and not force:
+            return
+        self._status_key = key
         doc = node_status(
             node=self.cfg.node,
             pid=os.getpid(),
-            core=self.core,
+            core=core,
             sync=self.sync,
             peer=self._peer,
             carries=self.peer_carries,
+            wall=self._wall,
+            session_since=self._session_since,
+            negotiated=self._capabilities,
+            changes=self.changes,
             speaker=self.watch.state,
-            bfd_shutdown=self.bfd_shutdown if self.cfg.bfd is not None else None,
+            bfd_shutdown=bfd,
         )
-        now = self.clock()
-        if doc == self._status or (now - self._status_at < CONTROL_POLL and not force):
-            return  # unchanged, or written less than a timer tick ago (the next tick writes)
+        if doc == self._status:
+            return
         self._status, self._status_at = doc, now
         try:
             self._state_dir.mkdir(parents=True, exist_ok=True)
@@ -249,10 +296,14 @@ class AnnouncerDaemon:
         if isinstance(msg, SessionUp):
             log.info("BGP session with %s up", msg.peer)
             self.metrics.session(up=True)
+            self._session_since = self._wall(now)
+            self._changed(f"BGP session with {msg.peer} up")
             self._session_up(msg.peer, now)
         elif isinstance(msg, SessionDown):
             log.warning("BGP session with %s down: %s", msg.peer, msg.reason)
             self.metrics.session(up=False)
+            self._session_since = self._wall(now)
+            self._changed(f"BGP session with {msg.peer} down: {msg.reason or 'no reason given'}")
             self._peer = None
             self.core.session_down(now)
         elif isinstance(msg, Shutdown):
@@ -263,6 +314,7 @@ class AnnouncerDaemon:
         """Before the session comes up: withdraw what it cannot carry, and say so."""
         self._reported = True
         self.peer_carries = msg.carries
+        self._capabilities = msg.capabilities()
         self.core.negotiated(now, msg.carries)
         self.metrics.families(msg.carries)
         refused = self.core.refused()
@@ -278,6 +330,10 @@ class AnnouncerDaemon:
                     count,
                     version,
                 )
+                self._changed(
+                    f"refused {count} IPv{version} routes: the session with {msg.peer} did not"
+                    f" negotiate {why}"
+                )
 
     def _session_up(self, peer: str, now: float) -> None:
         self._peer = peer
@@ -289,6 +345,7 @@ class AnnouncerDaemon:
                 peer,
             )
             self.peer_carries = None
+            self._capabilities = None
             self.metrics.families(None)
         self._reported = False
         self.core.session_up(now)
@@ -301,6 +358,7 @@ class AnnouncerDaemon:
                 continue
             self._flags[flag] = on
             log.info("operator %s %s", "set" if on else "cleared", flag)
+            self._changed(f"operator {'set' if on else 'cleared'} {flag}")
             if flag == "drain":
                 (self.core.drain if on else self.core.undrain)(now)
             else:
@@ -325,8 +383,15 @@ class AnnouncerDaemon:
                 self.sync.reset()
             elif isinstance(event, StateChanged):
                 log.info("state %s -> %s: %s", event.old, event.new, event.reason)
+                self.changes.add(
+                    self._wall(event.at), f"state {event.old} -> {event.new}: {event.reason}"
+                )
             elif isinstance(event, CheckChanged):
                 log.info("check %s %s -> %s %s", event.name, event.old, event.new, event.detail)
+                detail = f": {event.detail}" if event.detail else ""
+                self.changes.add(
+                    self._wall(event.at), f"check {event.name} {event.old} -> {event.new}{detail}"
+                )
         now = self.clock()
         if now >= self._hold_until or self.core.state is NodeState.SHUTDOWN:
             for op in self.sync.plan(self.core.desired()):
@@ -352,10 +417,12 @@ class AnnouncerDaemon:
                     if bfd is None
                     else f"shutting down BFD with {bfd.peer} so that the ToR drops the session",
                 )
+                self._changed(f"ExaBGP has not answered for {event.silent:.2f} s: hung")
                 self._set_bfd(shutdown=True)
             elif isinstance(event, SpeakerAlive):
                 if self._bfd_want:
                     log.warning("ExaBGP answers again; bringing BFD back up")
+                    self._changed("ExaBGP answers again")
                 self._set_bfd(shutdown=False)
 
     def _set_bfd(self, *, shutdown: bool) -> None:
@@ -381,6 +448,7 @@ class AnnouncerDaemon:
                 continue
             self.bfd_shutdown = want
             log.info("BFD with %s %s", self.cfg.bfd.peer, "shut down" if want else "enabled")
+            self._changed(f"BFD with {self.cfg.bfd.peer} {'shut down' if want else 'enabled'}")
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -398,7 +466,11 @@ class AnnouncerDaemon:
             answer = await self.floor.ask_to_leave()
         if not answer.granted:
             log.warning("floor holds the VIPs: %s", answer.reason)
-        self.core.floor_answer(answer.granted, self.clock())
+        self.core.floor_answer(answer.granted, self.clock(), answer.reason)
+        if self.core.floor_held != self._floor_noted:  # once per hold, not per retry
+            self._floor_noted = self.core.floor_held
+            if self._floor_noted:
+                self._changed(f"the floor keeps the VIPs announced: {answer.reason}")
         self.pump()
 
     async def _floor_call(self, what: str) -> None:

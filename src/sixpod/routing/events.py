@@ -19,6 +19,7 @@ __all__ = [
     "GRACEFUL_SHUTDOWN",
     "Announce",
     "AskFloor",
+    "Cause",
     "CheckChanged",
     "CheckState",
     "Event",
@@ -28,7 +29,9 @@ __all__ = [
     "Probe",
     "Resync",
     "Route",
+    "RouteGroup",
     "RouteOp",
+    "RouteState",
     "RunCheck",
     "SpeakerAlive",
     "SpeakerEvent",
@@ -75,6 +78,32 @@ class CheckState(StrEnum):
     INIT = "init"
     PASSING = "passing"
     FAILING = "failing"
+
+
+class RouteState(StrEnum):
+    """What the node does with a route, as ``sixpod node status`` shows it."""
+
+    ANNOUNCED = "announced"
+    """Wanted in BGP (also while draining, less preferred)."""
+    WITHDRAWN = "withdrawn"
+    """Not wanted: health, operator, or shutdown."""
+    REFUSED = "refused"
+    """Wanted, but the BGP session did not negotiate its family."""
+
+
+class Cause(StrEnum):
+    """Why a route is in its :class:`RouteState` (machine-readable; the reason says more)."""
+
+    NODE_PREFIX = "node-prefix"  # the node /64: announced in every state but shutdown
+    HEALTHY = "healthy"  # every check passes (or there are none)
+    FLOOR = "floor"  # degraded checks fail, the pod-wide floor keeps the VIPs (or is asked)
+    CHECKS_PENDING = "checks-pending"  # a check has no verdict yet
+    CHECK_FAILING = "check-failing"  # a broken check fails, or degraded ones and released
+    DRAINING = "draining"  # operator drain, step one: less preferred until the timeout
+    DRAINED = "drained"  # operator drain, step two
+    DISABLED = "disabled"  # operator disable
+    SHUTDOWN = "shutdown"  # the announcer is stopping
+    FAMILY = "family"  # the session cannot carry the route's IP version
 
 
 def _finite(value: float, field: str) -> None:
@@ -129,6 +158,37 @@ class Route:
             med,
             self.communities,
         )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RouteGroup:
+    """Routes of one kind and IP version that share a state and its reason.
+
+    ``kind`` is ``"vip"`` or ``"node"`` (the node /64); ``until`` is, while draining, when the
+    withdrawal comes (the core's clock), else None.
+    """
+
+    kind: str
+    version: int
+    state: RouteState
+    cause: Cause
+    reason: str
+    prefixes: tuple[IPNetwork, ...]
+    until: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("vip", "node"):
+            raise ValueError(f"kind must be 'vip' or 'node', got {self.kind!r}")
+        if self.version not in (4, 6):
+            raise ValueError(f"version must be 4 or 6, got {self.version!r}")
+        if not isinstance(self.state, RouteState) or not isinstance(self.cause, Cause):
+            raise ValueError(f"state and cause must be enums: {self.state!r}, {self.cause!r}")
+        if not isinstance(self.prefixes, tuple) or not self.prefixes:
+            raise ValueError("prefixes must be a non-empty tuple")
+        if any(p.version != self.version for p in self.prefixes):
+            raise ValueError(f"prefixes must all be IPv{self.version}")
+        if self.until is not None:
+            _finite(self.until, "until")
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 from sixpod import addr
 from sixpod.routing.events import Announce, Probe, RouteOp, Withdraw
@@ -52,6 +53,25 @@ class Negotiated:
     peer: str
     families: frozenset[str]
     nexthop: frozenset[str]
+    hold_time: int | None = None
+    """Seconds (the lower of both OPENs); None when ExaBGP did not say."""
+    asn4: bool | None = None
+    """Four-octet AS numbers (RFC 6793)."""
+    refresh: str | None = None
+    """Route refresh (RFC 2918/7313): ``"absent"``, ``"normal"`` or ``"enhanced"``."""
+    message_size: int | None = None
+    """Largest BGP message in bytes (4096, or 65535 with RFC 8654)."""
+
+    def capabilities(self) -> dict[str, object]:
+        """What the session negotiated, as ExaBGP names it (for ``sixpod node status``)."""
+        return {
+            "families": sorted(self.families),
+            "nexthop": sorted(self.nexthop),
+            "hold_time": self.hold_time,
+            "asn4": self.asn4,
+            "refresh": self.refresh,
+            "message_size": self.message_size,
+        }
 
     @property
     def carries(self) -> frozenset[int]:
@@ -77,6 +97,14 @@ def _names(value: object, field: str) -> frozenset[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ExaBGPProtocolError(f"negotiated {field}: not a list of names: {value!r:.80}")
     return frozenset(" ".join(v.split()) for v in value)
+
+
+def _typed(value: object, kind: type[int] | type[bool] | type[str]) -> Any:
+    """``value`` if it is of ``kind`` (a bool is no int), else None: informational fields of
+    another ExaBGP version's shape are left out rather than refused."""
+    if kind is int and isinstance(value, bool):
+        return None
+    return value if isinstance(value, kind) else None
 
 
 def command(op: RouteOp | Probe) -> str:
@@ -149,6 +177,10 @@ class ExaBGPCodec:
                 peer,
                 _names(caps.get("families"), "families"),
                 _names(caps.get("nexthop"), "nexthop"),
+                hold_time=_typed(caps.get("hold_time"), int),
+                asn4=_typed(caps.get("asn4"), bool),
+                refresh=_typed(caps.get("refresh"), str),
+                message_size=_typed(caps.get("message_size"), int),
             )
         state = neighbor.get("state")
         if state == "up":

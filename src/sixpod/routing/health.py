@@ -49,6 +49,7 @@ from sixpod.addr import IPNetwork
 from sixpod.routing.events import (
     GRACEFUL_SHUTDOWN,
     AskFloor,
+    Cause,
     CheckChanged,
     CheckState,
     Event,
@@ -57,13 +58,20 @@ from sixpod.routing.events import (
     NodeState,
     Resync,
     Route,
+    RouteGroup,
+    RouteState,
     RunCheck,
     StateChanged,
 )
+from sixpod.words import plural
 
 __all__ = ["BOTH_FAMILIES", "Announcer", "CheckSpec", "CheckStatus", "CoreConfig", "Severity"]
 
 _MAX_MED: Final = 2**32 - 1
+_FAMILY_NEEDS: Final = {
+    4: "IPv4 unicast with an IPv6 next hop (RFC 8950 extended next hop)",
+    6: "IPv6 unicast",
+}
 BOTH_FAMILIES: Final = frozenset({4, 6})
 
 
@@ -352,6 +360,9 @@ class Announcer:
     def __init__(self, *, config: CoreConfig, now: float) -> None:
         _number(now, "now", minimum=-math.inf, strict=False)
         self._config = config
+        self._vips_by_version = tuple(
+            tuple(v for v in config.vips if v.version == version) for version in (4, 6)
+        )
         self._now = float(now)
         self._state = NodeState.INIT
         self._since = self._now
@@ -364,6 +375,7 @@ class Announcer:
         self._ask_at: float | None = None  # next (re)ask while the floor is being asked
         self._ask_outstanding = False
         self._floor_held = False
+        self._floor_reason = ""  # the last denial, for explain()
         self._session = False
         self._carries: frozenset[int] = BOTH_FAMILIES
         self._routes_key: tuple[NodeState, frozenset[int]] | None = None
@@ -425,6 +437,99 @@ class Announcer:
             )
         return frozenset(routes)
 
+    def explain(self) -> tuple[RouteGroup, ...]:
+        """Every configured route with its state and why: the node /64, then the IPv4 and the
+        IPv6 VIPs, one group each (the policy treats the VIPs of a family alike). The routes
+        in state ANNOUNCED are :meth:`desired`, those REFUSED :meth:`refused`."""
+        config = self._config
+        groups = []
+        if config.node_prefix is not None:
+            if self._state is NodeState.SHUTDOWN:
+                cause, why = Cause.SHUTDOWN, "the announcer is stopping: everything withdrawn"
+            else:
+                cause, why = Cause.NODE_PREFIX, "the node's own /64: announced unless stopping"
+            groups.append(self._group("node", (config.node_prefix,), cause, why))
+        for vips in self._vips_by_version:
+            if vips:
+                cause, why = self._vips_why()
+                until = self._drain_deadline if self._state is NodeState.DRAINING else None
+                groups.append(self._group("vip", vips, cause, why, until))
+        return tuple(groups)
+
+    def _group(
+        self,
+        kind: str,
+        prefixes: tuple[IPNetwork, ...],
+        cause: Cause,
+        why: str,
+        until: float | None = None,
+    ) -> RouteGroup:
+        version = prefixes[0].version
+        wanted = (
+            self._state is not NodeState.SHUTDOWN
+            if kind == "node"
+            else self._state in (NodeState.UP, NodeState.DRAINING)
+        )
+        state = RouteState.ANNOUNCED if wanted else RouteState.WITHDRAWN
+        if wanted and version not in self._carries:
+            state, cause = RouteState.REFUSED, Cause.FAMILY
+            why = f"the BGP session did not negotiate {_FAMILY_NEEDS[version]}"
+        return RouteGroup(
+            kind=kind,
+            version=version,
+            state=state,
+            cause=cause,
+            reason=why,
+            prefixes=prefixes,
+            until=until,
+        )
+
+    def _vips_why(self) -> tuple[Cause, str]:
+        state = self._state
+        if state is NodeState.SHUTDOWN:
+            return Cause.SHUTDOWN, "the announcer is stopping: everything withdrawn"
+        if state is NodeState.DISABLED:
+            return Cause.DISABLED, "disabled by the operator (sixpod node enable restores)"
+        if state is NodeState.DRAINED:
+            return Cause.DRAINED, "drained by the operator (sixpod node undrain restores)"
+        if state is NodeState.DRAINING:
+            return Cause.DRAINING, (
+                f"draining: announced less preferred (MED {self._config.drain_med},"
+                " GRACEFUL_SHUTDOWN), withdrawn at the drain timeout"
+            )
+        verdict, why = self._verdict()
+        failing = ", ".join(
+            f"{c.spec.name} ({c.detail})" if c.detail else c.spec.name
+            for c in self._checks
+            if c.state is CheckState.FAILING
+        )
+        if state is NodeState.UP:
+            if verdict is _Verdict.DEGRADED:
+                floor = f"the floor (at least {plural(self._config.floor, 'node')})"
+                if self._floor_held:
+                    held = f": {self._floor_reason}" if self._floor_reason else ""
+                    return Cause.FLOOR, f"degraded check failing: {failing}; {floor} holds{held}"
+                return Cause.FLOOR, f"degraded check failing: {failing}; asking {floor}"
+            return Cause.HEALTHY, why
+        if verdict is _Verdict.PENDING:
+            pending = ", ".join(
+                f"{c.spec.name} ({c.passes} of {c.spec.rise} passes)"
+                for c in self._checks
+                if c.state is CheckState.INIT
+            )
+            return Cause.CHECKS_PENDING, f"checks pending: {pending}"
+        if verdict is _Verdict.BROKEN:
+            broken = ", ".join(
+                f"{c.spec.name} ({c.detail})" if c.detail else c.spec.name
+                for c in self._checks
+                if c.state is CheckState.FAILING and c.spec.severity is Severity.BROKEN
+            )
+            return Cause.CHECK_FAILING, f"broken check failing: {broken}"
+        if verdict is _Verdict.DEGRADED:
+            how = "floor granted" if self._floor_active() else "no floor"
+            return Cause.CHECK_FAILING, f"degraded check failing: {failing}; {how}"
+        return Cause.CHECKS_PENDING, why  # DOWN or INIT while healthy: settles this input
+
     # --- metrics -------------------------------------------------------------------------
 
     @property
@@ -446,6 +551,16 @@ class Announcer:
     def checks(self) -> tuple[CheckStatus, ...]:
         """A snapshot of every check, in configuration order."""
         return tuple(c.status() for c in self._checks)
+
+    @property
+    def drain_deadline(self) -> float | None:
+        """While draining, when the drain timeout withdraws the VIPs; else None."""
+        return self._drain_deadline
+
+    @property
+    def floor_reason(self) -> str:
+        """The floor's last reason for holding the VIPs (see :meth:`explain`)."""
+        return self._floor_reason
 
     @property
     def floor_held(self) -> bool:
@@ -491,6 +606,7 @@ class Announcer:
         if self._ask_at is not None and self._ask_at <= now:
             if self._ask_outstanding:
                 self._floor_held = True  # no answer in time counts as a denial
+                self._floor_reason = "the floor did not answer"
             self._ask(now)
         if self._drain_deadline is not None and self._drain_deadline <= now:
             self._input(now, _T.DRAIN_TIMEOUT, "drain timeout")
@@ -505,16 +621,18 @@ class Announcer:
         self._record(check, bool(ok), now, detail)
         return True
 
-    def floor_answer(self, granted: bool, now: float) -> None:
+    def floor_answer(self, granted: bool, now: float, reason: str = "") -> None:
         """Answer the last :class:`AskFloor`. ``granted`` means the adapter has removed this
         node from the pod's set; an answer nobody waits for is ignored, except that an
-        unneeded grant while the VIPs are announced re-joins the floor."""
+        unneeded grant while the VIPs are announced re-joins the floor. ``reason`` (the
+        floor's, for humans) shows in :meth:`explain` while the floor holds the VIPs."""
         now = self._tick(now)
         if self._wants_release():
             if granted:
                 self._input(now, _T.RELEASED, "degraded, floor granted")
             else:
                 self._floor_held = True
+                self._floor_reason = reason
                 self._ask_outstanding = False
                 self._ask_at = now + self._config.floor_retry
         elif granted and self._in_floor:

@@ -33,6 +33,12 @@ class RouteSync:
         self._acked: dict[IPNetwork, Route] = {}  # BGP has it (acknowledged)
         self._unsure: dict[IPNetwork, Route] = {}  # BGP may have it (before a reset)
         self._pending: dict[IPNetwork, RouteOp] = {}  # sent, not yet acked or failed
+        self._generation = 0
+
+    @property
+    def generation(self) -> int:
+        """Counts the changes to what the sync knows (cheap: tells a reader to look again)."""
+        return self._generation
 
     @property
     def announced(self) -> frozenset[Route]:
@@ -57,6 +63,11 @@ class RouteSync:
         """BGP may have a route for ``prefix`` (acknowledged, unsure, or an operation for it is
         in flight)."""
         return prefix in self._acked or prefix in self._unsure or prefix in self._pending
+
+    def settled(self, prefix: IPNetwork) -> bool:
+        """BGP has the route for ``prefix``, acknowledged, and nothing about it is in flight
+        or unsure."""
+        return prefix in self._acked and prefix not in self._unsure and prefix not in self._pending
 
     def plan(self, desired: Iterable[Route]) -> list[RouteOp]:
         """The operations still needed to reach ``desired``; they become pending.
@@ -91,6 +102,7 @@ class RouteSync:
         announce.sort(key=lambda op: op.route.sort_key)
         withdraw.sort(key=lambda op: op.route.sort_key)
         ops = announce + withdraw
+        self._generation += bool(ops)
         for op in ops:
             self._pending[op.route.prefix] = op
         return ops
@@ -99,6 +111,7 @@ class RouteSync:
         """ExaBGP accepted ``op``. An operation not pending (sent before a reset) still tells
         what BGP may have."""
         prefix = op.route.prefix
+        self._generation += 1
         current = self._pending.get(prefix) == op
         if current:
             del self._pending[prefix]
@@ -114,11 +127,13 @@ class RouteSync:
     def failed(self, op: RouteOp) -> None:
         """ExaBGP rejected ``op``: BGP is unchanged; the next plan retries it."""
         prefix = op.route.prefix
+        self._generation += 1
         if self._pending.get(prefix) == op:
             del self._pending[prefix]
 
     def reset(self) -> None:
         """The session went down: re-announce everything desired on the next plan."""
+        self._generation += 1
         self._unsure.update(self._acked)
         for op in self._pending.values():
             if isinstance(op, Announce):
