@@ -462,6 +462,30 @@ def test_the_bearer_scheme_is_case_insensitive(store: Store, scheme: str) -> Non
         assert_problem(other, 401)
 
 
+def test_two_authorization_headers_are_refused(store: Store) -> None:
+    """Which one counts would be up to the framework (the last one did): refuse both."""
+    with TestClient(create_api(store, token=TOKEN)) as anon:
+        twice = [("Authorization", "Bearer bad"), ("Authorization", f"Bearer {TOKEN}")]
+        r = anon.get("/v1/apps", headers=twice)
+        assert_problem(r, 400, "Authorization given more than once")
+        assert "www-authenticate" not in r.headers
+
+
+def test_the_unspecified_address_and_huge_duplicate_keys_get_plain_messages(
+    client: TestClient, store: Store
+) -> None:
+    client.post("/v1/apps", json={"name": "shop"})
+    head = store.head()
+    r = client.post("/v1/apps/shop/endpoints", json={"endpoints": [{"address": "::", "port": 80}]})
+    assert_problem(r, 422, "the unspecified address")
+    key = "k" * 100_000
+    body = '{"name": "x", "settings": {"' + key + '": 1, "' + key + '": 2}}'
+    r = client.post("/v1/apps", content=body, headers={"Content-Type": "application/json"})
+    assert_problem(r, 422, "given more than once")
+    assert len(r.json()["detail"]) < 300
+    assert store.head() == head
+
+
 def test_a_trailing_slash_is_a_404_never_a_redirect_to_the_clients_host(
     client: TestClient,
 ) -> None:

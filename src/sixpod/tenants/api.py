@@ -137,14 +137,17 @@ class Gate:
         path = scope["path"]
         headers = dict(scope["headers"])
         given = headers.get(b"authorization")
-        if given is None:
+        if sum(name == b"authorization" for name, _ in scope["headers"]) > 1:
+            refusal = problem(400, "invalid", "Authorization given more than once", path)
+        elif given is None:
             refusal = problem(401, "unauthorized", "missing 'Authorization: Bearer <token>'", path)
         elif not hmac.compare_digest(_bearer_token(given), self.expected):
             refusal = problem(401, "unauthorized", "the bearer token is not valid", path)
         else:
             refusal = None
         if refusal is not None:
-            refusal.headers["WWW-Authenticate"] = "Bearer"
+            if refusal.status_code == 401:
+                refusal.headers["WWW-Authenticate"] = "Bearer"
             await refusal(scope, receive, send)
             return
         declared = headers.get(b"content-length")
@@ -194,7 +197,8 @@ def _bearer_token(header: bytes) -> bytes:
 
 class _DuplicateKey(StarletteHTTPException):
     def __init__(self, key: str) -> None:
-        super().__init__(422, f"body: key {key!r} given more than once (the last would win)")
+        shown = key if len(key) <= 80 else key[:80] + "..."
+        super().__init__(422, f"body: key {shown!r} given more than once (the last would win)")
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

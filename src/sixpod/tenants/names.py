@@ -80,6 +80,8 @@ def container_address(text: str) -> IPv6Address:
         raise InvalidInput(f"endpoint address: {e}") from None
     if not isinstance(ip, IPv6Address):
         raise InvalidInput(f"endpoint address {text!r}: containers are IPv6-only")
+    if ip.is_unspecified:
+        raise InvalidInput("endpoint address ::: the unspecified address, never a container's")
     if addr.is_subnet_router_anycast(ip, prefixlen=64):
         raise InvalidInput(
             f"endpoint address {addr.format_ip(ip)}: the Subnet-Router anycast address of its "
