@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import functools
 
-import pki
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import pki
 from sixpod.tenants.certs import covers, validate
 from sixpod.tenants.errors import InvalidInput
 
