@@ -356,6 +356,52 @@ def test_a_session_that_reports_no_capabilities_keeps_both_families(tmp_path: Pa
     ]
 
 
+DOWN = UP.replace('"state": "up"', '"state": "down", "reason": "peer reset"')
+
+
+def test_an_unreported_or_malformed_report_sends_both_families_not_the_last_sessions(
+    tmp_path: Path,
+) -> None:
+    """A session without IPv4 (no extended next hop), then one whose report is malformed
+    (``nexthop`` a string, not a list), then one that reports nothing: each unknown session
+    gets both families, as the log says, not the previous session's; the status says which."""
+
+    def read_status() -> Any:
+        return json.loads((tmp_path / "status.json").read_text())
+
+    v4 = "announce route 203.0.113.0/32 next-hop 2001:db8:2ff::2"
+
+    async def main() -> list[tuple[frozenset[int], list[str]]]:
+        exa = FakeExaBGP()
+        daemon = AnnouncerDaemon(config(tmp_path), write=exa.write)
+        task = asyncio.create_task(daemon.run(exa.reader))
+        await settle(lambda: daemon.sync.converged(daemon.core.desired()) and exa.commands)
+        seen = []
+        for report in (negotiated("[]"), negotiated('"ipv4 unicast ipv6"'), ""):
+            exa.commands.clear()
+            exa.reader.feed_data((DOWN + report + UP).encode())
+            await settle(lambda: daemon._peer is not None and daemon.core.session_established)
+            await settle(lambda: daemon.sync.converged(daemon.core.desired()))
+            if report != negotiated("[]"):
+                await settle(lambda: v4 in exa.commands)
+            await settle(lambda: read_status()["session"]["up"])
+            daemon.write_status(force=True)
+            seen.append((daemon.core.carries, read_status()["problems"]))
+        daemon._stopping.set()
+        await task
+        return seen
+
+    (first, refused), (second, malformed), (third, unreported) = asyncio.run(main())
+    assert first == {6}
+    assert refused[0].startswith("1 ipv4 routes not announced")
+    assert second == third == {4, 6}
+    assert malformed == [
+        "ExaBGP's report of the negotiated capabilities was malformed (negotiated nexthop: not"
+        " a list of names: 'ipv4 unicast ipv6'); routes of both families are sent unchecked"
+    ]
+    assert unreported == ["ExaBGP did not report the negotiated capabilities (api negotiated)"]
+
+
 def test_a_hung_exabgp_takes_bfd_down_until_it_answers_again(tmp_path: Path) -> None:
     """ExaBGP stops answering (SIGSTOP): the announcer shuts the BFD session down through
     vtysh (here a script that records its arguments), and brings it back on the next answer."""

@@ -55,13 +55,14 @@ from sixpod.routing.exabgp import (
     Acked,
     ExaBGPCodec,
     ExaBGPProtocolError,
+    MalformedNegotiated,
     Negotiated,
     SessionDown,
     SessionUp,
     Shutdown,
 )
 from sixpod.routing.floor import FloorClient, FloorUnavailable
-from sixpod.routing.health import Announcer, CheckSpec, CoreConfig
+from sixpod.routing.health import BOTH_FAMILIES, Announcer, CheckSpec, CoreConfig
 from sixpod.routing.ledger import LEDGER_FILE, LedgerError, format_ledger, parse_ledger
 from sixpod.routing.liveness import SpeakerWatch
 from sixpod.routing.metrics import AnnouncerMetrics
@@ -144,7 +145,9 @@ class AnnouncerDaemon:
         self._hold_until = 0.0  # no route operations before this (after a refusal)
         self._floor_lock = asyncio.Lock()  # floor calls reach Redis in the order they were made
         self._reported = False  # ExaBGP reported what the coming session negotiated
+        self._malformed: str | None = None  # ... in a shape we do not understand (the error)
         self.peer_carries: frozenset[int] | None = None  # None: the session did not say
+        self.report_error: str | None = None  # the up session's report was malformed (why)
         self._peer: str | None = None  # while the session is up
         self._status: dict[str, Any] | None = None  # last written to state_dir
         self._status_at = -float("inf")
@@ -231,6 +234,7 @@ class AnnouncerDaemon:
             self.sync.generation,
             self._peer,
             self.peer_carries,
+            self.report_error,
             self._session_since,
             self.watch.state,
             bfd,
@@ -246,6 +250,7 @@ class AnnouncerDaemon:
             sync=self.sync,
             peer=self._peer,
             carries=self.peer_carries,
+            report_error=self.report_error,
             wall=self._wall,
             session_since=self._session_since,
             negotiated=self._capabilities,
@@ -267,6 +272,15 @@ class AnnouncerDaemon:
     def receive_line(self, line: str) -> None:
         try:
             msg = self.codec.receive_line(line)
+        except MalformedNegotiated as e:
+            log.error(
+                "ExaBGP's report of what the session with %s negotiated is malformed: %s;"
+                " its families are unknown",
+                e.peer or "the peer",
+                e,
+            )
+            self._reported, self._malformed = False, str(e)
+            return
         except ExaBGPProtocolError as e:
             log.error("%s", e)
             return
@@ -312,7 +326,7 @@ class AnnouncerDaemon:
 
     def _negotiated(self, msg: Negotiated, now: float) -> None:
         """Before the session comes up: withdraw what it cannot carry, and say so."""
-        self._reported = True
+        self._reported, self._malformed = True, None
         self.peer_carries = msg.carries
         self._capabilities = msg.capabilities()
         self.core.negotiated(now, msg.carries)
@@ -337,17 +351,33 @@ class AnnouncerDaemon:
 
     def _session_up(self, peer: str, now: float) -> None:
         self._peer = peer
+        self.report_error = None
         if not self._reported:
-            log.warning(
-                "ExaBGP did not report what the session with %s negotiated (exabgp.conf lacks"
-                " `api { negotiated; }`: re-render it); routes of both families are sent"
-                " unchecked",
-                peer,
-            )
+            # Families unknown: send both, as the log says, not the previous session's.
+            if self._malformed is not None:
+                log.error(
+                    "the session with %s came up after a malformed report of what it"
+                    " negotiated (%s); routes of both families are sent unchecked",
+                    peer,
+                    self._malformed,
+                )
+                self._changed(
+                    f"malformed report of what the session with {peer} negotiated: routes"
+                    " of both families sent unchecked"
+                )
+                self.report_error = self._malformed
+            else:
+                log.warning(
+                    "ExaBGP did not report what the session with %s negotiated (exabgp.conf"
+                    " lacks `api { negotiated; }`: re-render it); routes of both families are"
+                    " sent unchecked",
+                    peer,
+                )
             self.peer_carries = None
             self._capabilities = None
             self.metrics.families(None)
-        self._reported = False
+            self.core.negotiated(now, BOTH_FAMILIES)
+        self._reported, self._malformed = False, None
         self.core.session_up(now)
 
     def poll_control(self) -> None:

@@ -25,6 +25,15 @@ class ExaBGPProtocolError(Exception):
     """ExaBGP sent something this codec does not understand, or acked nothing pending."""
 
 
+class MalformedNegotiated(ExaBGPProtocolError):
+    """ExaBGP reported what a session negotiated, in a shape this codec does not understand:
+    the coming session's families are unknown (not the same as no report at all)."""
+
+    def __init__(self, message: str, peer: str = "") -> None:
+        super().__init__(message)
+        self.peer = peer
+
+
 @dataclass(frozen=True, slots=True)
 class Acked:
     op: RouteOp | Probe
@@ -93,9 +102,9 @@ class Shutdown:
 Incoming = Acked | SessionUp | SessionDown | Negotiated | Shutdown
 
 
-def _names(value: object, field: str) -> frozenset[str]:
+def _names(value: object, field: str, peer: str) -> frozenset[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ExaBGPProtocolError(f"negotiated {field}: not a list of names: {value!r:.80}")
+        raise MalformedNegotiated(f"negotiated {field}: not a list of names: {value!r:.80}", peer)
     return frozenset(" ".join(v.split()) for v in value)
 
 
@@ -166,17 +175,19 @@ class ExaBGPCodec:
             return None
         neighbor = msg.get("neighbor")
         if not isinstance(neighbor, dict):
+            if msg["type"] == "negotiated":
+                raise MalformedNegotiated("negotiated message without 'neighbor' object")
             return None
         address = neighbor.get("address")
         peer = str(address.get("peer", "")) if isinstance(address, dict) else ""
         if msg["type"] == "negotiated":
             caps = neighbor.get("negotiated")
             if not isinstance(caps, dict):
-                raise ExaBGPProtocolError("negotiated message without 'negotiated' object")
+                raise MalformedNegotiated("negotiated message without 'negotiated' object", peer)
             return Negotiated(
                 peer,
-                _names(caps.get("families"), "families"),
-                _names(caps.get("nexthop"), "nexthop"),
+                _names(caps.get("families"), "families", peer),
+                _names(caps.get("nexthop"), "nexthop", peer),
                 hold_time=_typed(caps.get("hold_time"), int),
                 asn4=_typed(caps.get("asn4"), bool),
                 refresh=_typed(caps.get("refresh"), str),
@@ -202,6 +213,7 @@ __all__ = [
     "ExaBGPCodec",
     "ExaBGPProtocolError",
     "Incoming",
+    "MalformedNegotiated",
     "Negotiated",
     "SessionDown",
     "SessionUp",
