@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sixpod.routing.announcer import AnnouncerDaemon
+from sixpod.routing.announcer import AnnouncerDaemon, read_line
 from sixpod.routing.config import AnnouncerConfig
+from sixpod.routing.exabgp import ExaBGPProtocolError
 
 UP = (
     '{"exabgp": "5.0.0", "type": "state", "neighbor": {"address": {"local": "2001:db8:2ff::2",'
@@ -400,6 +401,56 @@ def test_an_unreported_or_malformed_report_sends_both_families_not_the_last_sess
         " a list of names: 'ipv4 unicast ipv6'); routes of both families are sent unchecked"
     ]
     assert unreported == ["ExaBGP did not report the negotiated capabilities (api negotiated)"]
+
+
+def test_an_oversized_line_is_skipped_not_a_crash(tmp_path: Path) -> None:
+    """A line over the reader's limit (here the default 64 KiB) is a protocol error: skipped
+    to its newline, the lines after it are read, and the exit withdrawals are acknowledged."""
+
+    async def main() -> tuple[int, AnnouncerDaemon, list[str]]:
+        exa = FakeExaBGP()
+        daemon = AnnouncerDaemon(config(tmp_path), write=exa.write)
+        task = asyncio.create_task(daemon.run(exa.reader))
+        await settle(lambda: daemon.sync.converged(daemon.core.desired()) and exa.commands)
+        exa.reader.feed_data(b'{"type": "state", "x": "' + b"x" * 200_000 + b'"}\n')
+        exa.reader.feed_data(b"[" * 60_000 + b"\n")  # under the limit, too deep for json
+        exa.reader.feed_data(UP.encode())
+        await settle(lambda: daemon.core.session_established)
+        assert not task.done()
+        daemon._stopping.set()
+        return await task, daemon, exa.commands
+
+    code, daemon, commands = asyncio.run(main())
+    assert code == 0
+    assert commands[-1] == "withdraw route 2001:db8:2fe::1/128 next-hop 2001:db8:2ff::2"
+    assert daemon.sync.pending_count == 0  # the withdrawals were acknowledged
+
+
+def test_read_line_skips_long_lines_to_their_newline() -> None:
+    async def main() -> list[bytes | str]:
+        reader = asyncio.StreamReader(limit=16)
+        reader.feed_data(b"done\n" + b"y" * 40 + b"done\n" + b"z" * 17 + b"\nerror\n")
+        reader.feed_data(b"w" * 50)
+        reader.feed_eof()
+        out: list[bytes | str] = []
+        while True:
+            try:
+                line = await read_line(reader)
+            except ExaBGPProtocolError as e:
+                out.append(str(e))
+                continue
+            out.append(line)
+            if not line:
+                return out
+
+    assert asyncio.run(main()) == [
+        b"done\n",
+        "a line from ExaBGP of 45 bytes is too long; skipped",  # its tail is no "done"
+        "a line from ExaBGP of 18 bytes is too long; skipped",
+        b"error\n",
+        "a line from ExaBGP of 50 bytes is too long; skipped",
+        b"",
+    ]
 
 
 def test_a_hung_exabgp_takes_bfd_down_until_it_answers_again(tmp_path: Path) -> None:

@@ -164,3 +164,8 @@ def test_malformed_negotiated_is_our_error(line: str) -> None:
         ExaBGPCodec().receive_line(line)
     assert isinstance(e.value, ExaBGPProtocolError)
     assert e.value.peer in ("2001:db8:2ff::1", "")
+
+
+def test_json_nested_too_deep_is_our_error() -> None:
+    with pytest.raises(ExaBGPProtocolError, match="nested too deep"):
+        ExaBGPCodec().receive_line('{"a": ' + "[" * 100_000)

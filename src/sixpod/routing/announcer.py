@@ -80,6 +80,28 @@ CONTROL_POLL = 0.2  # seconds between looks at the drain/disable files
 REFUSED_BACKOFF = 1.0  # seconds before resending after ExaBGP refused a command
 BFD_MAX_BACKOFF = 30.0  # seconds between vtysh retries at most (bfdd not running)
 EXIT_WITHDRAW_WAIT = 3.0  # seconds to wait for ExaBGP to acknowledge the final withdrawals
+LINE_LIMIT = 1 << 20  # bytes in one line from ExaBGP at most (its events are ~1 KiB)
+
+
+async def read_line(reader: asyncio.StreamReader) -> bytes:
+    """The next line from ExaBGP (``b""`` at the end). A line longer than the reader's limit is
+    skipped up to its newline and is :class:`ExaBGPProtocolError`; the next call goes on with
+    the line after it (``StreamReader.readline`` raises ``ValueError`` and may hand out the
+    rest of the long line as a line of its own)."""
+    skipped = 0
+    while True:
+        try:
+            line = await reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as e:  # the end, maybe after a last partial line
+            line = e.partial
+        except asyncio.LimitOverrunError as e:  # what it consumed is still in the buffer
+            skipped += len(await reader.readexactly(max(e.consumed, 1)))
+            continue
+        if skipped:
+            raise ExaBGPProtocolError(
+                f"a line from ExaBGP of {skipped + len(line)} bytes is too long; skipped"
+            )
+        return line
 
 
 def core_config(cfg: AnnouncerConfig) -> CoreConfig:
@@ -566,7 +588,7 @@ class AnnouncerDaemon:
             timers = asyncio.create_task(self._timers())
             heartbeat = asyncio.create_task(self._heartbeat()) if self.floor else None
             while not self._stopping.is_set():
-                read = asyncio.create_task(reader.readline())
+                read = asyncio.create_task(read_line(reader))
                 done, _ = await asyncio.wait(
                     {read, stop, timers}, return_when=asyncio.FIRST_COMPLETED
                 )
@@ -577,7 +599,11 @@ class AnnouncerDaemon:
                         log.error("timer task ended: %r; withdrawing", timers.exception())
                         code = 1
                     break
-                line = read.result()
+                try:
+                    line = read.result()
+                except ExaBGPProtocolError as e:
+                    log.error("%s", e)
+                    continue
                 if not line:
                     log.warning("ExaBGP closed the pipe")
                     break
@@ -612,9 +638,12 @@ class AnnouncerDaemon:
         try:
             while self.sync.pending_count and self.clock() < deadline and not reader.at_eof():
                 try:
-                    line = await asyncio.wait_for(reader.readline(), deadline - self.clock())
+                    line = await asyncio.wait_for(read_line(reader), deadline - self.clock())
                 except TimeoutError:
                     break
+                except ExaBGPProtocolError as e:
+                    log.error("%s", e)
+                    continue
                 if not line:
                     break
                 try:
@@ -638,7 +667,7 @@ class AnnouncerDaemon:
 
 async def _main(cfg: AnnouncerConfig) -> int:
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
+    reader = asyncio.StreamReader(limit=LINE_LIMIT)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     out = sys.stdout.buffer
 

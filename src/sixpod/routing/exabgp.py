@@ -167,6 +167,8 @@ class ExaBGPCodec:
             msg = json.loads(text)
         except json.JSONDecodeError as e:
             raise ExaBGPProtocolError(f"bad JSON from ExaBGP: {e}") from None
+        except RecursionError:  # nested deeper than the interpreter's stack
+            raise ExaBGPProtocolError("bad JSON from ExaBGP: nested too deep") from None
         if not isinstance(msg, dict):
             return None
         if msg.get("type") == "notification" and msg.get("notification") == "shutdown":
