@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,23 @@ def test_start_withdraws_stale_then_announces_and_exit_withdraws(tmp_path: Path)
         "withdraw route 2001:db8:200:1::/64 next-hop 2001:db8:2ff::2",
         "withdraw route 2001:db8:2fe::1/128 next-hop 2001:db8:2ff::2",
     ]
+
+
+def test_status_and_ledger_are_readable_by_operators(tmp_path: Path) -> None:
+    """`sixpod node status` runs as a non-root operator: status.json and announced.json are
+    0644, not the 0600 of a temporary file."""
+
+    async def main() -> None:
+        exa = FakeExaBGP()
+        daemon = AnnouncerDaemon(config(tmp_path), write=exa.write)
+        task = asyncio.create_task(daemon.run(exa.reader))
+        await settle((tmp_path / "status.json").exists)
+        daemon._stopping.set()
+        await task
+
+    asyncio.run(main())
+    for name in ("status.json", "announced.json"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
 
 
 def test_failing_broken_check_keeps_vips_withdrawn(tmp_path: Path) -> None:

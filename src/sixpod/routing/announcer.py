@@ -212,7 +212,7 @@ class AnnouncerDaemon:
         routes = [*self._possible_routes(), *self._stale.values()]
         try:
             self._state_dir.mkdir(parents=True, exist_ok=True)
-            write_atomic(self._ledger_path, format_ledger(routes))
+            write_atomic(self._ledger_path, format_ledger(routes), mode=0o644)
         except OSError as e:
             log.error("%s: %s", self._ledger_path, e)
 
@@ -285,7 +285,9 @@ class AnnouncerDaemon:
         self._status, self._status_at = doc, now
         try:
             self._state_dir.mkdir(parents=True, exist_ok=True)
-            write_atomic(self._state_dir / STATUS_FILE, json.dumps(doc, indent=1) + "\n")
+            write_atomic(
+                self._state_dir / STATUS_FILE, json.dumps(doc, indent=1) + "\n", mode=0o644
+            )
         except OSError as e:
             log.error("%s: %s", self._state_dir / STATUS_FILE, e)
 
