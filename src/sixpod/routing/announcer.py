@@ -618,8 +618,9 @@ class AnnouncerDaemon:
             for task in (timers, heartbeat, self._bfd_task, *self._tasks):
                 if task is not None:
                     task.cancel()
-            await asyncio.gather(
-                *(t for t in (timers, heartbeat) if t is not None), return_exceptions=True
+            await asyncio.gather(  # the BFD task too: it kills and reaps a vtysh in flight
+                *(t for t in (timers, heartbeat, self._bfd_task) if t is not None),
+                return_exceptions=True,
             )
             try:
                 await self._shutdown(reader)
