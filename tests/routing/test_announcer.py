@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import stat
 from pathlib import Path
 from typing import Any
 
-from sixpod.routing.announcer import AnnouncerDaemon
+from sixpod.routing.announcer import AnnouncerDaemon, read_line
 from sixpod.routing.config import AnnouncerConfig
+from sixpod.routing.exabgp import ExaBGPProtocolError
 
 UP = (
     '{"exabgp": "5.0.0", "type": "state", "neighbor": {"address": {"local": "2001:db8:2ff::2",'
@@ -84,6 +86,23 @@ def test_start_withdraws_stale_then_announces_and_exit_withdraws(tmp_path: Path)
         "withdraw route 2001:db8:200:1::/64 next-hop 2001:db8:2ff::2",
         "withdraw route 2001:db8:2fe::1/128 next-hop 2001:db8:2ff::2",
     ]
+
+
+def test_status_and_ledger_are_readable_by_operators(tmp_path: Path) -> None:
+    """`sixpod node status` runs as a non-root operator: status.json and announced.json are
+    0644, not the 0600 of a temporary file."""
+
+    async def main() -> None:
+        exa = FakeExaBGP()
+        daemon = AnnouncerDaemon(config(tmp_path), write=exa.write)
+        task = asyncio.create_task(daemon.run(exa.reader))
+        await settle((tmp_path / "status.json").exists)
+        daemon._stopping.set()
+        await task
+
+    asyncio.run(main())
+    for name in ("status.json", "announced.json"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
 
 
 def test_failing_broken_check_keeps_vips_withdrawn(tmp_path: Path) -> None:
@@ -353,6 +372,102 @@ def test_a_session_that_reports_no_capabilities_keeps_both_families(tmp_path: Pa
     assert status["session"]["families"] == {"ipv4": None, "ipv6": None}  # type: ignore[index]
     assert status["problems"] == [
         "ExaBGP did not report the negotiated capabilities (api negotiated)"
+    ]
+
+
+DOWN = UP.replace('"state": "up"', '"state": "down", "reason": "peer reset"')
+
+
+def test_an_unreported_or_malformed_report_sends_both_families_not_the_last_sessions(
+    tmp_path: Path,
+) -> None:
+    """A session without IPv4 (no extended next hop), then one whose report is malformed
+    (``nexthop`` a string, not a list), then one that reports nothing: each unknown session
+    gets both families, as the log says, not the previous session's; the status says which."""
+
+    def read_status() -> Any:
+        return json.loads((tmp_path / "status.json").read_text())
+
+    v4 = "announce route 203.0.113.0/32 next-hop 2001:db8:2ff::2"
+
+    async def main() -> list[tuple[frozenset[int], list[str]]]:
+        exa = FakeExaBGP()
+        daemon = AnnouncerDaemon(config(tmp_path), write=exa.write)
+        task = asyncio.create_task(daemon.run(exa.reader))
+        await settle(lambda: daemon.sync.converged(daemon.core.desired()) and exa.commands)
+        seen = []
+        for report in (negotiated("[]"), negotiated('"ipv4 unicast ipv6"'), ""):
+            exa.commands.clear()
+            exa.reader.feed_data((DOWN + report + UP).encode())
+            await settle(lambda: daemon._peer is not None and daemon.core.session_established)
+            await settle(lambda: daemon.sync.converged(daemon.core.desired()))
+            if report != negotiated("[]"):
+                await settle(lambda: v4 in exa.commands)
+            await settle(lambda: read_status()["session"]["up"])
+            daemon.write_status(force=True)
+            seen.append((daemon.core.carries, read_status()["problems"]))
+        daemon._stopping.set()
+        await task
+        return seen
+
+    (first, refused), (second, malformed), (third, unreported) = asyncio.run(main())
+    assert first == {6}
+    assert refused[0].startswith("1 ipv4 routes not announced")
+    assert second == third == {4, 6}
+    assert malformed == [
+        "ExaBGP's report of the negotiated capabilities was malformed (negotiated nexthop: not"
+        " a list of names: 'ipv4 unicast ipv6'); routes of both families are sent unchecked"
+    ]
+    assert unreported == ["ExaBGP did not report the negotiated capabilities (api negotiated)"]
+
+
+def test_an_oversized_line_is_skipped_not_a_crash(tmp_path: Path) -> None:
+    """A line over the reader's limit (here the default 64 KiB) is a protocol error: skipped
+    to its newline, the lines after it are read, and the exit withdrawals are acknowledged."""
+
+    async def main() -> tuple[int, AnnouncerDaemon, list[str]]:
+        exa = FakeExaBGP()
+        daemon = AnnouncerDaemon(config(tmp_path), write=exa.write)
+        task = asyncio.create_task(daemon.run(exa.reader))
+        await settle(lambda: daemon.sync.converged(daemon.core.desired()) and exa.commands)
+        exa.reader.feed_data(b'{"type": "state", "x": "' + b"x" * 200_000 + b'"}\n')
+        exa.reader.feed_data(b"[" * 60_000 + b"\n")  # under the limit, too deep for json
+        exa.reader.feed_data(UP.encode())
+        await settle(lambda: daemon.core.session_established)
+        assert not task.done()
+        daemon._stopping.set()
+        return await task, daemon, exa.commands
+
+    code, daemon, commands = asyncio.run(main())
+    assert code == 0
+    assert commands[-1] == "withdraw route 2001:db8:2fe::1/128 next-hop 2001:db8:2ff::2"
+    assert daemon.sync.pending_count == 0  # the withdrawals were acknowledged
+
+
+def test_read_line_skips_long_lines_to_their_newline() -> None:
+    async def main() -> list[bytes | str]:
+        reader = asyncio.StreamReader(limit=16)
+        reader.feed_data(b"done\n" + b"y" * 40 + b"done\n" + b"z" * 17 + b"\nerror\n")
+        reader.feed_data(b"w" * 50)
+        reader.feed_eof()
+        out: list[bytes | str] = []
+        while True:
+            try:
+                line = await read_line(reader)
+            except ExaBGPProtocolError as e:
+                out.append(str(e))
+                continue
+            out.append(line)
+            if not line:
+                return out
+
+    assert asyncio.run(main()) == [
+        b"done\n",
+        "a line from ExaBGP of 45 bytes is too long; skipped",  # its tail is no "done"
+        "a line from ExaBGP of 18 bytes is too long; skipped",
+        b"error\n",
+        "a line from ExaBGP of 50 bytes is too long; skipped",
+        b"",
     ]
 
 

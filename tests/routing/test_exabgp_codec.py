@@ -14,6 +14,7 @@ from sixpod.routing.exabgp import (
     Acked,
     ExaBGPCodec,
     ExaBGPProtocolError,
+    MalformedNegotiated,
     Negotiated,
     SessionDown,
     SessionUp,
@@ -153,8 +154,18 @@ def test_negotiated_capabilities() -> None:
         NEGOTIATED.replace('"negotiated": {', '"negotiated": [{').replace("}  } }", "}]  } }"),
         NEGOTIATED.replace('"families": ["ipv4 unicast", "ipv6 unicast"]', '"families": "ipv4"'),
         NEGOTIATED.replace('"nexthop": ["ipv4 unicast ipv6"]', '"nexthop": [4]'),
+        NEGOTIATED.replace('"nexthop": ["ipv4 unicast ipv6"]', '"nexthop": "ipv4 unicast ipv6"'),
+        '{"type": "negotiated", "neighbor": []}',
     ],
 )
 def test_malformed_negotiated_is_our_error(line: str) -> None:
-    with pytest.raises(ExaBGPProtocolError, match="negotiated"):
+    """Told apart from other protocol errors: the coming session's families are unknown."""
+    with pytest.raises(MalformedNegotiated, match="negotiated") as e:
         ExaBGPCodec().receive_line(line)
+    assert isinstance(e.value, ExaBGPProtocolError)
+    assert e.value.peer in ("2001:db8:2ff::1", "")
+
+
+def test_json_nested_too_deep_is_our_error() -> None:
+    with pytest.raises(ExaBGPProtocolError, match="nested too deep"):
+        ExaBGPCodec().receive_line('{"a": ' + "[" * 100_000)

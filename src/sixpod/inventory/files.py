@@ -16,11 +16,15 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` by writing a temporary file beside it and renaming."""
+def write_atomic(path: Path, text: str, *, mode: int = 0o600) -> None:
+    """Replace ``path`` with ``text`` by writing a temporary file beside it and renaming.
+
+    The file gets ``mode`` exactly (the umask does not apply): 0600, the temporary file's, by
+    default; 0644 for what other users read (the announcer's status and ledger)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()

@@ -55,13 +55,14 @@ from sixpod.routing.exabgp import (
     Acked,
     ExaBGPCodec,
     ExaBGPProtocolError,
+    MalformedNegotiated,
     Negotiated,
     SessionDown,
     SessionUp,
     Shutdown,
 )
 from sixpod.routing.floor import FloorClient, FloorUnavailable
-from sixpod.routing.health import Announcer, CheckSpec, CoreConfig
+from sixpod.routing.health import BOTH_FAMILIES, Announcer, CheckSpec, CoreConfig
 from sixpod.routing.ledger import LEDGER_FILE, LedgerError, format_ledger, parse_ledger
 from sixpod.routing.liveness import SpeakerWatch
 from sixpod.routing.metrics import AnnouncerMetrics
@@ -79,6 +80,28 @@ CONTROL_POLL = 0.2  # seconds between looks at the drain/disable files
 REFUSED_BACKOFF = 1.0  # seconds before resending after ExaBGP refused a command
 BFD_MAX_BACKOFF = 30.0  # seconds between vtysh retries at most (bfdd not running)
 EXIT_WITHDRAW_WAIT = 3.0  # seconds to wait for ExaBGP to acknowledge the final withdrawals
+LINE_LIMIT = 1 << 20  # bytes in one line from ExaBGP at most (its events are ~1 KiB)
+
+
+async def read_line(reader: asyncio.StreamReader) -> bytes:
+    """The next line from ExaBGP (``b""`` at the end). A line longer than the reader's limit is
+    skipped up to its newline and is :class:`ExaBGPProtocolError`; the next call goes on with
+    the line after it (``StreamReader.readline`` raises ``ValueError`` and may hand out the
+    rest of the long line as a line of its own)."""
+    skipped = 0
+    while True:
+        try:
+            line = await reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as e:  # the end, maybe after a last partial line
+            line = e.partial
+        except asyncio.LimitOverrunError as e:  # what it consumed is still in the buffer
+            skipped += len(await reader.readexactly(max(e.consumed, 1)))
+            continue
+        if skipped:
+            raise ExaBGPProtocolError(
+                f"a line from ExaBGP of {skipped + len(line)} bytes is too long; skipped"
+            )
+        return line
 
 
 def core_config(cfg: AnnouncerConfig) -> CoreConfig:
@@ -144,7 +167,9 @@ class AnnouncerDaemon:
         self._hold_until = 0.0  # no route operations before this (after a refusal)
         self._floor_lock = asyncio.Lock()  # floor calls reach Redis in the order they were made
         self._reported = False  # ExaBGP reported what the coming session negotiated
+        self._malformed: str | None = None  # ... in a shape we do not understand (the error)
         self.peer_carries: frozenset[int] | None = None  # None: the session did not say
+        self.report_error: str | None = None  # the up session's report was malformed (why)
         self._peer: str | None = None  # while the session is up
         self._status: dict[str, Any] | None = None  # last written to state_dir
         self._status_at = -float("inf")
@@ -187,7 +212,7 @@ class AnnouncerDaemon:
         routes = [*self._possible_routes(), *self._stale.values()]
         try:
             self._state_dir.mkdir(parents=True, exist_ok=True)
-            write_atomic(self._ledger_path, format_ledger(routes))
+            write_atomic(self._ledger_path, format_ledger(routes), mode=0o644)
         except OSError as e:
             log.error("%s: %s", self._ledger_path, e)
 
@@ -231,6 +256,7 @@ class AnnouncerDaemon:
             self.sync.generation,
             self._peer,
             self.peer_carries,
+            self.report_error,
             self._session_since,
             self.watch.state,
             bfd,
@@ -246,6 +272,7 @@ class AnnouncerDaemon:
             sync=self.sync,
             peer=self._peer,
             carries=self.peer_carries,
+            report_error=self.report_error,
             wall=self._wall,
             session_since=self._session_since,
             negotiated=self._capabilities,
@@ -258,7 +285,9 @@ class AnnouncerDaemon:
         self._status, self._status_at = doc, now
         try:
             self._state_dir.mkdir(parents=True, exist_ok=True)
-            write_atomic(self._state_dir / STATUS_FILE, json.dumps(doc, indent=1) + "\n")
+            write_atomic(
+                self._state_dir / STATUS_FILE, json.dumps(doc, indent=1) + "\n", mode=0o644
+            )
         except OSError as e:
             log.error("%s: %s", self._state_dir / STATUS_FILE, e)
 
@@ -267,6 +296,15 @@ class AnnouncerDaemon:
     def receive_line(self, line: str) -> None:
         try:
             msg = self.codec.receive_line(line)
+        except MalformedNegotiated as e:
+            log.error(
+                "ExaBGP's report of what the session with %s negotiated is malformed: %s;"
+                " its families are unknown",
+                e.peer or "the peer",
+                e,
+            )
+            self._reported, self._malformed = False, str(e)
+            return
         except ExaBGPProtocolError as e:
             log.error("%s", e)
             return
@@ -312,7 +350,7 @@ class AnnouncerDaemon:
 
     def _negotiated(self, msg: Negotiated, now: float) -> None:
         """Before the session comes up: withdraw what it cannot carry, and say so."""
-        self._reported = True
+        self._reported, self._malformed = True, None
         self.peer_carries = msg.carries
         self._capabilities = msg.capabilities()
         self.core.negotiated(now, msg.carries)
@@ -337,17 +375,33 @@ class AnnouncerDaemon:
 
     def _session_up(self, peer: str, now: float) -> None:
         self._peer = peer
+        self.report_error = None
         if not self._reported:
-            log.warning(
-                "ExaBGP did not report what the session with %s negotiated (exabgp.conf lacks"
-                " `api { negotiated; }`: re-render it); routes of both families are sent"
-                " unchecked",
-                peer,
-            )
+            # Families unknown: send both, as the log says, not the previous session's.
+            if self._malformed is not None:
+                log.error(
+                    "the session with %s came up after a malformed report of what it"
+                    " negotiated (%s); routes of both families are sent unchecked",
+                    peer,
+                    self._malformed,
+                )
+                self._changed(
+                    f"malformed report of what the session with {peer} negotiated: routes"
+                    " of both families sent unchecked"
+                )
+                self.report_error = self._malformed
+            else:
+                log.warning(
+                    "ExaBGP did not report what the session with %s negotiated (exabgp.conf"
+                    " lacks `api { negotiated; }`: re-render it); routes of both families are"
+                    " sent unchecked",
+                    peer,
+                )
             self.peer_carries = None
             self._capabilities = None
             self.metrics.families(None)
-        self._reported = False
+            self.core.negotiated(now, BOTH_FAMILIES)
+        self._reported, self._malformed = False, None
         self.core.session_up(now)
 
     def poll_control(self) -> None:
@@ -536,7 +590,7 @@ class AnnouncerDaemon:
             timers = asyncio.create_task(self._timers())
             heartbeat = asyncio.create_task(self._heartbeat()) if self.floor else None
             while not self._stopping.is_set():
-                read = asyncio.create_task(reader.readline())
+                read = asyncio.create_task(read_line(reader))
                 done, _ = await asyncio.wait(
                     {read, stop, timers}, return_when=asyncio.FIRST_COMPLETED
                 )
@@ -547,7 +601,11 @@ class AnnouncerDaemon:
                         log.error("timer task ended: %r; withdrawing", timers.exception())
                         code = 1
                     break
-                line = read.result()
+                try:
+                    line = read.result()
+                except ExaBGPProtocolError as e:
+                    log.error("%s", e)
+                    continue
                 if not line:
                     log.warning("ExaBGP closed the pipe")
                     break
@@ -560,8 +618,9 @@ class AnnouncerDaemon:
             for task in (timers, heartbeat, self._bfd_task, *self._tasks):
                 if task is not None:
                     task.cancel()
-            await asyncio.gather(
-                *(t for t in (timers, heartbeat) if t is not None), return_exceptions=True
+            await asyncio.gather(  # the BFD task too: it kills and reaps a vtysh in flight
+                *(t for t in (timers, heartbeat, self._bfd_task) if t is not None),
+                return_exceptions=True,
             )
             try:
                 await self._shutdown(reader)
@@ -582,9 +641,12 @@ class AnnouncerDaemon:
         try:
             while self.sync.pending_count and self.clock() < deadline and not reader.at_eof():
                 try:
-                    line = await asyncio.wait_for(reader.readline(), deadline - self.clock())
+                    line = await asyncio.wait_for(read_line(reader), deadline - self.clock())
                 except TimeoutError:
                     break
+                except ExaBGPProtocolError as e:
+                    log.error("%s", e)
+                    continue
                 if not line:
                     break
                 try:
@@ -608,7 +670,7 @@ class AnnouncerDaemon:
 
 async def _main(cfg: AnnouncerConfig) -> int:
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
+    reader = asyncio.StreamReader(limit=LINE_LIMIT)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     out = sys.stdout.buffer
 

@@ -10,6 +10,7 @@ rendered ``bfdd.conf``) is touched.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from sixpod import addr
 from sixpod.routing.config import BfdConfig
@@ -49,9 +50,19 @@ async def set_shutdown(cfg: BfdConfig, *, shutdown: bool) -> None:
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), TIMEOUT)
     except TimeoutError:
-        proc.kill()
-        await proc.wait()
+        await _kill(proc)
         raise BfdError(f"vtysh did not finish within {TIMEOUT:g} s") from None
+    except asyncio.CancelledError:  # the announcer exits: no `shutdown` applied after it
+        await _kill(proc)
+        raise
     text = out.decode("utf-8", "replace").strip()
     if proc.returncode != 0 or "% " in text:
         raise BfdError(f"vtysh exit {proc.returncode}: {text[:200] or 'no output'}")
+
+
+async def _kill(proc: asyncio.subprocess.Process) -> None:
+    """Kill vtysh and reap it; shielded, so that a second cancellation cannot leave it."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+    await asyncio.shield(proc.wait())

@@ -25,6 +25,15 @@ class ExaBGPProtocolError(Exception):
     """ExaBGP sent something this codec does not understand, or acked nothing pending."""
 
 
+class MalformedNegotiated(ExaBGPProtocolError):
+    """ExaBGP reported what a session negotiated, in a shape this codec does not understand:
+    the coming session's families are unknown (not the same as no report at all)."""
+
+    def __init__(self, message: str, peer: str = "") -> None:
+        super().__init__(message)
+        self.peer = peer
+
+
 @dataclass(frozen=True, slots=True)
 class Acked:
     op: RouteOp | Probe
@@ -93,9 +102,9 @@ class Shutdown:
 Incoming = Acked | SessionUp | SessionDown | Negotiated | Shutdown
 
 
-def _names(value: object, field: str) -> frozenset[str]:
+def _names(value: object, field: str, peer: str) -> frozenset[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ExaBGPProtocolError(f"negotiated {field}: not a list of names: {value!r:.80}")
+        raise MalformedNegotiated(f"negotiated {field}: not a list of names: {value!r:.80}", peer)
     return frozenset(" ".join(v.split()) for v in value)
 
 
@@ -158,6 +167,8 @@ class ExaBGPCodec:
             msg = json.loads(text)
         except json.JSONDecodeError as e:
             raise ExaBGPProtocolError(f"bad JSON from ExaBGP: {e}") from None
+        except RecursionError:  # nested deeper than the interpreter's stack
+            raise ExaBGPProtocolError("bad JSON from ExaBGP: nested too deep") from None
         if not isinstance(msg, dict):
             return None
         if msg.get("type") == "notification" and msg.get("notification") == "shutdown":
@@ -166,17 +177,19 @@ class ExaBGPCodec:
             return None
         neighbor = msg.get("neighbor")
         if not isinstance(neighbor, dict):
+            if msg["type"] == "negotiated":
+                raise MalformedNegotiated("negotiated message without 'neighbor' object")
             return None
         address = neighbor.get("address")
         peer = str(address.get("peer", "")) if isinstance(address, dict) else ""
         if msg["type"] == "negotiated":
             caps = neighbor.get("negotiated")
             if not isinstance(caps, dict):
-                raise ExaBGPProtocolError("negotiated message without 'negotiated' object")
+                raise MalformedNegotiated("negotiated message without 'negotiated' object", peer)
             return Negotiated(
                 peer,
-                _names(caps.get("families"), "families"),
-                _names(caps.get("nexthop"), "nexthop"),
+                _names(caps.get("families"), "families", peer),
+                _names(caps.get("nexthop"), "nexthop", peer),
                 hold_time=_typed(caps.get("hold_time"), int),
                 asn4=_typed(caps.get("asn4"), bool),
                 refresh=_typed(caps.get("refresh"), str),
@@ -202,6 +215,7 @@ __all__ = [
     "ExaBGPCodec",
     "ExaBGPProtocolError",
     "Incoming",
+    "MalformedNegotiated",
     "Negotiated",
     "SessionDown",
     "SessionUp",

@@ -95,6 +95,7 @@ def node_status(
     peer: str | None,
     carries: frozenset[int] | None,
     wall: Callable[[float], float],
+    report_error: str | None = None,
     session_since: float | None = None,
     negotiated: dict[str, object] | None = None,
     changes: Changes | None = None,
@@ -102,7 +103,8 @@ def node_status(
     bfd_shutdown: bool | None = None,
 ) -> dict[str, Any]:
     """The status document. ``peer`` is the session's peer while it is up (else None);
-    ``carries`` the IP versions it negotiated (None: ExaBGP did not say) and ``negotiated``
+    ``carries`` the IP versions it negotiated (None: ExaBGP did not say, or said it in a
+    shape we do not understand: then ``report_error`` is why) and ``negotiated``
     all it reported (:meth:`~sixpod.routing.exabgp.Negotiated.capabilities`);
     ``session_since`` when the session last came up or went down (wall clock); ``wall``
     turns the core's clock into the wall clock; ``speaker`` is what the announcer knows of
@@ -117,7 +119,13 @@ def node_status(
                 f"{_NEEDS[version]}"
             )
     if carries is None and peer is not None:
-        problems.append("ExaBGP did not report the negotiated capabilities (api negotiated)")
+        if report_error is not None:
+            problems.append(
+                f"ExaBGP's report of the negotiated capabilities was malformed ({report_error});"
+                " routes of both families are sent unchecked"
+            )
+        else:
+            problems.append("ExaBGP did not report the negotiated capabilities (api negotiated)")
     if speaker is SpeakerState.HUNG:
         problems.append(
             "ExaBGP does not answer (hung)"
