@@ -550,6 +550,29 @@ def test_busy_port_is_an_input_error(tmp_path: Path) -> None:
         assert "in use" in r.stderr
 
 
+def test_a_per_client_limit_that_protects_nothing_is_an_input_error(tmp_path: Path) -> None:
+    """Review of issue 15 item 10: tcp_max_per_client >= tcp_max_connections would let one
+    client prefix hold every connection of a worker: refused at load, not ignored."""
+    cfg = {
+        "zone": ZONE,
+        "nameservers": [{"name": "ns1.example.org"}],
+        "pool": {"vips": ["192.0.2.1"]},
+        "listen": [f"[::1]:{free_port()}"],
+        "tcp_max_connections": 50,  # the default tcp_max_per_client is 100
+    }
+    path = tmp_path / "razor.yaml"
+    path.write_text(json.dumps(cfg))
+    r = subprocess.run(
+        [SIXPOD, "razor", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert r.returncode == 1
+    assert "tcp_max_per_client (100) must be below tcp_max_connections (50)" in r.stderr
+
+
 def _workers(pid: int) -> list[int]:
     text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
     return [int(p) for p in text.split()]

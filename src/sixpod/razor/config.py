@@ -153,7 +153,7 @@ class RazorConfig(_Model):
         default=100,
         description="open TCP connections per worker from one client prefix (rrl's "
         "ipv4_prefix / ipv6_prefix, /24 and /56 with rrl off); a newcomer past it closes "
-        "that prefix's idlest connection",
+        "that prefix's idlest connection; below tcp_max_connections",
     )
     rrl: Rrl | None = Field(
         default_factory=Rrl, description="response rate limiting; null turns it off"
@@ -172,6 +172,12 @@ class RazorConfig(_Model):
             raise ValueError("give at most one of state_file and tenants")
         if self.answers > self.shard_size:
             raise ValueError(f"answers ({self.answers}) exceeds shard_size ({self.shard_size})")
+        if self.tcp_max_per_client >= self.tcp_max_connections and self.tcp_max_connections > 1:
+            raise ValueError(
+                f"tcp_max_per_client ({self.tcp_max_per_client}) must be below "
+                f"tcp_max_connections ({self.tcp_max_connections}), or one client prefix "
+                "can hold every TCP connection of a worker"
+            )
         names = [c.name for c in self.customer_zones]
         for n in names:
             if n == self.zone or n.endswith("." + self.zone) or self.zone.endswith("." + n):
