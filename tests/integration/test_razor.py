@@ -24,6 +24,7 @@ import dns.edns
 import dns.exception
 import dns.flags
 import dns.message
+import dns.opcode
 import dns.query
 import dns.rcode
 import dns.rdatatype
@@ -262,6 +263,20 @@ def test_formerr_for_a_bad_cookie_keeps_edns(server: Razor) -> None:
         assert r.edns == 0
         assert r.payload == 1232
         assert r.question[0].name.to_text() == f"{ZONE}."
+
+
+def test_notimp_keeps_edns(server: Razor) -> None:
+    """Review of issue 15: NOTIMP to an EDNS query (here a NOTIFY) carries an OPT record
+    (RFC 6891 7), over UDP and TCP."""
+    q = dns.message.make_query(ZONE, "SOA", use_edns=0)
+    q.set_opcode(dns.opcode.NOTIFY)
+    for r in (
+        dns.query.udp(q, "::1", port=server.port, timeout=2),
+        dns.query.tcp(q, "127.0.0.1", port=server.port, timeout=2),
+    ):
+        assert r.rcode() == dns.rcode.NOTIMP
+        assert r.edns == 0
+        assert r.payload == 1232
 
 
 def _raw(server: Razor, name: str, rdtype: str, host: str = "::1") -> bytes:
