@@ -24,6 +24,7 @@ import dns.edns
 import dns.exception
 import dns.flags
 import dns.message
+import dns.opcode
 import dns.query
 import dns.rcode
 import dns.rdatatype
@@ -264,6 +265,20 @@ def test_formerr_for_a_bad_cookie_keeps_edns(server: Razor) -> None:
         assert r.question[0].name.to_text() == f"{ZONE}."
 
 
+def test_notimp_keeps_edns(server: Razor) -> None:
+    """Review of issue 15: NOTIMP to an EDNS query (here a NOTIFY) carries an OPT record
+    (RFC 6891 7), over UDP and TCP."""
+    q = dns.message.make_query(ZONE, "SOA", use_edns=0)
+    q.set_opcode(dns.opcode.NOTIFY)
+    for r in (
+        dns.query.udp(q, "::1", port=server.port, timeout=2),
+        dns.query.tcp(q, "127.0.0.1", port=server.port, timeout=2),
+    ):
+        assert r.rcode() == dns.rcode.NOTIMP
+        assert r.edns == 0
+        assert r.payload == 1232
+
+
 def _raw(server: Razor, name: str, rdtype: str, host: str = "::1") -> bytes:
     q = dns.message.make_query(name, rdtype, use_edns=0)
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -443,51 +458,86 @@ def test_attribution_api(tmp_path: Path) -> None:
         e.value.close()
 
 
-def test_tcp_connection_cap(tmp_path: Path) -> None:
-    with razor(tmp_path, {"shop": 1}, tcp_max_connections=2) as s:
-        held = [socket.create_connection(("127.0.0.1", s.port), timeout=2) for _ in range(2)]
+def _hold(s: Razor, source: str) -> socket.socket:
+    """A TCP connection from ``source`` (any 127/8 address works on loopback) that has had
+    one answer, so the server holds it, in the order these are made."""
+    c = socket.create_connection(("127.0.0.1", s.port), timeout=2, source_address=(source, 0))
+    try:
+        q = dns.message.make_query(ZONE, "SOA").to_wire()
+        c.sendall(len(q).to_bytes(2, "big") + q)
+        size = int.from_bytes(_recv(c, 2), "big")
+        assert dns.message.from_wire(_recv(c, size)).rcode() == dns.rcode.NOERROR
+    except BaseException:
+        c.close()
+        raise
+    return c
+
+
+def _recv(c: socket.socket, n: int) -> bytes:
+    out = b""
+    while len(out) < n:
+        got = c.recv(n - len(out))
+        assert got, "closed by the server"
+        out += got
+    return out
+
+
+def _closed(c: socket.socket, timeout: float = 0.5) -> bool:
+    """The server closed ``c`` (EOF or reset) within ``timeout`` s."""
+    c.settimeout(timeout)
+    try:
+        return c.recv(10) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_a_full_worker_admits_a_newcomer(tmp_path: Path) -> None:
+    """Review of issue 15 item 10: two client /24s fill the worker with idle connections; a
+    newcomer (::1) is served, and the idlest connection of a biggest prefix is closed."""
+    with razor(tmp_path, {"shop": 1}, tcp_max_connections=4, tcp_max_per_client=2) as s:
+        held = [_hold(s, src) for src in ("127.0.1.1", "127.0.1.2", "127.0.2.1", "127.0.2.2")]
         try:
-            wait_metrics(s, "sixpod_razor_tcp_connections")
-            with socket.create_connection(("127.0.0.1", s.port), timeout=2) as extra:
-                extra.settimeout(2)
-                # closed at once by the server: reading gives EOF (or a reset)
-                with contextlib.suppress(ConnectionResetError):
-                    assert extra.recv(10) == b""
-            wait_metrics(s, "sixpod_razor_tcp_refused_total")
-        finally:
-            for c in held:
-                c.close()
-        # the slots are free again once those close
-
-        def tcp_ok() -> bool:
-            try:
-                return s.tcp(ZONE, "SOA").rcode() == dns.rcode.NOERROR
-            except (OSError, dns.exception.DNSException):
-                return False
-
-        wait_until(tcp_ok, timeout=5)
-
-
-def test_one_client_cannot_lock_others_out_of_tcp(tmp_path: Path) -> None:
-    """Issue 15 item 10: a client holding idle connections gets tcp_max_per_client of them;
-    the rest are closed at once, and another client (here ::1) is still served over TCP."""
-    with razor(tmp_path, {"shop": 1}, tcp_max_connections=6, tcp_max_per_client=2) as s:
-        held = [socket.create_connection(("127.0.0.1", s.port), timeout=2) for _ in range(6)]
-        try:
-            wait_metrics(s, 'sixpod_razor_tcp_refused_total{limit="client"}')
-            closed = 0
-            for c in held:
-                c.settimeout(0.5)
-                try:
-                    closed += c.recv(10) == b""
-                except ConnectionResetError:
-                    closed += 1
-                except TimeoutError:
-                    pass  # held open, idle
-            assert closed == 4
             r = s.tcp(f"shop.{ZONE}", host="::1")
             assert r.rcode() == dns.rcode.NOERROR
             assert _ips(r)
+            assert _closed(held[0], timeout=2)
+            assert not any(_closed(c) for c in held[1:])
+            wait_metrics(s, 'sixpod_razor_tcp_evicted_total{limit="worker"}')
+        finally:
+            for c in held:
+                c.close()
+
+
+def test_one_client_cannot_lock_others_out_of_tcp(tmp_path: Path) -> None:
+    """Issue 15 item 10: a client prefix holds tcp_max_per_client connections; a newcomer
+    from it closes its idlest (its newest stay), and another client (::1) is served."""
+    with razor(tmp_path, {"shop": 1}, tcp_max_connections=6, tcp_max_per_client=2) as s:
+        held = [_hold(s, "127.0.0.1") for _ in range(5)]
+        try:
+            assert [_closed(c) for c in held] == [True, True, True, False, False]
+            wait_metrics(s, 'sixpod_razor_tcp_evicted_total{limit="client"}')
+            r = s.tcp(f"shop.{ZONE}", host="::1")
+            assert r.rcode() == dns.rcode.NOERROR
+            assert _ips(r)
+        finally:
+            for c in held:
+                c.close()
+
+
+def test_a_busy_worker_closes_idle_connections_sooner(tmp_path: Path) -> None:
+    """Over 75 % of tcp_max_connections open, idle connections close after
+    tcp_busy_idle_timeout, idlest first, until no more than 75 % are open."""
+    with razor(
+        tmp_path, {"shop": 1}, tcp_max_connections=4, tcp_max_per_client=2,
+        tcp_busy_idle_timeout=0.3,
+    ) as s:  # fmt: skip
+        held = [_hold(s, f"127.0.{i}.1") for i in range(1, 5)]
+        try:
+            assert _closed(held[0], timeout=3)  # not the 10 s tcp_idle_timeout
+            assert not any(_closed(c, timeout=1.0) for c in held[1:])
+            wait_metrics(s, "sixpod_razor_tcp_idle_closed_total")
         finally:
             for c in held:
                 c.close()
@@ -513,6 +563,29 @@ def test_busy_port_is_an_input_error(tmp_path: Path) -> None:
         assert r.returncode == 1
         assert f"listen [::1]:{s.port}" in r.stderr
         assert "in use" in r.stderr
+
+
+def test_a_per_client_limit_that_protects_nothing_is_an_input_error(tmp_path: Path) -> None:
+    """Review of issue 15 item 10: tcp_max_per_client >= tcp_max_connections would let one
+    client prefix hold every connection of a worker: refused at load, not ignored."""
+    cfg = {
+        "zone": ZONE,
+        "nameservers": [{"name": "ns1.example.org"}],
+        "pool": {"vips": ["192.0.2.1"]},
+        "listen": [f"[::1]:{free_port()}"],
+        "tcp_max_connections": 50,  # the default tcp_max_per_client is 100
+    }
+    path = tmp_path / "razor.yaml"
+    path.write_text(json.dumps(cfg))
+    r = subprocess.run(
+        [SIXPOD, "razor", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert r.returncode == 1
+    assert "tcp_max_per_client (100) must be below tcp_max_connections (50)" in r.stderr
 
 
 def _workers(pid: int) -> list[int]:

@@ -93,6 +93,31 @@ def test_formerr_notimp_and_silence(engine: Engine) -> None:
     assert dns.message.from_wire(engine.respond(meta, "h", 0.0) or b"").rcode() == 1
 
 
+def test_notimp_to_an_edns_query_carries_opt(engine: Engine) -> None:
+    """Review of issue 15: every response to an EDNS query carries an OPT record (RFC 6891
+    7), NOTIMP for another opcode too; without EDNS, or past other records, none."""
+    for opcode in (1, 2, 4, 5, 15):  # IQUERY, STATUS, NOTIFY, UPDATE, unassigned
+        q = dns.message.make_query("route.example.net", "SOA", use_edns=0).to_wire()
+        odd = q[:2] + bytes([q[2] | opcode << 3]) + q[3:]
+        r = dns.message.from_wire(engine.respond(odd, "192.0.2.1", 0.0) or b"")
+        assert r.rcode() == dns.rcode.NOTIMP
+        assert r.opcode() == opcode
+        assert r.edns == 0
+        assert r.payload == 1232
+        assert r.question[0].name.to_text() == "route.example.net."
+    question_less = engine.respond(_cookie_request(opcode=4), "192.0.2.1", 0.0)
+    assert question_less is not None
+    r = dns.message.from_wire(question_less)
+    assert r.rcode() == dns.rcode.NOTIMP
+    assert r.edns == 0
+    assert not r.question
+    plain = dns.message.make_query("route.example.net", "SOA").to_wire()
+    out = engine.respond(plain[:2] + bytes([plain[2] | 0x20]) + plain[3:], "h", 0.0)
+    assert out is not None
+    assert out[3] & 0x0F == dns.rcode.NOTIMP
+    assert out[4:12] == b"\x00" * 8  # no EDNS asked: header only
+
+
 def test_edns_advertises_1232_and_badvers(engine: Engine) -> None:
     r = ask(engine, "route.example.net", "A", use_edns=0, payload=4096)
     assert r.edns == 0

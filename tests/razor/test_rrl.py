@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sixpod.razor.rrl import RateLimiter, RrlSettings, Verdict
+from sixpod.razor.rrl import ConnectionTable, Limit, RateLimiter, RrlSettings, Verdict
 
 
 def test_bucket_limits_and_slips() -> None:
@@ -107,20 +107,86 @@ def test_eviction_is_bounded_and_least_recently_used_first() -> None:
     assert len(limiter) == 0
 
 
-def test_tcp_connections_are_limited_per_client_prefix() -> None:
-    from sixpod.razor.rrl import ConnectionLimiter
+def table(**over: float) -> ConnectionTable[str]:
+    kw: dict[str, float] = {
+        "max_connections": 8,
+        "per_client": 3,
+        "idle_timeout": 10.0,
+        "busy_idle_timeout": 1.0,
+        "ipv4_prefix": 24,
+        "ipv6_prefix": 56,
+    }
+    kw.update(over)
+    return ConnectionTable(**kw)  # type: ignore[arg-type]
 
-    limits = ConnectionLimiter(per_client=2, ipv4_prefix=24, ipv6_prefix=56)
-    a = [limits.open("192.0.2.1"), limits.open("192.0.2.200")]
-    assert None not in a
-    assert limits.open("192.0.2.9") is None  # a third from the same /24
-    assert limits.open("::ffff:192.0.2.9") is None  # IPv4-mapped is the same client
-    assert limits.open("192.0.3.1") is not None  # another /24
-    assert limits.open("2001:db8:1:2ff::1") is not None
-    limits.close(a[0])
-    assert limits.open("192.0.2.9") is not None  # a slot was freed
-    assert limits.refused == 2
-    for key in list(limits._open):
-        while limits._open.get(key):
-            limits.close(key)
-    assert len(limits) == 0  # closed prefixes are forgotten
+
+def test_a_prefix_at_its_limit_closes_its_own_idlest() -> None:
+    """A resolver farm in one /24 keeps its newest connections (RFC 7766 6.2.3)."""
+    t = table()
+    assert t.open("a", "192.0.2.1", 0.0) is None
+    assert t.open("b", "192.0.2.200", 1.0) is None
+    assert t.open("c", "::ffff:192.0.2.9", 2.0) is None  # IPv4-mapped: the same /24
+    t.touch("a", 3.0)  # a carried a message: b is now the idlest
+    assert t.open("d", "192.0.2.9", 4.0) == ("b", Limit.CLIENT)
+    assert t.last("b") is None
+    assert len(t) == 3
+    assert t.open("e", "192.0.3.1", 4.0) is None  # another /24 has room
+    t.forget("b")  # its connection_lost comes later: ignored
+    assert t.evicted == {Limit.WORKER: 0, Limit.CLIENT: 1}
+
+
+def test_a_full_worker_closes_the_idlest_of_the_biggest_prefix() -> None:
+    t = table(max_connections=6, per_client=3)
+    t.open("quiet", "2001:db8:1::1", 0.0)  # the idlest of all, but alone in its /56
+    for i, name in enumerate(["x1", "x2", "x3"]):
+        t.open(name, "2001:db8:66:100::1", 1.0 + i)
+    t.open("y1", "2001:db8:66:200::1", 0.5)
+    t.open("y2", "2001:db8:66:200::2", 5.0)
+    assert t.open("new", "2001:db8:77::1", 6.0) == ("x1", Limit.WORKER)
+    assert t.open("new2", "2001:db8:78::1", 6.0) == ("y1", Limit.WORKER)  # tie: the idlest
+    assert t.last("quiet") == 0.0
+    assert len(t) == 6
+    assert t.evicted[Limit.WORKER] == 2
+
+
+def test_idle_connections_close_sooner_when_busy() -> None:
+    t = table(max_connections=8, per_client=7)
+    for i in range(6):  # 6 of 8: not over 75 %
+        t.open(f"c{i}", f"192.0.{i}.1", 0.0)
+    assert t.timeout() == 10.0
+    assert t.handle_timer(5.0) == []
+    t.touch("c0", 9.8)  # a query every 9 s keeps a connection ...
+    assert t.handle_timer(10.0) == ["c1", "c2", "c3", "c4", "c5"]
+    for i in range(7):  # 8 open
+        t.open(f"d{i}", f"198.51.{i}.1", 10.0)
+    assert t.timeout() == 1.0
+    assert t.handle_timer(10.5) == []
+    # ... but not while the worker is busy: past 1 s idle, until only 75 % are open
+    assert t.handle_timer(11.0) == ["c0", "d0"]
+    assert len(t) == 6
+    assert t.timeout() == 10.0
+    assert t.idle_closed == 7
+    for i in range(1, 7):
+        t.forget(f"d{i}")
+    assert len(t) == 0
+    assert t.prefixes() == 0
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 9)), max_size=200))
+def test_connection_table_invariants(ops: list[tuple[int, int]]) -> None:
+    """Never more than the limits, whatever opens, touches and closes arrive."""
+    t = table(max_connections=6, per_client=3)
+    now = 0.0
+    for n, (op, host) in enumerate(ops):
+        now += 0.25
+        if op == 0:
+            t.open(f"c{n}", f"192.0.{host % 4}.{host}", now)
+        elif op == 1 and t._all:
+            t.touch(next(iter(t._all)), now)
+        elif op == 2 and t._all:
+            t.forget(next(reversed(t._all)))
+        else:
+            t.handle_timer(now)
+        assert len(t) <= 6
+        assert all(len(d) <= 3 for d in t._by_prefix.values())
+        assert sum(len(d) for d in t._by_prefix.values()) == len(t)

@@ -44,6 +44,7 @@ def test_config_example_loads() -> None:
     [
         ({"answers": 9}, "exceeds shard_size"),
         ({"permutations": 6}, "power of two"),
+        ({"tcp_max_connections": 100, "tcp_max_per_client": 100}, "must be below"),
         ({"zone": "Bad_Name.net"}, "not a valid DNS name"),
         ({"customer_zones": [{"name": "x.route.example.net", "app": "a"}]}, "overlaps"),
         ({"customer_zones": [{"name": "a.example", "app": "A B"}]}, "not a DNS label"),

@@ -9,7 +9,8 @@ import dns.message
 
 from razorkit import config, state
 from sixpod.razor.engine import Engine
-from sixpod.razor.server import _Tcp, tcp_limiter
+from sixpod.razor.rrl import Limit
+from sixpod.razor.server import _Tcp, tcp_table
 
 
 class FakeTransport:
@@ -68,11 +69,8 @@ def fake_worker(**cfg: Any) -> Any:
         engine=Engine(settings, state()),
         cfg=settings,
         loop=FakeLoop(),
-        tcp_open=0,
-        tcp_refused=0,
-        tcp_client_refused=0,
         tcp_queries=0,
-        tcp_clients=tcp_limiter(settings),
+        tcp=tcp_table(settings),
         internal_error=lambda: None,
     )
 
@@ -108,33 +106,49 @@ def test_a_client_that_does_not_read_is_not_read_from() -> None:
 
 
 def test_the_idle_timer_restarts_on_whole_messages_only() -> None:
-    proto, transport, loop = connect(high=10**9)
-    armed = len(loop.timers)
+    worker = fake_worker()
+    proto, transport, _ = connect(high=10**9, worker=worker)
+    opened = worker.tcp.last(proto)
     message = frame("shop.route.example.net")
     for i in range(len(message) - 1):  # a slow client: one byte at a time
         proto.data_received(message[i : i + 1])
-    assert len(loop.timers) == armed  # bytes are not messages
+    assert worker.tcp.last(proto) == opened  # bytes are not messages
     proto.data_received(message[-1:])
     assert len(transport.written) == 1
-    assert len(loop.timers) == armed + 1  # a whole message restarts it
+    assert worker.tcp.last(proto) > opened  # a whole message restarts it
 
 
 def test_one_client_prefix_cannot_take_every_tcp_slot() -> None:
-    """Issue 15 item 10: idle connections of one client prefix fill at most
-    tcp_max_per_client slots; another client still gets TCP."""
+    """Issue 15 item 10: one client prefix holds at most tcp_max_per_client connections (a
+    newcomer from it closes its idlest); another client still gets TCP."""
     worker = fake_worker(tcp_max_connections=10, tcp_max_per_client=3)
     held = [connect(10**9, worker, host=f"192.0.2.{i}") for i in range(1, 11)]
-    assert [t.closed for _, t, _ in held] == [False] * 3 + [True] * 7
-    assert worker.tcp_open == 3
-    assert worker.tcp_client_refused == 7
+    assert [t.closed for _, t, _ in held] == [True] * 7 + [False] * 3  # the newest stay
+    assert len(worker.tcp) == 3
+    assert worker.tcp.evicted[Limit.CLIENT] == 7
     proto, transport, _ = connect(10**9, worker, host="2001:db8:77::1")
     assert not transport.closed
     proto.data_received(frame("shop.route.example.net"))
     assert len(transport.written) == 1
-    first = held[0][0]
-    first.connection_lost(None)  # one of the client's connections closes: a slot is free
-    assert not connect(10**9, worker, host="192.0.2.99")[1].closed
-    for p, t, _ in held[1:]:
-        if not t.closed:
-            p.connection_lost(None)
-    assert worker.tcp_open == 2
+    for p, _, _ in held:
+        p.connection_lost(None)  # the evicted ones too: their loss is not counted twice
+    assert len(worker.tcp) == 1
+
+
+def test_a_full_worker_admits_a_newcomer() -> None:
+    """Review of issue 15 item 10: ten /56s of one /48 at tcp_max_per_client each fill a
+    worker; an innocent newcomer is still served, and an attacker connection goes."""
+    worker = fake_worker(tcp_max_connections=1000, tcp_max_per_client=100)
+    held = [
+        connect(10**9, worker, host=f"2001:db8:66:{i:02x}{j:02x}::1")
+        for i in range(10)
+        for j in range(100)
+    ]
+    assert len(worker.tcp) == 1000
+    proto, transport, _ = connect(10**9, worker, host="2001:db8:77::1")
+    assert not transport.closed
+    proto.data_received(frame("shop.route.example.net"))
+    assert len(transport.written) == 1
+    assert sum(t.closed for _, t, _ in held) == 1
+    assert held[0][1].closed  # the idlest of the biggest prefix
+    assert worker.tcp.evicted[Limit.WORKER] == 1

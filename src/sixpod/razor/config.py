@@ -136,14 +136,24 @@ class RazorConfig(_Model):
     max_udp_payload: Annotated[int, Strict(), Field(ge=512, le=4096)] = Field(
         default=1232, description="bytes; advertised in EDNS and never exceeded over UDP"
     )
-    tcp_idle_timeout: Seconds = Field(default=10.0, description="seconds; RFC 7766 6.2.3")
+    tcp_idle_timeout: Seconds = Field(
+        default=10.0, description="seconds without a complete message; RFC 7766 6.2.3"
+    )
+    tcp_busy_idle_timeout: Seconds = Field(
+        default=1.0,
+        description="seconds; the idle timeout while over 75% of tcp_max_connections are "
+        "open (tcp_idle_timeout if that is shorter)",
+    )
     tcp_max_connections: Annotated[int, Strict(), Field(ge=1, le=100_000)] = Field(
-        default=1000, description="open TCP connections per worker; more are closed at once"
+        default=1000,
+        description="open TCP connections per worker; a newcomer to a full worker closes "
+        "the idlest connection of the client prefix that holds the most",
     )
     tcp_max_per_client: Annotated[int, Strict(), Field(ge=1, le=100_000)] = Field(
         default=100,
         description="open TCP connections per worker from one client prefix (rrl's "
-        "ipv4_prefix / ipv6_prefix, /24 and /56 with rrl off); more are closed at once",
+        "ipv4_prefix / ipv6_prefix, /24 and /56 with rrl off); a newcomer past it closes "
+        "that prefix's idlest connection; below tcp_max_connections",
     )
     rrl: Rrl | None = Field(
         default_factory=Rrl, description="response rate limiting; null turns it off"
@@ -162,6 +172,12 @@ class RazorConfig(_Model):
             raise ValueError("give at most one of state_file and tenants")
         if self.answers > self.shard_size:
             raise ValueError(f"answers ({self.answers}) exceeds shard_size ({self.shard_size})")
+        if self.tcp_max_per_client >= self.tcp_max_connections and self.tcp_max_connections > 1:
+            raise ValueError(
+                f"tcp_max_per_client ({self.tcp_max_per_client}) must be below "
+                f"tcp_max_connections ({self.tcp_max_connections}), or one client prefix "
+                "can hold every TCP connection of a worker"
+            )
         names = [c.name for c in self.customer_zones]
         for n in names:
             if n == self.zone or n.endswith("." + self.zone) or self.zone.endswith("." + n):

@@ -36,13 +36,14 @@ VIPS = E.COUNTERS + 7  # 6 slots: (ipv4, ipv6) x (active, drained, blackholed)
 INTERNAL_ERRORS = E.COUNTERS + 13
 UP = E.COUNTERS + 14
 TCP_OPEN = E.COUNTERS + 15
-TCP_REFUSED = E.COUNTERS + 16
-TCP_CLIENT_REFUSED = E.COUNTERS + 17
-SLOTS = E.COUNTERS + 18
+TCP_EVICTED = E.COUNTERS + 16  # a newcomer to a full worker closed the idlest connection
+TCP_CLIENT_EVICTED = E.COUNTERS + 17  # ... to a prefix at tcp_max_per_client
+TCP_IDLE_CLOSED = E.COUNTERS + 18
+SLOTS = E.COUNTERS + 19
 VIP_STATES = ("active", "drained", "blackholed")
 COUNTER_SLOTS = (
-    *range(E.COUNTERS), Q_UDP, Q_TCP, REBUILDS, STATE_ERRORS, INTERNAL_ERRORS, TCP_REFUSED,
-    TCP_CLIENT_REFUSED,
+    *range(E.COUNTERS), Q_UDP, Q_TCP, REBUILDS, STATE_ERRORS, INTERNAL_ERRORS, TCP_EVICTED,
+    TCP_CLIENT_EVICTED, TCP_IDLE_CLOSED,
 )  # fmt: skip
 """The slots that only grow (the rest are gauges): a restarted worker carries them on."""
 
@@ -111,13 +112,19 @@ class RazorCollector(Collector):
             c.add_metric([], s.total(slot))
             yield c
         c = CounterMetricFamily(
-            "sixpod_razor_tcp_refused",
-            "TCP connections closed at once: at tcp_max_connections (worker) or at "
-            "tcp_max_per_client (client)",
+            "sixpod_razor_tcp_evicted",
+            "idle TCP connections closed to admit a newcomer: the worker was at "
+            "tcp_max_connections (worker) or its prefix at tcp_max_per_client (client)",
             labels=["limit"],
         )
-        c.add_metric(["worker"], s.total(TCP_REFUSED))
-        c.add_metric(["client"], s.total(TCP_CLIENT_REFUSED))
+        c.add_metric(["worker"], s.total(TCP_EVICTED))
+        c.add_metric(["client"], s.total(TCP_CLIENT_EVICTED))
+        yield c
+        c = CounterMetricFamily(
+            "sixpod_razor_tcp_idle_closed",
+            "TCP connections closed after tcp_idle_timeout (tcp_busy_idle_timeout when busy)",
+        )
+        c.add_metric([], s.total(TCP_IDLE_CLOSED))
         yield c
         rows = [s.row(w) for w in range(s.workers)]
         live = [row for row in rows if row[UP]]

@@ -8,8 +8,9 @@ traffic. Response classes are an answer's identity (name and type) for positive 
 the zone for NXDOMAIN, as in BIND, so random-subdomain floods share one bucket.
 
 TCP cannot be spoofed and is not rate limited, but a client that opens connections and
-leaves them idle holds a slot each: :class:`ConnectionLimiter` caps the open connections of
-one client prefix, so one client cannot take every slot of a worker.
+leaves them idle holds a slot each: :class:`ConnectionTable` caps the open connections of
+one client prefix and, when a worker is full, closes the idlest connection of the biggest
+holder instead of refusing the newcomer, so no client can lock the others out.
 """
 
 from __future__ import annotations
@@ -17,10 +18,16 @@ from __future__ import annotations
 import enum
 import socket
 from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+C = TypeVar("C", bound=Hashable)
 
 EVICT_PER_TICK = 50_000
 """Most buckets :meth:`RateLimiter.handle_timer` forgets in one call (bounded work)."""
+BUSY = 0.75
+"""Above this share of ``max_connections`` open, TCP uses the busy idle timeout."""
 
 
 class Verdict(enum.IntEnum):
@@ -68,39 +75,136 @@ class ClientPrefix:
         return raw[:whole] + (bytes([raw[whole] & mask]) if mask else b"")
 
 
-class ConnectionLimiter:
-    """Open TCP connections per client prefix, at most ``per_client`` each. Prefixes with no
-    open connection are forgotten, so the table holds only clients that hold connections."""
+class Limit(enum.Enum):
+    """Why :meth:`ConnectionTable.open` closed an older connection."""
 
-    def __init__(self, per_client: int, ipv4_prefix: int, ipv6_prefix: int) -> None:
-        if per_client < 1:
-            raise ValueError("per_client must be at least 1")
+    WORKER = "worker"  # the worker held max_connections
+    CLIENT = "client"  # the newcomer's prefix held per_client
+
+
+class ConnectionTable(Generic[C]):
+    """The open TCP connections of one worker, sans-IO: each with its client prefix and the
+    time of its last complete message (``now`` is an argument).
+
+    A full table never refuses a newcomer; it names an older connection to close instead, as
+    RFC 7766 6.2.3 allows (a server under pressure may close idle connections):
+
+    - the newcomer's prefix already holds ``per_client``: that prefix's idlest connection
+      (a resolver farm behind one /24 keeps its newest connections, which carry the retries
+      an RRL slip asked for);
+    - else the worker holds ``max_connections``: the idlest connection of the prefix that
+      holds the most (ties: the idlest of those), so a client spread over many prefixes of
+      its own pays first, and a newcomer is always served.
+
+    Connections close after ``idle_timeout`` s without a complete message, or only
+    ``busy_idle_timeout`` s while more than :data:`BUSY` of ``max_connections`` are open
+    (Unbound shortens its idle timeout under load the same way): see :meth:`handle_timer`.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_connections: int,
+        per_client: int,
+        idle_timeout: float,
+        busy_idle_timeout: float,
+        ipv4_prefix: int,
+        ipv6_prefix: int,
+    ) -> None:
+        if not 1 <= per_client <= max_connections:
+            raise ValueError("need 1 <= per_client <= max_connections")
+        self.max_connections = max_connections
         self.per_client = per_client
+        self.idle_timeout = idle_timeout
+        self.busy_idle_timeout = busy_idle_timeout
         self.prefix = ClientPrefix(ipv4_prefix, ipv6_prefix)
-        self._open: dict[bytes, int] = {}
-        self.refused = 0
+        # Both ordered by the last complete message, the idlest first.
+        self._all: OrderedDict[C, float] = OrderedDict()
+        self._by_prefix: dict[bytes, OrderedDict[C, float]] = {}
+        self._prefix_of: dict[C, bytes] = {}
+        self.evicted = {Limit.WORKER: 0, Limit.CLIENT: 0}
+        self.idle_closed = 0
 
-    def open(self, host: str) -> bytes | None:
-        """Account a new connection from ``host``: its prefix (give it to :meth:`close`), or
-        None when the prefix already holds ``per_client`` (refuse the connection)."""
+    def open(self, conn: C, host: str, now: float) -> tuple[C, Limit] | None:
+        """Account a new connection ``conn`` from ``host``; returns the older connection the
+        caller must close to make room, and which limit made it, or None."""
         key = self.prefix(host)
-        n = self._open.get(key, 0)
-        if n >= self.per_client:
-            self.refused += 1
-            return None
-        self._open[key] = n + 1
-        return key
+        mine = self._by_prefix.get(key)
+        victim: tuple[C, Limit] | None = None
+        if mine is not None and len(mine) >= self.per_client:
+            victim = (next(iter(mine)), Limit.CLIENT)
+        elif len(self._all) >= self.max_connections:
+            victim = (self._idlest_of_largest(), Limit.WORKER)
+        if victim is not None:
+            self.forget(victim[0])
+            self.evicted[victim[1]] += 1
+        self._all[conn] = now
+        self._by_prefix.setdefault(key, OrderedDict())[conn] = now
+        self._prefix_of[conn] = key
+        return victim
 
-    def close(self, key: bytes) -> None:
-        """A connection :meth:`open` accepted has closed."""
-        n = self._open.get(key, 0) - 1
-        if n > 0:
-            self._open[key] = n
-        else:
-            self._open.pop(key, None)
+    def _idlest_of_largest(self) -> C:
+        most = max(len(d) for d in self._by_prefix.values())
+        best: C | None = None
+        best_t = 0.0
+        for d in self._by_prefix.values():  # O(prefixes), at most max_connections
+            if len(d) == most:
+                c, t = next(iter(d.items()))
+                if best is None or t < best_t:
+                    best, best_t = c, t
+        assert best is not None
+        return best
+
+    def touch(self, conn: C, now: float) -> None:
+        """``conn`` carried a complete message: its idle time starts again."""
+        key = self._prefix_of.get(conn)
+        if key is None:
+            return
+        self._all[conn] = now
+        self._all.move_to_end(conn)
+        d = self._by_prefix[key]
+        d[conn] = now
+        d.move_to_end(conn)
+
+    def last(self, conn: C) -> float | None:
+        """When ``conn`` last carried a complete message (or opened); None if not held."""
+        return self._all.get(conn)
+
+    def forget(self, conn: C) -> None:
+        """``conn`` has closed (or is being closed); unknown connections are ignored."""
+        key = self._prefix_of.pop(conn, None)
+        if key is None:
+            return
+        del self._all[conn]
+        d = self._by_prefix[key]
+        del d[conn]
+        if not d:
+            del self._by_prefix[key]
+
+    def timeout(self) -> float:
+        """The idle timeout that applies now: shorter while the worker is busy."""
+        busy = len(self._all) > BUSY * self.max_connections
+        return self.busy_idle_timeout if busy else self.idle_timeout
+
+    def handle_timer(self, now: float) -> list[C]:
+        """The connections idle past :meth:`timeout`, forgotten here; the caller closes
+        them. Work is proportional to the connections that expire."""
+        out: list[C] = []
+        while self._all:
+            conn, last = next(iter(self._all.items()))
+            if now - last < self.timeout():
+                break
+            self.forget(conn)
+            out.append(conn)
+        self.idle_closed += len(out)
+        return out
 
     def __len__(self) -> int:
-        return len(self._open)
+        return len(self._all)
+
+    def prefixes(self) -> int:
+        """Client prefixes holding at least one connection."""
+        return len(self._by_prefix)
 
 
 class RateLimiter:

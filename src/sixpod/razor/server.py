@@ -33,7 +33,7 @@ from sixpod.razor import metrics as M
 from sixpod.razor.config import RazorConfig, Rrl
 from sixpod.razor.engine import Engine
 from sixpod.razor.errors import ConfigError
-from sixpod.razor.rrl import ConnectionLimiter
+from sixpod.razor.rrl import ConnectionTable, Limit
 from sixpod.razor.source import StaticSource, follow_reader, within_pool
 from sixpod.razor.state import RazorState
 from sixpod.tenants.config import RedisConfig
@@ -85,47 +85,46 @@ def check_listen(cfg: RazorConfig) -> None:
                 ) from None
 
 
-def tcp_limiter(cfg: RazorConfig) -> ConnectionLimiter:
-    """The per-client TCP connection limit, counted per RRL's client prefix."""
+def tcp_table(cfg: RazorConfig) -> ConnectionTable[_Tcp]:
+    """A worker's TCP connections, limited per RRL's client prefix (sixpod.razor.rrl)."""
     rrl = cfg.rrl if cfg.rrl is not None else Rrl()
-    return ConnectionLimiter(cfg.tcp_max_per_client, rrl.ipv4_prefix, rrl.ipv6_prefix)
+    return ConnectionTable(
+        max_connections=cfg.tcp_max_connections,
+        per_client=min(cfg.tcp_max_per_client, cfg.tcp_max_connections),
+        idle_timeout=cfg.tcp_idle_timeout,
+        busy_idle_timeout=min(cfg.tcp_busy_idle_timeout, cfg.tcp_idle_timeout),
+        ipv4_prefix=rrl.ipv4_prefix,
+        ipv6_prefix=rrl.ipv6_prefix,
+    )
 
 
 class _Tcp(asyncio.Protocol):
-    """DNS over TCP (RFC 7766): length-prefixed messages, pipelined, idle timeout."""
+    """DNS over TCP (RFC 7766): length-prefixed messages, pipelined. The worker's
+    :class:`~sixpod.razor.rrl.ConnectionTable` decides which connections close (idle, or
+    evicted for a newcomer); the worker's ticker closes the idle ones."""
 
     def __init__(self, worker: Worker) -> None:
         self.w = worker
         self.buf = bytearray()
         self.t: Any = None
         self.host = ""
-        self.idle: asyncio.TimerHandle | None = None
-        self.counted = False
-        self.client: bytes | None = None  # the client's prefix, while it holds a slot
+        self.open = False  # in the worker's table, being served
         self.paused = False
 
     def connection_made(self, transport: Any) -> None:
         self.t = transport
         w = self.w
-        if w.tcp_open >= w.cfg.tcp_max_connections:
-            w.tcp_refused += 1
-            transport.abort()
-            return
         peer = transport.get_extra_info("peername")
         self.host = peer[0] if peer else "::"
-        self.client = w.tcp_clients.open(self.host)
-        if self.client is None:  # this client prefix holds tcp_max_per_client already
-            w.tcp_client_refused += 1
-            transport.abort()
-            return
-        w.tcp_open += 1
-        self.counted = True
-        self._arm()
+        victim = w.tcp.open(self, self.host, time.monotonic())
+        self.open = True
+        if victim is not None:  # RFC 7766 6.2.3: a full server closes an idle connection
+            victim[0].evict()
 
-    def _arm(self) -> None:
-        if self.idle is not None:
-            self.idle.cancel()
-        self.idle = self.w.loop.call_later(self.w.cfg.tcp_idle_timeout, self.t.close)
+    def evict(self) -> None:
+        """Closed to make room (already out of the table): at once, nothing more is read."""
+        self.open = False
+        self.t.abort()
 
     def pause_writing(self) -> None:
         """The client does not read its answers: stop reading its queries (backpressure)."""
@@ -138,17 +137,11 @@ class _Tcp(asyncio.Protocol):
         self.data_received(b"")  # the queries already buffered
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.idle is not None:
-            self.idle.cancel()
-        if self.counted:
-            self.w.tcp_open -= 1
-            self.counted = False
-        if self.client is not None:
-            self.w.tcp_clients.close(self.client)
-            self.client = None
+        self.open = False
+        self.w.tcp.forget(self)
 
     def data_received(self, data: bytes) -> None:
-        if not self.counted:
+        if not self.open:
             return
         buf = self.buf
         buf += data
@@ -159,15 +152,17 @@ class _Tcp(asyncio.Protocol):
             msg = bytes(buf[2 : 2 + size])
             del buf[: 2 + size]
             self.w.tcp_queries += 1
+            now = time.monotonic()
             try:
-                out = self.w.engine.respond(msg, self.host, time.monotonic(), tcp=True)
+                out = self.w.engine.respond(msg, self.host, now, tcp=True)
             except Exception:
                 self.w.internal_error()
                 out = None
             if out is None:
                 self.t.close()
                 return
-            self._arm()  # the idle timer runs from the last whole message, not the last byte
+            # the idle time runs from the last whole message, not the last byte
+            self.w.tcp.touch(self, now)
             self.t.write(len(out).to_bytes(2, "big") + out)
 
 
@@ -198,10 +193,7 @@ class Worker:
         self.rebuild_seconds = 0.0
         self.state_errors = 0
         self.internal_errors = 0
-        self.tcp_open = 0
-        self.tcp_refused = 0
-        self.tcp_client_refused = 0
-        self.tcp_clients = tcp_limiter(cfg)
+        self.tcp = tcp_table(cfg)
         self._vips: list[float] = []
         self._vips_for: RazorState | None = None
         self._stop = False
@@ -289,9 +281,10 @@ class Worker:
             *vips,
             self.internal_errors,
             1.0 if up else 0.0,
-            self.tcp_open,
-            self.tcp_refused,
-            self.tcp_client_refused,
+            len(self.tcp),
+            self.tcp.evicted[Limit.WORKER],
+            self.tcp.evicted[Limit.CLIENT],
+            self.tcp.idle_closed,
         ]
         self.shared.publish(self.index, row, self.carried)
 
@@ -308,6 +301,9 @@ class Worker:
         """Timers, state polling and metrics; one pass of the ticker."""
         now = time.monotonic()
         self.engine.handle_timer(now, time.time())
+        for conn in self.tcp.handle_timer(now):
+            conn.open = False
+            conn.t.close()
         if self.reader is not None:
             pass  # the reader pushes every change
         elif self._reload:

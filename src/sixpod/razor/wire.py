@@ -115,7 +115,7 @@ def scan(data: bytes) -> tuple[int, int, int, int, int, bytes | None]:
     if flags & 0x80:
         raise Unanswerable("a response, not a query")
     if flags & 0x78:
-        raise QueryError("only standard queries are served", NOTIMP)
+        raise QueryError("only standard queries are served", NOTIMP, edns=_has_opt(data))
     if data[4:10] != b"\x00\x01\x00\x00\x00\x00":
         raise QueryError("a query has one question and no answer or authority records")
     i = HEADER
@@ -142,6 +142,24 @@ def scan(data: bytes) -> tuple[int, int, int, int, int, bytes | None]:
     if arcount != 1:
         raise QueryError("at most one additional record (OPT) is accepted")
     return (qend, qtype, qclass, *scan_opt(data, qend))
+
+
+def _has_opt(data: bytes) -> bool:
+    """A message of another opcode carries a well-framed OPT record as its one additional
+    record, after at most one well-formed question and no other records: its NOTIMP then
+    carries Razor's OPT too (RFC 6891 7). Messages with other sections get a bare header."""
+    if data[6:12] != b"\x00\x00\x00\x00\x00\x01" or data[4:6] not in (b"\x00\x00", b"\x00\x01"):
+        return False
+    qend = HEADER
+    try:
+        if data[5]:
+            qend = name_end(data, HEADER) + 4
+            if qend > len(data):
+                return False
+        scan_opt(data, qend)
+    except QueryError as e:
+        return e.edns  # framed right, the fault inside it
+    return True
 
 
 def scan_opt(data: bytes, qend: int) -> tuple[int, int, bytes | None]:
