@@ -347,6 +347,28 @@ BROKEN = [
     ("VIP pool in link-local space", "pools: [2001:db8:2fe::/124]", "pools: [fe80::/124]"),
     ("upstream link in link-local space", "ports: [swp1-swp8]}", _upstream("fe80::")),
     ("upstream link in ULA space", "ports: [swp1-swp8]}", _upstream("fd00:1::")),
+    (
+        "VIP pool in IPv4-mapped space",
+        "pools: [2001:db8:2fe::/124]",
+        'pools: ["::ffff:10.0.0.0/124"]',
+    ),
+    (
+        "VIP pool in IPv4-mapped documentation space",
+        "pools: [2001:db8:2fe::/124]",
+        'pools: ["::ffff:203.0.113.0/124"]',
+    ),
+    ("VIP pool in site-local space", "pools: [2001:db8:2fe::/124]", "pools: [fec0::/124]"),
+    ("VIP pool in discard-only space", "pools: [2001:db8:2fe::/124]", "pools: [100::/124]"),
+    ("VIP pool in IETF protocol space", "pools: [2001:db8:2fe::/124]", "pools: [2001:5::/124]"),
+    ("VIP pool in Teredo space", "pools: [2001:db8:2fe::/124]", "pools: [2001::/124]"),
+    ("VIP pool in benchmarking space", "pools: [203.0.113.0/28]", "pools: [198.18.0.0/28]"),
+    ("VIP pool in IETF protocol space (IPv4)", "pools: [203.0.113.0/28]", "pools: [192.0.0.0/28]"),
+    ("VIP pool in shared address space", "pools: [203.0.113.0/28]", "pools: [100.64.0.0/28]"),
+    ("upstream link in site-local space", "ports: [swp1-swp8]}", _upstream("fec0::")),
+    ("upstream link in discard-only space", "ports: [swp1-swp8]}", _upstream("100::")),
+    ("upstream link in IETF protocol space", "ports: [swp1-swp8]}", _upstream("2001:5::")),
+    ("upstream link in Teredo space", "ports: [swp1-swp8]}", _upstream("2001::")),
+    ("upstream link overlapping the unspecified address", "ports: [swp1-swp8]}", _upstream("::")),
 ]
 
 

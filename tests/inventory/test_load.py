@@ -125,7 +125,7 @@ def test_overlapping_vip_pools(small_text: str) -> None:
 @pytest.mark.parametrize(
     ("pool", "why"),
     [
-        ("10.0.0.0/28", "private (RFC 1918)"),
+        ("10.0.0.0/28", "private space (10.0.0.0/8, RFC 1918)"),
         ("100.64.0.0/28", "shared address space"),
         ("127.0.0.0/28", "loopback"),
         ("169.254.0.0/28", "link-local"),
@@ -139,7 +139,11 @@ def test_vip_pools_clients_cannot_reach_are_errors(small_text: str, pool: str, w
 
 @pytest.mark.parametrize(
     ("pool", "why"),
-    [("fe80::/124", "link-local"), ("fd00:1::/124", "private (ULA"), ("ff02::/124", "multicast")],
+    [
+        ("fe80::/124", "link-local"),
+        ("fd00:1::/124", "unique local (ULA) space"),
+        ("ff02::/124", "multicast"),
+    ],
 )
 def test_ipv6_vip_pools_clients_cannot_reach_are_errors(
     small_text: str, pool: str, why: str
@@ -403,9 +407,9 @@ def with_upstream(small_text: str, prefix: str) -> str:
 @pytest.mark.parametrize(
     ("prefix", "why"),
     [
-        ("fe80:", "link-local space (fe80::/10)"),
-        ("fd00:1:2:3:", "private (ULA, RFC 4193) space (fc00::/7)"),
-        ("ff02:", "multicast space (ff00::/8)"),
+        ("fe80:", "link-local space (fe80::/10, RFC 4291)"),
+        ("fd00:1:2:3:", "unique local (ULA) space (fc00::/7, private, RFC 4193)"),
+        ("ff02:", "multicast space (ff00::/8, RFC 4291)"),
     ],
 )
 def test_upstream_links_in_unreachable_space_are_errors(

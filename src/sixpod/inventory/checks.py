@@ -141,14 +141,17 @@ LAB_NOTE = "fine for a lab; clients on the Internet cannot reach it"
 
 
 def _unreachable(net: IPv4Network | IPv6Network) -> str | None:
-    """Why clients on the Internet could never reach addresses in ``net``, or None."""
+    """Why clients on the Internet could never reach addresses in ``net`` (``is in link-local
+    space (fe80::/10, RFC 4291)``), or None."""
     found = addr.unreachable_space(net)
-    return f"{found[1]} space ({addr.format_prefix(found[0])})" if found else None
+    return addr.describe_space(net, found) if found else None
 
 
 def _documentation(net: IPv4Network | IPv6Network) -> str | None:
     found = addr.documentation_space(net)
-    return f"documentation space ({addr.format_prefix(found[0])}, {found[1]})" if found else None
+    if found is None:
+        return None
+    return f"{found.name} ({addr.format_prefix(found.block)}, {found.ref})"
 
 
 def _check_pools(inv: Inventory) -> list[Finding]:
@@ -166,7 +169,7 @@ def _check_pools(inv: Inventory) -> list[Finding]:
             out.append(
                 Finding(
                     where,
-                    f"VIP pool {addr.format_prefix(p)} is in {why}: anycast VIPs must be "
+                    f"VIP pool {addr.format_prefix(p)} {why}: anycast VIPs must be "
                     "global unicast addresses clients can reach (documentation ranges are "
                     "allowed, for labs)",
                 )
@@ -376,7 +379,7 @@ def _check_racks(inv: Inventory) -> list[Finding]:
                 out.append(
                     Finding(
                         (*where, "local"),
-                        f"upstream {up.name}: link {link} is in {why}: an upstream link needs "
+                        f"upstream {up.name}: link {link} {why}: an upstream link needs "
                         "global unicast addresses (documentation ranges are allowed, for labs)",
                     )
                 )
