@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from podtext import SMALL, line_of
 
+from sixpod.inventory import source
 from sixpod.inventory.errors import InventoryError
 from sixpod.inventory.load import load_inventory
 
@@ -65,6 +66,32 @@ def test_unknown_key_in_list_item(small_text: str) -> None:
 def test_missing_key(small_text: str) -> None:
     text = small_text.replace("  links: 2001:db8:2ff::/60\n", "")
     expect(text, "name: lab1", "missing required key 'links'", 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("2.5", 2.5),
+        ("-0.5", -0.5),
+        ("1e3", 1000.0),
+        ("1.5E-2", 0.015),
+        (".5", 0.5),
+        ("7", 7),
+        ('"2.5"', "2.5"),  # quoted: text
+        ("1.2.3", "1.2.3"),
+        (".inf", ".inf"),
+        ("2001:db8::1", "2001:db8::1"),
+    ],
+)
+def test_yaml_numbers_are_numbers(text: str, value: object) -> None:
+    loaded = source.load(f"x: {text}\n", "f.yaml").data["x"]
+    assert loaded == value
+    assert type(loaded) is type(value)
+
+
+def test_a_fractional_ttl_is_a_number(small_text: str) -> None:
+    text = small_text.replace("  name: lab1\n", "  name: lab1\n  floor: {ttl: 2.5}\n", 1)
+    assert load_inventory(text, "pod.yaml").inventory.pod.floor.ttl == 2.5
 
 
 def test_duplicate_yaml_key(small_text: str) -> None:

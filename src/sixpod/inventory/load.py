@@ -151,7 +151,8 @@ def _message(e: Any, what: str | None, keys: list[str]) -> str:
         hint = ""
         if isinstance(value, str) and re.fullmatch(r"[-+]?[0-9]+", value):
             hint = " (write numbers without quotes)"
-        return f"expected a whole number{about}, got {describe_value(value)}{hint}"
+        found = str(value) if isinstance(value, float) else describe_value(value)
+        return f"expected a whole number{about}, got {found}{hint}"
     if kind in ("float_type", "float_parsing"):
         return f"expected a number{about}, got {describe_value(value)}"
     if kind in ("bool_type", "bool_parsing"):
