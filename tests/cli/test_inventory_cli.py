@@ -321,6 +321,13 @@ def _upstream(link: str) -> str:
 BROKEN = [
     ("typo in a node key", "rack: r1, role: internal", "rak: r1, role: internal"),
     ("typo in a pod key", "  links: 2001", "  link: 2001"),
+    (
+        "keys in the wrong case",
+        "{name: edge1, rack: r1, role: edge, port: swp1}",
+        "{name: edge1, Rack: r1, ROLE: edge, port: swp1}",
+    ),
+    ("typo in a role", "role: internal", "role: interal"),
+    ("typo in a rack", "rack: r1, role: internal", "rack: R1, role: internal"),
     ("unknown key", "  name: lab1\n", "  name: lab1\n  colour: blue\n"),
     ("text for a number", "port: swp1}", "port: swp1, mtu: big}"),
     ("quoted number", "port: swp1}", 'port: swp1, mtu: "9000"}'),
@@ -447,6 +454,22 @@ def test_a_typo_is_one_message_with_a_suggestion(pod: Path) -> None:
     assert code == 1
     [message] = err.splitlines()
     assert message.endswith("unknown key 'rak': did you mean 'rack'?")
+
+
+def test_keys_in_the_wrong_case_are_one_message_each_with_a_suggestion(pod: Path) -> None:
+    pod.write_text(
+        pod.read_text().replace(
+            "{name: edge1, rack: r1, role: edge, port: swp1}",
+            "{name: edge1, Rack: r1, ROLE: edge, port: swp1}",
+        )
+    )
+    code, _, err = run("check", pod)
+    assert code == 1
+    messages = err.splitlines()
+    assert [m.split(": ", 1)[1] for m in messages] == [
+        "unknown key 'Rack': did you mean 'rack'?",
+        "unknown key 'ROLE': did you mean 'role'?",
+    ]
 
 
 def test_check_notes_documentation_space_for_labs(pod: Path) -> None:

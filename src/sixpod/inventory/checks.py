@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network
 
@@ -20,7 +20,7 @@ from sixpod.inventory.model import (
     expand_ports,
 )
 from sixpod.inventory.source import Path
-from sixpod.words import plural
+from sixpod.words import plural, suggest
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,6 +432,11 @@ def _check_roles(inv: Inventory) -> list[Finding]:
     return out
 
 
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    guess = suggest(word, choices)
+    return f": did you mean {guess!r}?" if guess else ""
+
+
 def _check_nodes(inv: Inventory) -> list[Finding]:
     out: list[Finding] = []
     racks = {rack.name: rack for rack in inv.racks}
@@ -446,11 +451,21 @@ def _check_nodes(inv: Inventory) -> list[Finding]:
         if node.role not in inv.roles:
             known = ", ".join(sorted(inv.roles))
             out.append(
-                Finding((*base, "role"), f"node {node.name}: unknown role {node.role!r} ({known})")
+                Finding(
+                    (*base, "role"),
+                    f"node {node.name}: unknown role {node.role!r} ({known})"
+                    + _did_you_mean(node.role, inv.roles),
+                )
             )
         rack = racks.get(node.rack)
         if rack is None:
-            out.append(Finding((*base, "rack"), f"node {node.name}: no rack named {node.rack!r}"))
+            out.append(
+                Finding(
+                    (*base, "rack"),
+                    f"node {node.name}: no rack named {node.rack!r}"
+                    + _did_you_mean(node.rack, racks),
+                )
+            )
             continue
         if rack.tor is None or node.rack not in ports:
             continue
