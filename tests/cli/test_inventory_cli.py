@@ -40,14 +40,21 @@ def test_check_ok(pod: Path) -> None:
     code, out, _ = run("check", pod)
     assert code == 0
     assert out == f"{pod}: ok (1 rack, 3 nodes, 0 warnings, 2 notes; no lock yet)\n"
-    code, out, _ = run("check", pod, "--json")
+    code, out, err = run("check", pod, "--json")
+    assert code == 0
+    notes = [line.split(": note: ", 1)[1] for line in err.splitlines()]
     assert json.loads(out) == {
         "file": str(pod),
+        "ok": True,
         "racks": 1,
         "nodes": 3,
-        "warnings": 0,
-        "notes": 2,
         "lock": "none",
+        "errors": [],
+        "warnings": [],
+        "notes": [
+            {"file": str(pod), "line": 8, "column": 20, "message": notes[0]},
+            {"file": str(pod), "line": 9, "column": 20, "message": notes[1]},
+        ],
     }
     run("allocate", pod)
     assert run("check", pod)[1].endswith("; lock current)\n")
@@ -70,6 +77,40 @@ def test_check_error_exit_1_with_position(pod: Path) -> None:
     )
     assert err.startswith(f"{pod}:{line + 1}:50: ")
     assert "r1-tor has no port swp9" in err
+
+
+def test_check_json_carries_every_message_on_failure(pod: Path) -> None:
+    pod.write_text(
+        pod.read_text()
+        .replace("port: swp3}", "port: swp9}")
+        .replace("swp2}", "swp2, mtu: 1500, nic: e1000}")
+    )
+    code, out, err = run("check", pod)
+    assert code == 1
+    assert out == ""
+    code, out, json_err = run("check", pod, "--json")
+    assert code == 1  # unchanged, and stderr says the same as without --json
+    assert json_err == err
+    data = json.loads(out)
+    assert data["ok"] is False
+    assert (data["racks"], data["nodes"], data["lock"]) == (None, None, None)
+    assert [f"{d['file']}:{d['line']}:{d['column']}: {d['message']}" for d in data["errors"]] == [
+        line for line in err.splitlines() if ": warning: " not in line
+    ]
+    assert [
+        f"{d['file']}:{d['line']}:{d['column']}: warning: {d['message']}" for d in data["warnings"]
+    ] == [line for line in err.splitlines() if ": warning: " in line]
+    assert data["errors"]
+    assert data["warnings"]
+    assert data["notes"] == []  # not printed when the check fails: noise next to errors
+
+
+def test_check_json_when_the_file_is_missing(tmp_path: Path) -> None:
+    code, out, err = run("check", tmp_path / "nope.yaml", "--json")
+    assert code == 1
+    assert json.loads(out)["errors"] == [
+        {"file": None, "line": None, "column": None, "message": err.strip()}
+    ]
 
 
 def test_missing_file_exit_1(tmp_path: Path) -> None:
