@@ -220,7 +220,7 @@ TOPICS: dict[str, tuple[str, Callable[[], str]]] = {
 
 
 @examples("sixpod help inventory", "sixpod help output", "sixpod help render")
-@click.command("help")
+@click.command("help", short_help="Man-style topics (pod.yaml), or a command's help.")
 @click.argument("words", nargs=-1, metavar="[TOPIC | COMMAND...]")
 @click.pass_context
 def help_cmd(ctx: click.Context, words: tuple[str, ...]) -> None:
