@@ -673,29 +673,82 @@ def test_normalized_output_is_a_fixed_point(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "why"),
+    ("text", "name", "block"),
     [
-        ("::/128", "unspecified"),
-        ("::1/128", "loopback"),
-        ("fe80::/64", "link-local"),
-        ("ff02::/124", "multicast"),
-        ("fd00:1::/64", "private (ULA, RFC 4193)"),
-        ("0.0.0.0/28", "'this network' (RFC 791)"),
-        ("127.0.0.0/28", "loopback"),
-        ("169.254.0.0/28", "link-local"),
-        ("224.0.0.0/28", "multicast"),
-        ("240.0.0.0/28", "reserved"),
-        ("10.1.0.0/28", "private (RFC 1918)"),
-        ("172.16.0.0/28", "private (RFC 1918)"),
-        ("192.168.0.0/28", "private (RFC 1918)"),
-        ("100.64.0.0/28", "shared address space (RFC 6598)"),
-        ("8.0.0.0/6", "private (RFC 1918)"),  # a pool that only overlaps 10/8
+        ("::/128", "the unspecified address", "::/128"),
+        ("::1/128", "the loopback address", "::1/128"),
+        ("::ffff:10.0.0.0/124", "IPv4-mapped space", "::ffff:0:0/96"),
+        ("::ffff:203.0.113.0/124", "IPv4-mapped space", "::ffff:0:0/96"),  # not documentation
+        ("100::/64", "discard-only space", "100::/64"),
+        ("2001::/64", "Teredo space", "2001::/32"),
+        ("2001:2::/64", "benchmarking space", "2001:2::/48"),
+        ("2001:10::/64", "ORCHID space", "2001:10::/28"),
+        ("2001:5::/64", "IETF protocol assignment space", "2001::/23"),
+        ("2001:1::/124", "IETF protocol assignment space", "2001::/23"),  # around the anycasts
+        ("2001:1fe::/48", "IETF protocol assignment space", "2001::/23"),
+        ("2001:4::/32", "IETF protocol assignment space", "2001::/23"),  # AS112-v6 is only a /48
+        ("2001::/16", "Teredo space", "2001::/32"),  # a pool that contains the lot
+        ("fec0::/64", "site-local space", "fec0::/10"),
+        ("fe80::/64", "link-local space", "fe80::/10"),
+        ("ff02::/124", "multicast space", "ff00::/8"),
+        ("fd00:1::/64", "unique local (ULA) space", "fc00::/7"),
+        ("0.0.0.0/28", "'this network' space", "0.0.0.0/8"),
+        ("127.0.0.0/28", "loopback space", "127.0.0.0/8"),
+        ("169.254.0.0/28", "link-local space", "169.254.0.0/16"),
+        ("224.0.0.0/28", "multicast space", "224.0.0.0/4"),
+        ("240.0.0.0/28", "reserved space", "240.0.0.0/4"),
+        ("10.1.0.0/28", "private space", "10.0.0.0/8"),
+        ("172.16.0.0/28", "private space", "172.16.0.0/12"),
+        ("192.168.0.0/28", "private space", "192.168.0.0/16"),
+        ("100.64.0.0/28", "shared address space", "100.64.0.0/10"),
+        ("8.0.0.0/6", "private space", "10.0.0.0/8"),  # a pool that only overlaps 10/8
+        ("198.18.0.0/15", "benchmarking space", "198.18.0.0/15"),
+        ("198.19.255.0/28", "benchmarking space", "198.18.0.0/15"),
+        ("192.0.0.0/29", "IETF protocol assignment space", "192.0.0.0/24"),
+        ("192.0.0.8/30", "IETF protocol assignment space", "192.0.0.0/24"),  # .9, .10 and more
     ],
 )
-def test_unreachable_space(text: str, why: str) -> None:
+def test_unreachable_space(text: str, name: str, block: str) -> None:
     found = a.unreachable_space(a.parse_prefix(text, strict=False))
     assert found is not None
-    assert found[1] == why
+    assert (found.name, a.format_prefix(found.block)) == (name, block)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2001:1::1/128",  # PCP anycast
+        "2001:1::2/127",  # TURN and DNS-SD SRP anycast
+        "2001:3::/32",  # AMT
+        "2001:4:112::/48",  # AS112-v6
+        "2001:20::/27",  # ORCHIDv2 and Drone Remote ID, side by side
+        "2001:200::/23",  # just past the block
+        "192.0.0.9/32",  # PCP anycast
+        "192.0.0.10/32",  # TURN anycast
+        "198.20.0.0/16",  # just past benchmarking
+    ],
+)
+def test_global_carve_outs_of_special_blocks_are_reachable(text: str) -> None:
+    assert a.unreachable_space(a.parse_prefix(text)) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("fe80::/64", "is in link-local space (fe80::/10, RFC 4291)"),
+        ("::/64", "overlaps the unspecified address (::/128, RFC 4291)"),
+        ("::/128", "is the unspecified address (::/128, RFC 4291)"),
+        (
+            "100.64.0.0/28",
+            "is in shared address space (100.64.0.0/10, carrier-grade NAT, RFC 6598)",
+        ),
+    ],
+)
+def test_describe_space(text: str, said: str) -> None:
+    net = a.parse_prefix(text)
+    found = a.unreachable_space(net)
+    assert found is not None
+    assert a.describe_space(net, found) == said
 
 
 @pytest.mark.parametrize(
@@ -711,11 +764,11 @@ def test_unreachable_space(text: str, why: str) -> None:
 def test_documentation_space(text: str, block: str) -> None:
     found = a.documentation_space(a.parse_prefix(text))
     assert found is not None
-    assert a.format_prefix(found[0]) == block
+    assert a.format_prefix(found.block) == block
     assert a.unreachable_space(a.parse_prefix(text)) is None
 
 
-@pytest.mark.parametrize("text", ["2a00:1450::/32", "2001:db9::/32", "198.18.0.0/15", "8.8.8.0/24"])
+@pytest.mark.parametrize("text", ["2a00:1450::/32", "2001:db9::/32", "198.20.0.0/15", "8.8.8.0/24"])
 def test_global_space_is_neither(text: str) -> None:
     net = a.parse_prefix(text)
     assert a.unreachable_space(net) is None

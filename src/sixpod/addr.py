@@ -51,7 +51,9 @@ __all__ = [
     "IPAddress",
     "IPInterface",
     "IPNetwork",
+    "SpecialBlock",
     "Value",
+    "describe_space",
     "documentation_space",
     "for_exabgp",
     "for_nginx",
@@ -81,58 +83,130 @@ IPNetwork: TypeAlias = IPv4Network | IPv6Network
 IPInterface: TypeAlias = IPv4Interface | IPv6Interface
 
 
-# Special-purpose space (RFC 6890 and the registries it set up) that clients on the Internet
-# can never reach: anycast VIPs and upstream links must not use it.
-UNREACHABLE_SPACE: Final[tuple[tuple[IPv4Network | IPv6Network, str], ...]] = (
-    (IPv6Network("::/128"), "unspecified"),
-    (IPv6Network("::1/128"), "loopback"),
-    (IPv6Network("fe80::/10"), "link-local"),
-    (IPv6Network("ff00::/8"), "multicast"),
-    (IPv6Network("fc00::/7"), "private (ULA, RFC 4193)"),
-    (IPv4Network("0.0.0.0/8"), "'this network' (RFC 791)"),
-    (IPv4Network("127.0.0.0/8"), "loopback"),
-    (IPv4Network("169.254.0.0/16"), "link-local"),
-    (IPv4Network("224.0.0.0/4"), "multicast"),
-    (IPv4Network("240.0.0.0/4"), "reserved"),
-    (IPv4Network("10.0.0.0/8"), "private (RFC 1918)"),
-    (IPv4Network("172.16.0.0/12"), "private (RFC 1918)"),
-    (IPv4Network("192.168.0.0/16"), "private (RFC 1918)"),
-    (IPv4Network("100.64.0.0/10"), "shared address space (RFC 6598)"),
+@dataclass(frozen=True, slots=True)
+class SpecialBlock:
+    """A special-purpose block (RFC 6890 and the IANA registries it set up), for messages:
+    ``name`` is what an operator calls it (``"link-local space"``), ``ref`` the RFC or a
+    remark (may be empty), ``global_parts`` the carve-outs that are globally reachable
+    (the IANA registry's "Globally Reachable: True" entries inside the block)."""
+
+    block: IPNetwork
+    name: str
+    ref: str = ""
+    global_parts: tuple[IPNetwork, ...] = ()
+
+    def hit_by(self, net: IPNetwork) -> bool:
+        """Whether ``net`` has an address in the block outside every global carve-out."""
+        if net.version != self.block.version:
+            return False
+        lo, hi = max(_first(net), _first(self.block)), min(_last(net), _last(self.block))
+        for part in sorted(self.global_parts, key=_first):  # disjoint, walked in order
+            if _first(part) <= lo <= _last(part):
+                lo = _last(part) + 1
+        return lo <= hi  # lo is now an address of both that no carve-out holds
+
+
+def _first(net: IPNetwork) -> int:
+    return int(net.network_address)
+
+
+def _last(net: IPNetwork) -> int:
+    return int(net.broadcast_address)
+
+
+def _within(net: IPNetwork, block: IPNetwork) -> bool:
+    return net.version == block.version and _first(block) <= _first(net) <= _last(net) <= _last(
+        block
+    )
+
+
+def _v6(text: str) -> IPv6Network:
+    return IPv6Network(text)
+
+
+def _v4(text: str) -> IPv4Network:
+    return IPv4Network(text)
+
+
+# Special-purpose space that clients on the Internet can never reach: anycast VIPs and upstream
+# links must not use it. The more specific blocks come first, so a message names them.
+UNREACHABLE_SPACE: Final[tuple[SpecialBlock, ...]] = (
+    SpecialBlock(_v6("::/128"), "the unspecified address", "RFC 4291"),
+    SpecialBlock(_v6("::1/128"), "the loopback address", "RFC 4291"),
+    SpecialBlock(_v6("::ffff:0:0/96"), "IPv4-mapped space", "RFC 4291"),
+    SpecialBlock(_v6("100::/64"), "discard-only space", "RFC 6666"),
+    SpecialBlock(_v6("2001::/32"), "Teredo space", "RFC 4380"),
+    SpecialBlock(_v6("2001:2::/48"), "benchmarking space", "RFC 5180"),
+    SpecialBlock(_v6("2001:10::/28"), "ORCHID space", "deprecated, RFC 4843"),
+    SpecialBlock(
+        _v6("2001::/23"),
+        "IETF protocol assignment space",
+        "RFC 2928",
+        # PCP, TURN and DNS-SD SRP anycast, AMT, AS112-v6, ORCHIDv2, Drone Remote ID
+        tuple(
+            _v6(t)
+            for t in (
+                "2001:1::1/128",
+                "2001:1::2/128",
+                "2001:1::3/128",
+                "2001:3::/32",
+                "2001:4:112::/48",
+                "2001:20::/28",
+                "2001:30::/28",
+            )
+        ),
+    ),
+    SpecialBlock(_v6("fec0::/10"), "site-local space", "deprecated, RFC 3879"),
+    SpecialBlock(_v6("fe80::/10"), "link-local space", "RFC 4291"),
+    SpecialBlock(_v6("ff00::/8"), "multicast space", "RFC 4291"),
+    SpecialBlock(_v6("fc00::/7"), "unique local (ULA) space", "private, RFC 4193"),
+    SpecialBlock(_v4("0.0.0.0/8"), "'this network' space", "RFC 791"),
+    SpecialBlock(_v4("127.0.0.0/8"), "loopback space", "RFC 1122"),
+    SpecialBlock(_v4("169.254.0.0/16"), "link-local space", "RFC 3927"),
+    SpecialBlock(_v4("224.0.0.0/4"), "multicast space", "RFC 5771"),
+    SpecialBlock(_v4("240.0.0.0/4"), "reserved space", "RFC 1112"),
+    SpecialBlock(_v4("10.0.0.0/8"), "private space", "RFC 1918"),
+    SpecialBlock(_v4("172.16.0.0/12"), "private space", "RFC 1918"),
+    SpecialBlock(_v4("192.168.0.0/16"), "private space", "RFC 1918"),
+    SpecialBlock(_v4("100.64.0.0/10"), "shared address space", "carrier-grade NAT, RFC 6598"),
+    SpecialBlock(_v4("198.18.0.0/15"), "benchmarking space", "RFC 2544"),
+    SpecialBlock(
+        _v4("192.0.0.0/24"),
+        "IETF protocol assignment space",
+        "RFC 6890",
+        (_v4("192.0.0.9/32"), _v4("192.0.0.10/32")),  # PCP and TURN anycast
+    ),
 )
 
 # Documentation space: fine for labs and examples, routed nowhere.
-DOCUMENTATION_SPACE: Final[tuple[tuple[IPv4Network | IPv6Network, str], ...]] = (
-    (IPv4Network("192.0.2.0/24"), "RFC 5737"),
-    (IPv4Network("198.51.100.0/24"), "RFC 5737"),
-    (IPv4Network("203.0.113.0/24"), "RFC 5737"),
-    (IPv6Network("2001:db8::/32"), "RFC 3849"),
-    (IPv6Network("3fff::/20"), "RFC 9637"),
+DOCUMENTATION_SPACE: Final[tuple[SpecialBlock, ...]] = (
+    SpecialBlock(_v4("192.0.2.0/24"), "documentation space", "RFC 5737"),
+    SpecialBlock(_v4("198.51.100.0/24"), "documentation space", "RFC 5737"),
+    SpecialBlock(_v4("203.0.113.0/24"), "documentation space", "RFC 5737"),
+    SpecialBlock(_v6("2001:db8::/32"), "documentation space", "RFC 3849"),
+    SpecialBlock(_v6("3fff::/20"), "documentation space", "RFC 9637"),
 )
 
 
-def _overlapping(
-    net: IPv4Network | IPv6Network,
-    table: tuple[tuple[IPv4Network | IPv6Network, str], ...],
-) -> tuple[IPv4Network | IPv6Network, str] | None:
-    for block, what in table:
-        if block.version == net.version and net.overlaps(block):
-            return block, what
-    return None
+def unreachable_space(net: IPNetwork) -> SpecialBlock | None:
+    """The first block of :data:`UNREACHABLE_SPACE` that ``net`` reaches into (outside the
+    block's global carve-outs), or None if ``net`` avoids them all."""
+    return next((b for b in UNREACHABLE_SPACE if b.hit_by(net)), None)
 
 
-def unreachable_space(
-    net: IPv4Network | IPv6Network,
-) -> tuple[IPv4Network | IPv6Network, str] | None:
-    """The first block of :data:`UNREACHABLE_SPACE` that ``net`` overlaps, with what it is
-    (``"link-local"``, ``"private (RFC 1918)"``), or None if ``net`` avoids them all."""
-    return _overlapping(net, UNREACHABLE_SPACE)
+def documentation_space(net: IPNetwork) -> SpecialBlock | None:
+    """The documentation block ``net`` overlaps, or None."""
+    return next((b for b in DOCUMENTATION_SPACE if b.hit_by(net)), None)
 
 
-def documentation_space(
-    net: IPv4Network | IPv6Network,
-) -> tuple[IPv4Network | IPv6Network, str] | None:
-    """The documentation block ``net`` overlaps, with the RFC that reserves it, or None."""
-    return _overlapping(net, DOCUMENTATION_SPACE)
+def describe_space(net: IPNetwork, found: SpecialBlock) -> str:
+    """How ``net`` relates to a special block, for messages: ``is in link-local space
+    (fe80::/10, RFC 4291)``, ``overlaps the unspecified address (::/128, RFC 4291)``."""
+    verb = "is in" if _within(net, found.block) else "overlaps"
+    if net == found.block and found.block.num_addresses == 1:
+        verb = "is"
+    ref = f", {found.ref}" if found.ref else ""
+    return f"{verb} {found.name} ({format_prefix(found.block)}{ref})"
 
 
 def is_subnet_router_anycast(ip: IPv6Address, *, prefixlen: int = 64) -> bool:

@@ -1,6 +1,10 @@
-"""Counts in English, for every message and output line: ``1 rack``, ``3 racks``."""
+"""Words for every message and output line: counts in English (``1 rack``, ``3 racks``) and
+the suggestion for a mistyped name (``did you mean 'role'?``)."""
 
 from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
 
 # Words whose plural is not the word plus "s".
 _IRREGULAR = {"entry": "entries", "address": "addresses", "prefix": "prefixes"}
@@ -18,3 +22,16 @@ def plural(count: int, word: str, many: str | None = None) -> str:
         many = _IRREGULAR.get(last, last + "s")
         many = f"{head} {many}" if head else many
     return f"{count} {many}"
+
+
+def suggest(word: str, choices: Iterable[str]) -> str | None:
+    """The choice ``word`` most likely stands for, or None: case is ignored (``ROLE`` is
+    ``role``), then the closest spelling (difflib, ratio >= 0.6) wins."""
+    folded: dict[str, str] = {}
+    for choice in choices:
+        folded.setdefault(choice.casefold(), choice)
+    key = word.casefold()
+    if key in folded:
+        return folded[key]
+    found = difflib.get_close_matches(key, list(folded), n=1, cutoff=0.6)
+    return folded[found[0]] if found else None

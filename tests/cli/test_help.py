@@ -160,6 +160,24 @@ def test_top_level_help_reads_as_a_guide() -> None:
             assert re.search(rf"^  {re.escape(name)}\s+\S", block, re.M), (title, name)
 
 
+def test_no_top_level_description_is_cut_short_at_80_columns() -> None:
+    """As an operator's 80-column terminal shows it: click lays help out 2 columns narrower
+    than the terminal (CliRunner's terminal_width does not), and cuts what does not fit."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "COLUMNS": "80"}
+    r = subprocess.run(
+        [sys.executable, "-c", "from sixpod.cli import main; main()", "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    listing = r.stdout.split("\nOptions:\n", 1)[1].split("\n  Examples:\n", 1)[0]
+    truncated = [line for line in listing.splitlines() if line.rstrip().endswith("...")]
+    assert not truncated, "cut short: give the command a short_help that fits"
+    assert max(len(line) for line in r.stdout.splitlines()) <= 80
+
+
 def test_help_of_the_installed_program() -> None:
     """The real entry point, as an operator runs it."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}

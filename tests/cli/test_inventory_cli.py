@@ -40,14 +40,21 @@ def test_check_ok(pod: Path) -> None:
     code, out, _ = run("check", pod)
     assert code == 0
     assert out == f"{pod}: ok (1 rack, 3 nodes, 0 warnings, 2 notes; no lock yet)\n"
-    code, out, _ = run("check", pod, "--json")
+    code, out, err = run("check", pod, "--json")
+    assert code == 0
+    notes = [line.split(": note: ", 1)[1] for line in err.splitlines()]
     assert json.loads(out) == {
         "file": str(pod),
+        "ok": True,
         "racks": 1,
         "nodes": 3,
-        "warnings": 0,
-        "notes": 2,
         "lock": "none",
+        "errors": [],
+        "warnings": [],
+        "notes": [
+            {"file": str(pod), "line": 8, "column": 20, "message": notes[0]},
+            {"file": str(pod), "line": 9, "column": 20, "message": notes[1]},
+        ],
     }
     run("allocate", pod)
     assert run("check", pod)[1].endswith("; lock current)\n")
@@ -70,6 +77,40 @@ def test_check_error_exit_1_with_position(pod: Path) -> None:
     )
     assert err.startswith(f"{pod}:{line + 1}:50: ")
     assert "r1-tor has no port swp9" in err
+
+
+def test_check_json_carries_every_message_on_failure(pod: Path) -> None:
+    pod.write_text(
+        pod.read_text()
+        .replace("port: swp3}", "port: swp9}")
+        .replace("swp2}", "swp2, mtu: 1500, nic: e1000}")
+    )
+    code, out, err = run("check", pod)
+    assert code == 1
+    assert out == ""
+    code, out, json_err = run("check", pod, "--json")
+    assert code == 1  # unchanged, and stderr says the same as without --json
+    assert json_err == err
+    data = json.loads(out)
+    assert data["ok"] is False
+    assert (data["racks"], data["nodes"], data["lock"]) == (None, None, None)
+    assert [f"{d['file']}:{d['line']}:{d['column']}: {d['message']}" for d in data["errors"]] == [
+        line for line in err.splitlines() if ": warning: " not in line
+    ]
+    assert [
+        f"{d['file']}:{d['line']}:{d['column']}: warning: {d['message']}" for d in data["warnings"]
+    ] == [line for line in err.splitlines() if ": warning: " in line]
+    assert data["errors"]
+    assert data["warnings"]
+    assert data["notes"] == []  # not printed when the check fails: noise next to errors
+
+
+def test_check_json_when_the_file_is_missing(tmp_path: Path) -> None:
+    code, out, err = run("check", tmp_path / "nope.yaml", "--json")
+    assert code == 1
+    assert json.loads(out)["errors"] == [
+        {"file": None, "line": None, "column": None, "message": err.strip()}
+    ]
 
 
 def test_missing_file_exit_1(tmp_path: Path) -> None:
@@ -321,6 +362,13 @@ def _upstream(link: str) -> str:
 BROKEN = [
     ("typo in a node key", "rack: r1, role: internal", "rak: r1, role: internal"),
     ("typo in a pod key", "  links: 2001", "  link: 2001"),
+    (
+        "keys in the wrong case",
+        "{name: edge1, rack: r1, role: edge, port: swp1}",
+        "{name: edge1, Rack: r1, ROLE: edge, port: swp1}",
+    ),
+    ("typo in a role", "role: internal", "role: interal"),
+    ("typo in a rack", "rack: r1, role: internal", "rack: R1, role: internal"),
     ("unknown key", "  name: lab1\n", "  name: lab1\n  colour: blue\n"),
     ("text for a number", "port: swp1}", "port: swp1, mtu: big}"),
     ("quoted number", "port: swp1}", 'port: swp1, mtu: "9000"}'),
@@ -342,11 +390,37 @@ BROKEN = [
     ),
     ("list for a number", "/124], count: 4", "/124], count: [4]"),
     ("true for a number", "port: swp2}", "port: swp2, mtu: true}"),
+    ("fraction for a whole number", "/28], count: 4", "/28], count: 4.5"),
+    ("fraction for an MTU", "port: swp2}", "port: swp2, mtu: 1500.0}"),
+    ("text for a fractional number", "  name: lab1\n", "  name: lab1\n  floor: {ttl: soon}\n"),
+    ("fractional number too small", "  name: lab1\n", "  name: lab1\n  floor: {ttl: 0.0}\n"),
     ("vNIC frame too small", "port: swp3}", "port: swp3, nic: virtio, max_frame: 1500}"),
     ("VIP pool in private space", "pools: [203.0.113.0/28]", "pools: [10.0.0.0/28]"),
     ("VIP pool in link-local space", "pools: [2001:db8:2fe::/124]", "pools: [fe80::/124]"),
     ("upstream link in link-local space", "ports: [swp1-swp8]}", _upstream("fe80::")),
     ("upstream link in ULA space", "ports: [swp1-swp8]}", _upstream("fd00:1::")),
+    (
+        "VIP pool in IPv4-mapped space",
+        "pools: [2001:db8:2fe::/124]",
+        'pools: ["::ffff:10.0.0.0/124"]',
+    ),
+    (
+        "VIP pool in IPv4-mapped documentation space",
+        "pools: [2001:db8:2fe::/124]",
+        'pools: ["::ffff:203.0.113.0/124"]',
+    ),
+    ("VIP pool in site-local space", "pools: [2001:db8:2fe::/124]", "pools: [fec0::/124]"),
+    ("VIP pool in discard-only space", "pools: [2001:db8:2fe::/124]", "pools: [100::/124]"),
+    ("VIP pool in IETF protocol space", "pools: [2001:db8:2fe::/124]", "pools: [2001:5::/124]"),
+    ("VIP pool in Teredo space", "pools: [2001:db8:2fe::/124]", "pools: [2001::/124]"),
+    ("VIP pool in benchmarking space", "pools: [203.0.113.0/28]", "pools: [198.18.0.0/28]"),
+    ("VIP pool in IETF protocol space (IPv4)", "pools: [203.0.113.0/28]", "pools: [192.0.0.0/28]"),
+    ("VIP pool in shared address space", "pools: [203.0.113.0/28]", "pools: [100.64.0.0/28]"),
+    ("upstream link in site-local space", "ports: [swp1-swp8]}", _upstream("fec0::")),
+    ("upstream link in discard-only space", "ports: [swp1-swp8]}", _upstream("100::")),
+    ("upstream link in IETF protocol space", "ports: [swp1-swp8]}", _upstream("2001:5::")),
+    ("upstream link in Teredo space", "ports: [swp1-swp8]}", _upstream("2001::")),
+    ("upstream link overlapping the unspecified address", "ports: [swp1-swp8]}", _upstream("::")),
 ]
 
 
@@ -421,6 +495,22 @@ def test_a_typo_is_one_message_with_a_suggestion(pod: Path) -> None:
     assert code == 1
     [message] = err.splitlines()
     assert message.endswith("unknown key 'rak': did you mean 'rack'?")
+
+
+def test_keys_in_the_wrong_case_are_one_message_each_with_a_suggestion(pod: Path) -> None:
+    pod.write_text(
+        pod.read_text().replace(
+            "{name: edge1, rack: r1, role: edge, port: swp1}",
+            "{name: edge1, Rack: r1, ROLE: edge, port: swp1}",
+        )
+    )
+    code, _, err = run("check", pod)
+    assert code == 1
+    messages = err.splitlines()
+    assert [m.split(": ", 1)[1] for m in messages] == [
+        "unknown key 'Rack': did you mean 'rack'?",
+        "unknown key 'ROLE': did you mean 'role'?",
+    ]
 
 
 def test_check_notes_documentation_space_for_labs(pod: Path) -> None:

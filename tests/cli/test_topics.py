@@ -52,6 +52,13 @@ def test_help_inventory_documents_every_key(m: type[BaseModel]) -> None:
         assert field.description in text
 
 
+def test_help_inventory_shows_every_bound() -> None:
+    text = CliRunner().invoke(cli, ["help", "inventory"]).stdout
+    assert "ttl: number > 0 and <= 3600 (default 5.0)" in text  # gt, not ge: 0 is refused
+    assert "hold_time: number 3-65535 (default 9)" in text
+    assert "max_frame: number >= 1518 (optional)" in text
+
+
 def test_help_inventory_example_is_a_valid_pod(tmp_path: Path) -> None:
     text = CliRunner().invoke(cli, ["help", "inventory"]).stdout
     example = text.split("\nEXAMPLE\n", 1)[1].split("\n\n", 1)[0]

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from podtext import SMALL, line_of
 
+from sixpod.inventory import source
 from sixpod.inventory.errors import InventoryError
 from sixpod.inventory.load import load_inventory
 
@@ -65,6 +66,32 @@ def test_unknown_key_in_list_item(small_text: str) -> None:
 def test_missing_key(small_text: str) -> None:
     text = small_text.replace("  links: 2001:db8:2ff::/60\n", "")
     expect(text, "name: lab1", "missing required key 'links'", 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("2.5", 2.5),
+        ("-0.5", -0.5),
+        ("1e3", 1000.0),
+        ("1.5E-2", 0.015),
+        (".5", 0.5),
+        ("7", 7),
+        ('"2.5"', "2.5"),  # quoted: text
+        ("1.2.3", "1.2.3"),
+        (".inf", ".inf"),
+        ("2001:db8::1", "2001:db8::1"),
+    ],
+)
+def test_yaml_numbers_are_numbers(text: str, value: object) -> None:
+    loaded = source.load(f"x: {text}\n", "f.yaml").data["x"]
+    assert loaded == value
+    assert type(loaded) is type(value)
+
+
+def test_a_fractional_ttl_is_a_number(small_text: str) -> None:
+    text = small_text.replace("  name: lab1\n", "  name: lab1\n  floor: {ttl: 2.5}\n", 1)
+    assert load_inventory(text, "pod.yaml").inventory.pod.floor.ttl == 2.5
 
 
 def test_duplicate_yaml_key(small_text: str) -> None:
@@ -125,7 +152,7 @@ def test_overlapping_vip_pools(small_text: str) -> None:
 @pytest.mark.parametrize(
     ("pool", "why"),
     [
-        ("10.0.0.0/28", "private (RFC 1918)"),
+        ("10.0.0.0/28", "private space (10.0.0.0/8, RFC 1918)"),
         ("100.64.0.0/28", "shared address space"),
         ("127.0.0.0/28", "loopback"),
         ("169.254.0.0/28", "link-local"),
@@ -139,7 +166,11 @@ def test_vip_pools_clients_cannot_reach_are_errors(small_text: str, pool: str, w
 
 @pytest.mark.parametrize(
     ("pool", "why"),
-    [("fe80::/124", "link-local"), ("fd00:1::/124", "private (ULA"), ("ff02::/124", "multicast")],
+    [
+        ("fe80::/124", "link-local"),
+        ("fd00:1::/124", "unique local (ULA) space"),
+        ("ff02::/124", "multicast"),
+    ],
 )
 def test_ipv6_vip_pools_clients_cannot_reach_are_errors(
     small_text: str, pool: str, why: str
@@ -403,9 +434,9 @@ def with_upstream(small_text: str, prefix: str) -> str:
 @pytest.mark.parametrize(
     ("prefix", "why"),
     [
-        ("fe80:", "link-local space (fe80::/10)"),
-        ("fd00:1:2:3:", "private (ULA, RFC 4193) space (fc00::/7)"),
-        ("ff02:", "multicast space (ff00::/8)"),
+        ("fe80:", "link-local space (fe80::/10, RFC 4291)"),
+        ("fd00:1:2:3:", "unique local (ULA) space (fc00::/7, private, RFC 4193)"),
+        ("ff02:", "multicast space (ff00::/8, RFC 4291)"),
     ],
 )
 def test_upstream_links_in_unreachable_space_are_errors(

@@ -49,11 +49,11 @@ def cli() -> None:
     pod.yaml (examples/small.yaml is a small one), then:
 
     \b
-      sixpod check pod.yaml               validate it; errors as FILE:LINE:COL: message
-      sixpod allocate pod.yaml            record /64s, ASNs, links and VIPs in pod.lock
-      sixpod render pod.yaml --out out/   write every device's configs into out/
-      sixpod status pod.yaml              the pod at a glance
-      sixpod lab up pod.yaml              the whole pod in namespaces here (root)
+      sixpod check pod.yaml              validate it; errors as FILE:LINE:COL
+      sixpod allocate pod.yaml           record /64s, ASNs and VIPs in pod.lock
+      sixpod render pod.yaml --out out/  write every device's configs into out/
+      sixpod status pod.yaml             the pod at a glance
+      sixpod lab up pod.yaml             the whole pod in namespaces here (root)
 
     Each node and ToR then runs its sixpod daemon from its rendered config, and tenants
     (apps, domains, endpoints) are managed through the controller. Every command has

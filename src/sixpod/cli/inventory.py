@@ -32,13 +32,21 @@ def _fail(lines: list[str] | str) -> NoReturn:
     sys.exit(1)
 
 
-def _read(path: Path) -> str:
+def _try_read(path: Path) -> tuple[str | None, str]:
+    """``(text, "")``, or ``(None, why not)``."""
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8"), ""
     except FileNotFoundError:
-        _fail(f"{path}: no such file")
+        return None, f"{path}: no such file"
     except (OSError, UnicodeDecodeError) as e:
-        _fail(f"{path}: cannot read: {e}")
+        return None, f"{path}: cannot read: {e}"
+
+
+def _read(path: Path) -> str:
+    text, problem = _try_read(path)
+    if text is None:
+        _fail(problem)
+    return text
 
 
 def load_or_exit(path: Path) -> Loaded:
@@ -84,35 +92,79 @@ def check(pod: Path, as_json: bool) -> None:
 
     Every problem is printed on stderr as FILE:LINE:COL: message; warnings and notes say
     so and do not fail. Exit 1 if there is an error. Also says if POD's .lock is out of
-    date. `sixpod help inventory` describes every key.
+    date. With --json, stdout holds the result even when the check fails: ok, the counts,
+    the lock's state and every error, warning and note with its position. `sixpod help
+    inventory` describes every key.
     """
-    loaded = load_or_exit(pod)
-    lock_path = Path(lock_path_for(str(pod)))
-    lock = "none"
-    if lock_path.exists():
-        old, new = _allocate(loaded, lock_path)
-        lock = "current" if old == new else "out of date"
-        if old != new:
-            click.echo(
-                f"{lock_path}: out of date; `sixpod allocate {pod}` would change it", err=True
-            )
-    inv = loaded.inventory
-    warnings = sum(1 for d in loaded.warnings if d.warning)
-    notes = sum(1 for d in loaded.warnings if d.note)
+    found, loaded, lock = _check(pod)
+    for d in found:
+        click.echo(str(d), err=True)
+    if lock == "out of date":
+        lock_path = lock_path_for(str(pod))
+        click.echo(f"{lock_path}: out of date; `sixpod allocate {pod}` would change it", err=True)
+    errors = [d for d in found if isinstance(d, str) or d.error]
+    warnings = [d for d in found if isinstance(d, Diagnostic) and d.warning]
+    notes = [d for d in found if isinstance(d, Diagnostic) and d.note]
+    inv = loaded.inventory if loaded is not None else None
     data = {
         "file": str(pod),
-        "racks": len(inv.racks),
-        "nodes": len(inv.nodes),
-        "warnings": warnings,
-        "notes": notes,
+        "ok": not errors,
+        "racks": len(inv.racks) if inv is not None else None,
+        "nodes": len(inv.nodes) if inv is not None else None,
         "lock": lock,
+        "errors": [_finding(d) for d in errors],
+        "warnings": [_finding(d) for d in warnings],
+        "notes": [_finding(d) for d in notes],
     }
-    text = (
+    if as_json:
+        output.echo_json(data)
+    if errors:
+        sys.exit(1)
+    if as_json or inv is None:
+        return
+    click.echo(
         f"{pod}: ok ({plural(len(inv.racks), 'rack')}, {plural(len(inv.nodes), 'node')}, "
-        f"{plural(warnings, 'warning')}, {plural(notes, 'note')}; "
-        f"{'no lock yet' if lock == 'none' else 'lock ' + lock})"
+        f"{plural(len(warnings), 'warning')}, {plural(len(notes), 'note')}; "
+        f"{'no lock yet' if lock == 'none' else f'lock {lock}'})"
     )
-    output.line(text, data, as_json=as_json)
+
+
+def _check(pod: Path) -> tuple[list[Diagnostic | str], Loaded | None, str | None]:
+    """What check found (diagnostics, and lines without a position), the inventory if it
+    loaded, and the lock's state: none, current, out of date, or None if not compared."""
+    text, problem = _try_read(pod)
+    if text is None:
+        return [problem], None, None
+    try:
+        loaded = load_inventory(text, str(pod))
+    except InventoryError as e:
+        return list(e.diagnostics), None, None
+    found: list[Diagnostic | str] = list(loaded.warnings)
+    lock_path = Path(lock_path_for(str(pod)))
+    if not lock_path.exists():
+        return found, loaded, "none"
+    lock_text, problem = _try_read(lock_path)
+    if lock_text is None:
+        return [*found, problem], loaded, None
+    try:
+        old, lock_src = parse_lock(lock_text, str(lock_path))
+        new = allocate(loaded.inventory, old)
+    except InventoryError as e:
+        return [*found, *e.diagnostics], loaded, None
+    except AllocationError as e:
+        for p in e.problems:
+            src = lock_src if p.in_lock else loaded.source
+            found.append(src.diagnostic(p.path, p.message))
+        return found, loaded, None
+    return found, loaded, "current" if old == new else "out of date"
+
+
+def _finding(d: Diagnostic | str) -> dict[str, Any]:
+    """One error, warning or note for --json: its position (None for a whole-file problem,
+    such as a missing file) and its message."""
+    if isinstance(d, str):
+        return {"file": None, "line": None, "column": None, "message": d}
+    return {"file": d.filename, "line": d.line, "column": d.column, "message": d.message}
 
 
 # What allocate counts, as (JSON key, English noun).

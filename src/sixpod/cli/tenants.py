@@ -276,7 +276,7 @@ CERT_FIELDS = ["domain", "names", "not_after", "issuer", "key_type", "source"]
     "sixpod cert upload shop.example.com --chain fullchain.pem --key privkey.pem",
     "sixpod cert list",
 )
-@click.group()
+@click.group(short_help="TLS certificates per domain; keys never shown.")
 def cert() -> None:
     """TLS certificates per domain; the private key is never shown."""
 

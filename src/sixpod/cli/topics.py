@@ -98,12 +98,20 @@ def _constraints(hint: Any) -> list[Any]:
 
 
 def _bounds(field: FieldInfo) -> str:
+    """``1280-65535``, ``>= 3``, ``> 0 and <= 3600``: every bound the model enforces."""
     meta = [*field.metadata, *_constraints(field.annotation)]
     lo = next((m.ge for m in meta if isinstance(m, annotated_types.Ge)), None)
     hi = next((m.le for m in meta if isinstance(m, annotated_types.Le)), None)
     if lo is not None and hi is not None:
         return f" {lo}-{hi}"
-    return f" >= {lo}" if lo is not None else f" <= {hi}" if hi is not None else ""
+    above = next((m.gt for m in meta if isinstance(m, annotated_types.Gt)), None)
+    below = next((m.lt for m in meta if isinstance(m, annotated_types.Lt)), None)
+    parts = [
+        f"{op} {v}"
+        for op, v in ((">=", lo), (">", above), ("<=", hi), ("<", below))
+        if v is not None
+    ]
+    return f" {' and '.join(parts)}" if parts else ""
 
 
 def _yaml(value: Any) -> str:
@@ -212,7 +220,7 @@ TOPICS: dict[str, tuple[str, Callable[[], str]]] = {
 
 
 @examples("sixpod help inventory", "sixpod help output", "sixpod help render")
-@click.command("help")
+@click.command("help", short_help="Man-style topics (pod.yaml), or a command's help.")
 @click.argument("words", nargs=-1, metavar="[TOPIC | COMMAND...]")
 @click.pass_context
 def help_cmd(ctx: click.Context, words: tuple[str, ...]) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network
 
@@ -20,7 +20,7 @@ from sixpod.inventory.model import (
     expand_ports,
 )
 from sixpod.inventory.source import Path
-from sixpod.words import plural
+from sixpod.words import plural, suggest
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,14 +141,17 @@ LAB_NOTE = "fine for a lab; clients on the Internet cannot reach it"
 
 
 def _unreachable(net: IPv4Network | IPv6Network) -> str | None:
-    """Why clients on the Internet could never reach addresses in ``net``, or None."""
+    """Why clients on the Internet could never reach addresses in ``net`` (``is in link-local
+    space (fe80::/10, RFC 4291)``), or None."""
     found = addr.unreachable_space(net)
-    return f"{found[1]} space ({addr.format_prefix(found[0])})" if found else None
+    return addr.describe_space(net, found) if found else None
 
 
 def _documentation(net: IPv4Network | IPv6Network) -> str | None:
     found = addr.documentation_space(net)
-    return f"documentation space ({addr.format_prefix(found[0])}, {found[1]})" if found else None
+    if found is None:
+        return None
+    return f"{found.name} ({addr.format_prefix(found.block)}, {found.ref})"
 
 
 def _check_pools(inv: Inventory) -> list[Finding]:
@@ -166,7 +169,7 @@ def _check_pools(inv: Inventory) -> list[Finding]:
             out.append(
                 Finding(
                     where,
-                    f"VIP pool {addr.format_prefix(p)} is in {why}: anycast VIPs must be "
+                    f"VIP pool {addr.format_prefix(p)} {why}: anycast VIPs must be "
                     "global unicast addresses clients can reach (documentation ranges are "
                     "allowed, for labs)",
                 )
@@ -376,7 +379,7 @@ def _check_racks(inv: Inventory) -> list[Finding]:
                 out.append(
                     Finding(
                         (*where, "local"),
-                        f"upstream {up.name}: link {link} is in {why}: an upstream link needs "
+                        f"upstream {up.name}: link {link} {why}: an upstream link needs "
                         "global unicast addresses (documentation ranges are allowed, for labs)",
                     )
                 )
@@ -429,6 +432,11 @@ def _check_roles(inv: Inventory) -> list[Finding]:
     return out
 
 
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    guess = suggest(word, choices)
+    return f": did you mean {guess!r}?" if guess else ""
+
+
 def _check_nodes(inv: Inventory) -> list[Finding]:
     out: list[Finding] = []
     racks = {rack.name: rack for rack in inv.racks}
@@ -443,11 +451,21 @@ def _check_nodes(inv: Inventory) -> list[Finding]:
         if node.role not in inv.roles:
             known = ", ".join(sorted(inv.roles))
             out.append(
-                Finding((*base, "role"), f"node {node.name}: unknown role {node.role!r} ({known})")
+                Finding(
+                    (*base, "role"),
+                    f"node {node.name}: unknown role {node.role!r} ({known})"
+                    + _did_you_mean(node.role, inv.roles),
+                )
             )
         rack = racks.get(node.rack)
         if rack is None:
-            out.append(Finding((*base, "rack"), f"node {node.name}: no rack named {node.rack!r}"))
+            out.append(
+                Finding(
+                    (*base, "rack"),
+                    f"node {node.name}: no rack named {node.rack!r}"
+                    + _did_you_mean(node.rack, racks),
+                )
+            )
             continue
         if rack.tor is None or node.rack not in ports:
             continue

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 import types
 import typing
@@ -16,6 +15,7 @@ from sixpod.inventory.checks import check
 from sixpod.inventory.errors import Diagnostic, InventoryError
 from sixpod.inventory.model import Inventory
 from sixpod.inventory.source import Path, Source, describe_value
+from sixpod.words import suggest
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +59,9 @@ def validation_diagnostics(
     """Translate pydantic's errors into ``FILE:LINE:COL`` diagnostics in the operator's terms.
 
     Each message names the key and says what is expected and what was found; pydantic's own
-    sentences never come through. A mistyped key is one message with a suggestion (difflib),
-    and the required key it meant is not also reported missing.
+    sentences never come through. A mistyped key is one message with a suggestion (case is
+    ignored, ``ROLE`` for ``role``; then difflib), and the required key it meant is not also
+    reported missing.
     """
     errors = err.errors(include_url=False)
     missing: dict[Path, set[str]] = {}
@@ -105,8 +106,7 @@ def validation_diagnostics(
 
 
 def _suggest(key: str, choices: list[str]) -> str | None:
-    found = difflib.get_close_matches(key, choices, n=1, cutoff=0.6)
-    return found[0] if found else None
+    return suggest(key, choices)
 
 
 # Lists whose items have a ``name``: an error inside one names it ("node app1: mtu: ...").
@@ -151,7 +151,8 @@ def _message(e: Any, what: str | None, keys: list[str]) -> str:
         hint = ""
         if isinstance(value, str) and re.fullmatch(r"[-+]?[0-9]+", value):
             hint = " (write numbers without quotes)"
-        return f"expected a whole number{about}, got {describe_value(value)}{hint}"
+        found = str(value) if isinstance(value, float) else describe_value(value)
+        return f"expected a whole number{about}, got {found}{hint}"
     if kind in ("float_type", "float_parsing"):
         return f"expected a number{about}, got {describe_value(value)}"
     if kind in ("bool_type", "bool_parsing"):

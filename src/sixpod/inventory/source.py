@@ -1,9 +1,10 @@
 """YAML source text with positions: every value and key keeps its line and column.
 
 PyYAML's composer gives the node tree; this module turns it into plain data with its own
-scalar rules (YAML 1.2 core-like: ``true``/``false``, ``null``, decimal integers; everything
-else, notably ``2001:db8::1`` and ``no``, stays a string) and rejects duplicate keys, which
-PyYAML would silently merge.
+scalar rules (YAML 1.2 core-like: ``true``/``false``, ``null``, decimal integers, decimal
+fractions ``2.5`` and ``1e3`` as floats (not ``.inf``/``.nan``); everything else, notably
+``2001:db8::1`` and ``no``, stays a string) and rejects duplicate keys, which PyYAML would
+silently merge.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sixpod.inventory.errors import Diagnostic, InventoryError
 Path = tuple[str | int, ...]
 
 _INT = re.compile(r"[-+]?[0-9]+\Z")
+_FLOAT = re.compile(r"[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?\Z")
 _NULL = {"null", "Null", "NULL", "~", ""}
 _TRUE = {"true", "True", "TRUE"}
 _FALSE = {"false", "False", "FALSE"}
@@ -96,6 +98,8 @@ def _scalar(node: yaml.ScalarNode) -> Any:
         return False
     if _INT.match(text):
         return int(text, 10)
+    if _FLOAT.match(text):
+        return float(text)
     return text
 
 
