@@ -171,6 +171,7 @@ def test_render_replaces_the_tree(pod: Path, tmp_path: Path) -> None:
     run("allocate", pod)
     run("render", pod, "--out", out_dir)
     assert sorted({f.rsplit("/", 1)[0] for f in snapshot(out_dir)}) == [
+        ".sixpod-render",
         "nodes/edge1",
         "nodes/edge2",
         "tors/r1-tor",
@@ -429,3 +430,56 @@ def test_check_notes_documentation_space_for_labs(pod: Path) -> None:
     notes = err.splitlines()
     assert len(notes) == 2
     assert all(": note: VIP pool " in n and "fine for a lab" in n for n in notes)
+
+
+@pytest.mark.parametrize("where", [".", ".."])
+def test_render_refuses_the_directory_of_the_inventory_or_above(
+    pod: Path, tmp_path: Path, where: str
+) -> None:
+    run("allocate", pod)
+    (tmp_path / "sub").mkdir()
+    before = snapshot(tmp_path)
+    for force in ((), ("--force",)):
+        code, out, err = run("render", pod, "--out", pod.parent / where, *force)
+        assert (code, out) == (1, "")
+        assert f"it holds {pod}" in err
+        assert snapshot(tmp_path) == before
+        assert sorted(os.listdir(tmp_path)) == ["pod.lock", "pod.yaml", "sub"]
+
+
+def test_render_refuses_the_directory_of_the_lock(pod: Path, tmp_path: Path) -> None:
+    run("allocate", pod)
+    code, _, err = run("render", pod, "--out", tmp_path / "sub" / "..", "--force")
+    assert code == 1
+    assert "pod.lock" in err or "pod.yaml" in err
+    assert sorted(os.listdir(tmp_path)) == ["pod.lock", "pod.yaml"]
+
+
+def test_render_refuses_a_directory_that_is_not_a_render_unless_forced(
+    pod: Path, tmp_path: Path
+) -> None:
+    run("allocate", pod)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "important.txt").write_text("keep me\n")
+    code, out, err = run("render", pod, "--out", victim)
+    assert (code, out) == (1, "")
+    assert f"{victim}: not replacing it: it is not empty and not a previous render" in err
+    assert "--force" in err
+    assert snapshot(victim) == {"important.txt": b"keep me\n"}
+    assert sorted(os.listdir(tmp_path)) == ["pod.lock", "pod.yaml", "victim"]
+    assert run("render", pod, "--out", victim, "--force")[0] == 0
+    assert not (victim / "important.txt").exists()
+    assert (victim / ".sixpod-render").is_file()
+
+
+def test_render_replaces_an_empty_directory_and_a_previous_render(
+    pod: Path, tmp_path: Path
+) -> None:
+    run("allocate", pod)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    assert run("render", pod, "--out", out_dir)[0] == 0
+    (out_dir / "nodes" / "stale.txt").write_text("from an old render\n")
+    assert run("render", pod, "--out", out_dir)[0] == 0
+    assert not (out_dir / "nodes" / "stale.txt").exists()

@@ -5,7 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
+
+MARKER = ".sixpod-render"
+"""Written into every tree :func:`replace_tree` makes: a later render may replace that tree."""
+MARKER_TEXT = "Written by `sixpod render`; the next render replaces this directory whole.\n"
 
 
 def _fsync_dir(path: Path) -> None:
@@ -32,6 +37,26 @@ def write_atomic(path: Path, text: str) -> None:
     _fsync_dir(path.parent)
 
 
+def refuse_tree(root: Path, keep: Iterable[Path], *, force: bool = False) -> str | None:
+    """Why replacing ``root`` would destroy something not ours, or None if it would not.
+
+    ``root`` must not be, nor hold, any of the ``keep`` files (the inventory and its lock),
+    whatever ``force`` says; and a non-empty ``root`` must be a previous render (it holds
+    :data:`MARKER`) unless ``force``.
+    """
+    root = Path(root).resolve()
+    for path in keep:
+        where = Path(path).resolve().parent
+        if root == where or root in where.parents:
+            return f"it holds {path}; render into a directory of its own"
+    if not force and root.is_dir() and not (root / MARKER).is_file() and any(root.iterdir()):
+        return (
+            f"it is not empty and not a previous render (no {MARKER}); "
+            "everything in it would be deleted: give --force if that is intended"
+        )
+    return None
+
+
 def replace_tree(root: Path, files: dict[str, str]) -> None:
     """Make ``root`` hold exactly ``files``: build a new tree beside it, then swap it in."""
     root = Path(root)
@@ -43,6 +68,7 @@ def replace_tree(root: Path, files: dict[str, str]) -> None:
             target = new / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
+        (new / MARKER).write_text(MARKER_TEXT, encoding="utf-8")
         new.chmod(0o755)
         if root.exists():
             os.rename(root, old)
