@@ -483,3 +483,34 @@ def test_render_replaces_an_empty_directory_and_a_previous_render(
     (out_dir / "nodes" / "stale.txt").write_text("from an old render\n")
     assert run("render", pod, "--out", out_dir)[0] == 0
     assert not (out_dir / "nodes" / "stale.txt").exists()
+
+
+def test_render_refuses_the_current_directory_and_the_filesystem_root(
+    pod: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run("allocate", pod)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    for out, why in (
+        (".", "it is the current directory"),
+        ("/", "it is the root of the filesystem"),
+    ):
+        code, stdout, err = run("render", pod, "--out", out, "--force")
+        assert (code, stdout) == (1, "")
+        assert f"{out}: not replacing it: {why}" in err
+    assert os.listdir(work) == []
+    assert sorted(os.listdir(tmp_path)) == ["pod.lock", "pod.yaml", "work"]
+
+
+def test_render_through_a_dotdot_path_replaces_the_tree_and_leaves_no_temporaries(
+    pod: Path, tmp_path: Path
+) -> None:
+    run("allocate", pod)
+    assert run("render", pod, "--out", tmp_path / "v4/out")[0] == 0
+    before = snapshot(tmp_path / "v4/out")
+    code, _, err = run("render", pod, "--out", tmp_path / "v4/out/../out")
+    assert code == 0
+    assert "Error" not in err
+    assert snapshot(tmp_path / "v4/out") == before
+    assert os.listdir(tmp_path / "v4") == ["out"]

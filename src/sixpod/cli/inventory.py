@@ -246,7 +246,10 @@ def render_cmd(
         files = render(loaded.inventory, lock, Paths(sixpod=sixpod_bin, etc=etc, state=state))
     except RenderError as e:
         _fail(f"{pod}: {e}")
-    replace_tree(out, files)
+    try:
+        replace_tree(out, files)
+    except OSError as e:
+        _fail(f"{out}: cannot write the render (the old tree is kept as it was): {e}")
     devices = len(loaded.inventory.nodes) + len(loaded.inventory.racks)
     data = {"out": str(out), "devices": devices, "files": len(files)}
     text = f"{out}: {plural(devices, 'device')}, {plural(len(files), 'file')}"

@@ -40,11 +40,16 @@ def write_atomic(path: Path, text: str) -> None:
 def refuse_tree(root: Path, keep: Iterable[Path], *, force: bool = False) -> str | None:
     """Why replacing ``root`` would destroy something not ours, or None if it would not.
 
+    ``root`` is never the filesystem root or the current directory (which cannot be renamed).
     ``root`` must not be, nor hold, any of the ``keep`` files (the inventory and its lock),
     whatever ``force`` says; and a non-empty ``root`` must be a previous render (it holds
     :data:`MARKER`) unless ``force``.
     """
     root = Path(root).resolve()
+    if root == root.parent:
+        return "it is the root of the filesystem"
+    if root == Path.cwd().resolve():
+        return "it is the current directory; render into a directory of its own"
     for path in keep:
         where = Path(path).resolve().parent
         if root == where or root in where.parents:
@@ -58,11 +63,22 @@ def refuse_tree(root: Path, keep: Iterable[Path], *, force: bool = False) -> str
 
 
 def replace_tree(root: Path, files: dict[str, str]) -> None:
-    """Make ``root`` hold exactly ``files``: build a new tree beside it, then swap it in."""
-    root = Path(root)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    new = Path(tempfile.mkdtemp(prefix=f".{root.name}.new.", dir=root.parent))
-    old = root.parent / f".{root.name}.old.{os.getpid()}"
+    """Make ``root`` hold exactly ``files`` (and :data:`MARKER`): build the new tree beside it,
+    then swap it in with two renames, ``root`` to a temporary name and the new tree to ``root``.
+
+    Not atomic for readers: between the two renames (microseconds) ``root`` does not exist, so
+    a reader that opens a file then sees it missing, never a mix of old and new files. On any
+    failure, the old tree is put back exactly as it was and the temporaries are removed; the
+    exception propagates. ``root`` is resolved first, so ``out/../out`` and symlinks in its
+    path are safe; the filesystem root is refused (:class:`ValueError`).
+    """
+    root = Path(root).resolve()
+    if root == root.parent:
+        raise ValueError(f"{root}: cannot replace the root of the filesystem")
+    parent = root.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    new = Path(tempfile.mkdtemp(prefix=f".{root.name}.new.", dir=parent))
+    old: Path | None = None
     try:
         for rel, text in files.items():
             target = new / rel
@@ -71,12 +87,16 @@ def replace_tree(root: Path, files: dict[str, str]) -> None:
         (new / MARKER).write_text(MARKER_TEXT, encoding="utf-8")
         new.chmod(0o755)
         if root.exists():
-            os.rename(root, old)
+            old = Path(tempfile.mkdtemp(prefix=f".{root.name}.old.", dir=parent))
+            os.rename(root, old)  # replaces the empty placeholder
         os.rename(new, root)
     except BaseException:
-        shutil.rmtree(new, ignore_errors=True)
-        if old.exists() and not root.exists():
+        if old is not None and old.exists() and not root.exists():
             os.rename(old, root)
+        if old is not None and old.exists():
+            shutil.rmtree(old, ignore_errors=True)  # an unused placeholder: root never moved
+        shutil.rmtree(new, ignore_errors=True)
         raise
-    shutil.rmtree(old, ignore_errors=True)
-    _fsync_dir(root.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    _fsync_dir(parent)
