@@ -514,3 +514,21 @@ def test_render_through_a_dotdot_path_replaces_the_tree_and_leaves_no_temporarie
     assert "Error" not in err
     assert snapshot(tmp_path / "v4/out") == before
     assert os.listdir(tmp_path / "v4") == ["out"]
+
+
+def test_an_alias_bomb_in_the_inventory_or_the_lock_is_one_error(pod: Path) -> None:
+    rows = ["bomb0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    rows += [f"bomb{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+    bomb = "\n".join(rows) + "\n"
+    run("allocate", pod)
+    lock = pod.with_suffix(".lock")
+    lock.write_text(lock.read_text() + bomb)
+    code, _, err = run("check", pod)
+    assert code == 1
+    assert f"{lock}:" in err
+    assert "anchors and aliases expand to more than 10000 values" in err
+    pod.write_text(pod.read_text() + bomb)
+    code, _, err = run("check", pod)
+    assert code == 1
+    assert err.endswith(": anchors and aliases expand to more than 10000 values\n")
+    assert err.startswith(f"{pod}:")

@@ -4,6 +4,11 @@ PyYAML's composer gives the node tree; this module turns it into plain data with
 scalar rules (YAML 1.2 core-like: ``true``/``false``, ``null``, decimal integers; everything
 else, notably ``2001:db8::1`` and ``no``, stays a string) and rejects duplicate keys, which
 PyYAML would silently merge.
+
+Anchors and aliases may expand to at most :data:`MAX_ALIASED` values in all (a "billion
+laughs" file of nine levels of nine aliases would otherwise take minutes and gigabytes), and
+an alias may not refer to the node it is in. These limits hold for everything read through
+:func:`load`: inventories, locks and the daemons' configs.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ _INT = re.compile(r"[-+]?[0-9]+\Z")
 _NULL = {"null", "Null", "NULL", "~", ""}
 _TRUE = {"true", "True", "TRUE"}
 _FALSE = {"false", "False", "FALSE"}
+
+MAX_ALIASED = 10_000
+"""The most values that aliases may expand to in one file (each alias counts its whole node)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,10 +107,48 @@ def _scalar(node: yaml.ScalarNode) -> Any:
     return text
 
 
+def _limit(text: str, filename: str) -> None:
+    """Refuse, from the event stream alone (before any node is built), aliases that expand
+    to more than :data:`MAX_ALIASED` values or that refer to a node they are in."""
+    sizes: dict[str, int] = {}  # anchor -> values in its node, aliases expanded
+    stack: list[list[Any]] = []  # open collections: [anchor, values so far]
+    aliased = 0
+
+    def fail(event: yaml.Event, message: str) -> None:
+        mark = event.start_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise InventoryError([Diagnostic(filename, line, col, message)])
+
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            stack.append([event.anchor, 1])
+        elif isinstance(event, yaml.CollectionEndEvent):
+            anchor, size = stack.pop()
+            if anchor is not None:
+                sizes[anchor] = size
+            if stack:
+                stack[-1][1] += size
+        elif isinstance(event, yaml.ScalarEvent | yaml.AliasEvent):
+            size = 1
+            if isinstance(event, yaml.ScalarEvent):
+                if event.anchor is not None:
+                    sizes[event.anchor] = 1
+            elif any(frame[0] == event.anchor for frame in stack):
+                fail(event, f"alias *{event.anchor} refers to a node it is in")
+            else:
+                size = sizes.get(str(event.anchor), 1)  # undefined: the composer says so
+                aliased += size
+                if aliased > MAX_ALIASED:
+                    fail(event, f"anchors and aliases expand to more than {MAX_ALIASED} values")
+            if stack:
+                stack[-1][1] += size
+
+
 def load(text: str, filename: str) -> Source:
     """Parse YAML ``text``; raise :class:`InventoryError` naming ``filename:LINE:COL``."""
     src = Source(filename, None)
     try:
+        _limit(text, filename)
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
