@@ -532,3 +532,11 @@ def test_an_alias_bomb_in_the_inventory_or_the_lock_is_one_error(pod: Path) -> N
     assert code == 1
     assert err.endswith(": anchors and aliases expand to more than 10000 values\n")
     assert err.startswith(f"{pod}:")
+
+
+def test_deep_nesting_is_one_line_exit_1(tmp_path: Path) -> None:
+    deep = tmp_path / "d.yaml"
+    deep.write_text("pod: " + "[" * 1000 + "]" * 1000 + "\n")
+    code, out, err = run("check", deep)
+    assert (code, out) == (1, "")
+    assert err == f"{deep}:1:105: nested more than 100 levels deep\n"

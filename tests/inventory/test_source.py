@@ -7,7 +7,7 @@ import time
 import pytest
 
 from sixpod.inventory.errors import InventoryError
-from sixpod.inventory.source import MAX_ALIASED, load
+from sixpod.inventory.source import MAX_ALIASED, MAX_DEPTH, load
 
 
 def errors(text: str) -> list[str]:
@@ -53,3 +53,29 @@ def test_the_daemons_configs_have_the_same_limits() -> None:
 
     with pytest.raises(InventoryError, match="expand to more than"):
         load_model(bomb(), "announcer.yaml", AnnouncerConfig)
+
+
+@pytest.mark.parametrize("levels", [MAX_DEPTH, 1000, 100_000])
+def test_deep_nesting_is_one_error(levels: int) -> None:
+    text = "pod: " + "[" * levels + "]" * levels + "\n"
+    # the mapping is level 1: the list that makes it MAX_DEPTH + 1 is the error
+    assert errors(text) == [f"f.yaml:1:{5 + MAX_DEPTH}: nested more than {MAX_DEPTH} levels deep"]
+    block = "".join(f"{' ' * i}k{i}:\n" for i in range(MAX_DEPTH + 1)) + " " * 1000 + "x\n"
+    assert errors(block) == [
+        f"f.yaml:{MAX_DEPTH + 1}:{MAX_DEPTH + 1}: nested more than {MAX_DEPTH} levels deep"
+    ]
+
+
+def test_nesting_up_to_the_limit_loads() -> None:
+    levels = MAX_DEPTH - 1
+    src = load("pod: " + "[" * levels + "]" * levels + "\n", "f.yaml")
+    value, depth = src.data["pod"], 1
+    while value:
+        value, depth = value[0], depth + 1
+    assert depth == MAX_DEPTH - 1
+
+
+def test_aliases_count_towards_the_depth() -> None:
+    half = MAX_DEPTH // 2 + 1
+    text = f"a: &a {'[' * half}{']' * half}\nb: {'[' * half}*a{']' * half}\n"
+    assert errors(text) == [f"f.yaml:2:{4 + half}: nested more than {MAX_DEPTH} levels deep"]
