@@ -540,3 +540,19 @@ def test_deep_nesting_is_one_line_exit_1(tmp_path: Path) -> None:
     code, out, err = run("check", deep)
     assert (code, out) == (1, "")
     assert err == f"{deep}:1:105: nested more than 100 levels deep\n"
+
+
+def test_a_render_from_before_the_marker_is_replaced_without_force(
+    pod: Path, tmp_path: Path
+) -> None:
+    run("allocate", pod)
+    out_dir = tmp_path / "out"
+    run("render", pod, "--out", out_dir)
+    (out_dir / ".sixpod-render").unlink()
+    assert run("render", pod, "--out", out_dir)[0] == 0
+    (out_dir / ".sixpod-render").unlink()
+    (out_dir / "nodes" / "edge1" / "notes.txt").write_text("mine\n")
+    code, _, err = run("render", pod, "--out", out_dir)
+    assert code == 1
+    assert "not a previous render" in err
+    assert (out_dir / "nodes" / "edge1" / "notes.txt").read_text() == "mine\n"

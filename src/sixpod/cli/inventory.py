@@ -239,7 +239,8 @@ def render_cmd(
 ) -> None:
     loaded = load_or_exit(pod)
     lock = current_lock_or_exit(pod, loaded)
-    refused = refuse_tree(out, [pod, Path(lock_path_for(str(pod)))], force=force)
+    keep = [pod, Path(lock_path_for(str(pod)))]
+    refused = refuse_tree(out, keep, force=force, rendered=[p for p, _ in RENDERED_FILES])
     if refused:
         _fail(f"{out}: not replacing it: {refused}")
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable
@@ -37,13 +38,32 @@ def write_atomic(path: Path, text: str) -> None:
     _fsync_dir(path.parent)
 
 
-def refuse_tree(root: Path, keep: Iterable[Path], *, force: bool = False) -> str | None:
+def _only(root: Path, patterns: Iterable[str]) -> bool:
+    """Whether every file under ``root`` matches one of ``patterns`` (``NAME`` matches one
+    path component), with at least one file: a tree rendered before :data:`MARKER` existed."""
+    regexes = [re.compile(re.escape(p).replace("NAME", "[^/]+") + r"\Z") for p in patterns]
+    found = False
+    for path in root.rglob("*"):
+        if path.is_symlink() or not (path.is_dir() or path.is_file()):
+            return False
+        if path.is_file():
+            found = True
+            rel = path.relative_to(root).as_posix()
+            if not any(r.match(rel) for r in regexes):
+                return False
+    return found
+
+
+def refuse_tree(
+    root: Path, keep: Iterable[Path], *, force: bool = False, rendered: Iterable[str] = ()
+) -> str | None:
     """Why replacing ``root`` would destroy something not ours, or None if it would not.
 
     ``root`` is never the filesystem root or the current directory (which cannot be renamed).
     ``root`` must not be, nor hold, any of the ``keep`` files (the inventory and its lock),
-    whatever ``force`` says; and a non-empty ``root`` must be a previous render (it holds
-    :data:`MARKER`) unless ``force``.
+    whatever ``force`` says; and a non-empty ``root`` must be a previous render unless
+    ``force``: it holds :data:`MARKER`, or holds only files named by ``rendered`` (patterns
+    like ``nodes/NAME/device.json``; a render from before the marker).
     """
     root = Path(root).resolve()
     if root == root.parent:
@@ -54,7 +74,13 @@ def refuse_tree(root: Path, keep: Iterable[Path], *, force: bool = False) -> str
         where = Path(path).resolve().parent
         if root == where or root in where.parents:
             return f"it holds {path}; render into a directory of its own"
-    if not force and root.is_dir() and not (root / MARKER).is_file() and any(root.iterdir()):
+    if (
+        not force
+        and root.is_dir()
+        and not (root / MARKER).is_file()
+        and any(root.iterdir())
+        and not _only(root, rendered)
+    ):
         return (
             f"it is not empty and not a previous render (no {MARKER}); "
             "everything in it would be deleted: give --force if that is intended"
