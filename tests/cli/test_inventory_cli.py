@@ -212,6 +212,7 @@ def test_render_replaces_the_tree(pod: Path, tmp_path: Path) -> None:
     run("allocate", pod)
     run("render", pod, "--out", out_dir)
     assert sorted({f.rsplit("/", 1)[0] for f in snapshot(out_dir)}) == [
+        ".sixpod-render",
         "nodes/edge1",
         "nodes/edge2",
         "tors/r1-tor",
@@ -519,3 +520,129 @@ def test_check_notes_documentation_space_for_labs(pod: Path) -> None:
     notes = err.splitlines()
     assert len(notes) == 2
     assert all(": note: VIP pool " in n and "fine for a lab" in n for n in notes)
+
+
+@pytest.mark.parametrize("where", [".", ".."])
+def test_render_refuses_the_directory_of_the_inventory_or_above(
+    pod: Path, tmp_path: Path, where: str
+) -> None:
+    run("allocate", pod)
+    (tmp_path / "sub").mkdir()
+    before = snapshot(tmp_path)
+    for force in ((), ("--force",)):
+        code, out, err = run("render", pod, "--out", pod.parent / where, *force)
+        assert (code, out) == (1, "")
+        assert f"it holds {pod}" in err
+        assert snapshot(tmp_path) == before
+        assert sorted(os.listdir(tmp_path)) == ["pod.lock", "pod.yaml", "sub"]
+
+
+def test_render_refuses_the_directory_of_the_lock(pod: Path, tmp_path: Path) -> None:
+    run("allocate", pod)
+    code, _, err = run("render", pod, "--out", tmp_path / "sub" / "..", "--force")
+    assert code == 1
+    assert "pod.lock" in err or "pod.yaml" in err
+    assert sorted(os.listdir(tmp_path)) == ["pod.lock", "pod.yaml"]
+
+
+def test_render_refuses_a_directory_that_is_not_a_render_unless_forced(
+    pod: Path, tmp_path: Path
+) -> None:
+    run("allocate", pod)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "important.txt").write_text("keep me\n")
+    code, out, err = run("render", pod, "--out", victim)
+    assert (code, out) == (1, "")
+    assert f"{victim}: not replacing it: it is not empty and not a previous render" in err
+    assert "--force" in err
+    assert snapshot(victim) == {"important.txt": b"keep me\n"}
+    assert sorted(os.listdir(tmp_path)) == ["pod.lock", "pod.yaml", "victim"]
+    assert run("render", pod, "--out", victim, "--force")[0] == 0
+    assert not (victim / "important.txt").exists()
+    assert (victim / ".sixpod-render").is_file()
+
+
+def test_render_replaces_an_empty_directory_and_a_previous_render(
+    pod: Path, tmp_path: Path
+) -> None:
+    run("allocate", pod)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    assert run("render", pod, "--out", out_dir)[0] == 0
+    (out_dir / "nodes" / "stale.txt").write_text("from an old render\n")
+    assert run("render", pod, "--out", out_dir)[0] == 0
+    assert not (out_dir / "nodes" / "stale.txt").exists()
+
+
+def test_render_refuses_the_current_directory_and_the_filesystem_root(
+    pod: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run("allocate", pod)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    for out, why in (
+        (".", "it is the current directory"),
+        ("/", "it is the root of the filesystem"),
+    ):
+        code, stdout, err = run("render", pod, "--out", out, "--force")
+        assert (code, stdout) == (1, "")
+        assert f"{out}: not replacing it: {why}" in err
+    assert os.listdir(work) == []
+    assert sorted(os.listdir(tmp_path)) == ["pod.lock", "pod.yaml", "work"]
+
+
+def test_render_through_a_dotdot_path_replaces_the_tree_and_leaves_no_temporaries(
+    pod: Path, tmp_path: Path
+) -> None:
+    run("allocate", pod)
+    assert run("render", pod, "--out", tmp_path / "v4/out")[0] == 0
+    before = snapshot(tmp_path / "v4/out")
+    code, _, err = run("render", pod, "--out", tmp_path / "v4/out/../out")
+    assert code == 0
+    assert "Error" not in err
+    assert snapshot(tmp_path / "v4/out") == before
+    assert os.listdir(tmp_path / "v4") == ["out"]
+
+
+def test_an_alias_bomb_in_the_inventory_or_the_lock_is_one_error(pod: Path) -> None:
+    rows = ["bomb0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    rows += [f"bomb{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+    bomb = "\n".join(rows) + "\n"
+    run("allocate", pod)
+    lock = pod.with_suffix(".lock")
+    lock.write_text(lock.read_text() + bomb)
+    code, _, err = run("check", pod)
+    assert code == 1
+    assert f"{lock}:" in err
+    assert "anchors and aliases expand to more than 10000 values" in err
+    pod.write_text(pod.read_text() + bomb)
+    code, _, err = run("check", pod)
+    assert code == 1
+    assert err.endswith(": anchors and aliases expand to more than 10000 values\n")
+    assert err.startswith(f"{pod}:")
+
+
+def test_deep_nesting_is_one_line_exit_1(tmp_path: Path) -> None:
+    deep = tmp_path / "d.yaml"
+    deep.write_text("pod: " + "[" * 1000 + "]" * 1000 + "\n")
+    code, out, err = run("check", deep)
+    assert (code, out) == (1, "")
+    assert err == f"{deep}:1:105: nested more than 100 levels deep\n"
+
+
+def test_a_render_from_before_the_marker_is_replaced_without_force(
+    pod: Path, tmp_path: Path
+) -> None:
+    run("allocate", pod)
+    out_dir = tmp_path / "out"
+    run("render", pod, "--out", out_dir)
+    (out_dir / ".sixpod-render").unlink()
+    assert run("render", pod, "--out", out_dir)[0] == 0
+    (out_dir / ".sixpod-render").unlink()
+    (out_dir / "nodes" / "edge1" / "notes.txt").write_text("mine\n")
+    code, _, err = run("render", pod, "--out", out_dir)
+    assert code == 1
+    assert "not a previous render" in err
+    assert (out_dir / "nodes" / "edge1" / "notes.txt").read_text() == "mine\n"

@@ -15,7 +15,7 @@ from sixpod.cli.help import examples
 from sixpod.cli.output import JSON_OPTION, plural
 from sixpod.inventory.allocate import AllocationError, allocate
 from sixpod.inventory.errors import Diagnostic, InventoryError
-from sixpod.inventory.files import replace_tree, write_atomic
+from sixpod.inventory.files import refuse_tree, replace_tree, write_atomic
 from sixpod.inventory.load import Loaded, load_inventory
 from sixpod.inventory.lock import Lock, format_lock, lock_path_for, parse_lock
 from sixpod.inventory.model import Announce
@@ -242,14 +242,17 @@ def _render_help() -> str:
     return (
         "Write every device's configs for POD into --out.\n\n"
         "Needs a current lock (`sixpod allocate` first). --out is replaced as a whole, and "
-        "only once everything rendered and passed its checks. The files, NAME being the "
-        "node or ToR:\n\n\b\n" + files
+        "only once everything rendered and passed its checks. It must not hold POD or its "
+        "lock, and if it exists and is not empty it must be a previous render (it has a "
+        ".sixpod-render file) unless --force is given. The files, NAME being the node or "
+        "ToR:\n\n\b\n" + files
     )
 
 
 @examples(
     "sixpod render pod.yaml --out out/",
     "sixpod render pod.yaml --out out/ --etc /etc/sixpod --sixpod-bin /usr/bin/sixpod",
+    "sixpod render pod.yaml --out old-configs/ --force   # replace a tree not rendered by sixpod",
 )
 @click.command("render", help=_render_help())
 @POD_ARG
@@ -258,6 +261,11 @@ def _render_help() -> str:
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory to write (replaced as a whole).",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace --out even if it is not empty and not a previous render (deletes its files).",
 )
 @click.option(
     "--sixpod-bin",
@@ -278,14 +286,23 @@ def _render_help() -> str:
     help="State directory on the nodes (drain and disable flags).",
 )
 @JSON_OPTION
-def render_cmd(pod: Path, out: Path, sixpod_bin: str, etc: str, state: str, as_json: bool) -> None:
+def render_cmd(
+    pod: Path, out: Path, force: bool, sixpod_bin: str, etc: str, state: str, as_json: bool
+) -> None:
     loaded = load_or_exit(pod)
     lock = current_lock_or_exit(pod, loaded)
+    keep = [pod, Path(lock_path_for(str(pod)))]
+    refused = refuse_tree(out, keep, force=force, rendered=[p for p, _ in RENDERED_FILES])
+    if refused:
+        _fail(f"{out}: not replacing it: {refused}")
     try:
         files = render(loaded.inventory, lock, Paths(sixpod=sixpod_bin, etc=etc, state=state))
     except RenderError as e:
         _fail(f"{pod}: {e}")
-    replace_tree(out, files)
+    try:
+        replace_tree(out, files)
+    except OSError as e:
+        _fail(f"{out}: cannot write the render (the old tree is kept as it was): {e}")
     devices = len(loaded.inventory.nodes) + len(loaded.inventory.racks)
     data = {"out": str(out), "devices": devices, "files": len(files)}
     text = f"{out}: {plural(devices, 'device')}, {plural(len(files), 'file')}"

@@ -34,6 +34,7 @@ RENDERED_FILES: tuple[tuple[str, str], ...] = (
     ("tors/NAME/device.json", "the ToR's data: ASN, ports, neighbors, upstreams, VIPs"),
     ("tors/NAME/frr.conf", "FRR on the ToR: interfaces, BGP, filters, BFD, ECMP"),
     ("tors/NAME/resilient.yaml", "`sixpod tor-resilient`: VIPs kept on resilient groups"),
+    (".sixpod-render", "marks DIR as a render, that the next render may replace"),
 )
 
 

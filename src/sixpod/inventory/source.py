@@ -5,6 +5,12 @@ scalar rules (YAML 1.2 core-like: ``true``/``false``, ``null``, decimal integers
 fractions ``2.5`` and ``1e3`` as floats (not ``.inf``/``.nan``); everything else, notably
 ``2001:db8::1`` and ``no``, stays a string) and rejects duplicate keys, which PyYAML would
 silently merge.
+
+Anchors and aliases may expand to at most :data:`MAX_ALIASED` values in all (a "billion
+laughs" file of nine levels of nine aliases would otherwise take minutes and gigabytes), and
+an alias may not refer to the node it is in; values nest at most :data:`MAX_DEPTH` levels deep
+(PyYAML's composer, like this module's walk, recurses once per level). These limits hold for
+everything read through :func:`load`: inventories, locks and the daemons' configs.
 """
 
 from __future__ import annotations
@@ -24,6 +30,12 @@ _FLOAT = re.compile(r"[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?\Z")
 _NULL = {"null", "Null", "NULL", "~", ""}
 _TRUE = {"true", "True", "TRUE"}
 _FALSE = {"false", "False", "FALSE"}
+
+MAX_DEPTH = 100
+"""The most lists and mappings one value may be nested in (the inventory needs about 6)."""
+
+MAX_ALIASED = 10_000
+"""The most values that aliases may expand to in one file (each alias counts its whole node)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,10 +115,59 @@ def _scalar(node: yaml.ScalarNode) -> Any:
     return text
 
 
+def _limit(text: str, filename: str) -> None:
+    """Refuse, from the event stream alone (the parser does not recurse; the composer does,
+    and no node is built yet), nesting deeper than :data:`MAX_DEPTH` and aliases that expand
+    to more than :data:`MAX_ALIASED` values or that refer to a node they are in."""
+    sizes: dict[str, int] = {}  # anchor -> values in its node, aliases expanded
+    heights: dict[str, int] = {}  # anchor -> collections nested in its node, itself included
+    stack: list[list[Any]] = []  # open collections: [anchor, values so far, height of children]
+    aliased = 0
+    deep = f"nested more than {MAX_DEPTH} levels deep"
+
+    def fail(event: yaml.Event, message: str) -> None:
+        mark = event.start_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise InventoryError([Diagnostic(filename, line, col, message)])
+
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            if len(stack) >= MAX_DEPTH:
+                fail(event, deep)
+            stack.append([event.anchor, 1, 0])
+        elif isinstance(event, yaml.CollectionEndEvent):
+            anchor, size, height = stack.pop()
+            if anchor is not None:
+                sizes[anchor], heights[anchor] = size, height + 1
+            if stack:
+                stack[-1][1] += size
+                stack[-1][2] = max(stack[-1][2], height + 1)
+        elif isinstance(event, yaml.ScalarEvent | yaml.AliasEvent):
+            size = 1
+            if isinstance(event, yaml.ScalarEvent):
+                if event.anchor is not None:
+                    sizes[event.anchor], heights[event.anchor] = 1, 0
+            elif any(frame[0] == event.anchor for frame in stack):
+                fail(event, f"alias *{event.anchor} refers to a node it is in")
+            else:
+                size = sizes.get(str(event.anchor), 1)  # undefined: the composer says so
+                height = heights.get(str(event.anchor), 0)
+                if len(stack) + height > MAX_DEPTH:
+                    fail(event, deep)
+                if stack:
+                    stack[-1][2] = max(stack[-1][2], height)
+                aliased += size
+                if aliased > MAX_ALIASED:
+                    fail(event, f"anchors and aliases expand to more than {MAX_ALIASED} values")
+            if stack:
+                stack[-1][1] += size
+
+
 def load(text: str, filename: str) -> Source:
     """Parse YAML ``text``; raise :class:`InventoryError` naming ``filename:LINE:COL``."""
     src = Source(filename, None)
     try:
+        _limit(text, filename)
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
