@@ -549,3 +549,26 @@ def test_a_bad_certificate_upload_is_422_and_stores_nothing(client: TestClient) 
     assert_problem(r, 422, "does not cover other.example.com")
     assert_problem(client.put("/v1/certs/bad_name", json={"chain": chain, "key": key}), 422)
     assert client.get("/v1/certs").json()["items"] == []
+
+
+def test_validation_errors_are_in_the_operators_words(client: TestClient) -> None:
+    """The API's 422s say what is expected, never the validation library's sentences, and
+    never echo a key or a long text."""
+    leaks = ("Input should", "Field required", "Extra inputs", "valid integer", "String should")
+    cases = [
+        ({"name": "a", "shard_seed": 99999999999999999999999}, "must be at most 2147483647"),
+        ({"name": "a", "shard_seed": "7"}, "expected a whole number"),
+        ({"owner": "x"}, "body.name: required"),
+        ({"name": "a", "colour": "red"}, "body.colour: not a field of this call"),
+        ({"name": 5}, "expected text"),
+        ({"name": "a", "owner": "o" * 5000}, "at most 200 characters"),
+    ]
+    for body, words in cases:
+        r = client.post("/v1/apps", json=body)
+        assert_problem(r, 422, words)
+        assert not any(leak in r.json()["detail"] for leak in leaks), r.json()["detail"]
+        assert len(r.json()["detail"]) < 400
+    secret = "S" * 70000
+    r = client.put("/v1/certs/shop.example.com", json={"chain": "x", "key": secret})
+    assert_problem(r, 422, "body.key", "a value not shown")
+    assert "SSSS" not in r.text

@@ -100,7 +100,7 @@ def validation_diagnostics(
             msg = f"missing required key {path[-1]!r}" + (f" ({what})" if what else "")
             out.append(src.diagnostic(path[:-1], f"{where}: {msg}" if where else msg))
             continue
-        msg = _message(e, _describe(root, path), _known_keys(root, path))
+        msg = operator_message(e, _describe(root, path), _known_keys(root, path))
         out.append(src.diagnostic(path, f"{where}: {msg}" if where else msg))
     return out
 
@@ -143,8 +143,9 @@ def _choices(expected: str) -> list[str]:
     return re.findall(r"'([^']*)'", expected)
 
 
-def _message(e: Any, what: str | None, keys: list[str]) -> str:
-    """One pydantic error as an operator reads it: what is expected, what was found."""
+def operator_message(e: Any, what: str | None, keys: list[str]) -> str:
+    """One pydantic error as an operator reads it: what is expected, what was found (also
+    the controller API's wording for a request body)."""
     kind, value, ctx = e["type"], e.get("input"), e.get("ctx") or {}
     about = f" ({what})" if what else ""
     if kind in ("int_type", "int_parsing", "int_from_float"):

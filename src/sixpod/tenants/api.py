@@ -27,6 +27,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sixpod import __version__
+from sixpod.inventory.load import operator_message
 from sixpod.tenants.errors import InvalidInput, NotFound, TenantError
 from sixpod.tenants.model import EndpointState, NodeState, VipState
 from sixpod.tenants.store import Page, Store, Written
@@ -187,6 +188,22 @@ class Gate:
         await reply(scope, receive, send)
 
 
+class _Hidden:
+    def __repr__(self) -> str:
+        return "a value not shown"
+
+
+def _shown(err: Any) -> Any:
+    """A validation error safe to answer with: a key's value is never echoed, a long text
+    is cut."""
+    value = err.get("input")
+    if "key" in err.get("loc", ()):
+        return {**err, "input": _Hidden()}
+    if isinstance(value, str) and len(value) > 40:
+        return {**err, "input": value[:40] + "..."}
+    return err
+
+
 def _bearer_token(header: bytes) -> bytes:
     """The token of an ``Authorization`` value whose scheme is Bearer, in any case (RFC 9110
     §11.1: schemes are case-insensitive; §11.4: one or more spaces before the credentials);
@@ -312,7 +329,15 @@ def create_api(
         parts = []
         for err in exc.errors():
             where = ".".join(str(p) for p in err.get("loc", ()))
-            parts.append(f"{where}: {err.get('msg', 'invalid')}")
+            if err.get("type") == "missing":
+                parts.append(f"{where}: required")
+            elif err.get("type") == "json_invalid":
+                reason = (err.get("ctx") or {}).get("error", "")
+                parts.append(f"body: not valid JSON ({reason})" if reason else "body: not JSON")
+            elif err.get("type") == "extra_forbidden":
+                parts.append(f"{where}: not a field of this call")
+            else:
+                parts.append(f"{where}: {operator_message(_shown(err), None, [])}")
         return problem(422, "invalid", "; ".join(parts), request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
