@@ -79,3 +79,27 @@ def test_aliases_count_towards_the_depth() -> None:
     half = MAX_DEPTH // 2 + 1
     text = f"a: &a {'[' * half}{']' * half}\nb: {'[' * half}*a{']' * half}\n"
     assert errors(text) == [f"f.yaml:2:{4 + half}: nested more than {MAX_DEPTH} levels deep"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "pod:\n  name: x\n - a\n",
+            "f.yaml:3:2: not valid YAML: expected the end of an indented block, "
+            "but found a list item ('- ')",
+        ),
+        (
+            "pod:\n  name: [x\n",
+            "f.yaml:3:1: not valid YAML: expected ',' or ']', but got the end of the file",
+        ),
+        (
+            "pod:\n  name: x\x00y\n",
+            "f.yaml:2:10: not valid YAML: a character U+0000 YAML does not allow",
+        ),
+    ],
+)
+def test_syntax_errors_are_in_the_editors_words_at_their_place(text: str, message: str) -> None:
+    got = errors(text)
+    assert got == [message]
+    assert not any(token in got[0] for token in ("<block", "<stream", "position", "unicode string"))

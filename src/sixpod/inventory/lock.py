@@ -87,7 +87,10 @@ class _Reader:
         if keys is not None:
             for k in value:
                 if k not in keys:
-                    self.fail((*path, k), f"unknown key {k!r} (expected one of: {sorted(keys)})")
+                    self.fail(
+                        (*path, k),
+                        f"unknown key {k!r} (expected one of: {', '.join(sorted(keys))})",
+                    )
             for k in sorted(keys - set(value)):
                 self.fail(path, f"missing required key {k!r}")
         return value

@@ -163,6 +163,31 @@ def _limit(text: str, filename: str) -> None:
                 stack[-1][1] += size
 
 
+# PyYAML's token names, in the words of someone editing the file
+_YAML_WORDS = {
+    "<block end>": "the end of an indented block",
+    "<block sequence start>": "a list item ('- ')",
+    "<block mapping start>": "a key",
+    "<stream end>": "the end of the file",
+    "<document start>": "'---'",
+    "<flow sequence start>": "'['",
+    "<flow mapping start>": "'{'",
+    "<scalar>": "a value",
+    "the node content": "a value",
+}
+
+
+def _plain_yaml(problem: str) -> str:
+    for token, words in _YAML_WORDS.items():
+        problem = problem.replace(f"'{token}'", words).replace(token, words)
+    return problem
+
+
+def _position(text: str, offset: int) -> tuple[int, int]:
+    before = text[:offset]
+    return before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1
+
+
 def load(text: str, filename: str) -> Source:
     """Parse YAML ``text``; raise :class:`InventoryError` naming ``filename:LINE:COL``."""
     src = Source(filename, None)
@@ -172,8 +197,15 @@ def load(text: str, filename: str) -> Source:
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = _plain_yaml(str(e.problem or e.context))
         raise InventoryError(
-            [Diagnostic(filename, line, col, f"not valid YAML: {e.problem or e.context}")]
+            [Diagnostic(filename, line, col, f"not valid YAML: {problem}")]
+        ) from None
+    except yaml.reader.ReaderError as e:  # a NUL or another character YAML does not allow
+        line, col = _position(text, e.position)
+        what = f"character U+{e.character:04X}" if isinstance(e.character, int) else "byte"
+        raise InventoryError(
+            [Diagnostic(filename, line, col, f"not valid YAML: a {what} YAML does not allow")]
         ) from None
     except yaml.YAMLError as e:
         raise InventoryError([Diagnostic(filename, 1, 1, f"not valid YAML: {e}")]) from None
