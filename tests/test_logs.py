@@ -6,6 +6,7 @@ import logging
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,11 +22,12 @@ STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ")
 def restored() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    hook = sys.excepthook
+    hook, thread_hook = sys.excepthook, threading.excepthook
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
     sys.excepthook = hook
+    threading.excepthook = thread_hook
     logging.captureWarnings(False)
 
 
@@ -48,6 +50,8 @@ def test_a_daemon_process_stamps_its_logs_warnings_and_uncaught_exceptions() -> 
         "logging.getLogger('sixpod.probe').info('ready')\n"
         "logging.getLogger('httpx').info('quiet: below WARNING')\n"
         "warnings.warn('old')\n"
+        "import threading\n"
+        "t = threading.Thread(target=lambda: 1 / 0, name='worker'); t.start(); t.join()\n"
         "raise SystemError('boom')\n"
     )
     r = subprocess.run(
@@ -66,6 +70,8 @@ def test_a_daemon_process_stamps_its_logs_warnings_and_uncaught_exceptions() -> 
     assert "quiet" not in r.stderr
     assert any("UserWarning: old" in line for line in lines)
     assert any("SystemError: boom" in line for line in lines)
+    assert any("uncaught exception in thread worker" in line for line in lines)
+    assert any("ZeroDivisionError" in line for line in lines)
 
 
 def test_setup_replaces_earlier_handlers(restored: None) -> None:

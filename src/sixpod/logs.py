@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from types import TracebackType
 
@@ -64,3 +65,10 @@ def setup(daemon: str, *, level: int = logging.INFO) -> None:
         log.critical("uncaught exception, exiting", exc_info=(kind, exc, tb))
 
     sys.excepthook = uncaught
+
+    def uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+        name = args.thread.name if args.thread else "?"
+        exc = (args.exc_type, args.exc_value, args.exc_traceback)
+        log.critical("uncaught exception in thread %s", name, exc_info=exc)  # type: ignore[arg-type]
+
+    threading.excepthook = uncaught_in_thread
