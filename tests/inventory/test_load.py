@@ -506,3 +506,11 @@ def test_garbage_anywhere_gets_only_our_own_messages(
             assert not any(leak in m for leak in _LEAKS), m
         if rename and any(m.endswith(f"did you mean {last!r}?") for m in messages):
             assert not any(f"missing required key {last!r}" in m for m in messages), messages
+
+
+def test_a_name_with_control_characters_is_never_printed_raw(small_text: str) -> None:
+    """A right-to-left override in a name would reorder the operator's terminal line."""
+    text = small_text.replace("name: edge1,", 'name: "edge\\u202e1",', 1)
+    [msg] = errors(text)
+    assert "\u202e" not in msg
+    assert "node 'edge\\u202e1': name:" in msg

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 from sixpod.inventory import source
 from sixpod.inventory.checks import check
 from sixpod.inventory.errors import Diagnostic, InventoryError
-from sixpod.inventory.model import Inventory
+from sixpod.inventory.model import NAME_RE, Inventory
 from sixpod.inventory.source import Path, Source, describe_value
 from sixpod.words import suggest
 
@@ -124,7 +124,8 @@ def _where(data: Any, path: Path) -> str:
             name = item.get("name") if isinstance(item, dict) else None
             parent = path[i - 1] if i else None
             if isinstance(name, str) and isinstance(parent, str) and parent in _NAMED_ITEMS:
-                subject, rest = f"{_NAMED_ITEMS[parent]} {name}", []
+                shown = name if NAME_RE.match(name) else repr(name)  # never raw control text
+                subject, rest = f"{_NAMED_ITEMS[parent]} {shown}", []
             elif rest:
                 rest[-1] += f"[{part}]"
             else:
