@@ -514,3 +514,11 @@ def test_a_name_with_control_characters_is_never_printed_raw(small_text: str) ->
     [msg] = errors(text)
     assert "\u202e" not in msg
     assert "node 'edge\\u202e1': name:" in msg
+
+
+def test_a_bad_port_range_is_one_error_not_one_per_node(small_text: str) -> None:
+    text = small_text.replace("ports: [swp1-swp8]", "ports: [swp8-swp1]", 1)
+    assert text != small_text
+    found = errors(text)
+    assert len(found) == 1, found
+    assert "runs backwards" in found[0]

@@ -57,19 +57,19 @@ def private_asn_range(asn: int) -> tuple[int, int] | None:
 
 
 def tor_ports(inv: Inventory) -> dict[str, dict[str, int]]:
-    """Each rack's ToR ports with their MTU (ranges expanded, bad specs skipped)."""
+    """Each rack's ToR ports with their MTU (ranges expanded). A rack with a bad port spec
+    is left out: its one error is reported, not every port it would have held."""
     out: dict[str, dict[str, int]] = {}
     for rack in inv.racks:
         if rack.tor is None:
             continue
         ports: dict[str, int] = {}
-        for spec in rack.tor.ports:
-            try:
-                names = expand_ports(spec)
-            except ValueError:
-                continue
-            for name in names:
-                ports[name] = rack.tor.port_mtu.get(name, rack.tor.mtu)
+        try:
+            for spec in rack.tor.ports:
+                for name in expand_ports(spec):
+                    ports[name] = rack.tor.port_mtu.get(name, rack.tor.mtu)
+        except ValueError:
+            continue
         out[rack.name] = ports
     return out
 
@@ -341,11 +341,13 @@ def _check_racks(inv: Inventory) -> list[Finding]:
             out.append(Finding(("racks", i), f"rack {rack.name} has no ToR switch ('tor')"))
             continue
         seen: set[str] = set()
+        bad_spec = False  # then the ports it names are unknown: no "has no port" after it
         for j, spec in enumerate(rack.tor.ports):
             try:
                 names = expand_ports(spec)
             except ValueError as e:
                 out.append(Finding(("racks", i, "tor", "ports", j), str(e)))
+                bad_spec = True
                 continue
             for name in names:
                 if name in seen:
@@ -354,7 +356,7 @@ def _check_racks(inv: Inventory) -> list[Finding]:
                     )
                 seen.add(name)
         for name in rack.tor.port_mtu:
-            if name not in seen:
+            if name not in seen and not bad_spec:
                 out.append(
                     Finding(
                         ("racks", i, "tor", "port_mtu", name),
@@ -400,7 +402,7 @@ def _check_racks(inv: Inventory) -> list[Finding]:
                         "overlaps the pod's aggregate or link pool",
                     )
                 )
-            if up.port not in seen:
+            if up.port not in seen and not bad_spec:
                 out.append(
                     Finding(
                         ("racks", i, "tor", "upstreams", j, "port"),
