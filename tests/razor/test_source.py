@@ -250,3 +250,14 @@ def test_rate_limiting_is_on_unless_turned_off() -> None:
     }
     assert RazorConfig.model_validate(base).rrl is not None
     assert RazorConfig.model_validate({**base, "rrl": None}).rrl is None
+
+
+def test_a_yaml_state_file_cannot_be_a_bomb() -> None:
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x]"]
+    for i, name in enumerate("bcdefghi"):
+        prev = "abcdefghi"[i]
+        lines.append(f"{name}: &{name} [{', '.join([f'*{prev}'] * 9)}]")
+    with pytest.raises(ConfigError, match="anchors and aliases expand to more than"):
+        parse_state("\n".join(lines) + "\n", "s.yaml", tuple(POOL))
+    with pytest.raises(ConfigError, match="nested more than"):
+        parse_state("revision: " + "[" * 500 + "]" * 500 + "\n", "s.yaml", tuple(POOL))

@@ -115,7 +115,7 @@ def _scalar(node: yaml.ScalarNode) -> Any:
     return text
 
 
-def _limit(text: str, filename: str) -> None:
+def check_limits(text: str, filename: str) -> None:
     """Refuse, from the event stream alone (the parser does not recurse; the composer does,
     and no node is built yet), nesting deeper than :data:`MAX_DEPTH` and aliases that expand
     to more than :data:`MAX_ALIASED` values or that refer to a node they are in."""
@@ -192,7 +192,7 @@ def load(text: str, filename: str) -> Source:
     """Parse YAML ``text``; raise :class:`InventoryError` naming ``filename:LINE:COL``."""
     src = Source(filename, None)
     try:
-        _limit(text, filename)
+        check_limits(text, filename)
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark

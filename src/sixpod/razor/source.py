@@ -27,6 +27,7 @@ import yaml
 from sixpod import addr
 from sixpod.inventory.errors import InventoryError
 from sixpod.inventory.lock import parse_lock
+from sixpod.inventory.source import check_limits
 from sixpod.razor.config import RazorConfig
 from sixpod.razor.errors import ConfigError
 from sixpod.razor.state import IPAddress, RazorState
@@ -124,7 +125,11 @@ def parse_state(text: str, filename: str, pool: tuple[IPAddress, ...]) -> RazorS
     VIPs not named are active; a VIP outside the pool is an error.
     """
     try:
+        if not filename.endswith(".json"):
+            check_limits(text, filename)  # no alias bomb, no deep nesting
         data = json.loads(text) if filename.endswith(".json") else yaml.safe_load(text)
+    except InventoryError as e:
+        raise ConfigError(str(e)) from None
     except (ValueError, yaml.YAMLError) as e:
         raise ConfigError(f"{filename}: not valid JSON/YAML: {e}") from None
     except RecursionError:
