@@ -572,3 +572,18 @@ def test_validation_errors_are_in_the_operators_words(client: TestClient) -> Non
     r = client.put("/v1/certs/shop.example.com", json={"chain": "x", "key": secret})
     assert_problem(r, 422, "body.key", "a value not shown")
     assert "SSSS" not in r.text
+
+
+def test_the_body_limit_setting_must_be_one_the_edge_can_enforce(
+    client: TestClient, store: Store
+) -> None:
+    head = store.head()
+    for bad in (-5, 0, "abc", True, 1.5, 2**41):
+        r = client.post("/v1/apps", json={"name": "shop", "settings": {"max_body_bytes": bad}})
+        assert_problem(r, 422, "settings.max_body_bytes: expected a whole number of bytes")
+    assert store.head() == head
+    r = client.post("/v1/apps", json={"name": "shop", "settings": {"max_body_bytes": 1024}})
+    assert r.status_code == 201
+    r = client.patch("/v1/apps/shop", json={"settings": {"max_body_bytes": "1m"}})
+    assert_problem(r, 422, "max_body_bytes")
+    assert client.get("/v1/apps/shop").json()["settings"] == {"max_body_bytes": 1024}

@@ -19,12 +19,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from sixpod import addr
-from sixpod.tenants.model import Changed, EndpointState
+from sixpod.tenants.model import BODY_LIMIT_SETTING, Changed, EndpointState
 from sixpod.tenants.reader import TenantState
 
 Batch = dict[str, Any]
 
-BODY_SETTING = "max_body_bytes"
+BODY_SETTING = BODY_LIMIT_SETTING
 
 
 def body_limit(settings: Any) -> int | None:

@@ -15,6 +15,10 @@ from typing import Any
 
 IPAddress = IPv4Address | IPv6Address
 
+BODY_LIMIT_SETTING = "max_body_bytes"
+"""The app setting the edge enforces as the app's own request body limit (bytes)."""
+BODY_LIMIT_MAX = 1 << 40
+
 
 class VipState(enum.StrEnum):
     """Whether Razor may hand out a VIP. Only ``active`` VIPs appear in answers."""

@@ -34,7 +34,13 @@ from sixpod.tenants.errors import (
     Unavailable,
 )
 from sixpod.tenants.guard import ChurnWindow, GuardLimits
-from sixpod.tenants.model import EndpointState, NodeState, VipState
+from sixpod.tenants.model import (
+    BODY_LIMIT_MAX,
+    BODY_LIMIT_SETTING,
+    EndpointState,
+    NodeState,
+    VipState,
+)
 from sixpod.tenants.outbox import OutboxRow
 
 log = logging.getLogger(__name__)
@@ -1134,6 +1140,17 @@ def _settings(settings: dict[str, Any] | None) -> dict[str, Any]:
     where = _nul_in(settings, "settings")
     if where is not None:  # the JSON text has it escaped as \u0000: look at the values
         raise InvalidInput(f"{where}: holds a NUL character, which no text column can store")
+    if BODY_LIMIT_SETTING in settings:  # the edge enforces it: a value it would ignore is wrong
+        limit = settings[BODY_LIMIT_SETTING]
+        if (
+            isinstance(limit, bool)
+            or not isinstance(limit, int)
+            or not 1 <= limit <= BODY_LIMIT_MAX
+        ):
+            raise InvalidInput(
+                f"settings.{BODY_LIMIT_SETTING}: expected a whole number of bytes from 1 to "
+                f"{BODY_LIMIT_MAX}, got {json.dumps(limit)[:40]}"
+            )
     return dict(json.loads(text))
 
 
