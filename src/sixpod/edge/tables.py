@@ -24,12 +24,10 @@ from sixpod.tenants.reader import TenantState
 
 Batch = dict[str, Any]
 
-BODY_SETTING = BODY_LIMIT_SETTING
-
 
 def body_limit(settings: Any) -> int | None:
     """The app's own body limit in bytes, or None (the node's ``body_limit`` applies)."""
-    value = settings.get(BODY_SETTING) if hasattr(settings, "get") else None
+    value = settings.get(BODY_LIMIT_SETTING) if hasattr(settings, "get") else None
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
     return None
