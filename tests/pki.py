@@ -7,9 +7,13 @@ import datetime as dt
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.x509.oid import NameOID
 
 DAY = dt.timedelta(days=1)
+SEAL_PRIVATE = X25519PrivateKey.generate()
+"""The test pod's key-sealing pair: stores made by the tests seal with its public half."""
+SEAL_PUBLIC = SEAL_PRIVATE.public_key()
 Key = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
 

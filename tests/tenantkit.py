@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import pki
 from sixpod.inventory.lock import Lock
 from sixpod.lab.redisproc import RedisServer
 from sixpod.tenants.publisher import Publisher, PublisherSettings
@@ -11,6 +12,7 @@ from sixpod.tenants.store import Store
 
 
 def open_store(url: str, lock: Lock, **kwargs: object) -> Store:
+    kwargs.setdefault("seal_key", pki.SEAL_PUBLIC)
     store = Store(url, lock=lock, **kwargs)  # type: ignore[arg-type]
     store.migrate()
     store.sync_pool()

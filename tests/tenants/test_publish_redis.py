@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
+import pki
 from sixpod.inventory.lock import Lock
 from sixpod.lab.redisproc import RedisServer, async_wait_until, redis_server, wait_until
+from sixpod.tenants import sealed
 from sixpod.tenants.errors import Fenced
 from sixpod.tenants.guard import GuardLimits
 from sixpod.tenants.model import Changed
@@ -403,3 +405,48 @@ def test_no_error_stops_the_publisher_thread(store: Store, primary: RedisServer)
         wait_until(lambda: primary.client().exists("sixpod:app:late"), timeout=15)
         wait_until(lambda: pub.last_error is None, timeout=5)
         assert failures == [0]
+
+
+def test_certificates_reach_edge_readers_sealed_and_no_other_reader(
+    store: Store, primary: RedisServer, replica: RedisServer
+) -> None:
+    chain, key = pki.site("shop.example.com", "*.shop.example.com")
+
+    async def main() -> None:
+        with RunningPublisher(store, primary):
+            edge, razor = reader_for(replica, certs=True), reader_for(replica, upstreams=False)
+            seen: list[Changed] = []
+            edge.add_listener(lambda _s, c: seen.append(c))
+            for r in (edge, razor):
+                await r.start()
+                await asyncio.wait_for(r.ready.wait(), 10)
+            try:
+                store.put_cert("shop.example.com", chain, key)
+                head = store.head()
+                await until_revision(edge, head)
+                await until_revision(razor, head)
+                got = edge.state.certs["shop.example.com"]
+                assert got.chain == chain
+                assert got.fingerprint == store.get_cert("shop.example.com")["fingerprint"]
+                assert sealed.unseal(got.sealed_key, got.domain, pki.SEAL_PRIVATE) == key
+                assert any("shop.example.com" in c.certs for c in seen)
+                assert razor.state.certs == {}
+                dump = b"".join(primary.client().dump(k) or b"" for k in primary.client().keys("*"))
+                assert b"PRIVATE KEY" not in dump
+                # a rebuild carries it too; a deletion takes it away
+                epoch = edge.state.epoch
+                primary.client().flushall()
+
+                async def rebuilt() -> bool:
+                    return edge.state.epoch != epoch
+
+                await async_wait_until(rebuilt, timeout=20, what="a rebuild")
+                assert "shop.example.com" in edge.state.certs
+                store.delete_cert("shop.example.com")
+                await until_revision(edge, store.head())
+                assert edge.state.certs == {}
+            finally:
+                for r in (edge, razor):
+                    await r.stop()
+
+    asyncio.run(main())

@@ -5,6 +5,7 @@ token in ``--token-file`` (or ``$SIXPOD_TOKEN_FILE``)."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -360,6 +361,43 @@ def cert_delete(domain: str, api: str, token_file: Path, as_json: bool) -> None:
     """Remove DOMAIN's certificate."""
     _call(api, token_file, lambda c: c.call("DELETE", f"/v1/certs/{seg(domain)}"))
     output.line(f"deleted the certificate of {domain}", {"domain": domain}, as_json=as_json)
+
+
+@examples("sixpod cert keygen --out /etc/sixpod")
+@cert.command("keygen", short_help="Make the pod's key-sealing pair (edge nodes, controller).")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for edge-seal.key (0600, edge nodes only) and edge-seal.pub.",
+)
+@JSON
+def cert_keygen(out: Path, as_json: bool) -> None:
+    """Make the pod's key-sealing pair: the controller gets the public half
+    (cert_seal_key), every edge node the private half (tls.seal_key); nothing else can
+    read a certificate's private key."""
+    from sixpod.tenants import sealed
+
+    private, public = sealed.generate()
+    priv_path, pub_path = out / "edge-seal.key", out / "edge-seal.pub"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for path, data, mode in ((priv_path, private, 0o600), (pub_path, public, 0o644)):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+    except FileExistsError as e:
+        click.echo(f"{e.filename}: exists; a new pair would orphan every sealed key", err=True)
+        sys.exit(1)
+    except OSError as e:
+        click.echo(f"{e.filename or out}: {e.strerror}", err=True)
+        sys.exit(1)
+    output.line(
+        f"wrote {priv_path} (edge nodes only) and {pub_path} (the controller)",
+        {"private": str(priv_path), "public": str(pub_path)},
+        as_json=as_json,
+    )
 
 
 @examples(

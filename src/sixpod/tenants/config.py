@@ -53,6 +53,11 @@ class ControllerConfig(_Model):
     redis: RedisConfig
     publisher: PublisherConfig = PublisherConfig()
     guard: GuardConfig = GuardConfig()
+    cert_seal_key: str | None = Field(
+        default=None,
+        description="the edge nodes' public sealing key (sixpod cert keygen); without it, "
+        "no certificate can be stored",
+    )
     access_log: bool = False
     max_body_bytes: Annotated[int, Strict(), Field(ge=1024, le=1 << 30)] = 4 * 1024 * 1024
     """Largest request body the API reads (413 above it, before parsing)."""

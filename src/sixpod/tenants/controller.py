@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from sixpod import addr
 from sixpod.inventory.lock import parse_lock
+from sixpod.tenants import sealed
 from sixpod.tenants.api import create_api
 from sixpod.tenants.config import ControllerConfig
 from sixpod.tenants.publisher import Publisher, PublisherSettings
@@ -52,7 +53,8 @@ def read_secret(path: str, what: str) -> str:
 def open_store(cfg: ControllerConfig) -> Store:
     lock_text = Path(cfg.lock).read_text(encoding="utf-8")
     lock, _ = parse_lock(lock_text, cfg.lock)
-    store = Store(cfg.database, lock=lock, guard=cfg.guard.limits())
+    seal_key = sealed.load_public(cfg.cert_seal_key) if cfg.cert_seal_key else None
+    store = Store(cfg.database, lock=lock, guard=cfg.guard.limits(), seal_key=seal_key)
     store.migrate()
     store.sync_pool()
     return store

@@ -16,6 +16,8 @@ key                type    content
 ``P:dom:HOST``     string  the app name (``HOST`` is lower-case A-labels, maybe ``*.``)
 ``P:vip``          hash    VIP -> ``"state reason"``
 ``P:node``         hash    node -> ``"state reason"``
+``P:cert:DOMAIN``  hash    ``fp``, ``not_after``, ``chain`` (PEM), ``key`` (sealed for
+                           the edge nodes, never in clear)
 =================  ======  ==========================================================
 
 A consumer bootstraps only when ``P:meta`` says ``state=ready``: it notes ``revision`` R and
@@ -60,6 +62,9 @@ class Keys:
     def dom(self, host: str) -> str:
         return f"{self.prefix}:dom:{host}"
 
+    def cert(self, domain: str) -> str:
+        return f"{self.prefix}:cert:{domain}"
+
 
 # ARGV: prefix, fence, epoch, mode ("log" | "build"), prev, rev, ts, maxlen, ops JSON.
 # Returns {status, detail}: OK, DUP (already applied), GAP (Redis is at another revision),
@@ -92,6 +97,10 @@ for _, op in ipairs(cjson.decode(ARGV[9])) do
   elseif k == 'vip-' then redis.call('HDEL', p .. ':vip', op[2])
   elseif k == 'node' then redis.call('HSET', p .. ':node', op[2], op[3] .. ' ' .. op[4])
   elseif k == 'node-' then redis.call('HDEL', p .. ':node', op[2])
+  elseif k == 'cert' then
+    redis.call('HSET', p .. ':cert:' .. op[2], 'fp', op[3], 'not_after', op[4],
+      'chain', op[5], 'key', op[6])
+  elseif k == 'cert-' then redis.call('DEL', p .. ':cert:' .. op[2])
   else return redis.error_reply('unknown op ' .. tostring(k)) end
 end
 if mode == 'log' then

@@ -18,6 +18,11 @@ IPAddress = IPv4Address | IPv6Address
 BODY_LIMIT_SETTING = "max_body_bytes"
 """The app setting the edge enforces as the app's own request body limit (bytes)."""
 BODY_LIMIT_MAX = 1 << 40
+HTTPS_REDIRECT_SETTING = "https_redirect"
+"""The app setting (true/false) that has the edge answer plain HTTP with a 308 to HTTPS."""
+HSTS_SETTING = "hsts_max_age"
+"""The app setting: seconds of ``Strict-Transport-Security`` on its HTTPS answers (0: none)."""
+HSTS_MAX = 2 * 365 * 86400
 
 
 class VipState(enum.StrEnum):
@@ -76,6 +81,18 @@ class Node:
 
 
 @dataclass(frozen=True, slots=True)
+class Cert:
+    """A domain's certificate as published: the chain (PEM, leaf first) and its private key
+    sealed for the edge nodes (:mod:`sixpod.tenants.sealed`); never the key in clear."""
+
+    domain: str
+    fingerprint: str
+    not_after: int
+    chain: str
+    sealed_key: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Changed:
     """What one applied stream entry (or a resynchronisation) changed, for listeners.
 
@@ -88,3 +105,4 @@ class Changed:
     vips: bool = False
     nodes: bool = False
     resync: bool = False
+    certs: frozenset[str] = frozenset()

@@ -17,7 +17,13 @@ op          arguments                                      Redis (prefix ``P``)
 ``vip-``    address                                        deletes that field
 ``node``    name, state, reason                            ``P:node`` field -> "state reason"
 ``node-``   name                                           deletes that field
+``cert``    domain, fingerprint, not_after (Unix s),       ``P:cert:DOMAIN`` hash ``fp``,
+            chain PEM, sealed key                          ``not_after``, ``chain``, ``key``
+``cert-``   domain                                         deletes ``P:cert:DOMAIN``
 ==========  =============================================  ==================================
+
+A ``cert`` op never carries a private key in clear: only text sealed for the edge nodes
+(:mod:`sixpod.tenants.sealed`).
 """
 
 from __future__ import annotations
@@ -26,9 +32,6 @@ import json
 from typing import Any
 
 Op = list[Any]
-
-SET_OPS = frozenset({"app", "ep", "dom", "vip", "node"})
-DELETE_OPS = frozenset({"app-", "ep-", "dom-", "vip-", "node-"})
 
 
 def app(name: str, owner: str, shard_seed: int, settings: dict[str, Any]) -> Op:
@@ -72,6 +75,14 @@ def node(name: str, state: str, reason: str) -> Op:
 
 def node_deleted(name: str) -> Op:
     return ["node-", name]
+
+
+def cert(domain: str, fingerprint: str, not_after: int, chain: str, sealed_key: str) -> Op:
+    return ["cert", domain, fingerprint, not_after, chain, sealed_key]
+
+
+def cert_deleted(domain: str) -> Op:
+    return ["cert-", domain]
 
 
 def identity(op: Op) -> tuple[str, ...]:

@@ -32,6 +32,7 @@ from sixpod import addr
 from sixpod.tenants import layout, ops
 from sixpod.tenants.model import (
     App,
+    Cert,
     Changed,
     Endpoint,
     EndpointState,
@@ -63,11 +64,14 @@ class TenantState:
     with_upstreams: bool = True
     """False for consumers that need no upstream lists (Razor): they are neither loaded nor
     kept, which saves most of the memory."""
+    with_certs: bool = False
+    """True for the edge agent only: certificates (their keys sealed) are loaded and kept."""
     apps: dict[str, App] = field(default_factory=dict)
     upstreams_raw: dict[str, dict[str, str]] = field(default_factory=dict)
     domains: dict[str, str] = field(default_factory=dict)
     vips: dict[IPAddress, Vip] = field(default_factory=dict)
     nodes: dict[str, Node] = field(default_factory=dict)
+    certs: dict[str, Cert] = field(default_factory=dict)
 
     # -- reading ------------------------------------------------------------------------
 
@@ -120,6 +124,12 @@ class TenantState:
             state, reason = _split(v)
             self.nodes[k] = Node(k, NodeState(state), reason)
 
+    def load_cert(self, domain: str, fields: Mapping[str, str]) -> None:
+        if self.with_certs:
+            self.certs[domain] = Cert(
+                domain, fields["fp"], int(fields["not_after"]), fields["chain"], fields["key"]
+            )
+
     # -- following ----------------------------------------------------------------------
 
     def apply_entry(self, fields: Mapping[str, str]) -> Changed | None:
@@ -139,10 +149,13 @@ class TenantState:
     def apply_ops(self, op_list: list[ops.Op], revision: int) -> Changed:
         apps: set[str] = set()
         domains: set[str] = set()
+        certs: set[str] = set()
         vips = nodes = False
         for op in op_list:
             kind = op[0]
             if kind in ("ep", "ep-") and not self.with_upstreams:
+                continue
+            if kind in ("cert", "cert-") and not self.with_certs:
                 continue
             if kind == "ep":
                 ups = self.upstreams_raw.setdefault(op[1], {})
@@ -179,9 +192,17 @@ class TenantState:
             elif kind == "node-":
                 self.nodes.pop(op[1], None)
                 nodes = True
+            elif kind == "cert":
+                self.certs[op[1]] = Cert(op[1], op[2], int(op[3]), op[4], op[5])
+                certs.add(op[1])
+            elif kind == "cert-":
+                self.certs.pop(op[1], None)
+                certs.add(op[1])
             else:
                 raise ValueError(f"unknown op {kind!r}")
-        return Changed(revision, frozenset(apps), frozenset(domains), vips, nodes)
+        return Changed(
+            revision, frozenset(apps), frozenset(domains), vips, nodes, certs=frozenset(certs)
+        )
 
 
 def _text(mapping: Mapping[bytes, bytes]) -> dict[str, str]:
@@ -199,6 +220,8 @@ class ReaderSettings:
     """Seconds between attempts while Redis is unreachable."""
     upstreams: bool = True
     """Load and follow upstream lists (the edge agent); False for Razor."""
+    certs: bool = False
+    """Load and follow certificates (the edge agent only)."""
 
 
 Listener = Callable[[TenantState, Changed], None]
@@ -302,6 +325,7 @@ class TenantReader:
             epoch=meta["epoch"],
             revision=int(meta["revision"]),
             with_upstreams=self.settings.upstreams,
+            with_certs=self.settings.certs,
         )
         prefix = self.settings.prefix
         async for names in self._scan(f"{prefix}:app:*", len(prefix) + 5):
@@ -320,6 +344,13 @@ class TenantReader:
         async for hosts in self._scan(f"{prefix}:dom:*", len(prefix) + 5):
             values = await self._client.mget([self.keys.dom(h) for h in hosts])
             new.domains.update({h: v.decode() for h, v in zip(hosts, values, strict=True) if v})
+        async for domains in self._scan(f"{prefix}:cert:*", len(prefix) + 6, new.with_certs):
+            async with self._client.pipeline(transaction=False) as pipe:
+                for d in domains:
+                    pipe.hgetall(self.keys.cert(d))
+                for d, fields in zip(domains, await pipe.execute(), strict=True):
+                    if fields:
+                        new.load_cert(d, _text(fields))
         new.load_vips(_text(await self._client.hgetall(self.keys.vip)))
         new.load_nodes(_text(await self._client.hgetall(self.keys.node)))
         start = new.revision

@@ -18,14 +18,16 @@ from collections.abc import Callable, Collection, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from sqlalchemy.engine import Connection, Engine
 
 from sixpod import addr
 from sixpod.inventory.lock import Lock
-from sixpod.tenants import certs, names, ops
+from sixpod.tenants import certs, names, ops, sealed
 from sixpod.tenants.errors import (
     Conflict,
     InvalidInput,
@@ -119,7 +121,7 @@ certs_t = sa.Table(
     meta,
     sa.Column("domain", sa.String(253), primary_key=True),
     sa.Column("chain", sa.Text, nullable=False),
-    sa.Column("key", sa.Text, nullable=False),
+    sa.Column("key", sa.Text, nullable=False),  # sealed for the edge nodes (sixpod.tenants.sealed)
     sa.Column("info", sa.Text, nullable=False),  # the public facts, JSON
     sa.Column("source", sa.String(16), nullable=False),
     sa.Column("not_after", sa.Float, nullable=False),
@@ -284,8 +286,12 @@ class Store:
         lock: Lock | None = None,
         guard: GuardLimits | None = None,
         clock: Callable[[], float] = time.time,
+        seal_key: X25519PublicKey | None = None,
     ) -> None:
         self.url = url
+        self.seal_key = seal_key
+        """The edge nodes' public sealing key: keys are stored and published sealed by it
+        (without it, certificates cannot be stored)."""
         self.engine = sa.create_engine(url, pool_pre_ping=True)
         self.sqlite = self.engine.dialect.name == "sqlite"
         if self.sqlite:
@@ -339,12 +345,37 @@ class Store:
                         f"({SCHEMA_VERSION}); upgrade sixpod"
                     )
                 if current == SCHEMA_VERSION:
-                    return current
+                    break
                 if current == 0:
                     _create(conn)
                     continue
                 MIGRATIONS[current - 1](conn)
                 conn.execute(schema_t.update().values(version=current + 1))
+        self._seal_clear_keys()
+        return SCHEMA_VERSION
+
+    def _seal_clear_keys(self) -> None:
+        """Seal (and publish) keys a sixpod that stored them in clear left in the store."""
+        with self._connect() as conn:
+            clear = conn.execute(
+                sa.select(certs_t.c.domain).where(~certs_t.c.key.startswith(sealed.PREFIX))
+            ).all()
+        if not clear:
+            return
+        if self.seal_key is None:
+            raise Unavailable(
+                f"{len(clear)} stored certificates hold a key in clear; set cert_seal_key "
+                "in controller.yaml (the edge nodes' public sealing key) to seal them"
+            )
+        for (domain,) in clear:
+            with self._write() as tx:
+                r = tx.conn.execute(sa.select(certs_t).where(certs_t.c.domain == domain)).one()
+                if sealed.is_sealed(r.key):
+                    continue
+                key = sealed.seal(r.key, domain, self.seal_key)
+                tx.conn.execute(certs_t.update().where(certs_t.c.domain == domain).values(key=key))
+                tx.emit(_cert_op(r, key))
+        log.info("store: sealed and published %d certificate keys", len(clear))
 
     @contextmanager
     def _connect(self) -> Iterator[Connection]:
@@ -619,18 +650,25 @@ class Store:
         cert = certs.validate(
             domain, chain, key, now=dt.datetime.fromtimestamp(self.clock(), dt.UTC)
         )
+        if self.seal_key is None:
+            raise Unavailable(
+                "this controller has no cert_seal_key (the edge nodes' public sealing key): "
+                "certificates cannot be stored"
+            )
+        sealed_key = sealed.seal(cert.key, cert.domain, self.seal_key)
         row = {
             "domain": cert.domain,
             "chain": cert.chain,
-            "key": cert.key,
+            "key": sealed_key,
             "info": json.dumps(cert.public()),
             "source": source,
             "not_after": cert.not_after.timestamp(),
             "stored_at": self.clock(),
         }
-        with self._connect() as conn, conn.begin():
-            conn.execute(certs_t.delete().where(certs_t.c.domain == cert.domain))
-            conn.execute(certs_t.insert().values(**row))
+        with self._write() as tx:
+            tx.conn.execute(certs_t.delete().where(certs_t.c.domain == cert.domain))
+            tx.conn.execute(certs_t.insert().values(**row))
+            tx.emit(_cert_op(SimpleNamespace(**row), sealed_key))
         return cert.public() | {"source": source, "stored_at": row["stored_at"]}
 
     def get_cert(self, domain: str) -> dict[str, Any]:
@@ -649,10 +687,11 @@ class Store:
 
     def delete_cert(self, domain: str) -> None:
         name = names.hostname(domain)
-        with self._connect() as conn, conn.begin():
-            gone = conn.execute(certs_t.delete().where(certs_t.c.domain == name)).rowcount
-        if not gone:
-            raise NotFound(f"no certificate for {name!r}")
+        with self._write() as tx:
+            gone = tx.conn.execute(certs_t.delete().where(certs_t.c.domain == name)).rowcount
+            if not gone:
+                raise NotFound(f"no certificate for {name!r}")
+            tx.emit(ops.cert_deleted(name))
 
     # -- endpoints ----------------------------------------------------------------------
 
@@ -1016,6 +1055,10 @@ class Store:
                     (sa.select(domains_t), lambda r: ops.domain(r.name, r.app)),
                     (sa.select(vips_t), lambda r: ops.vip(r.address, r.state, r.reason)),
                     (sa.select(nodes_t), lambda r: ops.node(r.name, r.state, r.reason)),
+                    (
+                        sa.select(certs_t).where(certs_t.c.key.startswith(sealed.PREFIX)),
+                        lambda r: _cert_op(r, r.key),
+                    ),
                 )
                 for q, make in makers:
                     for r in conn.execution_options(yield_per=chunk).execute(q):
@@ -1086,6 +1129,11 @@ class Store:
     def publisher_row(self) -> dict[str, Any]:
         with self._connect() as conn:
             return dict(conn.execute(sa.select(publisher_t)).one()._mapping)
+
+
+def _cert_op(r: Any, sealed_key: str) -> ops.Op:
+    fingerprint = json.loads(r.info)["fingerprint"]
+    return ops.cert(r.domain, fingerprint, int(r.not_after), r.chain, sealed_key)
 
 
 def _limit(limit: int) -> int:
