@@ -75,18 +75,25 @@ op_strategy = st.one_of(
     st.builds(ops.app_deleted, st.sampled_from(["a", "b"])),
     st.builds(ops.domain, st.sampled_from(["x.example", "y.example"]), st.sampled_from(["a", "b"])),
     st.builds(ops.domain_deleted, st.sampled_from(["x.example", "y.example"])),
-)
+    st.builds(ops.cert, st.sampled_from(["x.example", "*.x.example"]), st.sampled_from("fg"),
+              st.integers(0, 9), st.just("CHAIN"), st.just("sealed1:k")),
+    st.builds(ops.cert_deleted, st.sampled_from(["x.example", "*.x.example"])),
+    st.builds(ops.challenge, st.sampled_from(["t1", "t2"]), st.sampled_from(["t1.a", "t1.b"])),
+    st.builds(ops.challenge_deleted, st.sampled_from(["t1", "t2"])),
+)  # fmt: skip
 
 
 @given(st.lists(op_strategy, max_size=30), st.lists(op_strategy, max_size=10))
 def test_coalesced_batch_equals_one_by_one(prefix: list[ops.Op], batch: list[ops.Op]) -> None:
-    one, two = TenantState(), TenantState()
+    one, two = TenantState(with_certs=True), TenantState(with_certs=True)
     for s in (one, two):
         s.apply_ops(prefix, 1)
     for op in batch:
         one.apply_ops([op], 2)
     two.apply_ops(ops.coalesce(batch), 2)
-    assert (one.apps, one.upstreams_raw, one.domains) == (two.apps, two.upstreams_raw, two.domains)
+    assert (one.apps, one.upstreams_raw, one.domains, one.certs, one.challenges) == (
+        two.apps, two.upstreams_raw, two.domains, two.certs, two.challenges
+    )  # fmt: skip
 
 
 @given(st.lists(op_strategy, max_size=30), st.integers(0, 30))
@@ -140,3 +147,26 @@ def test_a_state_without_upstreams_ignores_endpoint_ops() -> None:
     s.load_upstreams("shop", {EP[1]: "1 up"})
     assert s.apps["shop"].shard_seed == 7
     assert s.upstreams_raw == {}
+
+
+def test_certificates_and_challenges_are_kept_only_by_a_state_that_wants_them() -> None:
+    batch = [
+        ops.cert("x.example", "ab", 99, "CHAIN", "sealed1:k"),
+        ops.challenge("tok", "tok.thumb"),
+    ]
+    edge = TenantState(with_certs=True)
+    changed = edge.apply_ops(batch, 1)
+    assert changed.certs == {"x.example"}
+    assert changed.challenges == {"tok"}
+    assert edge.certs["x.example"].not_after == 99
+    assert "sealed1" not in repr(edge.certs["x.example"])
+    assert edge.challenges == {"tok": "tok.thumb"}
+    gone = edge.apply_ops([ops.cert_deleted("x.example"), ops.challenge_deleted("tok")], 2)
+    assert (gone.certs, gone.challenges) == ({"x.example"}, {"tok"})
+    assert edge.certs == {}
+    assert edge.challenges == {}
+    razor = TenantState(with_upstreams=False)
+    assert razor.apply_ops(batch, 1).certs == frozenset()
+    razor.load_cert("x.example", {"fp": "ab", "not_after": "1", "chain": "C", "key": "k"})
+    assert razor.certs == {}
+    assert razor.challenges == {}

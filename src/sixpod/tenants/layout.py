@@ -18,6 +18,7 @@ key                type    content
 ``P:node``         hash    node -> ``"state reason"``
 ``P:cert:DOMAIN``  hash    ``fp``, ``not_after``, ``chain`` (PEM), ``key`` (sealed for
                            the edge nodes, never in clear)
+``P:acme:TOKEN``   string  an ACME HTTP-01 key authorization the edges serve
 =================  ======  ==========================================================
 
 A consumer bootstraps only when ``P:meta`` says ``state=ready``: it notes ``revision`` R and
@@ -65,6 +66,9 @@ class Keys:
     def cert(self, domain: str) -> str:
         return f"{self.prefix}:cert:{domain}"
 
+    def challenge(self, token: str) -> str:
+        return f"{self.prefix}:acme:{token}"
+
 
 # ARGV: prefix, fence, epoch, mode ("log" | "build"), prev, rev, ts, maxlen, ops JSON.
 # Returns {status, detail}: OK, DUP (already applied), GAP (Redis is at another revision),
@@ -101,6 +105,8 @@ for _, op in ipairs(cjson.decode(ARGV[9])) do
     redis.call('HSET', p .. ':cert:' .. op[2], 'fp', op[3], 'not_after', op[4],
       'chain', op[5], 'key', op[6])
   elseif k == 'cert-' then redis.call('DEL', p .. ':cert:' .. op[2])
+  elseif k == 'acme' then redis.call('SET', p .. ':acme:' .. op[2], op[3])
+  elseif k == 'acme-' then redis.call('DEL', p .. ':acme:' .. op[2])
   else return redis.error_reply('unknown op ' .. tostring(k)) end
 end
 if mode == 'log' then

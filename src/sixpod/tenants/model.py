@@ -106,3 +106,4 @@ class Changed:
     nodes: bool = False
     resync: bool = False
     certs: frozenset[str] = frozenset()
+    challenges: frozenset[str] = frozenset()  # ACME HTTP-01 tokens

@@ -20,6 +20,8 @@ op          arguments                                      Redis (prefix ``P``)
 ``cert``    domain, fingerprint, not_after (Unix s),       ``P:cert:DOMAIN`` hash ``fp``,
             chain PEM, sealed key                          ``not_after``, ``chain``, ``key``
 ``cert-``   domain                                         deletes ``P:cert:DOMAIN``
+``acme``    token, key authorization                       ``P:acme:TOKEN`` string
+``acme-``   token                                          deletes ``P:acme:TOKEN``
 ==========  =============================================  ==================================
 
 A ``cert`` op never carries a private key in clear: only text sealed for the edge nodes
@@ -83,6 +85,15 @@ def cert(domain: str, fingerprint: str, not_after: int, chain: str, sealed_key: 
 
 def cert_deleted(domain: str) -> Op:
     return ["cert-", domain]
+
+
+def challenge(token: str, key_authorization: str) -> Op:
+    """An ACME HTTP-01 challenge every edge answers at /.well-known/acme-challenge/TOKEN."""
+    return ["acme", token, key_authorization]
+
+
+def challenge_deleted(token: str) -> Op:
+    return ["acme-", token]
 
 
 def identity(op: Op) -> tuple[str, ...]:

@@ -65,13 +65,16 @@ class TenantState:
     """False for consumers that need no upstream lists (Razor): they are neither loaded nor
     kept, which saves most of the memory."""
     with_certs: bool = False
-    """True for the edge agent only: certificates (their keys sealed) are loaded and kept."""
+    """True for the edge agent only: certificates (their keys sealed) and ACME challenges
+    are loaded and kept."""
     apps: dict[str, App] = field(default_factory=dict)
     upstreams_raw: dict[str, dict[str, str]] = field(default_factory=dict)
     domains: dict[str, str] = field(default_factory=dict)
     vips: dict[IPAddress, Vip] = field(default_factory=dict)
     nodes: dict[str, Node] = field(default_factory=dict)
     certs: dict[str, Cert] = field(default_factory=dict)
+    challenges: dict[str, str] = field(default_factory=dict)
+    """ACME HTTP-01 token -> key authorization."""
 
     # -- reading ------------------------------------------------------------------------
 
@@ -150,12 +153,13 @@ class TenantState:
         apps: set[str] = set()
         domains: set[str] = set()
         certs: set[str] = set()
+        tokens: set[str] = set()
         vips = nodes = False
         for op in op_list:
             kind = op[0]
             if kind in ("ep", "ep-") and not self.with_upstreams:
                 continue
-            if kind in ("cert", "cert-") and not self.with_certs:
+            if kind in ("cert", "cert-", "acme", "acme-") and not self.with_certs:
                 continue
             if kind == "ep":
                 ups = self.upstreams_raw.setdefault(op[1], {})
@@ -198,10 +202,22 @@ class TenantState:
             elif kind == "cert-":
                 self.certs.pop(op[1], None)
                 certs.add(op[1])
+            elif kind == "acme":
+                self.challenges[op[1]] = op[2]
+                tokens.add(op[1])
+            elif kind == "acme-":
+                self.challenges.pop(op[1], None)
+                tokens.add(op[1])
             else:
                 raise ValueError(f"unknown op {kind!r}")
         return Changed(
-            revision, frozenset(apps), frozenset(domains), vips, nodes, certs=frozenset(certs)
+            revision,
+            frozenset(apps),
+            frozenset(domains),
+            vips,
+            nodes,
+            certs=frozenset(certs),
+            challenges=frozenset(tokens),
         )
 
 
@@ -351,6 +367,9 @@ class TenantReader:
                 for d, fields in zip(domains, await pipe.execute(), strict=True):
                     if fields:
                         new.load_cert(d, _text(fields))
+        async for tokens in self._scan(f"{prefix}:acme:*", len(prefix) + 6, new.with_certs):
+            values = await self._client.mget([self.keys.challenge(t) for t in tokens])
+            new.challenges.update({t: v.decode() for t, v in zip(tokens, values, strict=True) if v})
         new.load_vips(_text(await self._client.hgetall(self.keys.vip)))
         new.load_nodes(_text(await self._client.hgetall(self.keys.node)))
         start = new.revision
