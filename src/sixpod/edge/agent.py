@@ -496,8 +496,8 @@ async def _main(cfg: EdgeConfig) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    agent = Agent(cfg)
     try:
+        agent = Agent(cfg)
         await agent.run(stop)
     except EdgeError as e:
         log.error("edge: %s", e)
