@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Address, IPv6Network
+from ipaddress import IPv4Address, IPv6Address, IPv6Interface, IPv6Network
 from typing import Any, TypeVar
 
 from sixpod import addr
@@ -174,7 +174,8 @@ class Upstream:
     name: str
     port: str
     address: IPv6Address
-    local: IPv6Network
+    local: IPv6Interface
+    """The ToR's own address on the link, with its length."""
     asn: int
 
 
@@ -298,6 +299,13 @@ def _p6(text: str) -> IPv6Network:
     return net
 
 
+def _i6(text: str) -> IPv6Interface:
+    iface = addr.parse_interface(text)
+    if not isinstance(iface, IPv6Interface):
+        raise ValueError(f"{text!r} is not an IPv6 address with its length")
+    return iface
+
+
 def _router_id(text: str) -> IPv4Address:
     return IPv4Address(text)
 
@@ -390,7 +398,7 @@ def _tor(r: _Reader, d: Mapping[str, Any]) -> TorDevice:
                 name=r.get(u, "name", p, str),
                 port=r.get(u, "port", p, str),
                 address=r.parsed(u, "address", p, _v6),
-                local=r.parsed(u, "local", p, _p6),
+                local=r.parsed(u, "local", p, _i6),
                 asn=r.get(u, "asn", p, int),
             )
         )
