@@ -16,8 +16,6 @@ from sixpod.inventory.model import Announce, Floor, Inventory
 from sixpod.routing.frrcheck import check_frr
 from sixpod.routing.render import Paths, device_configs
 
-NODE_SCHEMA = "sixpod.node/1"
-TOR_SCHEMA = "sixpod.tor/1"
 
 
 # Every file a render writes, with what it is for (``sixpod render --help`` lists them; a test
@@ -155,12 +153,12 @@ def render(inv: Inventory, lock: Lock, paths: Paths | None = None) -> dict[str, 
     docs = {path: dev.to_json() for path, dev in typed.items()}
     paths = paths or Paths()
     configs = device_configs(docs, paths)
-    for path, doc in docs.items():
-        if doc["schema"] == NODE_SCHEMA:
+    for path, dev in typed.items():
+        if isinstance(dev, devices.NodeDevice):
             folder = path.rsplit("/", 1)[0]
-            configs |= {f"{folder}/{k}": v for k, v in edge_files(doc, paths).items()}
+            configs |= {f"{folder}/{k}": v for k, v in edge_files(dev, paths).items()}
     for path, doc in docs.items():
-        if doc["schema"] == TOR_SCHEMA:
+        if doc["schema"] == devices.TOR_SCHEMA:
             frr_path = path.replace("device.json", "frr.conf")
             problems = check_frr(configs[frr_path], doc)
             if problems:
