@@ -16,8 +16,6 @@ from sixpod.inventory.model import Announce, Floor, Inventory
 from sixpod.routing.frrcheck import check_frr
 from sixpod.routing.render import Paths, device_configs
 
-
-
 # Every file a render writes, with what it is for (``sixpod render --help`` lists them; a test
 # renders the examples and checks the list is complete).
 RENDERED_FILES: tuple[tuple[str, str], ...] = (
