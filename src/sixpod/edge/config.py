@@ -26,9 +26,9 @@ class TlsSection(ConfigModel):
     """Size of nginx's certificate table (about 2.5 KB per certificate)."""
     worker_cache: int = Field(default=20000, ge=100, le=1_000_000)
     """Parsed certificates each nginx worker keeps (LRU)."""
-    ticket_rotate: Annotated[float, Field(ge=60, le=86400)] = 3600.0
-    """Seconds between session ticket key rotations (nginx reloads; three keys are kept,
-    so a ticket resumes for up to twice this)."""
+    ticket_rotate: Annotated[float, Field(ge=60, le=86400)] = 21600.0
+    """Seconds between session ticket key rotations (each a reload of nginx; three keys
+    are kept, so a ticket resumes for up to twice this)."""
     chunk_certs: int = Field(default=500, ge=1, le=10000)
     """Certificates per admin request."""
 
@@ -82,5 +82,8 @@ class EdgeConfig(ConfigModel):
     """Retry budget: retries allowed per request, on average (Envoy's budget)."""
     retry_burst: int = Field(default=10, ge=0, le=1000)
     """Retries a worker may spend at once before the budget refills."""
+    drain_timeout: Seconds = 600.0
+    """Seconds old workers keep serving their connections (websockets, downloads) after a
+    reload before nginx closes them."""
     tls: TlsSection | None = None
     """HTTPS on 443 with certificates chosen by SNI; none: HTTP only."""

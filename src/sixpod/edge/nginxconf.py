@@ -106,6 +106,8 @@ def nginx_conf(cfg: EdgeConfig) -> str:
 load_module /usr/lib/nginx/modules/ndk_http_module.so;
 load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
 worker_processes {cfg.workers};
+# a reload (nginx.conf changed, ticket keys rotated) closes what old workers still hold
+worker_shutdown_timeout {cfg.drain_timeout:g}s;
 pid {run}/nginx.pid;
 error_log {cfg.error_log} warn;
 daemon off;

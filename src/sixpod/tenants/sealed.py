@@ -76,7 +76,10 @@ def unseal(text: str, domain: str, private: X25519PrivateKey) -> str:
             f"the sealed key of {domain!r} does not open with this node's sealing key "
             "(another pod's key, or sealed for another domain)"
         ) from None
-    return plain.decode()
+    try:
+        return plain.decode()
+    except UnicodeDecodeError:
+        raise SealError(f"the sealed key of {domain!r} opens to bytes that are not text") from None
 
 
 def generate() -> tuple[bytes, bytes]:

@@ -10,8 +10,8 @@
 -- then one endpoint per line, "[v6] port weight\n" (normalised by the agent, so the hot
 -- path does no string work).
 --
--- TLS: sixpod_certs holds domain -> "FINGERPRINT\nCHAIN_BYTES\nCHAIN KEY" (PEM); a worker
--- parses a domain once and keeps it in its LRU while the fingerprint is unchanged.
+-- TLS: sixpod_certs holds domain -> "VERSION\nCHAIN_BYTES\nCHAIN KEY" (PEM); a worker
+-- parses a domain once and keeps it in its LRU while the version is unchanged.
 -- sixpod_acme holds ACME HTTP-01 token -> key authorization.
 local balancer = require "ngx.balancer"
 local ssl = require "ngx.ssl"
@@ -233,6 +233,15 @@ local function header_count_over(max)
     return truncated[0] ~= 0
 end
 
+local function cert_for(name)
+    local v = certs:get(name)
+    if v then return name, v end
+    local dot = name:find(".", 1, true)
+    if not dot or not name:find(".", dot + 1, true) then return nil end
+    local wild = "*" .. name:sub(dot)
+    return wild, certs:get(wild)
+end
+
 function _M.access()
     local slot = SLOTS[meta:get("slot") or ""]
     local host = ngx.var.host  -- nginx's: request line first, then Host; lower case, no port
@@ -251,7 +260,8 @@ function _M.access()
     local c = entry(slot.apps, app)
     if c and (c.redirect or c.hsts) then
         if ngx.var.https ~= "on" then
-            if c.redirect then
+            -- only to an HTTPS this node can serve: never a redirect into a refused handshake
+            if c.redirect and certs and select(2, cert_for(host)) then
                 return ngx.redirect("https://" .. host .. ngx.var.request_uri, 308)
             end
         elseif c.hsts then
@@ -429,34 +439,29 @@ function _M.log()
 end
 
 -- TLS: the certificate of the SNI name, exact first, then the wildcard one label up (never
--- *.tld); no name, or no certificate: the handshake is refused (a TLS alert, and nothing
--- about the node's other domains is shown)
+-- *.tld); no name, a name that is not a hostname ("*.x", ".x", "a..x"), or no certificate:
+-- the handshake is refused (a TLS alert, and nothing about the node's other domains shown)
 local function refuse(why)
     eject:incr("tls_refused", 1, 0)
     ngx.log(ngx.INFO, "sixpod: TLS handshake refused: ", why)
     return ngx.exit(ngx.ERROR)
 end
 
-local function cert_for(name)
-    local v = certs:get(name)
-    if v then return name, v end
-    local dot = name:find(".", 1, true)
-    if not dot or not name:find(".", dot + 1, true) then return nil end
-    local wild = "*" .. name:sub(dot)
-    return wild, certs:get(wild)
-end
 
 function _M.certificate()
     local name = ssl.server_name()
     if not name or name == "" then return refuse("no server name (SNI)") end
     name = name:lower()
     if name:byte(-1) == 46 then name = name:sub(1, -2) end  -- a trailing dot
+    if #name > 253 or not name:find("^[%w][%w%-%.]*$") or name:find("..", 1, true) then
+        return refuse("not a hostname")
+    end
     local key, v = cert_for(name)
     if not v then return refuse("no certificate for " .. name) end
     local nl = v:find("\n", 1, true)
-    local fp = v:sub(1, nl - 1)
+    local version = v:sub(1, nl - 1)
     local c = tls_cache:get(key)
-    if not c or c.fp ~= fp then
+    if not c or c.version ~= version then
         local nl2 = v:find("\n", nl + 1, true)
         local len = tonumber(v:sub(nl + 1, nl2 - 1))
         local chain, err = ssl.parse_pem_cert(v:sub(nl2 + 1, nl2 + len))
@@ -466,7 +471,7 @@ function _M.certificate()
             eject:incr("tls_parse_errors", 1, 0)
             return refuse("the certificate of " .. key .. " does not parse: " .. tostring(err))
         end
-        c = {fp = fp, chain = chain, key = pkey}
+        c = {version = version, chain = chain, key = pkey}
         tls_cache:set(key, c)
     end
     local ok, err = ssl.clear_certs()
@@ -625,7 +630,7 @@ function _M.admin()
         local out = {mark = certs and certs:get(MARK) or "", certs = {}, challenges = {}}
         for _, k in ipairs(certs and certs:get_keys(0) or {}) do
             local v = k ~= MARK and certs:get(k)
-            if v then out.certs[k] = v:sub(1, (v:find("\n", 1, true) or 1) - 1) end
+            if v then out.certs[k] = v:sub(1, (v:find("\n", 1, true) or 1) - 1) end  -- version
         end
         for _, k in ipairs(acme:get_keys(0)) do out.challenges[k] = acme:get(k) end
         return reply(200, out)
