@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import redis
 import yaml
 
-from sixpod import addr
+from sixpod import addr, redisclient
 from sixpod.inventory.errors import InventoryError
 from sixpod.inventory.lock import parse_lock
 from sixpod.inventory.source import check_limits
@@ -196,14 +196,8 @@ def load_tenants(cfg: RazorConfig, pool: tuple[IPAddress, ...]) -> RazorState:
     assert t is not None
     keys = Keys(t.prefix)
     try:
-        with open(t.password_file, encoding="utf-8") as f:
-            password = f.read().strip()
-        client = redis.Redis(
-            host=addr.format_ip(t.address.ip),
-            port=t.address.port,
-            password=password,
-            socket_timeout=5.0,
-            decode_responses=True,
+        client = redisclient.client(
+            t.address, password_file=t.password_file, timeout=5.0, decode=True
         )
         with client:
             if client.hget(keys.meta, "state") != "ready":

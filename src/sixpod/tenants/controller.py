@@ -13,11 +13,10 @@ import socket
 import threading
 from pathlib import Path
 
-import redis
 import uvicorn
 from prometheus_client import CollectorRegistry
 
-from sixpod import addr
+from sixpod import addr, redisclient
 from sixpod.inventory.lock import parse_lock
 from sixpod.tenants import sealed
 from sixpod.tenants.api import create_api
@@ -65,12 +64,8 @@ def run(cfg: ControllerConfig) -> int:
     password = read_secret(cfg.redis.password_file, "Redis password")
     store = open_store(cfg)
     registry = CollectorRegistry()
-    client = redis.Redis(
-        host=addr.format_ip(cfg.redis.address.ip),
-        port=cfg.redis.address.port,
-        password=password,
-        socket_timeout=5.0,
-        socket_connect_timeout=2.0,
+    client = redisclient.client(
+        cfg.redis.address, password=password, timeout=5.0, connect_timeout=2.0
     )
     p = cfg.publisher
     publisher = Publisher(

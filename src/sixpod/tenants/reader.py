@@ -21,14 +21,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from sixpod import addr
+from sixpod import addr, redisclient
 from sixpod.tenants import layout, ops
 from sixpod.tenants.model import (
     App,
@@ -265,15 +263,11 @@ class TenantReader:
         """Keys or stream entries that could not be read (each one a resynchronisation)."""
         self._listeners: list[Listener] = []
         self._task: asyncio.Task[None] | None = None
-        password = None
-        if settings.password_file:
-            password = Path(settings.password_file).read_text().strip()
-        self._client: Any = aioredis.Redis(
-            host=addr.format_ip(settings.address.ip),
-            port=settings.address.port,
-            password=password,
-            socket_timeout=settings.block + 5.0,
-            socket_connect_timeout=2.0,
+        self._client: Any = redisclient.async_client(
+            settings.address,
+            password_file=settings.password_file or None,
+            timeout=settings.block + 5.0,
+            connect_timeout=2.0,
         )
 
     def add_listener(self, listener: Listener) -> None:
