@@ -276,6 +276,12 @@ class TenantReader:
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="tenant-reader")
 
+    async def load(self) -> TenantState | None:
+        """One complete state read now, without following (one-shot consumers: Razor's
+        attribution); None while Redis holds no ready snapshot. Raises :class:`Gap` when a
+        rebuild or a trim ran meanwhile, ``RedisError`` / ``OSError`` when Redis is down."""
+        return await self._bootstrap()
+
     async def stop(self) -> None:
         """Stop following; bounded (5 s each for the task and the client), so a Redis call
         that swallows its cancellation cannot hang the caller's shutdown."""
