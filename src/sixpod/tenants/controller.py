@@ -53,7 +53,7 @@ def open_store(cfg: ControllerConfig) -> Store:
     lock_text = Path(cfg.lock).read_text(encoding="utf-8")
     lock, _ = parse_lock(lock_text, cfg.lock)
     seal_key = sealed.load_public(cfg.cert_seal_key) if cfg.cert_seal_key else None
-    store = Store(cfg.database, lock=lock, guard=cfg.guard.limits(), seal_key=seal_key)
+    store = Store(cfg.database, lock=lock, guard=cfg.guard, seal_key=seal_key)
     store.migrate()
     store.sync_pool()
     return store
@@ -67,20 +67,10 @@ def run(cfg: ControllerConfig) -> int:
     client = redisclient.client(
         cfg.redis.address, password=password, timeout=5.0, connect_timeout=2.0
     )
-    p = cfg.publisher
     publisher = Publisher(
         store,
         client,
-        PublisherSettings(
-            prefix=cfg.redis.prefix,
-            debounce=p.debounce,
-            batch=p.batch,
-            poll=p.poll,
-            lease=p.lease,
-            stream_length=p.stream_length,
-            outbox_keep=p.outbox_keep,
-            guard=cfg.guard.limits(),
-        ),
+        PublisherSettings(**cfg.publisher.model_dump(), prefix=cfg.redis.prefix, guard=cfg.guard),
         registry=registry,
     )
     store.on_commit = publisher.notify
