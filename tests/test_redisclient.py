@@ -16,9 +16,9 @@ def _kwargs(client: object) -> dict[str, object]:
 def test_sync_client_options(tmp_path: Path) -> None:
     secret = tmp_path / "password"
     secret.write_text("s3cret\n")
-    c = redisclient.client(
+    c = redisclient.RedisTarget(
         addr.parse_endpoint("[2001:db8::6]:6380"), password_file=str(secret), decode=True
-    )
+    ).client()
     got = _kwargs(c)
     assert (got["host"], got["port"], got["password"]) == ("2001:db8::6", 6380, "s3cret")
     assert got["socket_timeout"] == got["socket_connect_timeout"] == 5.0
@@ -28,7 +28,7 @@ def test_sync_client_options(tmp_path: Path) -> None:
 
 def test_async_client_keeps_the_zone_and_can_skip_retries() -> None:
     ep = addr.parse_endpoint("[fe80::1%eth0]:6379", allow_zone=True)
-    c = redisclient.async_client(ep, timeout=1.5, connect_timeout=0.5, retry=False)
+    c = redisclient.RedisTarget(ep, timeout=1.5, connect_timeout=0.5, retry=False).async_client()
     got = _kwargs(c)
     assert got["host"] == "fe80::1%eth0"
     assert (got["socket_timeout"], got["socket_connect_timeout"]) == (1.5, 0.5)
@@ -38,6 +38,8 @@ def test_async_client_keeps_the_zone_and_can_skip_retries() -> None:
 
 def test_password_and_password_file_are_exclusive(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not both"):
-        redisclient.client(addr.parse_endpoint("[::1]:6379"), password="a", password_file="b")
+        redisclient.RedisTarget(addr.parse_endpoint("[::1]:6379"), password="a", password_file="b")
     with pytest.raises(FileNotFoundError):
-        redisclient.client(addr.parse_endpoint("[::1]:6379"), password_file=str(tmp_path / "x"))
+        redisclient.RedisTarget(
+            addr.parse_endpoint("[::1]:6379"), password_file=str(tmp_path / "x")
+        ).client()

@@ -1,4 +1,6 @@
-"""Redis clients, built in one place: the controller's publisher, the tenant reader, Razor, the lab.
+"""Redis clients, built in one place: the controller's publisher, the tenant reader (and so
+Razor and the edge agent), the lab. A :class:`RedisTarget` says where and how; its
+:meth:`~RedisTarget.client` and :meth:`~RedisTarget.async_client` build the clients.
 
 The address is an :class:`sixpod.addr.Endpoint` (a link-local one keeps its zone for
 ``getaddrinfo``); the password is given, or read once from a file (surrounding whitespace
@@ -10,6 +12,7 @@ first command.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -20,7 +23,7 @@ from redis.retry import Retry
 
 from sixpod import addr
 
-__all__ = ["async_client", "client", "read_password"]
+__all__ = ["RedisTarget", "read_password"]
 
 
 def read_password(path: str) -> str:
@@ -29,63 +32,54 @@ def read_password(path: str) -> str:
         return f.read().strip()
 
 
-def _options(
-    address: addr.Endpoint,
-    password: str | None,
-    password_file: str | None,
-    timeout: float,
-    connect_timeout: float | None,
-    decode: bool,
-) -> dict[str, Any]:
-    if password is not None and password_file is not None:
-        raise ValueError("give a password or a password file, not both")
-    host = addr.format_ip(address.ip)
-    return {
-        "host": host if address.zone is None else f"{host}%{address.zone}",
-        "port": address.port,
-        "password": read_password(password_file) if password_file is not None else password,
-        "socket_timeout": timeout,
-        "socket_connect_timeout": timeout if connect_timeout is None else connect_timeout,
-        "decode_responses": decode,
-    }
+@dataclass(frozen=True, slots=True)
+class RedisTarget:
+    """One Redis and how to talk to it; :meth:`client` / :meth:`async_client` build clients."""
 
+    address: addr.Endpoint
+    password: str | None = None
+    password_file: str | None = None
+    """Read when a client is built (``password`` or this, not both)."""
+    timeout: float = 5.0
+    """Seconds a command may take."""
+    connect_timeout: float | None = None
+    """Seconds to connect; ``timeout`` when None."""
+    retry: bool = True
+    """False: every call is a single attempt; True: redis-py's default policy."""
+    decode: bool = False
+    """Replies as ``str`` rather than ``bytes``."""
 
-def client(
-    address: addr.Endpoint,
-    *,
-    password: str | None = None,
-    password_file: str | None = None,
-    timeout: float = 5.0,
-    connect_timeout: float | None = None,
-    retry: bool = True,
-    decode: bool = False,
-    **options: Any,
-) -> redis.Redis:
-    """A synchronous client of the Redis at ``address``.
+    def __post_init__(self) -> None:
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("give a password or a password file, not both")
 
-    ``timeout``: seconds a command may take; ``connect_timeout``: seconds to connect
-    (``timeout`` when None); ``decode``: replies as ``str`` rather than ``bytes``.
-    ``options`` go to :class:`redis.Redis` as they are.
-    """
-    kwargs = _options(address, password, password_file, timeout, connect_timeout, decode)
-    if not retry:
-        kwargs["retry"] = Retry(NoBackoff(), 0)
-    return redis.Redis(**kwargs, **options)
+    def _options(self) -> dict[str, Any]:
+        host = addr.format_ip(self.address.ip)
+        password = self.password
+        if self.password_file is not None:
+            password = read_password(self.password_file)
+        timeout = self.timeout
+        return {
+            "host": host if self.address.zone is None else f"{host}%{self.address.zone}",
+            "port": self.address.port,
+            "password": password,
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout
+            if self.connect_timeout is None
+            else self.connect_timeout,
+            "decode_responses": self.decode,
+        }
 
+    def client(self, **options: Any) -> redis.Redis:
+        """A synchronous client; ``options`` go to :class:`redis.Redis` as they are."""
+        kwargs = self._options()
+        if not self.retry:
+            kwargs["retry"] = Retry(NoBackoff(), 0)
+        return redis.Redis(**kwargs, **options)
 
-def async_client(
-    address: addr.Endpoint,
-    *,
-    password: str | None = None,
-    password_file: str | None = None,
-    timeout: float = 5.0,
-    connect_timeout: float | None = None,
-    retry: bool = True,
-    decode: bool = False,
-    **options: Any,
-) -> redis.asyncio.Redis:
-    """The asyncio variant of :func:`client`, with the same arguments."""
-    kwargs = _options(address, password, password_file, timeout, connect_timeout, decode)
-    if not retry:
-        kwargs["retry"] = AsyncRetry(NoBackoff(), 0)
-    return redis.asyncio.Redis(**kwargs, **options)
+    def async_client(self, **options: Any) -> redis.asyncio.Redis:
+        """An asyncio client; ``options`` go to :class:`redis.asyncio.Redis` as they are."""
+        kwargs = self._options()
+        if not self.retry:
+            kwargs["retry"] = AsyncRetry(NoBackoff(), 0)
+        return redis.asyncio.Redis(**kwargs, **options)

@@ -153,15 +153,14 @@ class RedisServer:
     def client(self, **kwargs: Any) -> redis.Redis:
         """A synchronous redis-py client for test setup and assertions; close it after use."""
         options = {"socket_timeout": 5.0, "decode_responses": True, **kwargs}
-        return redisclient.client(
+        return redisclient.RedisTarget(
             self.endpoint,
             password=self.password,
             timeout=options.pop("socket_timeout"),
             connect_timeout=options.pop("socket_connect_timeout", 5.0),
             retry=False,
             decode=options.pop("decode_responses"),
-            **options,
-        )
+        ).client(**options)
 
     def info(self, section: str = "default") -> dict[str, Any]:
         """``INFO section`` through a short-lived client."""

@@ -64,9 +64,9 @@ def run(cfg: ControllerConfig) -> int:
     password = read_secret(cfg.redis.password_file, "Redis password")
     store = open_store(cfg)
     registry = CollectorRegistry()
-    client = redisclient.client(
+    client = redisclient.RedisTarget(
         cfg.redis.address, password=password, timeout=5.0, connect_timeout=2.0
-    )
+    ).client()
     publisher = Publisher(
         store,
         client,

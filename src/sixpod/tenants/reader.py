@@ -263,12 +263,12 @@ class TenantReader:
         """Keys or stream entries that could not be read (each one a resynchronisation)."""
         self._listeners: list[Listener] = []
         self._task: asyncio.Task[None] | None = None
-        self._client: Any = redisclient.async_client(
+        self._client: Any = redisclient.RedisTarget(
             settings.address,
             password_file=settings.password_file or None,
             timeout=settings.block + 5.0,
             connect_timeout=2.0,
-        )
+        ).async_client()
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
