@@ -208,7 +208,7 @@ def load_tenants(cfg: RazorConfig, pool: tuple[IPAddress, ...]) -> RazorState:
         tenants = asyncio.run(_load_once(reader))
     except (RedisError, OSError) as e:
         raise ConfigError(f"{where}: {e}") from None
-    except (Gap, ValueError) as e:  # a rebuild meanwhile; what this version cannot read
+    except (Gap, ValueError, KeyError, TypeError) as e:  # a rebuild meanwhile; malformed keys
         raise ConfigError(f"{where}: tenant state not readable now: {e}") from None
     if tenants is None:
         raise ConfigError(f"{where} has no tenant state")
