@@ -21,14 +21,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from sixpod import addr
+from sixpod import addr, redisclient
 from sixpod.tenants import layout, ops
 from sixpod.tenants.model import (
     App,
@@ -265,22 +263,24 @@ class TenantReader:
         """Keys or stream entries that could not be read (each one a resynchronisation)."""
         self._listeners: list[Listener] = []
         self._task: asyncio.Task[None] | None = None
-        password = None
-        if settings.password_file:
-            password = Path(settings.password_file).read_text().strip()
-        self._client: Any = aioredis.Redis(
-            host=addr.format_ip(settings.address.ip),
-            port=settings.address.port,
-            password=password,
-            socket_timeout=settings.block + 5.0,
-            socket_connect_timeout=2.0,
-        )
+        self._client: Any = redisclient.RedisTarget(
+            settings.address,
+            password_file=settings.password_file or None,
+            timeout=settings.block + 5.0,
+            connect_timeout=2.0,
+        ).async_client()
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="tenant-reader")
+
+    async def load(self) -> TenantState | None:
+        """One complete state read now, without following (one-shot consumers: Razor's
+        attribution); None while Redis holds no ready snapshot. Raises :class:`Gap` when a
+        rebuild or a trim ran meanwhile, ``RedisError`` / ``OSError`` when Redis is down."""
+        return await self._bootstrap()
 
     async def stop(self) -> None:
         """Stop following; bounded (5 s each for the task and the client), so a Redis call
