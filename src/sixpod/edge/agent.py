@@ -306,8 +306,8 @@ class Agent:
         log.info("edge: certificates synced (%d held)", len(state.certs))
 
     async def rotate_tickets_if_due(self) -> bool:
-        if self.cfg.tls is None or not self.nginx_running():
-            return False
+        if self.cfg.tls is None or self._refused or not self.nginx_running():
+            return False  # (a refused nginx.conf: a HUP would not load the new keys)
         if tlsfiles.ticket_age(self.cfg.run_dir) < self.cfg.tls.ticket_rotate:
             return False
         tlsfiles.rotate(self.cfg.run_dir)

@@ -22,8 +22,8 @@ class TlsSection(ConfigModel):
     seal_key: str
     """The pod's private key-sealing key (``sixpod cert keygen``; root only, 0600): opens
     the certificates' private keys published sealed for the edge nodes."""
-    certs_dict: str = Field(default="512m", pattern=r"^[0-9]{1,6}[km]?$")
-    """Size of nginx's certificate table (about 2.5 KB per certificate)."""
+    certs_dict: str = Field(default="512m", pattern=r"^([1-9][0-9]{0,5}m|[1-9][0-9]{3,8}k)$")
+    """Size of nginx's certificate table (``1m`` or more; about 2.2 KB per certificate)."""
     worker_cache: int = Field(default=20000, ge=100, le=1_000_000)
     """Parsed certificates each nginx worker keeps (LRU)."""
     ticket_rotate: Annotated[float, Field(ge=60, le=86400)] = 21600.0

@@ -242,7 +242,7 @@ local function cert_for(name)
     return wild, certs:get(wild)
 end
 
-function _M.access()
+function _M.access(no_redirect)
     local slot = SLOTS[meta:get("slot") or ""]
     local host = ngx.var.host  -- nginx's: request line first, then Host; lower case, no port
     local app = slot and slot.hosts:get(host)
@@ -261,7 +261,7 @@ function _M.access()
     if c and (c.redirect or c.hsts) then
         if ngx.var.https ~= "on" then
             -- only to an HTTPS this node can serve: never a redirect into a refused handshake
-            if c.redirect and certs and select(2, cert_for(host)) then
+            if c.redirect and not no_redirect and certs and select(2, cert_for(host)) then
                 return ngx.redirect("https://" .. host .. ngx.var.request_uri, 308)
             end
         elseif c.hsts then
@@ -459,11 +459,15 @@ function _M.certificate()
     local key, v = cert_for(name)
     if not v then return refuse("no certificate for " .. name) end
     local nl = v:find("\n", 1, true)
+    local nl2 = nl and v:find("\n", nl + 1, true)
+    local len = nl2 and tonumber(v:sub(nl + 1, nl2 - 1))
+    if not len then
+        eject:incr("tls_parse_errors", 1, 0)
+        return refuse("the stored value of " .. key .. " is malformed")
+    end
     local version = v:sub(1, nl - 1)
     local c = tls_cache:get(key)
     if not c or c.version ~= version then
-        local nl2 = v:find("\n", nl + 1, true)
-        local len = tonumber(v:sub(nl + 1, nl2 - 1))
         local chain, err = ssl.parse_pem_cert(v:sub(nl2 + 1, nl2 + len))
         local pkey
         if chain then pkey, err = ssl.parse_pem_priv_key(v:sub(nl2 + len + 1)) end
@@ -480,11 +484,13 @@ function _M.certificate()
     if not ok then return refuse("setting the certificate of " .. key .. ": " .. err) end
 end
 
--- ACME HTTP-01: /.well-known/acme-challenge/TOKEN for any Host, never redirected
+-- ACME HTTP-01: /.well-known/acme-challenge/TOKEN that this pod published is answered for
+-- any Host; any other token is routed to the app (it may run its own ACME client), never
+-- redirected to HTTPS
 function _M.challenge()
     local token = ngx.var.uri:match("^/%.well%-known/acme%-challenge/([%w_-]+)$")
     local v = token and acme:get(token)
-    if not v then return answer(404, "sixpod: no such ACME challenge") end
+    if not v then return _M.access(true) end
     ngx.header["Content-Type"] = "text/plain"
     ngx.print(v)
     return ngx.exit(200)
