@@ -29,6 +29,7 @@ def _agent(tmp: Path) -> Agent:
             serialization.NoEncryption(),
         )
     )
+    key.chmod(0o600)
     cfg = EdgeConfig.model_validate(
         {
             "node": "n",
