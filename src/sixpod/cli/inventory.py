@@ -149,13 +149,13 @@ def _check(pod: Path) -> tuple[list[Diagnostic | str], Loaded | None, str | None
     try:
         old, lock_src = parse_lock(lock_text, str(lock_path))
         new = allocate(loaded.inventory, old)
-    except InventoryError as e:
-        return [*found, *e.diagnostics], loaded, None
-    except AllocationError as e:
+    except AllocationError as e:  # an InventoryError whose problems point into two files
         for p in e.problems:
             src = lock_src if p.in_lock else loaded.source
             found.append(src.diagnostic(p.path, p.message))
         return found, loaded, None
+    except InventoryError as e:
+        return [*found, *e.diagnostics], loaded, None
     return found, loaded, "current" if old == new else "out of date"
 
 
