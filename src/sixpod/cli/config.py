@@ -9,7 +9,7 @@ from typing import TypeVar
 import click
 from pydantic import BaseModel
 
-from sixpod.inventory.errors import InventoryError
+from sixpod.errors import SixpodError
 from sixpod.inventory.load import load_model
 
 M = TypeVar("M", bound=BaseModel)
@@ -21,7 +21,7 @@ def load_config_or_exit(path: Path, model: type[M]) -> M:
         return load_model(path.read_text(encoding="utf-8"), str(path), model)
     except OSError as e:
         click.echo(f"{path}: cannot read: {e.strerror}", err=True)
-    except InventoryError as e:
+    except SixpodError as e:  # the config error of the model's package
         for d in e.diagnostics:
             click.echo(str(d), err=True)
     sys.exit(1)

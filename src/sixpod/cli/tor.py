@@ -14,7 +14,7 @@ import click
 from sixpod import logs
 from sixpod.cli.help import examples
 from sixpod.cli.output import plural
-from sixpod.inventory.errors import InventoryError
+from sixpod.errors import SixpodError
 from sixpod.inventory.load import load_model
 
 log = logging.getLogger("sixpod.tor-resilient")
@@ -55,7 +55,7 @@ def tor_resilient(config_path: Path, once: bool) -> None:
     except OSError as e:
         click.echo(f"{config_path}: cannot read: {e.strerror}", err=True)
         sys.exit(1)
-    except InventoryError as e:
+    except SixpodError as e:  # routing's config error
         for d in e.diagnostics:
             click.echo(str(d), err=True)
         sys.exit(1)

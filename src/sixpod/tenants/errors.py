@@ -20,6 +20,12 @@ class TenantError(SixpodError):
         self.detail = detail
 
 
+class ConfigError(TenantError):
+    """The operator's fault: ``controller.yaml`` cannot be used (never on the wire)."""
+
+    kind = "config"
+
+
 class InvalidInput(TenantError):
     """The request names something malformed (a hostname, an address, a weight)."""
 
