@@ -387,11 +387,11 @@ def cert_keygen(out: Path, as_json: bool) -> None:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
     except FileExistsError as e:
-        click.echo(f"{e.filename}: exists; a new pair would orphan every sealed key", err=True)
-        sys.exit(1)
+        raise CommandFailed(
+            f"{e.filename}: exists; a new pair would orphan every sealed key"
+        ) from None
     except OSError as e:
-        click.echo(f"{e.filename or out}: {e.strerror}", err=True)
-        sys.exit(1)
+        raise CommandFailed(f"{e.filename or out}: {e.strerror}") from None
     output.line(
         f"wrote {priv_path} (edge nodes only) and {pub_path} (the controller)",
         {"private": str(priv_path), "public": str(pub_path)},
