@@ -14,6 +14,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench._stats import percentile
+
 SERVER_CPU = 0
 CLIENT_CPU = 1
 
@@ -87,10 +89,8 @@ class PerfResult:
     latencies: tuple[float, ...] = ()
 
     def percentile(self, p: float) -> float:
-        xs = sorted(self.latencies)
-        if not xs:
-            return float("nan")
-        return xs[min(len(xs) - 1, int(p / 100 * len(xs)))]
+        """The ``p``-th percentile (0-100) of the latencies, in seconds."""
+        return percentile(self.latencies, p / 100)
 
 
 def _num(pattern: str, text: str) -> float:

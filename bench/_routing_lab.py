@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench._stats import percentile
 from sixpod import addr
 from sixpod.lab.netns import LabError, run
-from sixpod.lab.pod import HEALTH_PORT, Flows, LabNode, LabPod, moved
+from sixpod.lab.pod import HEALTH_PORT, Flows, LabNode, LabPod, moved, selected_hops
 
 ROOT = Path(__file__).resolve().parents[1]
 SIXPOD = str(Path(sys.executable).with_name("sixpod"))
@@ -114,13 +115,7 @@ class ZebraView:
         key = f"{addr.format_ip(ip)}/{32 if ip.version == 4 else 128}"
         text = self.command(f"show {'ip' if ip.version == 4 else 'ipv6'} route {key} json")
         data: dict[str, Any] = json.loads(text) if text.strip() else {}
-        out: set[str] = set()
-        for entry in data.get(key, []):
-            if entry.get("protocol") == "bgp" and entry.get("selected"):
-                for nh in entry.get("nexthops", []):
-                    if nh.get("active") and "ip" in nh:
-                        out.add(addr.format_ip(addr.parse_ip(nh["ip"])))
-        return out
+        return selected_hops(key, data.get(key, []))
 
     def via(self, vip: str, want: set[str]) -> Callable[[], bool]:
         """A predicate: ``vip``'s ECMP set is exactly ``want``."""
@@ -169,19 +164,11 @@ def wait(predicate: Callable[[], bool], timeout: float, what: str) -> float:
 def summary(samples: Sequence[float]) -> dict[str, float]:
     xs = sorted(samples)
     return {
-        "p50": round(quantile(xs, 0.5), 3),
-        "p90": round(quantile(xs, 0.9), 3),
+        "p50": round(percentile(xs, 0.5, interpolate=True), 3),
+        "p90": round(percentile(xs, 0.9, interpolate=True), 3),
         "min": round(xs[0], 3),
         "max": round(xs[-1], 3),
     }
-
-
-def quantile(sorted_xs: Sequence[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default)."""
-    pos = q * (len(sorted_xs) - 1)
-    lo = int(pos)
-    hi = min(lo + 1, len(sorted_xs) - 1)
-    return sorted_xs[lo] + (sorted_xs[hi] - sorted_xs[lo]) * (pos - lo)
 
 
 # -- timed fault trials ----------------------------------------------------------------------
@@ -311,7 +298,7 @@ def check_cost(pod: LabPod, node: LabNode, runs: int = 5) -> float:
         start = time.monotonic()
         pod.exec(node.ns, *argv)  # raises unless the check passes
         took.append(time.monotonic() - start)
-    return quantile(sorted(took), 0.5)
+    return percentile(took, 0.5, interpolate=True)
 
 
 def switch_to_healthcheck(pod: LabPod, node: LabNode, vip: str) -> None:

@@ -89,6 +89,7 @@ from bench._edge_pod import (
     replica_revision,
     wait_for,
 )
+from bench._stats import percentile
 from bench.publish import PER_APP, REDIS
 from sixpod import addr
 from sixpod.inventory.lock import parse_lock
@@ -115,11 +116,6 @@ TARGETS = {
     "change_live_p99_ms": "< 50",
     "memory_mib_100k_apps": "<= 1024",
 }
-
-
-def pct(values: list[float], q: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
 
 
 def ms(seconds: float) -> float:
@@ -443,16 +439,16 @@ class Bench:
     ) -> None:
         f = self.figures
         live = [r["live"] for r in rows]
-        f[f"change_live_p50_ms_{tag}"] = ms(pct(live, 0.5))
-        f[f"change_live_p99_ms_{tag}"] = ms(pct(live, 0.99))
+        f[f"change_live_p50_ms_{tag}"] = ms(percentile(live, 0.5))
+        f[f"change_live_p99_ms_{tag}"] = ms(percentile(live, 0.99))
         f[f"change_live_max_ms_{tag}"] = ms(max(live))
         for kind in ("domain", "move"):
             xs = [r["live"] for r, k in zip(rows, kinds, strict=True) if k == kind]
-            f[f"change_live_p99_ms_{kind}_{tag}"] = ms(pct(xs, 0.99))
+            f[f"change_live_p99_ms_{kind}_{tag}"] = ms(percentile(xs, 0.99))
         for key in ("api", "replica", "replica_to_nginx"):
             xs = [r[key] for r in rows]
-            f[f"change_{key}_p50_ms_{tag}"] = ms(pct(xs, 0.5))
-            f[f"change_{key}_p99_ms_{tag}"] = ms(pct(xs, 0.99))
+            f[f"change_{key}_p50_ms_{tag}"] = ms(percentile(xs, 0.5))
+            f[f"change_{key}_p99_ms_{tag}"] = ms(percentile(xs, 0.99))
         f[f"changes_{tag}"] = len(rows)
         if load is not None:
             f[f"load_rps_during_changes_{tag}"] = round(load.rps)

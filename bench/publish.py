@@ -33,6 +33,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from bench._stats import percentile
 from sixpod import addr
 from sixpod.inventory.lock import Lock, parse_lock
 from sixpod.lab.redisproc import RedisServer, redis_server, wait_until
@@ -212,11 +213,6 @@ def latencies(commits: list[tuple[int, float]], applied: list[tuple[int, float]]
     return out
 
 
-def pct(values: list[float], q: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, int(q * len(s)))]
-
-
 def thread_cpu(thread: threading.Thread) -> float:
     assert thread.ident is not None
     return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
@@ -316,8 +312,8 @@ def one_size(work: Path, lock: Lock, endpoints: int) -> dict[str, Any]:
                 "endpoints": endpoints,
                 "changes": changes,
                 "changes_per_second": round(changes / m["wall"]),
-                "p50_ms": round(pct(lat, 0.50) * 1000, 2),
-                "p99_ms": round(pct(lat, 0.99) * 1000, 2),
+                "p50_ms": round(percentile(lat, 0.50) * 1000, 2),
+                "p99_ms": round(percentile(lat, 0.99) * 1000, 2),
                 "max_ms": round(max(lat) * 1000, 2),
                 "publisher_us_per_change": round(m["publisher_cpu"] / changes * 1e6, 2),
                 "reader_us_per_change": round(reader["cpu_seconds"] / changes * 1e6, 2),

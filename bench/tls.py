@@ -55,7 +55,8 @@ from cryptography.x509.oid import NameOID
 from bench import _edge_nginx as ng
 from bench._edge_ns import Netns, Proc, namespace
 from bench._edge_pod import PORT, Controller, EdgeAgent, log, replica_ready, wait_for
-from bench.edge import CLIENT_CPU, PROXY_CPU, pct
+from bench._stats import percentile
+from bench.edge import CLIENT_CPU, PROXY_CPU
 from bench.publish import REDIS, Pod
 from sixpod import addr
 from sixpod.edge.nginxconf import CIPHERS
@@ -372,10 +373,10 @@ class Bench:
         f = self.figures
         f["cold_sni_handshakes"] = len(c)
         f["cold_sni_refused"] = refused
-        f["cold_sni_p50_ms"] = round(pct(c, 0.5), 3)
-        f["cold_sni_p99_ms"] = round(pct(c, 0.99), 3)
-        f["warm_sni_p50_ms"] = round(pct(w, 0.5), 3)
-        f["warm_sni_p99_ms"] = round(pct(w, 0.99), 3)
+        f["cold_sni_p50_ms"] = round(percentile(c, 0.5), 3)
+        f["cold_sni_p99_ms"] = round(percentile(c, 0.99), 3)
+        f["warm_sni_p50_ms"] = round(percentile(w, 0.5), 3)
+        f["warm_sni_p99_ms"] = round(percentile(w, 0.99), 3)
         log(f"cold SNI p99 {f['cold_sni_p99_ms']} ms, warm p99 {f['warm_sni_p99_ms']} ms")
 
 

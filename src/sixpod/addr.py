@@ -41,6 +41,8 @@ from ipaddress import (
 )
 from typing import Final, Literal, TypeAlias, get_args
 
+from sixpod.errors import SixpodError
+
 __all__ = [
     "CONSUMERS",
     "URL",
@@ -218,7 +220,7 @@ def is_subnet_router_anycast(ip: IPv6Address, *, prefixlen: int = 64) -> bool:
     return int(ip) & ((1 << (128 - prefixlen)) - 1) == 0
 
 
-class AddressError(ValueError):
+class AddressError(SixpodError, ValueError):
     """Malformed address text, or a value that cannot be written for a consumer.
 
     ``text`` is the offending input (or the value's plain text when formatting), ``reason``
@@ -226,7 +228,7 @@ class AddressError(ValueError):
     Whose fault: the input's (exit code 1 on the command line, HTTP 400/422 in an API).
     """
 
-    exit_code: Final = 1
+    exit_code = 1
 
     def __init__(self, text: str, reason: str) -> None:
         self.text = text

@@ -50,8 +50,9 @@ def test_an_undefined_alias_is_still_the_composers_error() -> None:
 def test_the_daemons_configs_have_the_same_limits() -> None:
     from sixpod.inventory.load import load_model
     from sixpod.routing.config import AnnouncerConfig
+    from sixpod.routing.errors import ConfigError
 
-    with pytest.raises(InventoryError, match="expand to more than"):
+    with pytest.raises(ConfigError, match="expand to more than"):  # routing's, not inventory's
         load_model(bomb(), "announcer.yaml", AnnouncerConfig)
 
 

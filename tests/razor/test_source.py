@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from razorkit import POOL, config, state
-from sixpod.inventory.errors import InventoryError
 from sixpod.inventory.load import load_model
 from sixpod.razor.config import RazorConfig
 from sixpod.razor.errors import ConfigError
@@ -62,7 +61,7 @@ def test_config_errors(override: dict[str, object], message: str) -> None:
 
 def test_config_unknown_key_names_the_line() -> None:
     text = "zone: route.example.net\nnameservers: [{name: ns.example.org}]\npool: {vips: []}\n"
-    with pytest.raises(InventoryError) as e:
+    with pytest.raises(ConfigError) as e:  # Razor's own, not an inventory error
         load_model(text + "ttl_seconds: 5\n", "r.yaml", RazorConfig)
     assert "r.yaml:4:1: unknown key 'ttl_seconds'" in str(e.value)
 

@@ -1,14 +1,19 @@
 """The ``sixpod`` command line: one entry point, one module per group of verbs.
 
 Exit codes (the contract other tools rely on): 0 success, 1 wrong input, 2 usage error.
+A verb fails by raising :class:`~sixpod.cli.errors.CommandFailed`, which carries its exit
+code; :class:`Sixpod` prints it and exits with that code, here and nowhere else.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import click
 
 from sixpod import __version__
 from sixpod.cli.addr import addr
+from sixpod.cli.errors import CommandFailed
 from sixpod.cli.help import GuideGroup, examples
 from sixpod.cli.inventory import allocate_cmd, check, render_cmd, status
 from sixpod.cli.lab import lab
@@ -32,12 +37,24 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
+class Sixpod(GuideGroup):
+    """The top level; it ends every failed verb: stderr, then the error's exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CommandFailed as e:
+            for line in e.lines:
+                click.echo(line, err=True)
+            raise click.exceptions.Exit(e.exit_code) from e
+
+
 @examples(
     "sixpod check examples/small.yaml",
     "sixpod render examples/small.yaml --out out/small",
 )
 @click.group(
-    cls=GuideGroup,
+    cls=Sixpod,
     sections=SECTIONS,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

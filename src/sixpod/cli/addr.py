@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 import click
 
 from sixpod.addr import CONSUMERS, AddressError, Consumer, format_for, format_value, parse_any
+from sixpod.cli.errors import CommandFailed
 from sixpod.cli.help import examples
 from sixpod.cli.output import JSON_OPTION, echo_json
 
@@ -26,7 +27,7 @@ def _convert_all(texts: Sequence[str], convert: Callable[[str], str], as_json: b
             click.echo(f"sixpod: addr: {e}", err=True)
             failed = True
     if failed:
-        raise click.exceptions.Exit(AddressError.exit_code)
+        raise CommandFailed(exit_code=AddressError.exit_code)  # each one is on stderr
     if as_json:
         echo_json([{"input": t, "output": o} for t, o in zip(texts, out, strict=True)])
         return

@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TypeVar
 
-import click
 from pydantic import BaseModel
 
-from sixpod.inventory.errors import InventoryError
+from sixpod.cli.errors import CommandFailed
+from sixpod.errors import SixpodError
 from sixpod.inventory.load import load_model
 
 M = TypeVar("M", bound=BaseModel)
 
 
 def load_config_or_exit(path: Path, model: type[M]) -> M:
-    """``model`` read from ``path``; on error print ``FILE:LINE:COL: message`` and exit 1."""
+    """``model`` read from ``path``; if it cannot be, the command fails with each problem
+    as ``FILE:LINE:COL: message`` (the config error of the model's package)."""
     try:
-        return load_model(path.read_text(encoding="utf-8"), str(path), model)
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
-        click.echo(f"{path}: cannot read: {e.strerror}", err=True)
-    except InventoryError as e:
-        for d in e.diagnostics:
-            click.echo(str(d), err=True)
-    sys.exit(1)
+        raise CommandFailed(f"{path}: cannot read: {e.strerror}") from None
+    try:
+        return load_model(text, str(path), model)
+    except SixpodError as e:
+        raise CommandFailed.because(e) from None

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
 from sixpod import addr
 from sixpod.cli import output
+from sixpod.cli.errors import CommandFailed
 from sixpod.cli.help import examples
 from sixpod.cli.output import JSON_OPTION, plural
 from sixpod.inventory.allocate import AllocationError, allocate
@@ -26,12 +26,6 @@ DEFAULT_PATHS = Paths()
 POD_ARG = click.argument("pod", type=click.Path(dir_okay=False, path_type=Path))
 
 
-def _fail(lines: list[str] | str) -> NoReturn:
-    for line in [lines] if isinstance(lines, str) else lines:
-        click.echo(line, err=True)
-    sys.exit(1)
-
-
 def _try_read(path: Path) -> tuple[str | None, str]:
     """``(text, "")``, or ``(None, why not)``."""
     try:
@@ -45,7 +39,7 @@ def _try_read(path: Path) -> tuple[str | None, str]:
 def _read(path: Path) -> str:
     text, problem = _try_read(path)
     if text is None:
-        _fail(problem)
+        raise CommandFailed(problem)
     return text
 
 
@@ -53,7 +47,7 @@ def load_or_exit(path: Path) -> Loaded:
     try:
         loaded = load_inventory(_read(path), str(path))
     except InventoryError as e:
-        _fail([str(d) for d in e.diagnostics])
+        raise CommandFailed.because(e) from None
     for w in loaded.warnings:
         click.echo(str(w), err=True)
     return loaded
@@ -65,7 +59,7 @@ def _old_lock(path: Path) -> tuple[Lock | None, Any]:
     try:
         return parse_lock(_read(path), str(path))
     except InventoryError as e:
-        _fail([str(d) for d in e.diagnostics])
+        raise CommandFailed.because(e) from None
 
 
 def _allocate(loaded: Loaded, lock_path: Path) -> tuple[Lock | None, Lock]:
@@ -77,7 +71,7 @@ def _allocate(loaded: Loaded, lock_path: Path) -> tuple[Lock | None, Lock]:
         for p in e.problems:
             src = lock_src if p.in_lock and lock_src is not None else loaded.source
             diags.append(src.diagnostic(p.path, p.message))
-        _fail([str(d) for d in diags])
+        raise CommandFailed(*(str(d) for d in diags), exit_code=e.exit_code) from None
 
 
 @examples(
@@ -119,7 +113,7 @@ def check(pod: Path, as_json: bool) -> None:
     if as_json:
         output.echo_json(data)
     if errors:
-        sys.exit(1)
+        raise CommandFailed()  # each error is on stderr (and in --json) already
     if as_json or inv is None:
         return
     click.echo(
@@ -149,13 +143,13 @@ def _check(pod: Path) -> tuple[list[Diagnostic | str], Loaded | None, str | None
     try:
         old, lock_src = parse_lock(lock_text, str(lock_path))
         new = allocate(loaded.inventory, old)
-    except InventoryError as e:
-        return [*found, *e.diagnostics], loaded, None
-    except AllocationError as e:
+    except AllocationError as e:  # an InventoryError whose problems point into two files
         for p in e.problems:
             src = lock_src if p.in_lock else loaded.source
             found.append(src.diagnostic(p.path, p.message))
         return found, loaded, None
+    except InventoryError as e:
+        return [*found, *e.diagnostics], loaded, None
     return found, loaded, "current" if old == new else "out of date"
 
 
@@ -229,10 +223,12 @@ def allocate_cmd(pod: Path, as_json: bool) -> None:
 def current_lock_or_exit(pod: Path, loaded: Loaded) -> Lock:
     lock_path = Path(lock_path_for(str(pod)))
     if not lock_path.exists():
-        _fail(f"{lock_path}: no such file: run `sixpod allocate {pod}` first")
+        raise CommandFailed(f"{lock_path}: no such file: run `sixpod allocate {pod}` first")
     old, new = _allocate(loaded, lock_path)
     if old != new:
-        _fail(f"{lock_path}: out of date with {pod}: run `sixpod allocate {pod}` first")
+        raise CommandFailed(
+            f"{lock_path}: out of date with {pod}: run `sixpod allocate {pod}` first"
+        )
     return new
 
 
@@ -294,15 +290,17 @@ def render_cmd(
     keep = [pod, Path(lock_path_for(str(pod)))]
     refused = refuse_tree(out, keep, force=force, rendered=[p for p, _ in RENDERED_FILES])
     if refused:
-        _fail(f"{out}: not replacing it: {refused}")
+        raise CommandFailed(f"{out}: not replacing it: {refused}")
     try:
         files = render(loaded.inventory, lock, Paths(sixpod=sixpod_bin, etc=etc, state=state))
     except RenderError as e:
-        _fail(f"{pod}: {e}")
+        raise CommandFailed.because(e, f"{pod}: {e}") from None
     try:
         replace_tree(out, files)
     except OSError as e:
-        _fail(f"{out}: cannot write the render (the old tree is kept as it was): {e}")
+        raise CommandFailed(
+            f"{out}: cannot write the render (the old tree is kept as it was): {e}"
+        ) from None
     devices = len(loaded.inventory.nodes) + len(loaded.inventory.racks)
     data = {"out": str(out), "devices": devices, "files": len(files)}
     text = f"{out}: {plural(devices, 'device')}, {plural(len(files), 'file')}"

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sixpod import addr
+from sixpod.cli.errors import CommandFailed
 from sixpod.cli.help import examples
 from sixpod.cli.inventory import current_lock_or_exit, load_or_exit
 from sixpod.cli.output import plural
@@ -37,17 +38,17 @@ WORKDIR = click.option(
 )
 
 
-def _fail(message: str) -> None:
-    click.echo(f"sixpod lab: {message}", err=True)
-    sys.exit(1)
+def _failed(problem: str | LabError) -> CommandFailed:
+    """The lab command failed: ``sixpod lab: PROBLEM``, with a lab error's exit code."""
+    code = problem.exit_code if isinstance(problem, LabError) else None
+    return CommandFailed(f"sixpod lab: {problem}", exit_code=code)
 
 
 def _attach(workdir: Path) -> LabPod:
     try:
         return LabPod.attach(workdir)
     except LabError as e:
-        _fail(str(e))
-        raise AssertionError from e
+        raise _failed(e) from None
 
 
 @examples("sixpod lab up examples/pod.yaml", "sixpod lab status", "sixpod lab down")
@@ -65,7 +66,7 @@ def lab() -> None:
 def up(pod: Path, workdir: Path) -> None:
     """Render POD and bring it up, until `sixpod lab down`."""
     if (workdir / LabPod.STATE).exists():
-        _fail(f"a lab is already up in {workdir}: `sixpod lab down` first")
+        raise _failed(f"a lab is already up in {workdir}: `sixpod lab down` first")
     loaded = load_or_exit(pod)
     lock = current_lock_or_exit(pod, loaded)
     for old in ("logs", "nodes", "state", "ctl-redis", "ctl-controller"):  # a previous lab's
@@ -113,7 +114,9 @@ def up(pod: Path, workdir: Path) -> None:
     except BaseException as e:  # also Ctrl-C, SIGTERM, SIGHUP: never leave a half-built pod
         problems = labpod.down()
         what = str(e) or type(e).__name__
-        _fail(f"{what}; everything was removed" + (f" (except: {problems})" if problems else ""))
+        raise _failed(
+            f"{what}; everything was removed" + (f" (except: {problems})" if problems else "")
+        ) from None
     click.echo(f"pod up in {time.monotonic() - t0:.1f} s; `sixpod lab status`, `sixpod lab down`")
     _print_status(labpod)
 
@@ -193,7 +196,7 @@ def status(workdir: Path, as_json: bool) -> None:
         else:
             _print_status(labpod)
     except LabError as e:
-        _fail(str(e))
+        raise _failed(e) from None
 
 
 @examples("sixpod lab test")
@@ -207,10 +210,10 @@ def journey(workdir: Path) -> None:
     rack, tor = next(iter(labpod.tors.items()))
     edges = [n for n in labpod.nodes.values() if n.edge and n.doc["rack"] == rack]
     if not edges:
-        _fail(f"{rack} has no edge nodes")
+        raise _failed(f"{rack} has no edge nodes")
     vips = [tor.doc["vips"][fam][0] for fam in ("ipv4", "ipv6") if tor.doc["vips"][fam]]
     if not vips:
-        _fail(f"{tor.name} has no VIPs")
+        raise _failed(f"{tor.name} has no VIPs")
     try:
         for vip in vips:
             click.echo(f"client -> {vip}: answered by {labpod.whoami(vip)}")
@@ -229,7 +232,7 @@ def journey(workdir: Path) -> None:
         if labpod.lock is not None:
             _tenant_journey(labpod, edges)
     except LabError as e:
-        _fail(str(e))
+        raise _failed(e) from None
     finally:
         for node in edges:
             node.healthy(True)
@@ -266,9 +269,7 @@ def down(workdir: Path) -> None:
     try:
         problems = LabPod.down_saved(workdir)
     except LabError as e:
-        _fail(str(e))
-    for p in problems:
-        click.echo(f"sixpod lab: {p}", err=True)
+        raise _failed(e) from None
     if problems:
-        sys.exit(1)
+        raise CommandFailed(*(f"sixpod lab: {p}" for p in problems))
     click.echo("lab removed")

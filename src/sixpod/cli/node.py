@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from sixpod.cli.config import load_config_or_exit
+from sixpod.cli.errors import CommandFailed
 from sixpod.cli.help import examples
 from sixpod.cli.output import JSON_OPTION, line
 from sixpod.inventory.files import write_atomic
@@ -30,8 +31,7 @@ def load_config(path: Path) -> AnnouncerConfig:
     try:
         core_config(cfg)
     except ValueError as e:
-        click.echo(f"{path}: {e}", err=True)
-        sys.exit(1)
+        raise CommandFailed(f"{path}: {e}") from None
     return cfg
 
 
@@ -76,8 +76,7 @@ def _flag(config_path: Path, name: str, on: bool, as_json: bool) -> None:
         else:
             flag.unlink(missing_ok=True)
     except OSError as e:
-        click.echo(f"{flag}: {e.strerror}", err=True)
-        sys.exit(1)
+        raise CommandFailed(f"{flag}: {e.strerror}") from None
     data = {"node": cfg.node, "flag": name, "set": on}
     line(f"{cfg.node}: {name} {'set' if on else 'cleared'}", data, as_json=as_json)
 
@@ -164,11 +163,11 @@ def status(config_path: Path, each: bool, as_json: bool) -> None:
     try:
         doc = parse_status(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        click.echo(f"{path}: no status: the announcer has not run on this node", err=True)
-        sys.exit(1)
-    except (OSError, UnicodeDecodeError, StatusError) as e:
-        click.echo(f"{path}: {e}", err=True)
-        sys.exit(1)
+        raise CommandFailed(f"{path}: no status: the announcer has not run on this node") from None
+    except StatusError as e:
+        raise CommandFailed.because(e, f"{path}: {e}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise CommandFailed(f"{path}: {e}") from None
     running = False
     pid = doc.get("pid")
     if isinstance(pid, int) and pid > 0:
@@ -184,7 +183,8 @@ def status(config_path: Path, each: bool, as_json: bool) -> None:
         click.echo(json.dumps(out, indent=2))
     else:
         click.echo(format_status(doc, running=running, now=time.time(), each=each), nl=False)
-    sys.exit(0 if running and not doc["problems"] else 1)
+    if not running or doc["problems"]:
+        raise CommandFailed()  # the status above says why
 
 
 @examples("sixpod edge-agent --config /etc/sixpod/edge.yaml")

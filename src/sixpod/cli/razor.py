@@ -11,6 +11,7 @@ import click
 
 from sixpod import addr
 from sixpod.cli.config import load_config_or_exit
+from sixpod.cli.errors import CommandFailed
 from sixpod.cli.help import examples
 from sixpod.razor.config import RazorConfig
 from sixpod.razor.errors import RazorError
@@ -60,8 +61,7 @@ def _vips(texts: tuple[str, ...]) -> list[addr.IPAddress]:
         try:
             out.append(addr.parse_ip(t))
         except addr.AddressError as e:
-            click.echo(f"sixpod razor: {e}", err=True)
-            sys.exit(1)
+            raise CommandFailed.because(e, f"sixpod razor: {e}") from None
     return out
 
 
@@ -121,12 +121,10 @@ def attribute(
     try:
         state = StaticSource(cfg).load()
     except RazorError as e:
-        click.echo(f"sixpod razor: {e.message}", err=True)
-        sys.exit(1)
+        raise CommandFailed.because(e, f"sixpod razor: {e.message}") from None
     unknown = [addr.format_ip(ip) for ip in attacked if ip not in state.vips]
     if unknown:
-        click.echo(f"sixpod razor: not in the pool: {', '.join(unknown)}", err=True)
-        sys.exit(1)
+        raise CommandFailed(f"sixpod razor: not in the pool: {', '.join(unknown)}")
     shards = Shards(cfg.shard_size, cfg.max_overlap)
     ranked = rank_apps(attacked, state, shards, limit=limit)
     plan = None
@@ -134,8 +132,7 @@ def attribute(
         try:
             plan = plan_reshard(reshard_app, attacked, state, shards)
         except KeyError:
-            click.echo(f"sixpod razor: no app {reshard_app!r} in the state", err=True)
-            sys.exit(1)
+            raise CommandFailed(f"sixpod razor: no app {reshard_app!r} in the state") from None
     applied: list[str] = []
     if plan is not None and api_url is not None and token_file is not None:
         from sixpod.razor.controller import apply_plan
@@ -143,13 +140,11 @@ def attribute(
         try:
             token = token_file.read_text(encoding="utf-8").strip()
         except OSError as e:
-            click.echo(f"{token_file}: cannot read: {e.strerror}", err=True)
-            sys.exit(1)
+            raise CommandFailed(f"{token_file}: cannot read: {e.strerror}") from None
         try:
             applied = apply_plan(plan, api_url, token)
         except RazorError as e:
-            click.echo(f"sixpod razor: {e.message}", err=True)
-            sys.exit(1)
+            raise CommandFailed.because(e, f"sixpod razor: {e.message}") from None
     if as_json:
         out: dict[str, object] = {
             "attacked": [addr.format_ip(ip) for ip in attacked],

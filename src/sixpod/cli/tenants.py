@@ -16,6 +16,7 @@ import click
 from sixpod import logs
 from sixpod.cli import output
 from sixpod.cli.config import load_config_or_exit
+from sixpod.cli.errors import CommandFailed
 from sixpod.cli.help import examples
 from sixpod.tenants.client import ApiError, Client, seg
 from sixpod.tenants.config import ControllerConfig
@@ -60,9 +61,10 @@ def controller(config_path: Path) -> None:
     logs.setup("controller")
     try:
         sys.exit(run(cfg))
-    except (OSError, ValueError, TenantError) as e:
-        click.echo(f"sixpod controller: {e}", err=True)
-        sys.exit(1)
+    except TenantError as e:
+        raise CommandFailed.because(e, f"sixpod controller: {e}") from None
+    except (OSError, ValueError) as e:
+        raise CommandFailed(f"sixpod controller: {e}") from None
 
 
 def _call(api: str, token_file: Path, fn: Callable[[Client], Any]) -> Any:
@@ -70,14 +72,12 @@ def _call(api: str, token_file: Path, fn: Callable[[Client], Any]) -> Any:
     try:
         token = token_file.read_text(encoding="utf-8").strip()
     except OSError as e:
-        click.echo(f"{token_file}: cannot read the API token: {e.strerror}", err=True)
-        sys.exit(1)
+        raise CommandFailed(f"{token_file}: cannot read the API token: {e.strerror}") from None
     client = Client(api, token)
     try:
         return fn(client)
     except ApiError as e:
-        click.echo(f"sixpod: {e.detail}", err=True)
-        sys.exit(1)
+        raise CommandFailed.because(e, f"sixpod: {e.detail}") from None
     finally:
         client.close()
 
@@ -287,8 +287,7 @@ def _pem_file(path: Path, what: str) -> str:
         return path.read_text(encoding="ascii")
     except (OSError, UnicodeDecodeError) as e:
         reason = e.strerror if isinstance(e, OSError) else "not ASCII PEM text"
-        click.echo(f"{path}: cannot read the {what}: {reason}", err=True)
-        sys.exit(1)
+        raise CommandFailed(f"{path}: cannot read the {what}: {reason}") from None
 
 
 @examples(
@@ -388,11 +387,11 @@ def cert_keygen(out: Path, as_json: bool) -> None:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
     except FileExistsError as e:
-        click.echo(f"{e.filename}: exists; a new pair would orphan every sealed key", err=True)
-        sys.exit(1)
+        raise CommandFailed(
+            f"{e.filename}: exists; a new pair would orphan every sealed key"
+        ) from None
     except OSError as e:
-        click.echo(f"{e.filename or out}: {e.strerror}", err=True)
-        sys.exit(1)
+        raise CommandFailed(f"{e.filename or out}: {e.strerror}") from None
     output.line(
         f"wrote {priv_path} (edge nodes only) and {pub_path} (the controller)",
         {"private": str(priv_path), "public": str(pub_path)},
@@ -450,8 +449,7 @@ def endpoint_add(
         try:
             e = addr.parse_endpoint(text)
         except addr.AddressError as err:
-            click.echo(f"sixpod: {err}", err=True)
-            sys.exit(1)
+            raise CommandFailed.because(err, f"sixpod: {err}") from None
         items.append(
             {"address": addr.format_ip(e.ip), "port": e.port, "weight": weight, "state": state}
         )
@@ -569,8 +567,7 @@ def publisher_status(api: str, token_file: Path, as_json: bool) -> None:
     output.record(status, as_json=as_json)
     error = (status.get("publisher") or {}).get("error")
     if error:
-        click.echo(f"sixpod: publisher: {error}", err=True)
-        sys.exit(1)
+        raise CommandFailed(f"sixpod: publisher: {error}")
 
 
 @examples("sixpod publisher force", "sixpod publisher force --through 1234")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
 import threading
 from pathlib import Path
 from types import FrameType
@@ -12,10 +11,10 @@ from types import FrameType
 import click
 
 from sixpod import logs
+from sixpod.cli.config import load_config_or_exit
+from sixpod.cli.errors import CommandFailed
 from sixpod.cli.help import examples
 from sixpod.cli.output import plural
-from sixpod.inventory.errors import InventoryError
-from sixpod.inventory.load import load_model
 
 log = logging.getLogger("sixpod.tor-resilient")
 
@@ -48,17 +47,7 @@ def tor_resilient(config_path: Path, once: bool) -> None:
     from sixpod.routing.resilient.plan import teardown_plan
 
     logs.setup("tor-resilient")
-    try:
-        cfg = load_model(
-            config_path.read_text(encoding="utf-8"), str(config_path), TorResilientConfig
-        )
-    except OSError as e:
-        click.echo(f"{config_path}: cannot read: {e.strerror}", err=True)
-        sys.exit(1)
-    except InventoryError as e:
-        for d in e.diagnostics:
-            click.echo(str(d), err=True)
-        sys.exit(1)
+    cfg = load_config_or_exit(config_path, TorResilientConfig)
     frr = VtyshFrr(vty_socket=cfg.vty_socket, vtysh=cfg.vtysh, timeout=cfg.command_timeout)
     kernel = IpKernel(netns=cfg.netns, ip=cfg.ip, timeout=cfg.command_timeout)
     settings = cfg.settings()
@@ -70,8 +59,7 @@ def tor_resilient(config_path: Path, once: bool) -> None:
             click.echo(plural(len(result.plan.ops), "operation"))
             return
     except ResilientError as e:
-        click.echo(f"sixpod tor-resilient: {e}", err=True)
-        sys.exit(1)
+        raise CommandFailed.because(e, f"sixpod tor-resilient: {e}") from None
 
     stop = threading.Event()
 

@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from sixpod import addr
 from sixpod.inventory.checks import LINK_PREFIXLEN, NODE_PREFIXLEN
+from sixpod.inventory.errors import InventoryError
 from sixpod.inventory.lock import Lock, NodeAllocation
 from sixpod.inventory.model import Inventory
 from sixpod.inventory.source import Path
@@ -29,10 +30,12 @@ class LockProblem:
     in_lock: bool = True
 
 
-class AllocationError(Exception):
+class AllocationError(InventoryError):
+    """The old lock contradicts the inventory; each problem points into one of them."""
+
     def __init__(self, problems: list[LockProblem]) -> None:
         self.problems = problems
-        super().__init__("; ".join(p.message for p in problems))
+        super().__init__([], "; ".join(p.message for p in problems))
 
 
 def _nth_subnet(net: IPv6Network, prefixlen: int, index: int) -> IPv6Network:

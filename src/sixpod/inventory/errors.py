@@ -1,35 +1,29 @@
-"""Errors of the inventory package: diagnostics that point at a file, line and column."""
+"""Errors of the inventory package: diagnostics that point at a file, line and column.
+
+One root, :class:`InventoryError`; every error here is the operator's fault (the inventory,
+its lock, or what was asked of them) and nothing was written. Exit code 1.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+
+from sixpod.errors import Diagnostic, SixpodError, sort_diagnostics
+
+__all__ = ["Diagnostic", "InventoryError"]
 
 
-@dataclass(frozen=True, slots=True)
-class Diagnostic:
-    """One finding, printed as ``FILE:LINE:COL: message`` (warnings say so)."""
+class InventoryError(SixpodError):
+    """The inventory or its lock is wrong; nothing was written. Exit code 1.
 
-    filename: str
-    line: int
-    column: int
-    message: str
-    warning: bool = False
-    note: bool = False  # nothing wrong; printed as ``note:`` and never fails a check
-
-    @property
-    def error(self) -> bool:
-        return not (self.warning or self.note)
-
-    def __str__(self) -> str:
-        kind = "warning: " if self.warning else "note: " if self.note else ""
-        return f"{self.filename}:{self.line}:{self.column}: {kind}{self.message}"
-
-
-class InventoryError(Exception):
-    """The inventory or its lock is wrong; nothing was written. Exit code 1."""
+    ``diagnostics`` name the file, line and column of each problem; an error that has no
+    position (its subclasses') says what is wrong in ``message`` instead.
+    """
 
     exit_code = 1
 
-    def __init__(self, diagnostics: list[Diagnostic]) -> None:
-        self.diagnostics = sorted(diagnostics, key=lambda d: (d.filename, d.line, d.column))
-        super().__init__("\n".join(str(d) for d in self.diagnostics))
+    def __init__(self, diagnostics: Sequence[Diagnostic], message: str | None = None) -> None:
+        self.diagnostics: list[Diagnostic] = sort_diagnostics(diagnostics)
+        if message is None:
+            message = "\n".join(str(d) for d in self.diagnostics)
+        super().__init__(message)

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from sixpod.configtypes import NAME_RE
+from sixpod.errors import ConfigFileError, SixpodError
 from sixpod.inventory import source
 from sixpod.inventory.checks import check
 from sixpod.inventory.errors import Diagnostic, InventoryError
@@ -46,12 +47,21 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def load_model(text: str, filename: str, model: type[M]) -> M:
-    """Parse YAML (or JSON) ``text`` into ``model``; errors name ``FILE:LINE:COL``."""
-    src = source.load(text, filename)
+    """Parse YAML (or JSON) ``text`` into ``model``, a daemon's config.
+
+    A bad file raises the config error of the model's package (its ``config_error`` class
+    attribute; :class:`~sixpod.errors.ConfigFileError` if it names none), with a
+    ``FILE:LINE:COL`` diagnostic for each problem: never an :class:`InventoryError`.
+    """
+    error: type[SixpodError] = getattr(model, "config_error", ConfigFileError)
+    try:
+        src = source.load(text, filename)
+    except InventoryError as e:  # the YAML itself: not valid, too big, too deep
+        raise error.at(e.diagnostics) from None
     try:
         return model.model_validate(src.data)
     except ValidationError as e:
-        raise InventoryError(validation_diagnostics(e, src, model)) from None
+        raise error.at(validation_diagnostics(e, src, model)) from None
 
 
 def validation_diagnostics(

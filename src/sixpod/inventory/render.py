@@ -11,6 +11,7 @@ from ipaddress import IPv4Address, IPv6Network
 from sixpod.edge.render import edge_files
 from sixpod.inventory import devices
 from sixpod.inventory.checks import tor_ports
+from sixpod.inventory.errors import InventoryError
 from sixpod.inventory.lock import Lock
 from sixpod.inventory.model import Announce, Floor, Inventory
 from sixpod.routing.frrcheck import check_frr
@@ -32,8 +33,12 @@ RENDERED_FILES: tuple[tuple[str, str], ...] = (
 )
 
 
-class RenderError(Exception):
-    """The lock does not cover the inventory: run ``sixpod allocate`` first."""
+class RenderError(InventoryError):
+    """The lock does not cover the inventory (run ``sixpod allocate`` first), or a rendered
+    config fails its checks."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__([], message)
 
 
 def node_router_id(link: IPv6Network) -> IPv4Address:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sixpod.errors import SixpodError
+
 NETNS_ETC = Path("/etc/netns")
 
 SYSCTLS_ALL = (
@@ -39,8 +41,8 @@ SYSCTLS_ROUTER = (
 )
 
 
-class LabError(Exception):
-    """The lab could not be built or a lab command failed. Exit code 1."""
+class LabError(SixpodError):
+    """Root of the lab's errors: it could not be built or a lab command failed. Exit 1."""
 
     exit_code = 1
 

@@ -24,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sixpod import addr
 from sixpod.lab.frr import Frr
 from sixpod.lab.netns import LabError, Process, Sandbox, close_saved, run, wait_for
+from sixpod.routing.resilient.frr import selected_members
 
 HEALTH_PORT = 8081
 WHOAMI_PORT = 8080
@@ -413,7 +414,7 @@ class LabPod:
         out: dict[str, set[str]] = {}
         for cmd in ("show ip route bgp json", "show ipv6 route bgp json"):
             for prefix, entries in self.tors[rack].frr.json(cmd).items():
-                out[prefix] = _selected_hops(entries)
+                out[prefix] = selected_hops(prefix, entries)
         return out
 
     def routes(self, rack: str, vip: str) -> set[str]:
@@ -422,8 +423,8 @@ class LabPod:
         ip = addr.parse_ip(vip)
         plen = 32 if ip.version == 4 else 128
         cmd = "show ip route" if ip.version == 4 else "show ipv6 route"
-        data = tor.frr.json(f"{cmd} {addr.format_ip(ip)}/{plen} json")
-        return _selected_hops(data.get(f"{addr.format_ip(ip)}/{plen}", []))
+        key = f"{addr.format_ip(ip)}/{plen}"
+        return selected_hops(key, tor.frr.json(f"{cmd} {key} json").get(key, []))
 
     def established(self, rack: str) -> set[str]:
         """Neighbors of a ToR with an established session."""
@@ -646,14 +647,12 @@ def moved(before: list[str | None], after: list[str | None], gone: str) -> tuple
     return sum(1 for b, a in kept if a != b), len(kept)
 
 
-def _selected_hops(entries: list[dict[str, Any]]) -> set[str]:
-    out: set[str] = set()
-    for entry in entries:
-        if entry.get("protocol") == "bgp" and entry.get("selected"):
-            for nh in entry.get("nexthops", []):
-                if nh.get("active") and "ip" in nh:
-                    out.add(addr.format_ip(addr.parse_ip(nh["ip"])))
-    return out
+def selected_hops(prefix: str, entries: object) -> set[str]:
+    """The gateways FRR selected for ``prefix`` (its entries in ``show ip[v6] route json``),
+    read as the ToR helper reads them (:func:`sixpod.routing.resilient.frr.selected_members`),
+    so the lab and the benchmarks never disagree with the product about a route's paths."""
+    members, _ = selected_members(addr.parse_prefix(prefix), entries)
+    return {addr.format_ip(m.gateway) for m in members}
 
 
 def _strip_comment(text: str) -> str:

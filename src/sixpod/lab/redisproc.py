@@ -46,6 +46,7 @@ from typing import Any, TypeVar
 import redis
 
 from sixpod import addr, redisclient
+from sixpod.lab.netns import LabError
 
 __all__ = [
     "REDIS_SERVER",
@@ -63,7 +64,7 @@ REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 T = TypeVar("T")
 
 
-class RedisStartError(RuntimeError):
+class RedisStartError(LabError, RuntimeError):
     """redis-server did not come up; the message ends with the tail of its log."""
 
 

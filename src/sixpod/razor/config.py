@@ -2,17 +2,19 @@
 
 Every field says its unit; unknown keys are rejected; names are lowercase DNS names without
 the trailing dot. Loaded with :func:`sixpod.inventory.load.load_model`, so errors point at
-``FILE:LINE:COL``.
+``FILE:LINE:COL`` in a :class:`~sixpod.razor.errors.ConfigError`.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, Strict, model_validator
 
 from sixpod import addr
 from sixpod.configtypes import IP, ConfigModel, DomainName, Endpoint, Seconds, Ttl
+from sixpod.errors import SixpodError
+from sixpod.razor.errors import ConfigError
 from sixpod.tenants.config import RedisConfig
 from sixpod.tenants.names import is_app_name
 
@@ -78,6 +80,9 @@ class Rrl(_Model):
 
 
 class RazorConfig(_Model):
+    config_error: ClassVar[type[SixpodError]] = ConfigError
+    """What a bad file raises when loaded (:func:`sixpod.inventory.load.load_model`)."""
+
     zone: DomainName = Field(description="the route zone; its apex is the shared name")
     nameservers: tuple[NameServer, ...] = Field(min_length=1)
     soa: Soa = Soa()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sixpod.errors import SixpodError
+
 # Response codes (RFC 1035 4.1.1, RFC 6891 9 for the extended ones).
 NOERROR = 0
 FORMERR = 1
@@ -12,7 +14,7 @@ REFUSED = 5
 BADVERS = 16
 
 
-class RazorError(Exception):
+class RazorError(SixpodError):
     """Root of every error Razor raises; ``rcode`` is what the wire says about it."""
 
     rcode: int = SERVFAIL
@@ -42,7 +44,8 @@ class Unanswerable(RazorError):
 
 
 class ConfigError(RazorError):
-    """The operator's fault: a config, lock or state file that cannot be used. Exit 1."""
+    """The operator's fault: a config, lock or state file that cannot be used. Exit 1.
+    A bad ``razor.yaml`` names each problem's ``FILE:LINE:COL`` in ``diagnostics``."""
 
 
 class ControllerError(RazorError):

@@ -14,13 +14,14 @@ import contextlib
 
 from sixpod import addr
 from sixpod.routing.config import BfdConfig
+from sixpod.routing.errors import Unavailable
 
 __all__ = ["BfdError", "set_shutdown", "vtysh_argv"]
 
 TIMEOUT = 3.0  # seconds for one vtysh call
 
 
-class BfdError(Exception):
+class BfdError(Unavailable):
     """vtysh could not change the BFD session (bfdd down, socket unreachable, no such peer)."""
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, Strict, model_validator
 
 from sixpod.configtypes import IP, ConfigModel, Endpoint, IPv6, Prefix6, Seconds
+from sixpod.errors import SixpodError
+from sixpod.routing.errors import ConfigError
 from sixpod.routing.health import Severity
 
 Count = Annotated[int, Strict(), Field(ge=1, le=100)]
@@ -104,6 +106,9 @@ class BfdConfig(_Model):
 
 
 class AnnouncerConfig(_Model):
+    config_error: ClassVar[type[SixpodError]] = ConfigError
+    """What a bad file raises when loaded (:func:`sixpod.inventory.load.load_model`)."""
+
     node: str
     pod: str
     next_hop: IPv6 = Field(description="the node's global uplink address")

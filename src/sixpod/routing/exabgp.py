@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from sixpod import addr
+from sixpod.routing.errors import DataError
 from sixpod.routing.events import Announce, Probe, RouteOp, Withdraw
 
 PROBE_COMMAND = "# sixpod liveness probe"
 """A comment: ExaBGP answers ``done`` and changes nothing (see :mod:`sixpod.routing.liveness`)."""
 
 
-class ExaBGPProtocolError(Exception):
+class ExaBGPProtocolError(DataError):
     """ExaBGP sent something this codec does not understand, or acked nothing pending."""
 
 

@@ -63,6 +63,7 @@ from redis.credentials import CredentialProvider
 from sixpod import addr
 from sixpod.routing.checks import describe_redis_error
 from sixpod.routing.config import FloorConfig
+from sixpod.routing.errors import Unavailable
 
 __all__ = ["FloorAnswer", "FloorClient", "FloorUnavailable"]
 
@@ -113,7 +114,7 @@ return redis.call('ZCOUNT', KEYS[1], string.format('(%.6f', now), '+inf')
 )
 
 
-class FloorUnavailable(Exception):
+class FloorUnavailable(Unavailable):
     """The floor's Redis could not be used (down, unreachable, refused the password, too slow).
 
     Whose fault: the environment's. Consequence: the caller logs it and carries on; the

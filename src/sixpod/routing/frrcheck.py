@@ -2,7 +2,8 @@
 
 Every peer-group, prefix-list, route-map, community-list and BFD profile referenced is
 defined; the BGP ASNs, neighbors and accepted prefixes are exactly those of the device data
-(and so of the lock).
+(and so of the lock). The names it looks for are the renderer's
+(:mod:`sixpod.routing.frrnames`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections import defaultdict
 from typing import Any
 
 from sixpod import addr
+from sixpod.routing.frrnames import NODE_PREFIXES, NODES, VIPS_V4, VIPS_V6, node_list, node_map
 
 _DEF = {
     "prefix-list": re.compile(
@@ -44,7 +46,7 @@ def check_frr(text: str, doc: dict[str, Any]) -> list[str]:
                 defined[kind].add(m.group(1))
                 if kind == "prefix-list" and m.group(2) != "any":
                     entries[m.group(1)].append(m.group(2))
-                    if m.group("range") and not m.group(1).startswith(("NODE-PREFIXES",)):
+                    if m.group("range") and not m.group(1).startswith(NODE_PREFIXES):
                         problems.append(f"prefix-list {m.group(1)} accepts a range: {line}")
     for n, line in enumerate(lines, 1):
         for kind, rx in _REF.items():
@@ -55,7 +57,8 @@ def check_frr(text: str, doc: dict[str, Any]) -> list[str]:
     asn = re.search(r"^router bgp (\d+)$", text, re.M)
     if asn is None or int(asn.group(1)) != doc["asn"]:
         problems.append(f"router bgp is not the rack's ASN {doc['asn']}")
-    remote = {int(x) for x in re.findall(r"^ neighbor NODES remote-as (\d+)$", text, re.M)}
+    nodes = re.escape(NODES)
+    remote = {int(x) for x in re.findall(rf"^ neighbor {nodes} remote-as (\d+)$", text, re.M)}
     remote |= {
         int(x)
         for x in re.findall(r"^ neighbor [0-9a-f:]+ remote-as (\d+)$", text, re.M)
@@ -66,10 +69,10 @@ def check_frr(text: str, doc: dict[str, Any]) -> list[str]:
         problems.append(
             f"node remote-as {sorted(remote)} differs from the lock's {sorted(want_asns)}"
         )
-    members = set(re.findall(r"^ neighbor (\S+) peer-group NODES$", text, re.M))
+    members = set(re.findall(rf"^ neighbor (\S+) peer-group {nodes}$", text, re.M))
     want = {addr.format_ip(addr.parse_ip(n["address"])) for n in doc["neighbors"]}
     if members != want:
-        problems.append(f"NODES members {sorted(members)} differ from the lock's {sorted(want)}")
+        problems.append(f"{NODES} members {sorted(members)} differ from the lock's {sorted(want)}")
 
     if " bgp ebgp-requires-policy" not in lines:
         problems.append("bgp ebgp-requires-policy is off: a peer without a policy gets routes")
@@ -77,18 +80,18 @@ def check_frr(text: str, doc: dict[str, Any]) -> list[str]:
         start = text.find(f" address-family {af} unicast")
         block = text[start : text.find("exit-address-family", start)] if start >= 0 else ""
         for n in doc["neighbors"]:
-            bind = f"  neighbor {n['address']} route-map FROM-{n['node']} in"
+            bind = f"  neighbor {n['address']} route-map {node_map(n['node'])} in"
             if bind not in block.splitlines():
-                problems.append(f"{af}: node {n['node']} is not filtered by FROM-{n['node']}")
+                problems.append(f"{af}: node {n['node']} is not filtered by {node_map(n['node'])}")
 
     def canon(items: list[str]) -> list[str]:
         return sorted(addr.format_prefix(addr.parse_prefix(p)) for p in items)
 
     for n in doc["neighbors"]:
-        name = f"NODE-{n['node']}-V6"
+        name = node_list(n["node"])
         if canon(entries.get(name, [])) != canon(n["accept"]["prefixes"]):
             problems.append(f"prefix-list {name} does not accept exactly {n['accept']['prefixes']}")
-    for fam, plen, name in (("ipv4", 32, "VIPS-V4"), ("ipv6", 128, "VIPS-V6")):
+    for fam, plen, name in (("ipv4", 32, VIPS_V4), ("ipv6", 128, VIPS_V6)):
         want_vips = canon([f"{v}/{plen}" for v in doc["vips"][fam]])
         if canon(entries.get(name, [])) != want_vips:
             problems.append(f"prefix-list {name} does not list exactly the lock's {fam} VIPs")

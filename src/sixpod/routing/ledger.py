@@ -20,6 +20,7 @@ from ipaddress import IPv6Address
 from typing import Final
 
 from sixpod import addr
+from sixpod.routing.errors import DataError
 from sixpod.routing.events import Route
 
 __all__ = ["LEDGER_FILE", "SCHEMA", "LedgerError", "format_ledger", "parse_ledger"]
@@ -28,7 +29,7 @@ LEDGER_FILE: Final = "announced.json"
 SCHEMA: Final = "sixpod.announced/1"
 
 
-class LedgerError(Exception):
+class LedgerError(DataError):
     """The ledger file is not one this codec wrote (the announcer then ignores it)."""
 
 

@@ -12,11 +12,13 @@ from ipaddress import IPv4Address, IPv6Address
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from sixpod.routing.errors import Unavailable
+
 IFA_F_NODAD = 0x02
 IP = IPv4Address | IPv6Address
 
 
-class LoopbackError(Exception):
+class LoopbackError(Unavailable):
     """Netlink refused to change the loopback."""
 
 

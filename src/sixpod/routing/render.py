@@ -1,8 +1,9 @@
 """Device configs from the rendered device data: ExaBGP and FRR bfdd on nodes, FRR on ToRs.
 
 Pure: each function takes a device document (``sixpod.node/1`` or ``sixpod.tor/1``) and
-returns text. Names that FRR configs reference are built by one function each, so the
-semantic check in :mod:`sixpod.routing.frrcheck` can verify they are all defined.
+returns text. The names FRR configs define and reference come from
+:mod:`sixpod.routing.frrnames`, which the semantic check in :mod:`sixpod.routing.frrcheck`
+reads too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from sixpod import addr
+from sixpod.routing.frrnames import (
+    DEFAULT_V4,
+    DEFAULT_V6,
+    FROM_UPSTREAM,
+    GSHUT_LIST,
+    NODE_PREFIXES,
+    NODES,
+    TO_UPSTREAM,
+    UPSTREAMS,
+    VIPS_V4,
+    VIPS_V6,
+    node_list,
+    node_map,
+)
 
 GSHUT = "65535:0"  # RFC 8326 GRACEFUL_SHUTDOWN
 BFD_INTERVAL_MS = 100
@@ -44,14 +59,6 @@ class Paths:
     lua: str = "/usr/local/share/sixpod/lua"
     run: str = "/run/sixpod"
     log: str = "/var/log/sixpod"
-
-
-def _node_list(name: str) -> str:
-    return f"NODE-{name}-V6"
-
-
-def _node_map(name: str) -> str:
-    return f"FROM-{name}"
 
 
 def exabgp_conf(doc: dict[str, Any], paths: Paths = Paths()) -> str:
@@ -192,7 +199,7 @@ def frr_conf(doc: dict[str, Any]) -> str:
         ]
     lines += [
         "bfd",
-        " profile NODES",
+        f" profile {NODES}",
         f"  detect-multiplier {BFD_MULTIPLIER}",
         f"  receive-interval {BFD_INTERVAL_MS}",
         f"  transmit-interval {BFD_INTERVAL_MS}",
@@ -204,47 +211,47 @@ def frr_conf(doc: dict[str, Any]) -> str:
         f" bgp router-id {doc['router_id']}",
         " bgp ebgp-requires-policy",
         " no bgp default ipv4-unicast",
-        " neighbor NODES peer-group",
+        f" neighbor {NODES} peer-group",
     ]
     if len(node_asns) == 1:
-        lines.append(f" neighbor NODES remote-as {next(iter(node_asns))}")
+        lines.append(f" neighbor {NODES} remote-as {next(iter(node_asns))}")
     else:
         lines.append(" bgp bestpath as-path multipath-relax")
     lines += [
-        " neighbor NODES capability extended-nexthop",
-        " neighbor NODES bfd",
-        " neighbor NODES bfd profile NODES",
-        f" neighbor NODES timers 3 {doc['hold_time']}",
-        " neighbor NODES timers connect 1",
+        f" neighbor {NODES} capability extended-nexthop",
+        f" neighbor {NODES} bfd",
+        f" neighbor {NODES} bfd profile {NODES}",
+        f" neighbor {NODES} timers 3 {doc['hold_time']}",
+        f" neighbor {NODES} timers connect 1",
     ]
     for n in neighbors:
         if len(node_asns) > 1:
             lines.append(f" neighbor {n['address']} remote-as {n['asn']}")
-        lines.append(f" neighbor {n['address']} peer-group NODES")
+        lines.append(f" neighbor {n['address']} peer-group {NODES}")
         lines.append(f" neighbor {n['address']} description node {n['node']}")
     if doc["upstreams"]:
         lines += [
-            " neighbor UPSTREAMS peer-group",
-            " neighbor UPSTREAMS capability extended-nexthop",
+            f" neighbor {UPSTREAMS} peer-group",
+            f" neighbor {UPSTREAMS} capability extended-nexthop",
         ]
         for u in doc["upstreams"]:
             lines += [  # a member's own remote-as must come before it joins the group
                 f" neighbor {u['address']} remote-as {u['asn']}",
-                f" neighbor {u['address']} peer-group UPSTREAMS",
+                f" neighbor {u['address']} peer-group {UPSTREAMS}",
                 f" neighbor {u['address']} description upstream {u['name']} port {u['port']}",
             ]
     for af in ("ipv4", "ipv6"):
         lines += [" !", f" address-family {af} unicast"]
         lines.append(f"  maximum-paths {MAX_PATHS}")
-        lines.append("  neighbor NODES activate")
-        lines.append("  neighbor NODES soft-reconfiguration inbound")
+        lines.append(f"  neighbor {NODES} activate")
+        lines.append(f"  neighbor {NODES} soft-reconfiguration inbound")
         for n in neighbors:
-            lines.append(f"  neighbor {n['address']} route-map {_node_map(n['node'])} in")
+            lines.append(f"  neighbor {n['address']} route-map {node_map(n['node'])} in")
         if doc["upstreams"]:
             lines += [
-                "  neighbor UPSTREAMS activate",
-                "  neighbor UPSTREAMS route-map FROM-UPSTREAM in",
-                "  neighbor UPSTREAMS route-map TO-UPSTREAM out",
+                f"  neighbor {UPSTREAMS} activate",
+                f"  neighbor {UPSTREAMS} route-map {FROM_UPSTREAM} in",
+                f"  neighbor {UPSTREAMS} route-map {TO_UPSTREAM} out",
             ]
         lines.append(" exit-address-family")
     lines += ["exit", "!"]
@@ -254,39 +261,39 @@ def frr_conf(doc: dict[str, Any]) -> str:
 
 def _filters(doc: dict[str, Any]) -> list[str]:
     vips = doc["vips"]
-    lines = ["bgp community-list standard GSHUT seq 5 permit graceful-shutdown", "!"]
-    lines += [f"ip prefix-list VIPS-V4 seq {i} permit {v}/32" for i, v in _seq(vips["ipv4"])]
+    lines = [f"bgp community-list standard {GSHUT_LIST} seq 5 permit graceful-shutdown", "!"]
+    lines += [f"ip prefix-list {VIPS_V4} seq {i} permit {v}/32" for i, v in _seq(vips["ipv4"])]
     if not vips["ipv4"]:
-        lines.append("ip prefix-list VIPS-V4 seq 5 deny any")
-    lines += [f"ipv6 prefix-list VIPS-V6 seq {i} permit {v}/128" for i, v in _seq(vips["ipv6"])]
+        lines.append(f"ip prefix-list {VIPS_V4} seq 5 deny any")
+    lines += [f"ipv6 prefix-list {VIPS_V6} seq {i} permit {v}/128" for i, v in _seq(vips["ipv6"])]
     if not vips["ipv6"]:
-        lines.append("ipv6 prefix-list VIPS-V6 seq 5 deny any")
+        lines.append(f"ipv6 prefix-list {VIPS_V6} seq 5 deny any")
     lines += [
-        f"ipv6 prefix-list NODE-PREFIXES seq 5 permit {doc['aggregate']} ge 64 le 64",
-        "ip prefix-list DEFAULT-V4 seq 5 permit 0.0.0.0/0",
-        "ipv6 prefix-list DEFAULT-V6 seq 5 permit ::/0",
+        f"ipv6 prefix-list {NODE_PREFIXES} seq 5 permit {doc['aggregate']} ge 64 le 64",
+        f"ip prefix-list {DEFAULT_V4} seq 5 permit 0.0.0.0/0",
+        f"ipv6 prefix-list {DEFAULT_V6} seq 5 permit ::/0",
         "!",
     ]
     for n in doc["neighbors"]:
-        node_list = _node_list(n["node"])
+        own = node_list(n["node"])
         accept = n["accept"]["prefixes"]
-        lines += [f"ipv6 prefix-list {node_list} seq {i} permit {p}" for i, p in _seq(accept)]
+        lines += [f"ipv6 prefix-list {own} seq {i} permit {p}" for i, p in _seq(accept)]
         if not accept:
-            lines.append(f"ipv6 prefix-list {node_list} seq 5 deny any")
-        rm = _node_map(n["node"])
+            lines.append(f"ipv6 prefix-list {own} seq 5 deny any")
+        rm = node_map(n["node"])
         lines += [
             f"route-map {rm} permit 10",
-            f" match ipv6 address prefix-list {node_list}",
+            f" match ipv6 address prefix-list {own}",
             "exit",
         ]
         if n["accept"]["vips"]:
             # Drain (RFC 8326): GSHUT-tagged VIPs stay usable but lose to every other path.
-            for seq, (fam, plist) in enumerate((("ipv6", "VIPS-V6"), ("ip", "VIPS-V4"))):
+            for seq, (fam, plist) in enumerate((("ipv6", VIPS_V6), ("ip", VIPS_V4))):
                 base = 20 + 20 * seq
                 lines += [
                     f"route-map {rm} permit {base}",
                     f" match {fam} address prefix-list {plist}",
-                    " match community GSHUT",
+                    f" match community {GSHUT_LIST}",
                     " set local-preference 0",
                     "exit",
                     f"route-map {rm} permit {base + 10}",
@@ -296,24 +303,24 @@ def _filters(doc: dict[str, Any]) -> list[str]:
         lines += [f"route-map {rm} deny 100", "exit", "!"]
     if doc["upstreams"]:
         lines += [
-            "route-map FROM-UPSTREAM permit 10",
-            " match ip address prefix-list DEFAULT-V4",
+            f"route-map {FROM_UPSTREAM} permit 10",
+            f" match ip address prefix-list {DEFAULT_V4}",
             "exit",
-            "route-map FROM-UPSTREAM permit 20",
-            " match ipv6 address prefix-list DEFAULT-V6",
+            f"route-map {FROM_UPSTREAM} permit 20",
+            f" match ipv6 address prefix-list {DEFAULT_V6}",
             "exit",
-            "route-map FROM-UPSTREAM deny 100",
+            f"route-map {FROM_UPSTREAM} deny 100",
             "exit",
-            "route-map TO-UPSTREAM permit 10",
-            " match ip address prefix-list VIPS-V4",
+            f"route-map {TO_UPSTREAM} permit 10",
+            f" match ip address prefix-list {VIPS_V4}",
             "exit",
-            "route-map TO-UPSTREAM permit 20",
-            " match ipv6 address prefix-list VIPS-V6",
+            f"route-map {TO_UPSTREAM} permit 20",
+            f" match ipv6 address prefix-list {VIPS_V6}",
             "exit",
-            "route-map TO-UPSTREAM permit 30",
-            " match ipv6 address prefix-list NODE-PREFIXES",
+            f"route-map {TO_UPSTREAM} permit 30",
+            f" match ipv6 address prefix-list {NODE_PREFIXES}",
             "exit",
-            "route-map TO-UPSTREAM deny 100",
+            f"route-map {TO_UPSTREAM} deny 100",
             "exit",
             "!",
         ]

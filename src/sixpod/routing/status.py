@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from sixpod.addr import IPNetwork
+from sixpod.routing.errors import DataError
 from sixpod.routing.events import RouteState
 from sixpod.routing.health import Announcer
 from sixpod.routing.liveness import SpeakerState
@@ -50,7 +51,7 @@ _NEEDS: Final = {
 }
 
 
-class StatusError(Exception):
+class StatusError(DataError):
     """The status file is not one the announcer wrote."""
 
 

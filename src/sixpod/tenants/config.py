@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import Field, Strict
 
 from sixpod import addr
 from sixpod.configtypes import ConfigModel, Endpoint, Seconds
+from sixpod.errors import SixpodError
+from sixpod.tenants.errors import ConfigError
 from sixpod.tenants.guard import GuardLimits
 
 _Model = ConfigModel
@@ -38,6 +40,9 @@ class PublisherConfig(_Model):
 
 
 class ControllerConfig(_Model):
+    config_error: ClassVar[type[SixpodError]] = ConfigError
+    """What a bad file raises when loaded (:func:`sixpod.inventory.load.load_model`)."""
+
     listen: tuple[Endpoint, ...] = Field(
         default=(addr.parse_endpoint("[::1]:8700"),),
         min_length=1,

@@ -6,9 +6,11 @@ the controller answers with, and a short problem type.
 
 from __future__ import annotations
 
+from sixpod.errors import SixpodError
 
-class TenantError(Exception):
-    """Root of every error the tenants package raises on purpose."""
+
+class TenantError(SixpodError):
+    """Root of every error the tenants package raises on purpose (exit code 1)."""
 
     status = 500
     kind = "internal"
@@ -16,6 +18,12 @@ class TenantError(Exception):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+
+
+class ConfigError(TenantError):
+    """The operator's fault: ``controller.yaml`` cannot be used (never on the wire)."""
+
+    kind = "config"
 
 
 class InvalidInput(TenantError):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from ipaddress import IPv4Network, IPv6Network
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, field_validator
 
 from sixpod import addr
+from sixpod.errors import SixpodError
+from sixpod.routing.errors import ConfigError
 from sixpod.routing.resilient.model import (
     _FRR_PROTOCOLS,
     _RESERVED_TABLES,
@@ -46,6 +48,8 @@ class TorResilientConfig(BaseModel):
     """Configuration of ``sixpod tor-resilient`` (one ToR)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    config_error: ClassVar[type[SixpodError]] = ConfigError
+    """What a bad file raises when loaded (:func:`sixpod.inventory.load.load_model`)."""
 
     vips: tuple[VipField, ...] = Field(description="VIPs to mirror: addresses or /32, /128")
     table: Annotated[int, Strict(), Field(ge=1, le=2**32 - 1)] = Field(

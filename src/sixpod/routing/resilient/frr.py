@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from ipaddress import IPv6Address
+from ipaddress import IPv4Network, IPv6Address, IPv6Network
 from typing import Any
 
 from sixpod import addr
@@ -15,6 +15,7 @@ __all__ = [
     "decode_frr_routes",
     "format_frr_routes",
     "parse_frr_routes",
+    "selected_members",
 ]
 
 
@@ -22,9 +23,18 @@ def _bad(what: str) -> ParseError:
     return ParseError(f"FRR route JSON: {what}")
 
 
-def _selected_members(vip: VIP, entries: object) -> tuple[frozenset[Member], str | None]:
-    """Members of the selected entry of ``vip``, or a reason it cannot be mirrored."""
-    name = addr.format_prefix(vip)
+def selected_members(
+    prefix: IPv4Network | IPv6Network, entries: object
+) -> tuple[frozenset[Member], str | None]:
+    """The next hops FRR selected for ``prefix`` (a VIP, or any other prefix), from its
+    entries in ``show ip[v6] route json``; or no member and the reason they cannot be used
+    as kernel paths (a blackhole, an interface without a gateway, an IPv4 gateway).
+
+    The one reading of FRR's selection, for the helper, the lab and the benchmarks: the first
+    selected entry; its active next hops, a recursive hop replaced by its resolved ones,
+    duplicates skipped. Raises :class:`ParseError` for anything not shaped like FRR's output.
+    """
+    name = addr.format_prefix(prefix)
     if not isinstance(entries, list):
         raise _bad(f"{name}: expected a list of route entries, got {type(entries).__name__}")
     selected: dict[str, Any] | None = None
@@ -108,7 +118,7 @@ def decode_frr_routes(ipv4: object, ipv6: object, vips: Iterable[VIP]) -> FrrVie
         if entries is None:
             paths[vip] = frozenset()
             continue
-        members, reason = _selected_members(vip, entries)
+        members, reason = selected_members(vip, entries)
         paths[vip] = members
         if reason is not None:
             unmirrored[vip] = reason
