@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from labfixture import ROOT
 
+from sixpod.devices import TorDevice
 from sixpod.inventory.load import load_inventory
 from sixpod.inventory.lock import parse_lock
 from sixpod.inventory.render import device_documents
@@ -26,19 +27,19 @@ def test_tor_configs_load_into_frr(example: str, tmp_path: Path) -> None:
     box = Sandbox(prefix=f"sxf{os.getpid() % 10000}-", workdir=tmp_path)
     try:
         for doc in device_documents(inv, lock).values():
-            if doc["schema"] != "sixpod.tor/1":
+            if not isinstance(doc, TorDevice):
                 continue
-            conf = tmp_path / f"{doc['name']}.conf"
+            conf = tmp_path / f"{doc.name}.conf"
             conf.write_text(frr_conf(doc))
-            ns = box.netns(doc["rack"], router=True)
-            frr = Frr(box, ns, doc["name"], conf, ("bgpd", "bfdd"))
+            ns = box.netns(doc.rack, router=True)
+            frr = Frr(box, ns, doc.name, conf, ("bgpd", "bfdd"))
             frr.start()  # raises if any command is refused
             running = frr.vtysh("show running-config")
-            assert f"router bgp {doc['asn']}" in running
-            for n in doc["neighbors"]:
-                assert f"neighbor {n['address']} peer-group NODES" in running
-            for u in doc["upstreams"]:
-                assert f"neighbor {u['address']} remote-as {u['asn']}" in running
+            assert f"router bgp {doc.asn}" in running
+            for n in doc.neighbors:
+                assert f"neighbor {n.address} peer-group NODES" in running
+            for u in doc.upstreams:
+                assert f"neighbor {u.address} remote-as {u.asn}" in running
             frr.stop()
     finally:
         assert box.close() == []

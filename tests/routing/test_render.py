@@ -5,11 +5,13 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sixpod.devices import Device, NodeDevice, TorDevice
 from sixpod.inventory.load import load_inventory
 from sixpod.inventory.lock import parse_lock
 from sixpod.inventory.render import device_documents
@@ -20,14 +22,14 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SIXPOD = str(Path(sys.executable).with_name("sixpod"))
 
 
-def docs(name: str) -> dict[str, dict[str, Any]]:
+def docs(name: str) -> dict[str, Device]:
     inv = load_inventory((EXAMPLES / f"{name}.yaml").read_text(), "pod.yaml").inventory
     lock = parse_lock((EXAMPLES / f"{name}.lock").read_text(), "pod.lock")[0]
     return device_documents(inv, lock)
 
 
 def tors(name: str) -> list[dict[str, Any]]:
-    return [d for d in docs(name).values() if d["schema"] == "sixpod.tor/1"]
+    return [d for d in docs(name).values() if isinstance(d, TorDevice)]
 
 
 @pytest.mark.parametrize("example", ["small", "pod"])
@@ -35,7 +37,7 @@ def test_frr_config_passes_vtysh_check(example: str, tmp_path: Path) -> None:
     vtysh = shutil.which("vtysh")
     assert vtysh, "FRR's vtysh is needed (Debian package frr; scripts/setup installs it)"
     for doc in tors(example):
-        conf = tmp_path / f"{doc['name']}.conf"
+        conf = tmp_path / f"{doc.name}.conf"
         conf.write_text(frr_conf(doc))
         res = subprocess.run(
             [vtysh, "-C", "-f", str(conf)], capture_output=True, text=True, check=False
@@ -58,9 +60,9 @@ def test_vtysh_check_rejects_garbage(tmp_path: Path) -> None:
 def test_node_configs_pass_exabgp_validate(example: str, tmp_path: Path) -> None:
     exabgp = Path(sys.executable).with_name("exabgp")
     for doc in docs(example).values():
-        if doc["schema"] != "sixpod.node/1":
+        if not isinstance(doc, NodeDevice):
             continue
-        conf = tmp_path / f"{doc['name']}.conf"
+        conf = tmp_path / f"{doc.name}.conf"
         conf.write_text(exabgp_conf(doc, Paths(sixpod=SIXPOD, etc=str(tmp_path))))
         res = subprocess.run(
             [str(exabgp), "validate", str(conf)],
@@ -116,8 +118,8 @@ def test_frr_filters_per_node() -> None:
 
 
 def test_multipath_relax_when_node_asns_differ() -> None:
-    doc = tors("small")[0]
-    doc["neighbors"][0]["asn"] = 64519
+    tor = tors("small")[0]
+    doc = replace(tor, neighbors=(replace(tor.neighbors[0], asn=64519), *tor.neighbors[1:]))
     text = frr_conf(doc)
     assert " bgp bestpath as-path multipath-relax" in text
     assert " neighbor 2001:db8:2ff:2::2 remote-as 64519" in text

@@ -6,9 +6,9 @@ import json
 from typing import Any
 
 from sixpod import addr
+from sixpod.devices import NodeDevice
 from sixpod.edge.config import EdgeConfig
 from sixpod.edge.nginxconf import nginx_conf
-from sixpod.inventory.devices import NodeDevice
 from sixpod.routing.render import EDGE_HEALTH, Paths
 
 HTTP_PORT = 80

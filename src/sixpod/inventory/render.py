@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv6Network
 
+from sixpod import devices
 from sixpod.edge.render import edge_files
-from sixpod.inventory import devices
 from sixpod.inventory.checks import tor_ports
 from sixpod.inventory.errors import InventoryError
 from sixpod.inventory.lock import Lock
@@ -151,19 +151,18 @@ def render(inv: Inventory, lock: Lock, paths: Paths | None = None) -> dict[str, 
 
     Raises :class:`RenderError` if a generated ToR config fails the semantic checks.
     """
-    typed = device_documents(inv, lock)
-    files = {path: devices.dumps(dev) for path, dev in typed.items()}
-    docs = {path: dev.to_json() for path, dev in typed.items()}
+    docs = device_documents(inv, lock)
+    files = {path: devices.dumps(dev) for path, dev in docs.items()}
     paths = paths or Paths()
     configs = device_configs(docs, paths)
-    for path, dev in typed.items():
+    for path, dev in docs.items():
         if isinstance(dev, devices.NodeDevice):
             folder = path.rsplit("/", 1)[0]
             configs |= {f"{folder}/{k}": v for k, v in edge_files(dev, paths).items()}
-    for path, doc in docs.items():
-        if doc["schema"] == devices.TOR_SCHEMA:
+    for path, dev in docs.items():
+        if isinstance(dev, devices.TorDevice):
             frr_path = path.replace("device.json", "frr.conf")
-            problems = check_frr(configs[frr_path], doc)
+            problems = check_frr(configs[frr_path], dev)
             if problems:
                 raise RenderError(f"{frr_path}: " + "; ".join(problems))
     return dict(sorted((files | configs).items()))

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from typing import Any
 
 from sixpod import addr
+from sixpod.devices import TorDevice
 from sixpod.routing.frrnames import NODE_PREFIXES, NODES, VIPS_V4, VIPS_V6, node_list, node_map
 
 _DEF = {
@@ -33,7 +33,7 @@ _REF = {
 }
 
 
-def check_frr(text: str, doc: dict[str, Any]) -> list[str]:
+def check_frr(text: str, doc: TorDevice) -> list[str]:
     """Problems found in ``text`` for the ToR described by ``doc`` (empty when consistent)."""
     defined: dict[str, set[str]] = defaultdict(set)
     entries: dict[str, list[str]] = defaultdict(list)
@@ -48,29 +48,29 @@ def check_frr(text: str, doc: dict[str, Any]) -> list[str]:
                     entries[m.group(1)].append(m.group(2))
                     if m.group("range") and not m.group(1).startswith(NODE_PREFIXES):
                         problems.append(f"prefix-list {m.group(1)} accepts a range: {line}")
-    for n, line in enumerate(lines, 1):
+    for number, line in enumerate(lines, 1):
         for kind, rx in _REF.items():
             m = rx.search(line)
             if m and m.group(1) not in defined[kind]:
-                problems.append(f"line {n}: {kind} {m.group(1)} is referenced but not defined")
+                problems.append(f"line {number}: {kind} {m.group(1)} is referenced but not defined")
 
     asn = re.search(r"^router bgp (\d+)$", text, re.M)
-    if asn is None or int(asn.group(1)) != doc["asn"]:
-        problems.append(f"router bgp is not the rack's ASN {doc['asn']}")
+    if asn is None or int(asn.group(1)) != doc.asn:
+        problems.append(f"router bgp is not the rack's ASN {doc.asn}")
     nodes = re.escape(NODES)
     remote = {int(x) for x in re.findall(rf"^ neighbor {nodes} remote-as (\d+)$", text, re.M)}
     remote |= {
         int(x)
         for x in re.findall(r"^ neighbor [0-9a-f:]+ remote-as (\d+)$", text, re.M)
-        if int(x) not in {u["asn"] for u in doc["upstreams"]}
+        if int(x) not in {u.asn for u in doc.upstreams}
     }
-    want_asns = {n["asn"] for n in doc["neighbors"]}
-    if doc["neighbors"] and remote != want_asns:
+    want_asns = {n.asn for n in doc.neighbors}
+    if doc.neighbors and remote != want_asns:
         problems.append(
             f"node remote-as {sorted(remote)} differs from the lock's {sorted(want_asns)}"
         )
     members = set(re.findall(rf"^ neighbor (\S+) peer-group {nodes}$", text, re.M))
-    want = {addr.format_ip(addr.parse_ip(n["address"])) for n in doc["neighbors"]}
+    want = {addr.format_ip(n.address) for n in doc.neighbors}
     if members != want:
         problems.append(f"{NODES} members {sorted(members)} differ from the lock's {sorted(want)}")
 
@@ -79,20 +79,21 @@ def check_frr(text: str, doc: dict[str, Any]) -> list[str]:
     for af in ("ipv4", "ipv6"):
         start = text.find(f" address-family {af} unicast")
         block = text[start : text.find("exit-address-family", start)] if start >= 0 else ""
-        for n in doc["neighbors"]:
-            bind = f"  neighbor {n['address']} route-map {node_map(n['node'])} in"
+        for n in doc.neighbors:
+            bind = f"  neighbor {addr.format_ip(n.address)} route-map {node_map(n.node)} in"
             if bind not in block.splitlines():
-                problems.append(f"{af}: node {n['node']} is not filtered by {node_map(n['node'])}")
+                problems.append(f"{af}: node {n.node} is not filtered by {node_map(n.node)}")
 
     def canon(items: list[str]) -> list[str]:
         return sorted(addr.format_prefix(addr.parse_prefix(p)) for p in items)
 
-    for n in doc["neighbors"]:
-        name = node_list(n["node"])
-        if canon(entries.get(name, [])) != canon(n["accept"]["prefixes"]):
-            problems.append(f"prefix-list {name} does not accept exactly {n['accept']['prefixes']}")
+    for n in doc.neighbors:
+        name = node_list(n.node)
+        accept = [addr.format_prefix(p) for p in n.prefixes]
+        if canon(entries.get(name, [])) != canon(accept):
+            problems.append(f"prefix-list {name} does not accept exactly {accept}")
     for fam, plen, name in (("ipv4", 32, VIPS_V4), ("ipv6", 128, VIPS_V6)):
-        want_vips = canon([f"{v}/{plen}" for v in doc["vips"][fam]])
+        want_vips = canon([f"{addr.format_ip(v)}/{plen}" for v in getattr(doc.vips, fam)])
         if canon(entries.get(name, [])) != want_vips:
             problems.append(f"prefix-list {name} does not list exactly the lock's {fam} VIPs")
     return problems

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from sixpod.inventory import devices
+from sixpod import devices
 
-GOLDEN = Path(__file__).resolve().parent / "golden" / "small"
+GOLDEN = Path(__file__).resolve().parent / "inventory" / "golden" / "small"
 
 
 @pytest.mark.parametrize(

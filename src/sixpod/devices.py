@@ -1,7 +1,8 @@
 """Typed device documents: what ``sixpod render`` writes to each ``device.json`` (pure).
 
-:func:`device_documents` in :mod:`sixpod.inventory.render` builds :class:`NodeDevice` and
-:class:`TorDevice` values; they become JSON only at the file edge (:meth:`to_json`), and
+:func:`sixpod.inventory.render.device_documents` builds :class:`NodeDevice` and
+:class:`TorDevice` values (this module sits below the inventory, routing and edge packages,
+which all take them); they become JSON only at the file edge (:meth:`to_json`), and
 :func:`load` is the one reader of a ``device.json`` (renderers, the lab, node bootstrap take
 the typed value). Addresses are parsed through :mod:`sixpod.addr`, so a hand-edited file
 with bad address text is refused with the field that holds it.
@@ -16,19 +17,16 @@ from ipaddress import IPv4Address, IPv6Address, IPv6Interface, IPv6Network
 from typing import Any, TypeVar
 
 from sixpod import addr
-from sixpod.inventory.errors import InventoryError
+from sixpod.errors import SixpodError
 
 NODE_SCHEMA = "sixpod.node/1"
 TOR_SCHEMA = "sixpod.tor/1"
 T = TypeVar("T")
 
 
-class DeviceError(InventoryError):
-    """A ``device.json`` that is not what ``sixpod render`` writes; the message names where."""
-
-    def __init__(self, message: str) -> None:
-        Exception.__init__(self, message)
-        self.diagnostics = []
+class DeviceError(SixpodError):
+    """A ``device.json`` that is not what ``sixpod render`` writes; the message names where.
+    Exit code 1."""
 
 
 @dataclass(frozen=True, slots=True)
