@@ -96,9 +96,9 @@ def up(pod: Path, workdir: Path) -> None:
             labpod.wait_ready(rack, timeout=120)
             click.echo(f"{rack}: every BGP and BFD session is up", err=True)
         for rack, tor in labpod.tors.items():
-            edges = {n.address for n in labpod.nodes.values() if n.edge and n.doc["rack"] == rack}
-            want = [f"{v}/32" for v in tor.doc["vips"]["ipv4"]]
-            want += [f"{v}/128" for v in tor.doc["vips"]["ipv6"]]
+            edges = {n.address for n in labpod.nodes.values() if n.edge and n.doc.rack == rack}
+            want = [f"{v}/32" for v in tor.doc.vips.ipv4]
+            want += [f"{v}/128" for v in tor.doc.vips.ipv6]
             if edges and want:
                 wait_for(
                     _all_spread(labpod, rack, want, edges),
@@ -134,13 +134,13 @@ def _all_spread(
 def status_of(labpod: LabPod) -> dict[str, Any]:
     racks: dict[str, Any] = {}
     for rack, tor in labpod.tors.items():
-        nodes = [n for n in labpod.nodes.values() if n.doc["rack"] == rack]
+        nodes = [n for n in labpod.nodes.values() if n.doc.rack == rack]
         established, bfd = labpod.established(rack), labpod.bfd_up(rack)
         vips: dict[str, Any] = {}
         routes = labpod.all_routes(rack)
         for fam, plen in (("ipv4", 32), ("ipv6", 128)):
             counts: dict[int, int] = {}
-            for vip in tor.doc["vips"][fam]:
+            for vip in getattr(tor.doc.vips, fam):
                 n = len(routes.get(f"{vip}/{plen}", set()))
                 counts[n] = counts.get(n, 0) + 1
             vips[fam] = {str(k): v for k, v in sorted(counts.items())}
@@ -208,10 +208,12 @@ def journey(workdir: Path) -> None:
     Reaches a VIP of each family, fails one edge node, sees it leave ECMP and return."""
     labpod = _attach(workdir)
     rack, tor = next(iter(labpod.tors.items()))
-    edges = [n for n in labpod.nodes.values() if n.edge and n.doc["rack"] == rack]
+    edges = [n for n in labpod.nodes.values() if n.edge and n.doc.rack == rack]
     if not edges:
         raise _failed(f"{rack} has no edge nodes")
-    vips = [tor.doc["vips"][fam][0] for fam in ("ipv4", "ipv6") if tor.doc["vips"][fam]]
+    vips = [
+        str(getattr(tor.doc.vips, fam)[0]) for fam in ("ipv4", "ipv6") if getattr(tor.doc.vips, fam)
+    ]
     if not vips:
         raise _failed(f"{tor.name} has no VIPs")
     try:
@@ -241,7 +243,7 @@ def journey(workdir: Path) -> None:
 def _tenant_journey(labpod: LabPod, edges: list[LabNode]) -> None:
     """Create an app with an endpoint through the API; see it on every edge's Redis replica."""
     app = f"journey-{secrets.token_hex(3)}"
-    prefix = addr.parse_prefix(edges[0].doc["prefix"])
+    prefix = edges[0].doc.prefix
     endpoint = addr.for_redis(addr.Endpoint(prefix.network_address + 0x10, 8080))
     labpod.api("app", "create", app)
     labpod.api("endpoint", "add", app, endpoint)

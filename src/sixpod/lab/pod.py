@@ -17,11 +17,12 @@ import sys
 from dataclasses import dataclass, field
 from ipaddress import IPv4Interface, IPv6Interface, ip_network
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from sixpod import addr
+from sixpod import addr, devices
+from sixpod.devices import NodeDevice, TorDevice
 from sixpod.lab.frr import Frr
 from sixpod.lab.netns import LabError, Process, Sandbox, close_saved, run, wait_for
 from sixpod.routing.resilient.frr import selected_members
@@ -38,7 +39,7 @@ CLIENT_V4_CANDIDATES = ("198.51.100.252/30", "203.0.113.252/30", "100.64.0.0/30"
 class LabNode:
     name: str
     ns: str
-    doc: dict[str, Any]
+    doc: NodeDevice
     dir: Path
     edge: bool
     exabgp: Process | None = None
@@ -49,7 +50,7 @@ class LabNode:
 
     @property
     def address(self) -> str:
-        return str(self.doc["uplink"]["address"])
+        return addr.format_ip(self.doc.uplink.address)
 
     @property
     def config(self) -> Path:
@@ -68,7 +69,7 @@ class LabNode:
 class LabTor:
     name: str
     ns: str
-    doc: dict[str, Any]
+    doc: TorDevice
     frr: Frr
     resilient: Process | None = None
 
@@ -108,31 +109,33 @@ class LabPod:
 
     def up(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        tor_docs = [_load(p) for p in sorted(self.rendered.glob("tors/*/device.json"))]
-        node_docs = [_load(p) for p in sorted(self.rendered.glob("nodes/*/device.json"))]
+        tor_docs = [_load(p, TorDevice) for p in sorted(self.rendered.glob("tors/*/device.json"))]
+        node_docs = [
+            _load(p, NodeDevice) for p in sorted(self.rendered.glob("nodes/*/device.json"))
+        ]
         if not tor_docs:
             raise LabError(f"{self.rendered}: no rendered ToRs (run `sixpod render` first)")
         for doc in tor_docs:
-            ns = self.box.netns(f"t-{doc['rack']}", router=True)
+            ns = self.box.netns(f"t-{doc.rack}", router=True)
             frr = Frr(
                 self.box,
                 ns,
-                doc["name"],
-                self.rendered / "tors" / doc["name"] / "frr.conf",
+                doc.name,
+                self.rendered / "tors" / doc.name / "frr.conf",
                 ("bgpd", "bfdd"),
             )
-            self.tors[doc["rack"]] = LabTor(doc["name"], ns, doc, frr)
-        for doc in node_docs:
-            ns = self.box.netns(f"n-{doc['name']}")
-            edge = bool(doc["announce"]["vips"]["ipv4"] or doc["announce"]["vips"]["ipv6"])
-            node = LabNode(doc["name"], ns, doc, self.workdir / "nodes" / doc["name"], edge)
+            self.tors[doc.rack] = LabTor(doc.name, ns, doc, frr)
+        for nd in node_docs:
+            ns = self.box.netns(f"n-{nd.name}")
+            edge = bool(nd.vips.all)
+            node = LabNode(nd.name, ns, nd, self.workdir / "nodes" / nd.name, edge)
             node.dir.mkdir(parents=True, exist_ok=True)
-            self.nodes[doc["name"]] = node
-            tor = self.tors[doc["rack"]]
-            mtu = int(doc["uplink"]["mtu"])
-            self.box.veth(tor.ns, doc["uplink"]["port"], ns, "eth0", mtu=mtu)
-            peer = doc["uplink"]["peer"]["address"]
-            plen = addr.parse_prefix(doc["uplink"]["link"]).prefixlen
+            self.nodes[nd.name] = node
+            tor = self.tors[nd.rack]
+            mtu = nd.uplink.mtu
+            self.box.veth(tor.ns, nd.uplink.port, ns, "eth0", mtu=mtu)
+            peer = addr.format_ip(nd.uplink.peer.address)
+            plen = nd.uplink.link.prefixlen
             self.box.ip(
                 ns,
                 f"addr add {node.address}/{plen} dev eth0 nodad",
@@ -140,7 +143,7 @@ class LabPod:
                 f"route add 0.0.0.0/0 via inet6 {peer}",
             )
         self._attach_ctl()
-        self._attach_client(self.tors[tor_docs[0]["rack"]])
+        self._attach_client(self.tors[tor_docs[0].rack])
         for tor in self.tors.values():
             tor.frr.start()
             if self.resilient:
@@ -164,11 +167,11 @@ class LabPod:
         )
 
     def _free_port(self, tor: LabTor, taken: set[str]) -> str:
-        used = {n["port"] for n in tor.doc["neighbors"]} | {u["port"] for u in tor.doc["upstreams"]}
+        used = {n.port for n in tor.doc.neighbors} | {u.port for u in tor.doc.upstreams}
         used |= self._taken.get(tor.name, set())
-        for p in tor.doc["ports"]:
-            if p["name"] not in used and p["name"] not in taken:
-                return str(p["name"])
+        for p in tor.doc.ports:
+            if p.name not in used and p.name not in taken:
+                return p.name
         raise LabError(f"{tor.name}: no free port for the lab's client and ctl namespaces")
 
     def _attach_ctl(self) -> None:
@@ -179,7 +182,7 @@ class LabPod:
         """
         self.ctl_ns = self.box.netns("ctl")
         first = next(iter(self.tors.values()))
-        net = ip_network(first.doc["aggregate"])
+        net = first.doc.aggregate
         infra = int(net.network_address)
         self.ctl_address = str(ip_network((infra, 64)).network_address + 2)
         self.box.ip(self.ctl_ns, f"addr add {self.ctl_address}/128 dev lo")
@@ -197,14 +200,17 @@ class LabPod:
             self.box.ip(self.ctl_ns, f"addr add {ctl_end}/112 dev tor{k} nodad")
             self.box.ip(
                 self.ctl_ns,
-                *(f"route add {n['link']} via {tor_end}" for n in tor.doc["neighbors"]),
+                *(
+                    f"route add {addr.format_prefix(n.link)} via {tor_end}"
+                    for n in tor.doc.neighbors
+                ),
             )
 
     def _attach_client(self, tor: LabTor) -> None:
         self.client_ns = self.box.netns("client")
         port = self._free_port(tor, set())
         self.box.veth(tor.ns, port, self.client_ns, "eth0")
-        vip_nets = [ip_network(f"{v}/32") for v in tor.doc["vips"]["ipv4"]]
+        vip_nets = [ip_network(f"{v}/32") for v in tor.doc.vips.ipv4]
         for cand in CLIENT_V4_CANDIDATES:
             net = ip_network(cand)
             if not any(net.overlaps(v) for v in vip_nets):
@@ -363,7 +369,7 @@ class LabPod:
                 "min_nodes": min_nodes,
                 "redis": f"[{self.ctl_address}]:{REDIS_PORT}",
                 "password_file": str(node.dir / "redis.pass"),
-                "key": f"sixpod:floor:{node.doc['pod']}",
+                "key": f"sixpod:floor:{node.doc.pod}",
                 "ttl": 3.0,
                 "retry": 0.5,
             }
@@ -444,7 +450,7 @@ class LabPod:
 
     def wait_ready(self, rack: str, *, timeout: float = 60) -> None:
         """Every node of the rack has an established session and a BFD session up."""
-        want = {n.address for n in self.nodes.values() if n.doc["rack"] == rack}
+        want = {n.address for n in self.nodes.values() if n.doc.rack == rack}
         wait_for(
             lambda: self.established(rack) >= want and self.bfd_up(rack) >= want,
             timeout=timeout,
@@ -551,12 +557,12 @@ class LabPod:
         pod = cls(rendered=rendered, workdir=workdir, prefix=state["box"]["prefix"])
         pod.saved_state = state
         for rack, t in state["tors"].items():
-            doc = _load(rendered / "tors" / t["name"] / "device.json")
+            tor_doc = _load(rendered / "tors" / t["name"] / "device.json", TorDevice)
             frr = Frr(pod.box, t["ns"], t["name"], rendered, (), rundir=Path(t["vty"]))
-            pod.tors[rack] = LabTor(t["name"], t["ns"], doc, frr)
+            pod.tors[rack] = LabTor(t["name"], t["ns"], tor_doc, frr)
         for name, n in state["nodes"].items():
-            doc = _load(rendered / "nodes" / name / "device.json")
-            pod.nodes[name] = LabNode(name, n["ns"], doc, Path(n["dir"]), n["edge"])
+            node_doc = _load(rendered / "nodes" / name / "device.json", NodeDevice)
+            pod.nodes[name] = LabNode(name, n["ns"], node_doc, Path(n["dir"]), n["edge"])
         pod.client_ns, pod.ctl_ns = state["client_ns"], state["ctl_ns"]
         pod.ctl_address = state["ctl_address"]
         pod.redis_password = state.get("redis_password", pod.redis_password)
@@ -659,6 +665,15 @@ def _strip_comment(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not line.startswith("#"))
 
 
-def _load(path: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(path.read_text())
-    return data
+D = TypeVar("D", NodeDevice, TorDevice)
+
+
+def _load(path: Path, kind: type[D]) -> D:
+    """A rendered ``device.json`` through the one loader, as the kind the lab expects."""
+    try:
+        doc = devices.load(path.read_text(), str(path))
+    except (OSError, devices.DeviceError) as e:
+        raise LabError(str(e)) from None
+    if not isinstance(doc, kind):
+        raise LabError(f"{path}: not a {kind.schema} document")
+    return doc
