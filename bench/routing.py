@@ -111,7 +111,7 @@ def _measure(pod: LabPod, view: ZebraView, rng: random.Random) -> Result:
     nodes = list(pod.nodes.values())
     everyone = {n.address for n in nodes}
     tor = pod.tors[RACK]
-    vips = [*tor.doc["vips"]["ipv4"], *tor.doc["vips"]["ipv6"]]
+    vips = [str(v) for v in tor.doc.vips.all]
     for vip in vips:
         wait(view.via(vip, everyone), 60, f"{vip} via every node")
     if view.routes(VIP) != pod.routes(RACK, VIP):

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from labfixture import ROOT, SIXPOD, lab_pod
 
+from sixpod import addr
 from sixpod.lab.netns import LabError, wait_for
 from sixpod.lab.pod import LabPod
 
@@ -60,7 +61,7 @@ def test_sessions_and_ecmp_for_every_vip(lab: LabPod) -> None:
     for vip in (*V4, *V6):
         assert lab.routes("r1", vip) == edges(lab)  # IPv6 next hops for IPv4 VIPs too
     for node in lab.nodes.values():
-        prefix = node.doc["prefix"]
+        prefix = addr.format_prefix(node.doc.prefix)
         data = lab.tors["r1"].frr.json(f"show ipv6 route {prefix} json")
         [entry] = data[prefix]
         assert entry["protocol"] == "bgp"
@@ -120,7 +121,7 @@ def test_disable_withdraws_vips_but_keeps_node_prefix(lab: LabPod) -> None:
     node_cli(lab, "disable", "edge2")
     try:
         lab.wait_routes("r1", V6[1], {lab.nodes["edge1"].address}, timeout=10)
-        prefix = lab.nodes["edge2"].doc["prefix"]
+        prefix = addr.format_prefix(lab.nodes["edge2"].doc.prefix)
         assert prefix in lab.tors["r1"].frr.json(f"show ipv6 route {prefix} json")
     finally:
         node_cli(lab, "enable", "edge2")
@@ -178,7 +179,7 @@ def test_node_status_names_the_failing_check_and_the_drain(lab: LabPod) -> None:
         text = status_text(lab, "edge1")
         assert f"routes     {len(V4)} ipv4 VIPs withdrawn: degraded check failing: edge (" in text
         assert "check edge passing -> failing" in text
-        assert "routes     node prefix " + e1.doc["prefix"] + " announced" in text
+        assert "routes     node prefix " + addr.format_prefix(e1.doc.prefix) + " announced" in text
     finally:
         e1.healthy(True)
     wait_for(lambda: state("ipv4") == ("announced", "healthy"), timeout=10, what="restored")
@@ -207,7 +208,7 @@ def test_exabgp_cli_shows_the_session(lab: LabPod) -> None:
     """ExaBGP's own CLI works on a node (named pipes under EXABGP_ROOT/run/exabgp here,
     /run/exabgp on a real node): `exabgp-cli show neighbor summary` lists the ToR session."""
     e1 = lab.nodes["edge1"]
-    peer = e1.doc["uplink"]["peer"]["address"]
+    peer = addr.format_ip(e1.doc.uplink.peer.address)
     out = lab.exabgp_cli("edge1", "show", "neighbor", "summary")
     [row] = [line for line in out.splitlines() if line.startswith(peer)]
     assert "established" in row.split()
@@ -219,7 +220,7 @@ def test_ipv4_is_not_announced_over_a_session_without_extended_next_hop(lab: Lab
     """A ToR that does not negotiate RFC 8950: the IPv4 VIPs (IPv6 next hop) cannot be carried.
     The announcer refuses them and says so (metrics, `sixpod node status`); IPv6 is unharmed."""
     tor = lab.tors["r1"]
-    asn = tor.doc["asn"]
+    asn = tor.doc.asn
     e1 = lab.nodes["edge1"]
     ribin = f"show bgp ipv4 unicast neighbors {e1.address} received-routes json"
     tor.frr.vtysh(
@@ -255,7 +256,7 @@ def test_ipv4_is_not_announced_over_a_session_without_extended_next_hop(lab: Lab
         assert isinstance(session, dict)
         assert (session["up"], session["peer"], session["families"]) == (
             True,
-            e1.doc["uplink"]["peer"]["address"],
+            addr.format_ip(e1.doc.uplink.peer.address),
             {"ipv4": False, "ipv6": True},
         )
         assert session["negotiated"]["nexthop"] == []  # as ExaBGP reported it
@@ -338,7 +339,7 @@ def test_the_readme_node_command_runs_as_written(lab: LabPod, tmp_path: Path) ->
         lab.wait_routes("r1", V6[0], edges(lab), timeout=30)
         cli = str(Path(SIXPOD).with_name("exabgp-cli"))
         summary = lab.exec(e1.ns, "env", f"EXABGP_ROOT={root}", cli, "show", "neighbor", "summary")
-        peer = e1.doc["uplink"]["peer"]["address"]
+        peer = addr.format_ip(e1.doc.uplink.peer.address)
         assert [line.split()[3] for line in summary.splitlines() if line.startswith(peer)] == [
             "established"
         ]
@@ -387,7 +388,7 @@ def test_tor_filters_what_a_node_may_not_announce(lab: LabPod) -> None:
     edge1 = lab.nodes["edge1"]
     original = edge1.config.read_text()
     rogue = json.loads(original)
-    rogue["node_prefix"] = lab.nodes["edge2"].doc["prefix"]
+    rogue["node_prefix"] = addr.format_prefix(lab.nodes["edge2"].doc.prefix)
     rogue["vips"] = [*rogue["vips"], "198.51.100.77", "2001:db8:9999::1"]
     assert edge1.exabgp is not None
     lab.box.stop(edge1.exabgp)
@@ -400,10 +401,10 @@ def test_tor_filters_what_a_node_may_not_announce(lab: LabPod) -> None:
             return set(lab.tors["r1"].frr.json(ribin).get("receivedRoutes", {}))
 
         wait_for(lambda: "2001:db8:9999::1/128" in received(), timeout=30, what="rogue routes")
-        assert lab.nodes["edge2"].doc["prefix"] in received()
+        assert addr.format_prefix(lab.nodes["edge2"].doc.prefix) in received()
         rib = lab.tors["r1"].frr.json("show bgp ipv6 unicast json")["routes"]
         assert "2001:db8:9999::1/128" not in rib
-        [path] = rib[lab.nodes["edge2"].doc["prefix"]]
+        [path] = rib[addr.format_prefix(lab.nodes["edge2"].doc.prefix)]
         assert path["nexthops"][0]["ip"] == lab.nodes["edge2"].address
         v4 = lab.tors["r1"].frr.json("show bgp ipv4 unicast json")["routes"]
         assert "198.51.100.77/32" not in v4
@@ -429,7 +430,7 @@ def test_killed_announcer_leaves_nothing_announced(lab: LabPod) -> None:
     for pid in pids:
         os.kill(int(pid), signal.SIGKILL)
     lab.wait_routes("r1", V4[2], {lab.nodes["edge1"].address}, timeout=20)
-    prefix = edge2.doc["prefix"]
+    prefix = addr.format_prefix(edge2.doc.prefix)
     wait_for(
         lambda: prefix not in lab.tors["r1"].frr.json(f"show ipv6 route {prefix} json"),
         timeout=10,
@@ -526,7 +527,7 @@ def test_hung_exabgp_leaves_ecmp_through_bfd(fresh: LabPod) -> None:
     at the 9 s hold timer. When ExaBGP runs again, BFD and the routes come back."""
     edge1 = fresh.nodes["edge1"]
     assert edge1.exabgp is not None
-    hold = float(edge1.doc["bgp"]["hold_time"])
+    hold = float(edge1.doc.bgp.hold_time)
     start = time.monotonic()
     os.kill(edge1.exabgp.pid, signal.SIGSTOP)
     try:
