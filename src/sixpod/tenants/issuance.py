@@ -19,8 +19,8 @@ renewal window, not yet renewed).
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
-import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -225,7 +225,7 @@ def one_line(text: str) -> str:
 
 
 def view(f: Facts, now: float, policy: Policy) -> dict[str, Any]:
-    """One domain as the API shows it."""
+    """One domain as the API shows it (times as ISO 8601 UTC, like the certificates')."""
     st = status(f, now, policy)
     r = f.record
     error = r.error if r is not None and st is Status.FAILED else ""
@@ -237,12 +237,15 @@ def view(f: Facts, now: float, policy: Policy) -> dict[str, Any]:
         "status": st.value,
         "error": error,
         "failures": r.failures if r is not None else 0,
-        "next_attempt": None if at is None else _finite(at),
-        "not_after": f.cert_not_after,
+        "next_attempt": iso(at),
+        "not_after": iso(f.cert_not_after),
         "source": f.cert_source,
-        "last_success": r.last_success if r is not None else None,
+        "last_success": iso(r.last_success if r is not None else None),
     }
 
 
-def _finite(t: float) -> float:
-    return t if math.isfinite(t) else 0.0
+def iso(t: float | None) -> str | None:
+    """Unix time as ISO 8601 UTC text, to the second; None stays None."""
+    if t is None:
+        return None
+    return dt.datetime.fromtimestamp(int(t), dt.UTC).isoformat()
