@@ -47,6 +47,11 @@ class IssueError(TenantError):
     status = 502
     kind = "acme"
 
+    def __init__(self, detail: str, *, unreachable: bool = False) -> None:
+        super().__init__(detail)
+        self.unreachable = unreachable
+        """The CA could not be reached at all: every other order would fail the same way."""
+
 
 @dataclass(frozen=True, slots=True)
 class IssuerSettings:
@@ -186,8 +191,12 @@ class Issuer:
             challenges_before=now - 2 * (s.order_timeout + s.publish_timeout + 60)
         )
         facts = self.store.acme_facts()
-        for work in issuance.plan(facts, now, s.policy):
-            self.order(work)
+        down: IssueError | None = None
+        work = issuance.plan(facts, now, s.policy)
+        for i, w in enumerate(work):
+            down = self.order(w, down)
+            if down is not None and i + 1 == len(work) and len(work) > 1:
+                log.warning("acme: the CA is unreachable: this pass's orders are backed off")
         facts = self.store.acme_facts()
         now = self.clock()
         self._measure(facts, now)
@@ -208,12 +217,16 @@ class Issuer:
 
     # -- one order ------------------------------------------------------------------------
 
-    def order(self, work: issuance.Work) -> issuance.Record:
-        """Order ``work.domain``'s certificate and record the outcome."""
+    def order(self, work: issuance.Work, down: IssueError | None = None) -> IssueError | None:
+        """Order ``work.domain``'s certificate and record the outcome. ``down``: the CA was
+        found unreachable earlier in this pass, so the domain fails the same way without
+        waiting for its own timeouts. The error when the CA is unreachable, else None."""
         facts = self.store.acme_domain(work.domain)
         if issuance.due(facts, self.clock(), self.settings.policy) is None:
-            return facts.record or issuance.Record(issuance.Status.PENDING)
+            return down
         try:
+            if down is not None:
+                raise down
             not_after = self._obtain(work.domain)
         except IssueError as e:
             record = issuance.failed(
@@ -221,15 +234,15 @@ class Issuer:
             )
             self.store.record_acme(work.domain, record)
             self.metrics.failures.inc()
-            wait = record.next_attempt - self.clock()
-            log.warning(
-                "acme: %s: %s (failure %d; next attempt in %.0f s)",
-                work.domain,
-                record.error,
-                record.failures,
-                wait,
-            )
-            return record
+            if down is None:  # the domains failed by the same outage are counted, not logged
+                log.warning(
+                    "acme: %s: %s (failure %d; next attempt in %.0f s)",
+                    work.domain,
+                    record.error,
+                    record.failures,
+                    record.next_attempt - self.clock(),
+                )
+            return e if e.unreachable else None
         record = issuance.issued(facts.record, self.clock(), not_after)
         self.store.record_acme(work.domain, record)
         (self.metrics.renewed if work.renewal else self.metrics.issued).inc()
@@ -239,7 +252,7 @@ class Issuer:
             "renewed" if work.renewal else "obtained",
             dt.datetime.fromtimestamp(not_after, dt.UTC).isoformat(),
         )
-        return record
+        return None
 
     def _obtain(self, domain: str) -> float:
         """Run one order for ``domain`` and store its certificate; its notAfter."""
@@ -247,7 +260,7 @@ class Issuer:
         key_pem = _pem(key)
         tokens: list[str] = []
         try:
-            with _translated("the CA"):
+            with _translated("the CA"), self._account_checked():
                 acme = self._acme()
                 orderr = acme.new_order(crypto_util.make_csr(key_pem, [domain]))
                 answers = []
@@ -279,6 +292,20 @@ class Issuer:
                 except TenantError as e:  # pruned at a later pass
                     log.warning("acme: %s: withdrawing a challenge: %s", domain, e.detail)
         return dt.datetime.fromisoformat(str(stored["not_after"])).timestamp()
+
+    @contextmanager
+    def _account_checked(self) -> Iterator[None]:
+        """A CA that no longer knows the account (or could not be reached): register again
+        at the next order."""
+        try:
+            yield
+        except messages.Error as e:
+            if e.code == "accountDoesNotExist":
+                self._client = None
+            raise
+        except requests.RequestException:
+            self._client = None
+            raise
 
     def _wait_published(self, revision: int) -> None:
         s = self.settings
@@ -350,8 +377,10 @@ def _translated(what: str) -> Iterator[None]:
         raise IssueError(f"{what} did not validate and issue in time") from None
     except messages.Error as e:
         raise IssueError(f"{what} refused: {e}") from None
+    except (requests.ConnectionError, requests.Timeout) as e:
+        raise IssueError(f"{what} unreachable: {_reason(e)}", unreachable=True) from None
     except requests.RequestException as e:
-        raise IssueError(f"{what} unreachable: {_reason(e)}") from None
+        raise IssueError(f"{what}: {_reason(e)}") from None
     except (errors.Error, josepy.errors.Error, ValueError, OSError) as e:
         raise IssueError(f"{what}: {type(e).__name__}: {e}") from None
 
