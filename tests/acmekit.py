@@ -213,8 +213,12 @@ class Responder:
 
     PREFIX = "/.well-known/acme-challenge/"
 
-    def __init__(self, server: RedisServer, *, port: int, prefix: str = "sixpod") -> None:
+    def __init__(
+        self, server: RedisServer, *, port: int, prefix: str = "sixpod", wait: bool = True
+    ) -> None:
         self.port = port
+        self.wait = wait
+        """Whether entering waits for the reader's first state (Redis built already)."""
         self.requests: list[tuple[str, str, int]] = []
         self.reader = TenantReader(
             ReaderSettings(
@@ -235,7 +239,8 @@ class Responder:
 
     async def _start(self) -> None:
         await self.reader.start()
-        await asyncio.wait_for(self.reader.ready.wait(), 15)
+        if self.wait:
+            await asyncio.wait_for(self.reader.ready.wait(), 15)
         for host in ("127.0.0.1", "::1"):
             self._servers.append(await asyncio.start_server(self._serve, host, self.port))
 

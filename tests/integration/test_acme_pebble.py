@@ -8,13 +8,17 @@ store -> publisher -> Redis -> the real tenant reader (certs=True, as the edge a
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
@@ -23,7 +27,7 @@ import pki
 import sixpod.cli.tenants
 from sixpod.cli import cli
 from sixpod.inventory.lock import parse_lock
-from sixpod.lab.redisproc import RedisServer, free_port, redis_server
+from sixpod.lab.redisproc import RedisServer, free_port, redis_server, wait_until
 from sixpod.tenants import issuance
 from sixpod.tenants.api import create_api
 from sixpod.tenants.client import Client
@@ -36,6 +40,7 @@ pytestmark = pytest.mark.integration
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TOKEN = "t" * 32
+SIXPOD = str(Path(sys.executable).with_name("sixpod"))
 DAY = issuance.DAY
 
 
@@ -250,3 +255,104 @@ def test_a_challenge_the_edges_do_not_serve_fails_only_that_domain(pod: Pod) -> 
     assert broken.status is issuance.Status.FAILED
     assert "challenge failed" in broken.error
     assert store.list_challenges() == []
+
+
+def test_a_challenge_never_published_fails_the_order_and_is_withdrawn(
+    pod: Pod, tmp_path: Path
+) -> None:
+    pod.store.create_app("shop")
+    pod.store.attach_domain("shop.example", "shop")
+    stuck = Issuer(
+        pod.store,
+        IssuerSettings(
+            directory=pod.pebble.directory,
+            account_key=tmp_path / "account.key",
+            ca_bundle=pod.pebble.ca_bundle,
+            publish_timeout=0.5,
+        ),
+        published=lambda: 0,  # Redis never gets there (the publisher is stopped)
+    )
+    stuck.tick()
+    record = pod.store.acme_domain("shop.example").record
+    assert record is not None
+    assert "not published within" in record.error
+    assert pod.store.list_challenges() == []
+    assert pod.responder.requests == []  # the CA was never asked to validate
+
+
+def test_the_controller_runs_the_issuer_when_enabled(tmp_path: Path) -> None:
+    """``sixpod controller`` with ``acme.enabled``: a domain attached through the API gets
+    its certificate, and /metrics counts it."""
+    acmekit.need_pebble()
+    http_port = free_port()
+    api_port = free_port("::1")
+    (tmp_path / "token").write_text(TOKEN + "\n")
+    seal = tmp_path / "edge-seal.pub"
+    seal.write_bytes(
+        pki.SEAL_PUBLIC.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    with (
+        redis_server(tmp_path) as primary,
+        acmekit.dns_server() as dns,
+        acmekit.Responder(primary, port=http_port, wait=False) as responder,
+    ):
+        pebble = acmekit.Pebble(tmp_path / "pebble", http_port=http_port, dns_port=dns.port)
+        pebble.start()
+        config = {
+            "listen": [f"[::1]:{api_port}"],
+            "token_file": str(tmp_path / "token"),
+            "database": f"sqlite:///{tmp_path / 'controller.db'}",
+            "lock": str(EXAMPLES / "small.lock"),
+            "redis": {"address": primary.address, "password_file": str(primary.password_file)},
+            "cert_seal_key": str(seal),
+            "acme": {
+                "enabled": True,
+                "directory": pebble.directory,
+                "contact": "ops@example.net",
+                "account_key": str(tmp_path / "acme.key"),
+                "ca_bundle": str(pebble.ca_bundle),
+                "check_interval": 1,
+                "propagation_delay": 0.2,
+            },
+        }
+        (tmp_path / "controller.yaml").write_text(json.dumps(config))
+        log = (tmp_path / "controller.log").open("ab")
+        proc = subprocess.Popen(
+            [SIXPOD, "controller", "--config", str(tmp_path / "controller.yaml")],
+            stdout=log,
+            stderr=log,
+        )
+        log.close()
+        url = f"http://[::1]:{api_port}"
+        try:
+            auth = {"Authorization": f"Bearer {TOKEN}"}
+            with httpx.Client(base_url=url, headers=auth, timeout=10) as http:
+
+                def up() -> bool:
+                    if proc.poll() is not None:
+                        raise AssertionError((tmp_path / "controller.log").read_text()[-3000:])
+                    try:
+                        return http.get("/healthz").status_code == 200
+                    except httpx.HTTPError:
+                        return False
+
+                wait_until(up, timeout=30, what="controller /healthz")
+                assert http.post("/v1/apps", json={"name": "shop"}).status_code == 201
+                assert http.put("/v1/domains/shop.example", json={"app": "shop"}).is_success
+
+                def issued() -> bool:
+                    return http.get("/v1/acme/shop.example").json()["status"] == "valid"
+
+                wait_until(issued, timeout=60, what="an ACME certificate")
+                assert http.get("/v1/certs/shop.example").json()["source"] == "acme"
+                metrics = http.get("/metrics").text
+                assert "sixpod_acme_issued_total 1.0" in metrics
+                assert "sixpod_acme_domains_in_backoff 0.0" in metrics
+            assert responder.reader.state.certs["shop.example"].not_after > 0
+            assert (tmp_path / "acme.key").stat().st_mode & 0o777 == 0o600
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+            pebble.stop()
