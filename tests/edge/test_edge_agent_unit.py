@@ -5,14 +5,18 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from sixpod.edge.agent import LUA_MODULE, Agent
+import pytest
+
+from sixpod.edge import tlsfiles
+from sixpod.edge.agent import LUA_MODULE, Agent, EdgeError
 from sixpod.edge.config import EdgeConfig
 
 
-def _agent(tmp: Path) -> Agent:
+def _agent(tmp: Path, **extra: object) -> Agent:
     (tmp / "nginx.conf").write_text("events {}\n")
     cfg = EdgeConfig.model_validate(
         {
+            **extra,
             "node": "n",
             "listen": ["[::1]:80"],
             "health": "[::1]:8081",
@@ -45,3 +49,29 @@ def test_the_agent_installs_its_own_lua_and_a_change_to_it_changes_the_digest(
     agent.install_lua()
     assert installed.read_bytes() == packaged
     assert [p.name for p in installed.parent.iterdir()] == [LUA_MODULE]
+
+
+def test_a_missing_or_wrong_sealing_key_stops_the_agent_with_its_name(tmp_path: Path) -> None:
+    tls = {"listen": ["[::1]:443"], "seal_key": str(tmp_path / "edge-seal.key")}
+    with pytest.raises(EdgeError, match=r"edge-seal\.key: cannot read the sealing private key"):
+        _agent(tmp_path, tls=tls)
+    (tmp_path / "edge-seal.key").write_text("not a key")
+    with pytest.raises(EdgeError, match="not an unencrypted PEM private key"):
+        _agent(tmp_path, tls=tls)
+
+
+def test_ticket_keys_rotate_one_step_and_survive_a_restart(tmp_path: Path) -> None:
+    run = str(tmp_path / "run")
+    tlsfiles.prepare(run)
+    keys = [tlsfiles.ticket_path(run, i).read_bytes() for i in range(3)]
+    assert all(len(k) == 80 for k in keys)
+    assert len(set(keys)) == 3
+    assert (tlsfiles.tls_dir(run).stat().st_mode & 0o777) == 0o700
+    assert (tlsfiles.ticket_path(run, 0).stat().st_mode & 0o777) == 0o600
+    tlsfiles.prepare(run)  # a restart keeps them
+    assert [tlsfiles.ticket_path(run, i).read_bytes() for i in range(3)] == keys
+    tlsfiles.rotate(run)
+    now = [tlsfiles.ticket_path(run, i).read_bytes() for i in range(3)]
+    assert now[1:] == keys[:2]
+    assert now[0] not in keys
+    assert tlsfiles.ticket_age(run) < 5

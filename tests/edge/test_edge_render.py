@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from sixpod.edge import tlsfiles
 from sixpod.edge.config import EdgeConfig
 from sixpod.edge.nginxconf import nginx_conf
 from sixpod.inventory.load import load_model
@@ -25,6 +26,9 @@ def test_rendered_edge_yaml_loads_and_names_the_announcer_health_address() -> No
     assert url == f"http://[{cfg.health.ip}]:{cfg.health.port}/healthz"
     assert len(cfg.listen) == 8  # every VIP, IPv4 and IPv6, port 80
     assert {e.port for e in cfg.listen} == {80}
+    assert cfg.tls is not None
+    assert [e.ip for e in cfg.tls.listen] == [e.ip for e in cfg.listen]
+    assert {e.port for e in cfg.tls.listen} == {443}
     assert not (GOLDEN / "app1" / "edge.yaml").exists()
 
 
@@ -46,11 +50,13 @@ def test_nginx_accepts_the_generated_config(tmp_path: Path) -> None:
         }
     )
     (tmp_path / "admin").mkdir()
+    tlsfiles.prepare(str(tmp_path))
     conf = tmp_path / "nginx.conf"
     conf.write_text(nginx_conf(cfg))
     # the golden file differs from this one only in its paths
     golden = (GOLDEN / "edge1" / "nginx.conf").read_text()
     assert golden.count("listen ") == conf.read_text().count("listen ")
+    assert golden.count(" ssl http2") == 8
     # nginx -t binds every listener: run it in a namespace holding the node's VIPs
     ns = f"sixpod-ngt-{secrets.token_hex(3)}"
     subprocess.run(["ip", "netns", "add", ns], check=True)

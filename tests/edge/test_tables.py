@@ -42,6 +42,15 @@ def test_app_entry_carries_the_apps_own_body_limit() -> None:
         assert not tables.app_entry(s, "shop").startswith("=")
 
 
+def test_app_entry_carries_redirect_and_hsts_only_when_set_properly() -> None:
+    s = _state()
+    s.load_app("shop", {"settings": '{"https_redirect": true, "hsts_max_age": 600}'})
+    assert tables.app_entry(s, "shop").startswith("=redirect\n=hsts 600\n[2001:db8:100:1::a]")
+    for off in ('{"https_redirect": false, "hsts_max_age": 0}', '{"https_redirect": 1}'):
+        s.load_app("shop", {"settings": off})
+        assert not tables.app_entry(s, "shop").startswith("=")
+
+
 def test_delta_names_only_what_changed() -> None:
     s = _state()
     s.domains.pop("shop.example.com")

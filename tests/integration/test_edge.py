@@ -1,254 +1,21 @@
-"""The edge with real nginx, real Redis and the real publishing path.
-
-store -> publisher -> Redis primary -> replica -> reader -> agent -> nginx. nginx and the
-backends run in a network namespace the test creates, with endpoint addresses inside a node
-/64 of ``examples/pod.lock``; the agent (root namespace) reaches nginx over its unix socket.
-"""
+"""The edge with real nginx, real Redis and the real publishing path (see edgekit)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import math
 import os
-import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
-from sixpod.edge.config import EdgeConfig
-from sixpod.edge.nginxconf import nginx_conf
-from sixpod.inventory.lock import parse_lock
-from sixpod.lab.redisproc import RedisServer, redis_server
-from sixpod.lab.redisproc import wait_until as wait_redis
+from edgekit import BACKEND, BACKENDS, NODE_NET, PORT, ROOT, Edge, answer, ep, wait_until
+from sixpod.lab.redisproc import RedisServer
 from sixpod.tenants.store import Store
-from tenantkit import RunningPublisher, open_store
 
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[2]
-LOCK = ROOT / "examples" / "pod.lock"
-LUA = ROOT / "src" / "sixpod" / "edge" / "lua"
-BACKEND = ROOT / "tests" / "edge" / "backend.py"
-NODE_NET = "2001:db8:100:1"  # r1-edge1's /64 in examples/pod.lock
-BACKENDS = {"a": f"{NODE_NET}::a", "b": f"{NODE_NET}::b", "c": f"{NODE_NET}::c"}
-PORT = 8080
-
-
-def wait_until(cond: Callable[[], object], timeout: float = 10.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"condition not met within {timeout} s")
-
-
-class Netns:
-    def __init__(self) -> None:
-        self.name = f"sixpod-edge-{secrets.token_hex(3)}"
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["ip", "netns", "exec", self.name, *argv],
-            check=check,
-            capture_output=True,
-            text=True,
-            timeout=20,
-        )
-
-    def spawn(self, *argv: str) -> subprocess.Popen[bytes]:
-        p = subprocess.Popen(["ip", "netns", "exec", self.name, *argv])
-        self.procs.append(p)
-        return p
-
-    def get(
-        self, host: str, path: str = "/", *extra: str, base: str = f"http://[::1]:{PORT}"
-    ) -> tuple[int, str, dict[str, str]]:
-        r = self.run(
-            "curl",
-            "-s",
-            "-g",
-            "-o",
-            "-",
-            "-D",
-            "/dev/stderr",
-            "-H",
-            f"Host: {host}",
-            "--max-time",
-            "10",
-            *extra,
-            f"{base}{path}",
-            check=False,
-        )
-        lines = r.stderr.splitlines()
-        status = int(lines[0].split()[1]) if lines else 0
-        headers = {}
-        for line in lines[1:]:
-            k, _, v = line.partition(":")
-            if v:
-                headers[k.strip().lower()] = v.strip()
-        return status, r.stdout, headers
-
-
-@pytest.fixture
-def netns() -> Iterator[Netns]:
-    ns = Netns()
-    subprocess.run(["ip", "netns", "add", ns.name], check=True)
-    try:
-        subprocess.run(["ip", "-n", ns.name, "link", "set", "lo", "up"], check=True)
-        for ip in BACKENDS.values():
-            subprocess.run(
-                ["ip", "-n", ns.name, "addr", "add", f"{ip}/128", "dev", "lo", "nodad"],
-                check=True,
-            )
-        yield ns
-    finally:
-        for p in ns.procs:
-            with contextlib.suppress(ProcessLookupError):
-                p.kill()
-            p.wait(timeout=10)
-        subprocess.run(["ip", "netns", "del", ns.name], check=False)
-
-
-@pytest.fixture
-def pod(tmp_path: Path) -> Iterator[tuple[Store, RedisServer]]:
-    lock = parse_lock(LOCK.read_text(), "pod.lock")[0]
-    store = open_store(f"sqlite:///{tmp_path / 't.db'}", lock)
-    try:
-        with (
-            redis_server(tmp_path, host="::1") as primary,
-            redis_server(tmp_path, host="::1", replica_of=primary) as replica,
-        ):
-            wait_redis(lambda: replica.info("replication")["master_link_status"] == "up")
-            with RunningPublisher(store, primary, debounce=0):
-                yield store, replica
-    finally:
-        store.close()
-
-
-class Edge:
-    def __init__(self, tmp: Path, ns: Netns, replica: RedisServer) -> None:
-        with socket.socket(socket.AF_INET6) as s:
-            s.bind(("::1", 0))
-            metrics_port = s.getsockname()[1]
-        self.metrics_url = f"http://[::1]:{metrics_port}/metrics"
-        self.tmp = tmp
-        self.ns = ns
-        run = tmp / "run"
-        self.data = {
-            "node": "r1-edge1",
-            "listen": [f"[::1]:{PORT}", f"127.0.0.1:{PORT}"],
-            "health": "[::1]:8081",
-            "run_dir": str(run),
-            "nginx_conf": str(tmp / "nginx.conf"),
-            "lua_dir": str(LUA),
-            "access_log": str(tmp / "access.log"),
-            "error_log": str(tmp / "error.log"),
-            "nginx": ["ip", "netns", "exec", ns.name, "/usr/sbin/nginx"],
-            "workers": 2,
-            "check_interval": 0.2,
-            "stats_interval": 0.2,
-            "metrics": f"[::1]:{metrics_port}",
-            "redis": {
-                "address": f"[::1]:{replica.port}",
-                "password_file": str(replica.password_file),
-            },
-        }
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.configure()
-
-    def configure(self, **changes: object) -> None:
-        """Write edge.yaml and nginx.conf from the data, with ``changes`` applied."""
-        self.data.update(changes)
-        cfg = EdgeConfig.model_validate(self.data)
-        (self.tmp / "nginx.conf").write_text(nginx_conf(cfg))
-        (self.tmp / "edge.yaml").write_text(json.dumps(self.data))
-
-    def status(self) -> dict[str, object]:
-        r = self.ns.run("curl", "-s", "-g", "http://[::1]:8081/status", check=False)
-        return json.loads(r.stdout) if r.stdout else {}
-
-    def scrape(self) -> str:
-        import httpx
-
-        try:
-            return httpx.get(self.metrics_url, timeout=5).text
-        except httpx.HTTPError:
-            return ""
-
-    def metric(self, name: str) -> float:
-        for line in self.scrape().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-        return math.nan
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "sixpod"),
-                "edge-agent",
-                "--config",
-                str(self.tmp / "edge.yaml"),
-            ],
-        )
-
-    def kill_agent(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait(timeout=10)
-
-    def nginx_pid(self) -> int:
-        return int((self.tmp / "run" / "nginx.pid").read_text())
-
-    def health(self) -> int:
-        r = self.ns.run(
-            "curl",
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-g",
-            "http://[::1]:8081/healthz",
-            check=False,
-        )
-        return int(r.stdout or 0)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-        with contextlib.suppress(OSError, ValueError):
-            os.kill(self.nginx_pid(), signal.SIGTERM)
-            wait_until(lambda: not (self.tmp / "run" / "nginx.pid").exists(), timeout=10)
-
-
-@pytest.fixture
-def edge(tmp_path: Path, netns: Netns, pod: tuple[Store, RedisServer]) -> Iterator[Edge]:
-    for name, ip in BACKENDS.items():
-        netns.spawn(sys.executable, str(BACKEND), ip, str(PORT), name)
-    e = Edge(tmp_path, netns, pod[1])
-    try:
-        yield e
-    finally:
-        e.stop()
-
-
-def _ep(name: str, **kw: object) -> dict[str, object]:
-    return {"address": BACKENDS[name], "port": PORT, **kw}
-
-
-def _answer(ns: Netns, host: str) -> str:
-    status, body, _ = ns.get(host)
-    return json.loads(body)["name"] if status == 200 else str(status)
 
 
 def test_routes_by_host_live_without_reload(edge: Edge, pod: tuple[Store, RedisServer]) -> None:
@@ -258,30 +25,30 @@ def test_routes_by_host_live_without_reload(edge: Edge, pod: tuple[Store, RedisS
     wait_until(lambda: edge.health() != 0)
     assert edge.health() == 503  # no tenant state yet: the announcer withdraws the VIPs
     store.create_app("shop")
-    store.set_endpoints("shop", [_ep("a")])
+    store.set_endpoints("shop", [ep("a")])
     store.attach_domain("shop.example.com", "shop")
     store.create_app("blog")
-    store.set_endpoints("blog", [_ep("b")])
+    store.set_endpoints("blog", [ep("b")])
     store.attach_domain("*.blog.example.org", "blog")
     wait_until(lambda: edge.health() == 200)
     master = edge.nginx_pid()
-    wait_until(lambda: _answer(edge.ns, "shop.example.com") == "a")
-    assert _answer(edge.ns, "SHOP.example.com.:80") == "a"
-    assert _answer(edge.ns, "x.blog.example.org") == "b"
+    wait_until(lambda: answer(edge.ns, "shop.example.com") == "a")
+    assert answer(edge.ns, "SHOP.example.com.:80") == "a"
+    assert answer(edge.ns, "x.blog.example.org") == "b"
     status, body, _ = edge.ns.get("nowhere.example.net")
     assert status == 404
     assert "no app" in body
     # live changes: an endpoint replaced, a domain moved, an app emptied
-    store.set_endpoints("shop", [_ep("c")], remove=[f"[{BACKENDS['a']}]:{PORT}"])
-    wait_until(lambda: _answer(edge.ns, "shop.example.com") == "c")
-    assert {_answer(edge.ns, "shop.example.com") for _ in range(10)} == {"c"}
-    store.set_endpoints("blog", [_ep("b", state="draining")])
-    wait_until(lambda: _answer(edge.ns, "x.blog.example.org") == "503")
+    store.set_endpoints("shop", [ep("c")], remove=[f"[{BACKENDS['a']}]:{PORT}"])
+    wait_until(lambda: answer(edge.ns, "shop.example.com") == "c")
+    assert {answer(edge.ns, "shop.example.com") for _ in range(10)} == {"c"}
+    store.set_endpoints("blog", [ep("b", state="draining")])
+    wait_until(lambda: answer(edge.ns, "x.blog.example.org") == "503")
     status, _, headers = edge.ns.get("x.blog.example.org")
     assert status == 503
     assert headers.get("retry-after")
     store.detach_domain("shop.example.com")
-    wait_until(lambda: _answer(edge.ns, "shop.example.com") == "404")
+    wait_until(lambda: answer(edge.ns, "shop.example.com") == "404")
     assert edge.nginx_pid() == master
 
 
@@ -293,7 +60,7 @@ def _logged_request_ids(edge: Edge) -> set[str]:
 def test_forwarded_headers_and_request_id(edge: Edge, pod: tuple[Store, RedisServer]) -> None:
     store, _ = pod
     store.create_app("shop")
-    store.set_endpoints("shop", [_ep("a")])
+    store.set_endpoints("shop", [ep("a")])
     store.attach_domain("shop.example.com", "shop")
     edge.start()
     wait_until(lambda: edge.health() == 200)
@@ -337,9 +104,9 @@ def test_forwarded_headers_and_request_id(edge: Edge, pod: tuple[Store, RedisSer
         "0123456789",
     )
     assert status == 200
-    answer = json.loads(body)
-    assert answer["body_bytes"] == 10
-    h = {k.lower(): v for k, v in answer["headers"].items()}
+    got = json.loads(body)
+    assert got["body_bytes"] == 10
+    h = {k.lower(): v for k, v in got["headers"].items()}
     assert h["host"] == "shop.example.com"
     assert h["x-request-id"] == "mine"
     wait_until(lambda: "mine" in _logged_request_ids(edge))
@@ -350,10 +117,10 @@ def test_routing_follows_the_request_line_host(edge: Edge, pod: tuple[Store, Red
     store, _ = pod
     _shop(store, "a")
     store.create_app("blog")
-    store.set_endpoints("blog", [_ep("b")])
+    store.set_endpoints("blog", [ep("b")])
     store.attach_domain("blog.example.org", "blog")
     edge.start()
-    wait_until(lambda: _answer(edge.ns, "blog.example.org") == "b")
+    wait_until(lambda: answer(edge.ns, "blog.example.org") == "b")
     raw = "GET http://blog.example.org/ HTTP/1.1\\r\\nHost: shop.example.com\\r\\n\\r\\n"
     line = edge.ns.run(sys.executable, str(ROOT / "tests" / "edge" / "rawhttp.py"), str(PORT), raw)
     assert line.stdout.split()[1] == "200"
@@ -367,25 +134,25 @@ def test_nginx_restart_is_repopulated_and_agent_death_keeps_traffic(
 ) -> None:
     store, _ = pod
     store.create_app("shop")
-    store.set_endpoints("shop", [_ep("a")])
+    store.set_endpoints("shop", [ep("a")])
     store.attach_domain("shop.example.com", "shop")
     edge.start()
-    wait_until(lambda: _answer(edge.ns, "shop.example.com") == "a")
+    wait_until(lambda: answer(edge.ns, "shop.example.com") == "a")
     edge.kill_agent()
-    assert _answer(edge.ns, "shop.example.com") == "a"  # nginx keeps serving
+    assert answer(edge.ns, "shop.example.com") == "a"  # nginx keeps serving
     edge.start()  # a new agent adopts the running nginx
-    store.set_endpoints("shop", [_ep("b")], remove=[f"[{BACKENDS['a']}]:{PORT}"])
-    wait_until(lambda: _answer(edge.ns, "shop.example.com") == "b")
+    store.set_endpoints("shop", [ep("b")], remove=[f"[{BACKENDS['a']}]:{PORT}"])
+    wait_until(lambda: answer(edge.ns, "shop.example.com") == "b")
     # nginx dies and is restarted with empty shared dicts: the agent pushes everything again
     old = edge.nginx_pid()
     os.kill(old, signal.SIGTERM)
-    wait_until(lambda: _answer(edge.ns, "shop.example.com") == "b", timeout=20)
+    wait_until(lambda: answer(edge.ns, "shop.example.com") == "b", timeout=20)
     assert edge.nginx_pid() != old
 
 
 def _shop(store: Store, *names: str) -> None:
     store.create_app("shop")
-    store.set_endpoints("shop", [_ep(n) for n in names])
+    store.set_endpoints("shop", [ep(n) for n in names])
     store.attach_domain("shop.example.com", "shop")
 
 
@@ -394,11 +161,11 @@ def test_dead_endpoint_is_retried_then_ejected(edge: Edge, pod: tuple[Store, Red
     _shop(store, "a", "b")
     edge.start()
     wait_until(lambda: edge.health() == 200)
-    assert {_answer(edge.ns, "shop.example.com") for _ in range(30)} == {"a", "b"}
+    assert {answer(edge.ns, "shop.example.com") for _ in range(30)} == {"a", "b"}
     victim = edge.ns.procs[0]  # backend "a"
     victim.kill()
     victim.wait(timeout=10)
-    got = [_answer(edge.ns, "shop.example.com") for _ in range(40)]
+    got = [answer(edge.ns, "shop.example.com") for _ in range(40)]
     assert set(got) == {"b"}  # connect failures are retried on another endpoint
     status = json.loads(edge.ns.run("curl", "-s", "-g", "http://[::1]:8081/status").stdout)
     assert status["ejections"] >= 1
@@ -409,9 +176,9 @@ def test_draining_gets_no_new_requests(edge: Edge, pod: tuple[Store, RedisServer
     _shop(store, "a", "b")
     edge.start()
     wait_until(lambda: edge.health() == 200)
-    store.set_endpoints("shop", [_ep("a", state="draining")])
-    wait_until(lambda: all(_answer(edge.ns, "shop.example.com") == "b" for _ in range(10)))
-    assert {_answer(edge.ns, "shop.example.com") for _ in range(30)} == {"b"}
+    store.set_endpoints("shop", [ep("a", state="draining")])
+    wait_until(lambda: all(answer(edge.ns, "shop.example.com") == "b" for _ in range(10)))
+    assert {answer(edge.ns, "shop.example.com") for _ in range(30)} == {"b"}
 
 
 HOSTILE = {
@@ -449,7 +216,7 @@ def test_hostile_requests_get_4xx_and_never_reach_a_container(
     store, _ = pod
     _shop(store, "a")
     edge.start()
-    wait_until(lambda: _answer(edge.ns, "shop.example.com") == "a")
+    wait_until(lambda: answer(edge.ns, "shop.example.com") == "a")
     for what, raw in HOSTILE.items():
         line = edge.ns.run(
             sys.executable, str(ROOT / "tests" / "edge" / "rawhttp.py"), str(PORT), raw
@@ -464,10 +231,10 @@ def test_redis_down_keeps_serving(edge: Edge, pod: tuple[Store, RedisServer]) ->
     store, replica = pod
     _shop(store, "a")
     edge.start()
-    wait_until(lambda: _answer(edge.ns, "shop.example.com") == "a")
+    wait_until(lambda: answer(edge.ns, "shop.example.com") == "a")
     replica.stop()
     time.sleep(1.0)  # let the reader notice
-    assert {_answer(edge.ns, "shop.example.com") for _ in range(10)} == {"a"}
+    assert {answer(edge.ns, "shop.example.com") for _ in range(10)} == {"a"}
     assert edge.health() == 200
 
 
@@ -475,7 +242,7 @@ def test_access_log_is_json_lines(edge: Edge, pod: tuple[Store, RedisServer]) ->
     store, _ = pod
     _shop(store, "a")
     edge.start()
-    wait_until(lambda: _answer(edge.ns, "shop.example.com") == "a")
+    wait_until(lambda: answer(edge.ns, "shop.example.com") == "a")
     entry = json.loads((edge.tmp / "access.log").read_text().splitlines()[-1])
     assert entry["app"] == "shop"
     assert entry["host"] == "shop.example.com"
@@ -492,7 +259,7 @@ def test_metrics(edge: Edge, pod: tuple[Store, RedisServer]) -> None:
     store, _ = pod
     _shop(store, "a")
     edge.start()
-    wait_until(lambda: _answer(edge.ns, "shop.example.com") == "a")
+    wait_until(lambda: answer(edge.ns, "shop.example.com") == "a")
     edge.ns.get("nowhere.example.net")
 
     def scrape() -> str:
@@ -513,7 +280,7 @@ def test_metrics(edge: Edge, pod: tuple[Store, RedisServer]) -> None:
     assert "sixpod_edge_ready 1.0" in text
     # an app deleted takes its request counters with it
     store.delete_app("shop", force=True)
-    wait_until(lambda: _answer(edge.ns, "shop.example.com") == "404")
+    wait_until(lambda: answer(edge.ns, "shop.example.com") == "404")
     wait_until(lambda: 'app="shop"' not in scrape())
 
 
@@ -535,7 +302,7 @@ def test_agent_restart_and_full_pushes_never_interrupt_serving(
         hosts.append(f"app{i}.example.com")
     edge.start()
     wait_until(lambda: edge.health() == 200, timeout=20)
-    wait_until(lambda: _answer(edge.ns, hosts[-1]) == "any")
+    wait_until(lambda: answer(edge.ns, hosts[-1]) == "any")
     hammer = subprocess.Popen(
         [
             "ip",
@@ -568,7 +335,7 @@ def test_config_change_reloads_nginx_and_a_resized_dict_is_refilled(
     store, _ = pod
     _shop(store, "a")
     edge.start()
-    wait_until(lambda: _answer(edge.ns, "shop.example.com") == "a")
+    wait_until(lambda: answer(edge.ns, "shop.example.com") == "a")
     master = edge.nginx_pid()
     generation = edge.status()["generation"]
     # a config nginx -t refuses is not loaded: nginx keeps serving with the old one
@@ -576,12 +343,12 @@ def test_config_change_reloads_nginx_and_a_resized_dict_is_refilled(
         (edge.tmp / "nginx.conf").read_text().replace("worker_processes", "worker_procs")
     )
     wait_until(lambda: edge.metric("sixpod_edge_reload_failures_total") == 1.0)
-    assert _answer(edge.ns, "shop.example.com") == "a"
+    assert answer(edge.ns, "shop.example.com") == "a"
     # resizing the apps dicts empties them on reload: the agent sees it and pushes again
     edge.configure(apps_dict="128m")
     wait_until(lambda: edge.metric("sixpod_edge_reloads_total") == 1.0)
     wait_until(lambda: edge.status().get("generation") not in ("", generation), timeout=20)
-    wait_until(lambda: _answer(edge.ns, "shop.example.com") == "a")
+    wait_until(lambda: answer(edge.ns, "shop.example.com") == "a")
     assert edge.nginx_pid() == master
     assert edge.health() == 200
 
@@ -645,7 +412,7 @@ def test_an_apps_own_502_does_not_eject_and_every_attempt_is_timed(
     assert st["retries"] > 0  # GET is idempotent: retried on the other endpoint
     attempts = 30 + st["retries"]
     wait_until(lambda: edge.metric("sixpod_edge_upstream_seconds_count") == attempts)
-    assert {_answer(edge.ns, "shop.example.com") for _ in range(20)} == {"a", "b"}
+    assert {answer(edge.ns, "shop.example.com") for _ in range(20)} == {"a", "b"}
 
 
 def test_upstream_connections_are_reused(edge: Edge, pod: tuple[Store, RedisServer]) -> None:
@@ -655,13 +422,13 @@ def test_upstream_connections_are_reused(edge: Edge, pod: tuple[Store, RedisServ
     _shop(store, "a", "b")
     edge.configure(workers=1)
     edge.start()
-    wait_until(lambda: _answer(edge.ns, "shop.example.com") in ("a", "b"))
+    wait_until(lambda: answer(edge.ns, "shop.example.com") in ("a", "b"))
     ports: dict[str, set[int]] = {"a": set(), "b": set()}
     for _ in range(40):
         status, body, _ = edge.ns.get("shop.example.com")
         assert status == 200
-        answer = json.loads(body)
-        ports[answer["name"]].add(answer["peer_port"])
+        got = json.loads(body)
+        ports[got["name"]].add(got["peer_port"])
     assert all(ports.values()), ports  # both endpoints served
     assert all(len(p) <= 2 for p in ports.values()), ports
 
@@ -669,10 +436,10 @@ def test_upstream_connections_are_reused(edge: Edge, pod: tuple[Store, RedisServ
 def test_per_app_body_limit(edge: Edge, pod: tuple[Store, RedisServer]) -> None:
     store, _ = pod
     store.create_app("small", settings={"max_body_bytes": 10})
-    store.set_endpoints("small", [_ep("a")])
+    store.set_endpoints("small", [ep("a")])
     store.attach_domain("small.example.com", "small")
     edge.start()
-    wait_until(lambda: _answer(edge.ns, "small.example.com") == "a")
+    wait_until(lambda: answer(edge.ns, "small.example.com") == "a")
     assert edge.ns.get("small.example.com", "/", "--data-binary", "x" * 10)[0] == 200
     assert edge.ns.get("small.example.com", "/", "--data-binary", "x" * 11)[0] == 413
     chunked = ("-H", "Transfer-Encoding: chunked", "--data-binary")
@@ -684,7 +451,7 @@ def test_websocket_passes_through(edge: Edge, pod: tuple[Store, RedisServer]) ->
     store, _ = pod
     _shop(store, "a")
     edge.start()
-    wait_until(lambda: _answer(edge.ns, "shop.example.com") == "a")
+    wait_until(lambda: answer(edge.ns, "shop.example.com") == "a")
     r = edge.ns.run(
         sys.executable, str(ROOT / "tests/edge/wsclient.py"), str(PORT), "shop.example.com", "hi"
     )
@@ -710,7 +477,7 @@ def test_connections_over_the_per_client_limit_get_429(
     _shop(store, "a")
     edge.configure(conn_per_client=1, workers=1)
     edge.start()
-    wait_until(lambda: _answer(edge.ns, "shop.example.com") == "a")
+    wait_until(lambda: answer(edge.ns, "shop.example.com") == "a")
     slow = edge.ns.spawn(
         *("curl", "-s", "-o", "/dev/null", "-g", "--max-time", "10"),
         *("-H", "Host: shop.example.com", f"http://[::1]:{PORT}/slow/3"),
@@ -738,7 +505,7 @@ def test_in_flight_requests_complete_across_changes(
     store, _ = pod
     _shop(store, "a")
     edge.start()
-    wait_until(lambda: _answer(edge.ns, "shop.example.com") == "a")
+    wait_until(lambda: answer(edge.ns, "shop.example.com") == "a")
     slow = subprocess.Popen(
         [
             "ip",
@@ -758,8 +525,8 @@ def test_in_flight_requests_complete_across_changes(
         text=True,
     )
     time.sleep(0.3)
-    store.set_endpoints("shop", [_ep("b")], remove=[f"[{BACKENDS['a']}]:{PORT}"])
-    wait_until(lambda: _answer(edge.ns, "shop.example.com") == "b")
+    store.set_endpoints("shop", [ep("b")], remove=[f"[{BACKENDS['a']}]:{PORT}"])
+    wait_until(lambda: answer(edge.ns, "shop.example.com") == "b")
     edge.kill_agent()
     edge.start()
     out, _ = slow.communicate(timeout=30)
@@ -773,7 +540,7 @@ def test_a_full_dict_keeps_the_old_state_serving(
     _shop(store, "a")
     edge.configure(apps_dict="32k")
     edge.start()
-    wait_until(lambda: _answer(edge.ns, "shop.example.com") == "a")
+    wait_until(lambda: answer(edge.ns, "shop.example.com") == "a")
     store.create_app("huge")
     store.set_endpoints(
         "huge", [{"address": f"{NODE_NET}::{i:x}", "port": PORT} for i in range(0x100, 0x900)]
@@ -781,12 +548,12 @@ def test_a_full_dict_keeps_the_old_state_serving(
     store.attach_domain("huge.example.com", "huge")
     wait_until(lambda: edge.metric("sixpod_edge_push_errors_total") >= 1)
     assert edge.metric("sixpod_edge_not_stored") == 1.0  # the app that does not fit
-    assert _answer(edge.ns, "shop.example.com") == "a"
+    assert answer(edge.ns, "shop.example.com") == "a"
     assert edge.health() == 200
     assert edge.ns.get("huge.example.com")[0] in (404, 503)
     # what does not fit never holds back the changes after it
-    store.set_endpoints("shop", [_ep("b")], remove=[f"[{BACKENDS['a']}]:{PORT}"])
-    wait_until(lambda: _answer(edge.ns, "shop.example.com") == "b")
+    store.set_endpoints("shop", [ep("b")], remove=[f"[{BACKENDS['a']}]:{PORT}"])
+    wait_until(lambda: answer(edge.ns, "shop.example.com") == "b")
     # once it is gone, nothing is left waiting
     store.delete_app("huge", force=True)
     wait_until(lambda: edge.metric("sixpod_edge_not_stored") == 0.0)
@@ -803,7 +570,7 @@ def test_nginx_starts_before_the_announcer_puts_the_vips_on_lo(
     vip6, vip4 = "2001:db8:ffff::80", "203.0.113.80"
     edge.configure(listen=[f"[{vip6}]:{PORT}", f"{vip4}:{PORT}", f"[::1]:{PORT}"])
     edge.start()
-    wait_until(lambda: _answer(edge.ns, "shop.example.com") == "a")
+    wait_until(lambda: answer(edge.ns, "shop.example.com") == "a")
     for _ in range(2):
         edge.ns.run("ip", "addr", "add", f"{vip6}/128", "dev", "lo", "nodad")
         edge.ns.run("ip", "addr", "add", f"{vip4}/32", "dev", "lo")

@@ -587,3 +587,21 @@ def test_the_body_limit_setting_must_be_one_the_edge_can_enforce(
     r = client.patch("/v1/apps/shop", json={"settings": {"max_body_bytes": "1m"}})
     assert_problem(r, 422, "max_body_bytes")
     assert client.get("/v1/apps/shop").json()["settings"] == {"max_body_bytes": 1024}
+
+
+def test_https_settings_must_be_ones_the_edge_can_apply(client: TestClient, store: Store) -> None:
+    head = store.head()
+    for key, bad, message in (
+        ("https_redirect", "yes", "expected true or false"),
+        ("https_redirect", 1, "expected true or false"),
+        ("hsts_max_age", -1, "expected whole seconds"),
+        ("hsts_max_age", True, "expected whole seconds"),
+        ("hsts_max_age", 10**9, "expected whole seconds"),
+        ("hsts_max_age", "1y", "expected whole seconds"),
+    ):
+        r = client.post("/v1/apps", json={"name": "shop", "settings": {key: bad}})
+        assert_problem(r, 422, f"settings.{key}: {message}")
+    assert store.head() == head
+    good = {"https_redirect": True, "hsts_max_age": 31536000}
+    assert client.post("/v1/apps", json={"name": "shop", "settings": good}).status_code == 201
+    assert client.get("/v1/apps/shop").json()["settings"] == good

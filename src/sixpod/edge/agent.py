@@ -23,10 +23,11 @@ from typing import Any
 
 import httpx
 
-from sixpod.edge import metrics, tables
+from sixpod.edge import metrics, tables, tls, tlsfiles
 from sixpod.edge.config import EdgeConfig
 from sixpod.edge.nginxconf import ADMIN_SOCKET
-from sixpod.tenants.model import Changed
+from sixpod.tenants import sealed
+from sixpod.tenants.model import Cert, Changed
 from sixpod.tenants.reader import ReaderSettings, TenantReader, TenantState
 
 log = logging.getLogger(__name__)
@@ -97,9 +98,22 @@ class Agent:
                 address=cfg.redis.address,
                 password_file=cfg.redis.password_file,
                 prefix=cfg.redis.prefix,
+                certs=cfg.tls is not None,
             )
         )
         self.reader.add_listener(self._changed)
+        self.seal_key = None
+        if cfg.tls is not None:
+            try:
+                self.seal_key = sealed.load_private(cfg.tls.seal_key)
+            except sealed.SealError as e:
+                raise EdgeError(str(e)) from None
+        self.certs_mark = secrets.token_hex(8)
+        """What nginx's certificate table holds once this agent synced it whole."""
+        self.need_tls_sync = cfg.tls is not None
+        self.certs_not_stored: set[str] = set()
+        self.unseal_failed: dict[str, str] = {}  # domain -> fingerprint that did not open
+        self.ticket_rotations = 0
 
     def _changed(self, state: TenantState, changed: Changed) -> None:
         self.pending.append((changed, time.monotonic()))
@@ -232,6 +246,64 @@ class Agent:
         log.info("edge: nginx.conf changed; nginx reloaded (master %d)", pid)
         return True
 
+    # -- TLS -----------------------------------------------------------------------------
+
+    def open_key(self, cert: Cert) -> str | None:
+        assert self.seal_key is not None
+        try:
+            key = sealed.unseal(cert.sealed_key, cert.domain, self.seal_key)
+        except sealed.SealError as e:
+            if self.unseal_failed.get(cert.domain) != cert.fingerprint:
+                log.error("edge: certificate of %s not loaded: %s", cert.domain, e)
+            self.unseal_failed[cert.domain] = cert.fingerprint
+            return None
+        self.unseal_failed.pop(cert.domain, None)
+        return key
+
+    async def _post_certs(self, domains: list[str]) -> None:
+        assert self.cfg.tls is not None
+        for batch in tls.cert_batches(
+            self.reader.state.certs,
+            domains,
+            self.open_key,
+            self.generation,
+            self.cfg.tls.chunk_certs,
+        ):
+            self.nginx_status = await self._post(batch)
+            await asyncio.sleep(0)
+
+    async def sync_tls(self) -> None:
+        """Make nginx's certificates and challenges equal to the state, sending only what
+        differs, then mark the table loaded (health may pass from then on)."""
+        r = await self.client.get("/tls")
+        if r.status_code != 200:
+            raise EdgeError(f"nginx admin /tls answered {r.status_code}: {r.text[:300]!r}")
+        held = r.json()
+        state = self.reader.state
+        await self._post_certs(tls.cert_sync(state.certs, held.get("certs") or {}))
+        tokens = frozenset(state.challenges) | frozenset(held.get("challenges") or {})
+        stale = frozenset(t for t in tokens if held["challenges"].get(t) != state.challenges.get(t))
+        batch = tls.challenge_batch(state.challenges, stale, self.generation)
+        if batch is not None:
+            self.nginx_status = await self._post(batch)
+        self.nginx_status = await self._post(
+            {"generation": self.generation, "certs_mark": self.certs_mark}
+        )
+        self.need_tls_sync = False
+        log.info("edge: certificates synced (%d held)", len(state.certs))
+
+    async def rotate_tickets_if_due(self) -> bool:
+        if self.cfg.tls is None or not self.nginx_running():
+            return False
+        if tlsfiles.ticket_age(self.cfg.run_dir) < self.cfg.tls.ticket_rotate:
+            return False
+        tlsfiles.rotate(self.cfg.run_dir)
+        pid = int((Path(self.cfg.run_dir) / "nginx.pid").read_text().strip())
+        os.kill(pid, signal.SIGHUP)
+        self.ticket_rotations += 1
+        log.info("edge: session ticket keys rotated; nginx reloaded (master %d)", pid)
+        return True
+
     # -- pushing -------------------------------------------------------------------------
 
     async def _post(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -246,6 +318,19 @@ class Agent:
         sent = set(batch.get("apps", {})) | set(batch.get("hosts", {}))
         missing = set(data.pop("not_stored", None) or ())
         data.pop("error", None)
+        certs_missing = set(data.pop("certs_not_stored", None) or ())
+        lost = certs_missing - self.certs_not_stored
+        self.certs_not_stored = (
+            self.certs_not_stored - set(batch.get("certs", {}))
+        ) | certs_missing
+        if lost:
+            log.error(
+                "edge: nginx's certificate table is full: %d not stored (%s); raise tls.certs_dict",
+                len(lost),
+                ", ".join(sorted(lost)[:5]),
+            )
+        for token in data.pop("challenges_not_stored", None) or ():
+            log.error("edge: nginx's ACME table is full: challenge %s not stored", token)
         new = missing - self.not_stored
         self.not_stored = (self.not_stored - sent) | missing
         if missing:
@@ -262,7 +347,11 @@ class Agent:
 
     async def retry_not_stored(self) -> None:
         """Offer what did not fit again (space may have been freed since)."""
-        if not self.not_stored or self.need_full:
+        if self.need_full:
+            return
+        if self.certs_not_stored and not self.need_tls_sync:
+            await self._post_certs(sorted(self.certs_not_stored))
+        if not self.not_stored:
             return
         state = self.reader.state
         apps = {k: tables.app_entry(state, k) for k in self.not_stored if k in state.apps}
@@ -287,6 +376,8 @@ class Agent:
         self.generation = generation
         del self.pending[:covered]
         self.need_full = False
+        if self.cfg.tls is not None:
+            await self.sync_tls()
         self.full_pushes += 1
         self.last_full_seconds = asyncio.get_running_loop().time() - began
         log.info(
@@ -303,9 +394,13 @@ class Agent:
             if changed.resync:
                 self.need_full = True
                 return
-            for batch in tables.delta(
-                self.reader.state, changed, self.generation, self.cfg.chunk_apps
-            ):
+            state = self.reader.state
+            if changed.certs and self.cfg.tls is not None:
+                await self._post_certs(sorted(changed.certs))
+            batch = tls.challenge_batch(state.challenges, changed.challenges, self.generation)
+            if batch is not None:
+                self.nginx_status = await self._post(batch)
+            for batch in tables.delta(state, changed, self.generation, self.cfg.chunk_apps):
                 self.nginx_status = await self._post(batch)
             self.pending.pop(0)
             self.deltas += 1
@@ -319,7 +414,7 @@ class Agent:
         """Look at nginx: running, its config current, holding this agent's state intact."""
         if not self.nginx_running():
             await self._adopt_or_start_nginx()
-        if await self.reload_if_changed():
+        if await self.reload_if_changed() or await self.rotate_tickets_if_due():
             await asyncio.sleep(0.2)  # new workers pick up the shared dicts
         r = await self.client.get("/state")
         if r.status_code != 200:  # e.g. nginx cannot load the Lua module: say what it said
@@ -329,6 +424,10 @@ class Agent:
             if self.generation:
                 log.warning("edge: nginx lost this agent's state (%s); pushing it all again", st)
             self.need_full = True
+        elif self.cfg.tls is not None and st.get("certs_mark") != self.certs_mark:
+            if not self.need_tls_sync:
+                log.warning("edge: nginx lost this agent's certificates; syncing them again")
+            self.need_tls_sync = True
         now = asyncio.get_running_loop().time()
         if now - self._stats_at >= self.cfg.stats_interval:
             # every key of the stats dict: it locks the dict, so not on every check
@@ -348,6 +447,8 @@ class Agent:
                     await self.check()
                 if self.need_full:
                     await self.push_full()
+                elif self.need_tls_sync:
+                    await self.sync_tls()
                 await self.push_pending()
                 backoff = 0.0
             except _Stale as e:
@@ -372,6 +473,8 @@ class Agent:
 
     async def run(self, stop: asyncio.Event) -> None:
         self.install_lua()
+        if self.cfg.tls is not None:
+            tlsfiles.prepare(self.cfg.run_dir)
         await self.allow_nonlocal_bind()
         await self._adopt_or_start_nginx()
         if self.cfg.metrics is not None:
@@ -393,8 +496,8 @@ async def _main(cfg: EdgeConfig) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    agent = Agent(cfg)
     try:
+        agent = Agent(cfg)
         await agent.run(stop)
     except EdgeError as e:
         log.error("edge: %s", e)

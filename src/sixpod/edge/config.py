@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field
 
 from sixpod.configtypes import ConfigModel, Endpoint, Seconds
@@ -12,6 +14,23 @@ class RedisSection(ConfigModel):
     """The node's local Redis replica, ``[::1]:6379``."""
     password_file: str | None = None
     prefix: str = "sixpod"
+
+
+class TlsSection(ConfigModel):
+    listen: tuple[Endpoint, ...] = Field(min_length=1)
+    """Where HTTPS is served: port 443 of every VIP of the node (one listener per VIP)."""
+    seal_key: str
+    """The pod's private key-sealing key (``sixpod cert keygen``; root only, 0600): opens
+    the certificates' private keys published sealed for the edge nodes."""
+    certs_dict: str = Field(default="512m", pattern=r"^[0-9]{1,6}[km]?$")
+    """Size of nginx's certificate table (about 2.5 KB per certificate)."""
+    worker_cache: int = Field(default=20000, ge=100, le=1_000_000)
+    """Parsed certificates each nginx worker keeps (LRU)."""
+    ticket_rotate: Annotated[float, Field(ge=60, le=86400)] = 3600.0
+    """Seconds between session ticket key rotations (nginx reloads; three keys are kept,
+    so a ticket resumes for up to twice this)."""
+    chunk_certs: int = Field(default=500, ge=1, le=10000)
+    """Certificates per admin request."""
 
 
 class EdgeConfig(ConfigModel):
@@ -63,3 +82,5 @@ class EdgeConfig(ConfigModel):
     """Retry budget: retries allowed per request, on average (Envoy's budget)."""
     retry_burst: int = Field(default=10, ge=0, le=1000)
     """Retries a worker may spend at once before the budget refills."""
+    tls: TlsSection | None = None
+    """HTTPS on 443 with certificates chosen by SNI; none: HTTP only."""

@@ -11,18 +11,22 @@ from sixpod.edge.nginxconf import nginx_conf
 from sixpod.routing.render import EDGE_HEALTH, Paths
 
 HTTP_PORT = 80
+HTTPS_PORT = 443
+SEAL_KEY = "edge-seal.key"
+"""The pod's private key-sealing key on every edge node (``sixpod cert keygen``)."""
 
 
 def edge_config(doc: dict[str, Any], paths: Paths) -> dict[str, Any]:
     name = doc["name"]
     vips = doc["announce"]["vips"]
-    listen = [
-        addr.format_endpoint(addr.Endpoint(addr.parse_ip(v), HTTP_PORT))
-        for v in [*vips["ipv4"], *vips["ipv6"]]
-    ]
+    ips = [addr.parse_ip(v) for v in [*vips["ipv4"], *vips["ipv6"]]]
+
+    def on(port: int) -> list[str]:
+        return [addr.format_endpoint(addr.Endpoint(ip, port)) for ip in ips]
+
     return {
         "node": name,
-        "listen": listen,
+        "listen": on(HTTP_PORT),
         "health": EDGE_HEALTH,
         "run_dir": f"{paths.run}/edge",
         "nginx_conf": f"{paths.etc}/{name}/nginx.conf",
@@ -31,6 +35,7 @@ def edge_config(doc: dict[str, Any], paths: Paths) -> dict[str, Any]:
         "error_log": f"{paths.log}/edge-error.log",
         "redis": {"address": "[::1]:6379"},
         "metrics": "[::1]:9181",
+        "tls": {"listen": on(HTTPS_PORT), "seal_key": f"{paths.etc}/{SEAL_KEY}"},
     }
 
 

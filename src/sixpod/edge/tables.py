@@ -1,8 +1,10 @@
 """Pure core of the edge agent: tenant state and changes to admin batches for nginx.
 
 An app's entry is its routable endpoints as text, one per line, ``[v6] port weight``
-(brackets and port already normalised, so the Lua hot path does no string work), after an
-optional settings line ``=body BYTES`` (the app's ``max_body_bytes`` setting);
+(brackets and port already normalised, so the Lua hot path does no string work), after
+optional settings lines: ``=body BYTES`` (the app's ``max_body_bytes`` setting),
+``=redirect`` (``https_redirect``: plain HTTP gets a 308 to HTTPS) and ``=hsts SECONDS``
+(``hsts_max_age``);
 ``draining`` and ``down`` endpoints and zero weights are left out. An app with no routable
 endpoint keeps an entry with no endpoint (nginx answers 503); an app that is gone is
 ``None`` (404).
@@ -15,19 +17,24 @@ the revision.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from sixpod import addr
-from sixpod.tenants.model import BODY_LIMIT_SETTING, Changed, EndpointState
+from sixpod.tenants.model import (
+    BODY_LIMIT_SETTING,
+    HSTS_SETTING,
+    HTTPS_REDIRECT_SETTING,
+    Changed,
+    EndpointState,
+)
 from sixpod.tenants.reader import TenantState
 
 Batch = dict[str, Any]
 
 
-def body_limit(settings: Any) -> int | None:
-    """The app's own body limit in bytes, or None (the node's ``body_limit`` applies)."""
-    value = settings.get(BODY_LIMIT_SETTING) if hasattr(settings, "get") else None
+def _positive(settings: Mapping[str, Any], name: str) -> int | None:
+    value = settings.get(name)
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
     return None
@@ -38,9 +45,14 @@ def app_entry(state: TenantState, app: str) -> str | None:
     if record is None:
         return None
     lines = []
-    limit = body_limit(record.settings)
+    limit = _positive(record.settings, BODY_LIMIT_SETTING)
     if limit is not None:
         lines.append(f"=body {limit}\n")
+    if record.settings.get(HTTPS_REDIRECT_SETTING) is True:
+        lines.append("=redirect\n")
+    hsts = _positive(record.settings, HSTS_SETTING)
+    if hsts is not None:
+        lines.append(f"=hsts {hsts}\n")
     for e in sorted(state.upstreams(app), key=lambda e: (e.address, e.port)):
         if e.state is EndpointState.UP and e.weight > 0:
             lines.append(f"[{addr.format_ip(e.address)}] {e.port} {e.weight}\n")

@@ -40,6 +40,9 @@ from sixpod.tenants.guard import ChurnWindow, GuardLimits
 from sixpod.tenants.model import (
     BODY_LIMIT_MAX,
     BODY_LIMIT_SETTING,
+    HSTS_MAX,
+    HSTS_SETTING,
+    HTTPS_REDIRECT_SETTING,
     EndpointState,
     NodeState,
     VipState,
@@ -1380,6 +1383,20 @@ def _settings(settings: dict[str, Any] | None) -> dict[str, Any]:
             raise InvalidInput(
                 f"settings.{BODY_LIMIT_SETTING}: expected a whole number of bytes from 1 to "
                 f"{BODY_LIMIT_MAX}, got {json.dumps(limit)[:40]}"
+            )
+    if HTTPS_REDIRECT_SETTING in settings and not isinstance(
+        settings[HTTPS_REDIRECT_SETTING], bool
+    ):
+        raise InvalidInput(
+            f"settings.{HTTPS_REDIRECT_SETTING}: expected true or false, got "
+            f"{json.dumps(settings[HTTPS_REDIRECT_SETTING])[:40]}"
+        )
+    if HSTS_SETTING in settings:
+        age = settings[HSTS_SETTING]
+        if isinstance(age, bool) or not isinstance(age, int) or not 0 <= age <= HSTS_MAX:
+            raise InvalidInput(
+                f"settings.{HSTS_SETTING}: expected whole seconds from 0 (no header) to "
+                f"{HSTS_MAX}, got {json.dumps(age)[:40]}"
             )
     return dict(json.loads(text))
 

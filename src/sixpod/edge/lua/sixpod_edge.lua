@@ -6,9 +6,16 @@
 -- state or the new one, never a mix; deltas go to the active slot. Each dict of a slot
 -- holds the generation under MARK: a reload that emptied one (a resize) shows as not intact.
 --
--- Entry text: an optional settings line "=body BYTES\n", then one endpoint per line,
--- "[v6] port weight\n" (normalised by the agent, so the hot path does no string work).
+-- Entry text: optional settings lines ("=body BYTES\n", "=redirect\n", "=hsts SECONDS\n"),
+-- then one endpoint per line, "[v6] port weight\n" (normalised by the agent, so the hot
+-- path does no string work).
+--
+-- TLS: sixpod_certs holds domain -> "FINGERPRINT\nCHAIN_BYTES\nCHAIN KEY" (PEM); a worker
+-- parses a domain once and keeps it in its LRU while the fingerprint is unchanged.
+-- sixpod_acme holds ACME HTTP-01 token -> key authorization.
 local balancer = require "ngx.balancer"
+local ssl = require "ngx.ssl"
+local lrucache = require "resty.lrucache"
 local cjson = require "cjson.safe"
 local ffi = require "ffi"
 local base = require "resty.core.base"
@@ -23,6 +30,8 @@ local _M = {}
 local meta = ngx.shared.sixpod_meta
 local eject = ngx.shared.sixpod_eject
 local stats = ngx.shared.sixpod_stats
+local certs = ngx.shared.sixpod_certs  -- nil without TLS
+local acme = ngx.shared.sixpod_acme
 local SLOTS = {
     a = {hosts = ngx.shared.sixpod_hosts_a, apps = ngx.shared.sixpod_apps_a},
     b = {hosts = ngx.shared.sixpod_hosts_b, apps = ngx.shared.sixpod_apps_b},
@@ -31,7 +40,8 @@ local MARK = "\1generation"
 
 -- settings from nginx.conf (init_worker_by_lua); defaults match EdgeConfig's
 local conf = {max_headers = 100, eject_after = 3, eject_for = 10, retry_ratio = 0.2,
-              retry_burst = 10, pools = 1}
+              retry_burst = 10, pools = 1, tls = false, tls_cache = 20000}
+local tls_cache  -- per worker: certificate domain -> {fp, chain, key} (parsed)
 
 -- nginx's upstream keepalive cache is searched linearly for a connection to the peer, so
 -- one cache for 10k endpoints finds nothing (or pays a long scan): nginx.conf has
@@ -66,13 +76,19 @@ function _M.init_worker(settings)
     for k, v in pairs(settings or {}) do conf[k] = v end
     POOLS = {}
     for i = 0, conf.pools - 1 do POOLS[i + 1] = "sixpod_pool_" .. i end
+    if certs then tls_cache = lrucache.new(conf.tls_cache) end
     math.randomseed(ngx.now() * 1000 + ngx.worker.pid())
     ngx.timer.every(FLUSH_EVERY, flush)  -- also run (premature) as the worker exits
 end
 
 local function decode(raw)
     local peers, cum, total = {}, {}, 0
-    local body = raw:match("^=body (%d+)\n")
+    local body, redirect, hsts
+    for k, v in raw:gmatch("=(%a+) ?(%d*)\n") do
+        if k == "body" then body = tonumber(v)
+        elseif k == "redirect" then redirect = true
+        elseif k == "hsts" then hsts = "max-age=" .. v end
+    end
     for a, p, w in raw:gmatch("(%[[^%]]+%]) (%d+) (%d+)\n") do
         local weight = tonumber(w)
         total = total + weight
@@ -85,8 +101,8 @@ local function decode(raw)
     end
     -- active, retrying: this app's requests and retries in flight in this worker, for its
     -- retry budget (one app's failures cannot spend another's)
-    return {raw = raw, peers = peers, cum = cum, total = total, body = tonumber(body),
-            active = 0, retrying = 0}
+    return {raw = raw, peers = peers, cum = cum, total = total, body = body,
+            redirect = redirect, hsts = hsts, active = 0, retrying = 0}
 end
 
 local function entry(apps, app)
@@ -233,6 +249,15 @@ function _M.access()
         return answer(431, "sixpod: more than " .. conf.max_headers .. " header fields")
     end
     local c = entry(slot.apps, app)
+    if c and (c.redirect or c.hsts) then
+        if ngx.var.https ~= "on" then
+            if c.redirect then
+                return ngx.redirect("https://" .. host .. ngx.var.request_uri, 308)
+            end
+        elseif c.hsts then
+            ngx.var.sixpod_hsts = c.hsts
+        end
+    end
     if not c or #c.peers == 0 then
         return answer(503, "sixpod: app " .. app .. " has no healthy endpoint",
                       {["Retry-After"] = "5"})
@@ -403,6 +428,63 @@ function _M.log()
     end
 end
 
+-- TLS: the certificate of the SNI name, exact first, then the wildcard one label up (never
+-- *.tld); no name, or no certificate: the handshake is refused (a TLS alert, and nothing
+-- about the node's other domains is shown)
+local function refuse(why)
+    eject:incr("tls_refused", 1, 0)
+    ngx.log(ngx.INFO, "sixpod: TLS handshake refused: ", why)
+    return ngx.exit(ngx.ERROR)
+end
+
+local function cert_for(name)
+    local v = certs:get(name)
+    if v then return name, v end
+    local dot = name:find(".", 1, true)
+    if not dot or not name:find(".", dot + 1, true) then return nil end
+    local wild = "*" .. name:sub(dot)
+    return wild, certs:get(wild)
+end
+
+function _M.certificate()
+    local name = ssl.server_name()
+    if not name or name == "" then return refuse("no server name (SNI)") end
+    name = name:lower()
+    if name:byte(-1) == 46 then name = name:sub(1, -2) end  -- a trailing dot
+    local key, v = cert_for(name)
+    if not v then return refuse("no certificate for " .. name) end
+    local nl = v:find("\n", 1, true)
+    local fp = v:sub(1, nl - 1)
+    local c = tls_cache:get(key)
+    if not c or c.fp ~= fp then
+        local nl2 = v:find("\n", nl + 1, true)
+        local len = tonumber(v:sub(nl + 1, nl2 - 1))
+        local chain, err = ssl.parse_pem_cert(v:sub(nl2 + 1, nl2 + len))
+        local pkey
+        if chain then pkey, err = ssl.parse_pem_priv_key(v:sub(nl2 + len + 1)) end
+        if not pkey then
+            eject:incr("tls_parse_errors", 1, 0)
+            return refuse("the certificate of " .. key .. " does not parse: " .. tostring(err))
+        end
+        c = {fp = fp, chain = chain, key = pkey}
+        tls_cache:set(key, c)
+    end
+    local ok, err = ssl.clear_certs()
+    if ok then ok, err = ssl.set_cert(c.chain) end
+    if ok then ok, err = ssl.set_priv_key(c.key) end
+    if not ok then return refuse("setting the certificate of " .. key .. ": " .. err) end
+end
+
+-- ACME HTTP-01: /.well-known/acme-challenge/TOKEN for any Host, never redirected
+function _M.challenge()
+    local token = ngx.var.uri:match("^/%.well%-known/acme%-challenge/([%w_-]+)$")
+    local v = token and acme:get(token)
+    if not v then return answer(404, "sixpod: no such ACME challenge") end
+    ngx.header["Content-Type"] = "text/plain"
+    ngx.print(v)
+    return ngx.exit(200)
+end
+
 -- Admin API (unix socket only). POST /apply with a JSON batch:
 --   {"generation": G, "begin": bool, "commit": bool, "revision": R,
 --    "apps": {name: text|null}, "hosts": {host: app|null}}
@@ -412,6 +494,10 @@ end
 -- request sees a host pointing at an app that is not there. A value that does not fit
 -- leaves the old one in place (none in a slot being filled); the rest of the batch applies
 -- and the answer is 507 naming what was not stored.
+-- TLS, in any batch of the active or pending generation: "certs": {domain: value|null},
+-- "challenges": {token: key authorization|null}, "certs_mark": M (the agent loaded every
+-- certificate: health may pass). GET /tls: {mark, certs: {domain: fingerprint},
+-- challenges: {token: value}}, for the agent to send only what differs.
 
 local function intact(slot, gen)
     local s = SLOTS[slot or ""]
@@ -432,6 +518,11 @@ local function state()
         ejections = eject:get("ejections") or 0,
         retries = eject:get("retries") or 0,
         retries_refused = eject:get("retries_refused") or 0,
+        tls = certs ~= nil,
+        certs_mark = certs and certs:get(MARK) or "",
+        certs_free = certs and certs:free_space() or 0,
+        tls_refused = eject:get("tls_refused") or 0,
+        tls_parse_errors = eject:get("tls_parse_errors") or 0,
         connections = tonumber(ngx.var.connections_active) or 0,
         connections_reading = tonumber(ngx.var.connections_reading) or 0,
         connections_writing = tonumber(ngx.var.connections_writing) or 0,
@@ -500,6 +591,17 @@ local function apply(batch)
             for class = 1, 5 do stats:delete("r\t" .. name .. "\t" .. class .. "xx") end
         end
     end
+    local bad_certs, bad_tokens = {}, {}
+    if batch.certs ~= nil or batch.certs_mark ~= nil then
+        if not certs then return reply(400, {error = "TLS is off on this node"}) end
+        for domain, v in pairs(batch.certs or {}) do
+            if v == cjson.null then certs:delete(domain) else put(certs, domain, v, bad_certs) end
+        end
+        if batch.certs_mark then certs:safe_set(MARK, batch.certs_mark) end
+    end
+    for token, v in pairs(batch.challenges or {}) do
+        if v == cjson.null then acme:delete(token) else put(acme, token, v, bad_tokens) end
+    end
     if batch.commit then
         meta:set("slot", slot)
         meta:set("generation", gen)
@@ -507,9 +609,10 @@ local function apply(batch)
         meta:delete("pending_slot")
     end
     if batch.revision then meta:set("revision", batch.revision) end
-    if #bad > 0 then  -- the rest of the batch is applied; these keep their old values
+    if #bad + #bad_certs + #bad_tokens > 0 then  -- the rest of the batch is applied
         local st = state()
-        st.error, st.not_stored = "shared dict full", bad
+        st.error = "shared dict full"
+        st.not_stored, st.certs_not_stored, st.challenges_not_stored = bad, bad_certs, bad_tokens
         return reply(507, st)
     end
     return reply(200, state())
@@ -518,6 +621,15 @@ end
 function _M.admin()
     local uri = ngx.var.uri
     if uri == "/state" or uri == "/status" then return reply(200, state()) end
+    if uri == "/tls" then
+        local out = {mark = certs and certs:get(MARK) or "", certs = {}, challenges = {}}
+        for _, k in ipairs(certs and certs:get_keys(0) or {}) do
+            local v = k ~= MARK and certs:get(k)
+            if v then out.certs[k] = v:sub(1, (v:find("\n", 1, true) or 1) - 1) end
+        end
+        for _, k in ipairs(acme:get_keys(0)) do out.challenges[k] = acme:get(k) end
+        return reply(200, out)
+    end
     if uri == "/stats" then
         local out = {}
         for _, k in ipairs(stats:get_keys(0)) do out[k] = stats:get(k) end
@@ -536,7 +648,7 @@ function _M.admin()
 end
 
 function _M.health()
-    if intact(meta:get("slot"), meta:get("generation")) then
+    if intact(meta:get("slot"), meta:get("generation")) and (not certs or certs:get(MARK)) then
         ngx.say("ok")
     else
         ngx.status = 503
