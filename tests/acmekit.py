@@ -1,17 +1,22 @@
 """Helpers for the ACME tests: a real pebble CA, a tiny DNS server pebble resolves through,
-and an HTTP-01 responder that answers from the published state (the real tenant reader)."""
+and what answers its HTTP-01 requests from the published state: the real edge (agent and
+nginx) on loopback, or a small responder over the real tenant reader."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import datetime as dt
+import hashlib
 import ipaddress
 import json
 import os
 import shutil
+import signal
 import socket
+import ssl
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -29,11 +34,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+import pki
 from sixpod import addr
+from sixpod.edge.config import EdgeConfig
+from sixpod.edge.nginxconf import nginx_conf
 from sixpod.lab.redisproc import RedisServer, free_port
 from sixpod.tenants.reader import ReaderSettings, TenantReader
 
 PEBBLE = shutil.which("pebble") or "/usr/bin/pebble"
+SIXPOD = str(Path(sys.executable).with_name("sixpod"))
+LUA = Path(__file__).resolve().parents[1] / "src" / "sixpod" / "edge" / "lua"
 
 
 def need_pebble() -> None:
@@ -295,3 +305,114 @@ def dns_server() -> Iterator[ToyDns]:
         yield server
     finally:
         server.close()
+
+
+class LoopbackEdge:
+    """The real edge (``sixpod edge-agent`` supervising nginx) on loopback in this namespace:
+    HTTP on ``http_port`` (where pebble validates), HTTPS on ``tls_port``, following
+    ``replica``. No backends: ACME needs only what nginx answers itself."""
+
+    def __init__(self, where: Path, replica: RedisServer, *, http_port: int) -> None:
+        where.mkdir(parents=True, exist_ok=True)
+        self.where = where
+        self.http_port = http_port
+        self.tls_port = free_port()
+        self.health_port = free_port("::1")
+        seal = where / "edge-seal.key"
+        seal.write_bytes(
+            pki.SEAL_PRIVATE.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        seal.chmod(0o600)
+        data = {
+            "node": "edge1",
+            "listen": [f"[::1]:{http_port}", f"127.0.0.1:{http_port}"],
+            "health": f"[::1]:{self.health_port}",
+            "run_dir": str(where / "run"),
+            "nginx_conf": str(where / "nginx.conf"),
+            "lua_dir": str(LUA),
+            "access_log": str(where / "access.log"),
+            "error_log": str(where / "error.log"),
+            "nonlocal_bind": False,  # loopback addresses only: leave this host's sysctl alone
+            "workers": 2,
+            "check_interval": 0.2,
+            "redis": {
+                "address": f"[::1]:{replica.port}",
+                "password_file": str(replica.password_file),
+            },
+            "tls": {
+                "listen": [f"[::1]:{self.tls_port}", f"127.0.0.1:{self.tls_port}"],
+                "seal_key": str(seal),
+                "certs_dict": "4m",
+            },
+        }
+        cfg = EdgeConfig.model_validate(data)
+        (where / "nginx.conf").write_text(nginx_conf(cfg))
+        (where / "edge.yaml").write_text(json.dumps(data))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> LoopbackEdge:
+        with (self.where / "agent.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                [SIXPOD, "edge-agent", "--config", str(self.where / "edge.yaml")],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"edge agent exited: {self.log()}")
+            if self.healthy():
+                return self
+            time.sleep(0.05)
+        raise RuntimeError(f"edge not healthy: {self.log()}")
+
+    def log(self) -> str:
+        return (self.where / "agent.log").read_text()[-3000:]
+
+    def healthy(self) -> bool:
+        try:
+            url = f"http://[::1]:{self.health_port}/healthz"
+            return requests.get(url, timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def challenge_requests(self) -> list[dict[str, object]]:
+        """The access log's entries for ``/.well-known/acme-challenge/`` (what pebble asked)."""
+        path = self.where / "access.log"
+        lines = path.read_text().splitlines() if path.exists() else []
+        entries = [json.loads(line) for line in lines]
+        return [e for e in entries if str(e["uri"]).startswith("/.well-known/acme-challenge/")]
+
+    def served_fingerprint(self, sni: str) -> str | None:
+        """The SHA-256 fingerprint of the certificate the edge's HTTPS serves for ``sni``."""
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        try:
+            with (
+                socket.create_connection(("127.0.0.1", self.tls_port), timeout=5) as raw,
+                ctx.wrap_socket(raw, server_hostname=sni) as tls,
+            ):
+                der = tls.getpeercert(binary_form=True)
+        except (OSError, ssl.SSLError):
+            return None
+        return None if der is None else hashlib.sha256(der).hexdigest()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        pid_file = self.where / "run" / "nginx.pid"
+        with contextlib.suppress(OSError, ValueError):
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
+            end = time.monotonic() + 10
+            while pid_file.exists() and time.monotonic() < end:
+                time.sleep(0.05)

@@ -1,8 +1,10 @@
 """ACME end to end against a real CA: Debian's pebble, validating HTTP-01 for real.
 
 pebble resolves the test domains through a toy DNS server on loopback (A 127.0.0.1, AAAA
-::1) and fetches the challenge from the responder, which answers from the published state:
-store -> publisher -> Redis -> the real tenant reader (certs=True, as the edge agent's).
+::1) and fetches each challenge from the real edge: store -> publisher -> Redis primary ->
+replica -> edge agent -> nginx, which answers it on its HTTP port and then serves the
+certificate on HTTPS by SNI. The controller-process test answers through a small responder
+over the real tenant reader instead.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ class Pod:
     primary: RedisServer
     publisher: Publisher
     pebble: acmekit.Pebble
-    responder: acmekit.Responder
+    edge: acmekit.LoopbackEdge
     dns: acmekit.ToyDns
     clock: Clock
     registry: CollectorRegistry
@@ -83,10 +85,11 @@ def pod(tmp_path: Path) -> Iterator[Pod]:
     http_port = free_port()
     try:
         with (
-            redis_server(tmp_path) as primary,
+            redis_server(tmp_path, host="::1") as primary,
+            redis_server(tmp_path, host="::1", replica_of=primary) as replica,
             acmekit.dns_server() as dns,
-            RunningPublisher(store, primary) as publisher,
-            acmekit.Responder(primary, port=http_port) as responder,
+            RunningPublisher(store, primary, debounce=0) as publisher,
+            acmekit.LoopbackEdge(tmp_path / "edge", replica, http_port=http_port) as edge,
         ):
             pebble = acmekit.Pebble(tmp_path / "pebble", http_port=http_port, dns_port=dns.port)
             pebble.start()
@@ -109,9 +112,7 @@ def pod(tmp_path: Path) -> Iterator[Pod]:
                     registry=registry,
                     clock=clock,
                 )
-                yield Pod(
-                    store, primary, publisher, pebble, responder, dns, clock, registry, issuer
-                )
+                yield Pod(store, primary, publisher, pebble, edge, dns, clock, registry, issuer)
             finally:
                 pebble.stop()
     finally:
@@ -145,18 +146,20 @@ def test_new_domain_gets_a_certificate_renewal_replaces_it_and_failures_back_off
     assert store.get_cert("www.shop.example")["source"] == "acme"
     assert store.get_cert("up.example")["source"] == "upload"
     assert store.list_challenges() == []  # withdrawn after the order
-    served = {(path.rsplit("/", 1)[0], status) for _, path, status in pod.responder.requests}
-    assert served == {("/.well-known/acme-challenge", 200)}
-    hosts = {h.split(":")[0] for h, _, _ in pod.responder.requests}
-    assert hosts == {"shop.example", "www.shop.example"}
-    assert ("shop.example.", "A") in pod.dns.queries or ("shop.example.", "AAAA") in pod.dns.queries
+    asked = pod.edge.challenge_requests()
+    assert len(asked) >= 2, asked
+    assert {(a["host"], a["status"], a["method"]) for a in asked} == {
+        ("shop.example", 200, "GET"),
+        ("www.shop.example", 200, "GET"),
+    }, asked
+    assert {"shop.example.", "www.shop.example."} <= {name for name, _ in pod.dns.queries}
     assert pod.metric("sixpod_acme_issued_total") == 2
     views = {f.domain: issuance.view(f, pod.clock(), issuance.Policy()) for f in store.acme_facts()}
     assert views["shop.example"]["status"] == "valid"
     assert views["up.example"]["status"] == "uploaded"
     assert views["*.wild.example"]["status"] == "wildcard"
-    # the edges hold it, key sealed
-    assert pod.responder.reader.state.certs["shop.example"].fingerprint == first["fingerprint"]
+    # the edge serves it by SNI
+    wait_until(lambda: pod.edge.served_fingerprint("shop.example") == first["fingerprint"])
 
     # -- renewal: 29 days before notAfter, a new certificate replaces the old one
     not_after = _leaf_not_after(store, "shop.example")
@@ -167,6 +170,7 @@ def test_new_domain_gets_a_certificate_renewal_replaces_it_and_failures_back_off
     assert renewed["source"] == "acme"
     assert pod.metric("sixpod_acme_renewed_total") == 2
     assert store.get_cert("up.example")["source"] == "upload"
+    wait_until(lambda: pod.edge.served_fingerprint("shop.example") == renewed["fingerprint"])
 
     # -- the CA unreachable: the failure is recorded with a backoff, the old certificate stays
     pod.pebble.stop()
@@ -174,6 +178,7 @@ def test_new_domain_gets_a_certificate_renewal_replaces_it_and_failures_back_off
     pod.issuer.tick()
     still = store.get_cert("shop.example")
     assert still["fingerprint"] == renewed["fingerprint"]
+    assert pod.edge.served_fingerprint("shop.example") == renewed["fingerprint"]
     record = store.acme_domain("shop.example").record
     assert record is not None
     assert record.status is issuance.Status.FAILED
@@ -221,7 +226,10 @@ def test_new_domain_gets_a_certificate_renewal_replaces_it_and_failures_back_off
 
     # -- the CA back: the next attempt succeeds and clears the failure
     pod.pebble.start()
-    pod.clock.offset += again.next_attempt - pod.clock() + 1
+    latest = max(
+        r.next_attempt for f in store.acme_facts() if (r := f.record) is not None
+    )  # both domains are due, whatever their jitter
+    pod.clock.offset += latest - pod.clock() + 1
     pod.issuer.tick()
     done = store.acme_domain("shop.example").record
     assert done is not None
@@ -277,7 +285,7 @@ def test_a_challenge_never_published_fails_the_order_and_is_withdrawn(
     assert record is not None
     assert "not published within" in record.error
     assert pod.store.list_challenges() == []
-    assert pod.responder.requests == []  # the CA was never asked to validate
+    assert pod.edge.challenge_requests() == []  # the CA was never asked to validate
 
 
 def test_the_controller_runs_the_issuer_when_enabled(tmp_path: Path) -> None:

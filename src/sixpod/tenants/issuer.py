@@ -319,7 +319,7 @@ class Issuer:
                 break
             if time.monotonic() > deadline:
                 raise IssueError(
-                    f"the challenge was not published within {s.publish_timeout:.0f} s "
+                    f"the challenge was not published within {s.publish_timeout:g} s "
                     f"(Redis is at revision {at}, the challenge at {revision}): is the "
                     "publisher running?"
                 )
