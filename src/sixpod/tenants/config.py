@@ -113,3 +113,12 @@ class ControllerConfig(_Model):
     access_log: bool = False
     max_body_bytes: Annotated[int, Strict(), Field(ge=1024, le=1 << 30)] = 4 * 1024 * 1024
     """Largest request body the API reads (413 above it, before parsing)."""
+
+    @model_validator(mode="after")
+    def _acme_needs_the_seal_key(self) -> ControllerConfig:
+        if self.acme.enabled and not self.cert_seal_key:
+            raise ValueError(
+                "acme.enabled: certificates cannot be stored without cert_seal_key (the edge "
+                "nodes' public sealing key, sixpod cert keygen)"
+            )
+        return self
