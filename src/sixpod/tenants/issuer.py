@@ -167,7 +167,7 @@ class Issuer:
             wait = self.settings.check_interval
             try:
                 if self.active():
-                    at = self.tick()
+                    at = self.tick(stop)
                     if at is not None:
                         wait = min(wait, max(at - self.clock(), 1.0))
                 self.last_error = None
@@ -179,24 +179,26 @@ class Issuer:
                 log.exception("acme: unexpected error; retrying")
             self.wake.wait(wait)
             self.wake.clear()
-            if stop.is_set():
-                break
 
-    def tick(self) -> float | None:
-        """One pass: order every domain that is due, each on its own. When the next one is
-        due (Unix time), or None."""
+    def tick(self, stop: threading.Event | None = None) -> float | None:
+        """One pass: order every domain that is due, each on its own, until ``stop`` is set
+        or this controller stops being the one that orders. When the next one is due (Unix
+        time), or None."""
         s = self.settings
         now = self.clock()
         self.store.prune_acme(
             challenges_before=now - 2 * (s.order_timeout + s.publish_timeout + 60)
         )
-        facts = self.store.acme_facts()
         down: IssueError | None = None
-        work = issuance.plan(facts, now, s.policy)
-        for i, w in enumerate(work):
-            down = self.order(w, down)
-            if down is not None and i + 1 == len(work) and len(work) > 1:
-                log.warning("acme: the CA is unreachable: this pass's orders are backed off")
+        skipped = 0
+        for work in issuance.plan(self.store.acme_facts(), now, s.policy):
+            if (stop is not None and stop.is_set()) or not self.active():
+                break
+            if down is not None:
+                skipped += 1
+            down = self.order(work, down)
+        if skipped:
+            log.warning("acme: the CA is unreachable: %d more orders backed off", skipped)
         facts = self.store.acme_facts()
         now = self.clock()
         self._measure(facts, now)
