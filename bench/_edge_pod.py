@@ -128,7 +128,7 @@ def load_store(url: str, lock: Lock, t: Tenants) -> int:
 class Controller:
     """``sixpod controller`` on ``[::1]`` over the bulk-loaded database."""
 
-    def __init__(self, work: Path, db_url: str, primary: RedisServer) -> None:
+    def __init__(self, work: Path, db_url: str, primary: RedisServer, **extra: Any) -> None:
         self.port = free_port("::1")
         self.token = secrets.token_hex(16)
         (work / "token").write_text(self.token + "\n")
@@ -138,6 +138,7 @@ class Controller:
             "database": db_url,
             "lock": str(ROOT / "examples" / "pod.lock"),
             "redis": {"address": primary.address, "password_file": str(primary.password_file)},
+            **extra,
         }
         (work / "controller.yaml").write_text(json.dumps(cfg))
         self.url = f"http://[::1]:{self.port}"

@@ -170,3 +170,28 @@ def test_certificates_and_challenges_are_kept_only_by_a_state_that_wants_them() 
     razor.load_cert("x.example", {"fp": "ab", "not_after": "1", "chain": "C", "key": "k"})
     assert razor.certs == {}
     assert razor.challenges == {}
+
+
+@given(st.lists(op_strategy, max_size=20))
+def test_every_op_round_trips_through_the_wire(op_list: list[ops.Op]) -> None:
+    assert ops.decode(ops.encode(op_list)) == op_list
+    for op in op_list:
+        assert ops.loads(ops.dumps(op)) == op
+        assert ops.to_wire(op)[0] == op.KIND
+
+
+@pytest.mark.parametrize(
+    ("wire", "message"),
+    [
+        ('[["ep", "a", "[2001:db8::1]:80", 1]]', "3 arguments, expected 4"),
+        ('[["ep", "a", "[2001:db8::1]:80", "1", "up"]]', "is not int"),
+        ('[["app", "a", "", true, "{}"]]', "is not int"),
+        ('[["zz", 1]]', "unknown op 'zz'"),
+        ("[[]]", "expected a JSON list starting with its kind"),
+        ('[{"ep": 1}]', "expected a JSON list starting with its kind"),
+        ('{"ops": []}', "expected a JSON list of ops"),
+    ],
+)
+def test_a_malformed_op_is_named(wire: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ops.decode(wire)

@@ -450,3 +450,38 @@ def test_certificates_reach_edge_readers_sealed_and_no_other_reader(
                     await r.stop()
 
     asyncio.run(main())
+
+
+def test_a_malformed_stream_entry_is_never_applied_nor_fatal(
+    store: Store, primary: RedisServer, small_lock: Lock
+) -> None:
+    store.create_app("shop")
+    store.set_endpoints("shop", eps(small_lock, "edge1", 1, 3))
+
+    async def main() -> None:
+        with RunningPublisher(store, primary):
+            reader = reader_for(primary, retry=0.05)
+            await reader.start()
+            try:
+                await until_revision(reader, store.head())
+                rev = reader.state.revision
+                client = primary.client()
+                client.xadd(
+                    "sixpod:log",
+                    {"prev": rev, "rev": rev + 1, "epoch": reader.state.epoch, "ts": "0",
+                     "ops": '[["ep", "shop", "[2001:db8::1]:80", "heavy", "up"]]'},
+                    id=f"{rev + 1}-0",
+                )  # fmt: skip
+
+                async def noticed() -> bool:
+                    return reader.malformed >= 2  # and again after the resynchronisation
+
+                await async_wait_until(noticed, timeout=10, what="the bad entry noticed")
+                assert reader._task is not None
+                assert not reader._task.done()
+                assert len(reader.state.upstreams("shop")) == 3
+                assert reader.state.revision == rev
+            finally:
+                await reader.stop()
+
+    asyncio.run(main())

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import pki
 from sixpod.cli import cli
-from sixpod.tenants import sealed
+from sixpod.tenants import ops, sealed
 from sixpod.tenants.errors import Unavailable
 from sixpod.tenants.store import Store
 
@@ -114,8 +114,10 @@ def test_keys_a_store_kept_in_clear_are_sealed_and_published_at_migrate(tmp_path
         kept = conn.exec_driver_sql("SELECT key FROM certs").scalar_one()
     assert sealed.unseal(kept, "shop.example.com", pki.SEAL_PRIVATE) == key
     rows = store.outbox_after(head)
-    assert [r.op[0] for r in rows] == ["cert"]
-    assert rows[0].op[5] == kept
+    assert [r.op.KIND for r in rows] == ["cert"]
+    assert rows[0].op == ops.cert(
+        "shop.example.com", rows[0].op.fingerprint, rows[0].op.not_after, rows[0].op.chain, kept
+    )
     store.migrate()
     assert store.head() == head + 1  # sealed once
     store.close()

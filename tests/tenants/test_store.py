@@ -85,7 +85,7 @@ def test_snapshot_is_the_state_as_ops(any_store: Store, small_lock: Lock) -> Non
     revision = next(snap)
     assert revision == any_store.head()
     got = [op for chunk in snap for op in chunk]  # type: ignore[union-attr]
-    kinds = [op[0] for op in got]
+    kinds = [op.KIND for op in got]
     assert kinds.count("ep") == 3
     assert ops.app("a", "o", 0, {"k": "v"}) in got
     assert ops.domain("www.a.example", "a") in got

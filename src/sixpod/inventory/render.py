@@ -6,21 +6,15 @@ and a ``schema`` field (``sixpod.node/1``, ``sixpod.tor/1``) that later renderer
 
 from __future__ import annotations
 
-import json
 from ipaddress import IPv4Address, IPv6Network
-from typing import Any
 
-from sixpod import addr
 from sixpod.edge.render import edge_files
+from sixpod.inventory import devices
 from sixpod.inventory.checks import tor_ports
 from sixpod.inventory.lock import Lock
 from sixpod.inventory.model import Announce, Floor, Inventory
 from sixpod.routing.frrcheck import check_frr
 from sixpod.routing.render import Paths, device_configs
-
-NODE_SCHEMA = "sixpod.node/1"
-TOR_SCHEMA = "sixpod.tor/1"
-
 
 # Every file a render writes, with what it is for (``sixpod render --help`` lists them; a test
 # renders the examples and checks the list is complete).
@@ -63,25 +57,16 @@ def _check_router_ids(lock: Lock) -> None:
         seen[rid] = who
 
 
-def _vips(lock: Lock) -> dict[str, list[str]]:
-    return {
-        "ipv4": [addr.format_ip(v) for v in lock.vips4],
-        "ipv6": [addr.format_ip(v) for v in lock.vips6],
-    }
+def _vips(lock: Lock) -> devices.Vips:
+    return devices.Vips(tuple(lock.vips4), tuple(lock.vips6))
 
 
-def _floor(floor: Floor) -> dict[str, Any]:
+def _floor(floor: Floor) -> devices.Floor:
     """The announcer's ``floor`` section (:class:`sixpod.routing.config.FloorConfig`)."""
-    out: dict[str, Any] = {"min_nodes": floor.min_nodes}
-    if floor.redis is not None:
-        out["redis"] = addr.format_endpoint(floor.redis)
-    if floor.password_file is not None:
-        out["password_file"] = floor.password_file
-    out["ttl"] = floor.ttl
-    return out
+    return devices.Floor(floor.min_nodes, floor.ttl, floor.redis, floor.password_file)
 
 
-def device_documents(inv: Inventory, lock: Lock) -> dict[str, dict[str, Any]]:
+def device_documents(inv: Inventory, lock: Lock) -> dict[str, devices.Device]:
     """One document per device, keyed by its relative file path."""
     missing = [n.name for n in inv.nodes if n.name not in lock.nodes]
     missing += [f"rack {r.name}" for r in inv.racks if r.name not in lock.racks]
@@ -93,87 +78,66 @@ def device_documents(inv: Inventory, lock: Lock) -> dict[str, dict[str, Any]]:
     ports = tor_ports(inv)
     racks = {r.name: r for r in inv.racks}
     vips = _vips(lock)
-    docs: dict[str, dict[str, Any]] = {}
-    neighbors: dict[str, list[dict[str, Any]]] = {r.name: [] for r in inv.racks}
+    docs: dict[str, devices.Device] = {}
+    neighbors: dict[str, list[devices.Neighbor]] = {r.name: [] for r in inv.racks}
     for node in inv.nodes:
         alloc = lock.nodes[node.name]
         role = inv.role_of(node)
         rack = racks[node.rack]
         assert rack.tor is not None
         announces_vips = Announce.VIPS in role.announce
-        floor = _floor(pod.floor) if announces_vips else None
-        prefixes = (
-            [addr.format_prefix(alloc.prefix)] if Announce.NODE_PREFIX in role.announce else []
+        prefixes = (alloc.prefix,) if Announce.NODE_PREFIX in role.announce else ()
+        docs[f"nodes/{node.name}/device.json"] = devices.NodeDevice(
+            pod=pod.name,
+            name=node.name,
+            rack=rack.name,
+            role=node.role,
+            services=tuple(str(s) for s in role.services),
+            prefix=alloc.prefix,
+            prefixes=prefixes,
+            vips=vips if announces_vips else devices.Vips(),
+            uplink=devices.Uplink(
+                port=node.port,
+                mtu=node.mtu,
+                nic=str(node.nic),
+                link=alloc.link,
+                address=alloc.node,
+                peer=devices.Peer(rack.tor.name, node.port, alloc.tor, lock.racks[rack.name]),
+            ),
+            bgp=devices.Bgp(lock.node_asn, pod.hold_time, node_router_id(alloc.link)),
+            floor=_floor(pod.floor) if announces_vips else None,
         )
-        docs[f"nodes/{node.name}/device.json"] = {
-            "schema": NODE_SCHEMA,
-            "pod": pod.name,
-            "name": node.name,
-            "rack": rack.name,
-            "role": node.role,
-            "services": [str(s) for s in role.services],
-            "prefix": addr.format_prefix(alloc.prefix),
-            "announce": {
-                "prefixes": prefixes,
-                "vips": vips if announces_vips else {"ipv4": [], "ipv6": []},
-            },
-            "uplink": {
-                "port": node.port,
-                "mtu": node.mtu,
-                "nic": str(node.nic),
-                "link": addr.format_prefix(alloc.link),
-                "address": addr.format_ip(alloc.node),
-                "peer": {
-                    "name": rack.tor.name,
-                    "port": node.port,
-                    "address": addr.format_ip(alloc.tor),
-                    "asn": lock.racks[rack.name],
-                },
-            },
-            "bgp": {
-                "asn": lock.node_asn,
-                "hold_time": pod.hold_time,
-                "router_id": str(node_router_id(alloc.link)),
-            },
-            **({"floor": floor} if floor is not None else {}),
-        }
         neighbors[rack.name].append(
-            {
-                "node": node.name,
-                "role": node.role,
-                "port": node.port,
-                "address": addr.format_ip(alloc.node),
-                "local_address": addr.format_ip(alloc.tor),
-                "link": addr.format_prefix(alloc.link),
-                "asn": lock.node_asn,
-                "accept": {"prefixes": prefixes, "vips": announces_vips},
-            }
+            devices.Neighbor(
+                node=node.name,
+                role=node.role,
+                port=node.port,
+                address=alloc.node,
+                local_address=alloc.tor,
+                link=alloc.link,
+                asn=lock.node_asn,
+                prefixes=prefixes,
+                vips=announces_vips,
+            )
         )
     for rack in inv.racks:
         assert rack.tor is not None
-        docs[f"tors/{rack.tor.name}/device.json"] = {
-            "schema": TOR_SCHEMA,
-            "pod": pod.name,
-            "name": rack.tor.name,
-            "rack": rack.name,
-            "asn": lock.racks[rack.name],
-            "router_id": str(tor_router_id(lock.racks[rack.name])),
-            "aggregate": addr.format_prefix(pod.aggregate),
-            "hold_time": pod.hold_time,
-            "ports": [{"name": p, "mtu": m} for p, m in ports[rack.name].items()],
-            "neighbors": sorted(neighbors[rack.name], key=lambda n: n["node"]),
-            "upstreams": [
-                {
-                    "name": u.name,
-                    "port": u.port,
-                    "address": addr.format_ip(u.address),
-                    "local": addr.format_prefix(u.local),
-                    "asn": u.asn,
-                }
+        docs[f"tors/{rack.tor.name}/device.json"] = devices.TorDevice(
+            pod=pod.name,
+            name=rack.tor.name,
+            rack=rack.name,
+            asn=lock.racks[rack.name],
+            router_id=tor_router_id(lock.racks[rack.name]),
+            aggregate=pod.aggregate,
+            hold_time=pod.hold_time,
+            ports=tuple(devices.Port(p, m) for p, m in ports[rack.name].items()),
+            neighbors=tuple(sorted(neighbors[rack.name], key=lambda n: n.node)),
+            upstreams=tuple(
+                devices.Upstream(u.name, u.port, u.address, u.local, u.asn)
                 for u in rack.tor.upstreams
-            ],
-            "vips": vips,
-        }
+            ),
+            vips=vips,
+        )
     return docs
 
 
@@ -182,16 +146,17 @@ def render(inv: Inventory, lock: Lock, paths: Paths | None = None) -> dict[str, 
 
     Raises :class:`RenderError` if a generated ToR config fails the semantic checks.
     """
-    docs = device_documents(inv, lock)
-    files = {path: json.dumps(doc, indent=2, sort_keys=True) + "\n" for path, doc in docs.items()}
+    typed = device_documents(inv, lock)
+    files = {path: devices.dumps(dev) for path, dev in typed.items()}
+    docs = {path: dev.to_json() for path, dev in typed.items()}
     paths = paths or Paths()
     configs = device_configs(docs, paths)
-    for path, doc in docs.items():
-        if doc["schema"] == NODE_SCHEMA:
+    for path, dev in typed.items():
+        if isinstance(dev, devices.NodeDevice):
             folder = path.rsplit("/", 1)[0]
-            configs |= {f"{folder}/{k}": v for k, v in edge_files(doc, paths).items()}
+            configs |= {f"{folder}/{k}": v for k, v in edge_files(dev, paths).items()}
     for path, doc in docs.items():
-        if doc["schema"] == TOR_SCHEMA:
+        if doc["schema"] == devices.TOR_SCHEMA:
             frr_path = path.replace("device.json", "frr.conf")
             problems = check_frr(configs[frr_path], doc)
             if problems:

@@ -66,12 +66,12 @@ class Churn:
         cleared = set()
         for op in batch.ops:
             unforced = ops.identity(op) not in batch.forced
-            if op[0] == "ep-" and unforced:
-                removed.setdefault(op[1], []).append(op[2])
-            elif op[0] == "ep":
-                added.setdefault(op[1], []).append(op[2])
-            elif op[0] == "app-" and unforced:
-                cleared.add(op[1])
+            if isinstance(op, ops.EndpointDeleted) and unforced:
+                removed.setdefault(op.app, []).append(op.endpoint)
+            elif isinstance(op, ops.EndpointSet):
+                added.setdefault(op.app, []).append(op.endpoint)
+            elif isinstance(op, ops.AppDeleted) and unforced:
+                cleared.add(op.name)
         return cls(removed, added, frozenset(cleared))
 
     @property
@@ -82,6 +82,9 @@ class Churn:
 def first_removal(rows: Sequence[OutboxRow], app: str | None) -> int:
     """Index of the first row that removes endpoints (of ``app``, or of any app)."""
     for i, row in enumerate(rows):
-        if row.op[0] in ("ep-", "app-") and (app is None or row.op[1] == app):
+        op = row.op
+        if isinstance(op, ops.EndpointDeleted) and (app is None or op.app == app):
+            return i
+        if isinstance(op, ops.AppDeleted) and (app is None or op.name == app):
             return i
     return len(rows)

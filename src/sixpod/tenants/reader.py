@@ -156,60 +156,62 @@ class TenantState:
         tokens: set[str] = set()
         vips = nodes = False
         for op in op_list:
-            kind = op[0]
-            if kind in ("ep", "ep-") and not self.with_upstreams:
-                continue
-            if kind in ("cert", "cert-", "acme", "acme-") and not self.with_certs:
-                continue
-            if kind == "ep":
-                ups = self.upstreams_raw.setdefault(op[1], {})
-                ups[op[2]] = sys.intern(f"{op[3]} {op[4]}")
-                apps.add(op[1])
-            elif kind == "ep-":
-                ups = self.upstreams_raw.get(op[1], {})
-                ups.pop(op[2], None)
-                if not ups:
-                    self.upstreams_raw.pop(op[1], None)
-                apps.add(op[1])
-            elif kind == "app":
-                self.load_app(op[1], {"owner": op[2], "shard_seed": op[3], "settings": op[4]})
-                apps.add(op[1])
-            elif kind == "app-":
-                self.apps.pop(op[1], None)
-                self.upstreams_raw.pop(op[1], None)
-                apps.add(op[1])
-            elif kind == "dom":
-                self.domains[op[1]] = op[2]
-                domains.add(op[1])
-            elif kind == "dom-":
-                self.domains.pop(op[1], None)
-                domains.add(op[1])
-            elif kind == "vip":
-                self.load_vips({op[1]: f"{op[2]} {op[3]}"})
-                vips = True
-            elif kind == "vip-":
-                self.vips.pop(addr.parse_ip(op[1]), None)
-                vips = True
-            elif kind == "node":
-                self.nodes[op[1]] = Node(op[1], NodeState(op[2]), op[3])
-                nodes = True
-            elif kind == "node-":
-                self.nodes.pop(op[1], None)
-                nodes = True
-            elif kind == "cert":
-                self.certs[op[1]] = Cert(op[1], op[2], int(op[3]), op[4], op[5])
-                certs.add(op[1])
-            elif kind == "cert-":
-                self.certs.pop(op[1], None)
-                certs.add(op[1])
-            elif kind == "acme":
-                self.challenges[op[1]] = op[2]
-                tokens.add(op[1])
-            elif kind == "acme-":
-                self.challenges.pop(op[1], None)
-                tokens.add(op[1])
-            else:
-                raise ValueError(f"unknown op {kind!r}")
+            match op:
+                case ops.EndpointSet() | ops.EndpointDeleted() if not self.with_upstreams:
+                    pass
+                case ops.EndpointSet(app, endpoint, weight, state):
+                    ups = self.upstreams_raw.setdefault(app, {})
+                    ups[endpoint] = sys.intern(f"{weight} {state}")
+                    apps.add(app)
+                case ops.EndpointDeleted(app, endpoint):
+                    ups = self.upstreams_raw.get(app, {})
+                    ups.pop(endpoint, None)
+                    if not ups:
+                        self.upstreams_raw.pop(app, None)
+                    apps.add(app)
+                case ops.AppSet(name, owner, seed, settings):
+                    self.load_app(
+                        name, {"owner": owner, "shard_seed": str(seed), "settings": settings}
+                    )
+                    apps.add(name)
+                case ops.AppDeleted(name):
+                    self.apps.pop(name, None)
+                    self.upstreams_raw.pop(name, None)
+                    apps.add(name)
+                case ops.DomainSet(host, app):
+                    self.domains[host] = app
+                    domains.add(host)
+                case ops.DomainDeleted(host):
+                    self.domains.pop(host, None)
+                    domains.add(host)
+                case ops.VipSet(address, state, reason):
+                    self.load_vips({address: f"{state} {reason}"})
+                    vips = True
+                case ops.VipDeleted(address):
+                    self.vips.pop(addr.parse_ip(address), None)
+                    vips = True
+                case ops.NodeSet(name, state, reason):
+                    self.nodes[name] = Node(name, NodeState(state), reason)
+                    nodes = True
+                case ops.NodeDeleted(name):
+                    self.nodes.pop(name, None)
+                    nodes = True
+                case (
+                    ops.CertSet() | ops.CertDeleted() | ops.ChallengeSet() | ops.ChallengeDeleted()
+                ) if not self.with_certs:
+                    pass
+                case ops.CertSet(domain, fp, not_after, chain, sealed_key):
+                    self.certs[domain] = Cert(domain, fp, not_after, chain, sealed_key)
+                    certs.add(domain)
+                case ops.CertDeleted(domain):
+                    self.certs.pop(domain, None)
+                    certs.add(domain)
+                case ops.ChallengeSet(token, key_authorization):
+                    self.challenges[token] = key_authorization
+                    tokens.add(token)
+                case ops.ChallengeDeleted(token):
+                    self.challenges.pop(token, None)
+                    tokens.add(token)
         return Changed(
             revision,
             frozenset(apps),
@@ -259,6 +261,8 @@ class TenantReader:
         self.confirmed = 0.0
         """When Redis last showed this state current (ready, same epoch, same revision)."""
         self.resyncs = 0
+        self.malformed = 0
+        """Keys or stream entries that could not be read (each one a resynchronisation)."""
         self._listeners: list[Listener] = []
         self._task: asyncio.Task[None] | None = None
         password = None
@@ -318,6 +322,18 @@ class TenantReader:
             except Gap as e:
                 log.info("tenant reader: %s; resynchronising", e)
                 need_bootstrap = True
+            except (ValueError, KeyError, TypeError) as e:
+                # a malformed key or stream entry: never applied, never fatal; the last good
+                # state keeps serving and the reader starts over from the replica
+                log.error(
+                    "tenant reader: unreadable tenant state in Redis (%s); serving revision "
+                    "%d, resynchronising",
+                    e,
+                    self.state.revision,
+                )
+                self.malformed += 1
+                need_bootstrap = True
+                await asyncio.sleep(self.settings.retry)
             except (RedisError, OSError) as e:
                 if self.connected:
                     log.warning(
@@ -456,5 +472,6 @@ class TenantReader:
             "lag_seconds": self.last_lag or 0.0,
             "stale_seconds": max(0.0, self.clock() - self.confirmed) if self.confirmed else 0.0,
             "resyncs": self.resyncs,
+            "malformed": self.malformed,
             "endpoints": self.state.endpoint_count(),
         }

@@ -267,7 +267,7 @@ class _Tx:
     def emit(self, op: ops.Op) -> int:
         rev = self.base + len(self.rows) + 1
         self.rows.append(
-            {"revision": rev, "op": ops.encode(op), "forced": self.forced, "committed_at": 0.0}
+            {"revision": rev, "op": ops.dumps(op), "forced": self.forced, "committed_at": 0.0}
         )
         return rev
 
@@ -1165,13 +1165,13 @@ class Store:
                     self._outbox_conn.close()
                     self._outbox_conn = None
                 raise Unavailable(f"database: {e.orig}") from None
-        return [OutboxRow(r.revision, json.loads(r.op), r.forced, r.committed_at) for r in rows]
+        return [OutboxRow(r.revision, ops.loads(r.op), r.forced, r.committed_at) for r in rows]
 
     def outbox_row(self, revision: int) -> OutboxRow | None:
         with self._connect() as conn:
             r = conn.execute(sa.select(outbox_t).where(outbox_t.c.revision == revision)).first()
         return (
-            None if r is None else OutboxRow(r.revision, json.loads(r.op), r.forced, r.committed_at)
+            None if r is None else OutboxRow(r.revision, ops.loads(r.op), r.forced, r.committed_at)
         )
 
     def oldest_outbox(self) -> int | None:
