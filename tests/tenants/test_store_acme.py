@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
 import pki
+from sixpod.inventory.lock import Lock
 from sixpod.tenants import issuance, ops
 from sixpod.tenants.errors import Conflict, InvalidInput, NotFound
 from sixpod.tenants.store import Store
+from tenantkit import open_store
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path, small_lock: Lock) -> Iterator[Store]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'tenants.db'}"
+    else:
+        url = request.getfixturevalue("postgres").create_database(f"a_{secrets.token_hex(4)}")
+    s = open_store(url, small_lock)
+    yield s
+    s.close()
+
 
 TOKEN = "tok_en-1"
 KEYAUTH = f"{TOKEN}.thumbprint_0-9"
