@@ -124,6 +124,9 @@ def netns() -> Iterator[Netns]:
             with contextlib.suppress(ProcessLookupError):
                 p.kill()
             p.wait(timeout=10)
+            for pipe in (p.stdin, p.stdout):
+                if pipe is not None:
+                    pipe.close()
         subprocess.run(["ip", "netns", "del", ns.name], check=False)
 
 

@@ -1,10 +1,12 @@
-"""Words for every message and output line: counts in English (``1 rack``, ``3 racks``) and
-the suggestion for a mistyped name (``did you mean 'role'?``)."""
+"""Words for every message and output line: counts in English (``1 rack``, ``3 racks``), the
+suggestion for a mistyped name (``did you mean 'role'?``) and what a file holds, in YAML's
+terms (``the number 5``)."""
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import Any
 
 # Words whose plural is not the word plus "s".
 _IRREGULAR = {"entry": "entries", "address": "addresses", "prefix": "prefixes"}
@@ -35,3 +37,20 @@ def suggest(word: str, choices: Iterable[str]) -> str | None:
         return folded[key]
     found = difflib.get_close_matches(key, list(folded), n=1, cutoff=0.6)
     return folded[found[0]] if found else None
+
+
+def describe_value(value: Any) -> str:
+    """What a file holds, in YAML's terms, for messages: ``text 'big'``, ``the number 5``."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"text {value!r}"
+    if isinstance(value, list):
+        return "a list" if value else "an empty list"
+    if isinstance(value, dict):
+        return "a mapping" if value else "an empty mapping"
+    return repr(value)

@@ -56,6 +56,9 @@ def test_a_missing_or_wrong_sealing_key_stops_the_agent_with_its_name(tmp_path: 
     with pytest.raises(EdgeError, match=r"edge-seal\.key: cannot read the sealing private key"):
         _agent(tmp_path, tls=tls)
     (tmp_path / "edge-seal.key").write_text("not a key")
+    with pytest.raises(EdgeError, match="mode 644: the sealing key must be readable by its owner"):
+        _agent(tmp_path, tls=tls)
+    (tmp_path / "edge-seal.key").chmod(0o600)
     with pytest.raises(EdgeError, match="not an unencrypted PEM private key"):
         _agent(tmp_path, tls=tls)
 

@@ -46,7 +46,9 @@ def test_app_entry_carries_redirect_and_hsts_only_when_set_properly() -> None:
     s = _state()
     s.load_app("shop", {"settings": '{"https_redirect": true, "hsts_max_age": 600}'})
     assert tables.app_entry(s, "shop").startswith("=redirect\n=hsts 600\n[2001:db8:100:1::a]")
-    for off in ('{"https_redirect": false, "hsts_max_age": 0}', '{"https_redirect": 1}'):
+    s.load_app("shop", {"settings": '{"hsts_max_age": 0}'})
+    assert tables.app_entry(s, "shop").startswith("=hsts 0\n[")  # withdraws a policy
+    for off in ('{"https_redirect": false}', '{"https_redirect": 1, "hsts_max_age": -1}'):
         s.load_app("shop", {"settings": off})
         assert not tables.app_entry(s, "shop").startswith("=")
 

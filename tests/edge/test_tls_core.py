@@ -10,11 +10,13 @@ def _cert(domain: str, fp: str) -> Cert:
     return Cert(domain, fp, 2000000000, f"CHAIN-{domain}\n", f"sealed1:{domain}")
 
 
-def test_a_value_carries_the_fingerprint_and_splits_chain_and_key_by_length() -> None:
+def test_a_value_carries_a_version_of_the_whole_chain_and_splits_chain_and_key() -> None:
     c = _cert("shop.example", "ab12")
     value = tls.cert_value(c, "KEY\n")
-    fp, n, rest = value.split("\n", 2)
-    assert fp == "ab12"
+    version, n, rest = value.split("\n", 2)
+    assert version == tls.version(c)
+    # same leaf, another intermediate: another version
+    assert tls.version(Cert(c.domain, c.fingerprint, 1, c.chain + "X\n", "s")) != version
     assert rest[: int(n)] == c.chain
     assert rest[int(n) :] == "KEY\n"
     # the length counts bytes, as Lua's string.sub does
@@ -25,7 +27,8 @@ def test_a_value_carries_the_fingerprint_and_splits_chain_and_key_by_length() ->
 
 def test_full_sync_sends_only_what_nginx_lacks_holds_otherwise_or_should_drop() -> None:
     certs = {d: _cert(d, fp) for d, fp in (("a.example", "1"), ("b.example", "2"))}
-    assert tls.cert_sync(certs, {"a.example": "1", "b.example": "2"}) == []
+    held = {d: tls.version(c) for d, c in certs.items()}
+    assert tls.cert_sync(certs, held) == []
     assert tls.cert_sync(certs, {"a.example": "old", "gone.example": "9"}) == [
         "a.example",
         "b.example",

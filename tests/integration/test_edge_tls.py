@@ -3,8 +3,11 @@ path, into real nginx; HTTP/2, TLS versions, live replacement, tickets, redirect
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -12,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 import pki
@@ -161,9 +166,17 @@ def test_nginx_restarted_gets_every_certificate_again_before_health_passes(
     start_tls(edge)
     old = edge.nginx_pid()
     os.kill(old, signal.SIGTERM)
-    wait_until(lambda: (edge.tmp / "run" / "nginx.pid").exists() and edge.nginx_pid() != old,
-               timeout=20)  # fmt: skip
-    wait_until(lambda: edge.health() == 200, timeout=20)
+    # until the new nginx holds this agent's certificates again, health never passes
+    seen: list[tuple[int, bool]] = []
+
+    def back() -> bool:
+        st = edge.status()
+        seen.append((edge.health(), bool(st.get("certs_mark"))))
+        return bool(st) and st.get("ready") is True and seen[-1] == (200, True)
+
+    wait_until(back, timeout=20)
+    assert edge.nginx_pid() != old
+    assert all(marked for health, marked in seen if health == 200)
     assert handshake(edge, "shop.example.com")["fingerprint"] == fingerprint(sites["shop"][0])
     assert edge.status()["certs_mark"]
 
@@ -181,7 +194,7 @@ def test_a_key_sealed_for_another_pod_is_not_loaded_and_the_rest_is(
     wait_until(lambda: handshake(edge, "late.example.com")["ok"])
     assert not handshake(edge, "stray.example.com")["ok"]
     assert handshake(edge, "shop.example.com")["ok"]
-    assert "does not open with this node's sealing key" in (edge.tmp / "agent.log").read_text()
+    wait_until(lambda: edge.metric("sixpod_edge_certs_unopened") == 1)
 
 
 def test_session_tickets_resume_across_reloads_until_their_key_is_rotated_out(
@@ -250,10 +263,11 @@ def test_redirect_and_hsts_per_app_and_acme_challenges_are_never_redirected(
     assert reply["ok"]
     status, body, _ = edge.ns.get("shop.example.com", "/.well-known/acme-challenge/tok-1_A")
     assert (status, body) == (200, "tok-1_A.thumb")
-    status, _, _ = edge.ns.get("shop.example.com", "/.well-known/acme-challenge/other")
-    assert status == 404
-    status, _, _ = edge.ns.get("shop.example.com", "/.well-known/acme-challenge/a.b")
-    assert status == 404
+    # any other token is the app's own ACME client's: routed to it, never redirected
+    status, body, _ = edge.ns.get("shop.example.com", "/.well-known/acme-challenge/other")
+    assert (status, json.loads(body)["name"]) == (200, "a")
+    status, body, _ = edge.ns.get("shop.example.com", "/.well-known/acme-challenge/a.b")
+    assert (status, json.loads(body)["name"]) == (200, "a")
 
 
 def test_plain_http_keeps_serving_on_port_80(edge: Edge, sites: dict[str, tuple[str, str]]) -> None:
@@ -261,3 +275,171 @@ def test_plain_http_keeps_serving_on_port_80(edge: Edge, sites: dict[str, tuple[
     assert answer(edge.ns, "blog.example.org") == "b"
     status, _, _ = edge.ns.get("blog.example.org", base=f"http://127.0.0.1:{PORT}")
     assert status == 200
+
+
+def _served_chain(edge: Edge, sni: str) -> list[str]:
+    """SHA-256 fingerprints of every certificate the edge sends for ``sni`` (openssl)."""
+    r = edge.ns.run(
+        "openssl", "s_client", "-connect", f"[::1]:{TLS_PORT}", "-servername", sni,
+        "-showcerts", check=False,
+    )  # fmt: skip
+    blocks = re.findall(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", r.stdout, re.S)
+    return [
+        x509.load_pem_x509_certificate(b.encode()).fingerprint(hashes.SHA256()).hex()
+        for b in blocks
+    ]
+
+
+def _site_with_two_intermediates(name: str) -> tuple[str, str, str]:
+    """One leaf and key, and two chains for it: the same intermediate (same name, same key)
+    issued twice, as a CA does when it reissues or cross-signs an intermediate."""
+    root_key = ec.generate_private_key(ec.SECP256R1())
+    int_key = ec.generate_private_key(ec.SECP256R1())
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    inter1 = pki.cert("Test Intermediate", int_key, ("Test Root", root_key), ca=True)
+    inter2 = pki.cert(
+        "Test Intermediate", int_key, ("Test Root", root_key), ca=True,
+        end=dt.datetime.now(dt.UTC) + 400 * pki.DAY,
+    )  # fmt: skip
+    leaf = pki.cert(name, leaf_key, ("Test Intermediate", int_key), names=(name,))
+    return pki.pem(leaf, inter1), pki.pem(leaf, inter2), pki.key_pem(leaf_key)
+
+
+def test_a_new_chain_for_the_same_leaf_is_served(
+    edge: Edge, pod: tuple[Store, RedisServer]
+) -> None:
+    """The classic fix "I forgot / had the wrong intermediate": same leaf, new chain. The
+    worker LRU and the agent's full sync both key on the leaf fingerprint only."""
+    store, _ = pod
+    store.create_app("shop")
+    store.set_endpoints("shop", [ep("a")])
+    store.attach_domain("shop.example.com", "shop")
+    chain1, chain2, key = _site_with_two_intermediates("shop.example.com")
+    store.put_cert("shop.example.com", chain1, key)
+    start_tls(edge)
+    want1 = [fingerprint(c) for c in re.findall(r"-----BEGIN.*?-----END CERTIFICATE-----\n",
+                                                 chain1, re.S)]  # fmt: skip
+    want2 = [fingerprint(c) for c in re.findall(r"-----BEGIN.*?-----END CERTIFICATE-----\n",
+                                                 chain2, re.S)]  # fmt: skip
+    assert want1[0] == want2[0]
+    assert want1[1] != want2[1]
+    for _ in range(8):  # every worker parses and caches chain1
+        assert _served_chain(edge, "shop.example.com") == want1
+    store.put_cert("shop.example.com", chain2, key)
+    # the agent pushes the new value at once; give it 5 s, then every handshake must send
+    # the new intermediate
+    got: list[list[str]] = []
+
+    def all_new() -> bool:
+        got[:] = [_served_chain(edge, "shop.example.com") for _ in range(8)]
+        return all(g == want2 for g in got)
+
+    with contextlib.suppress(AssertionError):
+        wait_until(all_new, timeout=5)
+    stale = sum(g == want1 for g in got)
+    assert all(g == want2 for g in got), f"{stale} of {len(got)} handshakes sent the old chain"
+
+
+def test_sni_that_is_not_a_hostname_gets_no_certificate(
+    edge: Edge, pod: tuple[Store, RedisServer]
+) -> None:
+    """'.wild.example.net' and '*.wild.example.net' are not names a wildcard covers
+    (RFC 6125 6.4.3): they should be refused like any unknown name."""
+    store, _ = pod
+    store.create_app("wild")
+    store.set_endpoints("wild", [ep("c")])
+    store.attach_domain("*.wild.example.net", "wild")
+    store.put_cert("*.wild.example.net", *pki.site("*.wild.example.net"))
+    start_tls(edge)
+    assert _served_chain(edge, "a.wild.example.net")
+    got = {
+        sni: bool(_served_chain(edge, sni)) for sni in (".wild.example.net", "*.wild.example.net")
+    }
+    assert got == {".wild.example.net": False, "*.wild.example.net": False}, got
+
+
+def test_hsts_max_age_zero_is_sent_so_a_site_can_withdraw_hsts(
+    edge: Edge, pod: tuple[Store, RedisServer]
+) -> None:
+    """RFC 6797 6.1.1: max-age=0 is how a host tells browsers to forget its HSTS policy.
+    The store accepts 0 and documents it as "no header", so a site that once sent HSTS has
+    no way to withdraw it."""
+    store, _ = pod
+    store.create_app("shop")
+    store.set_endpoints("shop", [ep("a")])
+    store.attach_domain("shop.example.com", "shop")
+    store.put_cert("shop.example.com", *pki.site("shop.example.com"))
+    store.update_app("shop", settings={"hsts_max_age": 0})
+    start_tls(edge)
+    status, _, headers = https_get(edge, "shop.example.com")
+    assert status == 200
+    assert headers.get("strict-transport-security") == "max-age=0", headers
+
+
+def test_no_redirect_into_a_handshake_the_edge_would_refuse(
+    edge: Edge, pod: tuple[Store, RedisServer]
+) -> None:
+    """https_redirect on an app whose domain has no certificate: served over HTTP (a 308
+    would send every visitor into a refused handshake); once a certificate is there, 308."""
+    store, _ = pod
+    store.create_app("blog")
+    store.set_endpoints("blog", [ep("b")])
+    store.attach_domain("blog.example.org", "blog")
+    store.update_app("blog", settings={"https_redirect": True})
+    start_tls(edge)
+    assert edge.ns.get("blog.example.org")[0] == 200
+    store.put_cert("blog.example.org", *pki.site("blog.example.org"))
+    wait_until(lambda: edge.ns.get("blog.example.org")[0] == 308)
+    assert handshake(edge, "blog.example.org")["ok"]
+
+
+_WS = """
+import socket, sys, time
+s = socket.create_connection(("::1", int(sys.argv[1])))
+s.sendall(b"GET / HTTP/1.1\\r\\nHost: shop.example.com\\r\\nConnection: Upgrade\\r\\n"
+          b"Upgrade: websocket\\r\\n\\r\\n")
+assert b" 101 " in s.recv(4096)
+print("up", flush=True)
+while True:
+    s.sendall(b"ping"); s.recv(16); time.sleep(0.5)
+"""
+
+
+def _workers(master: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == master:
+                out.append(int(d.name))
+    return out
+
+
+def test_reloads_do_not_pile_up_old_workers_held_by_long_connections(
+    edge: Edge, pod: tuple[Store, RedisServer]
+) -> None:
+    """Every ticket rotation is a reload; an old worker held by a busy websocket is closed
+    after drain_timeout, so rotations never leave worker generations behind."""
+    store, _ = pod
+    store.create_app("shop")
+    store.set_endpoints("shop", [ep("a")])
+    store.attach_domain("shop.example.com", "shop")
+    store.put_cert("shop.example.com", *pki.site("shop.example.com"))
+    edge.configure(drain_timeout=2)
+    start_tls(edge)
+    run = str(edge.tmp / "run")
+    master = edge.nginx_pid()
+    base = len(_workers(master))
+    for _ in range(3):
+        ws = edge.ns.popen(sys.executable, "-c", _WS, str(PORT))
+        assert ws.stdout is not None
+        assert ws.stdout.readline().strip() == "up"
+        key = tlsfiles.ticket_path(run, 0).read_bytes()
+        past = time.time() - 2 * 86400  # older than ticket_rotate
+        os.utime(tlsfiles.ticket_path(run, 0), (past, past))
+        wait_until(lambda old=key: tlsfiles.ticket_path(run, 0).read_bytes() != old)
+        time.sleep(1.0)
+    wait_until(lambda: len(_workers(master)) <= base, timeout=10)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from test_razor import Razor, _ips, razor, wait_until
 
+from razorkit import config
 from sixpod.inventory.lock import parse_lock
 from sixpod.lab.redisproc import RedisServer, redis_server
 from sixpod.lab.redisproc import wait_until as wait_redis
@@ -160,3 +161,36 @@ def test_razor_stays_silent_until_the_tenant_state_is_there(tmp_path: Path) -> N
                 thread.join(timeout=10)
             client.close()
             store.close()
+
+
+def test_attribution_reads_the_tenants_once_through_the_reader(
+    tmp_path: Path, pod: tuple[Store, RedisServer]
+) -> None:
+    """``load_tenants`` (attribution, the CLI): VIP states and seeds of the replica, kept to
+    Razor's pool; Redis without tenant state, or down, is a ConfigError naming it."""
+    from sixpod.razor.errors import ConfigError
+    from sixpod.razor.source import StaticSource
+    from sixpod.tenants.model import VipState
+
+    store, replica = pod
+    store.create_app("shop", shard_seed=3)
+    victim = server_pool()[0]
+    store.set_vip(str(victim), "blackholed", reason="DDoS")
+    wait_redis(lambda: replica.client().hexists("sixpod:vip", str(victim)))
+    pool = [str(victim), str(server_pool()[1]), "192.0.2.77"]
+    tenants = {"address": replica.address, "password_file": str(replica.password_file)}
+    got = StaticSource(config(pool={"vips": pool}, tenants=tenants)).load()
+    assert got.apps == {"shop": 3}
+    assert got.vips[victim] is VipState.BLACKHOLED
+    assert got.vips[ip_address("192.0.2.77")] is VipState.ACTIVE
+    assert set(got.vips) == {ip_address(p) for p in pool}
+    assert got.revision >= 2
+    with redis_server(tmp_path) as empty:
+        bare = {"address": empty.address, "password_file": str(empty.password_file)}
+        with pytest.raises(ConfigError, match="has no tenant state"):
+            StaticSource(config(pool={"vips": pool}, tenants=bare)).load()
+    with pytest.raises(ConfigError, match=f"Redis at {empty.address}"):
+        StaticSource(config(pool={"vips": pool}, tenants=bare)).load()
+    missing = {**tenants, "password_file": str(tmp_path / "nope")}
+    with pytest.raises(ConfigError, match="cannot read"):
+        StaticSource(config(pool={"vips": pool}, tenants=missing)).load()

@@ -91,6 +91,20 @@ def test_apply_plan_calls_the_controller() -> None:
         apply_plan(plan, "http://[::1]:8080", "x", transport=httpx.MockTransport(down))
 
 
+def test_apply_plan_names_the_controllers_problem_detail() -> None:
+    st = state(apps={"shop": 0})
+    plan = plan_reshard("shop", [shard("shop", 0, V6, 8)[0]], st, Shards(8))
+
+    def guard(request: httpx.Request) -> httpx.Response:
+        if request.method == "PUT":
+            return httpx.Response(200, json={})
+        return httpx.Response(409, json={"status": 409, "detail": "churn guard\ntripped"})
+
+    with pytest.raises(ControllerError) as e:
+        apply_plan(plan, "http://[::1]:8080", "x", transport=httpx.MockTransport(guard))
+    assert e.value.message == "re-shard app shop: controller answered 409: churn guard tripped"
+
+
 def test_reshard_plan_follows_max_overlap() -> None:
     """Issue 15 item 12: with max_overlap the shards are placed under the cap, and the plan
     says the shard the app will really get (old and new), not its uncapped top ranks."""

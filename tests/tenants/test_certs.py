@@ -113,6 +113,10 @@ def test_weak_or_unusable_keys_and_ca_leaves_are_refused() -> None:
     c = cert("a.example.com", weak, names=("a.example.com",))
     with pytest.raises(InvalidInput, match="RSA 1024 bits, at least 2048"):
         validate("a.example.com", pem(c), key_pem(weak), now=NOW)
+    huge = rsa.generate_private_key(public_exponent=65537, key_size=4104)  # slow handshakes
+    c = cert("a.example.com", huge, names=("a.example.com",))
+    with pytest.raises(InvalidInput, match="RSA 4104 bits, at most 4096"):
+        validate("a.example.com", pem(c), key_pem(huge), now=NOW)
     k521 = ec.generate_private_key(ec.SECP521R1())
     with pytest.raises(InvalidInput, match="curve secp521r1"):
         validate(

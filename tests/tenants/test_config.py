@@ -20,7 +20,7 @@ def test_readme_example_loads() -> None:
     start = text.index("# controller.yaml")
     cfg = load_model(text[start : text.index("```", start)], "README.md", ControllerConfig)
     assert [e.port for e in cfg.listen] == [8700, 8700]
-    assert cfg.guard.limits().app_share == 0.5
+    assert cfg.guard.app_share == 0.5
     assert cfg.redis.prefix == "sixpod"
 
 
@@ -75,3 +75,28 @@ def test_missing_token_file_is_a_clear_error(tmp_path: Path) -> None:
     assert r.returncode == 1
     assert "nope" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_the_guard_and_publisher_sections_are_the_settings_the_daemon_runs_with() -> None:
+    """One definition each: the guard section is the GuardLimits the store and publisher use,
+    the publisher section the base of PublisherSettings; both validated however built."""
+    from sixpod.tenants.guard import GuardLimits
+    from sixpod.tenants.publisher import PublisherSettings
+
+    text = (
+        "token_file: t\nlock: l\nredis: {address: '[::1]:6379', password_file: p}\n"
+        "guard: {window: 30}\npublisher: {batch: 100}\n"
+    )
+    cfg = load_model(text, "controller.yaml", ControllerConfig)
+    assert isinstance(cfg.guard, GuardLimits)
+    assert cfg.guard.window == 30
+    settings = PublisherSettings(**cfg.publisher.model_dump(), guard=cfg.guard)
+    assert (settings.batch, settings.lease, settings.guard.window) == (100, 5.0, 30)
+    with pytest.raises(ValueError, match="app_share"):
+        GuardLimits(app_share=0)
+    with pytest.raises(ValueError, match="batch"):
+        PublisherSettings(batch=0)
+    raw = {"token_file": "t", "lock": "l", "redis": {"address": "[::1]:6379", "password_file": "p"}}
+    ControllerConfig.model_validate({**raw, "publisher": {"batch": 100}})
+    with pytest.raises(ValueError, match=r"1 validation error(.|\n)*publisher\.holder"):
+        ControllerConfig.model_validate({**raw, "publisher": {"holder": "x"}})  # no wiring keys

@@ -485,3 +485,44 @@ def test_a_malformed_stream_entry_is_never_applied_nor_fatal(
                 await reader.stop()
 
     asyncio.run(main())
+
+
+def test_one_malformed_cert_key_does_not_freeze_the_edge_readers_state(
+    store: Store, primary: RedisServer, small_lock: Lock
+) -> None:
+    """A P:cert key without ``fp`` (or a non-numeric ``not_after``) raises in load_cert; the
+    reader resynchronises, reads the same key again, and so never bootstraps: every later
+    change of any tenant (endpoints, domains) stops reaching this edge."""
+    store.create_app("shop")
+    store.set_endpoints("shop", eps(small_lock, "edge1", 1, 3))
+
+    async def main() -> None:
+        with RunningPublisher(store, primary):
+            reader = reader_for(primary, retry=0.05, certs=True)
+            await reader.start()
+            try:
+                await until_revision(reader, store.head())
+                rev = reader.state.revision
+                client = primary.client()
+                client.hset("sixpod:cert:bad.example", mapping={"chain": "x", "key": "y"})
+                # anything that makes the reader resynchronise (here a bad stream entry)
+                client.xadd(
+                    "sixpod:log",
+                    {"prev": rev, "rev": rev + 1, "epoch": reader.state.epoch, "ts": "0",
+                     "ops": '[["ep", "shop"]]'},
+                    id=f"{rev + 1}-0",
+                )  # fmt: skip
+                client.xdel("sixpod:log", f"{rev + 1}-0")
+
+                async def noticed() -> bool:
+                    return reader.malformed >= 1
+
+                await async_wait_until(noticed, timeout=10, what="the bad entry noticed")
+                store.set_endpoints("shop", eps(small_lock, "edge1", 1, 5))
+                await until_revision(reader, store.head(), timeout=5)
+                assert len(reader.state.upstreams("shop")) == 5
+                assert "bad.example" not in reader.state.certs
+            finally:
+                await reader.stop()
+
+    asyncio.run(main())

@@ -75,6 +75,7 @@ def test_keygen_writes_a_private_half_only_root_reads_and_never_overwrites(
 def test_key_files_of_the_wrong_kind_are_named(tmp_path: Path) -> None:
     wrong = tmp_path / "rsa.pem"
     wrong.write_text(pki.key_pem(pki.ec.generate_private_key(pki.ec.SECP256R1())))
+    wrong.chmod(0o600)
     with pytest.raises(sealed.SealError, match="not an X25519 private key"):
         sealed.load_private(wrong)
     with pytest.raises(sealed.SealError, match="not a PEM public key"):

@@ -113,6 +113,9 @@ class Agent:
         self.need_tls_sync = cfg.tls is not None
         self.certs_not_stored: set[str] = set()
         self.unseal_failed: dict[str, str] = {}  # domain -> fingerprint that did not open
+        self.pushed: dict[str, str] = {}
+        """Certificate versions nginx holds (while it holds ``certs_mark``)."""
+        self.challenges_pushed: dict[str, str] = {}
         self.ticket_rotations = 0
 
     def _changed(self, state: TenantState, changed: Changed) -> None:
@@ -262,30 +265,40 @@ class Agent:
 
     async def _post_certs(self, domains: list[str]) -> None:
         assert self.cfg.tls is not None
+        certs = self.reader.state.certs
         for batch in tls.cert_batches(
-            self.reader.state.certs,
-            domains,
-            self.open_key,
-            self.generation,
-            self.cfg.tls.chunk_certs,
+            certs, domains, self.open_key, self.generation, self.cfg.tls.chunk_certs
         ):
             self.nginx_status = await self._post(batch)
+            for d, v in batch["certs"].items():
+                if v is None:
+                    self.pushed.pop(d, None)
+                elif d not in self.certs_not_stored:
+                    self.pushed[d] = v.split("\n", 1)[0]
             await asyncio.sleep(0)
 
     async def sync_tls(self) -> None:
         """Make nginx's certificates and challenges equal to the state, sending only what
-        differs, then mark the table loaded (health may pass from then on)."""
-        r = await self.client.get("/tls")
-        if r.status_code != 200:
-            raise EdgeError(f"nginx admin /tls answered {r.status_code}: {r.text[:300]!r}")
-        held = r.json()
+        differs, then mark the table loaded (health may pass from then on). While nginx
+        holds this agent's mark, what it holds is what this agent pushed; otherwise (an
+        agent restart, an nginx that lost its table) nginx is asked, once."""
         state = self.reader.state
-        await self._post_certs(tls.cert_sync(state.certs, held.get("certs") or {}))
-        tokens = frozenset(state.challenges) | frozenset(held.get("challenges") or {})
-        stale = frozenset(t for t in tokens if held["challenges"].get(t) != state.challenges.get(t))
+        if self.nginx_status.get("certs_mark") != self.certs_mark:
+            r = await self.client.get("/tls")
+            if r.status_code != 200:
+                raise EdgeError(f"nginx admin /tls answered {r.status_code}: {r.text[:300]!r}")
+            held = r.json()
+            self.pushed = dict(held.get("certs") or {})
+            self.challenges_pushed = dict(held.get("challenges") or {})
+        await self._post_certs(tls.cert_sync(state.certs, self.pushed))
+        tokens = frozenset(state.challenges) | frozenset(self.challenges_pushed)
+        stale = frozenset(
+            t for t in tokens if self.challenges_pushed.get(t) != state.challenges.get(t)
+        )
         batch = tls.challenge_batch(state.challenges, stale, self.generation)
         if batch is not None:
             self.nginx_status = await self._post(batch)
+        self.challenges_pushed = dict(state.challenges)
         self.nginx_status = await self._post(
             {"generation": self.generation, "certs_mark": self.certs_mark}
         )
@@ -293,8 +306,8 @@ class Agent:
         log.info("edge: certificates synced (%d held)", len(state.certs))
 
     async def rotate_tickets_if_due(self) -> bool:
-        if self.cfg.tls is None or not self.nginx_running():
-            return False
+        if self.cfg.tls is None or self._refused or not self.nginx_running():
+            return False  # (a refused nginx.conf: a HUP would not load the new keys)
         if tlsfiles.ticket_age(self.cfg.run_dir) < self.cfg.tls.ticket_rotate:
             return False
         tlsfiles.rotate(self.cfg.run_dir)
@@ -377,6 +390,7 @@ class Agent:
         del self.pending[:covered]
         self.need_full = False
         if self.cfg.tls is not None:
+            self.need_tls_sync = True  # until it completes: a failed sync is tried again
             await self.sync_tls()
         self.full_pushes += 1
         self.last_full_seconds = asyncio.get_running_loop().time() - began
@@ -400,6 +414,11 @@ class Agent:
             batch = tls.challenge_batch(state.challenges, changed.challenges, self.generation)
             if batch is not None:
                 self.nginx_status = await self._post(batch)
+                for t in changed.challenges:
+                    if t in state.challenges:
+                        self.challenges_pushed[t] = state.challenges[t]
+                    else:
+                        self.challenges_pushed.pop(t, None)
             for batch in tables.delta(state, changed, self.generation, self.cfg.chunk_apps):
                 self.nginx_status = await self._post(batch)
             self.pending.pop(0)

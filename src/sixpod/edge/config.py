@@ -22,13 +22,13 @@ class TlsSection(ConfigModel):
     seal_key: str
     """The pod's private key-sealing key (``sixpod cert keygen``; root only, 0600): opens
     the certificates' private keys published sealed for the edge nodes."""
-    certs_dict: str = Field(default="512m", pattern=r"^[0-9]{1,6}[km]?$")
-    """Size of nginx's certificate table (about 2.5 KB per certificate)."""
+    certs_dict: str = Field(default="512m", pattern=r"^([1-9][0-9]{0,5}m|[1-9][0-9]{3,8}k)$")
+    """Size of nginx's certificate table (``1m`` or more; about 2.2 KB per certificate)."""
     worker_cache: int = Field(default=20000, ge=100, le=1_000_000)
     """Parsed certificates each nginx worker keeps (LRU)."""
-    ticket_rotate: Annotated[float, Field(ge=60, le=86400)] = 3600.0
-    """Seconds between session ticket key rotations (nginx reloads; three keys are kept,
-    so a ticket resumes for up to twice this)."""
+    ticket_rotate: Annotated[float, Field(ge=60, le=86400)] = 21600.0
+    """Seconds between session ticket key rotations (each a reload of nginx; three keys
+    are kept, so a ticket resumes for up to twice this)."""
     chunk_certs: int = Field(default=500, ge=1, le=10000)
     """Certificates per admin request."""
 
@@ -82,5 +82,8 @@ class EdgeConfig(ConfigModel):
     """Retry budget: retries allowed per request, on average (Envoy's budget)."""
     retry_burst: int = Field(default=10, ge=0, le=1000)
     """Retries a worker may spend at once before the budget refills."""
+    drain_timeout: Seconds = 600.0
+    """Seconds old workers keep serving their connections (websockets, downloads) after a
+    reload before nginx closes them."""
     tls: TlsSection | None = None
     """HTTPS on 443 with certificates chosen by SNI; none: HTTP only."""

@@ -32,6 +32,7 @@ class EdgeCollector(Collector):
         a = self.agent
         stats = a.nginx_stats
         status = a.nginx_status
+        r = a.reader.metrics()
         requests = CounterMetricFamily(
             "sixpod_edge_requests",
             "Requests answered, by app and status class",
@@ -79,9 +80,20 @@ class EdgeCollector(Collector):
             ("push_errors", "Batches nginx refused (507: a shared dict full)", a.push_errors),
             ("reloads", "nginx reloads after its config changed", a.reloads),
             ("reload_failures", "Changed configs refused by nginx -t", a.reload_failures),
+            ("ticket_rotations", "Session ticket key rotations", a.ticket_rotations),
+            (
+                "tls_refused",
+                "TLS handshakes refused: no certificate for the name, or none given",
+                status.get("tls_refused", 0),
+            ),
+            (
+                "tls_parse_errors",
+                "Stored certificates nginx could not parse",
+                status.get("tls_parse_errors", 0),
+            ),
+            ("tenant_malformed", "Malformed keys or entries met in Redis", r["malformed"]),
         ):
             yield CounterMetricFamily(f"sixpod_edge_{name}", doc, value=value)
-        r = a.reader.metrics()
         for name, doc, value in (
             ("revision", "Tenant state revision the reader holds", r["revision"]),
             ("nginx_revision", "Tenant state revision nginx holds", status.get("revision", -1)),
@@ -111,6 +123,17 @@ class EdgeCollector(Collector):
                 status.get("connections_waiting", 0),
             ),
             ("redis_connected", "1 while the replica answers", r["connected"]),
+            ("certs", "Certificates nginx holds (this agent's sync)", len(a.pushed)),
+            (
+                "certs_not_stored",
+                "Certificates nginx had no room for (raise tls.certs_dict)",
+                len(a.certs_not_stored),
+            ),
+            (
+                "certs_unopened",
+                "Certificates whose key does not open with this node's sealing key",
+                len(a.unseal_failed),
+            ),
         ):
             yield GaugeMetricFamily(f"sixpod_edge_{name}", doc, value=value)
 

@@ -93,11 +93,35 @@ def _pool(n: int) -> str:
 """
 
 
+def _proxy(cfg: EdgeConfig) -> str:
+    return f"""\
+            log_by_lua_block {{ require("sixpod_edge").log() }}
+            proxy_pass http://$sixpod_pool;
+            proxy_http_version 1.1;
+            proxy_set_header Host $host;
+            proxy_set_header Connection $sixpod_connection;
+            proxy_set_header Upgrade $sixpod_upgrade;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $host;
+            proxy_set_header X-Request-Id $sixpod_request_id;
+            proxy_set_header Forwarded "for=$sixpod_forwarded_for;host=\\"$host\\";proto=$scheme";
+            proxy_set_header Proxy-Connection "";
+            proxy_set_header Keep-Alive "";
+            proxy_connect_timeout {cfg.connect_timeout:g}s;
+            proxy_read_timeout {cfg.upstream_timeout:g}s;
+            proxy_send_timeout {cfg.upstream_timeout:g}s;
+            proxy_next_upstream error timeout http_502 http_503 http_504;
+            proxy_next_upstream_tries 2;
+"""
+
+
 def nginx_conf(cfg: EdgeConfig) -> str:
     run = cfg.run_dir
     pools = "".join(_pool(n) for n in range(POOLS))
     listens = "".join(_listen(e) for e in cfg.listen)
     tls = _tls(cfg)
+    proxy = _proxy(cfg)
     if cfg.tls is not None:
         listens += "".join(_listen(e, " ssl http2") for e in cfg.tls.listen)
     certs_dict = f"    lua_shared_dict sixpod_certs {cfg.tls.certs_dict};\n" if cfg.tls else ""
@@ -106,6 +130,8 @@ def nginx_conf(cfg: EdgeConfig) -> str:
 load_module /usr/lib/nginx/modules/ndk_http_module.so;
 load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
 worker_processes {cfg.workers};
+# a reload (nginx.conf changed, ticket keys rotated) closes what old workers still hold
+worker_shutdown_timeout {cfg.drain_timeout:g}s;
 pid {run}/nginx.pid;
 error_log {cfg.error_log} warn;
 daemon off;
@@ -186,31 +212,14 @@ http {{
 {tls}        # nginx answers an unknown Transfer-Encoding with 501: a malformed request is a 400
         error_page 501 =400 @sixpod_bad_request;
         location @sixpod_bad_request {{ return 400 "sixpod: bad request\n"; }}
+        # an ACME challenge this pod published is answered here; any other token is the
+        # app's own (it runs its own ACME client): routed like the rest, never redirected
         location ^~ /.well-known/acme-challenge/ {{
-            content_by_lua_block {{ require("sixpod_edge").challenge() }}
-        }}
-
+            access_by_lua_block {{ require("sixpod_edge").challenge() }}
+{proxy}        }}
         location / {{
             access_by_lua_block {{ require("sixpod_edge").access() }}
-            log_by_lua_block {{ require("sixpod_edge").log() }}
-            proxy_pass http://$sixpod_pool;
-            proxy_http_version 1.1;
-            proxy_set_header Host $host;
-            proxy_set_header Connection $sixpod_connection;
-            proxy_set_header Upgrade $sixpod_upgrade;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto $scheme;
-            proxy_set_header X-Forwarded-Host $host;
-            proxy_set_header X-Request-Id $sixpod_request_id;
-            proxy_set_header Forwarded "for=$sixpod_forwarded_for;host=\\"$host\\";proto=$scheme";
-            proxy_set_header Proxy-Connection "";
-            proxy_set_header Keep-Alive "";
-            proxy_connect_timeout {cfg.connect_timeout:g}s;
-            proxy_read_timeout {cfg.upstream_timeout:g}s;
-            proxy_send_timeout {cfg.upstream_timeout:g}s;
-            proxy_next_upstream error timeout http_502 http_503 http_504;
-            proxy_next_upstream_tries 2;
-        }}
+{proxy}        }}
     }}
 
     server {{

@@ -50,9 +50,9 @@ def app_entry(state: TenantState, app: str) -> str | None:
         lines.append(f"=body {limit}\n")
     if record.settings.get(HTTPS_REDIRECT_SETTING) is True:
         lines.append("=redirect\n")
-    hsts = _positive(record.settings, HSTS_SETTING)
-    if hsts is not None:
-        lines.append(f"=hsts {hsts}\n")
+    hsts = record.settings.get(HSTS_SETTING)
+    if isinstance(hsts, int) and not isinstance(hsts, bool) and hsts >= 0:
+        lines.append(f"=hsts {hsts}\n")  # 0 too: how a site withdraws HSTS (RFC 6797)
     for e in sorted(state.upstreams(app), key=lambda e: (e.address, e.port)):
         if e.state is EndpointState.UP and e.weight > 0:
             lines.append(f"[{addr.format_ip(e.address)}] {e.port} {e.weight}\n")

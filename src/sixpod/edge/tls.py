@@ -1,18 +1,21 @@
 """Pure core of the edge's TLS: certificates and ACME challenges to admin batches for nginx.
 
 nginx keeps certificates in one shared dict (``sixpod_certs``, not in the two table slots:
-100k chains twice would not fit), domain -> ``FINGERPRINT\\nCHAIN_BYTES\\nCHAIN KEY`` (the
+100k chains twice would not fit), domain -> ``VERSION\\nCHAIN_BYTES\\nCHAIN KEY`` (the
 chain PEM, leaf first, then the key PEM in clear: only nginx's memory and the agent ever
-hold it so). A worker parses a domain's value once and keeps it in its own LRU cache while
-the fingerprint stays the same. ACME HTTP-01 challenges live in ``sixpod_acme``, token ->
-key authorization.
+hold it so). :func:`version` is a digest of the whole chain, so a new intermediate for the
+same leaf is a new version too. A worker parses a domain's value once and keeps it in its
+own LRU cache while the version stays the same. ACME HTTP-01 challenges live in
+``sixpod_acme``, token -> key authorization.
 
-A full sync compares what nginx holds (domain -> fingerprint) with the state and sends only
-the difference, so an agent restart with nginx still serving re-sends nothing.
+A sync compares what nginx holds (domain -> version) with the state and sends only the
+difference: what the agent itself pushed while nginx kept its table, or, after an agent
+restart or an nginx that lost the table, what nginx lists (``GET /tls``, once).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -23,9 +26,13 @@ KeyOpener = Callable[[Cert], str | None]
 """The cert's private key PEM in clear, or None when it cannot be opened (logged there)."""
 
 
+def version(cert: Cert) -> str:
+    return hashlib.sha256(cert.chain.encode()).hexdigest()[:32]
+
+
 def cert_value(cert: Cert, key_pem: str) -> str:
     chain = cert.chain.encode()
-    return f"{cert.fingerprint}\n{len(chain)}\n{cert.chain}{key_pem}"
+    return f"{version(cert)}\n{len(chain)}\n{cert.chain}{key_pem}"
 
 
 def cert_batches(
@@ -54,7 +61,7 @@ def cert_batches(
 def cert_sync(certs: Mapping[str, Cert], held: Mapping[str, str]) -> list[str]:
     """The domains whose certificate nginx lacks, holds in another version, or should not
     hold at all (sorted: the same order every time)."""
-    stale = {d for d, c in certs.items() if held.get(d) != c.fingerprint}
+    stale = {d for d, c in certs.items() if held.get(d) != version(c)}
     stale |= {d for d in held if d not in certs}
     return sorted(stale)
 

@@ -79,7 +79,7 @@ def ticket_age(run_dir: str) -> float:
 
 def rotate(run_dir: str) -> None:
     """A new key encrypts from the next reload on; the previous ones still decrypt, the
-    oldest is dropped."""
+    oldest is dropped. Each file is replaced whole, so every path always holds a key."""
     for i in range(TICKET_KEYS - 1, 0, -1):
-        os.replace(ticket_path(run_dir, i - 1), ticket_path(run_dir, i))
+        _write(ticket_path(run_dir, i), ticket_path(run_dir, i - 1).read_bytes())
     _write(ticket_path(run_dir, 0), os.urandom(TICKET_KEY_BYTES))

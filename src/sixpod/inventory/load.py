@@ -10,12 +10,13 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from sixpod.configtypes import NAME_RE
 from sixpod.inventory import source
 from sixpod.inventory.checks import check
 from sixpod.inventory.errors import Diagnostic, InventoryError
-from sixpod.inventory.model import NAME_RE, Inventory
-from sixpod.inventory.source import Path, Source, describe_value
-from sixpod.words import suggest
+from sixpod.inventory.model import Inventory
+from sixpod.inventory.source import Path, Source
+from sixpod.words import describe_value, suggest
 
 
 @dataclass(frozen=True, slots=True)

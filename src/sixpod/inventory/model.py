@@ -1,22 +1,30 @@
 """The inventory model (``pod.yaml``): the pod, its roles, racks and nodes.
 
-Field validation (types, shapes, address syntax, unknown keys) lives here; rules that relate
-several fields or objects live in :mod:`sixpod.inventory.checks`.
+Field validation (shapes, unknown keys) lives here, with the field types (names, addresses,
+ASNs, MTUs) from :mod:`sixpod.configtypes`; rules that relate several fields or objects live
+in :mod:`sixpod.inventory.checks`.
 """
 
 from __future__ import annotations
 
 import re
 from enum import StrEnum
-from ipaddress import IPv4Network, IPv6Address, IPv6Interface, IPv6Network
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
-from sixpod import addr
-from sixpod.inventory.source import describe_value
+from sixpod.configtypes import (
+    ASN,
+    MTU,
+    Int,
+    IPv4Prefix,
+    IPv6Addr,
+    IPv6Endpoint,
+    IPv6Iface,
+    IPv6Prefix,
+    Name,
+)
 
-NAME_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
 PORT_RANGE_RE = re.compile(r"([A-Za-z][A-Za-z_.-]*?)(\d+)-(?:\1)?(\d+)\Z")
 PORT_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_./:-]{0,31}\Z")
 
@@ -24,73 +32,6 @@ ASN_PRIVATE_2BYTE = (64512, 65534)
 ASN_PRIVATE_4BYTE = (4200000000, 4294967294)
 ETHERNET_OVERHEAD = 14 + 4  # Ethernet header + one 802.1Q tag; FCS not counted by NICs
 VIPS_PER_FAMILY_MAX = 512
-
-
-def _text(value: Any, what: str) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"expected {what}, got {describe_value(value)}")
-    return value
-
-
-def _name(value: str) -> str:
-    if not NAME_RE.match(value):
-        raise ValueError(
-            f"{value!r} is not a valid name: use lowercase letters, digits and '-', "
-            "1-63 characters, not starting or ending with '-'"
-        )
-    return value
-
-
-def _ipv6_prefix(value: Any) -> IPv6Network:
-    net = addr.parse_prefix(_text(value, "an IPv6 prefix (2001:db8::/48)"), strict=True)
-    if not isinstance(net, IPv6Network):
-        raise ValueError(f"{value!r} is an IPv4 prefix; an IPv6 prefix is needed here")
-    return net
-
-
-def _ipv4_prefix(value: Any) -> IPv4Network:
-    net = addr.parse_prefix(_text(value, "an IPv4 prefix (192.0.2.0/24)"), strict=True)
-    if not isinstance(net, IPv4Network):
-        raise ValueError(f"{value!r} is an IPv6 prefix; an IPv4 prefix is needed here")
-    return net
-
-
-def _ipv6_address(value: Any) -> IPv6Address:
-    ip = addr.parse_ip(_text(value, "an IPv6 address (2001:db8::1)"))
-    if not isinstance(ip, IPv6Address):
-        raise ValueError(f"{value!r} is an IPv4 address; an IPv6 address is needed here")
-    return ip
-
-
-def _ipv6_interface(value: Any) -> IPv6Interface:
-    iface = addr.parse_interface(_text(value, "an IPv6 address and length (2001:db8::1/64)"))
-    if not isinstance(iface, IPv6Interface):
-        raise ValueError(f"{value!r} is IPv4; an IPv6 address with its prefix length is needed")
-    return iface
-
-
-def _ipv6_endpoint(value: Any) -> addr.Endpoint:
-    ep = addr.parse_endpoint(_text(value, "an IPv6 endpoint ([2001:db8::2]:6379)"))
-    if not isinstance(ep.ip, IPv6Address):
-        raise ValueError(f"{value!r} is IPv4; the pod's control plane is IPv6: [IPv6]:port")
-    return ep
-
-
-def _asn(value: int) -> int:
-    if not 1 <= value <= 4294967294:
-        raise ValueError(f"{value} is not a valid AS number (1-4294967294)")
-    return value
-
-
-Int = Annotated[int, Strict()]
-Name = Annotated[str, Strict(), AfterValidator(_name)]
-IPv6Prefix = Annotated[IPv6Network, BeforeValidator(_ipv6_prefix)]
-IPv4Prefix = Annotated[IPv4Network, BeforeValidator(_ipv4_prefix)]
-IPv6Addr = Annotated[IPv6Address, BeforeValidator(_ipv6_address)]
-IPv6Iface = Annotated[IPv6Interface, BeforeValidator(_ipv6_interface)]
-IPv6Endpoint = Annotated[addr.Endpoint, BeforeValidator(_ipv6_endpoint)]
-ASN = Annotated[int, Strict(), AfterValidator(_asn)]
-MTU = Annotated[int, Strict(), Field(ge=1280, le=65535, description="IP MTU in bytes")]
 
 
 class _Model(BaseModel):

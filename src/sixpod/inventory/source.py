@@ -77,23 +77,6 @@ class Source:
         return Diagnostic(self.filename, pos.line, pos.column, message, warning=warning, note=note)
 
 
-def describe_value(value: Any) -> str:
-    """What a file holds, in YAML's terms, for messages: ``text 'big'``, ``the number 5``."""
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return f"the number {value}"
-    if isinstance(value, str):
-        return f"text {value!r}"
-    if isinstance(value, list):
-        return "a list" if value else "an empty list"
-    if isinstance(value, dict):
-        return "a mapping" if value else "an empty mapping"
-    return repr(value)
-
-
 def _pos(node: yaml.Node) -> Position:
     return Position(node.start_mark.line + 1, node.start_mark.column + 1)
 

@@ -44,10 +44,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
-from sixpod import addr
+from sixpod import addr, redisclient
 
 __all__ = [
     "REDIS_SERVER",
@@ -154,17 +152,15 @@ class RedisServer:
 
     def client(self, **kwargs: Any) -> redis.Redis:
         """A synchronous redis-py client for test setup and assertions; close it after use."""
-        options: dict[str, Any] = {
-            "host": self.host,
-            "port": self.port,
-            "password": self.password,
-            "socket_timeout": 5.0,
-            "socket_connect_timeout": 5.0,
-            "retry": Retry(NoBackoff(), 0),
-            "decode_responses": True,
-        }
-        options.update(kwargs)
-        return redis.Redis(**options)
+        options = {"socket_timeout": 5.0, "decode_responses": True, **kwargs}
+        return redisclient.RedisTarget(
+            self.endpoint,
+            password=self.password,
+            timeout=options.pop("socket_timeout"),
+            connect_timeout=options.pop("socket_connect_timeout", 5.0),
+            retry=False,
+            decode=options.pop("decode_responses"),
+        ).client(**options)
 
     def info(self, section: str = "default") -> dict[str, Any]:
         """``INFO section`` through a short-lived client."""

@@ -7,32 +7,14 @@ the trailing dot. Loaded with :func:`sixpod.inventory.load.load_model`, so error
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, Strict, model_validator
+from pydantic import Field, Strict, model_validator
 
 from sixpod import addr
-from sixpod.configtypes import IP, ConfigModel, Endpoint, Seconds
+from sixpod.configtypes import IP, ConfigModel, DomainName, Endpoint, Seconds, Ttl
 from sixpod.tenants.config import RedisConfig
 from sixpod.tenants.names import is_app_name
-
-_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
-_NAME = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
-
-
-def _name(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"expected a DNS name, got {value!r}")
-    name = value.lower().removesuffix(".")
-    if not _NAME.fullmatch(name) or len(name) > 253:
-        raise ValueError(f"{value!r} is not a valid DNS name (letters, digits, '-', dots)")
-    return name
-
-
-DomainName = Annotated[str, BeforeValidator(_name)]
-Ttl = Annotated[int, Strict(), Field(ge=0, le=2147483647)]
-
 
 _Model = ConfigModel
 

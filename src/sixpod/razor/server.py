@@ -34,11 +34,11 @@ from sixpod.razor.config import RazorConfig, Rrl
 from sixpod.razor.engine import Engine
 from sixpod.razor.errors import ConfigError
 from sixpod.razor.rrl import ConnectionTable, Limit
-from sixpod.razor.source import StaticSource, follow_reader, within_pool
+from sixpod.razor.source import StaticSource, follow_reader, reader_settings, within_pool
 from sixpod.razor.state import RazorState
 from sixpod.tenants.config import RedisConfig
 from sixpod.tenants.model import VipState
-from sixpod.tenants.reader import ReaderSettings, TenantReader
+from sixpod.tenants.reader import TenantReader
 
 log = logging.getLogger("sixpod.razor")
 
@@ -319,11 +319,7 @@ class Worker:
 
     def _start_reader(self, t: RedisConfig) -> TenantReader:
         """Follow VIP states and apps from the local replica (upstream lists left out)."""
-        reader = TenantReader(
-            ReaderSettings(
-                address=t.address, password_file=t.password_file, prefix=t.prefix, upstreams=False
-            )
-        )
+        reader = TenantReader(reader_settings(t))
         self.loop.run_until_complete(reader.start())
         log.info("razor worker %d: waiting for the tenant state in Redis", self.index)
         self.loop.run_until_complete(reader.ready.wait())

@@ -1,28 +1,32 @@
 """Where Razor's live input comes from: the one seam between Razor and the tenants data.
 
 :class:`~sixpod.razor.state.RazorState` is all Razor needs besides its config: the pool's VIPs
-with their states and the apps with their shard seeds. :func:`snapshot` builds it from the
-tenants value types and :func:`follow_reader` hooks any object shaped like ``TenantReader``
-(:class:`Reader`) to a worker, so the TenantReader wiring is, in ``Worker``::
+with their states and the apps with their shard seeds. Razor reads the tenants Redis only
+through the reader library (:mod:`sixpod.tenants.reader`, upstream lists left out, see
+:func:`reader_settings`): a worker follows it, :func:`follow_reader` applying the current
+state and then every change that matters, in ``Worker``::
 
-    reader = TenantReader(settings); await reader.start()
-    follow_reader(reader, self.apply)      # applies the current state, then every change
+    reader = TenantReader(reader_settings(cfg.tenants)); await reader.start()
+    follow_reader(reader, self.apply, pool)      # the current state, then every change
 
-:class:`StaticSource` is the source used until then (and by the tests): the pool from the
-config (``pool.lock`` or ``pool.vips``) and a JSON/YAML state file, re-read when it changes.
+and attribution loads it once (:func:`load_tenants`). :func:`snapshot` turns the reader's
+values into a ``RazorState``.
+
+Without tenants, :class:`StaticSource` serves the pool from the config (``pool.lock`` or
+``pool.vips``) and a JSON/YAML state file, re-read when it changes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-import logging
 import os
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Protocol
 
-import redis
 import yaml
+from redis.exceptions import RedisError
 
 from sixpod import addr
 from sixpod.inventory.errors import InventoryError
@@ -31,10 +35,9 @@ from sixpod.inventory.source import check_limits
 from sixpod.razor.config import RazorConfig
 from sixpod.razor.errors import ConfigError
 from sixpod.razor.state import IPAddress, RazorState
-from sixpod.tenants.layout import Keys
+from sixpod.tenants.config import RedisConfig
 from sixpod.tenants.model import App, Changed, Vip, VipState
-
-log = logging.getLogger(__name__)
+from sixpod.tenants.reader import Gap, ReaderSettings, TenantReader, TenantState
 
 
 def snapshot(
@@ -48,7 +51,9 @@ def snapshot(
     )
 
 
-class TenantState(Protocol):
+class TenantView(Protocol):
+    """What Razor reads of a tenant state (``TenantReader.state``)."""
+
     @property
     def vips(self) -> Mapping[IPAddress, Vip]: ...
     @property
@@ -59,7 +64,7 @@ class Reader(Protocol):
     """What Razor uses of ``sixpod.tenants.reader.TenantReader``."""
 
     @property
-    def state(self) -> TenantState: ...
+    def state(self) -> TenantView: ...
     def add_listener(self, callback: Callable[[Any, Any], None]) -> None: ...
 
 
@@ -87,7 +92,7 @@ def follow_reader(
     last = view(reader.state.vips, reader.state.apps, 0)
     apply(last)
 
-    def changed(state: TenantState, change: Changed) -> None:
+    def changed(state: TenantView, change: Changed) -> None:
         nonlocal last
         if not (change.vips or change.resync or change.apps):
             return
@@ -190,42 +195,43 @@ def format_state(state: RazorState) -> str:
 
 
 def load_tenants(cfg: RazorConfig, pool: tuple[IPAddress, ...]) -> RazorState:
-    """VIP states and app seeds read once from Redis (attribution, the CLI), in the layout
-    the publisher writes (:mod:`sixpod.tenants.layout`)."""
+    """VIP states and app seeds read once from Redis (attribution, the CLI), through the
+    reader library (:meth:`sixpod.tenants.reader.TenantReader.load`, upstream lists left out)."""
     t = cfg.tenants
     assert t is not None
-    keys = Keys(t.prefix)
+    where = f"Redis at {addr.format_endpoint(t.address)}"
     try:
-        with open(t.password_file, encoding="utf-8") as f:
-            password = f.read().strip()
-        client = redis.Redis(
-            host=addr.format_ip(t.address.ip),
-            port=t.address.port,
-            password=password,
-            socket_timeout=5.0,
-            decode_responses=True,
-        )
-        with client:
-            if client.hget(keys.meta, "state") != "ready":
-                raise ConfigError(f"Redis at {addr.format_endpoint(t.address)} has no tenant state")
-            revision = int(client.hget(keys.meta, "revision") or 0)
-            states: dict[IPAddress, VipState] = {}
-            for text, value in client.hgetall(keys.vip).items():
-                try:
-                    states[addr.parse_ip(str(text))] = VipState(str(value).partition(" ")[0])
-                except ValueError as e:  # AddressError too: skip what this version cannot read
-                    log.warning("razor: VIP %r in Redis: %s", text, e)
-            names = [k[len(keys.prefix) + 5 :] for k in client.scan_iter(keys.app("*"), count=1000)]
-            pipe = client.pipeline(transaction=False)
-            for n in names:
-                pipe.hget(keys.app(n), "shard_seed")
-            seeds = {n: int(v) for n, v in zip(names, pipe.execute(), strict=True) if v is not None}
+        reader = TenantReader(reader_settings(t))
     except OSError as e:
         raise ConfigError(f"{t.password_file}: cannot read: {e.strerror}") from None
-    except redis.RedisError as e:
-        raise ConfigError(f"Redis at {addr.format_endpoint(t.address)}: {e}") from None
-    state = RazorState(MappingProxyType(states), MappingProxyType(seeds), revision)
-    return within_pool(state, pool)
+    try:
+        tenants = asyncio.run(_load_once(reader))
+    except (RedisError, OSError) as e:
+        raise ConfigError(f"{where}: {e}") from None
+    except (Gap, ValueError, KeyError, TypeError) as e:  # a rebuild meanwhile; malformed keys
+        raise ConfigError(f"{where}: tenant state not readable now: {e}") from None
+    if tenants is None:
+        raise ConfigError(f"{where} has no tenant state")
+    return within_pool(snapshot(tenants.vips, tenants.apps, tenants.revision), pool)
+
+
+def reader_settings(t: RedisConfig) -> ReaderSettings:
+    """How Razor follows the tenants: VIP states and apps, no upstream lists."""
+    return ReaderSettings(
+        address=t.address, password_file=t.password_file, prefix=t.prefix, upstreams=False
+    )
+
+
+async def _load_once(reader: TenantReader) -> TenantState | None:
+    try:
+        for _ in range(3):  # a rebuild finishing during the read: read the new state
+            try:
+                return await reader.load()
+            except Gap:
+                continue
+        return await reader.load()
+    finally:
+        await reader.stop()
 
 
 class StaticSource:

@@ -24,6 +24,9 @@ from sixpod.tenants.errors import InvalidInput
 from sixpod.tenants.names import hostname
 
 MIN_RSA_BITS = 2048
+MAX_RSA_BITS = 4096
+"""Larger keys cost every handshake tens of milliseconds of a shared worker (an RSA-15360
+signature is about 200 ms): a client could tie up the edge with them. Let's Encrypt's cap."""
 EC_CURVES = (ec.SECP256R1, ec.SECP384R1)
 MAX_PEM_BYTES = 64 * 1024
 MAX_CHAIN = 8
@@ -111,6 +114,11 @@ def _key(pem: str) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
     if isinstance(key, rsa.RSAPrivateKey):
         if key.key_size < MIN_RSA_BITS:
             raise InvalidInput(f"key: RSA {key.key_size} bits, at least {MIN_RSA_BITS} needed")
+        if key.key_size > MAX_RSA_BITS:
+            raise InvalidInput(
+                f"key: RSA {key.key_size} bits, at most {MAX_RSA_BITS} (larger keys make "
+                "every handshake slow)"
+            )
         return key
     if isinstance(key, ec.EllipticCurvePrivateKey):
         if not isinstance(key.curve, EC_CURVES):

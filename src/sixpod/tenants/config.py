@@ -21,22 +21,21 @@ class RedisConfig(_Model):
 
 
 class PublisherConfig(_Model):
+    """The publisher's tunables: the ``publisher`` section of ``controller.yaml``, extended
+    by :class:`sixpod.tenants.publisher.PublisherSettings` with what the controller wires in."""
+
     debounce: Annotated[float, Field(ge=0, le=10)] = 0.005
+    """Seconds the oldest unpublished change may wait for more to coalesce with it."""
     batch: Annotated[int, Strict(), Field(ge=1, le=50_000)] = 5000
+    """Most outbox rows in one Redis write."""
     poll: Seconds = 0.1
+    """Seconds between looks at the outbox when not woken by a local commit."""
     lease: Seconds = 5.0
+    """Seconds a lease lasts; renewed every third of that."""
     stream_length: Annotated[int, Strict(), Field(ge=1000)] = 100_000
+    """Approximate entries kept in the Redis stream (readers further behind rebuild)."""
     outbox_keep: Annotated[int, Strict(), Field(ge=1000)] = 1_000_000
-
-
-class GuardConfig(_Model):
-    app_share: Annotated[float, Field(gt=0, le=1)] = 0.5
-    pod_share: Annotated[float, Field(gt=0, le=1)] = 0.2
-    min_endpoints: Annotated[int, Strict(), Field(ge=1)] = 4
-    window: Seconds = 10.0
-
-    def limits(self) -> GuardLimits:
-        return GuardLimits(self.app_share, self.pod_share, self.min_endpoints, self.window)
+    """Revisions kept in the store's outbox behind what is published."""
 
 
 class AcmeConfig(_Model):
@@ -103,7 +102,7 @@ class ControllerConfig(_Model):
     lock: str = Field(description="the pod's pod.lock: node /64s and the VIP pool")
     redis: RedisConfig
     publisher: PublisherConfig = PublisherConfig()
-    guard: GuardConfig = GuardConfig()
+    guard: GuardLimits = GuardLimits()
     cert_seal_key: str | None = Field(
         default=None,
         description="the edge nodes' public sealing key (sixpod cert keygen); without it, "

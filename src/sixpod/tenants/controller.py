@@ -15,11 +15,10 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-import redis
 import uvicorn
 from prometheus_client import CollectorRegistry
 
-from sixpod import addr
+from sixpod import addr, redisclient
 from sixpod.inventory.lock import parse_lock
 from sixpod.tenants import layout, sealed
 from sixpod.tenants.api import create_api
@@ -58,7 +57,7 @@ def open_store(cfg: ControllerConfig) -> Store:
     lock_text = Path(cfg.lock).read_text(encoding="utf-8")
     lock, _ = parse_lock(lock_text, cfg.lock)
     seal_key = sealed.load_public(cfg.cert_seal_key) if cfg.cert_seal_key else None
-    store = Store(cfg.database, lock=lock, guard=cfg.guard.limits(), seal_key=seal_key)
+    store = Store(cfg.database, lock=lock, guard=cfg.guard, seal_key=seal_key)
     store.migrate()
     store.sync_pool()
     return store
@@ -69,27 +68,13 @@ def run(cfg: ControllerConfig) -> int:
     password = read_secret(cfg.redis.password_file, "Redis password")
     store = open_store(cfg)
     registry = CollectorRegistry()
-    client = redis.Redis(
-        host=addr.format_ip(cfg.redis.address.ip),
-        port=cfg.redis.address.port,
-        password=password,
-        socket_timeout=5.0,
-        socket_connect_timeout=2.0,
-    )
-    p = cfg.publisher
+    client = redisclient.RedisTarget(
+        cfg.redis.address, password=password, timeout=5.0, connect_timeout=2.0
+    ).client()
     publisher = Publisher(
         store,
         client,
-        PublisherSettings(
-            prefix=cfg.redis.prefix,
-            debounce=p.debounce,
-            batch=p.batch,
-            poll=p.poll,
-            lease=p.lease,
-            stream_length=p.stream_length,
-            outbox_keep=p.outbox_keep,
-            guard=cfg.guard.limits(),
-        ),
+        PublisherSettings(**cfg.publisher.model_dump(), prefix=cfg.redis.prefix, guard=cfg.guard),
         registry=registry,
     )
     store.on_commit = publisher.notify

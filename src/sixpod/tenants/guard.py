@@ -13,26 +13,26 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Annotated
 
+from pydantic import Field, Strict
+
+from sixpod.configtypes import ConfigModel, Seconds
 from sixpod.tenants.errors import ChurnGuardTripped
 
 
-@dataclass(frozen=True, slots=True)
-class GuardLimits:
-    app_share: float = 0.5
-    """Most of one app's endpoints that may go at once (0-1)."""
-    pod_share: float = 0.2
-    """Most of all endpoints in the pod that may go at once (0-1)."""
-    min_endpoints: int = 4
-    """Apps with fewer endpoints than this are not guarded (scaling 2 -> 1 is normal)."""
-    window: float = 10.0
-    """Seconds over which the publisher adds up removals."""
+class GuardLimits(ConfigModel):
+    """The churn guard's limits: the ``guard`` section of ``controller.yaml``, and what the
+    store and the publisher weigh removals against (validated however they are built)."""
 
-    def __post_init__(self) -> None:
-        if not (0 < self.app_share <= 1 and 0 < self.pod_share <= 1):
-            raise ValueError("churn guard shares must be in (0, 1]")
-        if self.min_endpoints < 1 or self.window <= 0:
-            raise ValueError("churn guard: min_endpoints >= 1 and window > 0")
+    app_share: Annotated[float, Field(gt=0, le=1)] = 0.5
+    """Most of one app's endpoints that may go at once (0-1)."""
+    pod_share: Annotated[float, Field(gt=0, le=1)] = 0.2
+    """Most of all endpoints in the pod that may go at once (0-1)."""
+    min_endpoints: Annotated[int, Strict(), Field(ge=1)] = 4
+    """Apps with fewer endpoints than this are not guarded (scaling 2 -> 1 is normal)."""
+    window: Seconds = 10.0
+    """Seconds over which the publisher adds up removals."""
 
     def app_trips(self, removed: int, remaining: int) -> bool:
         before = removed + remaining

@@ -21,7 +21,8 @@ BODY_LIMIT_MAX = 1 << 40
 HTTPS_REDIRECT_SETTING = "https_redirect"
 """The app setting (true/false) that has the edge answer plain HTTP with a 308 to HTTPS."""
 HSTS_SETTING = "hsts_max_age"
-"""The app setting: seconds of ``Strict-Transport-Security`` on its HTTPS answers (0: none)."""
+"""The app setting: seconds of ``Strict-Transport-Security`` on its HTTPS answers (0 sends
+``max-age=0``, which tells browsers to forget the policy; absent: no header)."""
 HSTS_MAX = 2 * 365 * 86400
 
 

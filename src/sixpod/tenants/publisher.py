@@ -16,14 +16,15 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client import Counter as MetricCounter
+from pydantic import Field
 
 from sixpod.tenants import layout, ops
+from sixpod.tenants.config import PublisherConfig
 from sixpod.tenants.errors import Fenced, TenantError, Unavailable
 from sixpod.tenants.guard import ChurnWindow, GuardLimits, Trip
 from sixpod.tenants.outbox import Batch, Churn, OutboxRow, first_removal, plan
@@ -32,23 +33,14 @@ from sixpod.tenants.store import Store
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class PublisherSettings:
+class PublisherSettings(PublisherConfig):
+    """The ``publisher`` section of ``controller.yaml`` and what the controller wires in."""
+
     prefix: str = "sixpod"
-    holder: str = field(default_factory=lambda: f"publisher-{secrets.token_hex(4)}")
-    debounce: float = 0.005
-    """Seconds the oldest unpublished change may wait for more to coalesce with it."""
-    batch: int = 5000
-    """Most outbox rows in one Redis write."""
-    poll: float = 0.1
-    """Seconds between looks at the outbox when not woken by a local commit."""
-    lease: float = 5.0
-    """Seconds a lease lasts; renewed every third of that."""
-    stream_length: int = 100_000
-    """Approximate entries kept in the Redis stream (readers further behind rebuild)."""
-    outbox_keep: int = 1_000_000
-    """Revisions kept in the store's outbox behind what is published."""
-    guard: GuardLimits = field(default_factory=GuardLimits)
+    """The Redis key prefix (``redis.prefix``)."""
+    holder: str = Field(default_factory=lambda: f"publisher-{secrets.token_hex(4)}")
+    """This publisher's name in the lease."""
+    guard: GuardLimits = GuardLimits()
 
 
 class PublisherMetrics:

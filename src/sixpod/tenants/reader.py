@@ -21,14 +21,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from sixpod import addr
+from sixpod import addr, redisclient
 from sixpod.tenants import layout, ops
 from sixpod.tenants.model import (
     App,
@@ -265,22 +263,24 @@ class TenantReader:
         """Keys or stream entries that could not be read (each one a resynchronisation)."""
         self._listeners: list[Listener] = []
         self._task: asyncio.Task[None] | None = None
-        password = None
-        if settings.password_file:
-            password = Path(settings.password_file).read_text().strip()
-        self._client: Any = aioredis.Redis(
-            host=addr.format_ip(settings.address.ip),
-            port=settings.address.port,
-            password=password,
-            socket_timeout=settings.block + 5.0,
-            socket_connect_timeout=2.0,
-        )
+        self._client: Any = redisclient.RedisTarget(
+            settings.address,
+            password_file=settings.password_file or None,
+            timeout=settings.block + 5.0,
+            connect_timeout=2.0,
+        ).async_client()
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="tenant-reader")
+
+    async def load(self) -> TenantState | None:
+        """One complete state read now, without following (one-shot consumers: Razor's
+        attribution); None while Redis holds no ready snapshot. Raises :class:`Gap` when a
+        rebuild or a trim ran meanwhile, ``RedisError`` / ``OSError`` when Redis is down."""
+        return await self._bootstrap()
 
     async def stop(self) -> None:
         """Stop following; bounded (5 s each for the task and the client), so a Redis call
@@ -366,13 +366,13 @@ class TenantReader:
                     pipe.hgetall(self.keys.app(n))
                 for n, fields in zip(names, await pipe.execute(), strict=True):
                     if fields:
-                        new.load_app(n, _text(fields))
+                        self._load(f"app {n!r}", new.load_app, n, _text(fields))
         async for names in self._scan(f"{prefix}:up:*", len(prefix) + 4, new.with_upstreams):
             async with self._client.pipeline(transaction=False) as pipe:
                 for n in names:
                     pipe.hgetall(self.keys.up(n))
                 for n, fields in zip(names, await pipe.execute(), strict=True):
-                    new.load_upstreams(n, _text(fields))
+                    self._load(f"upstreams of {n!r}", new.load_upstreams, n, _text(fields))
         async for hosts in self._scan(f"{prefix}:dom:*", len(prefix) + 5):
             values = await self._client.mget([self.keys.dom(h) for h in hosts])
             new.domains.update({h: v.decode() for h, v in zip(hosts, values, strict=True) if v})
@@ -382,12 +382,14 @@ class TenantReader:
                     pipe.hgetall(self.keys.cert(d))
                 for d, fields in zip(domains, await pipe.execute(), strict=True):
                     if fields:
-                        new.load_cert(d, _text(fields))
+                        self._load(f"certificate of {d!r}", new.load_cert, d, _text(fields))
         async for tokens in self._scan(f"{prefix}:acme:*", len(prefix) + 6, new.with_certs):
             values = await self._client.mget([self.keys.challenge(t) for t in tokens])
             new.challenges.update({t: v.decode() for t, v in zip(tokens, values, strict=True) if v})
-        new.load_vips(_text(await self._client.hgetall(self.keys.vip)))
-        new.load_nodes(_text(await self._client.hgetall(self.keys.node)))
+        for k, v in _text(await self._client.hgetall(self.keys.vip)).items():
+            self._load(f"VIP {k!r}", new.load_vips, {k: v})
+        for k, v in _text(await self._client.hgetall(self.keys.node)).items():
+            self._load(f"node {k!r}", new.load_nodes, {k: v})
         start = new.revision
         await self._catch_up(new, first=True)
         meta = await self._meta()
@@ -400,6 +402,15 @@ class TenantReader:
             new.epoch,
         )
         return new
+
+    def _load(self, what: str, load: Callable[..., None], *args: Any) -> None:
+        """One key into the state being built; a malformed one (not what the publisher
+        writes) is left out and counted, never a reason to stop following."""
+        try:
+            load(*args)
+        except (ValueError, KeyError, TypeError) as e:
+            self.malformed += 1
+            log.error("tenant reader: %s in Redis is malformed (%s); left out", what, e)
 
     async def _scan(self, match: str, strip: int, wanted: bool = True) -> Any:
         cursor = 0

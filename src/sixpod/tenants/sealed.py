@@ -76,7 +76,10 @@ def unseal(text: str, domain: str, private: X25519PrivateKey) -> str:
             f"the sealed key of {domain!r} does not open with this node's sealing key "
             "(another pod's key, or sealed for another domain)"
         ) from None
-    return plain.decode()
+    try:
+        return plain.decode()
+    except UnicodeDecodeError:
+        raise SealError(f"the sealed key of {domain!r} opens to bytes that are not text") from None
 
 
 def generate() -> tuple[bytes, bytes]:
@@ -106,10 +109,19 @@ def load_public(path: str | Path) -> X25519PublicKey:
 
 
 def load_private(path: str | Path) -> X25519PrivateKey:
+    """The private half; refused when others than its owner may read it (as ssh does)."""
     try:
-        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+        mode = os.stat(path).st_mode
+        data = Path(path).read_bytes()
     except OSError as e:
         raise SealError(f"{path}: cannot read the sealing private key: {e.strerror}") from None
+    if mode & 0o077:
+        raise SealError(
+            f"{path}: mode {mode & 0o777:03o}: the sealing key must be readable by its owner "
+            "only (chmod 600)"
+        )
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError):
         raise SealError(f"{path}: not an unencrypted PEM private key") from None
     if not isinstance(key, X25519PrivateKey):

@@ -1395,7 +1395,7 @@ def _settings(settings: dict[str, Any] | None) -> dict[str, Any]:
         age = settings[HSTS_SETTING]
         if isinstance(age, bool) or not isinstance(age, int) or not 0 <= age <= HSTS_MAX:
             raise InvalidInput(
-                f"settings.{HSTS_SETTING}: expected whole seconds from 0 (no header) to "
+                f"settings.{HSTS_SETTING}: expected whole seconds from 0 (withdraws the policy) to "
                 f"{HSTS_MAX}, got {json.dumps(age)[:40]}"
             )
     return dict(json.loads(text))

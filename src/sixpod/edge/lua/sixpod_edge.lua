@@ -10,8 +10,8 @@
 -- then one endpoint per line, "[v6] port weight\n" (normalised by the agent, so the hot
 -- path does no string work).
 --
--- TLS: sixpod_certs holds domain -> "FINGERPRINT\nCHAIN_BYTES\nCHAIN KEY" (PEM); a worker
--- parses a domain once and keeps it in its LRU while the fingerprint is unchanged.
+-- TLS: sixpod_certs holds domain -> "VERSION\nCHAIN_BYTES\nCHAIN KEY" (PEM); a worker
+-- parses a domain once and keeps it in its LRU while the version is unchanged.
 -- sixpod_acme holds ACME HTTP-01 token -> key authorization.
 local balancer = require "ngx.balancer"
 local ssl = require "ngx.ssl"
@@ -233,7 +233,16 @@ local function header_count_over(max)
     return truncated[0] ~= 0
 end
 
-function _M.access()
+local function cert_for(name)
+    local v = certs:get(name)
+    if v then return name, v end
+    local dot = name:find(".", 1, true)
+    if not dot or not name:find(".", dot + 1, true) then return nil end
+    local wild = "*" .. name:sub(dot)
+    return wild, certs:get(wild)
+end
+
+function _M.access(no_redirect)
     local slot = SLOTS[meta:get("slot") or ""]
     local host = ngx.var.host  -- nginx's: request line first, then Host; lower case, no port
     local app = slot and slot.hosts:get(host)
@@ -251,7 +260,8 @@ function _M.access()
     local c = entry(slot.apps, app)
     if c and (c.redirect or c.hsts) then
         if ngx.var.https ~= "on" then
-            if c.redirect then
+            -- only to an HTTPS this node can serve: never a redirect into a refused handshake
+            if c.redirect and not no_redirect and certs and select(2, cert_for(host)) then
                 return ngx.redirect("https://" .. host .. ngx.var.request_uri, 308)
             end
         elseif c.hsts then
@@ -429,36 +439,35 @@ function _M.log()
 end
 
 -- TLS: the certificate of the SNI name, exact first, then the wildcard one label up (never
--- *.tld); no name, or no certificate: the handshake is refused (a TLS alert, and nothing
--- about the node's other domains is shown)
+-- *.tld); no name, a name that is not a hostname ("*.x", ".x", "a..x"), or no certificate:
+-- the handshake is refused (a TLS alert, and nothing about the node's other domains shown)
 local function refuse(why)
     eject:incr("tls_refused", 1, 0)
     ngx.log(ngx.INFO, "sixpod: TLS handshake refused: ", why)
     return ngx.exit(ngx.ERROR)
 end
 
-local function cert_for(name)
-    local v = certs:get(name)
-    if v then return name, v end
-    local dot = name:find(".", 1, true)
-    if not dot or not name:find(".", dot + 1, true) then return nil end
-    local wild = "*" .. name:sub(dot)
-    return wild, certs:get(wild)
-end
 
 function _M.certificate()
     local name = ssl.server_name()
     if not name or name == "" then return refuse("no server name (SNI)") end
     name = name:lower()
     if name:byte(-1) == 46 then name = name:sub(1, -2) end  -- a trailing dot
+    if #name > 253 or not name:find("^[%w][%w%-%.]*$") or name:find("..", 1, true) then
+        return refuse("not a hostname")
+    end
     local key, v = cert_for(name)
     if not v then return refuse("no certificate for " .. name) end
     local nl = v:find("\n", 1, true)
-    local fp = v:sub(1, nl - 1)
+    local nl2 = nl and v:find("\n", nl + 1, true)
+    local len = nl2 and tonumber(v:sub(nl + 1, nl2 - 1))
+    if not len then
+        eject:incr("tls_parse_errors", 1, 0)
+        return refuse("the stored value of " .. key .. " is malformed")
+    end
+    local version = v:sub(1, nl - 1)
     local c = tls_cache:get(key)
-    if not c or c.fp ~= fp then
-        local nl2 = v:find("\n", nl + 1, true)
-        local len = tonumber(v:sub(nl + 1, nl2 - 1))
+    if not c or c.version ~= version then
         local chain, err = ssl.parse_pem_cert(v:sub(nl2 + 1, nl2 + len))
         local pkey
         if chain then pkey, err = ssl.parse_pem_priv_key(v:sub(nl2 + len + 1)) end
@@ -466,7 +475,7 @@ function _M.certificate()
             eject:incr("tls_parse_errors", 1, 0)
             return refuse("the certificate of " .. key .. " does not parse: " .. tostring(err))
         end
-        c = {fp = fp, chain = chain, key = pkey}
+        c = {version = version, chain = chain, key = pkey}
         tls_cache:set(key, c)
     end
     local ok, err = ssl.clear_certs()
@@ -475,11 +484,13 @@ function _M.certificate()
     if not ok then return refuse("setting the certificate of " .. key .. ": " .. err) end
 end
 
--- ACME HTTP-01: /.well-known/acme-challenge/TOKEN for any Host, never redirected
+-- ACME HTTP-01: /.well-known/acme-challenge/TOKEN that this pod published is answered for
+-- any Host; any other token is routed to the app (it may run its own ACME client), never
+-- redirected to HTTPS
 function _M.challenge()
     local token = ngx.var.uri:match("^/%.well%-known/acme%-challenge/([%w_-]+)$")
     local v = token and acme:get(token)
-    if not v then return answer(404, "sixpod: no such ACME challenge") end
+    if not v then return _M.access(true) end
     ngx.header["Content-Type"] = "text/plain"
     ngx.print(v)
     return ngx.exit(200)
@@ -625,7 +636,7 @@ function _M.admin()
         local out = {mark = certs and certs:get(MARK) or "", certs = {}, challenges = {}}
         for _, k in ipairs(certs and certs:get_keys(0) or {}) do
             local v = k ~= MARK and certs:get(k)
-            if v then out.certs[k] = v:sub(1, (v:find("\n", 1, true) or 1) - 1) end
+            if v then out.certs[k] = v:sub(1, (v:find("\n", 1, true) or 1) - 1) end  -- version
         end
         for _, k in ipairs(acme:get_keys(0)) do out.challenges[k] = acme:get(k) end
         return reply(200, out)
