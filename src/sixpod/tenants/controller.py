@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import redis
 import uvicorn
 from prometheus_client import CollectorRegistry
 
