@@ -109,19 +109,22 @@ def test_upgrade_from_schema_1_keeps_data(tmp_path: Path, small_lock: Lock) -> N
     conn.close()
     store = Store(f"sqlite:///{db}", lock=small_lock)
     assert store.schema_version() == 1
-    assert store.migrate() == SCHEMA_VERSION == 4
-    assert store.schema_version() == 4
+    assert store.migrate() == SCHEMA_VERSION == 5
+    assert store.schema_version() == 5
     assert store.get_app("kept")["owner"] == "me"
     assert [e["endpoint"] for e in store.list_endpoints("kept").items] == ["[2001:db8:200:1::5]:80"]
     assert store.publisher_row()["epoch"] == ""
     with store.engine.connect() as conn:
         assert "ix_endpoints_node" in {i["name"] for i in sa.inspect(conn).get_indexes("endpoints")}
         assert sa.inspect(conn).has_table("certs")
+        assert sa.inspect(conn).has_table("acme")
+        assert sa.inspect(conn).has_table("acme_challenges")
     assert store.list_certs().items == []
+    assert store.list_challenges() == []
     store.sync_pool()
     store.set_endpoints("kept", [{"address": "2001:db8:200:1::6", "port": 80}])
     assert store.head() > 1
-    assert store.migrate() == 4  # a second run changes nothing
+    assert store.migrate() == 5  # a second run changes nothing
     store.close()
 
 

@@ -362,6 +362,36 @@ def cert_delete(domain: str, api: str, token_file: Path, as_json: bool) -> None:
     output.line(f"deleted the certificate of {domain}", {"domain": domain}, as_json=as_json)
 
 
+ACME_FIELDS = ["domain", "status", "not_after", "next_attempt", "failures", "error"]
+
+
+@examples(
+    "sixpod cert status",
+    "sixpod cert status shop.example.com",
+    "sixpod cert status --failing --json",
+)
+@cert.command("status", short_help="ACME per domain: status, expiry, next attempt, error.")
+@click.argument("domain", required=False)
+@click.option("--failing", is_flag=True, help="Only the domains whose last order failed.")
+@API
+@TOKEN
+@JSON
+def cert_status(
+    domain: str | None, failing: bool, api: str, token_file: Path, as_json: bool
+) -> None:
+    """Where ACME stands for every attached domain, or for DOMAIN: pending, valid,
+    renewing, failed (with the CA's error and the next attempt), uploaded (ACME leaves an
+    uploaded certificate alone) or wildcard (upload one: HTTP-01 cannot issue it)."""
+    if domain is not None:
+        item = _call(api, token_file, lambda c: c.call("GET", f"/v1/acme/{seg(domain)}"))
+        output.record(item, as_json=as_json)
+        return
+    items = _call(api, token_file, lambda c: c.pages("/v1/acme"))
+    if failing:
+        items = [i for i in items if i.get("status") == "failed"]
+    output.rows(items, ACME_FIELDS, as_json=as_json)
+
+
 @examples("sixpod cert keygen --out /etc/sixpod")
 @cert.command("keygen", short_help="Make the pod's key-sealing pair (edge nodes, controller).")
 @click.option(

@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sixpod import __version__
 from sixpod.inventory.load import operator_message
+from sixpod.tenants import issuance
 from sixpod.tenants.errors import InvalidInput, NotFound, TenantError
 from sixpod.tenants.model import EndpointState, NodeState, VipState
 from sixpod.tenants.store import Page, Store, Written
@@ -305,6 +306,7 @@ def create_api(
     status: Callable[[], dict[str, Any]] | None = None,
     healthy: Callable[[], str | None] | None = None,
     max_body: int = MAX_BODY,
+    acme_policy: issuance.Policy | None = None,
 ) -> FastAPI:
     """The API over ``store``; ``token`` is the bearer token every /v1 call must carry."""
     if len(token) < 16:
@@ -484,6 +486,20 @@ def create_api(
     @app.delete("/v1/certs/{domain}", dependencies=v1, status_code=204)
     def delete_cert(domain: str) -> None:
         store.delete_cert(domain)
+
+    policy = acme_policy or issuance.Policy()
+
+    @app.get("/v1/acme", dependencies=v1)
+    def list_acme(limit: Limit = 100, after: str | None = None) -> dict[str, Any]:
+        """Every attached domain's ACME status: pending, valid, renewing, failed (with the
+        error and the next attempt), uploaded (ACME leaves it alone) or wildcard."""
+        facts, nxt = store.list_acme(after=after, limit=limit)
+        now = store.clock()
+        return {"items": [issuance.view(f, now, policy) for f in facts], "next": nxt}
+
+    @app.get("/v1/acme/{domain}", dependencies=v1)
+    def get_acme(domain: str) -> dict[str, Any]:
+        return issuance.view(store.acme_domain(domain), store.clock(), policy)
 
     # -- VIPs and nodes -----------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 The API runs on uvicorn (one socket per configured address, IPv6 sockets v6-only); the
 publisher runs in a thread of its own, woken by each local commit. Only the lease holder
-publishes, so several controllers may share one PostgreSQL store.
+publishes, so several controllers may share one PostgreSQL store. With ``acme.enabled``, the
+ACME issuer runs in a thread too, and orders only while this controller holds the lease.
 """
 
 from __future__ import annotations
@@ -11,16 +12,20 @@ import asyncio
 import logging
 import socket
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
+import redis
 import uvicorn
 from prometheus_client import CollectorRegistry
 
 from sixpod import addr, redisclient
 from sixpod.inventory.lock import parse_lock
-from sixpod.tenants import sealed
+from sixpod.tenants import layout, sealed
 from sixpod.tenants.api import create_api
-from sixpod.tenants.config import ControllerConfig
+from sixpod.tenants.config import AcmeConfig, ControllerConfig
+from sixpod.tenants.errors import Unavailable
+from sixpod.tenants.issuer import Issuer, IssuerSettings
 from sixpod.tenants.publisher import Publisher, PublisherSettings
 from sixpod.tenants.store import Store
 
@@ -76,9 +81,24 @@ def run(cfg: ControllerConfig) -> int:
     store.on_commit = publisher.notify
     stop = threading.Event()
     thread = threading.Thread(target=publisher.run, args=(stop,), name="publisher", daemon=True)
+    threads = [thread]
+    issuer = None
+    if cfg.acme.enabled:
+        issuer = make_issuer(
+            store,
+            cfg.acme,
+            client,
+            layout.Keys(cfg.redis.prefix),
+            active=lambda: publisher.fence is not None,
+            registry=registry,
+        )
+        threads.append(threading.Thread(target=issuer.run, args=(stop,), name="acme", daemon=True))
 
     def healthy() -> str | None:
-        return None if thread.is_alive() else "the publisher thread has stopped"
+        for t in threads:
+            if not t.is_alive():
+                return f"the {t.name} thread has stopped"
+        return None
 
     app = create_api(
         store,
@@ -87,6 +107,7 @@ def run(cfg: ControllerConfig) -> int:
         status=publisher.status,
         healthy=healthy,
         max_body=cfg.max_body_bytes,
+        acme_policy=cfg.acme.policy(),
     )
     sockets = [listen_socket(e) for e in cfg.listen]
     server = uvicorn.Server(
@@ -98,14 +119,49 @@ def run(cfg: ControllerConfig) -> int:
             log_config=None,  # uvicorn's records go to the daemon's handler (sixpod.logs)
         )
     )
-    thread.start()
+    for t in threads:
+        t.start()
     log.info("controller: listening on %s", ", ".join(addr.format_endpoint(e) for e in cfg.listen))
     try:
         asyncio.run(server.serve(sockets=sockets))
     finally:
         stop.set()
         publisher.wake.set()
-        thread.join(timeout=10)
+        if issuer is not None:
+            issuer.wake.set()
+        for t in threads:
+            t.join(timeout=10)
         client.close()
         store.close()
     return 0
+
+
+def make_issuer(
+    store: Store,
+    cfg: AcmeConfig,
+    client: redis.Redis,
+    keys: layout.Keys,
+    *,
+    active: Callable[[], bool],
+    registry: CollectorRegistry,
+) -> Issuer:
+    """The ACME issuer of ``cfg``; it waits for challenges on the revision Redis holds."""
+
+    def published() -> int:
+        try:
+            value = client.hget(keys.meta, "revision")
+        except redis.RedisError as e:
+            raise Unavailable(f"Redis: {e}") from None
+        return int(value) if value is not None else 0
+
+    settings = IssuerSettings(
+        directory=cfg.directory,
+        account_key=Path(cfg.account_key),
+        contact=cfg.contact,
+        ca_bundle=Path(cfg.ca_bundle) if cfg.ca_bundle else None,
+        policy=cfg.policy(),
+        check_interval=cfg.check_interval,
+        propagation_delay=cfg.propagation_delay,
+        order_timeout=cfg.order_timeout,
+    )
+    return Issuer(store, settings, published=published, active=active, registry=registry)

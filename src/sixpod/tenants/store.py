@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Collection, Generator, Iterator, Sequence
@@ -27,7 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from sixpod import addr
 from sixpod.inventory.lock import Lock
-from sixpod.tenants import certs, names, ops, sealed
+from sixpod.tenants import certs, issuance, names, ops, sealed
 from sixpod.tenants.errors import (
     Conflict,
     InvalidInput,
@@ -130,6 +131,26 @@ certs_t = sa.Table(
     sa.Column("not_after", sa.Float, nullable=False),
     sa.Column("stored_at", sa.Float, nullable=False),
 )
+challenges_t = sa.Table(
+    "acme_challenges",
+    meta,
+    sa.Column("token", sa.String(128), primary_key=True),
+    sa.Column("key_authorization", sa.String(300), nullable=False),
+    sa.Column("domain", sa.String(253), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+acme_t = sa.Table(
+    "acme",
+    meta,
+    sa.Column("domain", sa.String(253), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("error", sa.String(500), nullable=False),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("next_attempt", sa.Float, nullable=False),
+    sa.Column("not_after", sa.Float, nullable=True),
+    sa.Column("last_success", sa.Float, nullable=True),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
 sa.Index("ix_endpoints_node", endpoints_t.c.node)
 schema_t = sa.Table("schema_version", meta, sa.Column("version", sa.Integer, nullable=False))
 
@@ -202,7 +223,17 @@ def _v3_to_v4(conn: Connection) -> None:
     certs_t.create(conn)
 
 
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1_to_v2, _v2_to_v3, _v3_to_v4)
+def _v4_to_v5(conn: Connection) -> None:
+    challenges_t.create(conn)
+    acme_t.create(conn)
+
+
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
+    _v1_to_v2,
+    _v2_to_v3,
+    _v3_to_v4,
+    _v4_to_v5,
+)
 """Schema migrations: entry ``i`` takes an existing database from version ``i + 1`` to
 ``i + 2``. Never edit one that has shipped; add the next."""
 SCHEMA_VERSION = len(MIGRATIONS) + 1
@@ -649,7 +680,10 @@ class Store:
         self, domain: str, chain: str, key: str, *, source: str = "upload"
     ) -> dict[str, Any]:
         """Store a certificate for ``domain`` (replacing any), validated whole first; the
-        answer never holds the key."""
+        answer never holds the key. An uploaded certificate is replaced only by another
+        upload: an ``acme`` one arriving after an upload is refused (409)."""
+        if source not in CERT_SOURCES:
+            raise InvalidInput(f"source: expected one of {', '.join(CERT_SOURCES)}")
         cert = certs.validate(
             domain, chain, key, now=dt.datetime.fromtimestamp(self.clock(), dt.UTC)
         )
@@ -669,6 +703,14 @@ class Store:
             "stored_at": self.clock(),
         }
         with self._write() as tx:
+            if source != "upload":
+                was = tx.conn.execute(
+                    sa.select(certs_t.c.source).where(certs_t.c.domain == cert.domain)
+                ).scalar()
+                if was == "upload":
+                    raise Conflict(
+                        f"{cert.domain!r} has an uploaded certificate; only an upload replaces it"
+                    )
             tx.conn.execute(certs_t.delete().where(certs_t.c.domain == cert.domain))
             tx.conn.execute(certs_t.insert().values(**row))
             tx.emit(_cert_op(SimpleNamespace(**row), sealed_key))
@@ -695,6 +737,124 @@ class Store:
             if not gone:
                 raise NotFound(f"no certificate for {name!r}")
             tx.emit(ops.cert_deleted(name))
+
+    # -- ACME -----------------------------------------------------------------------------
+
+    def put_challenge(self, token: str, key_authorization: str, *, domain: str) -> int:
+        """Publish an HTTP-01 challenge for every edge to answer; the revision it is at."""
+        if not _TOKEN.fullmatch(token):
+            raise InvalidInput("ACME token: expected 1-128 base64url characters")
+        if not key_authorization.startswith(f"{token}.") or not _TOKEN.fullmatch(
+            key_authorization[len(token) + 1 :]
+        ):
+            raise InvalidInput("ACME key authorization: expected TOKEN.THUMBPRINT (base64url)")
+        name = names.hostname(domain)
+        with self._write() as tx:
+            tx.conn.execute(challenges_t.delete().where(challenges_t.c.token == token))
+            tx.conn.execute(
+                challenges_t.insert().values(
+                    token=token,
+                    key_authorization=key_authorization,
+                    domain=name,
+                    created_at=tx.now,
+                )
+            )
+            tx.emit(ops.challenge(token, key_authorization))
+            last = tx.last
+        return last
+
+    def delete_challenge(self, token: str) -> int:
+        """Withdraw a challenge (a token not stored is no error); the revision after."""
+        with self._write() as tx:
+            gone = tx.conn.execute(
+                challenges_t.delete().where(challenges_t.c.token == token)
+            ).rowcount
+            if gone:
+                tx.emit(ops.challenge_deleted(token))
+            last = tx.last
+        return last
+
+    def list_challenges(self) -> list[dict[str, Any]]:
+        with self._connect() as conn:
+            rows = conn.execute(sa.select(challenges_t).order_by(challenges_t.c.token)).all()
+        return [dict(r._mapping) for r in rows]
+
+    _ACME_FACTS = (
+        sa.select(
+            domains_t.c.name,
+            certs_t.c.source,
+            certs_t.c.not_after.label("cert_not_after"),
+            acme_t,
+        )
+        .select_from(
+            domains_t.outerjoin(certs_t, certs_t.c.domain == domains_t.c.name).outerjoin(
+                acme_t, acme_t.c.domain == domains_t.c.name
+            )
+        )
+        .order_by(domains_t.c.name)
+    )
+
+    def acme_facts(
+        self, *, after: str | None = None, limit: int | None = None
+    ) -> list[issuance.Facts]:
+        """What the issuer plans with, for every attached domain (or a page of them)."""
+        q = self._ACME_FACTS
+        if _cursor(after):
+            q = q.where(domains_t.c.name > after)
+        if limit is not None:
+            q = q.limit(limit)
+        with self._connect() as conn:
+            return [_facts(r) for r in conn.execute(q)]
+
+    def acme_domain(self, domain: str) -> issuance.Facts:
+        name = names.hostname(domain)
+        with self._connect() as conn:
+            r = conn.execute(self._ACME_FACTS.where(domains_t.c.name == name)).first()
+        if r is None:
+            raise NotFound(f"domain {name!r} is not attached to any app")
+        return _facts(r)
+
+    def list_acme(
+        self, *, after: str | None = None, limit: int = 100
+    ) -> tuple[list[issuance.Facts], str | None]:
+        limit = _limit(limit)
+        facts = self.acme_facts(after=after, limit=limit + 1)
+        nxt = facts[limit - 1].domain if len(facts) > limit else None
+        return facts[:limit], nxt
+
+    def record_acme(self, domain: str, record: issuance.Record) -> None:
+        """Keep the issuer's record of ``domain`` (not published: edges never need it)."""
+        row = {
+            "domain": domain,
+            "status": record.status.value,
+            "error": record.error[: issuance.MAX_ERROR],
+            "failures": record.failures,
+            "next_attempt": record.next_attempt,
+            "not_after": record.not_after,
+            "last_success": record.last_success,
+            "updated_at": self.clock(),
+        }
+        with self._connect() as conn, conn.begin():
+            conn.execute(acme_t.delete().where(acme_t.c.domain == domain))
+            conn.execute(acme_t.insert().values(**row))
+
+    def prune_acme(self, *, challenges_before: float) -> list[str]:
+        """Forget records of detached domains and withdraw challenges created before
+        ``challenges_before`` (left by an issuer that stopped mid-order); the tokens withdrawn."""
+        with self._connect() as conn, conn.begin():
+            conn.execute(acme_t.delete().where(acme_t.c.domain.not_in(sa.select(domains_t.c.name))))
+        with self._connect() as conn:
+            stale = [
+                r.token
+                for r in conn.execute(
+                    sa.select(challenges_t.c.token).where(
+                        challenges_t.c.created_at < challenges_before
+                    )
+                )
+            ]
+        for token in stale:
+            self.delete_challenge(token)
+        return stale
 
     # -- endpoints ----------------------------------------------------------------------
 
@@ -1062,6 +1222,10 @@ class Store:
                         sa.select(certs_t).where(certs_t.c.key.startswith(sealed.PREFIX)),
                         lambda r: _cert_op(r, r.key),
                     ),
+                    (
+                        sa.select(challenges_t),
+                        lambda r: ops.challenge(r.token, r.key_authorization),
+                    ),
                 )
                 for q, make in makers:
                     for r in conn.execution_options(yield_per=chunk).execute(q):
@@ -1132,6 +1296,24 @@ class Store:
     def publisher_row(self) -> dict[str, Any]:
         with self._connect() as conn:
             return dict(conn.execute(sa.select(publisher_t)).one()._mapping)
+
+
+CERT_SOURCES = ("upload", "acme")
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+def _facts(r: Any) -> issuance.Facts:
+    record = None
+    if r.status is not None:
+        record = issuance.Record(
+            status=issuance.Status(r.status),
+            error=r.error,
+            failures=r.failures,
+            next_attempt=r.next_attempt,
+            not_after=r.not_after,
+            last_success=r.last_success,
+        )
+    return issuance.Facts(r.name, r.source, r.cert_not_after, record)
 
 
 def _cert_op(r: Any, sealed_key: str) -> ops.Op:
