@@ -25,6 +25,7 @@ import httpx
 
 from sixpod.edge import metrics, tables, tls, tlsfiles
 from sixpod.edge.config import EdgeConfig
+from sixpod.edge.errors import EdgeError
 from sixpod.edge.nginxconf import ADMIN_SOCKET
 from sixpod.tenants import sealed
 from sixpod.tenants.model import Cert, Changed
@@ -33,12 +34,6 @@ from sixpod.tenants.reader import ReaderSettings, TenantReader, TenantState
 log = logging.getLogger(__name__)
 
 LUA_MODULE = "sixpod_edge.lua"
-
-
-class EdgeError(Exception):
-    """The edge could not do what was asked; ``exit_code`` is the process's exit status."""
-
-    exit_code = 1
 
 
 class LatencyHistogram:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import Field
 
 from sixpod.configtypes import ConfigModel, Endpoint, Seconds
+from sixpod.edge.errors import ConfigError
+from sixpod.errors import SixpodError
 
 
 class RedisSection(ConfigModel):
@@ -34,6 +36,9 @@ class TlsSection(ConfigModel):
 
 
 class EdgeConfig(ConfigModel):
+    config_error: ClassVar[type[SixpodError]] = ConfigError
+    """What a bad file raises when loaded (:func:`sixpod.inventory.load.load_model`)."""
+
     node: str
     listen: tuple[Endpoint, ...] = Field(min_length=1)
     """Where HTTP is served: port 80 of every VIP of the node (one listener per VIP)."""

@@ -25,11 +25,13 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from sixpod.tenants.errors import TenantError
+
 PREFIX = "sealed1:"
 _INFO = b"sixpod certificate key v1"
 
 
-class SealError(ValueError):
+class SealError(TenantError, ValueError):
     """A sealing key file or a sealed text that cannot be used; the message names which."""
 
 
