@@ -26,7 +26,8 @@ from sixpod.edge.config import EdgeConfig
 from sixpod.edge.nginxconf import ADMIN_SOCKET, nginx_conf
 from sixpod.inventory.lock import Lock
 from sixpod.lab.redisproc import RedisServer, free_port
-from sixpod.tenants.store import Store, apps_t, domains_t, endpoints_t, revision_t
+from sixpod.tenants.schema import apps_t, domains_t, endpoints_t, revision_t
+from sixpod.tenants.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 SIXPOD = str(ROOT / ".venv" / "bin" / "sixpod")

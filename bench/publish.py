@@ -39,7 +39,8 @@ from sixpod.inventory.lock import Lock, parse_lock
 from sixpod.lab.redisproc import RedisServer, redis_server, wait_until
 from sixpod.tenants.guard import GuardLimits
 from sixpod.tenants.publisher import Publisher, PublisherSettings
-from sixpod.tenants.store import Store, apps_t, endpoints_t, revision_t
+from sixpod.tenants.schema import apps_t, endpoints_t, revision_t
+from sixpod.tenants.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 PER_APP = 10

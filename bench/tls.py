@@ -63,7 +63,8 @@ from sixpod.edge.nginxconf import CIPHERS
 from sixpod.inventory.lock import parse_lock
 from sixpod.lab.redisproc import redis_server
 from sixpod.tenants import sealed
-from sixpod.tenants.store import Store, certs_t, revision_t
+from sixpod.tenants.schema import certs_t, revision_t
+from sixpod.tenants.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 CERTS = int(os.environ.get("SIXPOD_BENCH_TLS_CERTS", "100000"))

@@ -366,7 +366,7 @@ def test_redis_ahead_of_a_restored_store_is_rebuilt(store: Store, primary: Redis
     reused those revisions for other changes. Redis must be rebuilt, not adopted."""
     import sqlalchemy as sa
 
-    from sixpod.tenants.store import outbox_t
+    from sixpod.tenants.schema import outbox_t
 
     c = primary.client()
     first = Publisher(store, c, PublisherSettings(holder="a", debounce=0))

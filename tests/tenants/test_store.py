@@ -16,7 +16,8 @@ from pgproc import Postgres
 from sixpod.inventory.lock import Lock
 from sixpod.tenants import ops
 from sixpod.tenants.errors import Conflict, InvalidInput, Unavailable
-from sixpod.tenants.store import SCHEMA_VERSION, Store
+from sixpod.tenants.schema import SCHEMA_VERSION
+from sixpod.tenants.store import Store
 from tenantkit import open_store
 
 DATA = Path(__file__).parent / "data"

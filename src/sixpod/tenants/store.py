@@ -4,7 +4,8 @@ Every write transaction first locks the one ``revision`` row, so writers are ser
 commit in revision order on SQLite and PostgreSQL alike; the publisher can then read the
 outbox by revision and never see a gap that a later commit would fill. Each change to an
 object is one outbox row holding its op (see :mod:`sixpod.tenants.ops`), written in the same
-transaction as the data.
+transaction as the data. The tables and their migrations are :mod:`sixpod.tenants.schema`;
+the publisher lease is :mod:`sixpod.tenants.lease`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from sixpod import addr
 from sixpod.inventory.lock import Lock
-from sixpod.tenants import certs, issuance, names, ops, sealed
+from sixpod.tenants import certs, issuance, names, ops, schema, sealed
 from sixpod.tenants.errors import (
     Conflict,
     InvalidInput,
@@ -37,6 +38,7 @@ from sixpod.tenants.errors import (
     Unavailable,
 )
 from sixpod.tenants.guard import ChurnWindow, GuardLimits
+from sixpod.tenants.lease import PublisherLease
 from sixpod.tenants.model import (
     BODY_LIMIT_MAX,
     BODY_LIMIT_SETTING,
@@ -48,138 +50,26 @@ from sixpod.tenants.model import (
     VipState,
 )
 from sixpod.tenants.outbox import OutboxRow
+from sixpod.tenants.schema import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    acme_t,
+    apps_t,
+    certs_t,
+    challenges_t,
+    domains_t,
+    endpoints_t,
+    nodes_t,
+    outbox_t,
+    revision_t,
+    schema_t,
+    vips_t,
+)
 
 log = logging.getLogger(__name__)
 
-meta = sa.MetaData()
-revision_t = sa.Table(
-    "revision",
-    meta,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("value", sa.BigInteger, nullable=False),
-)
-apps_t = sa.Table(
-    "apps",
-    meta,
-    sa.Column("name", sa.String(63), primary_key=True),
-    sa.Column("owner", sa.String(200), nullable=False),
-    sa.Column("shard_seed", sa.Integer, nullable=False),
-    sa.Column("settings", sa.Text, nullable=False),
-    sa.Column("revision", sa.BigInteger, nullable=False),
-)
-domains_t = sa.Table(
-    "domains",
-    meta,
-    sa.Column("name", sa.String(253), primary_key=True),
-    sa.Column("app", sa.String(63), sa.ForeignKey("apps.name"), nullable=False, index=True),
-    sa.Column("revision", sa.BigInteger, nullable=False),
-)
-endpoints_t = sa.Table(
-    "endpoints",
-    meta,
-    sa.Column("app", sa.String(63), sa.ForeignKey("apps.name"), primary_key=True),
-    sa.Column("address", sa.String(39), primary_key=True),
-    sa.Column("port", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("node", sa.String(63), nullable=False),
-    sa.Column("weight", sa.Integer, nullable=False),
-    sa.Column("state", sa.String(16), nullable=False),
-    sa.Column("revision", sa.BigInteger, nullable=False),
-    sa.UniqueConstraint("address", "port", name="uq_endpoints_address_port"),
-)
-vips_t = sa.Table(
-    "vips",
-    meta,
-    sa.Column("address", sa.String(39), primary_key=True),
-    sa.Column("state", sa.String(16), nullable=False),
-    sa.Column("reason", sa.String(200), nullable=False),
-    sa.Column("revision", sa.BigInteger, nullable=False),
-)
-nodes_t = sa.Table(
-    "nodes",
-    meta,
-    sa.Column("name", sa.String(63), primary_key=True),
-    sa.Column("state", sa.String(16), nullable=False),
-    sa.Column("reason", sa.String(200), nullable=False),
-    sa.Column("revision", sa.BigInteger, nullable=False),
-)
-outbox_t = sa.Table(
-    "outbox",
-    meta,
-    sa.Column("revision", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("op", sa.Text, nullable=False),
-    sa.Column("forced", sa.Boolean, nullable=False),
-    sa.Column("committed_at", sa.Float, nullable=False),
-)
-publisher_t = sa.Table(
-    "publisher",
-    meta,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("holder", sa.String(200), nullable=False),
-    sa.Column("fence", sa.BigInteger, nullable=False),
-    sa.Column("lease_until", sa.Float, nullable=False),
-    sa.Column("forced_through", sa.BigInteger, nullable=False),
-    sa.Column("epoch", sa.String(32), nullable=False, server_default=""),
-)
-certs_t = sa.Table(
-    "certs",
-    meta,
-    sa.Column("domain", sa.String(253), primary_key=True),
-    sa.Column("chain", sa.Text, nullable=False),
-    sa.Column("key", sa.Text, nullable=False),  # sealed for the edge nodes (sixpod.tenants.sealed)
-    sa.Column("info", sa.Text, nullable=False),  # the public facts, JSON
-    sa.Column("source", sa.String(16), nullable=False),
-    sa.Column("not_after", sa.Float, nullable=False),
-    sa.Column("stored_at", sa.Float, nullable=False),
-)
-challenges_t = sa.Table(
-    "acme_challenges",
-    meta,
-    sa.Column("token", sa.String(128), primary_key=True),
-    sa.Column("key_authorization", sa.String(300), nullable=False),
-    sa.Column("domain", sa.String(253), nullable=False),
-    sa.Column("created_at", sa.Float, nullable=False),
-)
-acme_t = sa.Table(
-    "acme",
-    meta,
-    sa.Column("domain", sa.String(253), primary_key=True),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("error", sa.String(500), nullable=False),
-    sa.Column("failures", sa.Integer, nullable=False),
-    sa.Column("next_attempt", sa.Float, nullable=False),
-    sa.Column("not_after", sa.Float, nullable=True),
-    sa.Column("last_success", sa.Float, nullable=True),
-    sa.Column("updated_at", sa.Float, nullable=False),
-)
-sa.Index("ix_endpoints_node", endpoints_t.c.node)
-schema_t = sa.Table("schema_version", meta, sa.Column("version", sa.Integer, nullable=False))
-
 IfMatch = int | Collection[int] | None
 """A conditional write: the revision, or revisions, the object must be at."""
-
-
-def _create(conn: Connection) -> None:
-    """A fresh database: today's schema, stamped with today's version."""
-    meta.create_all(conn)
-    conn.execute(revision_t.insert().values(id=1, value=0))
-    conn.execute(
-        publisher_t.insert().values(id=1, holder="", fence=0, lease_until=0.0, forced_through=0)
-    )
-    conn.execute(schema_t.insert().values(version=SCHEMA_VERSION))
-
-
-def _version(conn: Connection) -> int:
-    if not sa.inspect(conn).has_table("schema_version"):
-        return 0
-    return int(conn.execute(sa.select(schema_t.c.version)).scalar_one())
-
-
-def _v1_to_v2(conn: Connection) -> None:
-    conn.exec_driver_sql("CREATE INDEX ix_endpoints_node ON endpoints (node)")
-
-
-def _v2_to_v3(conn: Connection) -> None:
-    conn.exec_driver_sql("ALTER TABLE publisher ADD COLUMN epoch VARCHAR(32) DEFAULT '' NOT NULL")
 
 
 _LOCK_REVISION = (
@@ -218,25 +108,6 @@ _EP_UPDATE = (
 )
 _EP_DELETE = endpoints_t.delete().where(_EP_KEY)
 
-
-def _v3_to_v4(conn: Connection) -> None:
-    certs_t.create(conn)
-
-
-def _v4_to_v5(conn: Connection) -> None:
-    challenges_t.create(conn)
-    acme_t.create(conn)
-
-
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
-    _v1_to_v2,
-    _v2_to_v3,
-    _v3_to_v4,
-    _v4_to_v5,
-)
-"""Schema migrations: entry ``i`` takes an existing database from version ``i + 1`` to
-``i + 2``. Never edit one that has shipped; add the next."""
-SCHEMA_VERSION = len(MIGRATIONS) + 1
 
 MAX_PAGE = 1000
 MAX_BATCH = 10_000
@@ -310,7 +181,7 @@ def _parse_endpoint_text(text: str) -> addr.Endpoint:
         raise InvalidInput(f"endpoint: {e}") from None
 
 
-class Store:
+class Store(PublisherLease):
     """Tenant state and its outbox. Methods are thread-safe; each write is one transaction."""
 
     def __init__(
@@ -361,7 +232,7 @@ class Store:
 
     def schema_version(self) -> int:
         with self._connect() as conn:
-            return _version(conn)
+            return schema.version(conn)
 
     def migrate(self) -> int:
         """Create the schema, or upgrade it one migration per transaction; data is kept.
@@ -372,7 +243,7 @@ class Store:
             with self._connect() as conn, conn.begin():
                 if not self.sqlite:
                     conn.exec_driver_sql("SELECT pg_advisory_xact_lock(726373)")
-                current = _version(conn)
+                current = schema.version(conn)
                 if current > SCHEMA_VERSION:
                     raise Unavailable(
                         f"database schema version {current} is newer than this sixpod "
@@ -381,7 +252,7 @@ class Store:
                 if current == SCHEMA_VERSION:
                     break
                 if current == 0:
-                    _create(conn)
+                    schema.create(conn)
                     continue
                 MIGRATIONS[current - 1](conn)
                 conn.execute(schema_t.update().values(version=current + 1))
@@ -1241,61 +1112,6 @@ class Store:
             return int(
                 conn.execute(sa.select(sa.func.count()).select_from(endpoints_t)).scalar_one()
             )
-
-    def acquire_lease(self, holder: str, *, ttl: float) -> int | None:
-        """Take or renew the publisher lease; the fencing token, or None if another holds it."""
-        now = self.clock()
-        with self._connect() as conn, conn.begin():
-            conn.execute(publisher_t.update().where(publisher_t.c.id == 1).values(id=1))
-            row = conn.execute(sa.select(publisher_t).where(publisher_t.c.id == 1)).one()
-            if row.holder == holder and row.lease_until >= now:
-                fence = int(row.fence)
-            elif row.lease_until < now or not row.holder:
-                fence = int(row.fence) + 1
-            else:
-                return None
-            conn.execute(
-                publisher_t.update()
-                .where(publisher_t.c.id == 1)
-                .values(holder=holder, fence=fence, lease_until=now + ttl)
-            )
-        return fence
-
-    def release_lease(self, holder: str) -> None:
-        with self._connect() as conn, conn.begin():
-            conn.execute(
-                publisher_t.update()
-                .where(publisher_t.c.id == 1)
-                .where(publisher_t.c.holder == holder)
-                .values(lease_until=0.0)
-            )
-
-    def force_through(self, revision: int) -> None:
-        """Let the publisher pass the churn guard for every change up to ``revision``."""
-        with self._connect() as conn, conn.begin():
-            conn.execute(
-                publisher_t.update()
-                .where(publisher_t.c.id == 1)
-                .values(
-                    forced_through=sa.func.max(publisher_t.c.forced_through, revision)
-                    if self.sqlite
-                    else sa.func.greatest(publisher_t.c.forced_through, revision)
-                )
-            )
-
-    def set_published_epoch(self, fence: int, epoch: str) -> None:
-        """Record the epoch this store's publisher built Redis under (checked on attach)."""
-        with self._connect() as conn, conn.begin():
-            conn.execute(
-                publisher_t.update()
-                .where(publisher_t.c.id == 1)
-                .where(publisher_t.c.fence == fence)
-                .values(epoch=epoch)
-            )
-
-    def publisher_row(self) -> dict[str, Any]:
-        with self._connect() as conn:
-            return dict(conn.execute(sa.select(publisher_t)).one()._mapping)
 
 
 CERT_SOURCES = ("upload", "acme")
