@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from labfixture import lab_pod
 
+from labkit import lab_pod
 from sixpod.lab.netns import wait_for
 from sixpod.lab.pod import LabPod, moved
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from sixpod.lab.netns import existing_namespaces
 from sixpod.lab.pod import LabPod
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 SIXPOD = str(Path(sys.executable).with_name("sixpod"))
 
 

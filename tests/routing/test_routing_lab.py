@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from labfixture import ROOT, SIXPOD, lab_pod
 
+from labkit import ROOT, SIXPOD, lab_pod
 from sixpod import addr
 from sixpod.lab.netns import LabError, wait_for
 from sixpod.lab.pod import LabPod

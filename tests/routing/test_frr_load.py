@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
-from labfixture import ROOT
 
+from labkit import ROOT
 from sixpod.devices import TorDevice
 from sixpod.inventory.load import load_inventory
 from sixpod.inventory.lock import parse_lock

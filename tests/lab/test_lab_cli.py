@@ -8,8 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from labfixture import ROOT, SIXPOD
 
+from labkit import ROOT, SIXPOD
 from sixpod.lab.netns import existing_namespaces
 
 pytestmark = pytest.mark.integration
