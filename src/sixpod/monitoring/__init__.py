@@ -1,0 +1,1 @@
+"""Monitoring: the alert rules Prometheus loads for a pod."""
