@@ -51,7 +51,6 @@ from sixpod.tenants.model import (
 )
 from sixpod.tenants.outbox import OutboxRow
 from sixpod.tenants.schema import (
-    MIGRATIONS,
     SCHEMA_VERSION,
     acme_t,
     apps_t,
@@ -62,7 +61,6 @@ from sixpod.tenants.schema import (
     nodes_t,
     outbox_t,
     revision_t,
-    schema_t,
     vips_t,
 )
 
@@ -235,27 +233,21 @@ class Store(PublisherLease):
             return schema.version(conn)
 
     def migrate(self) -> int:
-        """Create the schema, or upgrade it one migration per transaction; data is kept.
+        """Create the schema, or upgrade it with the Alembic scripts; data is kept.
 
-        On PostgreSQL an advisory lock serialises controllers that start together.
+        One transaction: a migration that fails leaves the database as it was. On PostgreSQL
+        an advisory lock serialises controllers that start together.
         """
-        while True:
-            with self._connect() as conn, conn.begin():
-                if not self.sqlite:
-                    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(726373)")
-                current = schema.version(conn)
-                if current > SCHEMA_VERSION:
-                    raise Unavailable(
-                        f"database schema version {current} is newer than this sixpod "
-                        f"({SCHEMA_VERSION}); upgrade sixpod"
-                    )
-                if current == SCHEMA_VERSION:
-                    break
-                if current == 0:
-                    schema.create(conn)
-                    continue
-                MIGRATIONS[current - 1](conn)
-                conn.execute(schema_t.update().values(version=current + 1))
+        with self._connect() as conn, conn.begin():
+            if not self.sqlite:
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(726373)")
+            current = schema.version(conn)
+            if current > SCHEMA_VERSION:
+                raise Unavailable(
+                    f"database schema version {current} is newer than this sixpod "
+                    f"({SCHEMA_VERSION}); upgrade sixpod"
+                )
+            schema.upgrade(conn)
         self._seal_clear_keys()
         return SCHEMA_VERSION
 
