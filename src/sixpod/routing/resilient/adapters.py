@@ -72,7 +72,11 @@ class VtyshFrr:
 
 
 class IpKernel:
-    """The ToR's kernel through iproute2's ``ip`` (``-n NS`` when ``netns`` is set)."""
+    """The ToR's kernel through iproute2's ``ip`` (``-n NS`` when ``netns`` is set).
+
+    ``ip``, not pyroute2, because the helper's whole state is nexthop objects and routes that
+    use them, which pyroute2 0.9 has no messages for (no ``RTM_NEWNEXTHOP``, no ``RTA_NH_ID``).
+    """
 
     def __init__(self, *, netns: str | None = None, ip: str = "ip", timeout: float = 5.0) -> None:
         self.netns = netns
