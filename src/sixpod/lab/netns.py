@@ -30,7 +30,7 @@ from socket import AF_INET, AF_INET6
 from typing import Any
 
 from sixpod.addr import IPAddress, IPNetwork, format_ip, format_prefix
-from sixpod.errors import SixpodError
+from sixpod.errors import ExceptionMap, SixpodError, map_exceptions
 
 NETNS_ETC = Path("/etc/netns")
 NETNS_RUN = Path("/run/netns")
@@ -65,12 +65,13 @@ class LabError(SixpodError):
 
 def run(argv: Sequence[str], *, stdin: str | None = None, timeout: float = 30) -> str:
     """Run a command; raise :class:`LabError` with its stderr when it fails."""
-    try:
+    failed: ExceptionMap = {
+        (OSError, subprocess.TimeoutExpired): lambda e: LabError(f"{' '.join(argv)}: {e}")
+    }
+    with map_exceptions(failed):
         res = subprocess.run(
             list(argv), input=stdin, capture_output=True, text=True, timeout=timeout, check=False
         )
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise LabError(f"{' '.join(argv)}: {e}") from None
     if res.returncode != 0:
         raise LabError(f"{' '.join(argv)}: exit {res.returncode}: {res.stderr.strip()}")
     return res.stdout
@@ -100,14 +101,14 @@ def rtnl(ns: str, what: str) -> Iterator[Any]:
         # never the root namespace (pyroute2 takes an empty name for it); and checked before
         # pyroute2 opens anything, as it would leak its event loop
         raise LabError(f"{ns!r}: {what}: no namespace of that name")
-    try:
-        with IPRoute(netns=ns, flags=0) as ipr:
-            yield ipr
-    except NetlinkError as e:
-        reason = e.args[1] if len(e.args) > 1 else os.strerror(e.code)
-        raise LabError(f"{ns}: {what}: {reason}") from None
-    except OSError as e:
-        raise LabError(f"{ns}: {what}: {e.strerror or e}") from None
+    netlink_errors: ExceptionMap = {
+        NetlinkError: lambda e: LabError(
+            f"{ns}: {what}: {e.args[1] if len(e.args) > 1 else os.strerror(e.code)}"
+        ),
+        OSError: lambda e: LabError(f"{ns}: {what}: {e.strerror or e}"),
+    }
+    with map_exceptions(netlink_errors), IPRoute(netns=ns, flags=0) as ipr:
+        yield ipr
 
 
 def _index(ipr: Any, ifname: str) -> int:
@@ -157,10 +158,8 @@ class Sandbox:
             raise LabError(f"namespace name {ns!r} is too long")
         from pyroute2 import netns as pyroute2_netns
 
-        try:
+        with map_exceptions({OSError: lambda e: LabError(f"namespace {ns}: {e.strerror or e}")}):
             pyroute2_netns.create(ns)
-        except OSError as e:
-            raise LabError(f"namespace {ns}: {e.strerror or e}") from None
         self.namespaces.append(ns)
         etc = NETNS_ETC / ns
         etc.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from sqlalchemy.engine import Connection, Engine
 
 from sixpod import addr
+from sixpod.errors import ExceptionMap, map_exceptions
 from sixpod.inventory.lock import Lock
 from sixpod.tenants import certs, issuance, names, ops, schema, sealed
 from sixpod.tenants.errors import (
@@ -69,6 +70,12 @@ log = logging.getLogger(__name__)
 IfMatch = int | Collection[int] | None
 """A conditional write: the revision, or revisions, the object must be at."""
 
+
+_DATABASE_ERRORS: ExceptionMap = {
+    sa.exc.OperationalError: lambda e: Unavailable(f"database: {e.orig}"),
+    sa.exc.TimeoutError: lambda e: Unavailable("database: no free connection in the pool; retry"),
+    sa.exc.DataError: lambda e: InvalidInput(f"a value the database cannot store: {e.orig}"),
+}
 
 _LOCK_REVISION = (
     revision_t.update()
@@ -276,15 +283,8 @@ class Store(PublisherLease):
 
     @contextmanager
     def _connect(self) -> Iterator[Connection]:
-        try:
-            with self.engine.connect() as conn:
-                yield conn
-        except sa.exc.OperationalError as e:
-            raise Unavailable(f"database: {e.orig}") from None
-        except sa.exc.TimeoutError:
-            raise Unavailable("database: no free connection in the pool; retry") from None
-        except sa.exc.DataError as e:
-            raise InvalidInput(f"a value the database cannot store: {e.orig}") from None
+        with map_exceptions(_DATABASE_ERRORS), self.engine.connect() as conn:
+            yield conn
 
     @contextmanager
     def _write(self, *, forced: bool = False) -> Iterator[_Tx]:

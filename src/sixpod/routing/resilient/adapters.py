@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Final
 
+from sixpod.errors import ExceptionMap, map_exceptions
 from sixpod.routing.resilient.errors import CommandError
 from sixpod.routing.resilient.frr import _bad
 from sixpod.routing.resilient.iproute import format_batches, parse_kernel_state
@@ -34,14 +35,16 @@ _ROUTE_GROUPS: Final = 0x40 | 0x400  # RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE
 def _run(
     argv: Sequence[str], *, stdin: str | None, timeout: float
 ) -> subprocess.CompletedProcess[str]:
-    try:
+    failed: ExceptionMap = {
+        subprocess.TimeoutExpired: lambda e: CommandError(
+            f"{' '.join(argv)}: no answer within {timeout:g} s"
+        ),
+        OSError: lambda e: CommandError(f"{' '.join(argv)}: {e.strerror or e}"),
+    }
+    with map_exceptions(failed):
         return subprocess.run(
             list(argv), input=stdin, capture_output=True, text=True, timeout=timeout, check=False
         )
-    except subprocess.TimeoutExpired:
-        raise CommandError(f"{' '.join(argv)}: no answer within {timeout:g} s") from None
-    except OSError as e:
-        raise CommandError(f"{' '.join(argv)}: {e.strerror or e}") from None
 
 
 class VtyshFrr:
