@@ -46,6 +46,14 @@ from sixpod.tenants.model import (
     HSTS_MAX,
     HSTS_SETTING,
     HTTPS_REDIRECT_SETTING,
+    PAGE_MAX,
+    PORT_MAX,
+    PORT_MIN,
+    SHARD_SEED_MAX,
+    TEXT_MAX,
+    WEIGHT_DEFAULT,
+    WEIGHT_MAX,
+    WEIGHT_MIN,
     EndpointState,
     NodeState,
     VipState,
@@ -114,7 +122,7 @@ _EP_UPDATE = (
 _EP_DELETE = endpoints_t.delete().where(_EP_KEY)
 
 
-MAX_PAGE = 1000
+MAX_PAGE = PAGE_MAX
 MAX_BATCH = 10_000
 
 
@@ -913,11 +921,19 @@ class Store(PublisherLease):
             raise InvalidInput(f"{where}.address: expected IPv6 address text")
         ip = names.container_address(address)
         port = item.get("port")
-        if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
-            raise InvalidInput(f"{where}.port: expected an integer 1-65535, got {port!r}")
-        weight = item.get("weight", 100)
-        if not isinstance(weight, int) or isinstance(weight, bool) or not 1 <= weight <= 1000:
-            raise InvalidInput(f"{where}.weight: expected an integer 1-1000, got {weight!r}")
+        if not isinstance(port, int) or isinstance(port, bool) or not PORT_MIN <= port <= PORT_MAX:
+            raise InvalidInput(
+                f"{where}.port: expected an integer {PORT_MIN}-{PORT_MAX}, got {port!r}"
+            )
+        weight = item.get("weight", WEIGHT_DEFAULT)
+        if (
+            not isinstance(weight, int)
+            or isinstance(weight, bool)
+            or not WEIGHT_MIN <= weight <= WEIGHT_MAX
+        ):
+            raise InvalidInput(
+                f"{where}.weight: expected an integer {WEIGHT_MIN}-{WEIGHT_MAX}, got {weight!r}"
+            )
         state = item.get("state", "up")
         try:
             state = EndpointState(state).value
@@ -1228,7 +1244,7 @@ def _nul_in(value: Any, where: str) -> str | None:
     return None
 
 
-def text_field(value: str, what: str, *, limit: int = 200) -> str:
+def text_field(value: str, what: str, *, limit: int = TEXT_MAX) -> str:
     """One line of printable text (owner, reason): no control characters, at most ``limit``."""
     if not isinstance(value, str) or len(value) > limit:
         raise InvalidInput(f"{what}: expected text of at most {limit} characters")
@@ -1248,8 +1264,8 @@ def _known_app(name: str) -> None:
 
 
 def _shard_seed(seed: int) -> None:
-    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= 2**31 - 1:
-        raise InvalidInput(f"shard_seed: expected an integer 0-2147483647, got {seed!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= SHARD_SEED_MAX:
+        raise InvalidInput(f"shard_seed: expected an integer 0-{SHARD_SEED_MAX}, got {seed!r}")
 
 
 def _cursor(after: str | None) -> str | None:
