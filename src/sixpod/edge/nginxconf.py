@@ -81,9 +81,15 @@ def _tls(cfg: EdgeConfig) -> str:
 """
 
 
+def pool_name(n: int) -> str:
+    """Upstream block ``n``'s name; the names differ in length, so nginx finds the one a
+    ``proxy_pass $variable`` names by comparing lengths (the Lua's ``pool_name``)."""
+    return f"sixpod_pool_{n}" + "_" * n
+
+
 def _pool(n: int) -> str:
     return f"""\
-    upstream sixpod_pool_{n} {{
+    upstream {pool_name(n)} {{
         server 0.0.0.1:1;  # placeholder: the Lua balancer chooses every peer
         balancer_by_lua_block {{ require("sixpod_edge").balancer() }}
         keepalive {POOL_KEEPALIVE};
@@ -206,7 +212,7 @@ http {{
 {listens}        server_name _;
         limit_conn sixpod_per_client {cfg.conn_per_client};
         set $sixpod_app "-";
-        set $sixpod_pool sixpod_pool_0;
+        set $sixpod_pool {pool_name(0)};
         set $sixpod_upgrade "";  # "websocket" only when the client asked for it properly
         set $sixpod_hsts "";  # the app's Strict-Transport-Security, on HTTPS only
 {tls}        # nginx answers an unknown Transfer-Encoding with 501: a malformed request is a 400
