@@ -160,18 +160,32 @@ def test_a_certificate_replaced_or_removed_applies_live(
     assert edge.nginx_pid() == master
 
 
+def _gone(pid: int) -> bool:
+    """Whether ``pid`` has exited (a zombie its parent has not reaped yet counts)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
 def test_nginx_restarted_gets_every_certificate_again_before_health_passes(
     edge: Edge, sites: dict[str, tuple[str, str]]
 ) -> None:
     start_tls(edge)
     old = edge.nginx_pid()
     os.kill(old, signal.SIGTERM)
+    # observe only the new nginx: the old master exits after its workers
+    wait_until(lambda: _gone(old), timeout=20)
     # until the new nginx holds this agent's certificates again, health never passes
     seen: list[tuple[int, bool]] = []
 
     def back() -> bool:
+        # health first: a 200 then means the mark was there, and it stays until the next
+        # restart (status first would race the sync that sets it between the two calls)
+        health = edge.health()
         st = edge.status()
-        seen.append((edge.health(), bool(st.get("certs_mark"))))
+        seen.append((health, bool(st.get("certs_mark"))))
         return bool(st) and st.get("ready") is True and seen[-1] == (200, True)
 
     wait_until(back, timeout=20)
