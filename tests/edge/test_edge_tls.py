@@ -630,3 +630,46 @@ def test_redirects_never_leave_the_requested_host_and_challenge_paths_are_safe(
         assert body != "tok.thumb", path
     assert "exited on signal" not in (edge.tmp / "error.log").read_text()
     assert "lua entry thread aborted" not in (edge.tmp / "error.log").read_text()
+
+
+def test_a_session_is_never_resumed_under_a_name_the_edge_would_refuse(
+    edge: Edge, pod: tuple[Store, RedisServer], sites: dict[str, tuple[str, str]]
+) -> None:
+    """OpenSSL skips the certificate phase when a client resumes a session (ticket or
+    cache), so the SNI policy must hold before that: a session is never resumed for a name
+    the edge would refuse in a full handshake (one it holds no certificate for, or holds no
+    longer), in TLS 1.2 and 1.3; under its own name it resumes as before."""
+    store, _ = pod
+    start_tls(edge)
+    for version in ("1.2", "1.3"):
+        got = handshakes(
+            edge, "shop.example.com", "--version", version, "--count", "3", "--request",
+            "--later-sni", "nowhere.example",
+        )  # fmt: skip
+        assert got[0]["ok"]
+        assert [g["ok"] for g in got[1:]] == [False, False], (version, got)
+        got = handshakes(
+            edge, "shop.example.com", "--version", version, "--count", "2", "--request"
+        )
+        assert got[1]["reused"], (version, got)
+    argv = [sys.executable, str(CLIENT), "::1", str(TLS_PORT), "blog.example.org"]
+    clients = {
+        version: edge.ns.popen(*argv, "--version", version, "--count", "2", "--wait", "--request")
+        for version in ("1.2", "1.3")
+    }
+    for p in clients.values():
+        assert p.stdout is not None
+        first = json.loads(p.stdout.readline())
+        assert (first["ok"], first["status"]) == (True, 200), first
+    store.delete_cert("blog.example.org")
+    wait_until(lambda: not handshake(edge, "blog.example.org")["ok"])
+    for version, p in clients.items():
+        assert p.stdin is not None
+        assert p.stdout is not None
+        p.stdin.write("\n")
+        p.stdin.flush()
+        resumed = json.loads(p.stdout.readline())
+        assert not resumed["ok"], (version, resumed)
+        p.stdin.close()
+        p.wait(timeout=10)
+        p.stdout.close()
