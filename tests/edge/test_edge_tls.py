@@ -144,6 +144,18 @@ def test_only_tls_1_2_and_1_3(edge: Edge, sites: dict[str, tuple[str, str]]) -> 
     assert not old["ok"]
     assert "version" in old["error"].lower()
 
+    def tls12(cipher: str) -> bool:
+        r = edge.ns.run(
+            "openssl", "s_client", "-connect", f"[::1]:{TLS_PORT}", "-servername",
+            "shop.example.com", "-tls1_2", "-cipher", cipher, check=False,
+        )  # fmt: skip
+        return r.returncode == 0 and "BEGIN CERTIFICATE" in r.stdout
+
+    # TLS 1.2: forward secret AEAD suites only (no static RSA, no CBC, no SHA-1 MACs)
+    assert tls12("ECDHE-ECDSA-AES128-GCM-SHA256")
+    for weak in ("AES128-GCM-SHA256", "ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA384"):
+        assert not tls12(weak), weak
+
 
 def test_a_certificate_replaced_or_removed_applies_live(
     edge: Edge, pod: tuple[Store, RedisServer], sites: dict[str, tuple[str, str]]
@@ -151,13 +163,21 @@ def test_a_certificate_replaced_or_removed_applies_live(
     store, _ = pod
     start_tls(edge)
     master = edge.nginx_pid()
+    workers = sorted(_workers(master))
     assert handshake(edge, "shop.example.com")["fingerprint"] == fingerprint(sites["shop"][0])
     chain, key = pki.site("shop.example.com")
     store.put_cert("shop.example.com", chain, key)
     wait_until(lambda: handshake(edge, "shop.example.com")["fingerprint"] == fingerprint(chain))
     store.delete_cert("blog.example.org")
     wait_until(lambda: not handshake(edge, "blog.example.org")["ok"])
+    # no reload either: the same master and the same workers
     assert edge.nginx_pid() == master
+    assert sorted(_workers(master)) == workers
+    # no key in any log the edge writes
+    for log in ("agent.log", "error.log", "access.log"):
+        text = (edge.tmp / log).read_text()
+        assert "PRIVATE KEY" not in text, log
+        assert key.splitlines()[1] not in text, log
 
 
 def _gone(pid: int) -> bool:
