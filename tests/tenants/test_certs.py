@@ -377,3 +377,14 @@ def test_a_certificate_with_any_byte_changed_is_stored_or_invalid_input(
     chain = _as_pem(bytes(parts[0])) + _as_pem(bytes(parts[1]))
     with contextlib.suppress(InvalidInput):
         validate("a.example.com", chain, key, now=NOW)
+
+
+def test_an_internationalised_domain_is_checked_as_its_a_label() -> None:
+    """Certificates name A-labels (RFC 5280 7.2); the domain may be given either way."""
+    k = ec.generate_private_key(ec.SECP256R1())
+    leaf = pem(cert("b", k, names=("xn--bcher-kva.example", "*.xn--bcher-kva.example")))
+    for domain in ("bücher.example", "XN--BCHER-KVA.example.", "www.bücher.example"):
+        got = validate(domain, leaf, key_pem(k), now=NOW)
+        assert got.domain.endswith("xn--bcher-kva.example")
+    with pytest.raises(InvalidInput, match=r"does not cover xn--bchr-0ra\.example"):
+        validate("büchr.example", leaf, key_pem(k), now=NOW)
