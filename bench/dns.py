@@ -6,8 +6,8 @@ the pod's 512 IPv4 VIPs (``examples/pod.lock``); (b) PowerDNS (bind backend, ``e
 records=yes``) answers the same name from a LUA record ``pickrandomsample(k, {...512
 VIPs...})``; (c) the same PowerDNS answers a static A record set of k addresses from its
 packet cache. Then Razor's p99 latency at half its peak rate (dnsperf ``-Q``; per-query
-latencies from ``-v``), and at the same rate the latency floor: a minimal Python responder
-(``bench/_dns_floor.py``), which shows what the machine itself adds. Run it under ``flock
+latencies from ``-v``), and at the same rate an echo responder: a minimal Python responder
+(``bench/_dns_echo.py``), which shows what the machine itself adds. Run it under ``flock
 /tmp/sixpod-bench.lock bench/run dns`` so benchmarks never overlap. About 80 s.
 
 The machine is a shared 2-vCPU VM: throughput is the best of ``RUNS`` runs for Razor and for
@@ -131,13 +131,13 @@ def run() -> dict[str, object]:
             halves = [
                 dnsperf(port, shared, HALF_SECONDS, max_qps=rate, verbose=True) for _ in range(RUNS)
             ]
-        fport = free_port()
-        floor_cmd = [sys.executable, "-m", "bench._dns_floor", str(fport)]
-        with pinned(floor_cmd, work / "floor.log"):
-            wait_answering(fport, ZONE)
-            floors = sorted(
+        eport = free_port()
+        echo_cmd = [sys.executable, "-m", "bench._dns_echo", str(eport)]
+        with pinned(echo_cmd, work / "echo.log"):
+            wait_answering(eport, ZONE)
+            echoes = sorted(
                 (
-                    dnsperf(fport, shared, HALF_SECONDS, max_qps=rate, verbose=True)
+                    dnsperf(eport, shared, HALF_SECONDS, max_qps=rate, verbose=True)
                     for _ in range(RUNS)
                 ),
                 key=lambda h: h.percentile(99),
@@ -176,10 +176,10 @@ def run() -> dict[str, object]:
             "razor_p99_ms_at_half_load": round(p99_ms, 3),
             "razor_half_load_samples": len(half.latencies),
             "razor_p99_ms_each_half_load_run": [round(h.percentile(99) * 1000, 3) for h in halves],
-            "floor_p99_ms_at_the_same_rate": round(
-                floors[len(floors) // 2].percentile(99) * 1000, 3
+            "echo_p99_ms_at_the_same_rate": round(
+                echoes[len(echoes) // 2].percentile(99) * 1000, 3
             ),
-            "floor_p99_ms_each_run": [round(h.percentile(99) * 1000, 3) for h in floors],
+            "echo_p99_ms_each_run": [round(h.percentile(99) * 1000, 3) for h in echoes],
         },
         "anchors": {
             "pdns_lua_qps": round(lua.qps),

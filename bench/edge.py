@@ -327,9 +327,14 @@ class Bench:
             "p99_ms": r.p99_ms,
         }
 
-    def half_run(self, vip: str, rate: float, seconds: float) -> ng.WrkResult:
+    def half_run(
+        self, vip: str, worker: int, rate: float, seconds: float
+    ) -> tuple[ng.WrkResult, float]:
+        """wrk on a fixed schedule; and the worker's CPU per request (us) at that rate."""
         argv = self.wrk(vip, self.hot_file, seconds, HALF_CONNECTIONS)
-        return ng.run_wrk(argv, rate, seconds)
+        c0 = ng.cpu_seconds(worker)
+        r = ng.run_wrk(argv, rate, seconds)
+        return r, (ng.cpu_seconds(worker) - c0) / max(1, r.requests) * 1e6
 
     @staticmethod
     def error_lines(path: Path) -> int:
@@ -533,12 +538,18 @@ def measure(b: Bench) -> dict[str, Any]:
         f[f"{name}_p99_ms_at_peak"] = round(statistics.median(r["p99_ms"] for r in rs), 3)
     rate = f["plain_rps"] / 2
     halves: dict[str, list[ng.WrkResult]] = {"plain": [], "sixpod": []}
+    half_cpu: dict[str, list[float]] = {"plain": [], "sixpod": []}
     vip = {"plain": b.vip_plain, "sixpod": b.vip_sixpod}
+    worker = {"plain": plain_worker, "sixpod": sixpod_worker}
     for _ in range(RUNS):
         for name in ("plain", "sixpod"):
-            halves[name].append(b.half_run(vip[name], rate, HALF_SECONDS))
+            r, cpu = b.half_run(vip[name], worker[name], rate, HALF_SECONDS)
+            halves[name].append(r)
+            half_cpu[name].append(cpu)
     f["half_load_target_rps"] = round(rate)
     for name, hs in halves.items():
+        # at the same offered rate both proxies batch alike: CPU per request like for like
+        f[f"{name}_cpu_us_per_request_at_half_load"] = round(statistics.median(half_cpu[name]), 2)
         hs.sort(key=lambda h: h.p99_ms)
         mid = hs[len(hs) // 2]
         f[f"{name}_half_load_rps"] = round(mid.rps)
@@ -607,6 +618,11 @@ def run() -> dict[str, Any]:
         ),
         "p99_at_half_load_vs_plain": round(
             f["sixpod_p99_ms_at_half_load"] / f["plain_p99_ms_at_half_load"], 3
+        ),
+        "cpu_per_request_at_half_load_vs_plain": round(
+            f["sixpod_cpu_us_per_request_at_half_load"]
+            / f["plain_cpu_us_per_request_at_half_load"],
+            3,
         ),
         "anchor_reload_over_change_live_p50": round(
             anchor["reload_live_ms"] / f["change_live_p50_ms_peak"], 1

@@ -9,7 +9,13 @@ from click.testing import CliRunner
 from sixpod import addr
 from sixpod.cli import cli
 from sixpod.cli.errors import CommandFailed
-from sixpod.errors import ConfigFileError, Diagnostic, SixpodError
+from sixpod.errors import (
+    ConfigFileError,
+    Diagnostic,
+    ExceptionMap,
+    SixpodError,
+    map_exceptions,
+)
 from sixpod.inventory.allocate import AllocationError
 from sixpod.inventory.errors import InventoryError
 from sixpod.inventory.load import load_model
@@ -123,3 +129,32 @@ def test_the_command_line_exits_with_the_errors_exit_code() -> None:
     finally:
         cli.commands.pop("odd-failure")
     assert (res.exit_code, res.stdout, res.stderr) == (7, "", "sixpod: it broke\n")
+
+
+class _Refused(SixpodError):
+    pass
+
+
+def test_map_exceptions_raises_the_first_matching_translation_without_the_foreign_chain() -> None:
+    mapping: ExceptionMap = {
+        ConnectionRefusedError: lambda e: _Refused(f"refused: {e.strerror}"),
+        OSError: lambda e: SixpodError(f"os: {e}"),
+    }
+    with pytest.raises(_Refused, match="refused: nobody home") as caught, map_exceptions(mapping):
+        raise ConnectionRefusedError(111, "nobody home")
+    assert caught.value.__cause__ is None
+    assert caught.value.__suppress_context__
+    with pytest.raises(SixpodError, match="os: boom"), map_exceptions(mapping):
+        raise OSError("boom")
+
+
+def test_map_exceptions_lets_through_what_it_does_not_list_and_what_maps_to_none() -> None:
+    mapping: ExceptionMap = {_Refused: None, SixpodError: lambda e: _Refused("translated")}
+    with pytest.raises(KeyError), map_exceptions(mapping):
+        raise KeyError("not foreign to this edge")
+    original = _Refused("ours")
+    with pytest.raises(_Refused) as caught, map_exceptions(mapping):
+        raise original
+    assert caught.value is original
+    with pytest.raises(_Refused, match="translated"), map_exceptions(mapping):
+        raise SixpodError("another package's")

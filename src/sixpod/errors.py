@@ -9,11 +9,19 @@ status, a DNS rcode) are the packages' own attributes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Self
+from typing import Any, Self, TypeAlias
 
-__all__ = ["ConfigFileError", "Diagnostic", "SixpodError", "sort_diagnostics"]
+__all__ = [
+    "ConfigFileError",
+    "Diagnostic",
+    "ExceptionMap",
+    "SixpodError",
+    "map_exceptions",
+    "sort_diagnostics",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,3 +77,29 @@ class ConfigFileError(SixpodError):
     Raised for a model that does not name its package's own config error (its
     ``config_error`` class attribute); the daemons' configs all do.
     """
+
+
+ExceptionMap: TypeAlias = Mapping[
+    type[BaseException] | tuple[type[BaseException], ...],
+    Callable[[Any], BaseException] | None,
+]
+"""Foreign exception types to what builds the error raised in their place (``None``: let it
+through as it is, before a broader entry would take it). The first matching entry wins."""
+
+
+@contextmanager
+def map_exceptions(mapping: ExceptionMap) -> Iterator[None]:
+    """Translate foreign exceptions once, at the I/O edge (httpcore's ``map_exceptions``).
+
+    An exception of a listed type is replaced by the error its entry builds, raised without the
+    foreign chain; anything not listed (a bug, a cancellation) passes through unchanged.
+    """
+    try:
+        yield
+    except Exception as exc:
+        for kinds, translate in mapping.items():
+            if isinstance(exc, kinds):
+                if translate is None:
+                    raise
+                raise translate(exc) from None
+        raise

@@ -95,8 +95,8 @@ def status_doc() -> dict[str, object]:
     from ipaddress import IPv6Address, IPv6Network, ip_network
 
     from sixpod.routing.health import Announcer, CoreConfig
+    from sixpod.routing.routesync import RouteSync
     from sixpod.routing.status import Changes, node_status
-    from sixpod.routing.sync import RouteSync
 
     vips = tuple(ip_network(v) for v in ("203.0.113.0/32", "203.0.113.1/32", "2001:db8:2fe::1"))
     cfg = CoreConfig(
@@ -225,8 +225,8 @@ def test_the_readme_status_example_is_what_the_command_prints() -> None:
 
     from sixpod.routing.events import RunCheck
     from sixpod.routing.health import Announcer, CheckSpec, CoreConfig, Severity
+    from sixpod.routing.routesync import RouteSync
     from sixpod.routing.status import Changes, format_status, node_status
-    from sixpod.routing.sync import RouteSync
 
     epoch = 1_796_349_600.0  # 2026-12-04T02:00:00Z at core time 0
     v4 = tuple(IPv4Network(f"198.51.{i // 256}.{i % 256}/32") for i in range(512))

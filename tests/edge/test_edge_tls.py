@@ -201,9 +201,7 @@ def test_nginx_restarted_gets_every_certificate_again_before_health_passes(
     seen: list[tuple[int, bool]] = []
 
     def back() -> bool:
-        # health first: a 200 then means the mark was there, and it stays until the next
-        # restart (status first would race the sync that sets it between the two calls)
-        health = edge.health()
+        health = edge.health()  # first: a 200 then means the mark was there before status
         st = edge.status()
         seen.append((health, bool(st.get("certs_mark"))))
         return bool(st) and st.get("ready") is True and seen[-1] == (200, True)

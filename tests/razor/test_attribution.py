@@ -11,8 +11,8 @@ import pytest
 
 from razorkit import V4, V6, state
 from sixpod.razor.attribution import apps_holding, plan_reshard, rank_apps
-from sixpod.razor.controller import apply_plan
 from sixpod.razor.errors import ControllerError, ControllerUnreachable
+from sixpod.razor.reshard import apply_plan
 from sixpod.razor.shard import Shards, shard
 
 APPS = {f"app{i}": 0 for i in range(60)}

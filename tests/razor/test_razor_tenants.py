@@ -169,7 +169,7 @@ def test_attribution_reads_the_tenants_once_through_the_reader(
     """``load_tenants`` (attribution, the CLI): VIP states and seeds of the replica, kept to
     Razor's pool; Redis without tenant state, or down, is a ConfigError naming it."""
     from sixpod.razor.errors import ConfigError
-    from sixpod.razor.source import StaticSource
+    from sixpod.razor.feed import StaticFeed
     from sixpod.tenants.model import VipState
 
     store, replica = pod
@@ -179,7 +179,7 @@ def test_attribution_reads_the_tenants_once_through_the_reader(
     wait_redis(lambda: replica.client().hexists("sixpod:vip", str(victim)))
     pool = [str(victim), str(server_pool()[1]), "192.0.2.77"]
     tenants = {"address": replica.address, "password_file": str(replica.password_file)}
-    got = StaticSource(config(pool={"vips": pool}, tenants=tenants)).load()
+    got = StaticFeed(config(pool={"vips": pool}, tenants=tenants)).load()
     assert got.apps == {"shop": 3}
     assert got.vips[victim] is VipState.BLACKHOLED
     assert got.vips[ip_address("192.0.2.77")] is VipState.ACTIVE
@@ -188,9 +188,9 @@ def test_attribution_reads_the_tenants_once_through_the_reader(
     with redis_server(tmp_path) as empty:
         bare = {"address": empty.address, "password_file": str(empty.password_file)}
         with pytest.raises(ConfigError, match="has no tenant state"):
-            StaticSource(config(pool={"vips": pool}, tenants=bare)).load()
+            StaticFeed(config(pool={"vips": pool}, tenants=bare)).load()
     with pytest.raises(ConfigError, match=f"Redis at {empty.address}"):
-        StaticSource(config(pool={"vips": pool}, tenants=bare)).load()
+        StaticFeed(config(pool={"vips": pool}, tenants=bare)).load()
     missing = {**tenants, "password_file": str(tmp_path / "nope")}
     with pytest.raises(ConfigError, match="cannot read"):
-        StaticSource(config(pool={"vips": pool}, tenants=missing)).load()
+        StaticFeed(config(pool={"vips": pool}, tenants=missing)).load()

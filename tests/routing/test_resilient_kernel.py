@@ -26,7 +26,14 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from ipaddress import IPv4Network, IPv6Address, IPv6Network
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+)
 from pathlib import Path
 from typing import Any
 
@@ -269,14 +276,12 @@ def build_pod(box: Sandbox, *, responders: bool = True) -> Pod:
     client = box.netns("client")
     sysctl(client, *NO_RP_FILTER)
     box.veth(tor, "cl0", client, "up0")
-    box.ip(tor, "addr add 2001:db8:ff:100::1/64 dev cl0 nodad", "addr add 198.51.100.1/24 dev cl0")
-    box.ip(
-        client,
-        "addr add 2001:db8:ff:100::2/64 dev up0 nodad",
-        "addr add 198.51.100.2/24 dev up0",
-        "route add 0.0.0.0/0 via 198.51.100.1",
-        "route add ::/0 via 2001:db8:ff:100::1",
+    box.addr(tor, "cl0", IPv6Interface("2001:db8:ff:100::1/64"), IPv4Interface("198.51.100.1/24"))
+    box.addr(
+        client, "up0", IPv6Interface("2001:db8:ff:100::2/64"), IPv4Interface("198.51.100.2/24")
     )
+    box.route(client, IPv4Network("0.0.0.0/0"), via=IPv4Address("198.51.100.1"))
+    box.route(client, IPv6Network("::/0"), via=IPv6Address("2001:db8:ff:100::1"))
     scripts = box.shared_dir("scripts")
     (scripts / "responder.py").write_text(RESPONDER)
     (scripts / "client.py").write_text(CLIENT)
@@ -286,16 +291,12 @@ def build_pod(box: Sandbox, *, responders: bool = True) -> Pod:
         sysctl(ns, *NO_RP_FILTER)
         nodes[n] = ns
         box.veth(tor, f"swp{n}", ns, "up0")
-        box.ip(tor, f"addr add 2001:db8:ff:{n}::1/64 dev swp{n} nodad")
-        gw = f"2001:db8:ff:{n}::1"
-        box.ip(
-            ns,
-            f"addr add 2001:db8:ff:{n}::2/64 dev up0 nodad",
-            "addr add 203.0.113.10/32 dev lo",
-            "addr add 2001:db8:f::10/128 dev lo",
-            f"route add 0.0.0.0/0 via inet6 {gw} dev up0",
-            f"route add ::/0 via {gw} dev up0",
-        )
+        box.addr(tor, f"swp{n}", IPv6Interface(f"2001:db8:ff:{n}::1/64"))
+        gw = IPv6Address(f"2001:db8:ff:{n}::1")
+        box.addr(ns, "up0", IPv6Interface(f"2001:db8:ff:{n}::2/64"))
+        box.addr(ns, "lo", IPv4Interface("203.0.113.10/32"), IPv6Interface("2001:db8:f::10/128"))
+        box.route(ns, IPv4Network("0.0.0.0/0"), via=gw)  # RFC 8950
+        box.route(ns, IPv6Network("::/0"), via=gw)
     kernel = IpKernel(netns=tor)
     keys = ("net.ipv4.fib_multipath_hash_policy", "net.ipv6.fib_multipath_hash_policy")
     policies = ["ip", "netns", "exec", tor, "sysctl", "-n", *keys]
@@ -398,7 +399,7 @@ def test_resilient_group_keeps_flows_when_a_node_leaves(box: Sandbox) -> None:
         assert all(r["priority"] != 1000 for r in rules)
 
     # for comparison: FRR's way, a plain group in the main table, replaced by a new one
-    box.ip(
+    box.ip_batch(
         pod.tor,
         *(f"nexthop add id {100 + n} via 2001:db8:ff:{n}::2 dev swp{n}" for n in (1, 2, 3)),
         "nexthop add id 110 group 101/102/103",
@@ -406,7 +407,7 @@ def test_resilient_group_keeps_flows_when_a_node_leaves(box: Sandbox) -> None:
         "route replace 2001:db8:f::10/128 nhid 110",
     )
     plain_before = pod.probe()
-    box.ip(
+    box.ip_batch(
         pod.tor,
         "nexthop add id 111 group 101/102",
         "route replace 203.0.113.10/32 nhid 111",
@@ -448,8 +449,9 @@ def test_reconcile_matches_the_fake_kernel(box: Sandbox) -> None:
         assert set(state.rules) == set(fake_state.rules), f"step {n}"
         assert sync(settings, frr=frr, kernel=pod.kernel).ops == (), f"step {n}"
         if n == 1:
-            # foreign objects: routes in the helper's table, rules of somebody else
-            box.ip(
+            # foreign objects: routes in the helper's table, rules of somebody else, made
+            # as another program would make them (iproute2)
+            box.ip_batch(
                 pod.tor,
                 "route add unreachable 198.51.100.0/25 table 1000",
                 "route add 2001:db8:f::10/128 via 2001:db8:ff:1::2 table 1000 metric 7",

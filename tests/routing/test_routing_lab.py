@@ -486,7 +486,7 @@ def fresh(tmp_path: Path) -> Iterator[LabPod]:
 
 
 def test_link_down_leaves_ecmp(fresh: LabPod) -> None:
-    fresh.box.ip(fresh.nodes["edge1"].ns, "link set eth0 down")
+    fresh.box.link(fresh.nodes["edge1"].ns, "eth0", up=False)
     fresh.wait_routes("r1", V4[0], {fresh.nodes["edge2"].address}, timeout=30)
     wait_for(
         lambda: fresh.nodes["edge1"].address not in fresh.bfd_up("r1"),

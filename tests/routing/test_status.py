@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from sixpod.addr import IPNetwork
 from sixpod.routing.events import Announce, Route
 from sixpod.routing.health import Announcer, CheckSpec, CoreConfig, Severity
+from sixpod.routing.routesync import RouteSync
 from sixpod.routing.status import (
     CHANGES_KEPT,
     Changes,
@@ -24,7 +25,6 @@ from sixpod.routing.status import (
     parse_status,
     route_list,
 )
-from sixpod.routing.sync import RouteSync
 
 NH = IPv6Address("2001:db8:2ff::2")
 NODE = IPv6Network("2001:db8:200:1::/64")

@@ -133,7 +133,7 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 'n.db'}")
     store.migrate()
     with store.engine.begin() as conn:
-        conn.exec_driver_sql("UPDATE schema_version SET version = 99")
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0099'")
     with pytest.raises(Unavailable, match="newer than this sixpod"):
         store.migrate()
     store.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 import signal
@@ -83,9 +84,7 @@ def up(pod: Path, workdir: Path) -> None:
     )
     t0 = time.monotonic()
 
-    def interrupted(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
+    interrupted = interrupt_handler()
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, interrupted)
     try:
@@ -119,6 +118,20 @@ def up(pod: Path, workdir: Path) -> None:
         ) from None
     click.echo(f"pod up in {time.monotonic() - t0:.1f} s; `sixpod lab status`, `sixpod lab down`")
     _print_status(labpod)
+
+
+def interrupt_handler() -> Callable[[int, FrameType | None], None]:
+    """A signal handler that ends the command through its cleanup (as Ctrl-C does) in this
+    process only. A child forked from it (pyroute2 opens a socket inside a namespace from one,
+    and stops it with SIGTERM) exits at once: it must never remove the pod being built."""
+    owner = os.getpid()
+
+    def interrupted(signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != owner:
+            os._exit(128 + signum)
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    return interrupted
 
 
 def _all_spread(

@@ -111,15 +111,15 @@ def attribute(
     shard seed, VIPs to blackhole); with --api as well, carry it out through the controller.
     """
     from sixpod.razor.attribution import plan_reshard, rank_apps
+    from sixpod.razor.feed import StaticFeed
     from sixpod.razor.shard import Shards
-    from sixpod.razor.source import StaticSource
 
     if api_url is not None and (reshard_app is None or token_file is None):
         raise click.UsageError("--api needs --reshard APP and --token-file")
     attacked = _vips(vips)
     cfg = load_config(config_path)
     try:
-        state = StaticSource(cfg).load()
+        state = StaticFeed(cfg).load()
     except RazorError as e:
         raise CommandFailed.because(e, f"sixpod razor: {e.message}") from None
     unknown = [addr.format_ip(ip) for ip in attacked if ip not in state.vips]
@@ -135,7 +135,7 @@ def attribute(
             raise CommandFailed(f"sixpod razor: no app {reshard_app!r} in the state") from None
     applied: list[str] = []
     if plan is not None and api_url is not None and token_file is not None:
-        from sixpod.razor.controller import apply_plan
+        from sixpod.razor.reshard import apply_plan
 
         try:
             token = token_file.read_text(encoding="utf-8").strip()

@@ -14,10 +14,10 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import TypeVar
 
 from sixpod import addr
-from sixpod.inventory.checks import LINK_PREFIXLEN, NODE_PREFIXLEN
 from sixpod.inventory.errors import InventoryError
 from sixpod.inventory.lock import Lock, NodeAllocation
 from sixpod.inventory.model import Inventory
+from sixpod.inventory.rules import LINK_PREFIXLEN, NODE_PREFIXLEN
 from sixpod.inventory.source import Path
 
 

@@ -13,9 +13,9 @@ from pydantic import BaseModel, ValidationError
 from sixpod.configtypes import NAME_RE
 from sixpod.errors import ConfigFileError, SixpodError
 from sixpod.inventory import source
-from sixpod.inventory.checks import check
 from sixpod.inventory.errors import Diagnostic, InventoryError
 from sixpod.inventory.model import Inventory
+from sixpod.inventory.rules import check
 from sixpod.inventory.source import Path, Source
 from sixpod.words import describe_value, suggest
 

@@ -2,7 +2,7 @@
 
 Field validation (shapes, unknown keys) lives here, with the field types (names, addresses,
 ASNs, MTUs) from :mod:`sixpod.configtypes`; rules that relate several fields or objects live
-in :mod:`sixpod.inventory.checks`.
+in :mod:`sixpod.inventory.rules`.
 """
 
 from __future__ import annotations

@@ -10,10 +10,10 @@ from ipaddress import IPv4Address, IPv6Network
 
 from sixpod import devices
 from sixpod.edge.render import edge_files
-from sixpod.inventory.checks import tor_ports
 from sixpod.inventory.errors import InventoryError
 from sixpod.inventory.lock import Lock
 from sixpod.inventory.model import Announce, Floor, Inventory
+from sixpod.inventory.rules import tor_ports
 from sixpod.routing.frrcheck import check_frr
 from sixpod.routing.render import Paths, device_configs
 

@@ -3,25 +3,37 @@
 Everything this module creates is recorded in a :class:`Sandbox`; :meth:`Sandbox.close`
 removes it (processes by PID, namespaces and ``/etc/netns`` folders by the names created),
 also after a failure half-way. Nothing is ever added to the root namespace.
+
+Namespaces, links, addresses and routes are made through netlink with pyroute2, on a socket
+opened inside the namespace (:func:`rtnl`, where its errors become :class:`LabError`). Three
+things still run a program: processes start under ``ip netns exec`` (which also puts the
+namespace's ``/etc/netns`` files in place), sysctls are written by ``sysctl`` inside the
+namespace, and :meth:`Sandbox.ip_batch` is left for nexthop objects, which pyroute2 0.9 has
+no messages for (no ``RTM_NEWNEXTHOP``, no ``RTA_NH_ID`` on routes).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from ipaddress import IPv4Interface, IPv6Interface
 from pathlib import Path
+from socket import AF_INET, AF_INET6
 from typing import Any
 
-from sixpod.errors import SixpodError
+from sixpod.addr import IPAddress, IPNetwork, format_ip, format_prefix
+from sixpod.errors import ExceptionMap, SixpodError, map_exceptions
 
 NETNS_ETC = Path("/etc/netns")
+NETNS_RUN = Path("/run/netns")
 
 SYSCTLS_ALL = (
     "net.ipv6.conf.all.accept_dad=0",
@@ -39,6 +51,10 @@ SYSCTLS_ROUTER = (
     "net.ipv4.fib_multipath_hash_policy=1",
     "net.ipv6.fib_multipath_hash_policy=1",
 )
+IFA_F_NODAD = 0x02  # linux/if_addr.h
+RTPROT_BOOT = 3
+"""The protocol ``ip route add`` gives a route (pyroute2's default is ``static``): routing
+daemons see the lab's routes as they always did."""
 
 
 class LabError(SixpodError):
@@ -49,12 +65,13 @@ class LabError(SixpodError):
 
 def run(argv: Sequence[str], *, stdin: str | None = None, timeout: float = 30) -> str:
     """Run a command; raise :class:`LabError` with its stderr when it fails."""
-    try:
+    failed: ExceptionMap = {
+        (OSError, subprocess.TimeoutExpired): lambda e: LabError(f"{' '.join(argv)}: {e}")
+    }
+    with map_exceptions(failed):
         res = subprocess.run(
             list(argv), input=stdin, capture_output=True, text=True, timeout=timeout, check=False
         )
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise LabError(f"{' '.join(argv)}: {e}") from None
     if res.returncode != 0:
         raise LabError(f"{' '.join(argv)}: exit {res.returncode}: {res.stderr.strip()}")
     return res.stdout
@@ -71,6 +88,34 @@ def wait_for(
         if time.monotonic() > deadline:
             raise LabError(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(interval)
+
+
+@contextlib.contextmanager
+def rtnl(ns: str, what: str) -> Iterator[Any]:
+    """pyroute2's ``IPRoute`` inside ``ns`` (never creating it); netlink and OS errors are
+    raised as :class:`LabError` naming the namespace and ``what`` was being done."""
+    from pyroute2 import IPRoute  # imported here: 0.2 s that only the lab's changes need
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    if not ns or "/" in ns or ns.startswith(".") or not (NETNS_RUN / ns).exists():
+        # never the root namespace (pyroute2 takes an empty name for it); and checked before
+        # pyroute2 opens anything, as it would leak its event loop
+        raise LabError(f"{ns!r}: {what}: no namespace of that name")
+    netlink_errors: ExceptionMap = {
+        NetlinkError: lambda e: LabError(
+            f"{ns}: {what}: {e.args[1] if len(e.args) > 1 else os.strerror(e.code)}"
+        ),
+        OSError: lambda e: LabError(f"{ns}: {what}: {e.strerror or e}"),
+    }
+    with map_exceptions(netlink_errors), IPRoute(netns=ns, flags=0) as ipr:
+        yield ipr
+
+
+def _index(ipr: Any, ifname: str) -> int:
+    found = ipr.link_lookup(ifname=ifname)
+    if not found:
+        raise OSError(errno.ENODEV, f"no link {ifname}")
+    return int(found[0])
 
 
 @dataclass
@@ -111,7 +156,10 @@ class Sandbox:
         ns = f"{self.prefix}{name}"
         if len(ns) > 30:
             raise LabError(f"namespace name {ns!r} is too long")
-        run(["ip", "netns", "add", ns])
+        from pyroute2 import netns as pyroute2_netns
+
+        with map_exceptions({OSError: lambda e: LabError(f"namespace {ns}: {e.strerror or e}")}):
+            pyroute2_netns.create(ns)
         self.namespaces.append(ns)
         etc = NETNS_ETC / ns
         etc.mkdir(parents=True, exist_ok=True)
@@ -119,21 +167,56 @@ class Sandbox:
         (etc / "hosts").write_text("127.0.0.1 localhost\n::1 localhost\n")
         sysctls = SYSCTLS_ALL + (SYSCTLS_ROUTER if router else ())
         run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", *sysctls])
-        self.ip(ns, "link set lo up")
+        self.link(ns, "lo", up=True)
         return ns
 
-    def ip(self, ns: str, *commands: str) -> None:
-        """Apply ``ip`` commands inside ``ns`` in one batch."""
-        run(["ip", "-n", ns, "-batch", "-"], stdin="\n".join(commands) + "\n")
+    def link(self, ns: str, ifname: str, *, up: bool) -> None:
+        """Set a link up or down."""
+        with rtnl(ns, f"link {ifname} {'up' if up else 'down'}") as ipr:
+            ipr.link("set", index=_index(ipr, ifname), state="up" if up else "down")
 
     def veth(self, ns_a: str, if_a: str, ns_b: str, if_b: str, *, mtu: int = 1500) -> None:
-        """A veth pair with one end in each namespace (created inside ``ns_a``)."""
-        self.ip(
-            ns_a,
-            f"link add {if_a} mtu {mtu} type veth peer name {if_b} netns {ns_b} mtu {mtu}",
-            f"link set {if_a} up",
-        )
-        self.ip(ns_b, f"link set {if_b} up")
+        """A veth pair with one end in each namespace (created inside ``ns_a``), both up."""
+        with rtnl(ns_a, f"veth {if_a} to {ns_b} {if_b}") as ipr:
+            peer = {"ifname": if_b, "net_ns_fd": ns_b, "mtu": mtu}
+            ipr.link("add", ifname=if_a, kind="veth", mtu=mtu, peer=peer)
+            ipr.link("set", index=_index(ipr, if_a), state="up")
+        self.link(ns_b, if_b, up=True)
+
+    def addr(self, ns: str, ifname: str, *interfaces: IPv4Interface | IPv6Interface) -> None:
+        """Add addresses to a link; IPv6 ones without duplicate address detection (the lab's
+        links are its own), as ``ip addr add ... nodad``."""
+        texts = ", ".join(f"{format_ip(i.ip)}/{i.network.prefixlen}" for i in interfaces)
+        with rtnl(ns, f"address {texts} on {ifname}") as ipr:
+            index = _index(ipr, ifname)
+            for iface in interfaces:
+                ipr.addr(
+                    "add",
+                    index=index,
+                    address=format_ip(iface.ip),
+                    prefixlen=iface.network.prefixlen,
+                    flags=IFA_F_NODAD if iface.version == 6 else 0,
+                )
+
+    def route(self, ns: str, dst: IPNetwork, *, via: IPAddress) -> None:
+        """A route to ``dst`` through the gateway ``via``; an IPv4 route may go via an IPv6
+        gateway (RFC 8950), as ``ip route add ... via inet6 ...``."""
+        gateway = format_ip(via)
+        with rtnl(ns, f"route {format_prefix(dst)} via {gateway}") as ipr:
+            hop: dict[str, Any]
+            if dst.version == via.version:
+                hop = {"gateway": gateway}
+            else:
+                hop = {
+                    "via": {"family": AF_INET6 if via.version == 6 else AF_INET, "addr": gateway}
+                }
+            family = AF_INET6 if dst.version == 6 else AF_INET
+            ipr.route("add", dst=format_prefix(dst), family=family, proto=RTPROT_BOOT, **hop)
+
+    def ip_batch(self, ns: str, *commands: str) -> None:
+        """Apply ``ip`` commands inside ``ns`` in one batch: for nexthop objects and the
+        routes that use them, which pyroute2 0.9 cannot make (see the module's note)."""
+        run(["ip", "-n", ns, "-batch", "-"], stdin="\n".join(commands) + "\n")
 
     # -- processes -------------------------------------------------------------------------
 
@@ -189,10 +272,7 @@ class Sandbox:
                 problems.append(f"process {proc.name} ({proc.pid}): {e}")
         problems += kill_stragglers(self.namespaces)
         for ns in reversed(self.namespaces):
-            try:
-                run(["ip", "netns", "delete", ns])
-            except LabError as e:
-                problems.append(str(e))
+            problems += _remove_namespace(ns)
             shutil.rmtree(NETNS_ETC / ns, ignore_errors=True)
         for path in self.tempdirs:
             shutil.rmtree(path, ignore_errors=True)
@@ -236,14 +316,22 @@ def close_saved(state: dict[str, Any]) -> list[str]:
     problems += kill_stragglers(state.get("namespaces", []))
     for ns in reversed(state.get("namespaces", [])):
         if ns in existing_namespaces(ns):
-            try:
-                run(["ip", "netns", "delete", ns])
-            except LabError as e:
-                problems.append(str(e))
+            problems += _remove_namespace(ns)
         shutil.rmtree(NETNS_ETC / ns, ignore_errors=True)
     for path in state.get("tempdirs", []):
         shutil.rmtree(path, ignore_errors=True)
     return problems
+
+
+def _remove_namespace(ns: str) -> list[str]:
+    """Unmount and remove a namespace's name (as ``ip netns delete``); what went wrong."""
+    from pyroute2 import netns as pyroute2_netns
+
+    try:
+        pyroute2_netns.remove(ns)
+    except OSError as e:
+        return [f"namespace {ns}: {e.strerror or e}"]
+    return []
 
 
 def kill_stragglers(namespaces: list[str], *, timeout: float = 5.0) -> list[str]:
@@ -252,7 +340,7 @@ def kill_stragglers(namespaces: list[str], *, timeout: float = 5.0) -> list[str]
     inodes = set()
     for ns in namespaces:
         with contextlib.suppress(OSError):
-            inodes.add(os.stat(Path("/run/netns") / ns).st_ino)
+            inodes.add(os.stat(NETNS_RUN / ns).st_ino)
     if not inodes:
         return []
 
@@ -292,7 +380,6 @@ def _start_time(pid: int) -> int | None:
 
 def existing_namespaces(prefix: str) -> list[str]:
     """Names of namespaces starting with ``prefix`` (from /run/netns, no output parsing)."""
-    run_dir = Path("/run/netns")
-    if not run_dir.is_dir():
+    if not NETNS_RUN.is_dir():
         return []
-    return sorted(p.name for p in run_dir.iterdir() if p.name.startswith(prefix))
+    return sorted(p.name for p in NETNS_RUN.iterdir() if p.name.startswith(prefix))

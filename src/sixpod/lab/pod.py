@@ -15,7 +15,7 @@ import secrets
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from ipaddress import IPv4Interface, IPv6Interface, ip_network
+from ipaddress import IPv4Interface, IPv4Network, IPv6Interface, ip_network
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -134,14 +134,10 @@ class LabPod:
             tor = self.tors[nd.rack]
             mtu = nd.uplink.mtu
             self.box.veth(tor.ns, nd.uplink.port, ns, "eth0", mtu=mtu)
-            peer = addr.format_ip(nd.uplink.peer.address)
-            plen = nd.uplink.link.prefixlen
-            self.box.ip(
-                ns,
-                f"addr add {node.address}/{plen} dev eth0 nodad",
-                f"route add ::/0 via {peer}",
-                f"route add 0.0.0.0/0 via inet6 {peer}",
-            )
+            up = nd.uplink
+            self.box.addr(ns, "eth0", IPv6Interface((up.address, up.link.prefixlen)))
+            self.box.route(ns, ip_network("::/0"), via=up.peer.address)
+            self.box.route(ns, ip_network("0.0.0.0/0"), via=up.peer.address)  # RFC 8950
         self._attach_ctl()
         self._attach_client(self.tors[tor_docs[0].rack])
         for tor in self.tors.values():
@@ -184,27 +180,20 @@ class LabPod:
         first = next(iter(self.tors.values()))
         net = first.doc.aggregate
         infra = int(net.network_address)
-        self.ctl_address = str(ip_network((infra, 64)).network_address + 2)
-        self.box.ip(self.ctl_ns, f"addr add {self.ctl_address}/128 dev lo")
+        ctl = ip_network((infra, 64)).network_address + 2
+        self.ctl_address = str(ctl)
+        self.box.addr(self.ctl_ns, "lo", IPv6Interface(ctl))
         for k, tor in enumerate(self.tors.values()):
             port = self._free_port(tor, set())
             self._taken.setdefault(tor.name, set()).add(port)
             link = ip_network((infra + ((k + 1) << 16), 112))
             tor_end, ctl_end = link.network_address + 1, link.network_address + 2
             self.box.veth(tor.ns, port, self.ctl_ns, f"tor{k}")
-            self.box.ip(
-                tor.ns,
-                f"addr add {tor_end}/112 dev {port} nodad",
-                f"route add {self.ctl_address}/128 via {ctl_end}",
-            )
-            self.box.ip(self.ctl_ns, f"addr add {ctl_end}/112 dev tor{k} nodad")
-            self.box.ip(
-                self.ctl_ns,
-                *(
-                    f"route add {addr.format_prefix(n.link)} via {tor_end}"
-                    for n in tor.doc.neighbors
-                ),
-            )
+            self.box.addr(tor.ns, port, IPv6Interface((tor_end, 112)))
+            self.box.route(tor.ns, ip_network(ctl), via=ctl_end)
+            self.box.addr(self.ctl_ns, f"tor{k}", IPv6Interface((ctl_end, 112)))
+            for n in tor.doc.neighbors:
+                self.box.route(self.ctl_ns, n.link, via=tor_end)
 
     def _attach_client(self, tor: LabTor) -> None:
         self.client_ns = self.box.netns("client")
@@ -212,25 +201,23 @@ class LabPod:
         self.box.veth(tor.ns, port, self.client_ns, "eth0")
         vip_nets = [ip_network(f"{v}/32") for v in tor.doc.vips.ipv4]
         for cand in CLIENT_V4_CANDIDATES:
-            net = ip_network(cand)
+            net = IPv4Network(cand)
             if not any(net.overlaps(v) for v in vip_nets):
                 break
         hosts = list(net.hosts())
         tor_v4, self.client_v4 = hosts[0], IPv4Interface(f"{hosts[1]}/{net.prefixlen}")
         v6 = ip_network("2001:db8:ffff:ff00::/64")
         self.client_v6 = IPv6Interface(f"{v6.network_address + 2}/64")
-        self.box.ip(
+        tor_v6 = v6.network_address + 1
+        self.box.addr(
             tor.ns,
-            f"addr add {tor_v4}/{net.prefixlen} dev {port}",
-            f"addr add {v6.network_address + 1}/64 dev {port} nodad",
+            port,
+            IPv4Interface((tor_v4, net.prefixlen)),
+            IPv6Interface((tor_v6, 64)),
         )
-        self.box.ip(
-            self.client_ns,
-            f"addr add {self.client_v4} dev eth0",
-            f"addr add {self.client_v6} dev eth0 nodad",
-            f"route add 0.0.0.0/0 via {tor_v4}",
-            f"route add ::/0 via {v6.network_address + 1}",
-        )
+        self.box.addr(self.client_ns, "eth0", self.client_v4, self.client_v6)
+        self.box.route(self.client_ns, ip_network("0.0.0.0/0"), via=tor_v4)
+        self.box.route(self.client_ns, ip_network("::/0"), via=tor_v6)
 
     def _redis_argv(self, port_dir: Path, bind: str) -> list[str]:
         return [

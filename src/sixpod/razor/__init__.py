@@ -6,6 +6,6 @@ The pure core takes bytes, state and time as arguments: :mod:`wire` (the DNS cod
 and :mod:`attribution` (who is under attack, and the re-shard plan). :mod:`config` is the
 typed config, :mod:`errors` the root exception carrying the DNS rcode. The adapters:
 :mod:`server` (uvloop, UDP and TCP, one process per core), :mod:`metrics` (Prometheus and
-the attribution API), :mod:`controller` (the re-shard through the controller API) and
-:mod:`source`, the seam where live state comes in.
+the attribution API), :mod:`reshard` (the re-shard through the controller API) and
+:mod:`feed`, the seam where live state comes in.
 """

@@ -4,7 +4,7 @@ clients over them), runs a uvloop loop and feeds :class:`~sixpod.razor.engine.En
 
 UDP is read by a plain non-blocking socket drained in a tight ``recvfrom``/``sendto`` loop
 from a uvloop reader callback (measured faster than datagram protocol objects); TCP uses
-uvloop streams with 2-byte length framing. Each worker follows the state source on its own
+uvloop streams with 2-byte length framing. Each worker follows the state feed on its own
 (state file polled every ``state_poll`` s, or re-read at once on SIGHUP) and rebuilds its
 answer tables when the state changes. The parent serves /metrics (sums of the workers'
 shared counters), forwards SIGHUP/SIGTERM to the workers and restarts one that dies.
@@ -33,8 +33,8 @@ from sixpod.razor import metrics as M
 from sixpod.razor.config import RazorConfig, Rrl
 from sixpod.razor.engine import Engine
 from sixpod.razor.errors import ConfigError
+from sixpod.razor.feed import StaticFeed, follow_reader, reader_settings, within_pool
 from sixpod.razor.rrl import ConnectionTable, Limit
-from sixpod.razor.source import StaticSource, follow_reader, reader_settings, within_pool
 from sixpod.razor.state import RazorState
 from sixpod.tenants.config import RedisConfig
 from sixpod.tenants.model import VipState
@@ -178,11 +178,11 @@ class Worker:
         self.index = index
         self.shared = shared
         self.carried = shared.carried(index)  # a predecessor's counters, counted on from
-        self.source = StaticSource(cfg)
+        self.feed = StaticFeed(cfg)
         if cfg.tenants is None:
-            state = self.source.load()
+            state = self.feed.load()
         else:  # until the reader has bootstrapped: the whole pool (DNS keeps answering)
-            state = within_pool(RazorState(), self.source.pool)
+            state = within_pool(RazorState(), self.feed.pool)
         self.engine = Engine(cfg, state, cookie_secret=cookie_secret)
         self.reader: TenantReader | None = None
         self.engine.handle_timer(time.monotonic(), time.time())
@@ -249,7 +249,7 @@ class Worker:
 
     def follow(self, force: bool = False) -> None:
         try:
-            state = self.source.poll(force=force)
+            state = self.feed.poll(force=force)
         except ConfigError as e:
             self.state_errors += 1
             log.error("razor worker %d: %s (serving the last good state)", self.index, e)
@@ -323,7 +323,7 @@ class Worker:
         self.loop.run_until_complete(reader.start())
         log.info("razor worker %d: waiting for the tenant state in Redis", self.index)
         self.loop.run_until_complete(reader.ready.wait())
-        follow_reader(reader, self.apply, self.source.pool)
+        follow_reader(reader, self.apply, self.feed.pool)
         return reader
 
     def run(self, ready: Callable[[], None] = lambda: None) -> int:
@@ -377,7 +377,7 @@ def attribution_api(cfg: RazorConfig) -> M.Attribute:
     from sixpod.razor.attribution import rank_apps
     from sixpod.razor.shard import Shards
 
-    source = StaticSource(cfg)
+    feed = StaticFeed(cfg)
     shards = Shards(cfg.shard_size, cfg.max_overlap)
     lock = threading.Lock()
 
@@ -388,7 +388,7 @@ def attribution_api(cfg: RazorConfig) -> M.Attribute:
             return 400, {"error": str(e)}
         with lock:
             try:
-                state = source.load()
+                state = feed.load()
             except ConfigError as e:
                 return 503, {"error": e.message}
             unknown = [addr.format_ip(ip) for ip in vips if ip not in state.vips]
@@ -463,9 +463,9 @@ def main(cfg: RazorConfig) -> int:
     """Run the server until SIGTERM/SIGINT; exit 1 on a config that cannot be served."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
-        source = StaticSource(cfg)  # fail before forking: a broken pool or state file
+        feed = StaticFeed(cfg)  # fail before forking: a broken pool or state file
         if cfg.tenants is None:
-            source.load()
+            feed.load()
         else:
             try:
                 Path(cfg.tenants.password_file).read_text(encoding="utf-8")

@@ -1,6 +1,6 @@
 """Razor's live input as one value: the pool's VIPs with their states, the apps' shard seeds.
 
-Pure (no I/O): the answer builder, the engine and attribution take it; :mod:`.source` builds
+Pure (no I/O): the answer builder, the engine and attribution take it; :mod:`.feed` builds
 it from the tenants data or a state file.
 """
 

@@ -3,7 +3,7 @@
 ExaBGP starts it and talks to it over stdin/stdout: commands out, ``done``/``error`` and
 JSON neighbor events in. The adapter only feeds inputs to :class:`~sixpod.routing.health.
 Announcer`, runs what it asks for (checks, floor questions), and writes the route operations
-:class:`~sixpod.routing.sync.RouteSync` plans. Logs go to stderr, which ExaBGP records.
+:class:`~sixpod.routing.routesync.RouteSync` plans. Logs go to stderr, which ExaBGP records.
 
 Operator control: files ``drain`` and ``disable`` in ``state_dir`` (written by
 ``sixpod node drain|disable``) are polled; they survive restarts, so a drained node stays
@@ -66,8 +66,8 @@ from sixpod.routing.health import BOTH_FAMILIES, Announcer, CheckSpec, CoreConfi
 from sixpod.routing.ledger import LEDGER_FILE, LedgerError, format_ledger, parse_ledger
 from sixpod.routing.liveness import SpeakerWatch
 from sixpod.routing.metrics import AnnouncerMetrics
+from sixpod.routing.routesync import RouteSync
 from sixpod.routing.status import STATUS_FILE, Changes, node_status
-from sixpod.routing.sync import RouteSync
 
 log = logging.getLogger("sixpod.announcer")
 

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 
 from sixpod import addr
+from sixpod.errors import map_exceptions
 from sixpod.routing.config import BfdConfig
 from sixpod.routing.errors import Unavailable
 
@@ -39,15 +40,13 @@ def vtysh_argv(cfg: BfdConfig, *, shutdown: bool) -> list[str]:
 async def set_shutdown(cfg: BfdConfig, *, shutdown: bool) -> None:
     """Apply ``shutdown`` to the session; :class:`BfdError` if vtysh did not."""
     argv = vtysh_argv(cfg, shutdown=shutdown)
-    try:
+    with map_exceptions({OSError: lambda e: BfdError(f"{argv[0]}: {e.strerror or e}")}):
         proc = await asyncio.create_subprocess_exec(
             *argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )
-    except OSError as e:
-        raise BfdError(f"{argv[0]}: {e.strerror or e}") from None
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), TIMEOUT)
     except TimeoutError:

@@ -1,7 +1,7 @@
 """Events and values of the routing package: small frozen dataclasses, validated when built.
 
 The announcer core (:mod:`sixpod.routing.health`) emits :data:`Event` values; the route sync
-(:mod:`sixpod.routing.sync`) emits :data:`RouteOp` values. Adapters dispatch on the type.
+(:mod:`sixpod.routing.routesync`) emits :data:`RouteOp` values. Adapters dispatch on the type.
 """
 
 from __future__ import annotations

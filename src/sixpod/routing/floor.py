@@ -61,6 +61,7 @@ from redis.backoff import NoBackoff
 from redis.credentials import CredentialProvider
 
 from sixpod import addr
+from sixpod.errors import ExceptionMap, map_exceptions
 from sixpod.routing.checks import describe_redis_error
 from sixpod.routing.config import FloorConfig
 from sixpod.routing.errors import Unavailable
@@ -225,14 +226,17 @@ class FloorClient:
 
     async def _call(self, what: str, call: Callable[[], Awaitable[_T]]) -> _T:
         """Run one Redis call under the timeout; translate every failure to FloorUnavailable."""
-        try:
+
+        def unavailable(detail: str) -> FloorUnavailable:
+            return FloorUnavailable(f"redis unavailable: {what} at {self._where}: {detail}")
+
+        failed: ExceptionMap = {
+            TimeoutError: lambda e: unavailable(f"timeout after {self._timeout:g} s"),
+            (redis.exceptions.RedisError, OSError): lambda e: unavailable(describe_redis_error(e)),
+        }
+        with map_exceptions(failed):
             async with asyncio.timeout(self._timeout):
                 return await call()
-        except TimeoutError:
-            detail = f"timeout after {self._timeout:g} s"
-        except (redis.exceptions.RedisError, OSError) as e:
-            detail = describe_redis_error(e)
-        raise FloorUnavailable(f"redis unavailable: {what} at {self._where}: {detail}")
 
     async def join(self) -> None:
         """Add (or refresh) this node in the pod's set, expiring ``ttl`` from the server's now."""

@@ -4,7 +4,7 @@ Sans-IO, in the style of h11 and aioquic: no sockets, no clock, no logging. The 
 inputs (``handle_timer``, ``check_result``, ``floor_answer``, operator commands, session
 up/down), drains :data:`~sixpod.routing.events.Event` values with :meth:`Announcer.next_event`,
 re-arms a timer at :meth:`Announcer.next_timer` and converges BGP towards
-:meth:`Announcer.desired` (see :mod:`sixpod.routing.sync`).
+:meth:`Announcer.desired` (see :mod:`sixpod.routing.routesync`).
 
 Policy:
 

@@ -12,6 +12,7 @@ from ipaddress import IPv4Address, IPv6Address
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from sixpod.errors import ExceptionMap, map_exceptions
 from sixpod.routing.errors import Unavailable
 
 IFA_F_NODAD = 0x02
@@ -26,6 +27,10 @@ def _plen(ip: IP) -> int:
     return 32 if ip.version == 4 else 128
 
 
+def _refused(what: str) -> ExceptionMap:
+    return {(NetlinkError, OSError): lambda e: LoopbackError(f"{what}: {e}")}
+
+
 async def _index(ipr: AsyncIPRoute, ifname: str) -> int:
     found = await ipr.link_lookup(ifname=ifname)
     if not found:
@@ -36,7 +41,7 @@ async def _index(ipr: AsyncIPRoute, ifname: str) -> int:
 async def ensure(ifname: str, vips: Iterable[IP]) -> int:
     """Add every VIP missing from ``ifname`` (and set it up); returns how many were added."""
     added = 0
-    try:
+    with map_exceptions(_refused(f"adding VIPs to {ifname}")):
         async with AsyncIPRoute() as ipr:
             idx = await _index(ipr, ifname)
             await ipr.link("set", index=idx, state="up")
@@ -50,15 +55,13 @@ async def ensure(ifname: str, vips: Iterable[IP]) -> int:
                 except NetlinkError as e:
                     if e.code != errno.EEXIST:
                         raise
-    except (NetlinkError, OSError) as e:
-        raise LoopbackError(f"adding VIPs to {ifname}: {e}") from None
     return added
 
 
 async def remove(ifname: str, vips: Iterable[IP]) -> int:
     """Remove the given VIPs from ``ifname`` (absent ones are fine); returns how many."""
     removed = 0
-    try:
+    with map_exceptions(_refused(f"removing VIPs from {ifname}")):
         async with AsyncIPRoute() as ipr:
             idx = await _index(ipr, ifname)
             for ip in vips:
@@ -68,6 +71,4 @@ async def remove(ifname: str, vips: Iterable[IP]) -> int:
                 except NetlinkError as e:
                     if e.code not in (errno.EADDRNOTAVAIL, errno.ENOENT, errno.ESRCH):
                         raise
-    except (NetlinkError, OSError) as e:
-        raise LoopbackError(f"removing VIPs from {ifname}: {e}") from None
     return removed

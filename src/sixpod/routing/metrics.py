@@ -11,7 +11,7 @@ from sixpod import addr
 from sixpod.routing.events import CheckState, NodeState
 from sixpod.routing.health import Announcer
 from sixpod.routing.liveness import SpeakerState
-from sixpod.routing.sync import RouteSync
+from sixpod.routing.routesync import RouteSync
 
 
 class AnnouncerMetrics:

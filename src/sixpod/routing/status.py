@@ -24,7 +24,7 @@ from sixpod.routing.errors import DataError
 from sixpod.routing.events import RouteState
 from sixpod.routing.health import Announcer
 from sixpod.routing.liveness import SpeakerState
-from sixpod.routing.sync import RouteSync
+from sixpod.routing.routesync import RouteSync
 from sixpod.words import plural
 
 __all__ = [

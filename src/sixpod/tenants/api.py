@@ -30,7 +30,19 @@ from sixpod import __version__
 from sixpod.inventory.load import operator_message
 from sixpod.tenants import issuance
 from sixpod.tenants.errors import InvalidInput, NotFound, TenantError
-from sixpod.tenants.model import EndpointState, NodeState, VipState
+from sixpod.tenants.model import (
+    PAGE_MAX,
+    PORT_MAX,
+    PORT_MIN,
+    SHARD_SEED_MAX,
+    TEXT_MAX,
+    WEIGHT_DEFAULT,
+    WEIGHT_MAX,
+    WEIGHT_MIN,
+    EndpointState,
+    NodeState,
+    VipState,
+)
 from sixpod.tenants.store import Page, Store, Written
 
 PROBLEM = "application/problem+json"
@@ -66,21 +78,21 @@ class _Body(BaseModel):
 
 class AppCreate(_Body):
     name: StrictStr = Field(description="one DNS label: a-z, 0-9, inner hyphens")
-    owner: StrictStr = Field(default="", max_length=200)
-    shard_seed: StrictInt = Field(default=0, ge=0, le=2**31 - 1)
+    owner: StrictStr = Field(default="", max_length=TEXT_MAX)
+    shard_seed: StrictInt = Field(default=0, ge=0, le=SHARD_SEED_MAX)
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
 class AppUpdate(_Body):
-    owner: StrictStr | None = Field(default=None, max_length=200)
-    shard_seed: StrictInt | None = Field(default=None, ge=0, le=2**31 - 1)
+    owner: StrictStr | None = Field(default=None, max_length=TEXT_MAX)
+    shard_seed: StrictInt | None = Field(default=None, ge=0, le=SHARD_SEED_MAX)
     settings: dict[str, Any] | None = None
 
 
 class EndpointIn(_Body):
     address: StrictStr = Field(description="the container's IPv6 address, inside its node's /64")
-    port: StrictInt = Field(ge=1, le=65535)
-    weight: StrictInt = Field(default=100, ge=1, le=1000)
+    port: StrictInt = Field(ge=PORT_MIN, le=PORT_MAX)
+    weight: StrictInt = Field(default=WEIGHT_DEFAULT, ge=WEIGHT_MIN, le=WEIGHT_MAX)
     state: EndpointState = EndpointState.UP
     node: StrictStr | None = Field(default=None, description="checked against pod.lock if given")
 
@@ -106,12 +118,12 @@ class CertUpload(_Body):
 
 class VipChange(_Body):
     state: VipState
-    reason: StrictStr = Field(default="", max_length=200)
+    reason: StrictStr = Field(default="", max_length=TEXT_MAX)
 
 
 class NodeChange(_Body):
     state: NodeState
-    reason: StrictStr = Field(default="", max_length=200)
+    reason: StrictStr = Field(default="", max_length=TEXT_MAX)
 
 
 class Force(_Body):
@@ -295,7 +307,7 @@ def _page(p: Page) -> dict[str, Any]:
 
 
 IfMatch = Annotated[str | None, Header(alias="If-Match")]
-Limit = Annotated[int, Query(ge=1, le=1000)]
+Limit = Annotated[int, Query(ge=1, le=PAGE_MAX)]
 
 
 def create_api(

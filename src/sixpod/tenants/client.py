@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import httpx
 
+from sixpod.errors import ExceptionMap, map_exceptions
 from sixpod.tenants.errors import TenantError
 
 
@@ -64,10 +65,13 @@ class Client:
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """The controller's 2xx response; :class:`ApiError` for anything else."""
-        try:
+        unreachable: ExceptionMap = {
+            httpx.HTTPError: lambda e: ApiError(
+                f"controller at {self.url} unreachable: {e}", reason=str(e)
+            )
+        }
+        with map_exceptions(unreachable):
             r = self._http.request(method, path, **kwargs)
-        except httpx.HTTPError as e:
-            raise ApiError(f"controller at {self.url} unreachable: {e}", reason=str(e)) from None
         if r.status_code >= 400:
             try:
                 detail = r.json().get("detail", r.text)

@@ -32,6 +32,7 @@ from josepy.jwk import JWKEC
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from sixpod import __version__
+from sixpod.errors import map_exceptions
 from sixpod.tenants import issuance
 from sixpod.tenants.errors import NotFound, TenantError
 from sixpod.tenants.store import Store
@@ -376,24 +377,23 @@ def _http01(authzr: messages.AuthorizationResource) -> messages.ChallengeBody:
 @contextmanager
 def _translated(what: str) -> Iterator[None]:
     """Foreign errors of one order, as :class:`IssueError` (translated once, here)."""
-    try:
+    with map_exceptions(
+        {
+            IssueError: None,
+            TenantError: lambda e: IssueError(e.detail),
+            errors.ValidationError: lambda e: IssueError(f"the challenge failed: {_validation(e)}"),
+            errors.TimeoutError: lambda e: IssueError(f"{what} did not validate and issue in time"),
+            messages.Error: lambda e: IssueError(f"{what} refused: {e}"),
+            (requests.ConnectionError, requests.Timeout): lambda e: IssueError(
+                f"{what} unreachable: {_reason(e)}", unreachable=True
+            ),
+            requests.RequestException: lambda e: IssueError(f"{what}: {_reason(e)}"),
+            (errors.Error, josepy.errors.Error, ValueError, OSError): lambda e: IssueError(
+                f"{what}: {type(e).__name__}: {e}"
+            ),
+        }
+    ):
         yield
-    except IssueError:
-        raise
-    except TenantError as e:
-        raise IssueError(e.detail) from None
-    except errors.ValidationError as e:
-        raise IssueError(f"the challenge failed: {_validation(e)}") from None
-    except errors.TimeoutError:
-        raise IssueError(f"{what} did not validate and issue in time") from None
-    except messages.Error as e:
-        raise IssueError(f"{what} refused: {e}") from None
-    except (requests.ConnectionError, requests.Timeout) as e:
-        raise IssueError(f"{what} unreachable: {_reason(e)}", unreachable=True) from None
-    except requests.RequestException as e:
-        raise IssueError(f"{what}: {_reason(e)}") from None
-    except (errors.Error, josepy.errors.Error, ValueError, OSError) as e:
-        raise IssueError(f"{what}: {type(e).__name__}: {e}") from None
 
 
 def _validation(exc: errors.ValidationError) -> str:

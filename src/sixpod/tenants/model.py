@@ -25,6 +25,17 @@ HSTS_SETTING = "hsts_max_age"
 ``max-age=0``, which tells browsers to forget the policy; absent: no header)."""
 HSTS_MAX = 2 * 365 * 86400
 
+# The bounds of what a tenant may store, defined once: the API's request models state them
+# (so the OpenAPI document shows them) and the store enforces them for every caller.
+TEXT_MAX = 200
+"""Characters of one line of text: an app's owner, the reason for a VIP's or node's state."""
+SHARD_SEED_MAX = 2**31 - 1
+PORT_MIN, PORT_MAX = 1, 65535
+WEIGHT_MIN, WEIGHT_MAX, WEIGHT_DEFAULT = 1, 1000, 100
+"""An endpoint's share of its app's requests, relative to its siblings'."""
+PAGE_MAX = 1000
+"""Items in one page of a listing."""
+
 
 class VipState(enum.StrEnum):
     """Whether Razor may hand out a VIP. Only ``active`` VIPs appear in answers."""
@@ -70,7 +81,7 @@ class Endpoint:
 
     address: IPv6Address
     port: int
-    weight: int = 100
+    weight: int = WEIGHT_DEFAULT
     state: EndpointState = EndpointState.UP
 
 

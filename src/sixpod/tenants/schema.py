@@ -1,15 +1,22 @@
-"""The store's SQL schema and its migrations (SQLAlchemy Core; SQLite and PostgreSQL).
+"""The store's SQL schema (SQLAlchemy Core; SQLite and PostgreSQL) and how a database gets it.
 
-``SCHEMA_VERSION`` is what :func:`create` stamps a fresh database with; ``MIGRATIONS`` take
-an older one forward one version each (:meth:`sixpod.tenants.store.Store.migrate` runs them,
-one per transaction).
+Migrations are Alembic's: the scripts ship in :mod:`sixpod.tenants.migrations` and the
+controller runs them at start (:meth:`sixpod.tenants.store.Store.migrate` calls
+:func:`upgrade`). A fresh database gets today's tables from :data:`meta` and is stamped at
+the head revision (Alembic's recipe for a new database); an older one is upgraded by the
+scripts. Revision ids are the schema version numbers (``0001`` ... ``0005``). A database
+the numbered runner that came before Alembic left behind (a ``schema_version`` table) is
+stamped at its number, loses that table, and is upgraded from there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from pathlib import Path
 
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
 meta = sa.MetaData()
@@ -113,48 +120,67 @@ acme_t = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
 )
 sa.Index("ix_endpoints_node", endpoints_t.c.node)
-schema_t = sa.Table("schema_version", meta, sa.Column("version", sa.Integer, nullable=False))
+
+SCHEMA_VERSION = 5
+"""The head revision's number: the schema :func:`upgrade` brings a database to. A new
+migration script takes the next number as its revision id (``test_schema`` checks)."""
+
+SCRIPTS = Path(__file__).with_name("migrations")
+
+_legacy_t = sa.Table(
+    "schema_version", sa.MetaData(), sa.Column("version", sa.Integer, nullable=False)
+)
+"""The numbered runner's version table (before Alembic); never created any more."""
+
+
+def revision_id(version: int) -> str:
+    """The Alembic revision id of a schema version."""
+    return f"{version:04d}"
+
+
+def alembic_config(conn: Connection | None = None) -> Config:
+    """Alembic's configuration for the shipped scripts; with ``conn``, its ``env.py`` runs
+    them on that connection, inside the transaction the caller holds."""
+    config = Config()
+    config.set_main_option("script_location", str(SCRIPTS))
+    if conn is not None:
+        config.attributes["connection"] = conn
+    return config
 
 
 def create(conn: Connection) -> None:
-    """A fresh database: today's schema, stamped with today's version."""
+    """A fresh database: today's tables and rows, stamped with the head revision."""
     meta.create_all(conn)
     conn.execute(revision_t.insert().values(id=1, value=0))
     conn.execute(
         publisher_t.insert().values(id=1, holder="", fence=0, lease_until=0.0, forced_through=0)
     )
-    conn.execute(schema_t.insert().values(version=SCHEMA_VERSION))
+    command.stamp(alembic_config(conn), "head")
 
 
 def version(conn: Connection) -> int:
-    if not sa.inspect(conn).has_table("schema_version"):
-        return 0
-    return int(conn.execute(sa.select(schema_t.c.version)).scalar_one())
+    """The database's schema version; 0 for an empty one."""
+    tables = sa.inspect(conn)
+    if tables.has_table("alembic_version"):
+        current = MigrationContext.configure(conn).get_current_revision()
+        return 0 if current is None else int(current)
+    if tables.has_table(_legacy_t.name):
+        return int(conn.execute(sa.select(_legacy_t.c.version)).scalar_one())
+    return 0
 
 
-def _v1_to_v2(conn: Connection) -> None:
-    conn.exec_driver_sql("CREATE INDEX ix_endpoints_node ON endpoints (node)")
+def upgrade(conn: Connection) -> None:
+    """Bring the database to :data:`SCHEMA_VERSION`, data kept, in the caller's transaction.
 
-
-def _v2_to_v3(conn: Connection) -> None:
-    conn.exec_driver_sql("ALTER TABLE publisher ADD COLUMN epoch VARCHAR(32) DEFAULT '' NOT NULL")
-
-
-def _v3_to_v4(conn: Connection) -> None:
-    certs_t.create(conn)
-
-
-def _v4_to_v5(conn: Connection) -> None:
-    challenges_t.create(conn)
-    acme_t.create(conn)
-
-
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
-    _v1_to_v2,
-    _v2_to_v3,
-    _v3_to_v4,
-    _v4_to_v5,
-)
-"""Schema migrations: entry ``i`` takes an existing database from version ``i + 1`` to
-``i + 2``. Never edit one that has shipped; add the next."""
-SCHEMA_VERSION = len(MIGRATIONS) + 1
+    The caller refuses a database newer than this sixpod first (:func:`version`).
+    """
+    current = version(conn)
+    if current == 0:
+        create(conn)
+        return
+    config = alembic_config(conn)
+    if sa.inspect(conn).has_table(_legacy_t.name):
+        command.stamp(config, revision_id(current))
+        _legacy_t.drop(conn)
+    if current < SCHEMA_VERSION:
+        command.upgrade(config, "head")

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from sqlalchemy.engine import Connection, Engine
 
 from sixpod import addr
+from sixpod.errors import ExceptionMap, map_exceptions
 from sixpod.inventory.lock import Lock
 from sixpod.tenants import certs, issuance, names, ops, schema, sealed
 from sixpod.tenants.errors import (
@@ -45,13 +46,20 @@ from sixpod.tenants.model import (
     HSTS_MAX,
     HSTS_SETTING,
     HTTPS_REDIRECT_SETTING,
+    PAGE_MAX,
+    PORT_MAX,
+    PORT_MIN,
+    SHARD_SEED_MAX,
+    TEXT_MAX,
+    WEIGHT_DEFAULT,
+    WEIGHT_MAX,
+    WEIGHT_MIN,
     EndpointState,
     NodeState,
     VipState,
 )
 from sixpod.tenants.outbox import OutboxRow
 from sixpod.tenants.schema import (
-    MIGRATIONS,
     SCHEMA_VERSION,
     acme_t,
     apps_t,
@@ -62,7 +70,6 @@ from sixpod.tenants.schema import (
     nodes_t,
     outbox_t,
     revision_t,
-    schema_t,
     vips_t,
 )
 
@@ -71,6 +78,12 @@ log = logging.getLogger(__name__)
 IfMatch = int | Collection[int] | None
 """A conditional write: the revision, or revisions, the object must be at."""
 
+
+_DATABASE_ERRORS: ExceptionMap = {
+    sa.exc.OperationalError: lambda e: Unavailable(f"database: {e.orig}"),
+    sa.exc.TimeoutError: lambda e: Unavailable("database: no free connection in the pool; retry"),
+    sa.exc.DataError: lambda e: InvalidInput(f"a value the database cannot store: {e.orig}"),
+}
 
 _LOCK_REVISION = (
     revision_t.update()
@@ -109,7 +122,7 @@ _EP_UPDATE = (
 _EP_DELETE = endpoints_t.delete().where(_EP_KEY)
 
 
-MAX_PAGE = 1000
+MAX_PAGE = PAGE_MAX
 MAX_BATCH = 10_000
 
 
@@ -235,27 +248,21 @@ class Store(PublisherLease):
             return schema.version(conn)
 
     def migrate(self) -> int:
-        """Create the schema, or upgrade it one migration per transaction; data is kept.
+        """Create the schema, or upgrade it with the Alembic scripts; data is kept.
 
-        On PostgreSQL an advisory lock serialises controllers that start together.
+        One transaction: a migration that fails leaves the database as it was. On PostgreSQL
+        an advisory lock serialises controllers that start together.
         """
-        while True:
-            with self._connect() as conn, conn.begin():
-                if not self.sqlite:
-                    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(726373)")
-                current = schema.version(conn)
-                if current > SCHEMA_VERSION:
-                    raise Unavailable(
-                        f"database schema version {current} is newer than this sixpod "
-                        f"({SCHEMA_VERSION}); upgrade sixpod"
-                    )
-                if current == SCHEMA_VERSION:
-                    break
-                if current == 0:
-                    schema.create(conn)
-                    continue
-                MIGRATIONS[current - 1](conn)
-                conn.execute(schema_t.update().values(version=current + 1))
+        with self._connect() as conn, conn.begin():
+            if not self.sqlite:
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(726373)")
+            current = schema.version(conn)
+            if current > SCHEMA_VERSION:
+                raise Unavailable(
+                    f"database schema version {current} is newer than this sixpod "
+                    f"({SCHEMA_VERSION}); upgrade sixpod"
+                )
+            schema.upgrade(conn)
         self._seal_clear_keys()
         self._unshadow_uploads()
         return SCHEMA_VERSION
@@ -295,15 +302,8 @@ class Store(PublisherLease):
 
     @contextmanager
     def _connect(self) -> Iterator[Connection]:
-        try:
-            with self.engine.connect() as conn:
-                yield conn
-        except sa.exc.OperationalError as e:
-            raise Unavailable(f"database: {e.orig}") from None
-        except sa.exc.TimeoutError:
-            raise Unavailable("database: no free connection in the pool; retry") from None
-        except sa.exc.DataError as e:
-            raise InvalidInput(f"a value the database cannot store: {e.orig}") from None
+        with map_exceptions(_DATABASE_ERRORS), self.engine.connect() as conn:
+            yield conn
 
     @contextmanager
     def _write(self, *, forced: bool = False) -> Iterator[_Tx]:
@@ -963,11 +963,19 @@ class Store(PublisherLease):
             raise InvalidInput(f"{where}.address: expected IPv6 address text")
         ip = names.container_address(address)
         port = item.get("port")
-        if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
-            raise InvalidInput(f"{where}.port: expected an integer 1-65535, got {port!r}")
-        weight = item.get("weight", 100)
-        if not isinstance(weight, int) or isinstance(weight, bool) or not 1 <= weight <= 1000:
-            raise InvalidInput(f"{where}.weight: expected an integer 1-1000, got {weight!r}")
+        if not isinstance(port, int) or isinstance(port, bool) or not PORT_MIN <= port <= PORT_MAX:
+            raise InvalidInput(
+                f"{where}.port: expected an integer {PORT_MIN}-{PORT_MAX}, got {port!r}"
+            )
+        weight = item.get("weight", WEIGHT_DEFAULT)
+        if (
+            not isinstance(weight, int)
+            or isinstance(weight, bool)
+            or not WEIGHT_MIN <= weight <= WEIGHT_MAX
+        ):
+            raise InvalidInput(
+                f"{where}.weight: expected an integer {WEIGHT_MIN}-{WEIGHT_MAX}, got {weight!r}"
+            )
         state = item.get("state", "up")
         try:
             state = EndpointState(state).value
@@ -1290,7 +1298,7 @@ def _nul_in(value: Any, where: str) -> str | None:
     return None
 
 
-def text_field(value: str, what: str, *, limit: int = 200) -> str:
+def text_field(value: str, what: str, *, limit: int = TEXT_MAX) -> str:
     """One line of printable text (owner, reason): no control characters, at most ``limit``."""
     if not isinstance(value, str) or len(value) > limit:
         raise InvalidInput(f"{what}: expected text of at most {limit} characters")
@@ -1310,8 +1318,8 @@ def _known_app(name: str) -> None:
 
 
 def _shard_seed(seed: int) -> None:
-    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= 2**31 - 1:
-        raise InvalidInput(f"shard_seed: expected an integer 0-2147483647, got {seed!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= SHARD_SEED_MAX:
+        raise InvalidInput(f"shard_seed: expected an integer 0-{SHARD_SEED_MAX}, got {seed!r}")
 
 
 def _cursor(after: str | None) -> str | None:

@@ -10,6 +10,11 @@
 -- then one endpoint per line, "[v6] port weight\n" (normalised by the agent, so the hot
 -- path does no string work).
 --
+-- sixpod_meta "epoch" grows with every admin batch, slot switch and ejection: a worker
+-- keeps what it read from the tables (host -> app, decoded entries, whether anything is
+-- ejected) for as long as the epoch it read them at is current, so a request in a steady
+-- state reads one number from shared memory instead of a string per table.
+--
 -- TLS: sixpod_certs holds domain -> "VERSION\nCHAIN_BYTES\nCHAIN KEY" (PEM); a worker
 -- parses a domain once and keeps it in its LRU while the version is unchanged.
 -- sixpod_acme holds ACME HTTP-01 token -> key authorization.
@@ -47,11 +52,25 @@ local tls_cache  -- per worker: certificate domain -> {fp, chain, key} (parsed)
 -- one cache for 10k endpoints finds nothing (or pays a long scan): nginx.conf has
 -- conf.pools upstream blocks, each with its own small cache, and an endpoint always uses
 -- the one its address hashes to (set in the access phase through $sixpod_pool)
-local POOLS = {"sixpod_pool_0"}
+local POOLS = {}
 
-local cache = {}        -- per worker: app -> decoded entry
+-- nginx finds a `proxy_pass $variable` upstream by walking every upstream block and
+-- comparing names of the same length: the pools' names all differ in length
+local function pool_name(i)
+    return "sixpod_pool_" .. i .. ("_"):rep(i)
+end
+
+local cache = {}        -- per worker: app -> decoded entry (its .epoch: when last checked)
 local cache_n = 0
 local CACHE_MAX = 20000
+local host_app = {}     -- per worker: host -> app, as read at host_epoch[host]
+local host_epoch = {}
+local hosts_n = 0
+local HOSTS_MAX = 50000
+local seen_epoch        -- the epoch this worker's view was read at
+local seen_slot         -- the active slot then
+local any_ejected = true  -- whether any endpoint was ejected then (true: look each one up)
+local any_failing = true  -- whether any endpoint had failures in a row then
 local inflight = {}     -- per worker: "addr port" -> outstanding requests
 
 -- per-worker request counters and latency buckets, added to sixpod_stats every second (and
@@ -75,7 +94,7 @@ end
 function _M.init_worker(settings)
     for k, v in pairs(settings or {}) do conf[k] = v end
     POOLS = {}
-    for i = 0, conf.pools - 1 do POOLS[i + 1] = "sixpod_pool_" .. i end
+    for i = 0, conf.pools - 1 do POOLS[i + 1] = pool_name(i) end
     if certs then tls_cache = lrucache.new(conf.tls_cache) end
     math.randomseed(ngx.now() * 1000 + ngx.worker.pid())
     ngx.timer.every(FLUSH_EVERY, flush)  -- also run (premature) as the worker exits
@@ -105,19 +124,49 @@ local function decode(raw)
             redirect = redirect, hsts = hsts, active = 0, retrying = 0}
 end
 
-local function entry(apps, app)
+-- the active slot, and this worker's view of the tables, current as of now
+local function view()
+    local epoch = meta:get("epoch")
+    if epoch ~= seen_epoch or not epoch then
+        seen_epoch = epoch
+        seen_slot = SLOTS[meta:get("slot") or ""]
+        any_ejected = eject:get("ejected") ~= nil
+        any_failing = eject:get("failing") ~= nil
+    end
+    return seen_slot, epoch
+end
+
+local function entry(apps, app, epoch)
+    local c = cache[app]
+    if c and c.epoch == epoch and epoch then return c end
     local raw = apps:get(app)
     if not raw then return nil end
-    local c = cache[app]
-    if c and c.raw == raw then return c end
+    if c and c.raw == raw then
+        c.epoch = epoch
+        return c
+    end
     if not c then
         cache_n = cache_n + 1
         if cache_n > CACHE_MAX then cache, cache_n = {}, 1 end
     end
     c = decode(raw)
     c.app = app
+    c.epoch = epoch
     cache[app] = c
     return c
+end
+
+local function exact(hosts, host, epoch)
+    if epoch and host_epoch[host] == epoch then return host_app[host] end
+    local app = hosts:get(host)
+    if app then
+        if not host_epoch[host] then
+            hosts_n = hosts_n + 1
+            if hosts_n > HOSTS_MAX then host_app, host_epoch, hosts_n = {}, {}, 1 end
+        end
+        host_app[host], host_epoch[host] = app, epoch
+    end
+    return app
 end
 
 -- exact name, then wildcards from the longest suffix: a.b.example.com tries
@@ -149,7 +198,7 @@ local function pick(c)
 end
 
 local function usable(p, tried)
-    return not (tried and tried[p.key]) and not eject:get(p.xkey)
+    return not (tried and tried[p.key]) and not (any_ejected and eject:get(p.xkey))
 end
 
 -- a weighted endpoint that is neither ejected nor already tried: a few draws (two dict
@@ -243,9 +292,9 @@ local function cert_for(name)
 end
 
 function _M.access(no_redirect)
-    local slot = SLOTS[meta:get("slot") or ""]
+    local slot, epoch = view()
     local host = ngx.var.host  -- nginx's: request line first, then Host; lower case, no port
-    local app = slot and slot.hosts:get(host)
+    local app = slot and exact(slot.hosts, host, epoch)
     if not app then
         if bad_host(host) then
             return answer(400, "sixpod: bad Host (a DNS name of at most 253 characters)")
@@ -257,7 +306,7 @@ function _M.access(no_redirect)
     if header_count_over(conf.max_headers) then
         return answer(431, "sixpod: more than " .. conf.max_headers .. " header fields")
     end
-    local c = entry(slot.apps, app)
+    local c = entry(slot.apps, app, epoch)
     if c and (c.redirect or c.hsts) then
         if ngx.var.https ~= "on" then
             -- only to an HTTPS this node can serve: never a redirect into a refused handshake
@@ -312,6 +361,13 @@ end
 -- worker that finds the app's decision taken leaves the count for the next failure)
 local function failed(p, c)
     local n = eject:incr(p.fkey, 1, 0, conf.eject_for)
+    if n == 1 then
+        -- "failing" outlives every failure count; the epoch makes every worker look again
+        if (eject:ttl("failing") or 0) < conf.eject_for then
+            eject:set("failing", true, conf.eject_for)
+        end
+        meta:incr("epoch", 1, 0)
+    end
     if not n or n < conf.eject_after then return end
     local lock = "d " .. c.app
     if not eject:add(lock, true, 1) then return end
@@ -320,9 +376,13 @@ local function failed(p, c)
         if eject:get(c.peers[i].xkey) then out = out + 1 end
     end
     if (out + 1) * 2 <= #c.peers then
-        eject:set(p.xkey, true, conf.eject_for * (0.8 + 0.4 * math.random()))
+        local ttl = conf.eject_for * (0.8 + 0.4 * math.random())
+        eject:set(p.xkey, true, ttl)
         eject:delete(p.fkey)
         eject:incr("ejections", 1, 0)
+        -- "ejected" outlives every ejection; the epoch makes every worker look again
+        if (eject:ttl("ejected") or 0) < ttl then eject:set("ejected", true, ttl) end
+        meta:incr("epoch", 1, 0)
     end
     eject:delete(lock)
 end
@@ -368,6 +428,7 @@ function _M.balancer()
         return ngx.exit(NGX_BUSY)
     end
     ctx.current = p
+    ctx.sent = ngx.now()  -- nginx's own clock for $upstream_response_time (cached, ms)
     inflight[p.key] = (inflight[p.key] or 0) + 1
 end
 
@@ -397,19 +458,20 @@ end
 local function verdict(p, c, st, got)
     if (st == 502 or st == 504) and got == 0 then
         failed(p, c)
-    elseif st and eject:get(p.fkey) then
+    elseif st and any_failing and eject:get(p.fkey) then
         eject:delete(p.fkey)
     end
 end
 
 function _M.log()
-    local app = ngx.var.sixpod_app
-    local class = math.floor(ngx.status / 100)
+    local ctx = ngx.ctx
+    local c = ctx.peers
+    local status = ngx.status
+    local app = c and c.app or ngx.var.sixpod_app
+    local class = math.floor(status / 100)
     local per_app = counts[app]
     if not per_app then per_app = {}; counts[app] = per_app end
     per_app[class] = (per_app[class] or 0) + 1
-    local ctx = ngx.ctx
-    local c = ctx.peers
     if not c then return end
     c.active = c.active - 1
     local cur = ctx.current
@@ -417,13 +479,20 @@ function _M.log()
     local attempts = ctx.attempts
     if not attempts then
         if not cur then return end
-        local t = tonumber(ngx.var.upstream_response_time)
-        if t then observe(t) end
-        local st = tonumber(ngx.var.upstream_status)
-        if st == 502 or st == 504 then
-            verdict(cur, c, st, tonumber(ngx.var.upstream_bytes_received))
-        else
-            verdict(cur, c, st, nil)
+        -- one attempt: the answer is the endpoint's unless nginx made a 502/504 itself or
+        -- the client left first (499: nothing known about the endpoint)
+        if status == 502 or status == 504 then
+            local t = tonumber(ngx.var.upstream_response_time)
+            if t then observe(t) end
+            local st = tonumber(ngx.var.upstream_status)
+            if st == 502 or st == 504 then
+                verdict(cur, c, st, tonumber(ngx.var.upstream_bytes_received))
+            else
+                verdict(cur, c, st, nil)
+            end
+        elseif status ~= 499 then
+            observe(ngx.now() - ctx.sent)
+            verdict(cur, c, status, nil)
         end
         return
     end
@@ -637,6 +706,7 @@ local function apply(batch)
         meta:delete("pending_slot")
     end
     if batch.revision then meta:set("revision", batch.revision) end
+    meta:incr("epoch", 1, 0)  -- workers read the tables again
     if #bad + #bad_certs + #bad_tokens > 0 then  -- the rest of the batch is applied
         local st = state()
         st.error = "shared dict full"

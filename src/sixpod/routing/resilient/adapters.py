@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Final
 
+from sixpod.errors import ExceptionMap, map_exceptions
 from sixpod.routing.resilient.errors import CommandError
 from sixpod.routing.resilient.frr import _bad
 from sixpod.routing.resilient.iproute import format_batches, parse_kernel_state
@@ -34,14 +35,16 @@ _ROUTE_GROUPS: Final = 0x40 | 0x400  # RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE
 def _run(
     argv: Sequence[str], *, stdin: str | None, timeout: float
 ) -> subprocess.CompletedProcess[str]:
-    try:
+    failed: ExceptionMap = {
+        subprocess.TimeoutExpired: lambda e: CommandError(
+            f"{' '.join(argv)}: no answer within {timeout:g} s"
+        ),
+        OSError: lambda e: CommandError(f"{' '.join(argv)}: {e.strerror or e}"),
+    }
+    with map_exceptions(failed):
         return subprocess.run(
             list(argv), input=stdin, capture_output=True, text=True, timeout=timeout, check=False
         )
-    except subprocess.TimeoutExpired:
-        raise CommandError(f"{' '.join(argv)}: no answer within {timeout:g} s") from None
-    except OSError as e:
-        raise CommandError(f"{' '.join(argv)}: {e.strerror or e}") from None
 
 
 class VtyshFrr:
@@ -72,7 +75,11 @@ class VtyshFrr:
 
 
 class IpKernel:
-    """The ToR's kernel through iproute2's ``ip`` (``-n NS`` when ``netns`` is set)."""
+    """The ToR's kernel through iproute2's ``ip`` (``-n NS`` when ``netns`` is set).
+
+    ``ip``, not pyroute2, because the helper's whole state is nexthop objects and routes that
+    use them, which pyroute2 0.9 has no messages for (no ``RTM_NEWNEXTHOP``, no ``RTA_NH_ID``).
+    """
 
     def __init__(self, *, netns: str | None = None, ip: str = "ip", timeout: float = 5.0) -> None:
         self.netns = netns

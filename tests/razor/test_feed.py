@@ -1,4 +1,4 @@
-"""Config validation, the static source (pod.lock, state file, reload) and the reader seam."""
+"""Config validation, the static feed (pod.lock, state file, reload) and the reader seam."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from razorkit import POOL, config, state
 from sixpod.inventory.load import load_model
 from sixpod.razor.config import RazorConfig
 from sixpod.razor.errors import ConfigError
-from sixpod.razor.source import (
-    StaticSource,
+from sixpod.razor.feed import (
+    StaticFeed,
     follow_reader,
     format_state,
     load_pool,
@@ -116,7 +116,7 @@ def test_a_state_file_cut_short_is_refused(text: str, words: str) -> None:
 def test_static_source_polls_the_file(tmp_path: Path) -> None:
     f = tmp_path / "state.yaml"
     f.write_text(_doc(apps="{shop: 1}"))
-    src = StaticSource(config(state_file=str(f)))
+    src = StaticFeed(config(state_file=str(f)))
     first = src.load()
     assert first.apps == {"shop": 1}
     assert src.poll() is None
@@ -139,7 +139,7 @@ def test_static_source_polls_the_file(tmp_path: Path) -> None:
     again = src.poll()
     assert again is not None
     assert again.apps == {"shop": 3}
-    no_file = StaticSource(config())
+    no_file = StaticFeed(config())
     assert no_file.poll() is None
     assert len(no_file.load().vips) == len(POOL)
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from sixpod.addr import IPNetwork
 from sixpod.routing.events import GRACEFUL_SHUTDOWN, Announce, Route, RouteOp, Withdraw
-from sixpod.routing.sync import RouteSync
+from sixpod.routing.routesync import RouteSync
 
 NH = IPv6Address("2001:db8:0:1::10")
 P4 = IPv4Network("192.0.2.10/32")

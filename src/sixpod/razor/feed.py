@@ -12,7 +12,7 @@ state and then every change that matters, in ``Worker``::
 and attribution loads it once (:func:`load_tenants`). :func:`snapshot` turns the reader's
 values into a ``RazorState``.
 
-Without tenants, :class:`StaticSource` serves the pool from the config (``pool.lock`` or
+Without tenants, :class:`StaticFeed` serves the pool from the config (``pool.lock`` or
 ``pool.vips``) and a JSON/YAML state file, re-read when it changes.
 """
 
@@ -234,7 +234,7 @@ async def _load_once(reader: TenantReader) -> TenantState | None:
         await reader.stop()
 
 
-class StaticSource:
+class StaticFeed:
     """Pool from the config, states and apps from ``state_file``; :meth:`poll` re-reads the
     file when its mtime, size or inode changed (or when forced, on SIGHUP)."""
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import httpx
 
 from sixpod import addr
+from sixpod.errors import map_exceptions
 from sixpod.razor.attribution import ReshardPlan
 from sixpod.razor.errors import ControllerError, ControllerUnreachable
 from sixpod.tenants.client import ApiError, Client, seg
@@ -45,13 +46,14 @@ def apply_plan(
 def _send(
     client: Client, method: str, path: str, body: Mapping[str, object], what: str, done: list[str]
 ) -> None:
-    try:
-        client.request(method, path, json=dict(body))
-    except ApiError as e:
+    def failed(e: ApiError) -> ControllerError:
         if e.status == 0:
-            raise ControllerUnreachable(
+            return ControllerUnreachable(
                 f"cannot reach the controller at {client.url}: {e.reason}"
                 + (f" (already done: {'; '.join(done)})" if done else "")
-            ) from None
+            )
         detail = e.reason.strip().replace("\n", " ")[:200]
-        raise ControllerError(f"{what}: controller answered {e.status}: {detail}") from None
+        return ControllerError(f"{what}: controller answered {e.status}: {detail}")
+
+    with map_exceptions({ApiError: failed}):
+        client.request(method, path, json=dict(body))

@@ -1,8 +1,8 @@
-"""The latency floor: the least a Python UDP DNS responder can do (echo the query back as a
+"""The echo responder: the least a Python UDP DNS responder can do (echo the query back as a
 response with a fixed answer), run beside Razor in the DNS benchmark at the same rate, so a
 reader can tell the machine's noise from Razor's own tail latency.
 
-Usage: python -m bench._dns_floor PORT
+Usage: python -m bench._dns_echo PORT
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""One migration script per schema version (Alembic skips this file)."""
