@@ -380,6 +380,25 @@ def test_refused_retries_are_502_and_a_lone_endpoint_is_never_ejected(
     assert edge.status()["ejections"] == 1
 
 
+def test_with_the_retry_budget_spent_the_endpoints_own_503_reaches_the_client(
+    edge: Edge, pod: tuple[Store, RedisServer]
+) -> None:
+    store, _ = pod
+    store.create_app("busy")
+    store.set_endpoints("busy", [{"address": BACKENDS[n], "port": 8080} for n in ("a", "b")])
+    store.attach_domain("busy.example.com", "busy")
+    edge.configure(workers=1, retry_burst=0, retry_ratio=0.0)  # a budget that allows none
+    edge.start()
+    wait_until(lambda: edge.health() == 200)
+    for _ in range(10):
+        status, body, _ = edge.ns.get("busy.example.com", "/status/503")
+        assert status == 503
+        assert json.loads(body)["name"] in ("a", "b")  # the app's answer, not nginx's 502
+    st = edge.status()
+    assert st["retries"] == 0
+    assert st["retries_refused"] == 10
+
+
 def test_workers_failing_together_never_eject_more_than_half(
     edge: Edge, pod: tuple[Store, RedisServer]
 ) -> None:

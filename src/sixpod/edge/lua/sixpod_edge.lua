@@ -387,6 +387,10 @@ local function failed(p, c)
     eject:delete(lock)
 end
 
+-- what nginx retries after the request was sent (proxy_next_upstream's non_idempotent off)
+local IDEMPOTENT = {GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true,
+                    TRACE = true}
+
 local NGX_BUSY = -3  -- "no live upstreams": nginx answers 502 (an error code here gives 500)
 
 -- Envoy's retry budget, per app and worker: retries in flight stay under retry_ratio of
@@ -403,7 +407,11 @@ function _M.balancer()
     local p = ctx.first
     if p then
         ctx.first = nil
-        if #c.peers > 1 then balancer.set_more_tries(1) end
+        -- a retry is offered only while the budget has room: with none, nginx passes the
+        -- endpoint's own 502/503/504 on rather than a 502 of its own
+        if #c.peers > 1 then
+            if may_retry(c) then balancer.set_more_tries(1) else ctx.no_retry = true end
+        end
     else
         local cur = ctx.current
         inflight[cur.key] = (inflight[cur.key] or 1) - 1
@@ -485,10 +493,20 @@ function _M.log()
             local t = tonumber(ngx.var.upstream_response_time)
             if t then observe(t) end
             local st = tonumber(ngx.var.upstream_status)
+            local got = tonumber(ngx.var.upstream_bytes_received)
             if st == 502 or st == 504 then
-                verdict(cur, c, st, tonumber(ngx.var.upstream_bytes_received))
+                verdict(cur, c, st, got)
             else
                 verdict(cur, c, st, nil)
+            end
+            if ctx.no_retry and (got == 0 or IDEMPOTENT[ngx.req.get_method()]) then
+                eject:incr("retries_refused", 1, 0)
+            end
+        elseif status == 503 then
+            observe(ngx.now() - ctx.sent)
+            verdict(cur, c, status, nil)
+            if ctx.no_retry and IDEMPOTENT[ngx.req.get_method()] then
+                eject:incr("retries_refused", 1, 0)
             end
         elseif status ~= 499 then
             observe(ngx.now() - ctx.sent)
