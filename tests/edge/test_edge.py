@@ -347,6 +347,14 @@ def test_config_change_reloads_nginx_and_a_resized_dict_is_refilled(
     )
     wait_until(lambda: edge.metric("sixpod_edge_reload_failures_total") == 1.0)
     assert answer(edge.ns, "shop.example.com") == "a"
+    # one that passes nginx -t but fails in the master (init_by_lua runs only there): the
+    # agent sees no new workers, counts a failure, and nginx serves on with the old one
+    good = edge.tmp / "nginx.conf"
+    text = good.read_text().replace("worker_procs", "worker_processes")
+    good.write_text(text.replace("http {", 'http {\n    init_by_lua_block { error("x") }', 1))
+    wait_until(lambda: edge.metric("sixpod_edge_reload_failures_total") == 2.0, timeout=30)
+    assert edge.metric("sixpod_edge_reloads_total") == 0.0
+    assert answer(edge.ns, "shop.example.com") == "a"
     # resizing the apps dicts empties them on reload: the agent sees it and pushes again
     edge.configure(apps_dict="128m")
     wait_until(lambda: edge.metric("sixpod_edge_reloads_total") == 1.0)

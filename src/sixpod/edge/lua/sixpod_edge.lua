@@ -91,7 +91,10 @@ local function flush()
 end
 
 
+local worker_started = 0  -- when this worker began (the agent sees a reload take effect)
+
 function _M.init_worker(settings)
+    worker_started = ngx.now()
     for k, v in pairs(settings or {}) do conf[k] = v end
     POOLS = {}
     for i = 0, conf.pools - 1 do POOLS[i + 1] = pool_name(i) end
@@ -638,6 +641,7 @@ local function state()
         certs_free = certs and certs:free_space() or 0,
         tls_refused = eject:get("tls_refused") or 0,
         tls_parse_errors = eject:get("tls_parse_errors") or 0,
+        worker_started = worker_started,
         connections = tonumber(ngx.var.connections_active) or 0,
         connections_reading = tonumber(ngx.var.connections_reading) or 0,
         connections_writing = tonumber(ngx.var.connections_writing) or 0,
