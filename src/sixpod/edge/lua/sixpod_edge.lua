@@ -666,10 +666,30 @@ local function put(dict, key, value, failed_keys)
     end
 end
 
+-- nil, or a JSON object of names to text or null
+local function names_to_text(t)
+    if t == nil then return true end
+    if type(t) ~= "table" then return false end
+    for k, v in pairs(t) do
+        if type(k) ~= "string" or (type(v) ~= "string" and v ~= cjson.null) then return false end
+    end
+    return true
+end
+
 local function apply(batch)
     local gen = batch.generation
     if type(gen) ~= "string" or gen == "" then
         return reply(400, {error = "batch without a generation"})
+    end
+    -- refused whole, before anything changes: a batch that stopped half-way would leave
+    -- tables that the workers' views (kept while the epoch stands) do not show
+    for _, part in ipairs({"apps", "hosts", "certs", "challenges"}) do
+        if not names_to_text(batch[part]) then
+            return reply(400, {error = part .. " is not an object of names to text or null"})
+        end
+    end
+    if (batch.certs ~= nil or batch.certs_mark ~= nil) and not certs then
+        return reply(400, {error = "TLS is off on this node"})
     end
     if batch.begin then
         local s = meta:get("slot") == "a" and "b" or "a"
@@ -712,7 +732,6 @@ local function apply(batch)
     end
     local bad_certs, bad_tokens = {}, {}
     if batch.certs ~= nil or batch.certs_mark ~= nil then
-        if not certs then return reply(400, {error = "TLS is off on this node"}) end
         for domain, v in pairs(batch.certs or {}) do
             if v == cjson.null then certs:delete(domain) else put(certs, domain, v, bad_certs) end
         end

@@ -1,0 +1,138 @@
+"""Each worker's view of the tables (host -> app, decoded entries, kept while the epoch in
+sixpod_meta stands) against what the admin API changed, with two workers and real nginx."""
+
+from __future__ import annotations
+
+import sys
+import zlib
+
+import httpx
+import pytest
+
+from edgekit import BACKEND, BACKENDS, PORT, Edge, answer, ep, wait_until
+from sixpod.edge.nginxconf import POOLS, pool_name
+from sixpod.lab.redisproc import RedisServer
+from sixpod.tenants.store import Store
+
+pytestmark = pytest.mark.integration
+
+A = f"[{BACKENDS['a']}] {PORT} 1\n"
+B = f"[{BACKENDS['b']}] {PORT} 1\n"
+
+
+def post(edge: Edge, batch: dict[str, object]) -> tuple[int, str]:
+    transport = httpx.HTTPTransport(uds=str(edge.tmp / "run" / "admin" / "admin.sock"))
+    with httpx.Client(transport=transport, base_url="http://admin", timeout=5) as c:
+        r = c.post("/apply", json=batch)
+    return r.status_code, r.text
+
+
+def answers(edge: Edge, host: str, n: int = 16) -> set[str]:
+    """What n requests on n new connections get (both workers take some)."""
+    return {answer(edge.ns, host) for _ in range(n)}
+
+
+def shop_alone(edge: Edge, store: Store) -> str:
+    """shop.example.com -> shop -> a, the agent gone (only the test changes the tables),
+    every worker's view warm; the generation nginx holds."""
+    store.create_app("shop")
+    store.set_endpoints("shop", [ep("a")])
+    store.attach_domain("shop.example.com", "shop")
+    edge.start()
+    wait_until(lambda: edge.health() == 200)
+    wait_until(lambda: answer(edge.ns, "shop.example.com") == "a")
+    edge.kill_agent()
+    assert answers(edge, "shop.example.com") == {"a"}
+    return str(edge.status()["generation"])
+
+
+def test_every_worker_follows_an_acknowledged_change_at_its_next_request(
+    edge: Edge, pod: tuple[Store, RedisServer]
+) -> None:
+    gen = shop_alone(edge, pod[0])
+    # a host moved to another app
+    assert (
+        post(edge, {"generation": gen, "apps": {"blog": B}, "hosts": {"shop.example.com": "blog"}})[
+            0
+        ]
+        == 200
+    )
+    assert answers(edge, "shop.example.com") == {"b"}
+    # the app's entry replaced
+    assert post(edge, {"generation": gen, "apps": {"blog": A}})[0] == 200
+    assert answers(edge, "shop.example.com") == {"a"}
+    # the host deleted: 404 at once, in every worker
+    assert post(edge, {"generation": gen, "hosts": {"shop.example.com": None}})[0] == 200
+    assert answers(edge, "shop.example.com") == {"404"}
+    # back, then its app deleted under it (an app with no entry: 503)
+    assert post(edge, {"generation": gen, "hosts": {"shop.example.com": "blog"}})[0] == 200
+    assert answers(edge, "shop.example.com") == {"a"}
+    assert post(edge, {"generation": gen, "apps": {"blog": None}})[0] == 200
+    assert answers(edge, "shop.example.com") == {"503"}
+    # a full push into the other slot: the old slot serves until the commit, the new at once
+    assert (
+        post(
+            edge,
+            {
+                "generation": "g2",
+                "begin": True,
+                "apps": {"x": B},
+                "hosts": {"shop.example.com": "x"},
+            },
+        )[0]
+        == 200
+    )
+    assert answers(edge, "shop.example.com") == {"503"}
+    assert post(edge, {"generation": "g2", "commit": True})[0] == 200
+    assert answers(edge, "shop.example.com") == {"b"}
+    # and another full push without the host
+    assert post(edge, {"generation": "g3", "begin": True, "apps": {"x": B}})[0] == 200
+    assert post(edge, {"generation": "g3", "commit": True})[0] == 200
+    assert answers(edge, "shop.example.com") == {"404"}
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"certs": {}},  # TLS is off on this node: refused after the hosts applied
+        {"apps": "not a table"},  # a Lua error after the hosts applied
+        {"challenges": "not a table"},
+    ],
+)
+def test_a_refused_batch_changes_nothing(
+    edge: Edge, pod: tuple[Store, RedisServer], extra: dict[str, object]
+) -> None:
+    """A batch nginx does not acknowledge leaves the tables as they were: otherwise the
+    workers keep serving what they cached while the tables say otherwise, until some
+    later batch moves the epoch."""
+    gen = shop_alone(edge, pod[0])
+    status, text = post(edge, {"generation": gen, "hosts": {"shop.example.com": None}, **extra})
+    assert status == 400, text
+    assert answers(edge, "shop.example.com") == {"a"}
+    assert post(edge, {"generation": gen})[0] == 200  # moves the epoch: the tables as they are
+    assert answers(edge, "shop.example.com") == {"a"}
+
+
+def test_every_keepalive_pool_is_found_by_name(edge: Edge, pod: tuple[Store, RedisServer]) -> None:
+    """An endpoint in each of the 256 pools (names up to 270 characters): nginx finds every
+    block by its name (a miss would be 'no resolver defined' and a 502 of its own)."""
+    gen = shop_alone(edge, pod[0])
+    ports: dict[int, int] = {}
+    addr = f"[{BACKENDS['a']}]"
+    p = 20000
+    while len(ports) < POOLS:
+        ports.setdefault(zlib.crc32(f"{addr} {p}".encode()) % POOLS, p)
+        p += 1
+    apps = {f"p{i}": f"{addr} {port} 1\n" for i, port in ports.items()}
+    hosts = {f"p{i}.example.com": f"p{i}" for i in ports}
+    assert post(edge, {"generation": gen, "apps": apps, "hosts": hosts})[0] == 200
+    # nothing listens on those ports: each is nginx's connect failure, a 502
+    for i in range(POOLS):
+        assert answer(edge.ns, f"p{i}.example.com") == "502"
+    log = (edge.tmp / "error.log").read_text()
+    assert "no resolver" not in log and "sixpod_pool" not in log
+    assert len(pool_name(POOLS - 1)) == 12 + 3 + POOLS - 1
+    # and a live endpoint in the last pool (the longest name) answers
+    port = ports[POOLS - 1]
+    edge.ns.spawn(sys.executable, str(BACKEND), BACKENDS["a"], str(port), "last")
+    wait_until(lambda: answer(edge.ns, f"p{POOLS - 1}.example.com") == "last")
