@@ -3,7 +3,9 @@ sixpod_meta stands) against what the admin API changed, with two workers and rea
 
 from __future__ import annotations
 
+import subprocess
 import sys
+import time
 import zlib
 
 import httpx
@@ -137,3 +139,41 @@ def test_every_keepalive_pool_is_found_by_name(edge: Edge, pod: tuple[Store, Red
     port = ports[POOLS - 1]
     edge.ns.spawn(sys.executable, str(BACKEND), BACKENDS["a"], str(port), "last")
     wait_until(lambda: answer(edge.ns, f"p{POOLS - 1}.example.com") == "last")
+
+
+def test_a_success_after_a_failure_resets_the_count_in_an_idle_worker(
+    edge: Edge, pod: tuple[Store, RedisServer]
+) -> None:
+    """eject_after 2: timeout, success, timeout on one endpoint is not two in a row, also
+    when the success is a request that began before the first timeout and the worker took
+    no new request in between (its view, read before the failure, said nothing failing)."""
+    store, _ = pod
+    edge.configure(
+        workers=1, eject_after=2, eject_for=60, upstream_timeout=1, retry_burst=0, retry_ratio=0.0
+    )  # no retries: one attempt each
+    gen = shop_alone(edge, store)
+    # a nearly always, b there so that a may be ejected (never more than half)
+    entry = f"[{BACKENDS['a']}] {PORT} 1000000\n[{BACKENDS['b']}] {PORT} 1\n"
+    assert post(edge, {"generation": gen, "apps": {"shop": entry}})[0] == 200
+    assert answers(edge, "shop.example.com", 4) == {"a"}
+
+    def curl(path: str) -> subprocess.Popen[str]:
+        return edge.ns.popen(
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            "Host: shop.example.com",
+            f"http://[::1]:{PORT}{path}",
+        )
+
+    first = curl("/slow/3")  # a timeout at 1 s: the endpoint's first failure
+    time.sleep(0.5)
+    ok = curl("/slow/1")  # began before the failure, answers after it
+    assert first.communicate(timeout=10)[0] == "504"
+    assert ok.communicate(timeout=10)[0] == "200"
+    assert curl("/slow/3").communicate(timeout=10)[0] == "504"  # one failure since
+    assert edge.status()["ejections"] == 0

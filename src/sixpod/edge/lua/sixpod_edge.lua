@@ -370,6 +370,9 @@ local function failed(p, c)
             eject:set("failing", true, conf.eject_for)
         end
         meta:incr("epoch", 1, 0)
+        -- and this worker at once: a request it began before now may succeed before it
+        -- takes a new one (which would read the epoch), and that success is a reset
+        any_failing = true
     end
     if not n or n < conf.eject_after then return end
     local lock = "d " .. c.app
@@ -379,13 +382,16 @@ local function failed(p, c)
         if eject:get(c.peers[i].xkey) then out = out + 1 end
     end
     if (out + 1) * 2 <= #c.peers then
-        local ttl = conf.eject_for * (0.8 + 0.4 * math.random())
-        eject:set(p.xkey, true, ttl)
+        eject:set(p.xkey, true, conf.eject_for * (0.8 + 0.4 * math.random()))
         eject:delete(p.fkey)
         eject:incr("ejections", 1, 0)
-        -- "ejected" outlives every ejection; the epoch makes every worker look again
-        if (eject:ttl("ejected") or 0) < ttl then eject:set("ejected", true, ttl) end
+        -- "ejected" outlives every ejection (its TTL is the longest an ejection can have:
+        -- reading the TTL and setting a shorter one raced with another worker's longer
+        -- ejection, whose endpoint then got requests once "ejected" expired); the epoch
+        -- makes every worker look again
+        eject:set("ejected", true, conf.eject_for * 1.2)
         meta:incr("epoch", 1, 0)
+        any_ejected = true
     end
     eject:delete(lock)
 end
