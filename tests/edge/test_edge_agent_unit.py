@@ -78,3 +78,40 @@ def test_ticket_keys_rotate_one_step_and_survive_a_restart(tmp_path: Path) -> No
     assert now[1:] == keys[:2]
     assert now[0] not in keys
     assert tlsfiles.ticket_age(run) < 5
+
+
+def test_a_good_config_after_a_refused_one_clears_the_refusal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refused nginx.conf stops ticket rotations (a HUP would not load them) only while
+    it is what nginx.conf holds: once a fixed one loads, rotations go on."""
+    import asyncio
+
+    from sixpod.edge import agent as agent_mod
+
+    agent = _agent(tmp_path)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "nginx.pid").write_text("4242\n")
+    (run / "nginx.conf.loaded").write_text("old\n")
+    hups: list[int] = []
+    monkeypatch.setattr(agent_mod.os, "kill", lambda pid, sig: hups.append(pid))
+
+    async def nginx_t(*argv: str) -> tuple[int, str]:
+        return 0, ""
+
+    loads = iter([False, True])  # the master refuses the first, loads the second
+
+    async def new_workers(sent: float) -> bool:
+        return next(loads)
+
+    monkeypatch.setattr(agent, "_prefixed", nginx_t)
+    monkeypatch.setattr(agent, "_new_workers_since", new_workers)
+    assert not asyncio.run(agent.reload_if_changed())
+    assert agent.reload_failures == 1
+    assert agent._refused
+    (tmp_path / "nginx.conf").write_text("events {}\n# fixed\n")
+    assert asyncio.run(agent.reload_if_changed())
+    assert agent.reloads == 1
+    assert not agent._refused  # rotate_tickets_if_due skips while this is set
+    assert hups == [4242, 4242]

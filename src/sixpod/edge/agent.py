@@ -259,6 +259,7 @@ class Agent:
             )
             return False
         self._loaded_path().write_text(digest + "\n")
+        self._refused = ""  # (while set, ticket rotations wait: a fixed config loaded)
         self.reloads += 1
         log.info("edge: nginx.conf changed; nginx reloaded (master %d)", pid)
         return True
