@@ -177,3 +177,25 @@ def test_a_success_after_a_failure_resets_the_count_in_an_idle_worker(
     assert ok.communicate(timeout=10)[0] == "200"
     assert curl("/slow/3").communicate(timeout=10)[0] == "504"  # one failure since
     assert edge.status()["ejections"] == 0
+
+
+def test_a_post_that_times_out_after_it_was_sent_is_no_refused_retry(
+    edge: Edge, pod: tuple[Store, RedisServer]
+) -> None:
+    """nginx never retries a POST once it was sent (proxy_next_upstream's non_idempotent
+    off): its timeout is no retry the budget refused, even with the budget spent; a
+    connect failure is (nginx retries one for any method)."""
+    store, _ = pod
+    edge.configure(workers=1, upstream_timeout=1, retry_burst=0, retry_ratio=0.0)
+    gen = shop_alone(edge, store)
+    entry = f"[{BACKENDS['a']}] {PORT} 1000000\n[{BACKENDS['b']}] {PORT} 1\n"
+    assert post(edge, {"generation": gen, "apps": {"shop": entry}})[0] == 200
+    status, _, _ = edge.ns.get("shop.example.com", "/slow/3", "-X", "POST", "-d", "x")
+    assert status == 504
+    assert edge.status()["retries_refused"] == 0
+    # a connect failure (nothing listens on port 1) would have been retried: refused
+    dead = f"[{BACKENDS['a']}] 1 1000000\n[{BACKENDS['b']}] {PORT} 1\n"
+    assert post(edge, {"generation": gen, "apps": {"shop": dead}})[0] == 200
+    status, _, _ = edge.ns.get("shop.example.com", "/", "-X", "POST", "-d", "x")
+    assert status == 502
+    assert edge.status()["retries_refused"] == 1

@@ -396,9 +396,17 @@ local function failed(p, c)
     eject:delete(lock)
 end
 
--- what nginx retries after the request was sent (proxy_next_upstream's non_idempotent off)
-local IDEMPOTENT = {GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true,
-                    TRACE = true}
+-- what nginx does not pass to another endpoint once the request was sent to one
+-- (proxy_next_upstream's non_idempotent off: ngx_http_upstream_next's own list)
+local NON_IDEMPOTENT = {POST = true, LOCK = true, PATCH = true}
+
+-- whether nginx would have tried another endpoint after this single attempt's 502/503/504
+-- had a retry been offered: any method before the request was sent (a connect failure:
+-- no connect time), an idempotent one after
+local function would_retry()
+    return not NON_IDEMPOTENT[ngx.req.get_method()]
+        or tonumber(ngx.var.upstream_connect_time) == nil
+end
 
 local NGX_BUSY = -3  -- "no live upstreams": nginx answers 502 (an error code here gives 500)
 
@@ -508,13 +516,13 @@ function _M.log()
             else
                 verdict(cur, c, st, nil)
             end
-            if ctx.no_retry and (got == 0 or IDEMPOTENT[ngx.req.get_method()]) then
+            if ctx.no_retry and would_retry() then
                 eject:incr("retries_refused", 1, 0)
             end
         elseif status == 503 then
             observe(ngx.now() - ctx.sent)
             verdict(cur, c, status, nil)
-            if ctx.no_retry and IDEMPOTENT[ngx.req.get_method()] then
+            if ctx.no_retry and would_retry() then
                 eject:incr("retries_refused", 1, 0)
             end
         elseif status ~= 499 then
