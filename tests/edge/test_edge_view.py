@@ -3,6 +3,7 @@ sixpod_meta stands) against what the admin API changed, with two workers and rea
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -199,3 +200,24 @@ def test_a_post_that_times_out_after_it_was_sent_is_no_refused_retry(
     status, _, _ = edge.ns.get("shop.example.com", "/", "-X", "POST", "-d", "x")
     assert status == 502
     assert edge.status()["retries_refused"] == 1
+
+
+def test_an_ejection_in_one_worker_applies_to_the_next_request_in_every_worker(
+    edge: Edge, pod: tuple[Store, RedisServer]
+) -> None:
+    store, _ = pod
+    edge.configure(workers=2, eject_after=1, eject_for=120)
+    gen = shop_alone(edge, store)
+    dead = f"[{BACKENDS['a']}] 1 1000\n[{BACKENDS['b']}] {PORT} 1\n"  # port 1: refused
+    assert post(edge, {"generation": gen, "apps": {"shop": dead}})[0] == 200
+    log = edge.tmp / "access.log"
+    before = len(log.read_text().splitlines())
+    assert answer(edge.ns, "shop.example.com") == "b"  # a refused, retried on b: ejected
+    wait_until(lambda: len(log.read_text().splitlines()) > before)
+    assert edge.status()["ejections"] == 1
+    before = len(log.read_text().splitlines())
+    assert answers(edge, "shop.example.com", 20) == {"b"}
+    wait_until(lambda: len(log.read_text().splitlines()) >= before + 20)
+    lines = [json.loads(x) for x in log.read_text().splitlines()[before:]]
+    assert {x["upstream"] for x in lines} == {f"[{BACKENDS['b']}]:{PORT}"}
+    assert len({x["worker"] for x in lines}) == 2
