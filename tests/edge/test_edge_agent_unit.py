@@ -115,3 +115,29 @@ def test_a_good_config_after_a_refused_one_clears_the_refusal(
     assert agent.reloads == 1
     assert not agent._refused  # rotate_tickets_if_due skips while this is set
     assert hups == [4242, 4242]
+
+
+def test_a_reload_is_seen_by_the_monotonic_clock_not_the_wall_clock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wall clock stepped back an hour between the HUP and the new workers' start: the
+    new worker is still new (it was called a failed reload), and an old one still old."""
+    import asyncio
+    import time
+
+    import httpx
+
+    agent = _agent(tmp_path)
+    answers: list[dict[str, float]] = []
+
+    async def get(path: str) -> httpx.Response:
+        return httpx.Response(200, json=answers.pop(0))
+
+    monkeypatch.setattr(agent.client, "get", get)
+    sent = time.monotonic()
+    answers[:] = [
+        {"worker_started": time.time() - 7200, "worker_started_monotonic": sent - 5},  # old
+        {"worker_started": time.time() - 3600, "worker_started_monotonic": sent + 0.01},
+    ]
+    assert asyncio.run(agent._new_workers_since(sent))
+    assert not answers

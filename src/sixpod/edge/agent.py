@@ -38,7 +38,7 @@ LUA_MODULE = "sixpod_edge.lua"
 RELOAD_TIMEOUT = 10.0
 """Seconds a reload may take to start new workers before the agent calls it failed."""
 CLOCK_SLACK = 0.02
-"""Seconds a new worker's clock (nginx's cached time) may trail the agent's."""
+"""Seconds a new worker's monotonic clock (a coarse one, in ms) may trail the agent's."""
 
 
 class LatencyHistogram:
@@ -243,7 +243,7 @@ class Agent:
             log.error("edge: nginx.conf changed but fails nginx -t; not reloaded: %s", out)
             return False
         pid = int((Path(self.cfg.run_dir) / "nginx.pid").read_text().strip())
-        sent = time.time()
+        sent = time.monotonic()
         os.kill(pid, signal.SIGHUP)
         if not await self._new_workers_since(sent):
             # nginx -t passed, but the master kept its old workers (init_by_lua failed, a
@@ -265,13 +265,16 @@ class Agent:
         return True
 
     async def _new_workers_since(self, sent: float) -> bool:
-        """Whether the admin socket is answered by a worker started after ``sent``."""
+        """Whether the admin socket is answered by a worker started after ``sent`` (the
+        system's monotonic clock, which nginx's workers read too: a step of the wall clock
+        between the HUP and the new workers' start cannot make a loaded config look
+        refused, nor an old worker look new)."""
         deadline = time.monotonic() + RELOAD_TIMEOUT
         while time.monotonic() < deadline:
             await asyncio.sleep(0.05)
             try:
                 r = await self.client.get("/state")
-                started = float(r.json().get("worker_started", 0))
+                started = float(r.json().get("worker_started_monotonic", 0))
             except (httpx.HTTPError, ValueError, TypeError, AttributeError):
                 continue
             if started >= sent - CLOCK_SLACK:
@@ -341,7 +344,7 @@ class Agent:
             return False
         tlsfiles.rotate(self.cfg.run_dir)
         pid = int((Path(self.cfg.run_dir) / "nginx.pid").read_text().strip())
-        sent = time.time()
+        sent = time.monotonic()
         os.kill(pid, signal.SIGHUP)
         if not await self._new_workers_since(sent):
             self.reload_failures += 1

@@ -91,10 +91,13 @@ local function flush()
 end
 
 
+local monotonic_time = require("resty.core.time").monotonic_time
 local worker_started = 0  -- when this worker began (the agent sees a reload take effect)
+local worker_started_monotonic = 0  -- the same on the system's monotonic clock (no steps)
 
 function _M.init_worker(settings)
     worker_started = ngx.now()
+    worker_started_monotonic = monotonic_time()
     for k, v in pairs(settings or {}) do conf[k] = v end
     POOLS = {}
     for i = 0, conf.pools - 1 do POOLS[i + 1] = pool_name(i) end
@@ -656,6 +659,7 @@ local function state()
         tls_refused = eject:get("tls_refused") or 0,
         tls_parse_errors = eject:get("tls_parse_errors") or 0,
         worker_started = worker_started,
+        worker_started_monotonic = worker_started_monotonic,
         connections = tonumber(ngx.var.connections_active) or 0,
         connections_reading = tonumber(ngx.var.connections_reading) or 0,
         connections_writing = tonumber(ngx.var.connections_writing) or 0,
