@@ -140,11 +140,11 @@ def test_new_domain_gets_a_certificate_renewal_replaces_it_and_failures_back_off
     # -- a first certificate for every domain that has none (uploads and wildcards aside)
     pod.issuer.tick()
     first = store.get_cert("shop.example")
-    assert first["source"] == "acme"
-    assert first["names"] == ["shop.example"]
-    assert "Pebble" in first["issuer"]
-    assert store.get_cert("www.shop.example")["source"] == "acme"
-    assert store.get_cert("up.example")["source"] == "upload"
+    assert first.source == "acme"
+    assert list(first.names) == ["shop.example"]
+    assert "Pebble" in first.issuer
+    assert store.get_cert("www.shop.example").source == "acme"
+    assert store.get_cert("up.example").source == "upload"
     assert store.list_challenges() == []  # withdrawn after the order
     asked = pod.edge.challenge_requests()
     assert len(asked) >= 2, asked
@@ -159,26 +159,26 @@ def test_new_domain_gets_a_certificate_renewal_replaces_it_and_failures_back_off
     assert views["up.example"]["status"] == "uploaded"
     assert views["*.wild.example"]["status"] == "wildcard"
     # the edge serves it by SNI
-    wait_until(lambda: pod.edge.served_fingerprint("shop.example") == first["fingerprint"])
+    wait_until(lambda: pod.edge.served_fingerprint("shop.example") == first.fingerprint)
 
     # -- renewal: 29 days before notAfter, a new certificate replaces the old one
     not_after = _leaf_not_after(store, "shop.example")
     pod.clock.offset = not_after - 29 * DAY - pod.clock()
     pod.issuer.tick()
     renewed = store.get_cert("shop.example")
-    assert renewed["fingerprint"] != first["fingerprint"]
-    assert renewed["source"] == "acme"
+    assert renewed.fingerprint != first.fingerprint
+    assert renewed.source == "acme"
     assert pod.metric("sixpod_acme_renewed_total") == 2
-    assert store.get_cert("up.example")["source"] == "upload"
-    wait_until(lambda: pod.edge.served_fingerprint("shop.example") == renewed["fingerprint"])
+    assert store.get_cert("up.example").source == "upload"
+    wait_until(lambda: pod.edge.served_fingerprint("shop.example") == renewed.fingerprint)
 
     # -- the CA unreachable: the failure is recorded with a backoff, the old certificate stays
     pod.pebble.stop()
     pod.clock.offset += 1
     pod.issuer.tick()
     still = store.get_cert("shop.example")
-    assert still["fingerprint"] == renewed["fingerprint"]
-    assert pod.edge.served_fingerprint("shop.example") == renewed["fingerprint"]
+    assert still.fingerprint == renewed.fingerprint
+    assert pod.edge.served_fingerprint("shop.example") == renewed.fingerprint
     record = store.acme_domain("shop.example").record
     assert record is not None
     assert record.status is issuance.Status.FAILED
@@ -257,7 +257,7 @@ def test_a_challenge_the_edges_do_not_serve_fails_only_that_domain(pod: Pod) -> 
 
     store.put_challenge = wrong_for_broken  # type: ignore[method-assign]
     pod.issuer.tick()
-    assert store.get_cert("ok.example")["source"] == "acme"
+    assert store.get_cert("ok.example").source == "acme"
     broken = store.acme_domain("broken.example").record
     assert broken is not None
     assert broken.status is issuance.Status.FAILED

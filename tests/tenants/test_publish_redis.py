@@ -38,8 +38,8 @@ def reader_for(server: RedisServer, **kw: Any) -> TenantReader:
 def store_view(store: Store) -> dict[str, set[str]]:
     view: dict[str, set[str]] = {}
     for a in store.list_apps(limit=1000).items:
-        items = store.list_endpoints(a["name"], limit=1000).items
-        view[a["name"]] = {f"{i['endpoint']} {i['weight']} {i['state']}" for i in items}
+        items = store.list_endpoints(a.app.name, limit=1000).items
+        view[a.app.name] = {f"{i.text} {i.endpoint.weight} {i.endpoint.state.value}" for i in items}
     return view
 
 
@@ -427,7 +427,7 @@ def test_certificates_reach_edge_readers_sealed_and_no_other_reader(
                 await until_revision(razor, head)
                 got = edge.state.certs["shop.example.com"]
                 assert got.chain == chain
-                assert got.fingerprint == store.get_cert("shop.example.com")["fingerprint"]
+                assert got.fingerprint == store.get_cert("shop.example.com").fingerprint
                 assert sealed.unseal(got.sealed_key, got.domain, pki.SEAL_PRIVATE) == key
                 assert any("shop.example.com" in c.certs for c in seen)
                 assert razor.state.certs == {}

@@ -117,7 +117,7 @@ def test_the_runners_last_schema_is_taken_over_without_changing_a_table(tmp_path
     store = Store(f"sqlite:///{db}")
     assert store.schema_version() == 5
     assert store.migrate() == schema.SCHEMA_VERSION
-    assert store.get_app("kept")["owner"] == "me"
+    assert store.get_app("kept").app.owner == "me"
     store.close()
     with sqlite3.connect(db) as conn:
         after = conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()

@@ -44,7 +44,7 @@ def test_a_challenge_is_published_and_withdrawn(store: Store) -> None:
     rev = store.put_challenge(TOKEN, KEYAUTH, domain="Shop.Example")
     assert rev == store.head() == before + 1
     assert _ops_after(store, before) == [ops.challenge(TOKEN, KEYAUTH)]
-    assert store.list_challenges()[0]["domain"] == "shop.example"
+    assert store.list_challenges()[0].domain == "shop.example"
     assert ops.challenge(TOKEN, KEYAUTH) in _snapshot_ops(store)
     gone = store.delete_challenge(TOKEN)
     assert _ops_after(store, rev) == [ops.challenge_deleted(TOKEN)]
@@ -116,12 +116,12 @@ def test_an_acme_certificate_never_replaces_an_upload(store: Store) -> None:
     with pytest.raises(Conflict, match="uploaded"):
         store.put_cert("shop.example", other_chain, other_key, source="acme")
     assert store.head() == before
-    assert store.get_cert("shop.example")["source"] == "upload"
+    assert store.get_cert("shop.example").source == "upload"
     # an ACME certificate is replaced by an upload, and by a renewal
     store.delete_cert("shop.example")
     store.put_cert("shop.example", other_chain, other_key, source="acme")
     store.put_cert("shop.example", chain, key, source="acme")
     store.put_cert("shop.example", other_chain, other_key)
-    assert store.get_cert("shop.example")["source"] == "upload"
+    assert store.get_cert("shop.example").source == "upload"
     with pytest.raises(InvalidInput, match="source"):
         store.put_cert("shop.example", chain, key, source="bogus")

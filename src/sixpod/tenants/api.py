@@ -12,7 +12,7 @@ import hmac
 import json
 import re
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sixpod import __version__
+from sixpod import __version__, addr
 from sixpod.inventory.load import operator_message
 from sixpod.tenants import issuance
 from sixpod.tenants.errors import InvalidInput, NotFound, TenantError
@@ -39,8 +39,14 @@ from sixpod.tenants.model import (
     WEIGHT_DEFAULT,
     WEIGHT_MAX,
     WEIGHT_MIN,
+    AppRecord,
+    CertInfo,
+    DomainRecord,
+    EndpointRecord,
     EndpointState,
+    NodeRecord,
     NodeState,
+    VipRecord,
     VipState,
 )
 from sixpod.tenants.store import Page, Store, Written
@@ -295,15 +301,92 @@ def _if_match(value: str | None) -> frozenset[int] | None:
     return frozenset(revisions)
 
 
-def _written(w: Written, response: Response, *, etag: bool = True) -> dict[str, Any]:
+# -- the JSON shapes of what the store returns (the API's only serialisation of them) --------
+
+Stored = AppRecord | DomainRecord | EndpointRecord | VipRecord | NodeRecord
+S = TypeVar("S", AppRecord, DomainRecord, EndpointRecord, VipRecord, NodeRecord)
+
+
+def _app_json(r: AppRecord) -> dict[str, Any]:
+    a = r.app
+    return {
+        "name": a.name,
+        "owner": a.owner,
+        "shard_seed": a.shard_seed,
+        "settings": dict(a.settings),
+        "revision": r.revision,
+    }
+
+
+def _domain_json(r: DomainRecord) -> dict[str, Any]:
+    return {"name": r.name, "app": r.app, "revision": r.revision}
+
+
+def _endpoint_json(r: EndpointRecord) -> dict[str, Any]:
+    e = r.endpoint
+    return {
+        "address": addr.format_ip(e.address),
+        "port": e.port,
+        "endpoint": r.text,
+        "node": r.node,
+        "weight": e.weight,
+        "state": e.state.value,
+        "revision": r.revision,
+    }
+
+
+def _vip_json(r: VipRecord) -> dict[str, Any]:
+    v = r.vip
+    return {
+        "address": addr.format_ip(v.address),
+        "state": v.state.value,
+        "reason": v.reason,
+        "revision": r.revision,
+    }
+
+
+def _node_json(r: NodeRecord) -> dict[str, Any]:
+    n = r.node
+    return {"name": n.name, "state": n.state.value, "reason": n.reason, "revision": r.revision}
+
+
+def _cert_json(c: CertInfo) -> dict[str, Any]:
+    return {
+        "domain": c.domain,
+        "names": list(c.names),
+        "not_before": c.not_before.isoformat(),
+        "not_after": c.not_after.isoformat(),
+        "issuer": c.issuer,
+        "fingerprint": c.fingerprint,
+        "key_type": c.key_type,
+        "chain_length": c.chain_length,
+        "source": c.source,
+        "stored_at": c.stored_at,
+    }
+
+
+_JSON: dict[type, Callable[[Any], dict[str, Any]]] = {
+    AppRecord: _app_json,
+    DomainRecord: _domain_json,
+    EndpointRecord: _endpoint_json,
+    VipRecord: _vip_json,
+    NodeRecord: _node_json,
+    CertInfo: _cert_json,
+}
+
+
+def _json(item: Stored | CertInfo) -> dict[str, Any]:
+    return _JSON[type(item)](item)
+
+
+def _written(w: Written[S], response: Response) -> dict[str, Any]:
     response.headers["X-Sixpod-Revision"] = str(w.revision)
-    if etag and "revision" in w.item:
-        response.headers["ETag"] = f'"{w.item["revision"]}"'
-    return {**w.item}
+    response.headers["ETag"] = f'"{w.item.revision}"'
+    return _json(w.item)
 
 
-def _page(p: Page) -> dict[str, Any]:
-    return {"items": p.items, "next": p.next}
+def _page(p: Page[Any]) -> dict[str, Any]:
+    return {"items": [_json(i) for i in p.items], "next": p.next}
 
 
 IfMatch = Annotated[str | None, Header(alias="If-Match")]
@@ -417,8 +500,8 @@ def create_api(
     @app.get("/v1/apps/{name}", dependencies=v1)
     def get_app(name: str, response: Response) -> dict[str, Any]:
         item = store.get_app(name)
-        response.headers["ETag"] = f'"{item["revision"]}"'
-        return item
+        response.headers["ETag"] = f'"{item.revision}"'
+        return _app_json(item)
 
     @app.patch("/v1/apps/{name}", dependencies=v1)
     def update_app(
@@ -450,12 +533,13 @@ def create_api(
     def change_endpoints(name: str, body: EndpointsChange, response: Response) -> dict[str, Any]:
         items = [e.model_dump(exclude_none=True, mode="json") for e in body.endpoints]
         w = store.set_endpoints(name, items, remove=body.remove, force=body.force)
-        return _written(w, response, etag=False)
+        response.headers["X-Sixpod-Revision"] = str(w.revision)
+        return {"changed": w.item.changed, "removed": w.item.removed}
 
     @app.delete("/v1/apps/{name}/endpoints/{endpoint}", dependencies=v1, status_code=204)
     def delete_endpoint(name: str, endpoint: str, response: Response, force: bool = False) -> None:
         w = store.set_endpoints(name, [], remove=[endpoint], force=force)
-        if not w.item["removed"]:
+        if not w.item.removed:
             raise NotFound(f"app {name!r} has no endpoint {endpoint!r}")
         response.headers["X-Sixpod-Revision"] = str(w.revision)
 
@@ -471,7 +555,7 @@ def create_api(
 
     @app.get("/v1/domains/{host}", dependencies=v1)
     def get_domain(host: str) -> dict[str, Any]:
-        return store.get_domain(host)
+        return _domain_json(store.get_domain(host))
 
     @app.put("/v1/domains/{host}", dependencies=v1)
     def attach_domain(host: str, body: DomainAttach, response: Response) -> dict[str, Any]:
@@ -489,11 +573,11 @@ def create_api(
 
     @app.get("/v1/certs/{domain}", dependencies=v1)
     def get_cert(domain: str) -> dict[str, Any]:
-        return store.get_cert(domain)
+        return _cert_json(store.get_cert(domain))
 
     @app.put("/v1/certs/{domain}", dependencies=v1)
     def put_cert(domain: str, body: CertUpload) -> dict[str, Any]:
-        return store.put_cert(domain, body.chain, body.key)
+        return _cert_json(store.put_cert(domain, body.chain, body.key))
 
     @app.delete("/v1/certs/{domain}", dependencies=v1, status_code=204)
     def delete_cert(domain: str) -> None:
@@ -517,7 +601,7 @@ def create_api(
 
     @app.get("/v1/vips", dependencies=v1)
     def list_vips() -> dict[str, Any]:
-        return {"items": store.list_vips(), "next": None}
+        return {"items": [_vip_json(v) for v in store.list_vips()], "next": None}
 
     @app.put("/v1/vips/{address}", dependencies=v1)
     def set_vip(
@@ -528,7 +612,7 @@ def create_api(
 
     @app.get("/v1/nodes", dependencies=v1)
     def list_nodes() -> dict[str, Any]:
-        return {"items": store.list_nodes(), "next": None}
+        return {"items": [_node_json(n) for n in store.list_nodes()], "next": None}
 
     @app.put("/v1/nodes/{name}", dependencies=v1)
     def set_node(name: str, body: NodeChange, response: Response) -> dict[str, Any]:

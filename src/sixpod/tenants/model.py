@@ -1,17 +1,21 @@
 """Tenant values as the edge and Razor see them: immutable, typed, validated when built.
 
 These are what the reader library hands to its consumers (the edge agent, Razor) and what the
-publisher writes to Redis; the controller's store keeps the same values in SQL.
+publisher writes to Redis; the controller's store keeps the same values in SQL and returns
+them in the records below, with the revision that last wrote each (its ETag).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 from types import MappingProxyType
 from typing import Any
+
+from sixpod import addr
 
 IPAddress = IPv4Address | IPv6Address
 
@@ -119,3 +123,80 @@ class Changed:
     resync: bool = False
     certs: frozenset[str] = frozenset()
     challenges: frozenset[str] = frozenset()  # ACME HTTP-01 tokens
+
+
+# -- what the controller's store returns ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AppRecord:
+    """An app as stored, and the revision that last wrote it."""
+
+    app: App
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointRecord:
+    """An endpoint as stored: its app, the node whose /64 holds it, the last revision."""
+
+    app: str
+    endpoint: Endpoint
+    node: str
+    revision: int
+
+    @property
+    def text(self) -> str:
+        """``[address]:port``, the endpoint's name in the API, the ops and Redis."""
+        return f"[{addr.format_ip(self.endpoint.address)}]:{self.endpoint.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class DomainRecord:
+    """A hostname (canonical A-labels, maybe ``*.``) attached to an app."""
+
+    name: str
+    app: str
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class VipRecord:
+    vip: Vip
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRecord:
+    node: Node
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class CertInfo:
+    """A stored certificate's public facts (never its key) and where it came from."""
+
+    domain: str
+    names: tuple[str, ...]
+    not_before: dt.datetime
+    not_after: dt.datetime
+    issuer: str
+    fingerprint: str
+    """SHA-256 of the leaf (DER), hex."""
+    key_type: str
+    chain_length: int
+    source: str
+    """``upload`` or ``acme``."""
+    stored_at: float
+    """Unix seconds."""
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """An ACME HTTP-01 challenge the edges answer while an order for ``domain`` is open."""
+
+    token: str
+    key_authorization: str
+    domain: str
+    created_at: float
+    """Unix seconds."""

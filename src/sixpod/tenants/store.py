@@ -20,8 +20,8 @@ from collections.abc import Callable, Collection, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
-from types import SimpleNamespace
-from typing import Any
+from types import MappingProxyType, SimpleNamespace
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
@@ -54,8 +54,19 @@ from sixpod.tenants.model import (
     WEIGHT_DEFAULT,
     WEIGHT_MAX,
     WEIGHT_MIN,
+    App,
+    AppRecord,
+    CertInfo,
+    Challenge,
+    DomainRecord,
+    Endpoint,
+    EndpointRecord,
     EndpointState,
+    Node,
+    NodeRecord,
     NodeState,
+    Vip,
+    VipRecord,
     VipState,
 )
 from sixpod.tenants.outbox import OutboxRow
@@ -126,18 +137,31 @@ MAX_PAGE = PAGE_MAX
 MAX_BATCH = 10_000
 
 
+T = TypeVar("T")
+
+
 @dataclass(frozen=True, slots=True)
-class Page:
-    items: list[dict[str, Any]]
+class Page(Generic[T]):
+    """One page of a listing; ``next`` is the cursor of the next page (None: the last)."""
+
+    items: list[T]
     next: str | None
 
 
 @dataclass(frozen=True, slots=True)
-class Written:
+class Written(Generic[T]):
     """The result of a write: the object as stored and the last revision the write used."""
 
-    item: dict[str, Any]
+    item: T
     revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointsChanged:
+    """What one endpoints write did: endpoints added or updated, and endpoints removed."""
+
+    changed: int
+    removed: int
 
 
 @dataclass(slots=True)
@@ -352,39 +376,29 @@ class Store(PublisherLease):
 
     # -- apps ---------------------------------------------------------------------------
 
-    @staticmethod
-    def _app_item(row: Any) -> dict[str, Any]:
-        return {
-            "name": row.name,
-            "owner": row.owner,
-            "shard_seed": row.shard_seed,
-            "settings": json.loads(row.settings),
-            "revision": row.revision,
-        }
-
-    def list_apps(self, *, after: str | None = None, limit: int = 100) -> Page:
+    def list_apps(self, *, after: str | None = None, limit: int = 100) -> Page[AppRecord]:
         q = sa.select(apps_t).order_by(apps_t.c.name)
         if _cursor(after):
             q = q.where(apps_t.c.name > after)
-        return self._page(q, limit, self._app_item, "name")
+        return self._page(q, limit, _app_record, lambda r: r.app.name)
 
     def _page(
-        self, q: sa.Select[Any], limit: int, item: Callable[[Any], dict[str, Any]], key: str
-    ) -> Page:
+        self, q: sa.Select[Any], limit: int, item: Callable[[Any], T], key: Callable[[T], str]
+    ) -> Page[T]:
         limit = _limit(limit)
         with self._connect() as conn:
             rows = conn.execute(q.limit(limit + 1)).all()
         items = [item(r) for r in rows[:limit]]
-        nxt = str(items[-1][key]) if len(rows) > limit else None
+        nxt = key(items[-1]) if len(rows) > limit else None
         return Page(items, nxt)
 
-    def get_app(self, name: str) -> dict[str, Any]:
+    def get_app(self, name: str) -> AppRecord:
         _known_app(name)
         with self._connect() as conn:
             row = conn.execute(sa.select(apps_t).where(apps_t.c.name == name)).first()
         if row is None:
             raise NotFound(f"app {name!r} does not exist")
-        return self._app_item(row)
+        return _app_record(row)
 
     def create_app(
         self,
@@ -393,7 +407,7 @@ class Store(PublisherLease):
         owner: str = "",
         shard_seed: int = 0,
         settings: dict[str, Any] | None = None,
-    ) -> Written:
+    ) -> Written[AppRecord]:
         names.app_name(name)
         text_field(owner, "owner")
         _shard_seed(shard_seed)
@@ -411,7 +425,9 @@ class Store(PublisherLease):
             }
             tx.conn.execute(apps_t.insert().values(**row))
             last = tx.last
-        return Written({**row, "settings": settings}, last)
+        return Written(
+            AppRecord(App(name, owner, shard_seed, MappingProxyType(settings)), rev), last
+        )
 
     def update_app(
         self,
@@ -421,7 +437,7 @@ class Store(PublisherLease):
         owner: str | None = None,
         shard_seed: int | None = None,
         settings: dict[str, Any] | None = None,
-    ) -> Written:
+    ) -> Written[AppRecord]:
         _known_app(name)
         if owner is not None:
             text_field(owner, "owner")
@@ -432,29 +448,28 @@ class Store(PublisherLease):
             if row is None:
                 raise NotFound(f"app {name!r} does not exist")
             _precondition(f"app {name!r}", row.revision, if_match)
-            new = self._app_item(row)
-            if owner is not None:
-                new["owner"] = owner
-            if shard_seed is not None:
-                new["shard_seed"] = shard_seed
-            if settings is not None:
-                new["settings"] = _settings(settings)
-            if new == self._app_item(row):
-                return Written(new, tx.base)
-            rev = tx.emit(ops.app(name, new["owner"], new["shard_seed"], new["settings"]))
-            new["revision"] = rev
+            old = _app_record(row)
+            new = App(
+                name,
+                old.app.owner if owner is None else owner,
+                old.app.shard_seed if shard_seed is None else shard_seed,
+                old.app.settings if settings is None else MappingProxyType(_settings(settings)),
+            )
+            if new == old.app:
+                return Written(old, tx.base)
+            rev = tx.emit(ops.app(name, new.owner, new.shard_seed, dict(new.settings)))
             tx.conn.execute(
                 apps_t.update()
                 .where(apps_t.c.name == name)
                 .values(
-                    owner=new["owner"],
-                    shard_seed=new["shard_seed"],
-                    settings=json.dumps(new["settings"], sort_keys=True),
+                    owner=new.owner,
+                    shard_seed=new.shard_seed,
+                    settings=json.dumps(dict(new.settings), sort_keys=True),
                     revision=rev,
                 )
             )
             last = tx.last
-        return Written(new, last)
+        return Written(AppRecord(new, rev), last)
 
     def delete_app(self, name: str, *, if_match: IfMatch = None, force: bool = False) -> int:
         """Delete an app with its domains and endpoints (the churn guard counts those)."""
@@ -488,7 +503,7 @@ class Store(PublisherLease):
 
     def list_domains(
         self, *, app: str | None = None, after: str | None = None, limit: int = 100
-    ) -> Page:
+    ) -> Page[DomainRecord]:
         q = sa.select(domains_t).order_by(domains_t.c.name)
         _cursor(after)
         if app is not None:
@@ -496,19 +511,17 @@ class Store(PublisherLease):
             q = q.where(domains_t.c.app == app)
         if after:
             q = q.where(domains_t.c.name > after)
-        return self._page(
-            q, limit, lambda r: {"name": r.name, "app": r.app, "revision": r.revision}, "name"
-        )
+        return self._page(q, limit, _domain_record, lambda d: d.name)
 
-    def get_domain(self, host: str) -> dict[str, Any]:
+    def get_domain(self, host: str) -> DomainRecord:
         name = names.hostname(host)
         with self._connect() as conn:
             row = conn.execute(sa.select(domains_t).where(domains_t.c.name == name)).first()
         if row is None:
             raise NotFound(f"domain {name!r} is not attached to any app")
-        return {"name": row.name, "app": row.app, "revision": row.revision}
+        return _domain_record(row)
 
-    def attach_domain(self, host: str, app: str) -> Written:
+    def attach_domain(self, host: str, app: str) -> Written[DomainRecord]:
         """Attach a hostname to an app. A domain belongs to one app at a time."""
         name = names.hostname(host)
         _known_app(app)
@@ -521,11 +534,11 @@ class Store(PublisherLease):
                     raise Conflict(
                         f"domain {name!r} belongs to app {row.app!r}; detach it there first"
                     )
-                return Written({"name": name, "app": app, "revision": row.revision}, tx.base)
+                return Written(DomainRecord(name, app, row.revision), tx.base)
             rev = tx.emit(ops.domain(name, app))
             tx.conn.execute(domains_t.insert().values(name=name, app=app, revision=rev))
             last = tx.last
-        return Written({"name": name, "app": app, "revision": rev}, last)
+        return Written(DomainRecord(name, app, rev), last)
 
     def detach_domain(self, host: str, *, app: str | None = None) -> int:
         name = names.hostname(host)
@@ -542,14 +555,7 @@ class Store(PublisherLease):
 
     # -- certificates -------------------------------------------------------------------
 
-    @staticmethod
-    def _cert_item(r: Any) -> dict[str, Any]:
-        item: dict[str, Any] = json.loads(r.info)
-        return item | {"source": r.source, "stored_at": r.stored_at}
-
-    def put_cert(
-        self, domain: str, chain: str, key: str, *, source: str = "upload"
-    ) -> dict[str, Any]:
+    def put_cert(self, domain: str, chain: str, key: str, *, source: str = "upload") -> CertInfo:
         """Store a certificate for ``domain`` (replacing any), validated whole first; the
         answer never holds the key. An uploaded certificate is replaced only by another
         upload: an ``acme`` one arriving after an upload is refused (409)."""
@@ -585,21 +591,21 @@ class Store(PublisherLease):
             tx.conn.execute(certs_t.delete().where(certs_t.c.domain == cert.domain))
             tx.conn.execute(certs_t.insert().values(**row))
             tx.emit(_cert_op(SimpleNamespace(**row), sealed_key))
-        return cert.public() | {"source": source, "stored_at": row["stored_at"]}
+        return _cert_info(SimpleNamespace(**row))
 
-    def get_cert(self, domain: str) -> dict[str, Any]:
+    def get_cert(self, domain: str) -> CertInfo:
         name = names.hostname(domain)
         with self._connect() as conn:
             row = conn.execute(sa.select(certs_t).where(certs_t.c.domain == name)).first()
         if row is None:
             raise NotFound(f"no certificate for {name!r}")
-        return self._cert_item(row)
+        return _cert_info(row)
 
-    def list_certs(self, *, after: str | None = None, limit: int = 100) -> Page:
+    def list_certs(self, *, after: str | None = None, limit: int = 100) -> Page[CertInfo]:
         q = sa.select(certs_t).order_by(certs_t.c.domain)
         if _cursor(after):
             q = q.where(certs_t.c.domain > after)
-        return self._page(q, limit, self._cert_item, "domain")
+        return self._page(q, limit, _cert_info, lambda c: c.domain)
 
     def delete_cert(self, domain: str) -> None:
         name = names.hostname(domain)
@@ -645,10 +651,10 @@ class Store(PublisherLease):
             last = tx.last
         return last
 
-    def list_challenges(self) -> list[dict[str, Any]]:
+    def list_challenges(self) -> list[Challenge]:
         with self._connect() as conn:
             rows = conn.execute(sa.select(challenges_t).order_by(challenges_t.c.token)).all()
-        return [dict(r._mapping) for r in rows]
+        return [Challenge(r.token, r.key_authorization, r.domain, r.created_at) for r in rows]
 
     _ACME_FACTS = (
         sa.select(
@@ -729,19 +735,9 @@ class Store(PublisherLease):
 
     # -- endpoints ----------------------------------------------------------------------
 
-    @staticmethod
-    def _endpoint_item(r: Any) -> dict[str, Any]:
-        return {
-            "address": r.address,
-            "port": r.port,
-            "endpoint": _endpoint_text(r.address, r.port),
-            "node": r.node,
-            "weight": r.weight,
-            "state": r.state,
-            "revision": r.revision,
-        }
-
-    def list_endpoints(self, app: str, *, after: str | None = None, limit: int = 100) -> Page:
+    def list_endpoints(
+        self, app: str, *, after: str | None = None, limit: int = 100
+    ) -> Page[EndpointRecord]:
         self.get_app(app)
         q = sa.select(endpoints_t).where(endpoints_t.c.app == app)
         q = q.order_by(endpoints_t.c.address, endpoints_t.c.port)
@@ -754,7 +750,7 @@ class Store(PublisherLease):
                     sa.and_(endpoints_t.c.address == a, endpoints_t.c.port > e.port),
                 )
             )
-        return self._page(q, limit, self._endpoint_item, "endpoint")
+        return self._page(q, limit, _endpoint_record, lambda e: e.text)
 
     def set_endpoints(
         self,
@@ -763,7 +759,7 @@ class Store(PublisherLease):
         *,
         remove: Sequence[str] = (),
         force: bool = False,
-    ) -> Written:
+    ) -> Written[EndpointsChanged]:
         """Add or update endpoints and remove others, in one transaction.
 
         ``items`` are ``{"address", "port", "weight"?, "state"?, "node"?}``; ``remove`` are
@@ -799,7 +795,7 @@ class Store(PublisherLease):
         wanted: list[dict[str, Any]],
         gone: list[tuple[str, int]],
         force: bool,
-    ) -> Written:
+    ) -> Written[EndpointsChanged]:
         with self._write(forced=force) as tx:
             if tx.conn.execute(_APP_EXISTS, {"b_app": app}).first() is None:
                 raise NotFound(f"app {app!r} does not exist")
@@ -848,7 +844,7 @@ class Store(PublisherLease):
             last = tx.last
         if removing and not force:
             self._record_churn(app, len(removing), added=len(inserts))
-        return Written({"changed": len(inserts) + len(updates), "removed": len(removing)}, last)
+        return Written(EndpointsChanged(len(inserts) + len(updates), len(removing)), last)
 
     def _check_churn(self, app: str, *, removed: int, added: int, remaining: int) -> None:
         now = self.clock()
@@ -956,18 +952,14 @@ class Store(PublisherLease):
 
     # -- VIPs and nodes -----------------------------------------------------------------
 
-    def list_vips(self) -> list[dict[str, Any]]:
+    def list_vips(self) -> list[VipRecord]:
         with self._connect() as conn:
             rows = conn.execute(sa.select(vips_t)).all()
-        items = [
-            {"address": r.address, "state": r.state, "reason": r.reason, "revision": r.revision}
-            for r in rows
-        ]
-        return sorted(items, key=lambda i: _ip_key(i["address"]))
+        return sorted((_vip_record(r) for r in rows), key=lambda v: _ip_key(v.vip.address))
 
     def set_vip(
         self, address: str, state: str, *, reason: str = "", if_match: IfMatch = None
-    ) -> Written:
+    ) -> Written[VipRecord]:
         try:
             text = addr.format_ip(addr.parse_ip(address))
         except addr.AddressError as e:
@@ -984,7 +976,7 @@ class Store(PublisherLease):
                 raise NotFound(f"VIP {text} is not in the pod's VIP pool")
             _precondition(f"VIP {text}", row.revision, if_match)
             if (row.state, row.reason) == (st, reason):
-                return Written(dict(row._mapping), tx.base)
+                return Written(_vip_record(row), tx.base)
             rev = tx.emit(ops.vip(text, st, reason))
             tx.conn.execute(
                 vips_t.update()
@@ -992,14 +984,15 @@ class Store(PublisherLease):
                 .values(state=st, reason=reason, revision=rev)
             )
             last = tx.last
-        return Written({"address": text, "state": st, "reason": reason, "revision": rev}, last)
+        ip = addr.parse_ip(text)
+        return Written(VipRecord(Vip(ip, VipState(st), reason), rev), last)
 
-    def list_nodes(self) -> list[dict[str, Any]]:
+    def list_nodes(self) -> list[NodeRecord]:
         with self._connect() as conn:
             rows = conn.execute(sa.select(nodes_t).order_by(nodes_t.c.name)).all()
-        return [dict(r._mapping) for r in rows]
+        return [_node_record(r) for r in rows]
 
-    def set_node(self, name: str, state: str, *, reason: str = "") -> Written:
+    def set_node(self, name: str, state: str, *, reason: str = "") -> Written[NodeRecord]:
         try:
             st = NodeState(state).value
         except ValueError:
@@ -1013,7 +1006,7 @@ class Store(PublisherLease):
             if row is None:
                 raise NotFound(f"node {name!r} is not in pod.lock")
             if (row.state, row.reason) == (st, reason):
-                return Written(dict(row._mapping), tx.base)
+                return Written(_node_record(row), tx.base)
             rev = tx.emit(ops.node(name, st, reason))
             tx.conn.execute(
                 nodes_t.update()
@@ -1021,7 +1014,7 @@ class Store(PublisherLease):
                 .values(state=st, reason=reason, revision=rev)
             )
             last = tx.last
-        return Written({"name": name, "state": st, "reason": reason, "revision": rev}, last)
+        return Written(NodeRecord(Node(name, NodeState(st), reason), rev), last)
 
     # -- the publisher's side -----------------------------------------------------------
 
@@ -1138,6 +1131,48 @@ def _facts(r: Any) -> issuance.Facts:
             last_success=r.last_success,
         )
     return issuance.Facts(r.name, r.source, r.cert_not_after, record)
+
+
+def _app_record(r: Any) -> AppRecord:
+    settings = MappingProxyType(json.loads(r.settings))
+    return AppRecord(App(r.name, r.owner, r.shard_seed, settings), r.revision)
+
+
+def _domain_record(r: Any) -> DomainRecord:
+    return DomainRecord(r.name, r.app, r.revision)
+
+
+def _endpoint_record(r: Any) -> EndpointRecord:
+    ip = IPv6Address(r.address)
+    return EndpointRecord(
+        r.app, Endpoint(ip, r.port, r.weight, EndpointState(r.state)), r.node, r.revision
+    )
+
+
+def _vip_record(r: Any) -> VipRecord:
+    return VipRecord(Vip(addr.parse_ip(r.address), VipState(r.state), r.reason), r.revision)
+
+
+def _node_record(r: Any) -> NodeRecord:
+    return NodeRecord(Node(r.name, NodeState(r.state), r.reason), r.revision)
+
+
+def _cert_info(r: Any) -> CertInfo:
+    """The public facts of a stored certificate: its ``info`` column (JSON, as
+    :meth:`sixpod.tenants.certs.Certificate.public` wrote it) and where it came from."""
+    info = json.loads(r.info)
+    return CertInfo(
+        domain=info["domain"],
+        names=tuple(info["names"]),
+        not_before=dt.datetime.fromisoformat(info["not_before"]),
+        not_after=dt.datetime.fromisoformat(info["not_after"]),
+        issuer=info["issuer"],
+        fingerprint=info["fingerprint"],
+        key_type=info["key_type"],
+        chain_length=info["chain_length"],
+        source=r.source,
+        stored_at=r.stored_at,
+    )
 
 
 def _cert_op(r: Any, sealed_key: str) -> ops.Op:
@@ -1278,6 +1313,5 @@ def _reason(reason: str) -> None:
     text_field(reason, "reason")
 
 
-def _ip_key(text: str) -> tuple[int, int]:
-    ip = addr.parse_ip(text)
+def _ip_key(ip: IPv4Address | IPv6Address) -> tuple[int, int]:
     return (4 if isinstance(ip, IPv4Address) else 6, int(ip))
