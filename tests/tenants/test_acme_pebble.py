@@ -34,6 +34,7 @@ from sixpod.tenants import issuance
 from sixpod.tenants.api import create_api
 from sixpod.tenants.client import Client
 from sixpod.tenants.issuer import Issuer, IssuerSettings
+from sixpod.tenants.model import AppSpec
 from sixpod.tenants.publisher import Publisher
 from sixpod.tenants.store import Store
 from tenantkit import RunningPublisher, open_store
@@ -131,7 +132,7 @@ def test_new_domain_gets_a_certificate_renewal_replaces_it_and_failures_back_off
     pod: Pod, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = pod.store
-    store.create_app("shop")
+    store.create_app(AppSpec("shop"))
     for d in ("shop.example", "www.shop.example", "*.wild.example", "up.example"):
         store.attach_domain(d, "shop")
     chain, key = pki.site("up.example")
@@ -245,7 +246,7 @@ def _leaf_not_after(store: Store, domain: str) -> float:
 
 def test_a_challenge_the_edges_do_not_serve_fails_only_that_domain(pod: Pod) -> None:
     store = pod.store
-    store.create_app("shop")
+    store.create_app(AppSpec("shop"))
     store.attach_domain("ok.example", "shop")
     store.attach_domain("broken.example", "shop")
     real = store.put_challenge
@@ -268,7 +269,7 @@ def test_a_challenge_the_edges_do_not_serve_fails_only_that_domain(pod: Pod) -> 
 def test_a_challenge_never_published_fails_the_order_and_is_withdrawn(
     pod: Pod, tmp_path: Path
 ) -> None:
-    pod.store.create_app("shop")
+    pod.store.create_app(AppSpec("shop"))
     pod.store.attach_domain("shop.example", "shop")
     stuck = Issuer(
         pod.store,

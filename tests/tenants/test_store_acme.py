@@ -12,6 +12,7 @@ import pki
 from sixpod.inventory.lock import Lock
 from sixpod.tenants import issuance, ops
 from sixpod.tenants.errors import Conflict, InvalidInput, NotFound
+from sixpod.tenants.model import AppSpec
 from sixpod.tenants.store import Store
 from tenantkit import open_store
 
@@ -73,7 +74,7 @@ def test_a_bad_challenge_changes_nothing(
 
 
 def test_acme_facts_join_domains_certs_and_records(store: Store) -> None:
-    store.create_app("shop")
+    store.create_app(AppSpec("shop"))
     for d in ("a.example", "b.example", "*.c.example"):
         store.attach_domain(d, "shop")
     chain, key = pki.site("b.example")
@@ -95,7 +96,7 @@ def test_acme_facts_join_domains_certs_and_records(store: Store) -> None:
 
 
 def test_records_of_detached_domains_and_stale_challenges_are_pruned(store: Store) -> None:
-    store.create_app("shop")
+    store.create_app(AppSpec("shop"))
     store.attach_domain("a.example", "shop")
     store.record_acme("a.example", issuance.Record(issuance.Status.PENDING))
     store.put_challenge(TOKEN, KEYAUTH, domain="a.example")

@@ -39,14 +39,20 @@ from sixpod.tenants.model import (
     WEIGHT_DEFAULT,
     WEIGHT_MAX,
     WEIGHT_MIN,
+    AppPatch,
     AppRecord,
+    AppSpec,
     CertInfo,
     DomainRecord,
     EndpointRecord,
+    EndpointRef,
+    EndpointSpec,
     EndpointState,
     NodeRecord,
+    NodeSpec,
     NodeState,
     VipRecord,
+    VipSpec,
     VipState,
 )
 from sixpod.tenants.store import Page, Store, Written
@@ -79,6 +85,10 @@ def problem(status: int, kind: str, detail: str, instance: str) -> JSONResponse:
 
 
 class _Body(BaseModel):
+    """A request body's wire schema: its shape and the bounds of :mod:`sixpod.tenants.model`,
+    stated so the OpenAPI document shows them. The rules are the typed values' (AppSpec,
+    EndpointSpec, VipSpec, ...): each handler builds them, and the store takes nothing else."""
+
     model_config = ConfigDict(extra="forbid")
 
 
@@ -491,9 +501,7 @@ def create_api(
 
     @app.post("/v1/apps", dependencies=v1, status_code=201)
     def create_app(body: AppCreate, response: Response) -> dict[str, Any]:
-        w = store.create_app(
-            body.name, owner=body.owner, shard_seed=body.shard_seed, settings=body.settings
-        )
+        w = store.create_app(AppSpec(body.name, body.owner, body.shard_seed, body.settings))
         response.headers["Location"] = f"/v1/apps/{body.name}"
         return _written(w, response)
 
@@ -507,13 +515,9 @@ def create_api(
     def update_app(
         name: str, body: AppUpdate, response: Response, if_match: IfMatch = None
     ) -> dict[str, Any]:
-        w = store.update_app(
-            name,
-            if_match=_if_match(if_match),
-            owner=body.owner,
-            shard_seed=body.shard_seed,
-            settings=body.settings,
-        )
+        revisions = _if_match(if_match)
+        patch = AppPatch(body.owner, body.shard_seed, body.settings)
+        w = store.update_app(name, patch, if_match=revisions)
         return _written(w, response)
 
     @app.delete("/v1/apps/{name}", dependencies=v1, status_code=204)
@@ -531,14 +535,17 @@ def create_api(
 
     @app.post("/v1/apps/{name}/endpoints", dependencies=v1)
     def change_endpoints(name: str, body: EndpointsChange, response: Response) -> dict[str, Any]:
-        items = [e.model_dump(exclude_none=True, mode="json") for e in body.endpoints]
-        w = store.set_endpoints(name, items, remove=body.remove, force=body.force)
+        items = [
+            EndpointSpec.parse(e.address, e.port, e.weight, e.state, e.node) for e in body.endpoints
+        ]
+        remove = [EndpointRef.parse(text) for text in body.remove]
+        w = store.set_endpoints(name, items, remove=remove, force=body.force)
         response.headers["X-Sixpod-Revision"] = str(w.revision)
         return {"changed": w.item.changed, "removed": w.item.removed}
 
     @app.delete("/v1/apps/{name}/endpoints/{endpoint}", dependencies=v1, status_code=204)
     def delete_endpoint(name: str, endpoint: str, response: Response, force: bool = False) -> None:
-        w = store.set_endpoints(name, [], remove=[endpoint], force=force)
+        w = store.set_endpoints(name, [], remove=[EndpointRef.parse(endpoint)], force=force)
         if not w.item.removed:
             raise NotFound(f"app {name!r} has no endpoint {endpoint!r}")
         response.headers["X-Sixpod-Revision"] = str(w.revision)
@@ -607,7 +614,8 @@ def create_api(
     def set_vip(
         address: str, body: VipChange, response: Response, if_match: IfMatch = None
     ) -> dict[str, Any]:
-        w = store.set_vip(address, body.state, reason=body.reason, if_match=_if_match(if_match))
+        revisions = _if_match(if_match)
+        w = store.set_vip(VipSpec.parse(address, body.state, body.reason), if_match=revisions)
         return _written(w, response)
 
     @app.get("/v1/nodes", dependencies=v1)
@@ -616,7 +624,7 @@ def create_api(
 
     @app.put("/v1/nodes/{name}", dependencies=v1)
     def set_node(name: str, body: NodeChange, response: Response) -> dict[str, Any]:
-        return _written(store.set_node(name, body.state, reason=body.reason), response)
+        return _written(store.set_node(NodeSpec(name, body.state, body.reason)), response)
 
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

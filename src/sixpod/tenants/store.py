@@ -41,33 +41,28 @@ from sixpod.tenants.errors import (
 from sixpod.tenants.guard import ChurnWindow, GuardLimits
 from sixpod.tenants.lease import PublisherLease
 from sixpod.tenants.model import (
-    BODY_LIMIT_MAX,
-    BODY_LIMIT_SETTING,
-    HSTS_MAX,
-    HSTS_SETTING,
-    HTTPS_REDIRECT_SETTING,
     PAGE_MAX,
-    PORT_MAX,
-    PORT_MIN,
-    SHARD_SEED_MAX,
-    TEXT_MAX,
-    WEIGHT_DEFAULT,
-    WEIGHT_MAX,
-    WEIGHT_MIN,
     App,
+    AppPatch,
     AppRecord,
+    AppSpec,
     CertInfo,
     Challenge,
     DomainRecord,
     Endpoint,
     EndpointRecord,
+    EndpointRef,
+    EndpointSpec,
     EndpointState,
     Node,
     NodeRecord,
+    NodeSpec,
     NodeState,
     Vip,
     VipRecord,
+    VipSpec,
     VipState,
+    text_field,
 )
 from sixpod.tenants.outbox import OutboxRow
 from sixpod.tenants.schema import (
@@ -400,18 +395,9 @@ class Store(PublisherLease):
             raise NotFound(f"app {name!r} does not exist")
         return _app_record(row)
 
-    def create_app(
-        self,
-        name: str,
-        *,
-        owner: str = "",
-        shard_seed: int = 0,
-        settings: dict[str, Any] | None = None,
-    ) -> Written[AppRecord]:
-        names.app_name(name)
-        text_field(owner, "owner")
-        _shard_seed(shard_seed)
-        settings = _settings(settings)
+    def create_app(self, spec: AppSpec) -> Written[AppRecord]:
+        name, owner, shard_seed = spec.name, spec.owner, spec.shard_seed
+        settings = dict(spec.settings)
         with self._write() as tx:
             if tx.conn.execute(sa.select(apps_t.c.name).where(apps_t.c.name == name)).first():
                 raise Conflict(f"app {name!r} already exists")
@@ -430,19 +416,9 @@ class Store(PublisherLease):
         )
 
     def update_app(
-        self,
-        name: str,
-        *,
-        if_match: IfMatch = None,
-        owner: str | None = None,
-        shard_seed: int | None = None,
-        settings: dict[str, Any] | None = None,
+        self, name: str, patch: AppPatch, *, if_match: IfMatch = None
     ) -> Written[AppRecord]:
         _known_app(name)
-        if owner is not None:
-            text_field(owner, "owner")
-        if shard_seed is not None:
-            _shard_seed(shard_seed)
         with self._write() as tx:
             row = tx.conn.execute(sa.select(apps_t).where(apps_t.c.name == name)).first()
             if row is None:
@@ -451,9 +427,9 @@ class Store(PublisherLease):
             old = _app_record(row)
             new = App(
                 name,
-                old.app.owner if owner is None else owner,
-                old.app.shard_seed if shard_seed is None else shard_seed,
-                old.app.settings if settings is None else MappingProxyType(_settings(settings)),
+                old.app.owner if patch.owner is None else patch.owner,
+                old.app.shard_seed if patch.shard_seed is None else patch.shard_seed,
+                old.app.settings if patch.settings is None else patch.settings,
             )
             if new == old.app:
                 return Written(old, tx.base)
@@ -755,26 +731,21 @@ class Store(PublisherLease):
     def set_endpoints(
         self,
         app: str,
-        items: Sequence[dict[str, Any]],
+        items: Sequence[EndpointSpec],
         *,
-        remove: Sequence[str] = (),
+        remove: Sequence[EndpointRef] = (),
         force: bool = False,
     ) -> Written[EndpointsChanged]:
         """Add or update endpoints and remove others, in one transaction.
 
-        ``items`` are ``{"address", "port", "weight"?, "state"?, "node"?}``; ``remove`` are
-        ``[address]:port`` texts. Bad input anywhere rejects the whole call.
+        Each endpoint must lie in a node's /64 of pod.lock (and in the node it names, if it
+        names one); an endpoint may appear once per call. A refusal rejects the whole call.
         """
         _known_app(app)
         if len(items) + len(remove) > MAX_BATCH:
             raise InvalidInput(f"at most {MAX_BATCH} endpoints per call")
-        wanted = [self._endpoint_in(i, n) for n, i in enumerate(items)]
-        gone = []
-        for text in remove:
-            e = _parse_endpoint_text(text)
-            if not isinstance(e.ip, IPv6Address):
-                raise InvalidInput(f"endpoint {text!r}: containers are IPv6-only")
-            gone.append((addr.format_ip(e.ip), e.port))
+        wanted = [self._endpoint_row(e, n) for n, e in enumerate(items)]
+        gone = [(addr.format_ip(r.address), r.port) for r in remove]
         keys = [(w["address"], w["port"]) for w in wanted]
         if len(set(keys)) != len(keys) or set(keys) & set(gone):
             raise InvalidInput("an endpoint appears twice in one call")
@@ -905,48 +876,19 @@ class Store(PublisherLease):
                 found.update({(r.address, r.port): r.app for r in conn.execute(q)})
         return found
 
-    def _endpoint_in(self, item: dict[str, Any], n: int) -> dict[str, Any]:
-        where = f"endpoints[{n}]"
-        if not isinstance(item, dict):
-            raise InvalidInput(f"{where}: expected an object")
-        unknown = set(item) - {"address", "port", "weight", "state", "node"}
-        if unknown:
-            raise InvalidInput(f"{where}: unknown keys {sorted(unknown)}")
-        address = item.get("address")
-        if not isinstance(address, str):
-            raise InvalidInput(f"{where}.address: expected IPv6 address text")
-        ip = names.container_address(address)
-        port = item.get("port")
-        if not isinstance(port, int) or isinstance(port, bool) or not PORT_MIN <= port <= PORT_MAX:
+    def _endpoint_row(self, e: EndpointSpec, n: int) -> dict[str, Any]:
+        """The row of an endpoint, with the node whose /64 (in pod.lock) holds it."""
+        node = self.node_of(e.address) if self._lock is not None else e.node or ""
+        if e.node is not None and e.node != node:
             raise InvalidInput(
-                f"{where}.port: expected an integer {PORT_MIN}-{PORT_MAX}, got {port!r}"
-            )
-        weight = item.get("weight", WEIGHT_DEFAULT)
-        if (
-            not isinstance(weight, int)
-            or isinstance(weight, bool)
-            or not WEIGHT_MIN <= weight <= WEIGHT_MAX
-        ):
-            raise InvalidInput(
-                f"{where}.weight: expected an integer {WEIGHT_MIN}-{WEIGHT_MAX}, got {weight!r}"
-            )
-        state = item.get("state", "up")
-        try:
-            state = EndpointState(state).value
-        except ValueError:
-            choices = ", ".join(s.value for s in EndpointState)
-            raise InvalidInput(f"{where}.state: expected one of {choices}, got {state!r}") from None
-        node = self.node_of(ip) if self._lock is not None else str(item.get("node", ""))
-        if "node" in item and item["node"] != node:
-            raise InvalidInput(
-                f"{where}: {addr.format_ip(ip)} is inside node {node!r}'s /64, "
-                f"not {item['node']!r}'s"
+                f"endpoints[{n}]: {addr.format_ip(e.address)} is inside node {node!r}'s /64, "
+                f"not {e.node!r}'s"
             )
         return {
-            "address": addr.format_ip(ip),
-            "port": port,
-            "weight": weight,
-            "state": state,
+            "address": addr.format_ip(e.address),
+            "port": e.port,
+            "weight": e.weight,
+            "state": e.state.value,
             "node": node,
         }
 
@@ -957,19 +899,8 @@ class Store(PublisherLease):
             rows = conn.execute(sa.select(vips_t)).all()
         return sorted((_vip_record(r) for r in rows), key=lambda v: _ip_key(v.vip.address))
 
-    def set_vip(
-        self, address: str, state: str, *, reason: str = "", if_match: IfMatch = None
-    ) -> Written[VipRecord]:
-        try:
-            text = addr.format_ip(addr.parse_ip(address))
-        except addr.AddressError as e:
-            raise InvalidInput(f"VIP: {e}") from None
-        try:
-            st = VipState(state).value
-        except ValueError:
-            choices = ", ".join(s.value for s in VipState)
-            raise InvalidInput(f"VIP state: expected one of {choices}, got {state!r}") from None
-        _reason(reason)
+    def set_vip(self, spec: VipSpec, *, if_match: IfMatch = None) -> Written[VipRecord]:
+        text, st, reason = addr.format_ip(spec.address), spec.state.value, spec.reason
         with self._write() as tx:
             row = tx.conn.execute(sa.select(vips_t).where(vips_t.c.address == text)).first()
             if row is None:
@@ -984,21 +915,15 @@ class Store(PublisherLease):
                 .values(state=st, reason=reason, revision=rev)
             )
             last = tx.last
-        ip = addr.parse_ip(text)
-        return Written(VipRecord(Vip(ip, VipState(st), reason), rev), last)
+        return Written(VipRecord(Vip(spec.address, spec.state, reason), rev), last)
 
     def list_nodes(self) -> list[NodeRecord]:
         with self._connect() as conn:
             rows = conn.execute(sa.select(nodes_t).order_by(nodes_t.c.name)).all()
         return [_node_record(r) for r in rows]
 
-    def set_node(self, name: str, state: str, *, reason: str = "") -> Written[NodeRecord]:
-        try:
-            st = NodeState(state).value
-        except ValueError:
-            choices = ", ".join(s.value for s in NodeState)
-            raise InvalidInput(f"node state: expected one of {choices}, got {state!r}") from None
-        _reason(reason)
+    def set_node(self, spec: NodeSpec) -> Written[NodeRecord]:
+        name, st, reason = spec.name, spec.state.value, spec.reason
         if self._lock is not None and name not in self._lock.nodes:
             raise NotFound(f"node {name!r} is not in pod.lock")
         with self._write() as tx:
@@ -1014,7 +939,7 @@ class Store(PublisherLease):
                 .values(state=st, reason=reason, revision=rev)
             )
             last = tx.last
-        return Written(NodeRecord(Node(name, NodeState(st), reason), rev), last)
+        return Written(NodeRecord(Node(name, spec.state, reason), rev), last)
 
     # -- the publisher's side -----------------------------------------------------------
 
@@ -1203,114 +1128,16 @@ def _precondition(what: str, current: int, if_match: IfMatch) -> None:
         )
 
 
-MAX_SETTINGS_DEPTH = 16
-
-
-def _depth(value: Any, limit: int) -> int:
-    if limit < 0:
-        return 1
-    if isinstance(value, dict):
-        return 1 + max((_depth(v, limit - 1) for v in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((_depth(v, limit - 1) for v in value), default=0)
-    return 0
-
-
-def _settings(settings: dict[str, Any] | None) -> dict[str, Any]:
-    settings = settings or {}
-    if not isinstance(settings, dict):
-        raise InvalidInput("settings: expected a JSON object")
-    if _depth(settings, MAX_SETTINGS_DEPTH) > MAX_SETTINGS_DEPTH:
-        raise InvalidInput(f"settings: nested deeper than {MAX_SETTINGS_DEPTH} levels")
-    try:
-        text = json.dumps(settings, sort_keys=True, allow_nan=False, ensure_ascii=False)
-        text.encode("utf-8")
-    except ValueError as e:  # NaN/Infinity, or a lone surrogate (UnicodeEncodeError)
-        raise InvalidInput(f"settings: not storable as JSON text: {e}") from None
-    if len(text) > 16384:
-        raise InvalidInput(f"settings: {len(text)} characters of JSON, over the 16 KiB limit")
-    where = _nul_in(settings, "settings")
-    if where is not None:  # the JSON text has it escaped as \u0000: look at the values
-        raise InvalidInput(f"{where}: holds a NUL character, which no text column can store")
-    if BODY_LIMIT_SETTING in settings:  # the edge enforces it: a value it would ignore is wrong
-        limit = settings[BODY_LIMIT_SETTING]
-        if (
-            isinstance(limit, bool)
-            or not isinstance(limit, int)
-            or not 1 <= limit <= BODY_LIMIT_MAX
-        ):
-            raise InvalidInput(
-                f"settings.{BODY_LIMIT_SETTING}: expected a whole number of bytes from 1 to "
-                f"{BODY_LIMIT_MAX}, got {json.dumps(limit)[:40]}"
-            )
-    if HTTPS_REDIRECT_SETTING in settings and not isinstance(
-        settings[HTTPS_REDIRECT_SETTING], bool
-    ):
-        raise InvalidInput(
-            f"settings.{HTTPS_REDIRECT_SETTING}: expected true or false, got "
-            f"{json.dumps(settings[HTTPS_REDIRECT_SETTING])[:40]}"
-        )
-    if HSTS_SETTING in settings:
-        age = settings[HSTS_SETTING]
-        if isinstance(age, bool) or not isinstance(age, int) or not 0 <= age <= HSTS_MAX:
-            raise InvalidInput(
-                f"settings.{HSTS_SETTING}: expected whole seconds from 0 (withdraws the policy) to "
-                f"{HSTS_MAX}, got {json.dumps(age)[:40]}"
-            )
-    return dict(json.loads(text))
-
-
-def _nul_in(value: Any, where: str) -> str | None:
-    """The path of the first key or string holding a NUL, or None."""
-    if isinstance(value, str):
-        return where if "\x00" in value else None
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if "\x00" in k:
-                return f"{where} key {k!r}"
-            found = _nul_in(v, f"{where}.{k}")
-            if found is not None:
-                return found
-    if isinstance(value, list):
-        for i, v in enumerate(value):
-            found = _nul_in(v, f"{where}[{i}]")
-            if found is not None:
-                return found
-    return None
-
-
-def text_field(value: str, what: str, *, limit: int = TEXT_MAX) -> str:
-    """One line of printable text (owner, reason): no control characters, at most ``limit``."""
-    if not isinstance(value, str) or len(value) > limit:
-        raise InvalidInput(f"{what}: expected text of at most {limit} characters")
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise InvalidInput(f"{what}: control characters (line breaks, NUL) are not allowed")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidInput(f"{what}: not valid Unicode text") from None
-    return value
-
-
 def _known_app(name: str) -> None:
     """A name that cannot be an app's cannot name an existing one: 404 without a query."""
     if not names.is_app_name(name):  # not app_name: an app stored as xn--zz stays reachable
         raise NotFound(f"app {name!r} does not exist")
 
 
-def _shard_seed(seed: int) -> None:
-    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= SHARD_SEED_MAX:
-        raise InvalidInput(f"shard_seed: expected an integer 0-{SHARD_SEED_MAX}, got {seed!r}")
-
-
 def _cursor(after: str | None) -> str | None:
     if after is not None:
         text_field(after, "after", limit=300)
     return after
-
-
-def _reason(reason: str) -> None:
-    text_field(reason, "reason")
 
 
 def _ip_key(ip: IPv4Address | IPv6Address) -> tuple[int, int]:
