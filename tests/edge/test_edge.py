@@ -301,7 +301,7 @@ def test_agent_restart_and_full_pushes_never_interrupt_serving(
     hosts = []
     for i in range(150):
         store.create_app(AppSpec(f"app{i}"))
-        store.set_endpoints(f"app{i}", [{"address": f"{NODE_NET}:1::{i + 1:x}", "port": 8090}])
+        store.set_endpoints(f"app{i}", [EndpointSpec.parse(f"{NODE_NET}:1::{i + 1:x}", 8090)])
         store.attach_domain(f"app{i}.example.com", f"app{i}")
         hosts.append(f"app{i}.example.com")
     edge.start()
@@ -547,7 +547,7 @@ def test_a_full_dict_keeps_the_old_state_serving(
     wait_until(lambda: answer(edge.ns, "shop.example.com") == "a")
     store.create_app(AppSpec("huge"))
     store.set_endpoints(
-        "huge", [{"address": f"{NODE_NET}::{i:x}", "port": PORT} for i in range(0x100, 0x900)]
+        "huge", [EndpointSpec.parse(f"{NODE_NET}::{i:x}", PORT) for i in range(0x100, 0x900)]
     )
     store.attach_domain("huge.example.com", "huge")
     wait_until(lambda: edge.metric("sixpod_edge_push_errors_total") >= 1)

@@ -125,4 +125,8 @@ def test_the_store_still_checks_what_only_it_knows(store: Store, small_lock: Loc
         with pytest.raises(InvalidInput) as e:
             store.set_endpoints("shop", items)
         assert message in e.value.detail
+    with pytest.raises(TypeError, match="expected EndpointSpec"):  # not built: not checked
+        store.set_endpoints("shop", [{"address": inside_edge2, "port": 80}])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="expected AppSpec"):
+        store.create_app("blog")  # type: ignore[arg-type]
     assert store.head() == head  # nothing stored

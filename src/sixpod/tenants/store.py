@@ -396,6 +396,7 @@ class Store(PublisherLease):
         return _app_record(row)
 
     def create_app(self, spec: AppSpec) -> Written[AppRecord]:
+        _built(spec, AppSpec)
         name, owner, shard_seed = spec.name, spec.owner, spec.shard_seed
         settings = dict(spec.settings)
         with self._write() as tx:
@@ -419,6 +420,7 @@ class Store(PublisherLease):
         self, name: str, patch: AppPatch, *, if_match: IfMatch = None
     ) -> Written[AppRecord]:
         _known_app(name)
+        _built(patch, AppPatch)
         with self._write() as tx:
             row = tx.conn.execute(sa.select(apps_t).where(apps_t.c.name == name)).first()
             if row is None:
@@ -745,7 +747,7 @@ class Store(PublisherLease):
         if len(items) + len(remove) > MAX_BATCH:
             raise InvalidInput(f"at most {MAX_BATCH} endpoints per call")
         wanted = [self._endpoint_row(e, n) for n, e in enumerate(items)]
-        gone = [(addr.format_ip(r.address), r.port) for r in remove]
+        gone = [(addr.format_ip(_built(r, EndpointRef).address), r.port) for r in remove]
         keys = [(w["address"], w["port"]) for w in wanted]
         if len(set(keys)) != len(keys) or set(keys) & set(gone):
             raise InvalidInput("an endpoint appears twice in one call")
@@ -878,6 +880,7 @@ class Store(PublisherLease):
 
     def _endpoint_row(self, e: EndpointSpec, n: int) -> dict[str, Any]:
         """The row of an endpoint, with the node whose /64 (in pod.lock) holds it."""
+        _built(e, EndpointSpec)
         node = self.node_of(e.address) if self._lock is not None else e.node or ""
         if e.node is not None and e.node != node:
             raise InvalidInput(
@@ -900,6 +903,7 @@ class Store(PublisherLease):
         return sorted((_vip_record(r) for r in rows), key=lambda v: _ip_key(v.vip.address))
 
     def set_vip(self, spec: VipSpec, *, if_match: IfMatch = None) -> Written[VipRecord]:
+        _built(spec, VipSpec)
         text, st, reason = addr.format_ip(spec.address), spec.state.value, spec.reason
         with self._write() as tx:
             row = tx.conn.execute(sa.select(vips_t).where(vips_t.c.address == text)).first()
@@ -923,6 +927,7 @@ class Store(PublisherLease):
         return [_node_record(r) for r in rows]
 
     def set_node(self, spec: NodeSpec) -> Written[NodeRecord]:
+        _built(spec, NodeSpec)
         name, st, reason = spec.name, spec.state.value, spec.reason
         if self._lock is not None and name not in self._lock.nodes:
             raise NotFound(f"node {name!r} is not in pod.lock")
@@ -1126,6 +1131,14 @@ def _precondition(what: str, current: int, if_match: IfMatch) -> None:
         raise PreconditionFailed(
             f"{what} is at revision {current}, not {shown}: re-read it and retry"
         )
+
+
+def _built(value: T, kind: type[T]) -> T:
+    """``value``, if it is a ``kind`` (which checked itself when built); a caller that passes
+    anything else (a dict, text) is refused before anything is read or written."""
+    if not isinstance(value, kind):
+        raise TypeError(f"expected {kind.__name__} (sixpod.tenants.model), got {value!r:.80}")
+    return value
 
 
 def _known_app(name: str) -> None:
