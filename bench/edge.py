@@ -26,6 +26,10 @@ worker, ``taskset``); CPU 1: wrk (``-t1``) and the backend.
   1 ms bunches) over 100 connections; a late slot is sent at once, so a stall is caught up
   rather than dropped (coordinated omission is bounded by the 100 connections). wrk's
   latency runs from the send. Median p99 of ``RUNS`` runs; the achieved rates are reported.
+  The worker's CPU per request in these runs is reported too
+  (``cpu_per_request_at_half_load_vs_plain``, not a target): at the same offered rate both
+  proxies batch alike, while at peak a slower proxy leaves wrk and the backend idle more
+  often and pays more for waking them.
 - **Change to live**: 120 changes through the controller's HTTP API, alternately a new
   domain attached to a loaded app and the endpoint of a one-endpoint app moved to a new
   address, under load: wrk on sixpod's nginx meanwhile, closed loop (``_peak``, the target)

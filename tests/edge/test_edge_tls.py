@@ -145,6 +145,18 @@ def test_only_tls_1_2_and_1_3(edge: Edge, sites: dict[str, tuple[str, str]]) -> 
     assert not old["ok"]
     assert "version" in old["error"].lower()
 
+    def tls12(cipher: str) -> bool:
+        r = edge.ns.run(
+            "openssl", "s_client", "-connect", f"[::1]:{TLS_PORT}", "-servername",
+            "shop.example.com", "-tls1_2", "-cipher", cipher, check=False,
+        )  # fmt: skip
+        return r.returncode == 0 and "BEGIN CERTIFICATE" in r.stdout
+
+    # TLS 1.2: forward secret AEAD suites only (no static RSA, no CBC, no SHA-1 MACs)
+    assert tls12("ECDHE-ECDSA-AES128-GCM-SHA256")
+    for weak in ("AES128-GCM-SHA256", "ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA384"):
+        assert not tls12(weak), weak
+
 
 def test_a_certificate_replaced_or_removed_applies_live(
     edge: Edge, pod: tuple[Store, RedisServer], sites: dict[str, tuple[str, str]]
@@ -152,13 +164,30 @@ def test_a_certificate_replaced_or_removed_applies_live(
     store, _ = pod
     start_tls(edge)
     master = edge.nginx_pid()
+    workers = sorted(_workers(master))
     assert handshake(edge, "shop.example.com")["fingerprint"] == fingerprint(sites["shop"][0])
     chain, key = pki.site("shop.example.com")
     store.put_cert("shop.example.com", chain, key)
     wait_until(lambda: handshake(edge, "shop.example.com")["fingerprint"] == fingerprint(chain))
     store.delete_cert("blog.example.org")
     wait_until(lambda: not handshake(edge, "blog.example.org")["ok"])
+    # no reload either: the same master and the same workers
     assert edge.nginx_pid() == master
+    assert sorted(_workers(master)) == workers
+    # no key in any log the edge writes
+    for log in ("agent.log", "error.log", "access.log"):
+        text = (edge.tmp / log).read_text()
+        assert "PRIVATE KEY" not in text, log
+        assert key.splitlines()[1] not in text, log
+
+
+def _gone(pid: int) -> bool:
+    """Whether ``pid`` has exited (a zombie its parent has not reaped yet counts)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
 def test_nginx_restarted_gets_every_certificate_again_before_health_passes(
@@ -167,6 +196,8 @@ def test_nginx_restarted_gets_every_certificate_again_before_health_passes(
     start_tls(edge)
     old = edge.nginx_pid()
     os.kill(old, signal.SIGTERM)
+    # observe only the new nginx: the old master exits after its workers
+    wait_until(lambda: _gone(old), timeout=20)
     # until the new nginx holds this agent's certificates again, health never passes
     seen: list[tuple[int, bool]] = []
 
@@ -445,3 +476,219 @@ def test_reloads_do_not_pile_up_old_workers_held_by_long_connections(
         wait_until(lambda old=key: tlsfiles.ticket_path(run, 0).read_bytes() != old)
         time.sleep(1.0)
     wait_until(lambda: len(_workers(master)) <= base, timeout=10)
+
+
+RAWSNI = ROOT / "tests" / "edge" / "rawsni.py"
+
+
+def raw_sni(edge: Edge, sni: bytes | None) -> dict[str, Any]:
+    arg = "-" if sni is None else sni.hex()
+    r = edge.ns.run(sys.executable, str(RAWSNI), "::1", str(TLS_PORT), arg, check=False)
+    assert r.returncode == 0, r.stderr
+    return dict(json.loads(r.stdout))
+
+
+def test_hostile_server_names_get_the_right_certificate_or_none(
+    edge: Edge, pod: tuple[Store, RedisServer], sites: dict[str, tuple[str, str]]
+) -> None:
+    """Any bytes in the SNI extension: a name that is one of ours (in any case, with a
+    trailing dot, as an A-label) gets its certificate; anything else (NUL, raw UTF-8, too
+    long, an IP literal, our internal keys, empty, none) a refusal; no worker crashes."""
+    store, _ = pod
+    idn = pki.site("xn--bcher-kva.example")
+    store.put_cert("bücher.example", *idn)
+    start_tls(edge)
+    wait_until(lambda: handshake(edge, "xn--bcher-kva.example")["ok"])
+    want = {name: fingerprint(chain) for name, (chain, _) in sites.items()}
+    good = {
+        b"SHOP.EXAMPLE.COM": want["shop"],
+        b"shop.example.com.": want["shop"],
+        b"A.Wild.Example.NET.": want["wild"],
+        b"XN--BCHER-KVA.example": fingerprint(idn[0]),
+    }
+    for sni, fp in good.items():
+        got = raw_sni(edge, sni)
+        assert got.get("fingerprint") == fp, (sni, got)
+    bad = [
+        b"shop.example.com\x00.evil.example",
+        b"shop.example.com\x00",
+        "shöp.example.com".encode(),
+        "bücher.example".encode(),
+        b"shop.example.com..",
+        b".shop.example.com",
+        b"shop..example.com",
+        b"*.wild.example.net",
+        b"a.*.wild.example.net",
+        b"\x01generation",
+        b"a" * 63 + b"." + b"b" * 63 + b"." + b"c" * 63 + b"." + b"d" * 61,
+        b"a" * 255,
+        b"a" * 1000 + b".shop.example.com",
+        b"127.0.0.1",
+        b"::1",
+        b"[::1]",
+        b"shop.example.com:443",
+        b"shop.example.com/x",
+        b"shop.example.com shop.example.com",
+        b"",
+        None,
+    ]
+    for sni in bad:
+        got = raw_sni(edge, sni)
+        assert not got["ok"], (sni, got)
+    # the node still serves, with the workers it had
+    assert handshake(edge, "shop.example.com")["fingerprint"] == want["shop"]
+    assert "exited on signal" not in (edge.tmp / "error.log").read_text()
+
+
+_HANDSHAKES = """
+import hashlib, json, socket, ssl, sys, time
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+end = time.monotonic() + float(sys.argv[3])
+while time.monotonic() < end:
+    try:
+        with socket.create_connection(("::1", int(sys.argv[1])), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname=sys.argv[2]) as s:
+                der = s.getpeercert(binary_form=True)
+                print(hashlib.sha256(der).hexdigest(), flush=True)
+    except (OSError, ssl.SSLError):
+        print("refused", flush=True)
+"""
+
+
+def test_certificates_deleted_and_replaced_under_handshakes_never_serve_another(
+    edge: Edge, pod: tuple[Store, RedisServer], sites: dict[str, tuple[str, str]]
+) -> None:
+    """Handshakes run without pause while a domain's exact certificate is replaced and then
+    deleted (its wildcard takes over), and another domain's is deleted: each handshake gets
+    the old certificate, the new one, the wildcard or a refusal, never anything else."""
+    store, _ = pod
+    exact = pki.site("a.wild.example.net")
+    store.put_cert("a.wild.example.net", *exact)
+    start_tls(edge)
+    first = fingerprint(exact[0])
+    wait_until(lambda: handshake(edge, "a.wild.example.net")["fingerprint"] == first)
+    clients = {
+        sni: edge.ns.popen(sys.executable, "-c", _HANDSHAKES, str(TLS_PORT), sni, "6")
+        for sni in ("a.wild.example.net", "blog.example.org")
+    }
+    time.sleep(1)
+    newer = pki.site("a.wild.example.net")
+    store.put_cert("a.wild.example.net", *newer)
+    time.sleep(1)
+    store.delete_cert("a.wild.example.net")
+    store.delete_cert("blog.example.org")
+    seen = {}
+    for sni, p in clients.items():
+        out, _ = p.communicate(timeout=30)
+        seen[sni] = out.split()
+    allowed = {fingerprint(exact[0]), fingerprint(newer[0]), fingerprint(sites["wild"][0])}
+    assert set(seen["a.wild.example.net"]) <= allowed, set(seen["a.wild.example.net"]) - allowed
+    assert seen["a.wild.example.net"][-1] == fingerprint(sites["wild"][0])
+    assert set(seen["blog.example.org"]) <= {fingerprint(sites["blog"][0]), "refused"}
+    assert seen["blog.example.org"][-1] == "refused"
+    assert len(seen["blog.example.org"]) > 20
+    assert "exited on signal" not in (edge.tmp / "error.log").read_text()
+
+
+def test_redirects_never_leave_the_requested_host_and_challenge_paths_are_safe(
+    edge: Edge, pod: tuple[Store, RedisServer], sites: dict[str, tuple[str, str]]
+) -> None:
+    """The 308 goes to the host the request named, only when it is one of ours with a
+    certificate: a Host of someone else's, with userinfo, a port or an absolute-form request
+    line cannot make it point elsewhere. ACME challenge paths with dot segments, encoded
+    bytes or very long tokens are answered like any path: never a 500, never a file."""
+    store, _ = pod
+    for app in ("shop", "wild"):
+        store.update_app(app, AppPatch(settings={"https_redirect": True, "hsts_max_age": 60}))
+    start_tls(edge)
+    wait_until(lambda: edge.ns.get("shop.example.com")[0] == 308)
+    for host, path, want in (
+        ("evil.example", "/", None),
+        ("shop.example.com:8080", "/a?b=c", "https://shop.example.com/a?b=c"),
+        ("SHOP.example.com.", "/", "https://shop.example.com/"),
+        ("x.wild.example.net", "//evil.example/", "https://x.wild.example.net//evil.example/"),
+        ("x.y.wild.example.net", "/", None),  # routed by the wildcard, but no certificate
+    ):
+        status, _, headers = edge.ns.get(host, path)
+        if want is None:
+            assert status != 308, (host, status)
+        else:
+            assert (status, headers.get("location")) == (308, want), (host, path)
+        assert "strict-transport-security" not in headers
+    raw = ROOT / "tests" / "edge" / "rawhttp.py"
+    for request in (
+        "GET http://evil.example/ HTTP/1.1\\r\\nHost: shop.example.com\\r\\n\\r\\n",
+        "GET / HTTP/1.1\\r\\nHost: evil.example@shop.example.com\\r\\n\\r\\n",
+        "GET / HTTP/1.1\\r\\nHost: shop.example.com\\r\\nHost: evil.example\\r\\n\\r\\n",
+    ):
+        line = edge.ns.run(sys.executable, str(raw), str(PORT), request).stdout
+        assert " 308 " not in line, (request, line)
+    reply = edge.admin({"generation": edge.status()["generation"],
+                        "challenges": {"tok": "tok.thumb"}})  # fmt: skip
+    assert reply["ok"]
+    for path in (
+        "/.well-known/acme-challenge/../acme-challenge/tok",
+        "/.well-known/acme-challenge/%74ok",
+        "/.well-known/acme-challenge/./tok",
+    ):
+        status, body, _ = edge.ns.get("blog.example.org", path, "--path-as-is")
+        assert (status, body) == (200, "tok.thumb"), (path, status, body)
+    for path in (
+        "/.well-known/acme-challenge/../../../../etc/passwd",
+        "/.well-known/acme-challenge/%2e%2e/%2e%2e/etc/passwd",
+        "/.well-known/acme-challenge/tok%00",
+        "/.well-known/acme-challenge/tok/",
+        "/.well-known/acme-challenge/" + "A" * 8000,
+        "/.well-known/acme-challenge/" + "%41" * 5000,
+    ):
+        status, body, _ = edge.ns.get("blog.example.org", path, "--path-as-is")
+        assert status in (200, 400, 404, 414), (path, status)
+        assert "root:" not in body
+        assert body != "tok.thumb", path
+    assert "exited on signal" not in (edge.tmp / "error.log").read_text()
+    assert "lua entry thread aborted" not in (edge.tmp / "error.log").read_text()
+
+
+def test_a_session_is_never_resumed_under_a_name_the_edge_would_refuse(
+    edge: Edge, pod: tuple[Store, RedisServer], sites: dict[str, tuple[str, str]]
+) -> None:
+    """OpenSSL skips the certificate phase when a client resumes a session (ticket or
+    cache), so the SNI policy must hold before that: a session is never resumed for a name
+    the edge would refuse in a full handshake (one it holds no certificate for, or holds no
+    longer), in TLS 1.2 and 1.3; under its own name it resumes as before."""
+    store, _ = pod
+    start_tls(edge)
+    for version in ("1.2", "1.3"):
+        got = handshakes(
+            edge, "shop.example.com", "--version", version, "--count", "3", "--request",
+            "--later-sni", "nowhere.example",
+        )  # fmt: skip
+        assert got[0]["ok"]
+        assert [g["ok"] for g in got[1:]] == [False, False], (version, got)
+        got = handshakes(
+            edge, "shop.example.com", "--version", version, "--count", "2", "--request"
+        )
+        assert got[1]["reused"], (version, got)
+    argv = [sys.executable, str(CLIENT), "::1", str(TLS_PORT), "blog.example.org"]
+    clients = {
+        version: edge.ns.popen(*argv, "--version", version, "--count", "2", "--wait", "--request")
+        for version in ("1.2", "1.3")
+    }
+    for p in clients.values():
+        assert p.stdout is not None
+        first = json.loads(p.stdout.readline())
+        assert (first["ok"], first["status"]) == (True, 200), first
+    store.delete_cert("blog.example.org")
+    wait_until(lambda: not handshake(edge, "blog.example.org")["ok"])
+    for version, p in clients.items():
+        assert p.stdin is not None
+        assert p.stdout is not None
+        p.stdin.write("\n")
+        p.stdin.flush()
+        resumed = json.loads(p.stdout.readline())
+        assert not resumed["ok"], (version, resumed)
+        p.stdin.close()
+        p.wait(timeout=10)
+        p.stdout.close()

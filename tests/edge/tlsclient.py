@@ -2,10 +2,11 @@
 connection with what the handshake gave (or the error), resuming the first session after.
 
     tlsclient.py HOST PORT SNI [--alpn h2,http/1.1] [--version 1.1|1.2|1.3] [--count N]
-                 [--wait] [--request]
+                 [--wait] [--request] [--later-sni NAME]
 
 ``--wait``: before each connection after the first, wait for a line on stdin (the test
-changes something in between).
+changes something in between). ``--later-sni``: the connections after the first offer the
+first one's session under this name instead (what a client bent on resuming does).
 """
 
 from __future__ import annotations
@@ -37,10 +38,11 @@ def one(
     args: argparse.Namespace, ctx: ssl.SSLContext, session: ssl.SSLSession | None
 ) -> tuple[dict[str, object], ssl.SSLSession | None]:
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    name = args.later_sni if session is not None and args.later_sni else args.sni
     try:
         with socket.create_connection((args.host, args.port), timeout=5) as raw:
             assert raw.family == family
-            sni = args.sni or None
+            sni = name or None
             with ctx.wrap_socket(raw, server_hostname=sni, session=session) as s:
                 der = s.getpeercert(binary_form=True) or b""
                 out: dict[str, object] = {
@@ -52,7 +54,7 @@ def one(
                 }
                 if args.request:  # HTTP/1.1: also brings TLS 1.3's tickets in
                     s.sendall(
-                        f"GET / HTTP/1.1\r\nHost: {args.sni}\r\nConnection: close\r\n\r\n".encode()
+                        f"GET / HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n".encode()
                     )
                     data = b""
                     while chunk := s.recv(65536):
@@ -73,6 +75,7 @@ def main() -> None:
     p.add_argument("--count", type=int, default=1)
     p.add_argument("--wait", action="store_true")
     p.add_argument("--request", action="store_true")
+    p.add_argument("--later-sni")
     args = p.parse_args()
     ctx = context(args.version, args.alpn)
     session = None

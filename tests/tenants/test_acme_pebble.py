@@ -361,6 +361,9 @@ def test_the_controller_runs_the_issuer_when_enabled(tmp_path: Path) -> None:
                 assert "sixpod_acme_domains_in_backoff 0.0" in metrics
             assert responder.reader.state.certs["shop.example"].not_after > 0
             assert (tmp_path / "acme.key").stat().st_mode & 0o777 == 0o600
+            logged = (tmp_path / "controller.log").read_text()
+            assert "shop.example: obtained a certificate" in logged
+            assert "PRIVATE KEY" not in logged
         finally:
             proc.terminate()
             proc.wait(timeout=20)

@@ -528,15 +528,45 @@ def test_certificates_upload_show_list_delete_and_never_the_key(
     assert_problem(client.delete("/v1/certs/a.shop.example.com"), 404, "no certificate")
 
 
-def test_a_bad_certificate_upload_is_422_and_stores_nothing(client: TestClient) -> None:
+def test_a_bad_certificate_upload_is_422_and_stores_nothing(
+    client: TestClient, store: Store
+) -> None:
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.x509.oid import ExtensionOID
+
     import pki
 
+    head = store.head()
     chain, key = pki.site("shop.example.com")
     _, other_key = pki.site("shop.example.com")
+    end = "-----END CERTIFICATE-----\n"
+    leaf, inter = (block + end for block in chain.split(end)[:2])
+    expired, expired_key = pki.site("shop.example.com", now=dt.datetime.now(dt.UTC) - 200 * pki.DAY)
+    # a subjectAltName that does not parse (cryptography reads extensions lazily)
+    k = pki.ec.generate_private_key(pki.ec.SECP256R1())
+    san = x509.UnrecognizedExtension(ExtensionOID.SUBJECT_ALTERNATIVE_NAME, b"\x30\x7f")
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "shop.example.com")])
+    now = dt.datetime.now(dt.UTC)
+    broken = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(k.public_key())
+        .serial_number(1)
+        .not_valid_before(now - pki.DAY)
+        .not_valid_after(now + pki.DAY)
+        .add_extension(san, critical=False)
+        .sign(k, pki.hashes.SHA256())
+    )
     cases = [
         ({"chain": chain, "key": other_key}, "does not match the certificate"),
         ({"chain": "garbage", "key": key}, "chain: not PEM certificates"),
         ({"chain": chain, "key": "garbage"}, "key: not a PEM private key"),
+        ({"chain": expired, "key": expired_key}, "certificate: expired at"),
+        ({"chain": inter + leaf, "key": key}, "chain: out of order"),
+        ({"chain": pki.pem(broken), "key": pki.key_pem(k)}, "its extensions do not parse"),
         ({"chain": chain}, "key"),
         ({"chain": chain, "key": key, "extra": 1}, "extra"),
         ({"chain": chain, "key": 5}, "key"),
@@ -549,6 +579,7 @@ def test_a_bad_certificate_upload_is_422_and_stores_nothing(client: TestClient) 
     assert_problem(r, 422, "does not cover other.example.com")
     assert_problem(client.put("/v1/certs/bad_name", json={"chain": chain, "key": key}), 422)
     assert client.get("/v1/certs").json()["items"] == []
+    assert store.head() == head
 
 
 def test_validation_errors_are_in_the_operators_words(client: TestClient) -> None:

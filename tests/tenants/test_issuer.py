@@ -11,9 +11,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sixpod.inventory.load import load_model
+from sixpod.inventory.lock import Lock
 from sixpod.tenants.config import ControllerConfig
-from sixpod.tenants.issuance import DAY
-from sixpod.tenants.issuer import load_account_key
+from sixpod.tenants.issuance import DAY, Status
+from sixpod.tenants.issuer import Issuer, IssuerSettings, load_account_key
+from sixpod.tenants.model import AppSpec
+from tenantkit import open_store
 
 SIXPOD = str(Path(sys.executable).with_name("sixpod"))
 BASE = "token_file: t\nlock: l\nredis: {address: '[::1]:6379', password_file: p}\n"
@@ -80,3 +83,47 @@ def test_a_bad_acme_section_is_refused_with_its_position(
     assert "controller.yaml:" in r.stderr
     assert message in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_an_unexpected_error_fails_only_its_domain_and_a_detached_one_is_skipped(
+    tmp_path: Path, small_lock: Lock
+) -> None:
+    """Whatever one order raises (a bug, a foreign error nothing translated), that domain is
+    recorded failed with a backoff and the pass goes on to the others; a domain detached
+    while the pass runs is skipped, not an error that ends the pass."""
+    store = open_store(f"sqlite:///{tmp_path / 'tenants.db'}", small_lock)
+    try:
+        store.create_app(AppSpec("shop"))
+        for d in ("a.example", "b.example", "c.example"):
+            store.attach_domain(d, "shop")
+        issuer = Issuer(
+            store,
+            IssuerSettings(directory="https://127.0.0.1:1/dir", account_key=tmp_path / "k"),
+            published=lambda: 0,
+            clock=lambda: 1_000_000.0,
+            rand=lambda: 0.5,
+        )
+        ordered: list[str] = []
+
+        def obtain(domain: str) -> float:
+            ordered.append(domain)
+            if domain == "a.example":
+                store.detach_domain("b.example")
+                raise KeyError("status")  # what a malformed CA answer could raise
+            return 2_000_000.0
+
+        issuer._obtain = obtain  # type: ignore[method-assign]
+        issuer.tick()
+        assert ordered == ["a.example", "c.example"]
+        a = store.acme_domain("a.example").record
+        assert a is not None
+        assert a.status is Status.FAILED
+        assert a.failures == 1
+        assert "unexpected error" in a.error
+        assert a.next_attempt > 1_000_000.0
+        c = store.acme_domain("c.example").record
+        assert c is not None
+        assert c.status is Status.VALID
+        assert issuer.metrics.failures._value.get() == 1
+    finally:
+        store.close()

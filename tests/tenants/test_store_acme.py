@@ -126,3 +126,63 @@ def test_an_acme_certificate_never_replaces_an_upload(store: Store) -> None:
     assert store.get_cert("shop.example").source == "upload"
     with pytest.raises(InvalidInput, match="source"):
         store.put_cert("shop.example", chain, key, source="bogus")
+
+
+def test_an_uploaded_wildcard_covers_the_names_one_label_below_it(store: Store) -> None:
+    """The edge serves a name's exact certificate first, then the wildcard one label up; so
+    an uploaded wildcard wins for the names it covers only if ACME leaves them alone: none
+    is ordered, an ACME certificate one of them had is withdrawn (it would shadow the upload,
+    and expire there unrenewed), and an order in flight for one is refused. The parent and
+    names two labels down are not covered."""
+    store.create_app(AppSpec("shop"))
+    for d in ("shop.example", "www.shop.example", "a.b.shop.example", "*.shop.example"):
+        store.attach_domain(d, "shop")
+    acme_chain, acme_key = pki.site("www.shop.example")
+    store.put_cert("www.shop.example", acme_chain, acme_key, source="acme")
+    before = store.head()
+    wild_chain, wild_key = pki.site("*.shop.example")
+    store.put_cert("*.shop.example", wild_chain, wild_key)
+    with pytest.raises(NotFound):
+        store.get_cert("www.shop.example")
+    assert ops.cert_deleted("www.shop.example") in _ops_after(store, before)
+    facts = {f.domain: f for f in store.acme_facts()}
+    assert facts["www.shop.example"].cert_source == "upload"
+    now = store.clock()
+    views = {d: issuance.status(f, now, issuance.Policy()) for d, f in facts.items()}
+    assert views == {
+        "*.shop.example": issuance.Status.UPLOADED,
+        "www.shop.example": issuance.Status.UPLOADED,
+        "shop.example": issuance.Status.PENDING,
+        "a.b.shop.example": issuance.Status.PENDING,
+    }
+    assert store.acme_domain("www.shop.example").cert_source == "upload"
+    page, _ = store.list_acme(limit=10)
+    assert {f.domain: f.cert_source for f in page}["www.shop.example"] == "upload"
+    plan = issuance.plan(store.acme_facts(), now, issuance.Policy())
+    assert {w.domain for w in plan} == {"shop.example", "a.b.shop.example"}
+    head = store.head()
+    with pytest.raises(Conflict, match=r"\*\.shop\.example"):
+        store.put_cert("www.shop.example", acme_chain, acme_key, source="acme")
+    assert store.head() == head
+    # an exact upload still goes beside it; deleting the wildcard hands the names back
+    store.put_cert("www.shop.example", *pki.site("www.shop.example"))
+    store.delete_cert("www.shop.example")
+    store.delete_cert("*.shop.example")
+    assert store.acme_domain("www.shop.example").cert_source is None
+
+
+def test_acme_certificates_an_uploaded_wildcard_covers_are_withdrawn_at_migrate(
+    store: Store,
+) -> None:
+    """A store from a sixpod that ordered them holds both: the upload wins from the start."""
+    store.put_cert("*.shop.example", *pki.site("*.shop.example"))
+    store.put_cert("www.shop.example", *pki.site("www.shop.example"))
+    store.put_cert("a.b.shop.example", *pki.site("a.b.shop.example"))
+    with store.engine.begin() as conn:  # as an earlier release left them
+        conn.exec_driver_sql("UPDATE certs SET source = 'acme' WHERE domain <> '*.shop.example'")
+    before = store.head()
+    store.migrate()
+    assert _ops_after(store, before) == [ops.cert_deleted("www.shop.example")]
+    assert [c.domain for c in store.list_certs().items] == ["*.shop.example", "a.b.shop.example"]
+    store.migrate()
+    assert store.head() == before + 1

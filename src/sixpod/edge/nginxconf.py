@@ -72,6 +72,8 @@ def _tls(cfg: EdgeConfig) -> str:
     return f"""\
         ssl_certificate {d}/{PLACEHOLDER[0]};  # never sent: see ssl_certificate_by_lua
         ssl_certificate_key {d}/{PLACEHOLDER[1]};
+        # the SNI policy first, also for a resumed session (no certificate phase then)
+        ssl_client_hello_by_lua_block {{ require("sixpod_edge").client_hello() }}
         ssl_certificate_by_lua_block {{ require("sixpod_edge").certificate() }}
         ssl_protocols TLSv1.2 TLSv1.3;
         ssl_ciphers {CIPHERS};

@@ -6,8 +6,10 @@ raises :class:`~sixpod.tenants.errors.InvalidInput` naming the first thing that 
 text that is not PEM, a key that is encrypted, too weak or not the certificate's, a
 certificate that does not cover the domain (RFC 6125: subjectAltName DNS names only, a
 wildcard only as the whole leftmost label, covering exactly one label), one expired or not
-yet valid, a CA certificate as the leaf, or a chain out of order (each certificate must be
-issued, and signed, by the next). Messages never quote the key.
+yet valid, a CA certificate as the leaf, a leaf no browser accepts for a web server (a
+precertificate, one marked for other purposes, an unknown critical extension), a certificate
+whose extensions do not parse, or a chain out of order (each certificate must be issued, and
+signed, by the next). Messages never quote the key.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.utils import CryptographyDeprecationWarning
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from sixpod.tenants.errors import InvalidInput
 from sixpod.tenants.names import hostname
@@ -66,14 +70,16 @@ def covers(names: tuple[str, ...], domain: str) -> bool:
 
     A name equal to the domain covers it; ``*.example.com`` covers ``a.example.com`` (one
     label, RFC 6125 6.4.3) but neither ``example.com`` nor ``a.b.example.com``; a wildcard
-    domain needs the same wildcard in the certificate.
+    domain needs the same wildcard in the certificate. A wildcard of a single label
+    (``*.com``) covers nothing: browsers refuse it (RFC 6125 7.2), and the edge never
+    looks one up.
     """
     if domain in names:
         return True
     if domain.startswith("*."):
         return False
-    _, dot, parent = domain.partition(".")
-    return bool(dot) and f"*.{parent}" in names
+    parent = domain.partition(".")[2]
+    return "." in parent and f"*.{parent}" in names
 
 
 def _text(what: str, value: object) -> bytes:
@@ -94,17 +100,58 @@ def _chain(pem: str) -> list[x509.Certificate]:
         raise InvalidInput("chain: holds a PEM block that is not a CERTIFICATE (a key?)")
     try:
         certs = x509.load_pem_x509_certificates(data)
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):
         raise InvalidInput(
             "chain: not PEM certificates (or a certificate does not parse)"
         ) from None
+    except CryptographyDeprecationWarning:  # raised only where warnings are errors
+        raise InvalidInput(_NOT_POSITIVE) from None
     if len(certs) > MAX_CHAIN:
         raise InvalidInput(f"chain: {len(certs)} certificates, more than {MAX_CHAIN}")
+    for i, cert in enumerate(certs, start=1):
+        _parsed(i, cert)
     return certs
+
+
+_NOT_POSITIVE = (
+    "chain: a certificate's serial number is not positive (RFC 5280 4.1.2.2; TLS libraries "
+    "refuse it)"
+)
+
+
+def _parsed(i: int, cert: x509.Certificate) -> None:
+    """Refuse certificate ``i`` unless every part the checks read parses: cryptography
+    parses names, extensions and the public key only when first asked, so a malformed one
+    would otherwise surface later as a foreign error (a 500)."""
+    if cert.serial_number <= 0:
+        raise InvalidInput(_NOT_POSITIVE)
+    try:
+        cert.extensions  # noqa: B018
+    except x509.DuplicateExtension as e:
+        raise InvalidInput(
+            f"certificate {i}: extension {e.oid.dotted_string} given twice"
+        ) from None
+    except ValueError:
+        raise InvalidInput(f"certificate {i}: its extensions do not parse") from None
+    try:
+        cert.subject.rfc4514_string()
+        cert.issuer.rfc4514_string()
+    except ValueError:
+        raise InvalidInput(f"certificate {i}: its subject or issuer name does not parse") from None
+    try:
+        cert.public_key()
+    except (UnsupportedAlgorithm, ValueError):
+        raise InvalidInput(
+            f"certificate {i}: its public key is of a kind TLS here cannot use "
+            "(RSA or ECDSA expected) or does not parse"
+        ) from None
 
 
 def _key(pem: str) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
     data = _text("key", pem)
+    blocks = data.count(b"-----BEGIN ")
+    if blocks > 1:
+        raise InvalidInput(f"key: holds {blocks} PEM blocks; upload the one private key")
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except TypeError:
@@ -140,6 +187,31 @@ def _dns_names(cert: x509.Certificate) -> tuple[str, ...]:
     return tuple(sorted({n.lower().rstrip(".") for n in names}))
 
 
+def _for_web_servers(leaf: x509.Certificate) -> None:
+    """Refuse a leaf that browsers refuse for a web server whatever its names."""
+    for ext in leaf.extensions:
+        if isinstance(ext.value, x509.PrecertPoison):
+            raise InvalidInput(
+                "certificate: a precertificate (CT poison extension), not the issued "
+                "certificate: upload the one the CA delivered"
+            )
+        if ext.critical and isinstance(ext.value, x509.UnrecognizedExtension):
+            raise InvalidInput(
+                f"certificate: critical extension {ext.oid.dotted_string} that TLS clients "
+                "do not know (they refuse the certificate)"
+            )
+        if isinstance(ext.value, x509.ExtendedKeyUsage):
+            usages = set(ext.value)
+            if not usages & {
+                ExtendedKeyUsageOID.SERVER_AUTH,
+                ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE,
+            }:
+                raise InvalidInput(
+                    "certificate: its extended key usage does not include serverAuth (it is "
+                    "not for web servers)"
+                )
+
+
 def _is_ca(cert: x509.Certificate) -> bool:
     try:
         bc = cert.extensions.get_extension_for_class(x509.BasicConstraints)
@@ -171,6 +243,7 @@ def validate(domain: str, chain_pem: str, key_pem: str, *, now: dt.datetime) -> 
         raise InvalidInput("key: does not match the certificate (the chain's first one)")
     if _is_ca(leaf):
         raise InvalidInput("certificate: the first one is a CA certificate, not the site's")
+    _for_web_servers(leaf)
     names = _dns_names(leaf)
     if not covers(names, name):
         shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "") or "none"
@@ -183,7 +256,7 @@ def validate(domain: str, chain_pem: str, key_pem: str, *, now: dt.datetime) -> 
         child, parent = certs[i], certs[i + 1]
         try:
             child.verify_directly_issued_by(parent)
-        except (ValueError, TypeError, InvalidSignature):
+        except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
             raise InvalidInput(
                 f"chain: certificate {i + 1} ({child.subject.rfc4514_string()}) is not issued "
                 f"by certificate {i + 2} ({parent.subject.rfc4514_string()}): put the leaf "

@@ -34,7 +34,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from sixpod import __version__
 from sixpod.errors import map_exceptions
 from sixpod.tenants import issuance
-from sixpod.tenants.errors import TenantError
+from sixpod.tenants.errors import NotFound, TenantError
 from sixpod.tenants.store import Store
 
 log = logging.getLogger(__name__)
@@ -224,13 +224,22 @@ class Issuer:
         """Order ``work.domain``'s certificate and record the outcome. ``down``: the CA was
         found unreachable earlier in this pass, so the domain fails the same way without
         waiting for its own timeouts. The error when the CA is unreachable, else None."""
-        facts = self.store.acme_domain(work.domain)
+        try:
+            facts = self.store.acme_domain(work.domain)
+        except NotFound:  # detached since the pass began
+            return down
         if issuance.due(facts, self.clock(), self.settings.policy) is None:
             return down
         try:
             if down is not None:
                 raise down
-            not_after = self._obtain(work.domain)
+            try:
+                not_after = self._obtain(work.domain)
+            except (IssueError, TenantError):
+                raise
+            except Exception as e:  # one domain's surprise never ends the pass for the rest
+                log.exception("acme: %s: unexpected error in the order", work.domain)
+                raise IssueError(f"unexpected error (logged): {type(e).__name__}: {e}") from None
         except IssueError as e:
             record = issuance.failed(
                 facts.record, self.clock(), e.detail, self.rand(), self.settings.policy

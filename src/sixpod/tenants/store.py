@@ -283,7 +283,18 @@ class Store(PublisherLease):
                 )
             schema.upgrade(conn)
         self._seal_clear_keys()
+        self._unshadow_uploads()
         return SCHEMA_VERSION
+
+    def _unshadow_uploads(self) -> None:
+        """Withdraw ACME certificates an uploaded wildcard covers, left by a sixpod that
+        ordered them (the edge would serve them before the upload, and past their expiry)."""
+        with self._write() as tx:
+            for wildcard in sorted(self._uploaded_wildcards(tx.conn)):
+                for shadowing in self._acme_certs_under(tx.conn, wildcard):
+                    tx.conn.execute(certs_t.delete().where(certs_t.c.domain == shadowing))
+                    tx.emit(ops.cert_deleted(shadowing))
+                    log.info("store: %s is covered by the upload of %s", shadowing, wildcard)
 
     def _seal_clear_keys(self) -> None:
         """Seal (and publish) keys a sixpod that stored them in clear left in the store."""
@@ -559,16 +570,24 @@ class Store(PublisherLease):
         }
         with self._write() as tx:
             if source != "upload":
-                was = tx.conn.execute(
-                    sa.select(certs_t.c.source).where(certs_t.c.domain == cert.domain)
-                ).scalar()
-                if was == "upload":
-                    raise Conflict(
-                        f"{cert.domain!r} has an uploaded certificate; only an upload replaces it"
-                    )
+                for name in (cert.domain, _wildcard_over(cert.domain)):
+                    was = tx.conn.execute(
+                        sa.select(certs_t.c.source).where(certs_t.c.domain == name)
+                    ).scalar()
+                    if was == "upload":
+                        raise Conflict(
+                            f"{cert.domain!r} is covered by the uploaded certificate of "
+                            f"{name!r}; only an upload replaces it"
+                        )
             tx.conn.execute(certs_t.delete().where(certs_t.c.domain == cert.domain))
             tx.conn.execute(certs_t.insert().values(**row))
             tx.emit(_cert_op(SimpleNamespace(**row), sealed_key))
+            if source == "upload" and cert.domain.startswith("*."):
+                # the edge would serve these exact ACME certificates before the upload (and
+                # keep serving them, unrenewed, past their expiry): the upload wins
+                for shadowing in self._acme_certs_under(tx.conn, cert.domain):
+                    tx.conn.execute(certs_t.delete().where(certs_t.c.domain == shadowing))
+                    tx.emit(ops.cert_deleted(shadowing))
         return _cert_info(SimpleNamespace(**row))
 
     def get_cert(self, domain: str) -> CertInfo:
@@ -584,6 +603,27 @@ class Store(PublisherLease):
         if _cursor(after):
             q = q.where(certs_t.c.domain > after)
         return self._page(q, limit, _cert_info, lambda c: c.domain)
+
+    @staticmethod
+    def _acme_certs_under(conn: Connection, wildcard: str) -> list[str]:
+        """The ACME certificates of the names ``wildcard`` covers (one label below it)."""
+        parent = wildcard[1:]  # ".shop.example"
+        rows = conn.execute(
+            sa.select(certs_t.c.domain).where(
+                certs_t.c.source == "acme", certs_t.c.domain.endswith(parent, autoescape=True)
+            )
+        )
+        return [d for (d,) in rows if _wildcard_over(d) == wildcard]
+
+    @staticmethod
+    def _uploaded_wildcards(conn: Connection) -> dict[str, float]:
+        """Uploaded wildcard certificates: domain -> notAfter (Unix time)."""
+        rows = conn.execute(
+            sa.select(certs_t.c.domain, certs_t.c.not_after).where(
+                certs_t.c.source == "upload", certs_t.c.domain.startswith("*.", autoescape=True)
+            )
+        )
+        return {d: float(t) for d, t in rows}
 
     def delete_cert(self, domain: str) -> None:
         name = names.hostname(domain)
@@ -659,15 +699,17 @@ class Store(PublisherLease):
         if limit is not None:
             q = q.limit(limit)
         with self._connect() as conn:
-            return [_facts(r) for r in conn.execute(q)]
+            wild = self._uploaded_wildcards(conn)
+            return [_facts(r, wild) for r in conn.execute(q)]
 
     def acme_domain(self, domain: str) -> issuance.Facts:
         name = names.hostname(domain)
         with self._connect() as conn:
             r = conn.execute(self._ACME_FACTS.where(domains_t.c.name == name)).first()
+            wild = self._uploaded_wildcards(conn)
         if r is None:
             raise NotFound(f"domain {name!r} is not attached to any app")
-        return _facts(r)
+        return _facts(r, wild)
 
     def list_acme(
         self, *, after: str | None = None, limit: int = 100
@@ -1049,7 +1091,19 @@ CERT_SOURCES = ("upload", "acme")
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
-def _facts(r: Any) -> issuance.Facts:
+def _wildcard_over(domain: str) -> str:
+    """The wildcard one label up that the edge would serve for ``domain`` ("" for none)."""
+    parent = domain.partition(".")[2]
+    return f"*.{parent}" if "." in parent and not domain.startswith("*.") else ""
+
+
+def _facts(r: Any, uploaded_wildcards: dict[str, float]) -> issuance.Facts:
+    """One domain's facts; an uploaded wildcard one label up counts as its upload (the
+    edge serves it for the name when the name has no certificate of its own)."""
+    source, not_after = r.source, r.cert_not_after
+    covering = _wildcard_over(r.name)
+    if source != "upload" and covering in uploaded_wildcards:
+        source, not_after = "upload", uploaded_wildcards[covering]
     record = None
     if r.status is not None:
         record = issuance.Record(
@@ -1060,7 +1114,7 @@ def _facts(r: Any) -> issuance.Facts:
             not_after=r.not_after,
             last_success=r.last_success,
         )
-    return issuance.Facts(r.name, r.source, r.cert_not_after, record)
+    return issuance.Facts(r.name, source, not_after, record)
 
 
 def _app_record(r: Any) -> AppRecord:

@@ -517,14 +517,31 @@ local function refuse(why)
 end
 
 
-function _M.certificate()
-    local name = ssl.server_name()
-    if not name or name == "" then return refuse("no server name (SNI)") end
+-- the SNI name as the certificate table keys it, or nil and why not
+local function sni_name(name)
+    if not name or name == "" then return nil, "no server name (SNI)" end
     name = name:lower()
     if name:byte(-1) == 46 then name = name:sub(1, -2) end  -- a trailing dot
     if #name > 253 or not name:find("^[%w][%w%-%.]*$") or name:find("..", 1, true) then
-        return refuse("not a hostname")
+        return nil, "not a hostname"
     end
+    return name
+end
+
+-- before anything else, also before a session is resumed (OpenSSL then skips the
+-- certificate phase): a name the node holds no certificate for is refused, so a deleted
+-- certificate stops at once and no session resumes under a name a full handshake refuses
+local clienthello = require "ngx.ssl.clienthello"
+
+function _M.client_hello()
+    local name, why = sni_name(clienthello.get_client_hello_server_name())
+    if not name then return refuse(why) end
+    if not select(2, cert_for(name)) then return refuse("no certificate for " .. name) end
+end
+
+function _M.certificate()
+    local name, why = sni_name(ssl.server_name())
+    if not name then return refuse(why) end
     local key, v = cert_for(name)
     if not v then return refuse("no certificate for " .. name) end
     local nl = v:find("\n", 1, true)
