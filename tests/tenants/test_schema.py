@@ -85,7 +85,7 @@ def test_a_fresh_store_is_the_declared_tables_at_the_head_revision(url: str) -> 
     assert differences(store.engine) == []
     assert "schema_version" not in tables(store.engine)
     assert store.head() == 0
-    assert store.publisher_row()["fence"] == 0
+    assert store.publisher_row().fence == 0
     store.close()
 
 
@@ -98,7 +98,7 @@ def test_the_captured_schema_1_is_upgraded_to_the_declared_tables(
     assert store.migrate() == schema.SCHEMA_VERSION
     assert differences(engine) == []
     assert "schema_version" not in tables(engine)
-    assert store.publisher_row()["epoch"] == ""
+    assert store.publisher_row().epoch == ""
     store.close()
 
 

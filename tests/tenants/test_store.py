@@ -115,7 +115,7 @@ def test_upgrade_from_schema_1_keeps_data(tmp_path: Path, small_lock: Lock) -> N
     assert store.schema_version() == 5
     assert store.get_app("kept").app.owner == "me"
     assert [e.text for e in store.list_endpoints("kept").items] == ["[2001:db8:200:1::5]:80"]
-    assert store.publisher_row()["epoch"] == ""
+    assert store.publisher_row().epoch == ""
     with store.engine.connect() as conn:
         assert "ix_endpoints_node" in {i["name"] for i in sa.inspect(conn).get_indexes("endpoints")}
         assert sa.inspect(conn).has_table("certs")
