@@ -53,6 +53,25 @@ Prefix6 = Annotated[IPv6Network, BeforeValidator(_prefix6)]
 Endpoint = Annotated[addr.Endpoint, BeforeValidator(_endpoint)]
 Seconds = Annotated[float, Field(gt=0, le=3600)]
 
+
+def _one_or_many(value: Any) -> Any:
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else value
+
+
+def _distinct(endpoints: tuple[addr.Endpoint, ...]) -> tuple[addr.Endpoint, ...]:
+    if len(set(endpoints)) != len(endpoints):
+        raise ValueError("an endpoint is listed more than once")
+    return endpoints
+
+
+MetricsListen = Annotated[
+    tuple[Endpoint, ...], BeforeValidator(_one_or_many), AfterValidator(_distinct)
+]
+"""Where a daemon serves Prometheus ``/metrics``: one ``[address]:port`` or a list (the
+rendered configs name the node's global IPv6 address and ``[::1]``); empty: no metrics."""
+
 # -- DNS (Razor) ----------------------------------------------------------------------------
 
 _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"

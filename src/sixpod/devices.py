@@ -193,6 +193,15 @@ class TorDevice:
 
     schema = TOR_SCHEMA
 
+    @property
+    def address(self) -> IPv6Address | None:
+        """Where the pod's hosts reach the ToR (metrics, exporters): its address on the link
+        to its first node by name (the pod routes every node link), else on its first
+        upstream link; None for a ToR with neither."""
+        if self.neighbors:
+            return min(self.neighbors, key=lambda n: n.node).local_address
+        return self.upstreams[0].local.ip if self.upstreams else None
+
     def to_json(self) -> dict[str, Any]:
         return {
             "schema": TOR_SCHEMA,

@@ -122,7 +122,11 @@ def rendered_patterns(pod: str, tmp_path: Path) -> set[str]:
     result = CliRunner().invoke(cli, ["render", str(tmp_path / f"{pod}.yaml"), "--out", str(out)])
     assert result.exit_code == 0, result.output
     return {
-        re.sub(r"^(nodes|tors)/[^/]+/", r"\1/NAME/", str(p.relative_to(out)))
+        re.sub(
+            r"^prometheus/targets/[^/]+\.json$",
+            "prometheus/targets/JOB.json",
+            re.sub(r"^(nodes|tors)/[^/]+/", r"\1/NAME/", str(p.relative_to(out))),
+        )
         for p in out.rglob("*")
         if p.is_file()
     }

@@ -177,3 +177,56 @@ def test_configs_are_written_beside_device_data() -> None:
         "tors/r1-tor/frr.conf",
         "tors/r1-tor/resilient.yaml",
     ]
+
+
+def test_every_rendered_daemon_serves_metrics_on_its_global_address_and_loopback() -> None:
+    """Prometheus scrapes a node at its global uplink address and a ToR at its address on
+    its first node's link; ``[::1]`` stays for the device's own tools and the lab."""
+    from sixpod import addr
+    from sixpod.edge.config import EdgeConfig
+    from sixpod.edge.render import edge_files
+    from sixpod.inventory.load import load_model
+    from sixpod.monitoring import ports
+    from sixpod.routing.config import AnnouncerConfig
+    from sixpod.routing.resilient.config import TorResilientConfig
+
+    documents = docs("small")
+    files = device_configs(documents)
+    seen = 0
+    for path, doc in documents.items():
+        folder = path.rsplit("/", 1)[0]
+        if isinstance(doc, NodeDevice):
+            here = addr.format_ip(doc.uplink.address)
+            text = files[f"{folder}/announcer.yaml"]
+            cfg = load_model(text, "announcer.yaml", AnnouncerConfig)
+            assert [addr.format_endpoint(e) for e in cfg.metrics] == [
+                f"[{here}]:{ports.ANNOUNCER}",
+                f"[::1]:{ports.ANNOUNCER}",
+            ]
+            edge = edge_files(doc, Paths()).get("edge.yaml")
+            if edge is not None:
+                seen += 1
+                ecfg = load_model(edge, "edge.yaml", EdgeConfig)
+                assert [addr.format_endpoint(e) for e in ecfg.metrics] == [
+                    f"[{here}]:{ports.EDGE}",
+                    f"[::1]:{ports.EDGE}",
+                ]
+        else:
+            assert isinstance(doc, TorDevice)
+            first = min(doc.neighbors, key=lambda n: n.node)
+            assert doc.address == first.local_address
+            text = files[f"{folder}/resilient.yaml"]
+            rcfg = load_model(text, "resilient.yaml", TorResilientConfig)
+            assert [addr.format_endpoint(e) for e in rcfg.metrics] == [
+                f"[{addr.format_ip(first.local_address)}]:{ports.RESILIENT}",
+                f"[::1]:{ports.RESILIENT}",
+            ]
+    assert seen == 2
+
+
+def test_a_tor_without_nodes_is_reached_on_its_upstream_link_or_not_at_all() -> None:
+    [tor] = tors("small")
+    assert isinstance(tor, TorDevice)
+    bare = replace(tor, neighbors=())
+    assert bare.address == (tor.upstreams[0].local.ip if tor.upstreams else None)
+    assert replace(bare, upstreams=()).address is None

@@ -19,6 +19,7 @@ from labkit import ROOT, SIXPOD, lab_pod
 from sixpod import addr
 from sixpod.lab.netns import LabError, wait_for
 from sixpod.lab.pod import LabPod
+from sixpod.monitoring import ports
 
 pytestmark = pytest.mark.integration
 
@@ -69,6 +70,26 @@ def test_sessions_and_ecmp_for_every_vip(lab: LabPod) -> None:
     kernel = lab.exec(lab.tors["r1"].ns, "ip", "-j", "route", "show", "203.0.113.0/32")
     [route] = json.loads(kernel)
     assert "nhid" in route
+
+
+FANOUT = "sixpod_resilient_vip_members{vip=2001:db8:2fe::1}"
+
+
+def test_ctl_scrapes_every_daemon_at_its_global_address(lab: LabPod) -> None:
+    """Where the pod's Prometheus runs (ctl), each announcer and each ToR's tor-resilient
+    answer /metrics on the global address their rendered config names."""
+    for name, node in lab.nodes.items():
+        got = lab.scrape(lab.ctl_ns, f"http://[{node.address}]:{ports.ANNOUNCER}/metrics")
+        assert got[f"sixpod_announcer_info{{node={name}}}"] == 1
+    for rack, tor in lab.tors.items():
+        assert tor.doc.address is not None
+        url = f"http://[{addr.format_ip(tor.doc.address)}]:{ports.RESILIENT}/metrics"
+        wait_for(
+            lambda url=url: lab.scrape(lab.ctl_ns, url).get(FANOUT) == 2,
+            timeout=20,
+            what=f"{rack}'s tor-resilient metrics from ctl",
+        )
+        assert lab.scrape(lab.ctl_ns, url)["sixpod_resilient_groups"] >= 1
 
 
 def test_ipv4_and_ipv6_vips_reachable_from_client(lab: LabPod) -> None:

@@ -237,11 +237,13 @@ def _render_help() -> str:
     files = "\n".join(f"  {path:<{width}}  {what}" for path, what in RENDERED_FILES)
     return (
         "Write every device's configs for POD into --out.\n\n"
+        "With them, the pod's Prometheus config (prometheus/: scrape jobs, file_sd targets "
+        "for every node, ToR and VIP, the alert rules). "
         "Needs a current lock (`sixpod allocate` first). --out is replaced as a whole, and "
         "only once everything rendered and passed its checks. It must not hold POD or its "
         "lock, and if it exists and is not empty it must be a previous render (it has a "
         ".sixpod-render file) unless --force is given. The files, NAME being the node or "
-        "ToR:\n\n\b\n" + files
+        "ToR, JOB a Prometheus scrape job:\n\n\b\n" + files
     )
 
 

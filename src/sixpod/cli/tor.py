@@ -40,10 +40,12 @@ def tor_resilient(config_path: Path, once: bool) -> None:
     On exit (SIGTERM) the helper's rules and routes are removed, so VIP traffic falls back
     to FRR's own ECMP routes; run it under a supervisor that restarts it.
     """
+    from sixpod.metricshttp import MetricsServer, MetricsServerError
     from sixpod.routing.resilient.adapters import IpKernel, RouteEvents, VtyshFrr
     from sixpod.routing.resilient.config import TorResilientConfig
     from sixpod.routing.resilient.daemon import SyncResult, run, sync
     from sixpod.routing.resilient.errors import ResilientError
+    from sixpod.routing.resilient.metrics import ResilientMetrics
     from sixpod.routing.resilient.plan import teardown_plan
 
     logs.setup("tor-resilient")
@@ -69,7 +71,15 @@ def tor_resilient(config_path: Path, once: bool) -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
+    metrics = ResilientMetrics(cfg.vips)
+    served = MetricsServer(metrics.registry, cfg.metrics)
+    try:
+        served.start()
+    except MetricsServerError as e:
+        raise CommandFailed.because(e, f"sixpod tor-resilient: {e}") from None
+
     def report(result: SyncResult | ResilientError) -> None:
+        metrics.observe(result)
         if isinstance(result, ResilientError):
             log.error("%s", result)
         elif result.applied:
@@ -79,6 +89,7 @@ def tor_resilient(config_path: Path, once: bool) -> None:
         with RouteEvents(netns=cfg.netns, ignore_table=cfg.table) as events:
             run(cfg, frr=frr, kernel=kernel, stop=stop, events=events, on_result=report)
     finally:
+        served.stop()
         try:
             kernel.apply(teardown_plan(kernel.read(settings), settings).ops)
             log.info("removed the helper's rules and routes")

@@ -27,6 +27,7 @@ from sixpod.edge import metrics, tables, tls, tlsfiles
 from sixpod.edge.config import EdgeConfig
 from sixpod.edge.errors import EdgeError
 from sixpod.edge.nginxconf import ADMIN_SOCKET
+from sixpod.metricshttp import MetricsServerError
 from sixpod.tenants import sealed
 from sixpod.tenants.model import Cert, Changed
 from sixpod.tenants.reader import ReaderSettings, TenantReader, TenantState
@@ -491,13 +492,14 @@ class Agent:
             tlsfiles.prepare(self.cfg.run_dir)
         await self.allow_nonlocal_bind()
         await self._adopt_or_start_nginx()
-        if self.cfg.metrics is not None:
-            metrics.serve(self, self.cfg.metrics)
+        served = metrics.serve(self, self.cfg.metrics) if self.cfg.metrics else None
         await self.reader.start()
         sync = asyncio.create_task(self._sync_loop())
         try:
             await stop.wait()
         finally:
+            if served is not None:
+                served.stop()
             sync.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sync
@@ -513,7 +515,7 @@ async def _main(cfg: EdgeConfig) -> int:
     try:
         agent = Agent(cfg)
         await agent.run(stop)
-    except EdgeError as e:
+    except (EdgeError, MetricsServerError) as e:
         log.error("edge: %s", e)
         return e.exit_code
     return 0

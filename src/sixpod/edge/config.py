@@ -6,7 +6,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field
 
-from sixpod.configtypes import ConfigModel, Endpoint, Seconds
+from sixpod.configtypes import ConfigModel, Endpoint, MetricsListen, Seconds
 from sixpod.edge.errors import ConfigError
 from sixpod.errors import SixpodError
 
@@ -71,8 +71,9 @@ class EdgeConfig(ConfigModel):
     """Seconds between reads of nginx's request counters (what the metrics show)."""
     chunk_apps: int = Field(default=200, ge=1, le=10000)
     """Apps per admin request during a full push (keeps each under ~5 ms in nginx)."""
-    metrics: Endpoint | None = None
-    """Where Prometheus scrapes the agent (``/metrics``); none when unset."""
+    metrics: MetricsListen = ()
+    """Where Prometheus scrapes the agent (``/metrics``): one endpoint or a list; none when
+    empty (rendered: the node's global address and ``[::1]``)."""
     hosts_dict: str = Field(default="64m", pattern=r"^[0-9]{1,6}[km]?$")
     """Size of each of the two Host -> app tables (nginx size text)."""
     apps_dict: str = Field(default="256m", pattern=r"^[0-9]{1,6}[km]?$")

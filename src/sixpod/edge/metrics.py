@@ -7,14 +7,15 @@ collector only reads that snapshot, so a scrape never waits on nginx.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from sixpod import addr
+from sixpod.metricshttp import MetricsServer
 
 if TYPE_CHECKING:
     from sixpod.edge.agent import Agent
@@ -138,7 +139,11 @@ class EdgeCollector(Collector):
             yield GaugeMetricFamily(f"sixpod_edge_{name}", doc, value=value)
 
 
-def serve(agent: Agent, endpoint: addr.Endpoint) -> None:
+def serve(agent: Agent, endpoints: Sequence[addr.Endpoint]) -> MetricsServer:
+    """``/metrics`` of the agent on every endpoint (raises
+    :class:`~sixpod.metricshttp.MetricsServerError` if one cannot be bound)."""
     registry = CollectorRegistry()
     registry.register(EdgeCollector(agent))
-    start_http_server(endpoint.port, addr=addr.format_ip(endpoint.ip), registry=registry)
+    server = MetricsServer(registry, endpoints)
+    server.start()
+    return server

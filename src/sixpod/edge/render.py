@@ -9,7 +9,8 @@ from sixpod import addr
 from sixpod.devices import NodeDevice
 from sixpod.edge.config import EdgeConfig
 from sixpod.edge.nginxconf import nginx_conf
-from sixpod.routing.render import EDGE_HEALTH, Paths
+from sixpod.monitoring import ports
+from sixpod.routing.render import EDGE_HEALTH, Paths, metrics_listen
 
 HTTP_PORT = 80
 HTTPS_PORT = 443
@@ -34,7 +35,7 @@ def edge_config(doc: NodeDevice, paths: Paths) -> dict[str, Any]:
         "access_log": f"{paths.log}/edge-access.log",
         "error_log": f"{paths.log}/edge-error.log",
         "redis": {"address": "[::1]:6379"},
-        "metrics": "[::1]:9181",
+        "metrics": metrics_listen(doc.uplink.address, ports.EDGE),
         "tls": {"listen": on(HTTPS_PORT), "seal_key": f"{paths.etc}/{SEAL_KEY}"},
     }
 

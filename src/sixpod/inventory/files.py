@@ -43,9 +43,13 @@ def write_atomic(path: Path, text: str, *, mode: int = 0o600) -> None:
 
 
 def _only(root: Path, patterns: Iterable[str]) -> bool:
-    """Whether every file under ``root`` matches one of ``patterns`` (``NAME`` matches one
-    path component), with at least one file: a tree rendered before :data:`MARKER` existed."""
-    regexes = [re.compile(re.escape(p).replace("NAME", "[^/]+") + r"\Z") for p in patterns]
+    """Whether every file under ``root`` matches one of ``patterns`` (``NAME`` and ``JOB``
+    match a name without '/'), with at least one file: a tree rendered before :data:`MARKER`
+    existed."""
+    regexes = [
+        re.compile(re.escape(p).replace("NAME", "[^/]+").replace("JOB", "[^/]+") + r"\Z")
+        for p in patterns
+    ]
     found = False
     for path in root.rglob("*"):
         if path.is_symlink() or not (path.is_dir() or path.is_file()):

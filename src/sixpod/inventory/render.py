@@ -6,7 +6,7 @@ and a ``schema`` field (``sixpod.node/1``, ``sixpod.tor/1``) that later renderer
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv6Network
+from ipaddress import IPv4Address, IPv6Address, IPv6Network
 
 from sixpod import devices
 from sixpod.edge.render import edge_files
@@ -14,6 +14,7 @@ from sixpod.inventory.errors import InventoryError
 from sixpod.inventory.lock import Lock
 from sixpod.inventory.model import Announce, Floor, Inventory
 from sixpod.inventory.rules import tor_ports
+from sixpod.monitoring.prometheus import prometheus_files
 from sixpod.routing.frrcheck import check_frr
 from sixpod.routing.render import Paths, device_configs
 
@@ -29,6 +30,10 @@ RENDERED_FILES: tuple[tuple[str, str], ...] = (
     ("tors/NAME/device.json", "the ToR's data: ASN, ports, neighbors, upstreams, VIPs"),
     ("tors/NAME/frr.conf", "FRR on the ToR: interfaces, BGP, filters, BFD, ECMP"),
     ("tors/NAME/resilient.yaml", "`sixpod tor-resilient`: VIPs kept on resilient groups"),
+    ("prometheus/prometheus.yml", "Prometheus: a scrape job per exporter, the alert rules"),
+    ("prometheus/targets/JOB.json", "file_sd targets of each job: nodes, ToRs, VIP probes"),
+    ("prometheus/alerts.yml", "the alert rules (sixpod's own, copied beside the config)"),
+    ("prometheus/blackbox.yml", "blackbox exporter modules: HTTP over ip6 only, over ip4"),
     (".sixpod-render", "marks DIR as a render, that the next render may replace"),
 )
 
@@ -159,6 +164,9 @@ def render(inv: Inventory, lock: Lock, paths: Paths | None = None) -> dict[str, 
         if isinstance(dev, devices.NodeDevice):
             folder = path.rsplit("/", 1)[0]
             configs |= {f"{folder}/{k}": v for k, v in edge_files(dev, paths).items()}
+    controller = inv.pod.floor.redis.ip if inv.pod.floor.redis is not None else None
+    assert controller is None or isinstance(controller, IPv6Address)
+    configs |= prometheus_files(docs, pod=inv.pod.name, controller=controller)
     for path, dev in docs.items():
         if isinstance(dev, devices.TorDevice):
             frr_path = path.replace("device.json", "frr.conf")

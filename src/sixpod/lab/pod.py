@@ -25,11 +25,12 @@ from sixpod import addr, devices
 from sixpod.devices import NodeDevice, TorDevice
 from sixpod.lab.frr import Frr
 from sixpod.lab.netns import LabError, Process, Sandbox, close_saved, run, wait_for
+from sixpod.monitoring import ports
 from sixpod.routing.resilient.frr import selected_members
 
 HEALTH_PORT = 8081
 WHOAMI_PORT = 8080
-METRICS_PORT = 9180
+METRICS_PORT = ports.ANNOUNCER
 REDIS_PORT = 6379
 CONTROLLER_PORT = 8700
 CLIENT_V4_CANDIDATES = ("198.51.100.252/30", "203.0.113.252/30", "100.64.0.0/30")
@@ -345,11 +346,9 @@ class LabPod:
                 check["password_file"] = str(node.dir / "redis.pass")
         assert node.frr is not None
         cfg["bfd"]["vty_socket"] = str(node.frr.rundir)
-        cfg.update(
-            state_dir=str(node.dir / "state"),
-            drain_timeout=self.drain_timeout,
-            metrics=f"[::1]:{METRICS_PORT}",
-        )
+        # metrics as rendered: the node's uplink address (ctl reaches it) and [::1] (read by
+        # :meth:`metrics` inside the node's namespace)
+        cfg.update(state_dir=str(node.dir / "state"), drain_timeout=self.drain_timeout)
         min_nodes = self.floor or cfg.get("floor", {}).get("min_nodes", 0)  # pod.yaml's
         if min_nodes:  # the lab's own Redis primary, in ctl, whatever pod.yaml names
             cfg["floor"] = {
@@ -489,13 +488,18 @@ class LabPod:
 
     def metrics(self, node: str) -> dict[str, float]:
         """The node announcer's Prometheus samples, as ``name{labels}`` → value."""
+        return self.scrape(self.nodes[node].ns, f"http://[::1]:{METRICS_PORT}/metrics")
+
+    def scrape(self, ns: str, url: str) -> dict[str, float]:
+        """The Prometheus samples at ``url``, fetched from namespace ``ns`` (``ctl`` reaches
+        every node and ToR at its global address, as the pod's Prometheus does)."""
         text = self.exec(
-            self.nodes[node].ns,
+            ns,
             sys.executable,
             "-c",
             "import urllib.request,sys;"
             "sys.stdout.write(urllib.request.urlopen(sys.argv[1],timeout=2).read().decode())",
-            f"http://[::1]:{METRICS_PORT}/metrics",
+            url,
         )
         out: dict[str, float] = {}
         for family in text_string_to_metric_families(text):

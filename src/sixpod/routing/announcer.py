@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from sixpod.inventory.files import write_atomic
+from sixpod.metricshttp import MetricsServerError
 from sixpod.routing import loopback
 from sixpod.routing.bfd import BfdError, set_shutdown
 from sixpod.routing.checks import run_check
@@ -582,7 +583,7 @@ class AnnouncerDaemon:
         try:
             if self.cfg.manage_loopback:
                 await loopback.ensure(self.cfg.loopback, self.cfg.vips)
-            if self.cfg.metrics is not None:
+            if self.cfg.metrics:
                 self.metrics.serve(self.cfg.metrics)
             self._write_ledger()  # before the first command: a crash must not lose a route
             self.poll_control()
@@ -610,7 +611,7 @@ class AnnouncerDaemon:
                     log.warning("ExaBGP closed the pipe")
                     break
                 self.receive_line(line.decode("utf-8", "replace"))
-        except (loopback.LoopbackError, OSError) as e:
+        except (loopback.LoopbackError, MetricsServerError, OSError) as e:
             log.error("%s; withdrawing everything", e)
             code = 1
         finally:

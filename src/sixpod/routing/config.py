@@ -6,7 +6,15 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, Strict, model_validator
 
-from sixpod.configtypes import IP, ConfigModel, Endpoint, IPv6, Prefix6, Seconds
+from sixpod.configtypes import (
+    IP,
+    ConfigModel,
+    Endpoint,
+    IPv6,
+    MetricsListen,
+    Prefix6,
+    Seconds,
+)
 from sixpod.errors import SixpodError
 from sixpod.routing.errors import ConfigError
 from sixpod.routing.health import Severity
@@ -121,6 +129,7 @@ class AnnouncerConfig(_Model):
     checks: tuple[Check, ...] = ()
     floor: FloorConfig = FloorConfig()
     state_dir: str = Field(default="/var/lib/sixpod/announcer", description="drain/disable flags")
-    metrics: Endpoint | None = None
+    metrics: MetricsListen = ()
+    """Where Prometheus scrapes ``/metrics``: the node's global address and ``[::1]``."""
     speaker: SpeakerConfig = SpeakerConfig()
     bfd: BfdConfig | None = Field(default=None, description="None: a hung ExaBGP is only logged")

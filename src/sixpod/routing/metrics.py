@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import threading
-from typing import Any
+from collections.abc import Sequence
 
-from prometheus_client import CollectorRegistry, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Gauge
 
 from sixpod import addr
+from sixpod.metricshttp import MetricsServer
 from sixpod.routing.events import CheckState, NodeState
 from sixpod.routing.health import Announcer
 from sixpod.routing.liveness import SpeakerState
@@ -82,8 +82,7 @@ class AnnouncerMetrics:
         self.info.labels(node=node).set(1)
         self.families(None)
         self.speaker(SpeakerState.UNKNOWN, None)
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
+        self._server: MetricsServer | None = None
 
     def session(self, *, up: bool) -> None:
         self.session_up.set(1 if up else 0)
@@ -119,14 +118,14 @@ class AnnouncerMetrics:
         self.pending.set(sync.pending_count)
         self.floor_held.set(1 if core.floor_held else 0)
 
-    def serve(self, endpoint: addr.Endpoint) -> None:
-        """Serve ``/metrics`` on ``endpoint`` (IPv6 or IPv4) in a background thread."""
-        self._server, self._thread = start_http_server(
-            endpoint.port, addr=addr.format_ip(endpoint.ip), registry=self.registry
-        )
+    def serve(self, endpoints: Sequence[addr.Endpoint]) -> None:
+        """Serve ``/metrics`` on every endpoint (IPv6 or IPv4) in background threads.
+
+        Raises :class:`~sixpod.metricshttp.MetricsServerError` if one cannot be bound."""
+        self._server = MetricsServer(self.registry, endpoints)
+        self._server.start()
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None

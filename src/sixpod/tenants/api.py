@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sixpod import __version__, addr
 from sixpod.inventory.load import operator_message
-from sixpod.tenants import issuance
+from sixpod.tenants import issuance, statuspage
 from sixpod.tenants.errors import InvalidInput, NotFound, TenantError
 from sixpod.tenants.model import (
     PAGE_MAX,
@@ -626,6 +626,7 @@ def create_api(
     def set_node(name: str, body: NodeChange, response: Response) -> dict[str, Any]:
         return _written(store.set_node(NodeSpec(name, body.state, body.reason)), response)
 
+    statuspage.mount(app, store, token=token, status=status)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Any, Final
 
 from sixpod.errors import ExceptionMap, map_exceptions
-from sixpod.routing.resilient.errors import CommandError
+from sixpod.routing.resilient.errors import CommandError, NetlinkError
 from sixpod.routing.resilient.frr import _bad
 from sixpod.routing.resilient.iproute import format_batches, parse_kernel_state
 from sixpod.routing.resilient.model import KernelState, Op, Settings, _check_int
@@ -150,7 +150,7 @@ class RouteEvents:
             self._ipr.bind(groups=_ROUTE_GROUPS)
         except Exception as e:  # pyroute2 raises OSError, NetlinkError and others
             self.close()
-            raise CommandError(f"route events in {self._netns or 'this namespace'}: {e}") from None
+            raise NetlinkError(f"route events in {self._netns or 'this namespace'}: {e}") from None
         return self
 
     def __exit__(
@@ -170,7 +170,7 @@ class RouteEvents:
     def wait(self, timeout: float) -> bool:
         """Wait up to ``timeout`` s; True if a relevant route changed (pending ones drained)."""
         if self._ipr is None:
-            raise CommandError("route events: not open")
+            raise NetlinkError("route events: not open")
         relevant = False
         deadline = time.monotonic() + max(0.0, timeout)
         for _ in range(10_000):  # bounded drain of a burst
@@ -181,7 +181,7 @@ class RouteEvents:
                     return relevant
                 msgs = self._ipr.get()
             except Exception as e:
-                raise CommandError(f"route events: {e}") from None
+                raise NetlinkError(f"route events: {e}") from None
             for msg in msgs:
                 table = msg.get_attr("RTA_TABLE") or msg.get("table")
                 if table != self._ignore:

@@ -8,6 +8,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, field_validator
 
 from sixpod import addr
+from sixpod.configtypes import MetricsListen
 from sixpod.errors import SixpodError
 from sixpod.routing.errors import ConfigError
 from sixpod.routing.resilient.model import (
@@ -87,6 +88,11 @@ class TorResilientConfig(BaseModel):
     vtysh: str = Field(default="vtysh", description="vtysh program")
     ip: str = Field(default="ip", description="iproute2 ip program")
     command_timeout: float = Field(default=5.0, gt=0, le=60, description="seconds per command")
+    metrics: MetricsListen = Field(
+        default=(),
+        description="where Prometheus scrapes /metrics: one [address]:port or a list; "
+        "rendered: the ToR's global address and [::1]",
+    )
     set_hash_policy: bool = Field(
         default=True, description="set fib_multipath_hash_policy=1 (L4) at start"
     )

@@ -10,6 +10,7 @@ from sixpod.routing.errors import DataError, RoutingError, Unavailable
 
 __all__ = [
     "CommandError",
+    "NetlinkError",
     "ParseError",
     "ResilientError",
 ]
@@ -35,3 +36,7 @@ class CommandError(ResilientError, Unavailable):
     def __init__(self, message: str, *, line: str | None = None) -> None:
         super().__init__(message)
         self.line = line
+
+
+class NetlinkError(CommandError):
+    """The route-event socket (netlink) failed; the loop falls back to its interval."""
