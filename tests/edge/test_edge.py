@@ -348,6 +348,14 @@ def test_config_change_reloads_nginx_and_a_resized_dict_is_refilled(
     )
     wait_until(lambda: edge.metric("sixpod_edge_reload_failures_total") == 1.0)
     assert answer(edge.ns, "shop.example.com") == "a"
+    # one that passes nginx -t but fails in the master (init_by_lua runs only there): the
+    # agent sees no new workers, counts a failure, and nginx serves on with the old one
+    good = edge.tmp / "nginx.conf"
+    text = good.read_text().replace("worker_procs", "worker_processes")
+    good.write_text(text.replace("http {", 'http {\n    init_by_lua_block { error("x") }', 1))
+    wait_until(lambda: edge.metric("sixpod_edge_reload_failures_total") == 2.0, timeout=30)
+    assert edge.metric("sixpod_edge_reloads_total") == 0.0
+    assert answer(edge.ns, "shop.example.com") == "a"
     # resizing the apps dicts empties them on reload: the agent sees it and pushes again
     edge.configure(apps_dict="128m")
     wait_until(lambda: edge.metric("sixpod_edge_reloads_total") == 1.0)
@@ -379,6 +387,25 @@ def test_refused_retries_are_502_and_a_lone_endpoint_is_never_ejected(
     assert st["ejections"] == 1  # one of the two; never both
     assert {edge.ns.get("lone.example.com")[0] for _ in range(10)} == {502}
     assert edge.status()["ejections"] == 1
+
+
+def test_with_the_retry_budget_spent_the_endpoints_own_503_reaches_the_client(
+    edge: Edge, pod: tuple[Store, RedisServer]
+) -> None:
+    store, _ = pod
+    store.create_app("busy")
+    store.set_endpoints("busy", [{"address": BACKENDS[n], "port": 8080} for n in ("a", "b")])
+    store.attach_domain("busy.example.com", "busy")
+    edge.configure(workers=1, retry_burst=0, retry_ratio=0.0)  # a budget that allows none
+    edge.start()
+    wait_until(lambda: edge.health() == 200)
+    for _ in range(10):
+        status, body, _ = edge.ns.get("busy.example.com", "/status/503")
+        assert status == 503
+        assert json.loads(body)["name"] in ("a", "b")  # the app's answer, not nginx's 502
+    st = edge.status()
+    assert st["retries"] == 0
+    assert st["retries_refused"] == 10
 
 
 def test_workers_failing_together_never_eject_more_than_half(

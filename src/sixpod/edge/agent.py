@@ -35,6 +35,10 @@ from sixpod.tenants.reader import ReaderSettings, TenantReader, TenantState
 log = logging.getLogger(__name__)
 
 LUA_MODULE = "sixpod_edge.lua"
+RELOAD_TIMEOUT = 10.0
+"""Seconds a reload may take to start new workers before the agent calls it failed."""
+CLOCK_SLACK = 0.02
+"""Seconds a new worker's clock (nginx's cached time) may trail the agent's."""
 
 
 class LatencyHistogram:
@@ -239,11 +243,39 @@ class Agent:
             log.error("edge: nginx.conf changed but fails nginx -t; not reloaded: %s", out)
             return False
         pid = int((Path(self.cfg.run_dir) / "nginx.pid").read_text().strip())
+        sent = time.time()
         os.kill(pid, signal.SIGHUP)
+        if not await self._new_workers_since(sent):
+            # nginx -t passed, but the master kept its old workers (init_by_lua failed, a
+            # resource ran out): nginx says why in its error log
+            self._refused = digest
+            self.reload_failures += 1
+            log.error(
+                "edge: nginx.conf changed and passed nginx -t, but nginx (master %d) did not "
+                "load it within %g s; still serving the old one (see %s)",
+                pid,
+                RELOAD_TIMEOUT,
+                self.cfg.error_log,
+            )
+            return False
         self._loaded_path().write_text(digest + "\n")
         self.reloads += 1
         log.info("edge: nginx.conf changed; nginx reloaded (master %d)", pid)
         return True
+
+    async def _new_workers_since(self, sent: float) -> bool:
+        """Whether the admin socket is answered by a worker started after ``sent``."""
+        deadline = time.monotonic() + RELOAD_TIMEOUT
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            try:
+                r = await self.client.get("/state")
+                started = float(r.json().get("worker_started", 0))
+            except (httpx.HTTPError, ValueError, TypeError, AttributeError):
+                continue
+            if started >= sent - CLOCK_SLACK:
+                return True
+        return False
 
     # -- TLS -----------------------------------------------------------------------------
 
@@ -308,7 +340,18 @@ class Agent:
             return False
         tlsfiles.rotate(self.cfg.run_dir)
         pid = int((Path(self.cfg.run_dir) / "nginx.pid").read_text().strip())
+        sent = time.time()
         os.kill(pid, signal.SIGHUP)
+        if not await self._new_workers_since(sent):
+            self.reload_failures += 1
+            log.error(
+                "edge: session ticket keys rotated, but nginx (master %d) did not reload within "
+                "%g s; it still uses the old keys (see %s)",
+                pid,
+                RELOAD_TIMEOUT,
+                self.cfg.error_log,
+            )
+            return False
         self.ticket_rotations += 1
         log.info("edge: session ticket keys rotated; nginx reloaded (master %d)", pid)
         return True

@@ -91,7 +91,10 @@ local function flush()
 end
 
 
+local worker_started = 0  -- when this worker began (the agent sees a reload take effect)
+
 function _M.init_worker(settings)
+    worker_started = ngx.now()
     for k, v in pairs(settings or {}) do conf[k] = v end
     POOLS = {}
     for i = 0, conf.pools - 1 do POOLS[i + 1] = pool_name(i) end
@@ -387,6 +390,10 @@ local function failed(p, c)
     eject:delete(lock)
 end
 
+-- what nginx retries after the request was sent (proxy_next_upstream's non_idempotent off)
+local IDEMPOTENT = {GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true,
+                    TRACE = true}
+
 local NGX_BUSY = -3  -- "no live upstreams": nginx answers 502 (an error code here gives 500)
 
 -- Envoy's retry budget, per app and worker: retries in flight stay under retry_ratio of
@@ -403,7 +410,11 @@ function _M.balancer()
     local p = ctx.first
     if p then
         ctx.first = nil
-        if #c.peers > 1 then balancer.set_more_tries(1) end
+        -- a retry is offered only while the budget has room: with none, nginx passes the
+        -- endpoint's own 502/503/504 on rather than a 502 of its own
+        if #c.peers > 1 then
+            if may_retry(c) then balancer.set_more_tries(1) else ctx.no_retry = true end
+        end
     else
         local cur = ctx.current
         inflight[cur.key] = (inflight[cur.key] or 1) - 1
@@ -485,10 +496,20 @@ function _M.log()
             local t = tonumber(ngx.var.upstream_response_time)
             if t then observe(t) end
             local st = tonumber(ngx.var.upstream_status)
+            local got = tonumber(ngx.var.upstream_bytes_received)
             if st == 502 or st == 504 then
-                verdict(cur, c, st, tonumber(ngx.var.upstream_bytes_received))
+                verdict(cur, c, st, got)
             else
                 verdict(cur, c, st, nil)
+            end
+            if ctx.no_retry and (got == 0 or IDEMPOTENT[ngx.req.get_method()]) then
+                eject:incr("retries_refused", 1, 0)
+            end
+        elseif status == 503 then
+            observe(ngx.now() - ctx.sent)
+            verdict(cur, c, status, nil)
+            if ctx.no_retry and IDEMPOTENT[ngx.req.get_method()] then
+                eject:incr("retries_refused", 1, 0)
             end
         elseif status ~= 499 then
             observe(ngx.now() - ctx.sent)
@@ -620,6 +641,7 @@ local function state()
         certs_free = certs and certs:free_space() or 0,
         tls_refused = eject:get("tls_refused") or 0,
         tls_parse_errors = eject:get("tls_parse_errors") or 0,
+        worker_started = worker_started,
         connections = tonumber(ngx.var.connections_active) or 0,
         connections_reading = tonumber(ngx.var.connections_reading) or 0,
         connections_writing = tonumber(ngx.var.connections_writing) or 0,
