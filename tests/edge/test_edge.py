@@ -393,8 +393,8 @@ def test_with_the_retry_budget_spent_the_endpoints_own_503_reaches_the_client(
     edge: Edge, pod: tuple[Store, RedisServer]
 ) -> None:
     store, _ = pod
-    store.create_app("busy")
-    store.set_endpoints("busy", [{"address": BACKENDS[n], "port": 8080} for n in ("a", "b")])
+    store.create_app(AppSpec("busy"))
+    store.set_endpoints("busy", [EndpointSpec.parse(BACKENDS[n], 8080) for n in ("a", "b")])
     store.attach_domain("busy.example.com", "busy")
     edge.configure(workers=1, retry_burst=0, retry_ratio=0.0)  # a budget that allows none
     edge.start()
