@@ -315,6 +315,7 @@ def _if_match(value: str | None) -> frozenset[int] | None:
 
 Stored = AppRecord | DomainRecord | EndpointRecord | VipRecord | NodeRecord
 S = TypeVar("S", AppRecord, DomainRecord, EndpointRecord, VipRecord, NodeRecord)
+T = TypeVar("T")
 
 
 def _app_json(r: AppRecord) -> dict[str, Any]:
@@ -505,6 +506,15 @@ def create_api(
         response.headers["Location"] = f"/v1/apps/{body.name}"
         return _written(w, response)
 
+    def _built(name: str, build: Callable[[], T]) -> T:
+        """The typed values of a call on app ``name``; an absent app is a 404 before any
+        fault in the values (the order the API has always answered in)."""
+        try:
+            return build()
+        except InvalidInput:
+            store.get_app(name)
+            raise
+
     @app.get("/v1/apps/{name}", dependencies=v1)
     def get_app(name: str, response: Response) -> dict[str, Any]:
         item = store.get_app(name)
@@ -516,7 +526,7 @@ def create_api(
         name: str, body: AppUpdate, response: Response, if_match: IfMatch = None
     ) -> dict[str, Any]:
         revisions = _if_match(if_match)
-        patch = AppPatch(body.owner, body.shard_seed, body.settings)
+        patch = _built(name, lambda: AppPatch(body.owner, body.shard_seed, body.settings))
         w = store.update_app(name, patch, if_match=revisions)
         return _written(w, response)
 
@@ -535,17 +545,22 @@ def create_api(
 
     @app.post("/v1/apps/{name}/endpoints", dependencies=v1)
     def change_endpoints(name: str, body: EndpointsChange, response: Response) -> dict[str, Any]:
-        items = [
-            EndpointSpec.parse(e.address, e.port, e.weight, e.state, e.node) for e in body.endpoints
-        ]
-        remove = [EndpointRef.parse(text) for text in body.remove]
+        items = _built(
+            name,
+            lambda: [
+                EndpointSpec.parse(e.address, e.port, e.weight, e.state, e.node)
+                for e in body.endpoints
+            ],
+        )
+        remove = _built(name, lambda: [EndpointRef.parse(text) for text in body.remove])
         w = store.set_endpoints(name, items, remove=remove, force=body.force)
         response.headers["X-Sixpod-Revision"] = str(w.revision)
         return {"changed": w.item.changed, "removed": w.item.removed}
 
     @app.delete("/v1/apps/{name}/endpoints/{endpoint}", dependencies=v1, status_code=204)
     def delete_endpoint(name: str, endpoint: str, response: Response, force: bool = False) -> None:
-        w = store.set_endpoints(name, [], remove=[EndpointRef.parse(endpoint)], force=force)
+        ref = _built(name, lambda: EndpointRef.parse(endpoint))
+        w = store.set_endpoints(name, [], remove=[ref], force=force)
         if not w.item.removed:
             raise NotFound(f"app {name!r} has no endpoint {endpoint!r}")
         response.headers["X-Sixpod-Revision"] = str(w.revision)
