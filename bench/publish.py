@@ -38,6 +38,7 @@ from sixpod import addr
 from sixpod.inventory.lock import Lock, parse_lock
 from sixpod.lab.redisproc import RedisServer, redis_server, wait_until
 from sixpod.tenants.guard import GuardLimits
+from sixpod.tenants.model import EndpointRef, EndpointSpec
 from sixpod.tenants.publisher import Publisher, PublisherSettings
 from sixpod.tenants.schema import apps_t, endpoints_t, revision_t
 from sixpod.tenants.store import Store
@@ -174,13 +175,12 @@ def drive(store: Store, pod: Pod, endpoints: int, seconds: float) -> list[tuple[
         gone = [current.pop(rng.randrange(len(current))) for _ in range(2)]
         kept = rng.sample(current, 6)
         current += [fresh, fresh + 1]
-        items = [{"address": pod.address(i), "port": 8080} for i in (fresh, fresh + 1)]
+        items = [EndpointSpec.parse(pod.address(i), 8080) for i in (fresh, fresh + 1)]
         items += [
-            {"address": pod.address(i), "port": 8080, "weight": rng.randrange(1, 1000)}
-            for i in kept
+            EndpointSpec.parse(pod.address(i), 8080, weight=rng.randrange(1, 1000)) for i in kept
         ]
         fresh += 2
-        remove = [f"[{pod.address(i)}]:8080" for i in gone]
+        remove = [EndpointRef.parse(f"[{pod.address(i)}]:8080") for i in gone]
         w = store.set_endpoints(f"app{a}", items, remove=remove)
         commits.append((w.revision, time.time()))
         n += 1

@@ -63,6 +63,7 @@ from sixpod.edge.nginxconf import CIPHERS
 from sixpod.inventory.lock import parse_lock
 from sixpod.lab.redisproc import redis_server
 from sixpod.tenants import sealed
+from sixpod.tenants.model import AppSpec, EndpointSpec
 from sixpod.tenants.schema import certs_t, revision_t
 from sixpod.tenants.store import Store
 
@@ -231,8 +232,8 @@ class Bench:
         store = Store(url, lock=self.lock, seal_key=sealed.load_public(self.seal_pub))
         store.migrate()
         store.sync_pool()
-        store.create_app("tls")
-        store.set_endpoints("tls", [{"address": self.backend_addr, "port": PORT}])
+        store.create_app(AppSpec("tls"))
+        store.set_endpoints("tls", [EndpointSpec.parse(self.backend_addr, PORT)])
         store.attach_domain(f"*.{ZONE}", "tls")
         with multiprocessing.get_context("fork").Pool(2) as pool:
             parts = pool.imap(_rows, [(c, ca_pem, ca_key, leaf_key, pub) for c in chunks])

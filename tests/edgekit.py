@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,6 +28,7 @@ from sixpod.edge.nginxconf import nginx_conf
 from sixpod.inventory.lock import parse_lock
 from sixpod.lab.redisproc import RedisServer, redis_server
 from sixpod.lab.redisproc import wait_until as wait_redis
+from sixpod.tenants.model import EndpointSpec
 from sixpod.tenants.store import Store
 from tenantkit import RunningPublisher, open_store
 
@@ -267,8 +269,8 @@ def edge(tmp_path: Path, netns: Netns, pod: tuple[Store, RedisServer]) -> Iterat
         e.stop()
 
 
-def ep(name: str, **kw: object) -> dict[str, object]:
-    return {"address": BACKENDS[name], "port": PORT, **kw}
+def ep(name: str, **kw: Any) -> EndpointSpec:
+    return EndpointSpec.parse(BACKENDS[name], PORT, **kw)
 
 
 def answer(ns: Netns, host: str) -> str:

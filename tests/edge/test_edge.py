@@ -13,6 +13,7 @@ import pytest
 
 from edgekit import BACKEND, BACKENDS, NODE_NET, PORT, ROOT, Edge, answer, ep, wait_until
 from sixpod.lab.redisproc import RedisServer
+from sixpod.tenants.model import AppSpec, EndpointRef, EndpointSpec
 from sixpod.tenants.store import Store
 
 pytestmark = pytest.mark.integration
@@ -27,10 +28,10 @@ def test_routes_by_host_live_without_reload(edge: Edge, pod: tuple[Store, RedisS
     # the publisher already built counts as state)
     health = edge.health()
     assert health == 503 or edge.status().get("ready"), health
-    store.create_app("shop")
+    store.create_app(AppSpec("shop"))
     store.set_endpoints("shop", [ep("a")])
     store.attach_domain("shop.example.com", "shop")
-    store.create_app("blog")
+    store.create_app(AppSpec("blog"))
     store.set_endpoints("blog", [ep("b")])
     store.attach_domain("*.blog.example.org", "blog")
     wait_until(lambda: edge.health() == 200)
@@ -42,7 +43,7 @@ def test_routes_by_host_live_without_reload(edge: Edge, pod: tuple[Store, RedisS
     assert status == 404
     assert "no app" in body
     # live changes: an endpoint replaced, a domain moved, an app emptied
-    store.set_endpoints("shop", [ep("c")], remove=[f"[{BACKENDS['a']}]:{PORT}"])
+    store.set_endpoints("shop", [ep("c")], remove=[EndpointRef.parse(f"[{BACKENDS['a']}]:{PORT}")])
     wait_until(lambda: answer(edge.ns, "shop.example.com") == "c")
     assert {answer(edge.ns, "shop.example.com") for _ in range(10)} == {"c"}
     store.set_endpoints("blog", [ep("b", state="draining")])
@@ -62,7 +63,7 @@ def _logged_request_ids(edge: Edge) -> set[str]:
 
 def test_forwarded_headers_and_request_id(edge: Edge, pod: tuple[Store, RedisServer]) -> None:
     store, _ = pod
-    store.create_app("shop")
+    store.create_app(AppSpec("shop"))
     store.set_endpoints("shop", [ep("a")])
     store.attach_domain("shop.example.com", "shop")
     edge.start()
@@ -119,7 +120,7 @@ def test_routing_follows_the_request_line_host(edge: Edge, pod: tuple[Store, Red
     """An absolute-form request line names the host nginx (and so the container) sees."""
     store, _ = pod
     _shop(store, "a")
-    store.create_app("blog")
+    store.create_app(AppSpec("blog"))
     store.set_endpoints("blog", [ep("b")])
     store.attach_domain("blog.example.org", "blog")
     edge.start()
@@ -136,7 +137,7 @@ def test_nginx_restart_is_repopulated_and_agent_death_keeps_traffic(
     edge: Edge, pod: tuple[Store, RedisServer]
 ) -> None:
     store, _ = pod
-    store.create_app("shop")
+    store.create_app(AppSpec("shop"))
     store.set_endpoints("shop", [ep("a")])
     store.attach_domain("shop.example.com", "shop")
     edge.start()
@@ -144,7 +145,7 @@ def test_nginx_restart_is_repopulated_and_agent_death_keeps_traffic(
     edge.kill_agent()
     assert answer(edge.ns, "shop.example.com") == "a"  # nginx keeps serving
     edge.start()  # a new agent adopts the running nginx
-    store.set_endpoints("shop", [ep("b")], remove=[f"[{BACKENDS['a']}]:{PORT}"])
+    store.set_endpoints("shop", [ep("b")], remove=[EndpointRef.parse(f"[{BACKENDS['a']}]:{PORT}")])
     wait_until(lambda: answer(edge.ns, "shop.example.com") == "b")
     # nginx dies and is restarted with empty shared dicts: the agent pushes everything again
     old = edge.nginx_pid()
@@ -154,7 +155,7 @@ def test_nginx_restart_is_repopulated_and_agent_death_keeps_traffic(
 
 
 def _shop(store: Store, *names: str) -> None:
-    store.create_app("shop")
+    store.create_app(AppSpec("shop"))
     store.set_endpoints("shop", [ep(n) for n in names])
     store.attach_domain("shop.example.com", "shop")
 
@@ -299,8 +300,8 @@ def test_agent_restart_and_full_pushes_never_interrupt_serving(
     edge.ns.spawn(sys.executable, str(BACKEND), "::", "8090", "any")
     hosts = []
     for i in range(150):
-        store.create_app(f"app{i}")
-        store.set_endpoints(f"app{i}", [{"address": f"{NODE_NET}:1::{i + 1:x}", "port": 8090}])
+        store.create_app(AppSpec(f"app{i}"))
+        store.set_endpoints(f"app{i}", [EndpointSpec.parse(f"{NODE_NET}:1::{i + 1:x}", 8090)])
         store.attach_domain(f"app{i}.example.com", f"app{i}")
         hosts.append(f"app{i}.example.com")
     edge.start()
@@ -368,12 +369,12 @@ def test_refused_retries_are_502_and_a_lone_endpoint_is_never_ejected(
     edge: Edge, pod: tuple[Store, RedisServer]
 ) -> None:
     store, _ = pod
-    store.create_app("dead")
+    store.create_app(AppSpec("dead"))
     # nothing listens on port 9: every connect is refused
-    store.set_endpoints("dead", [{"address": BACKENDS[n], "port": 9} for n in ("a", "b")])
+    store.set_endpoints("dead", [EndpointSpec.parse(BACKENDS[n], 9) for n in ("a", "b")])
     store.attach_domain("dead.example.com", "dead")
-    store.create_app("lone")
-    store.set_endpoints("lone", [{"address": BACKENDS["c"], "port": 9}])
+    store.create_app(AppSpec("lone"))
+    store.set_endpoints("lone", [EndpointSpec.parse(BACKENDS["c"], 9)])
     store.attach_domain("lone.example.com", "lone")
     edge.configure(workers=1, retry_burst=0, retry_ratio=0.0)  # a budget that allows none
     edge.start()
@@ -392,8 +393,8 @@ def test_with_the_retry_budget_spent_the_endpoints_own_503_reaches_the_client(
     edge: Edge, pod: tuple[Store, RedisServer]
 ) -> None:
     store, _ = pod
-    store.create_app("busy")
-    store.set_endpoints("busy", [{"address": BACKENDS[n], "port": 8080} for n in ("a", "b")])
+    store.create_app(AppSpec("busy"))
+    store.set_endpoints("busy", [EndpointSpec.parse(BACKENDS[n], 8080) for n in ("a", "b")])
     store.attach_domain("busy.example.com", "busy")
     edge.configure(workers=1, retry_burst=0, retry_ratio=0.0)  # a budget that allows none
     edge.start()
@@ -412,8 +413,8 @@ def test_workers_failing_together_never_eject_more_than_half(
 ) -> None:
     """Two workers seeing the same endpoints fail at once still leave half of them."""
     store, _ = pod
-    store.create_app("dead")
-    dead = [{"address": BACKENDS[n], "port": p} for n in ("a", "b") for p in (9, 10)]
+    store.create_app(AppSpec("dead"))
+    dead = [EndpointSpec.parse(BACKENDS[n], p) for n in ("a", "b") for p in (9, 10)]
     store.set_endpoints("dead", dead)
     store.attach_domain("dead.example.com", "dead")
     edge.configure(workers=2, eject_after=1, eject_for=120)
@@ -465,7 +466,7 @@ def test_upstream_connections_are_reused(edge: Edge, pod: tuple[Store, RedisServ
 
 def test_per_app_body_limit(edge: Edge, pod: tuple[Store, RedisServer]) -> None:
     store, _ = pod
-    store.create_app("small", settings={"max_body_bytes": 10})
+    store.create_app(AppSpec("small", settings={"max_body_bytes": 10}))
     store.set_endpoints("small", [ep("a")])
     store.attach_domain("small.example.com", "small")
     edge.start()
@@ -555,7 +556,7 @@ def test_in_flight_requests_complete_across_changes(
         text=True,
     )
     time.sleep(0.3)
-    store.set_endpoints("shop", [ep("b")], remove=[f"[{BACKENDS['a']}]:{PORT}"])
+    store.set_endpoints("shop", [ep("b")], remove=[EndpointRef.parse(f"[{BACKENDS['a']}]:{PORT}")])
     wait_until(lambda: answer(edge.ns, "shop.example.com") == "b")
     edge.kill_agent()
     edge.start()
@@ -571,9 +572,9 @@ def test_a_full_dict_keeps_the_old_state_serving(
     edge.configure(apps_dict="32k")
     edge.start()
     wait_until(lambda: answer(edge.ns, "shop.example.com") == "a")
-    store.create_app("huge")
+    store.create_app(AppSpec("huge"))
     store.set_endpoints(
-        "huge", [{"address": f"{NODE_NET}::{i:x}", "port": PORT} for i in range(0x100, 0x900)]
+        "huge", [EndpointSpec.parse(f"{NODE_NET}::{i:x}", PORT) for i in range(0x100, 0x900)]
     )
     store.attach_domain("huge.example.com", "huge")
     wait_until(lambda: edge.metric("sixpod_edge_push_errors_total") >= 1)
@@ -582,7 +583,7 @@ def test_a_full_dict_keeps_the_old_state_serving(
     assert edge.health() == 200
     assert edge.ns.get("huge.example.com")[0] in (404, 503)
     # what does not fit never holds back the changes after it
-    store.set_endpoints("shop", [ep("b")], remove=[f"[{BACKENDS['a']}]:{PORT}"])
+    store.set_endpoints("shop", [ep("b")], remove=[EndpointRef.parse(f"[{BACKENDS['a']}]:{PORT}")])
     wait_until(lambda: answer(edge.ns, "shop.example.com") == "b")
     # once it is gone, nothing is left waiting
     store.delete_app("huge", force=True)

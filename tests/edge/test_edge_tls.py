@@ -24,6 +24,7 @@ import pki
 from edgekit import PORT, ROOT, Edge, answer, ep, wait_until
 from sixpod.edge import tlsfiles
 from sixpod.lab.redisproc import RedisServer
+from sixpod.tenants.model import AppPatch, AppSpec
 from sixpod.tenants.store import Store
 
 pytestmark = pytest.mark.integration
@@ -97,7 +98,7 @@ def sites(pod: tuple[Store, RedisServer]) -> dict[str, tuple[str, str]]:
         ("blog", "blog.example.org", "b"),
         ("wild", "*.wild.example.net", "c"),
     ):
-        store.create_app(app)
+        store.create_app(AppSpec(app))
         store.set_endpoints(app, [ep(backend)])
         store.attach_domain(domain, app)
     store.put_cert("shop.example.com", *out["shop"])
@@ -274,7 +275,7 @@ def test_redirect_and_hsts_per_app_and_acme_challenges_are_never_redirected(
     edge: Edge, pod: tuple[Store, RedisServer], sites: dict[str, tuple[str, str]]
 ) -> None:
     store, _ = pod
-    store.update_app("shop", settings={"https_redirect": True, "hsts_max_age": 31536000})
+    store.update_app("shop", AppPatch(settings={"https_redirect": True, "hsts_max_age": 31536000}))
     start_tls(edge)
     wait_until(lambda: edge.ns.get("shop.example.com")[0] == 308)
     status, _, headers = edge.ns.get("shop.example.com", "/cart?id=7")
@@ -343,7 +344,7 @@ def test_a_new_chain_for_the_same_leaf_is_served(
     """The classic fix "I forgot / had the wrong intermediate": same leaf, new chain. The
     worker LRU and the agent's full sync both key on the leaf fingerprint only."""
     store, _ = pod
-    store.create_app("shop")
+    store.create_app(AppSpec("shop"))
     store.set_endpoints("shop", [ep("a")])
     store.attach_domain("shop.example.com", "shop")
     chain1, chain2, key = _site_with_two_intermediates("shop.example.com")
@@ -378,7 +379,7 @@ def test_sni_that_is_not_a_hostname_gets_no_certificate(
     """'.wild.example.net' and '*.wild.example.net' are not names a wildcard covers
     (RFC 6125 6.4.3): they should be refused like any unknown name."""
     store, _ = pod
-    store.create_app("wild")
+    store.create_app(AppSpec("wild"))
     store.set_endpoints("wild", [ep("c")])
     store.attach_domain("*.wild.example.net", "wild")
     store.put_cert("*.wild.example.net", *pki.site("*.wild.example.net"))
@@ -397,11 +398,11 @@ def test_hsts_max_age_zero_is_sent_so_a_site_can_withdraw_hsts(
     The store accepts 0 and documents it as "no header", so a site that once sent HSTS has
     no way to withdraw it."""
     store, _ = pod
-    store.create_app("shop")
+    store.create_app(AppSpec("shop"))
     store.set_endpoints("shop", [ep("a")])
     store.attach_domain("shop.example.com", "shop")
     store.put_cert("shop.example.com", *pki.site("shop.example.com"))
-    store.update_app("shop", settings={"hsts_max_age": 0})
+    store.update_app("shop", AppPatch(settings={"hsts_max_age": 0}))
     start_tls(edge)
     status, _, headers = https_get(edge, "shop.example.com")
     assert status == 200
@@ -414,10 +415,10 @@ def test_no_redirect_into_a_handshake_the_edge_would_refuse(
     """https_redirect on an app whose domain has no certificate: served over HTTP (a 308
     would send every visitor into a refused handshake); once a certificate is there, 308."""
     store, _ = pod
-    store.create_app("blog")
+    store.create_app(AppSpec("blog"))
     store.set_endpoints("blog", [ep("b")])
     store.attach_domain("blog.example.org", "blog")
-    store.update_app("blog", settings={"https_redirect": True})
+    store.update_app("blog", AppPatch(settings={"https_redirect": True}))
     start_tls(edge)
     assert edge.ns.get("blog.example.org")[0] == 200
     store.put_cert("blog.example.org", *pki.site("blog.example.org"))
@@ -456,7 +457,7 @@ def test_reloads_do_not_pile_up_old_workers_held_by_long_connections(
     """Every ticket rotation is a reload; an old worker held by a busy websocket is closed
     after drain_timeout, so rotations never leave worker generations behind."""
     store, _ = pod
-    store.create_app("shop")
+    store.create_app(AppSpec("shop"))
     store.set_endpoints("shop", [ep("a")])
     store.attach_domain("shop.example.com", "shop")
     store.put_cert("shop.example.com", *pki.site("shop.example.com"))
@@ -600,7 +601,7 @@ def test_redirects_never_leave_the_requested_host_and_challenge_paths_are_safe(
     bytes or very long tokens are answered like any path: never a 500, never a file."""
     store, _ = pod
     for app in ("shop", "wild"):
-        store.update_app(app, settings={"https_redirect": True, "hsts_max_age": 60})
+        store.update_app(app, AppPatch(settings={"https_redirect": True, "hsts_max_age": 60}))
     start_tls(edge)
     wait_until(lambda: edge.ns.get("shop.example.com")[0] == 308)
     for host, path, want in (

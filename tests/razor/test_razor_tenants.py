@@ -15,6 +15,7 @@ from sixpod.inventory.lock import parse_lock
 from sixpod.lab.redisproc import RedisServer, redis_server
 from sixpod.lab.redisproc import wait_until as wait_redis
 from sixpod.razor.shard import shard
+from sixpod.tenants.model import AppPatch, AppSpec, VipSpec
 from sixpod.tenants.publisher import Publisher, PublisherSettings
 from sixpod.tenants.store import Store
 
@@ -55,7 +56,7 @@ def test_razor_follows_vip_states_and_shards_from_the_replica(
     tmp_path: Path, pod: tuple[Store, RedisServer]
 ) -> None:
     store, replica = pod
-    store.create_app("shop", shard_seed=1)
+    store.create_app(AppSpec("shop", shard_seed=1))
     tenants = {"address": replica.address, "password_file": str(replica.password_file)}
     extra = {"tenants": tenants, "state_file": None, "pool": {"lock": str(LOCK)}}
     with razor(tmp_path / "razor", {}, **extra) as server:
@@ -73,7 +74,7 @@ def test_razor_follows_vip_states_and_shards_from_the_replica(
             got = _answers(server, name)
             assert victim not in got
             assert got <= shard_of(1)
-        store.update_app("shop", shard_seed=2)  # re-shard: answers move to the new shard
+        store.update_app("shop", AppPatch(shard_seed=2))  # re-shard: answers move to the new shard
         wait_until(lambda: _answers(server, name) <= shard_of(2) - {victim}, timeout=5)
 
 
@@ -89,7 +90,7 @@ def _answers(server: Razor, name: str) -> set[object]:
 def _time_until_gone(server: Razor, store: Store, name: str, victim: object) -> float:
     import time
 
-    store.set_vip(str(victim), "blackholed", reason="DDoS")
+    store.set_vip(VipSpec.parse(str(victim), "blackholed", "DDoS"))
     start = time.monotonic()
     wait_until(lambda: all(victim not in _answers(server, name) for _ in range(20)), timeout=5)
     return time.monotonic() - start
@@ -103,8 +104,8 @@ def test_razor_attribute_cli_reads_the_replica(
     import sys
 
     store, replica = pod
-    store.create_app("shop", shard_seed=1)
-    store.create_app("blog", shard_seed=5)
+    store.create_app(AppSpec("shop", shard_seed=1))
+    store.create_app(AppSpec("blog", shard_seed=5))
     wait_redis(lambda: replica.client().exists("sixpod:app:blog"))
     cfg = {
         "zone": ZONE,
@@ -138,7 +139,7 @@ def test_razor_stays_silent_until_the_tenant_state_is_there(tmp_path: Path) -> N
     store = Store(f"sqlite:///{tmp_path / 't.db'}", lock=lock)
     store.migrate()
     store.sync_pool()
-    store.create_app("shop", shard_seed=1)
+    store.create_app(AppSpec("shop", shard_seed=1))
     with redis_server(tmp_path) as primary:
         client = primary.client()
         publisher = Publisher(store, client, PublisherSettings(debounce=0))
@@ -173,9 +174,9 @@ def test_attribution_reads_the_tenants_once_through_the_reader(
     from sixpod.tenants.model import VipState
 
     store, replica = pod
-    store.create_app("shop", shard_seed=3)
+    store.create_app(AppSpec("shop", shard_seed=3))
     victim = server_pool()[0]
-    store.set_vip(str(victim), "blackholed", reason="DDoS")
+    store.set_vip(VipSpec.parse(str(victim), "blackholed", "DDoS"))
     wait_redis(lambda: replica.client().hexists("sixpod:vip", str(victim)))
     pool = [str(victim), str(server_pool()[1]), "192.0.2.77"]
     tenants = {"address": replica.address, "password_file": str(replica.password_file)}

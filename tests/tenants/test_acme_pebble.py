@@ -34,6 +34,7 @@ from sixpod.tenants import issuance
 from sixpod.tenants.api import create_api
 from sixpod.tenants.client import Client
 from sixpod.tenants.issuer import Issuer, IssuerSettings
+from sixpod.tenants.model import AppSpec
 from sixpod.tenants.publisher import Publisher
 from sixpod.tenants.store import Store
 from tenantkit import RunningPublisher, open_store
@@ -131,7 +132,7 @@ def test_new_domain_gets_a_certificate_renewal_replaces_it_and_failures_back_off
     pod: Pod, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = pod.store
-    store.create_app("shop")
+    store.create_app(AppSpec("shop"))
     for d in ("shop.example", "www.shop.example", "*.wild.example", "up.example"):
         store.attach_domain(d, "shop")
     chain, key = pki.site("up.example")
@@ -140,11 +141,11 @@ def test_new_domain_gets_a_certificate_renewal_replaces_it_and_failures_back_off
     # -- a first certificate for every domain that has none (uploads and wildcards aside)
     pod.issuer.tick()
     first = store.get_cert("shop.example")
-    assert first["source"] == "acme"
-    assert first["names"] == ["shop.example"]
-    assert "Pebble" in first["issuer"]
-    assert store.get_cert("www.shop.example")["source"] == "acme"
-    assert store.get_cert("up.example")["source"] == "upload"
+    assert first.source == "acme"
+    assert list(first.names) == ["shop.example"]
+    assert "Pebble" in first.issuer
+    assert store.get_cert("www.shop.example").source == "acme"
+    assert store.get_cert("up.example").source == "upload"
     assert store.list_challenges() == []  # withdrawn after the order
     asked = pod.edge.challenge_requests()
     assert len(asked) >= 2, asked
@@ -159,26 +160,26 @@ def test_new_domain_gets_a_certificate_renewal_replaces_it_and_failures_back_off
     assert views["up.example"]["status"] == "uploaded"
     assert views["*.wild.example"]["status"] == "wildcard"
     # the edge serves it by SNI
-    wait_until(lambda: pod.edge.served_fingerprint("shop.example") == first["fingerprint"])
+    wait_until(lambda: pod.edge.served_fingerprint("shop.example") == first.fingerprint)
 
     # -- renewal: 29 days before notAfter, a new certificate replaces the old one
     not_after = _leaf_not_after(store, "shop.example")
     pod.clock.offset = not_after - 29 * DAY - pod.clock()
     pod.issuer.tick()
     renewed = store.get_cert("shop.example")
-    assert renewed["fingerprint"] != first["fingerprint"]
-    assert renewed["source"] == "acme"
+    assert renewed.fingerprint != first.fingerprint
+    assert renewed.source == "acme"
     assert pod.metric("sixpod_acme_renewed_total") == 2
-    assert store.get_cert("up.example")["source"] == "upload"
-    wait_until(lambda: pod.edge.served_fingerprint("shop.example") == renewed["fingerprint"])
+    assert store.get_cert("up.example").source == "upload"
+    wait_until(lambda: pod.edge.served_fingerprint("shop.example") == renewed.fingerprint)
 
     # -- the CA unreachable: the failure is recorded with a backoff, the old certificate stays
     pod.pebble.stop()
     pod.clock.offset += 1
     pod.issuer.tick()
     still = store.get_cert("shop.example")
-    assert still["fingerprint"] == renewed["fingerprint"]
-    assert pod.edge.served_fingerprint("shop.example") == renewed["fingerprint"]
+    assert still.fingerprint == renewed.fingerprint
+    assert pod.edge.served_fingerprint("shop.example") == renewed.fingerprint
     record = store.acme_domain("shop.example").record
     assert record is not None
     assert record.status is issuance.Status.FAILED
@@ -245,7 +246,7 @@ def _leaf_not_after(store: Store, domain: str) -> float:
 
 def test_a_challenge_the_edges_do_not_serve_fails_only_that_domain(pod: Pod) -> None:
     store = pod.store
-    store.create_app("shop")
+    store.create_app(AppSpec("shop"))
     store.attach_domain("ok.example", "shop")
     store.attach_domain("broken.example", "shop")
     real = store.put_challenge
@@ -257,7 +258,7 @@ def test_a_challenge_the_edges_do_not_serve_fails_only_that_domain(pod: Pod) -> 
 
     store.put_challenge = wrong_for_broken  # type: ignore[method-assign]
     pod.issuer.tick()
-    assert store.get_cert("ok.example")["source"] == "acme"
+    assert store.get_cert("ok.example").source == "acme"
     broken = store.acme_domain("broken.example").record
     assert broken is not None
     assert broken.status is issuance.Status.FAILED
@@ -268,7 +269,7 @@ def test_a_challenge_the_edges_do_not_serve_fails_only_that_domain(pod: Pod) -> 
 def test_a_challenge_never_published_fails_the_order_and_is_withdrawn(
     pod: Pod, tmp_path: Path
 ) -> None:
-    pod.store.create_app("shop")
+    pod.store.create_app(AppSpec("shop"))
     pod.store.attach_domain("shop.example", "shop")
     stuck = Issuer(
         pod.store,

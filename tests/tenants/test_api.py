@@ -636,3 +636,11 @@ def test_https_settings_must_be_ones_the_edge_can_apply(client: TestClient, stor
     good = {"https_redirect": True, "hsts_max_age": 31536000}
     assert client.post("/v1/apps", json={"name": "shop", "settings": good}).status_code == 201
     assert client.get("/v1/apps/shop").json()["settings"] == good
+
+
+def test_an_absent_app_is_404_before_a_fault_in_the_body(client: TestClient) -> None:
+    bad_settings = {"settings": {"max_body_bytes": "lots"}}
+    assert client.patch("/v1/apps/nope", json=bad_settings).status_code == 404
+    bad_endpoint = {"endpoints": [{"address": "not an address", "port": 80}]}
+    assert client.post("/v1/apps/nope/endpoints", json=bad_endpoint).status_code == 404
+    assert client.delete("/v1/apps/nope/endpoints/garbage").status_code == 404

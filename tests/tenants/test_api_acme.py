@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 import pki
 from sixpod.tenants import issuance
 from sixpod.tenants.api import create_api
+from sixpod.tenants.model import AppSpec
 from sixpod.tenants.store import Store
 
 TOKEN = "t" * 32
@@ -23,7 +24,7 @@ def client(store: Store) -> Iterator[TestClient]:
 
 
 def test_every_attached_domain_has_a_status(store: Store, client: TestClient) -> None:
-    store.create_app("shop")
+    store.create_app(AppSpec("shop"))
     for d in ("new.example", "up.example", "*.wild.example", "bad.example"):
         store.attach_domain(d, "shop")
     chain, key = pki.site("up.example")

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from sixpod.inventory.lock import Lock
 from sixpod.tenants.api import create_api
+from sixpod.tenants.model import AppSpec
 from tenantkit import open_store
 
 TOKEN = "f" * 32
@@ -60,7 +61,7 @@ paths = st.sampled_from(
 def fuzz_client(tmp_path_factory: pytest.TempPathFactory, small_lock: Lock) -> Iterator[TestClient]:
     db = Path(tmp_path_factory.mktemp("fuzz")) / "t.db"
     store = open_store(f"sqlite:///{db}", small_lock)
-    store.create_app("shop")
+    store.create_app(AppSpec("shop"))
     with TestClient(
         create_api(store, token=TOKEN), headers={"Authorization": f"Bearer {TOKEN}"}
     ) as c:

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from sixpod.tenants.api import create_api
+from sixpod.tenants.model import AppSpec, EndpointSpec
 from tenantkit import open_store
 
 TOKEN = "s" * 32
@@ -29,10 +30,10 @@ def _app() -> Any:
     lock = parse_lock((EXAMPLES / "small.lock").read_text(), "small.lock")[0]
     db = Path(tempfile.mkdtemp(prefix="sixpod-schemathesis-")) / "tenants.db"
     store = open_store(f"sqlite:///{db}", lock)
-    store.create_app("shop")
+    store.create_app(AppSpec("shop"))
     store.attach_domain("shop.example.com", "shop")
     base = lock.nodes["edge1"].prefix
-    store.set_endpoints("shop", [{"address": str(base[i]), "port": 80} for i in range(1, 9)])
+    store.set_endpoints("shop", [EndpointSpec.parse(str(base[i]), 80) for i in range(1, 9)])
     return create_api(store, token=TOKEN)
 
 

@@ -15,6 +15,7 @@ from sixpod.inventory.lock import Lock
 from sixpod.tenants.config import ControllerConfig
 from sixpod.tenants.issuance import DAY, Status
 from sixpod.tenants.issuer import Issuer, IssuerSettings, load_account_key
+from sixpod.tenants.model import AppSpec
 from tenantkit import open_store
 
 SIXPOD = str(Path(sys.executable).with_name("sixpod"))
@@ -92,7 +93,7 @@ def test_an_unexpected_error_fails_only_its_domain_and_a_detached_one_is_skipped
     while the pass runs is skipped, not an error that ends the pass."""
     store = open_store(f"sqlite:///{tmp_path / 'tenants.db'}", small_lock)
     try:
-        store.create_app("shop")
+        store.create_app(AppSpec("shop"))
         for d in ("a.example", "b.example", "c.example"):
             store.attach_domain(d, "shop")
         issuer = Issuer(

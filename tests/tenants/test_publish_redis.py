@@ -15,7 +15,7 @@ from sixpod.lab.redisproc import RedisServer, async_wait_until, redis_server, wa
 from sixpod.tenants import sealed
 from sixpod.tenants.errors import Fenced
 from sixpod.tenants.guard import GuardLimits
-from sixpod.tenants.model import Changed
+from sixpod.tenants.model import AppSpec, Changed, EndpointRef, EndpointSpec, VipSpec
 from sixpod.tenants.publisher import Publisher, PublisherSettings
 from sixpod.tenants.reader import ReaderSettings, TenantReader, TenantState
 from sixpod.tenants.store import Store
@@ -24,9 +24,9 @@ from tenantkit import RunningPublisher
 pytestmark = pytest.mark.integration
 
 
-def eps(lock: Lock, node: str, first: int, n: int, port: int = 80) -> list[dict[str, Any]]:
+def eps(lock: Lock, node: str, first: int, n: int, port: int = 80) -> list[EndpointSpec]:
     base = lock.nodes[node].prefix
-    return [{"address": str(base[i]), "port": port} for i in range(first, first + n)]
+    return [EndpointSpec.parse(str(base[i]), port) for i in range(first, first + n)]
 
 
 def reader_for(server: RedisServer, **kw: Any) -> TenantReader:
@@ -38,8 +38,8 @@ def reader_for(server: RedisServer, **kw: Any) -> TenantReader:
 def store_view(store: Store) -> dict[str, set[str]]:
     view: dict[str, set[str]] = {}
     for a in store.list_apps(limit=1000).items:
-        items = store.list_endpoints(a["name"], limit=1000).items
-        view[a["name"]] = {f"{i['endpoint']} {i['weight']} {i['state']}" for i in items}
+        items = store.list_endpoints(a.app.name, limit=1000).items
+        view[a.app.name] = {f"{i.text} {i.endpoint.weight} {i.endpoint.state.value}" for i in items}
     return view
 
 
@@ -65,10 +65,12 @@ def test_replica_reader_follows_the_store(
             await reader.start()
             try:
                 await asyncio.wait_for(reader.ready.wait(), 10)
-                store.create_app("shop", owner="acme", settings={"tls": True})
+                store.create_app(AppSpec("shop", owner="acme", settings={"tls": True}))
                 w = store.set_endpoints("shop", eps(small_lock, "edge1", 1, 5))
                 store.attach_domain("www.shop.example", "shop")
-                head = store.set_vip(str(small_lock.vips4[0]), "drained", reason="maint").revision
+                head = store.set_vip(
+                    VipSpec.parse(str(small_lock.vips4[0]), "drained", "maint")
+                ).revision
                 await until_revision(reader, head)
                 st = reader.state
                 assert st.apps["shop"].settings == {"tls": True}
@@ -89,7 +91,7 @@ def test_primary_restarted_empty_is_rebuilt_and_no_edge_sees_an_empty_list(
     tmp_path: Path, store: Store, small_lock: Lock
 ) -> None:
     fast = {"repl-ping-replica-period": "1"}
-    store.create_app("shop")
+    store.create_app(AppSpec("shop"))
     store.set_endpoints("shop", eps(small_lock, "edge1", 1, 8))
 
     async def main() -> None:
@@ -135,7 +137,7 @@ def test_primary_restarted_empty_is_rebuilt_and_no_edge_sees_an_empty_list(
 def test_primary_restarted_empty_is_rebuilt_without_waiting_for_a_write(
     tmp_path: Path, store: Store, small_lock: Lock
 ) -> None:
-    store.create_app("shop")
+    store.create_app(AppSpec("shop"))
     store.set_endpoints("shop", eps(small_lock, "edge1", 1, 3))
     with redis_server(tmp_path) as first:
         port, password = first.port, first.password
@@ -157,15 +159,15 @@ def test_a_stale_publisher_is_fenced(store: Store, primary: RedisServer) -> None
     b = Publisher(store, c2, PublisherSettings(holder="b", lease=60, debounce=0))
     a._keep_lease()
     a.step()
-    store.create_app("one")
+    store.create_app(AppSpec("one"))
     a.step()
     assert c1.hget("sixpod:meta", "revision") == str(store.head())
     store.release_lease("a")  # as if a paused past its lease
     b._keep_lease()
     assert b.fence == 2
-    store.create_app("two")
+    store.create_app(AppSpec("two"))
     b.step()
-    store.create_app("three")
+    store.create_app(AppSpec("three"))
     with pytest.raises(Fenced):
         a.step()
     assert c1.exists("sixpod:app:two")
@@ -179,7 +181,7 @@ def test_replay_is_idempotent(store: Store, primary: RedisServer) -> None:
     p = Publisher(store, c, PublisherSettings(debounce=0))
     p._keep_lease()
     p.step()
-    store.create_app("one")
+    store.create_app(AppSpec("one"))
     p.step()
     length = c.xlen("sixpod:log")
     before = c.hgetall("sixpod:app:one")
@@ -203,12 +205,12 @@ def test_churn_guard_holds_what_two_controllers_removed_until_forced(
     c = primary.client()
     p = Publisher(one, c, PublisherSettings(guard=limits, debounce=0))
     p._keep_lease()
-    one.create_app("shop")
-    one.create_app("blog")
+    one.create_app(AppSpec("shop"))
+    one.create_app(AppSpec("blog"))
     items = eps(small_lock, "edge1", 1, 10)
     one.set_endpoints("shop", items)
     p.step()
-    texts = [f"[{i['address']}]:80" for i in items]
+    texts = [EndpointRef(i.address, 80) for i in items]
     # a replace (4 new, 4 old out) is no loss, even in one batch:
     one.set_endpoints("shop", eps(small_lock, "edge1", 20, 4))
     one.set_endpoints("shop", [], remove=texts[6:10])
@@ -226,7 +228,8 @@ def test_churn_guard_holds_what_two_controllers_removed_until_forced(
     assert "10 of 14" in p.trip.reason  # the replace's 4 removals count too, per app
     assert p.metrics.guard_tripped._value.get() == 1
     assert c.hlen("sixpod:up:shop") == 10
-    one.set_vip(str(small_lock.vips4[0]), "blackholed")  # later changes wait behind the hold
+    vip = VipSpec.parse(str(small_lock.vips4[0]), "blackholed")
+    one.set_vip(vip)  # later changes wait behind the hold
     p.step()
     assert c.hget("sixpod:vip", str(small_lock.vips4[0])).startswith("active")
     one.force_through(one.head())
@@ -255,15 +258,15 @@ def test_the_publishers_brake_holds_many_small_removals_at_the_pod_share(
     p._keep_lease()
     base = small_lock.nodes["edge1"].prefix
     for a in range(30):
-        one.create_app(f"app{a}")
+        one.create_app(AppSpec(f"app{a}"))
         one.set_endpoints(
-            f"app{a}", [{"address": str(base[a * 100 + i + 1]), "port": 80} for i in range(40)]
+            f"app{a}", [EndpointSpec.parse(str(base[a * 100 + i + 1]), 80) for i in range(40)]
         )
     while p.step():
         pass
     for a in range(30):
         for step, store in enumerate((one, two)):
-            gone = [f"[{base[a * 100 + step * 8 + i + 1]}]:80" for i in range(8)]
+            gone = [EndpointRef.parse(f"[{base[a * 100 + step * 8 + i + 1]}]:80") for i in range(8)]
             store.set_endpoints(f"app{a}", [], remove=gone)
             now[0] += 0.01
             while p.step():
@@ -279,7 +282,7 @@ def test_the_publishers_brake_holds_many_small_removals_at_the_pod_share(
 def test_reader_keeps_serving_while_its_redis_is_down(
     tmp_path: Path, store: Store, primary: RedisServer, small_lock: Lock
 ) -> None:
-    store.create_app("shop")
+    store.create_app(AppSpec("shop"))
     store.set_endpoints("shop", eps(small_lock, "edge1", 1, 4))
 
     async def main() -> None:
@@ -323,7 +326,7 @@ def test_publisher_and_reader_over_a_postgresql_store(
             reader = reader_for(replica)
             await reader.start()
             try:
-                store.create_app("shop")
+                store.create_app(AppSpec("shop"))
                 for i in range(1, 6):
                     store.set_endpoints("shop", eps(small_lock, "edge2", i, 1))
                 store.attach_domain("shop.example", "shop")
@@ -347,11 +350,11 @@ def test_redis_holding_another_stores_data_is_rebuilt_not_adopted(
     c = primary.client()
     a = Publisher(store, c, PublisherSettings(holder="a", debounce=0))
     a._keep_lease()
-    store.create_app("from-a")
+    store.create_app(AppSpec("from-a"))
     a.step()
     assert c.exists("sixpod:app:from-a")
     other = open_store(f"sqlite:///{tmp_path / 'other.db'}", small_lock)  # e.g. a restored backup
-    other.create_app("from-b")
+    other.create_app(AppSpec("from-b"))
     b = Publisher(other, c, PublisherSettings(holder="b", debounce=0))
     b._keep_lease()
     b.step()
@@ -371,7 +374,7 @@ def test_redis_ahead_of_a_restored_store_is_rebuilt(store: Store, primary: Redis
     c = primary.client()
     first = Publisher(store, c, PublisherSettings(holder="a", debounce=0))
     first._keep_lease()
-    store.create_app("one")
+    store.create_app(AppSpec("one"))
     first.step()
     head = store.head()
     with store.engine.begin() as conn:  # the restored store committed another change there
@@ -401,7 +404,7 @@ def test_no_error_stops_the_publisher_thread(store: Store, primary: RedisServer)
     with RunningPublisher(store, primary) as pub:
         wait_until(lambda: pub.epoch is not None, timeout=10)  # attached: Redis rebuilt
         store.outbox_after = flaky  # type: ignore[method-assign]
-        store.create_app("late")
+        store.create_app(AppSpec("late"))
         wait_until(lambda: primary.client().exists("sixpod:app:late"), timeout=15)
         wait_until(lambda: pub.last_error is None, timeout=5)
         assert failures == [0]
@@ -444,7 +447,7 @@ def test_certificates_reach_edge_readers_sealed_and_no_other_reader(
                 await until_revision(razor, head)
                 got = edge.state.certs["shop.example.com"]
                 assert got.chain == chain
-                assert got.fingerprint == store.get_cert("shop.example.com")["fingerprint"]
+                assert got.fingerprint == store.get_cert("shop.example.com").fingerprint
                 assert sealed.unseal(got.sealed_key, got.domain, pki.SEAL_PRIVATE) == key
                 assert any("shop.example.com" in c.certs for c in seen)
                 assert razor.state.certs == {}
@@ -477,7 +480,7 @@ def test_certificates_reach_edge_readers_sealed_and_no_other_reader(
 def test_a_malformed_stream_entry_is_never_applied_nor_fatal(
     store: Store, primary: RedisServer, small_lock: Lock
 ) -> None:
-    store.create_app("shop")
+    store.create_app(AppSpec("shop"))
     store.set_endpoints("shop", eps(small_lock, "edge1", 1, 3))
 
     async def main() -> None:
@@ -515,7 +518,7 @@ def test_one_malformed_cert_key_does_not_freeze_the_edge_readers_state(
     """A P:cert key without ``fp`` (or a non-numeric ``not_after``) raises in load_cert; the
     reader resynchronises, reads the same key again, and so never bootstraps: every later
     change of any tenant (endpoints, domains) stops reaching this edge."""
-    store.create_app("shop")
+    store.create_app(AppSpec("shop"))
     store.set_endpoints("shop", eps(small_lock, "edge1", 1, 3))
 
     async def main() -> None:

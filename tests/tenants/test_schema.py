@@ -85,7 +85,7 @@ def test_a_fresh_store_is_the_declared_tables_at_the_head_revision(url: str) -> 
     assert differences(store.engine) == []
     assert "schema_version" not in tables(store.engine)
     assert store.head() == 0
-    assert store.publisher_row()["fence"] == 0
+    assert store.publisher_row().fence == 0
     store.close()
 
 
@@ -98,7 +98,7 @@ def test_the_captured_schema_1_is_upgraded_to_the_declared_tables(
     assert store.migrate() == schema.SCHEMA_VERSION
     assert differences(engine) == []
     assert "schema_version" not in tables(engine)
-    assert store.publisher_row()["epoch"] == ""
+    assert store.publisher_row().epoch == ""
     store.close()
 
 
@@ -117,7 +117,7 @@ def test_the_runners_last_schema_is_taken_over_without_changing_a_table(tmp_path
     store = Store(f"sqlite:///{db}")
     assert store.schema_version() == 5
     assert store.migrate() == schema.SCHEMA_VERSION
-    assert store.get_app("kept")["owner"] == "me"
+    assert store.get_app("kept").app.owner == "me"
     store.close()
     with sqlite3.connect(db) as conn:
         after = conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()

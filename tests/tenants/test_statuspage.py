@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 
 from sixpod.inventory.lock import Lock
 from sixpod.tenants.api import create_api
+from sixpod.tenants.model import AppSpec, EndpointSpec, NodeSpec, NodeState, VipSpec, VipState
 from sixpod.tenants.statuspage import CSP, PATH, authorized, render, snapshot
 from sixpod.tenants.store import Store
 
@@ -20,12 +21,12 @@ def basic(user: str, password: str) -> str:
 
 def fill(store: Store, lock: Lock) -> None:
     edge1 = lock.nodes["edge1"].prefix.network_address
-    store.create_app("shop", owner="acme")
-    store.create_app("blog", owner="<script>alert(1)</script>")
-    store.set_endpoints("shop", [{"address": str(edge1 + i), "port": 8080} for i in (16, 17, 18)])
+    store.create_app(AppSpec("shop", owner="acme"))
+    store.create_app(AppSpec("blog", owner="<script>alert(1)</script>"))
+    store.set_endpoints("shop", [EndpointSpec(edge1 + i, 8080) for i in (16, 17, 18)])
     store.attach_domain("www.shop.example", "shop")
-    store.set_vip("203.0.113.1", "blackholed", reason="DDoS <b>on</b> shop")
-    store.set_node("edge2", "drained", reason="kernel upgrade")
+    store.set_vip(VipSpec.parse("203.0.113.1", VipState.BLACKHOLED, "DDoS <b>on</b> shop"))
+    store.set_node(NodeSpec("edge2", NodeState.DRAINED, "kernel upgrade"))
 
 
 def test_the_page_shows_the_pod(store: Store, small_lock: Lock) -> None:

@@ -16,6 +16,7 @@ from pgproc import Postgres
 from sixpod.inventory.lock import Lock
 from sixpod.tenants import ops
 from sixpod.tenants.errors import Conflict, InvalidInput, Unavailable
+from sixpod.tenants.model import AppSpec, EndpointRef, EndpointSpec
 from sixpod.tenants.schema import SCHEMA_VERSION
 from sixpod.tenants.store import Store
 from tenantkit import open_store
@@ -35,15 +36,15 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path, small_lock: Lock) 
     s.close()
 
 
-def eps(lock: Lock, node: str, n: int, port: int = 80) -> list[dict[str, object]]:
-    return [{"address": str(lock.nodes[node].prefix[i]), "port": port} for i in range(1, n + 1)]
+def eps(lock: Lock, node: str, n: int, port: int = 80) -> list[EndpointSpec]:
+    return [EndpointSpec.parse(str(lock.nodes[node].prefix[i]), port) for i in range(1, n + 1)]
 
 
 def test_outbox_is_gapless_and_in_commit_order_under_concurrent_writers(
     any_store: Store, small_lock: Lock
 ) -> None:
     for a in ("a", "b", "c", "d"):
-        any_store.create_app(a)
+        any_store.create_app(AppSpec(a))
     start = any_store.head()
     errors: list[BaseException] = []
 
@@ -66,8 +67,8 @@ def test_outbox_is_gapless_and_in_commit_order_under_concurrent_writers(
 
 
 def test_unique_endpoint_and_nothing_stored_on_error(any_store: Store, small_lock: Lock) -> None:
-    any_store.create_app("a")
-    any_store.create_app("b")
+    any_store.create_app(AppSpec("a"))
+    any_store.create_app(AppSpec("b"))
     any_store.set_endpoints("a", eps(small_lock, "edge1", 2))
     head = any_store.head()
     with pytest.raises(Conflict, match="belongs to app 'a'"):
@@ -79,7 +80,7 @@ def test_unique_endpoint_and_nothing_stored_on_error(any_store: Store, small_loc
 
 
 def test_snapshot_is_the_state_as_ops(any_store: Store, small_lock: Lock) -> None:
-    any_store.create_app("a", owner="o", settings={"k": "v"})
+    any_store.create_app(AppSpec("a", owner="o", settings={"k": "v"}))
     any_store.set_endpoints("a", eps(small_lock, "edge1", 3))
     any_store.attach_domain("www.a.example", "a")
     snap = any_store.snapshot(chunk=4)
@@ -112,9 +113,9 @@ def test_upgrade_from_schema_1_keeps_data(tmp_path: Path, small_lock: Lock) -> N
     assert store.schema_version() == 1
     assert store.migrate() == SCHEMA_VERSION == 5
     assert store.schema_version() == 5
-    assert store.get_app("kept")["owner"] == "me"
-    assert [e["endpoint"] for e in store.list_endpoints("kept").items] == ["[2001:db8:200:1::5]:80"]
-    assert store.publisher_row()["epoch"] == ""
+    assert store.get_app("kept").app.owner == "me"
+    assert [e.text for e in store.list_endpoints("kept").items] == ["[2001:db8:200:1::5]:80"]
+    assert store.publisher_row().epoch == ""
     with store.engine.connect() as conn:
         assert "ix_endpoints_node" in {i["name"] for i in sa.inspect(conn).get_indexes("endpoints")}
         assert sa.inspect(conn).has_table("certs")
@@ -123,7 +124,7 @@ def test_upgrade_from_schema_1_keeps_data(tmp_path: Path, small_lock: Lock) -> N
     assert store.list_certs().items == []
     assert store.list_challenges() == []
     store.sync_pool()
-    store.set_endpoints("kept", [{"address": "2001:db8:200:1::6", "port": 80}])
+    store.set_endpoints("kept", [EndpointSpec.parse("2001:db8:200:1::6", 80)])
     assert store.head() > 1
     assert store.migrate() == 5  # a second run changes nothing
     store.close()
@@ -188,14 +189,14 @@ def test_many_small_removals_never_take_more_than_the_pod_share(
     )
     base = small_lock.nodes["edge1"].prefix
     for a in range(30):
-        store.create_app(f"app{a}")
+        store.create_app(AppSpec(f"app{a}"))
         store.set_endpoints(
-            f"app{a}", [{"address": str(base[a * 100 + i + 1]), "port": 80} for i in range(40)]
+            f"app{a}", [EndpointSpec.parse(str(base[a * 100 + i + 1]), 80) for i in range(40)]
         )
     removed, refused = 0, None
     for a in range(30):
         for step in range(2):  # 16 of 40: within the app share
-            gone = [f"[{base[a * 100 + step * 8 + i + 1]}]:80" for i in range(8)]
+            gone = [EndpointRef.parse(f"[{base[a * 100 + step * 8 + i + 1]}]:80") for i in range(8)]
             try:
                 store.set_endpoints(f"app{a}", [], remove=gone)
             except ChurnGuardTripped as e:
@@ -224,11 +225,11 @@ def test_the_pod_total_is_recounted_off_the_write_path(tmp_path: Path, small_loc
         guard=GuardLimits(window=60),
         clock=lambda: now[0],
     )
-    store.create_app("a")
+    store.create_app(AppSpec("a"))
     base = small_lock.nodes["edge1"].prefix
-    store.set_endpoints("a", [{"address": str(base[i + 1]), "port": 80} for i in range(3)])
+    store.set_endpoints("a", [EndpointSpec.parse(str(base[i + 1]), 80) for i in range(3)])
     assert store.endpoint_total_cached(now[0]) == (3, 1000.0)
-    store.set_endpoints("a", [{"address": str(base[9]), "port": 80}])
+    store.set_endpoints("a", [EndpointSpec.parse(str(base[9]), 80)])
     release, counting = threading.Event(), threading.Event()
     real = store.endpoint_total
 

@@ -12,6 +12,7 @@ import pki
 from sixpod.inventory.lock import Lock
 from sixpod.tenants import issuance, ops
 from sixpod.tenants.errors import Conflict, InvalidInput, NotFound
+from sixpod.tenants.model import AppSpec
 from sixpod.tenants.store import Store
 from tenantkit import open_store
 
@@ -44,7 +45,7 @@ def test_a_challenge_is_published_and_withdrawn(store: Store) -> None:
     rev = store.put_challenge(TOKEN, KEYAUTH, domain="Shop.Example")
     assert rev == store.head() == before + 1
     assert _ops_after(store, before) == [ops.challenge(TOKEN, KEYAUTH)]
-    assert store.list_challenges()[0]["domain"] == "shop.example"
+    assert store.list_challenges()[0].domain == "shop.example"
     assert ops.challenge(TOKEN, KEYAUTH) in _snapshot_ops(store)
     gone = store.delete_challenge(TOKEN)
     assert _ops_after(store, rev) == [ops.challenge_deleted(TOKEN)]
@@ -73,7 +74,7 @@ def test_a_bad_challenge_changes_nothing(
 
 
 def test_acme_facts_join_domains_certs_and_records(store: Store) -> None:
-    store.create_app("shop")
+    store.create_app(AppSpec("shop"))
     for d in ("a.example", "b.example", "*.c.example"):
         store.attach_domain(d, "shop")
     chain, key = pki.site("b.example")
@@ -95,7 +96,7 @@ def test_acme_facts_join_domains_certs_and_records(store: Store) -> None:
 
 
 def test_records_of_detached_domains_and_stale_challenges_are_pruned(store: Store) -> None:
-    store.create_app("shop")
+    store.create_app(AppSpec("shop"))
     store.attach_domain("a.example", "shop")
     store.record_acme("a.example", issuance.Record(issuance.Status.PENDING))
     store.put_challenge(TOKEN, KEYAUTH, domain="a.example")
@@ -116,13 +117,13 @@ def test_an_acme_certificate_never_replaces_an_upload(store: Store) -> None:
     with pytest.raises(Conflict, match="uploaded"):
         store.put_cert("shop.example", other_chain, other_key, source="acme")
     assert store.head() == before
-    assert store.get_cert("shop.example")["source"] == "upload"
+    assert store.get_cert("shop.example").source == "upload"
     # an ACME certificate is replaced by an upload, and by a renewal
     store.delete_cert("shop.example")
     store.put_cert("shop.example", other_chain, other_key, source="acme")
     store.put_cert("shop.example", chain, key, source="acme")
     store.put_cert("shop.example", other_chain, other_key)
-    assert store.get_cert("shop.example")["source"] == "upload"
+    assert store.get_cert("shop.example").source == "upload"
     with pytest.raises(InvalidInput, match="source"):
         store.put_cert("shop.example", chain, key, source="bogus")
 
@@ -133,7 +134,7 @@ def test_an_uploaded_wildcard_covers_the_names_one_label_below_it(store: Store) 
     is ordered, an ACME certificate one of them had is withdrawn (it would shadow the upload,
     and expire there unrenewed), and an order in flight for one is refused. The parent and
     names two labels down are not covered."""
-    store.create_app("shop")
+    store.create_app(AppSpec("shop"))
     for d in ("shop.example", "www.shop.example", "a.b.shop.example", "*.shop.example"):
         store.attach_domain(d, "shop")
     acme_chain, acme_key = pki.site("www.shop.example")
@@ -182,6 +183,6 @@ def test_acme_certificates_an_uploaded_wildcard_covers_are_withdrawn_at_migrate(
     before = store.head()
     store.migrate()
     assert _ops_after(store, before) == [ops.cert_deleted("www.shop.example")]
-    assert [c["domain"] for c in store.list_certs().items] == ["*.shop.example", "a.b.shop.example"]
+    assert [c.domain for c in store.list_certs().items] == ["*.shop.example", "a.b.shop.example"]
     store.migrate()
     assert store.head() == before + 1

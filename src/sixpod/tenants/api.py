@@ -12,7 +12,7 @@ import hmac
 import json
 import re
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sixpod import __version__
+from sixpod import __version__, addr
 from sixpod.inventory.load import operator_message
 from sixpod.tenants import issuance, statuspage
 from sixpod.tenants.errors import InvalidInput, NotFound, TenantError
@@ -39,8 +39,20 @@ from sixpod.tenants.model import (
     WEIGHT_DEFAULT,
     WEIGHT_MAX,
     WEIGHT_MIN,
+    AppPatch,
+    AppRecord,
+    AppSpec,
+    CertInfo,
+    DomainRecord,
+    EndpointRecord,
+    EndpointRef,
+    EndpointSpec,
     EndpointState,
+    NodeRecord,
+    NodeSpec,
     NodeState,
+    VipRecord,
+    VipSpec,
     VipState,
 )
 from sixpod.tenants.store import Page, Store, Written
@@ -73,6 +85,10 @@ def problem(status: int, kind: str, detail: str, instance: str) -> JSONResponse:
 
 
 class _Body(BaseModel):
+    """A request body's wire schema: its shape and the bounds of :mod:`sixpod.tenants.model`,
+    stated so the OpenAPI document shows them. The rules are the typed values' (AppSpec,
+    EndpointSpec, VipSpec, ...): each handler builds them, and the store takes nothing else."""
+
     model_config = ConfigDict(extra="forbid")
 
 
@@ -295,15 +311,93 @@ def _if_match(value: str | None) -> frozenset[int] | None:
     return frozenset(revisions)
 
 
-def _written(w: Written, response: Response, *, etag: bool = True) -> dict[str, Any]:
+# -- the JSON shapes of what the store returns (the API's only serialisation of them) --------
+
+Stored = AppRecord | DomainRecord | EndpointRecord | VipRecord | NodeRecord
+S = TypeVar("S", AppRecord, DomainRecord, EndpointRecord, VipRecord, NodeRecord)
+T = TypeVar("T")
+
+
+def _app_json(r: AppRecord) -> dict[str, Any]:
+    a = r.app
+    return {
+        "name": a.name,
+        "owner": a.owner,
+        "shard_seed": a.shard_seed,
+        "settings": dict(a.settings),
+        "revision": r.revision,
+    }
+
+
+def _domain_json(r: DomainRecord) -> dict[str, Any]:
+    return {"name": r.name, "app": r.app, "revision": r.revision}
+
+
+def _endpoint_json(r: EndpointRecord) -> dict[str, Any]:
+    e = r.endpoint
+    return {
+        "address": addr.format_ip(e.address),
+        "port": e.port,
+        "endpoint": r.text,
+        "node": r.node,
+        "weight": e.weight,
+        "state": e.state.value,
+        "revision": r.revision,
+    }
+
+
+def _vip_json(r: VipRecord) -> dict[str, Any]:
+    v = r.vip
+    return {
+        "address": addr.format_ip(v.address),
+        "state": v.state.value,
+        "reason": v.reason,
+        "revision": r.revision,
+    }
+
+
+def _node_json(r: NodeRecord) -> dict[str, Any]:
+    n = r.node
+    return {"name": n.name, "state": n.state.value, "reason": n.reason, "revision": r.revision}
+
+
+def _cert_json(c: CertInfo) -> dict[str, Any]:
+    return {
+        "domain": c.domain,
+        "names": list(c.names),
+        "not_before": c.not_before.isoformat(),
+        "not_after": c.not_after.isoformat(),
+        "issuer": c.issuer,
+        "fingerprint": c.fingerprint,
+        "key_type": c.key_type,
+        "chain_length": c.chain_length,
+        "source": c.source,
+        "stored_at": c.stored_at,
+    }
+
+
+_JSON: dict[type, Callable[[Any], dict[str, Any]]] = {
+    AppRecord: _app_json,
+    DomainRecord: _domain_json,
+    EndpointRecord: _endpoint_json,
+    VipRecord: _vip_json,
+    NodeRecord: _node_json,
+    CertInfo: _cert_json,
+}
+
+
+def _json(item: Stored | CertInfo) -> dict[str, Any]:
+    return _JSON[type(item)](item)
+
+
+def _written(w: Written[S], response: Response) -> dict[str, Any]:
     response.headers["X-Sixpod-Revision"] = str(w.revision)
-    if etag and "revision" in w.item:
-        response.headers["ETag"] = f'"{w.item["revision"]}"'
-    return {**w.item}
+    response.headers["ETag"] = f'"{w.item.revision}"'
+    return _json(w.item)
 
 
-def _page(p: Page) -> dict[str, Any]:
-    return {"items": p.items, "next": p.next}
+def _page(p: Page[Any]) -> dict[str, Any]:
+    return {"items": [_json(i) for i in p.items], "next": p.next}
 
 
 IfMatch = Annotated[str | None, Header(alias="If-Match")]
@@ -408,29 +502,32 @@ def create_api(
 
     @app.post("/v1/apps", dependencies=v1, status_code=201)
     def create_app(body: AppCreate, response: Response) -> dict[str, Any]:
-        w = store.create_app(
-            body.name, owner=body.owner, shard_seed=body.shard_seed, settings=body.settings
-        )
+        w = store.create_app(AppSpec(body.name, body.owner, body.shard_seed, body.settings))
         response.headers["Location"] = f"/v1/apps/{body.name}"
         return _written(w, response)
+
+    def _built(name: str, build: Callable[[], T]) -> T:
+        """The typed values of a call on app ``name``; an absent app is a 404 before any
+        fault in the values (the order the API has always answered in)."""
+        try:
+            return build()
+        except InvalidInput:
+            store.get_app(name)
+            raise
 
     @app.get("/v1/apps/{name}", dependencies=v1)
     def get_app(name: str, response: Response) -> dict[str, Any]:
         item = store.get_app(name)
-        response.headers["ETag"] = f'"{item["revision"]}"'
-        return item
+        response.headers["ETag"] = f'"{item.revision}"'
+        return _app_json(item)
 
     @app.patch("/v1/apps/{name}", dependencies=v1)
     def update_app(
         name: str, body: AppUpdate, response: Response, if_match: IfMatch = None
     ) -> dict[str, Any]:
-        w = store.update_app(
-            name,
-            if_match=_if_match(if_match),
-            owner=body.owner,
-            shard_seed=body.shard_seed,
-            settings=body.settings,
-        )
+        revisions = _if_match(if_match)
+        patch = _built(name, lambda: AppPatch(body.owner, body.shard_seed, body.settings))
+        w = store.update_app(name, patch, if_match=revisions)
         return _written(w, response)
 
     @app.delete("/v1/apps/{name}", dependencies=v1, status_code=204)
@@ -448,14 +545,23 @@ def create_api(
 
     @app.post("/v1/apps/{name}/endpoints", dependencies=v1)
     def change_endpoints(name: str, body: EndpointsChange, response: Response) -> dict[str, Any]:
-        items = [e.model_dump(exclude_none=True, mode="json") for e in body.endpoints]
-        w = store.set_endpoints(name, items, remove=body.remove, force=body.force)
-        return _written(w, response, etag=False)
+        items = _built(
+            name,
+            lambda: [
+                EndpointSpec.parse(e.address, e.port, e.weight, e.state, e.node)
+                for e in body.endpoints
+            ],
+        )
+        remove = _built(name, lambda: [EndpointRef.parse(text) for text in body.remove])
+        w = store.set_endpoints(name, items, remove=remove, force=body.force)
+        response.headers["X-Sixpod-Revision"] = str(w.revision)
+        return {"changed": w.item.changed, "removed": w.item.removed}
 
     @app.delete("/v1/apps/{name}/endpoints/{endpoint}", dependencies=v1, status_code=204)
     def delete_endpoint(name: str, endpoint: str, response: Response, force: bool = False) -> None:
-        w = store.set_endpoints(name, [], remove=[endpoint], force=force)
-        if not w.item["removed"]:
+        ref = _built(name, lambda: EndpointRef.parse(endpoint))
+        w = store.set_endpoints(name, [], remove=[ref], force=force)
+        if not w.item.removed:
             raise NotFound(f"app {name!r} has no endpoint {endpoint!r}")
         response.headers["X-Sixpod-Revision"] = str(w.revision)
 
@@ -471,7 +577,7 @@ def create_api(
 
     @app.get("/v1/domains/{host}", dependencies=v1)
     def get_domain(host: str) -> dict[str, Any]:
-        return store.get_domain(host)
+        return _domain_json(store.get_domain(host))
 
     @app.put("/v1/domains/{host}", dependencies=v1)
     def attach_domain(host: str, body: DomainAttach, response: Response) -> dict[str, Any]:
@@ -489,11 +595,11 @@ def create_api(
 
     @app.get("/v1/certs/{domain}", dependencies=v1)
     def get_cert(domain: str) -> dict[str, Any]:
-        return store.get_cert(domain)
+        return _cert_json(store.get_cert(domain))
 
     @app.put("/v1/certs/{domain}", dependencies=v1)
     def put_cert(domain: str, body: CertUpload) -> dict[str, Any]:
-        return store.put_cert(domain, body.chain, body.key)
+        return _cert_json(store.put_cert(domain, body.chain, body.key))
 
     @app.delete("/v1/certs/{domain}", dependencies=v1, status_code=204)
     def delete_cert(domain: str) -> None:
@@ -517,22 +623,23 @@ def create_api(
 
     @app.get("/v1/vips", dependencies=v1)
     def list_vips() -> dict[str, Any]:
-        return {"items": store.list_vips(), "next": None}
+        return {"items": [_vip_json(v) for v in store.list_vips()], "next": None}
 
     @app.put("/v1/vips/{address}", dependencies=v1)
     def set_vip(
         address: str, body: VipChange, response: Response, if_match: IfMatch = None
     ) -> dict[str, Any]:
-        w = store.set_vip(address, body.state, reason=body.reason, if_match=_if_match(if_match))
+        revisions = _if_match(if_match)
+        w = store.set_vip(VipSpec.parse(address, body.state, body.reason), if_match=revisions)
         return _written(w, response)
 
     @app.get("/v1/nodes", dependencies=v1)
     def list_nodes() -> dict[str, Any]:
-        return {"items": store.list_nodes(), "next": None}
+        return {"items": [_node_json(n) for n in store.list_nodes()], "next": None}
 
     @app.put("/v1/nodes/{name}", dependencies=v1)
     def set_node(name: str, body: NodeChange, response: Response) -> dict[str, Any]:
-        return _written(store.set_node(name, body.state, reason=body.reason), response)
+        return _written(store.set_node(NodeSpec(name, body.state, body.reason)), response)
 
     statuspage.mount(app, store, token=token, status=status)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -303,7 +303,7 @@ class Issuer:
                     self.store.delete_challenge(token)
                 except TenantError as e:  # pruned at a later pass
                     log.warning("acme: %s: withdrawing a challenge: %s", domain, e.detail)
-        return dt.datetime.fromisoformat(str(stored["not_after"])).timestamp()
+        return stored.not_after.timestamp()
 
     @contextmanager
     def _account_checked(self) -> Iterator[None]:

@@ -8,12 +8,28 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from sixpod.tenants.schema import publisher_t
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseState:
+    """The store's ``publisher`` row."""
+
+    holder: str
+    """Who holds (or last held) the lease; "" before anyone took it."""
+    fence: int
+    """The fencing token: raised by each new holder, checked by Redis writes."""
+    lease_until: float
+    """Unix seconds; the lease is free after."""
+    forced_through: int
+    """The churn guard lets every change up to this revision pass."""
+    epoch: str
+    """The epoch Redis was last built under by this store's publisher ("" before)."""
 
 
 class PublisherLease:
@@ -76,6 +92,9 @@ class PublisherLease:
                 .values(epoch=epoch)
             )
 
-    def publisher_row(self) -> dict[str, Any]:
+    def publisher_row(self) -> LeaseState:
         with self._connect() as conn:
-            return dict(conn.execute(sa.select(publisher_t)).one()._mapping)
+            r = conn.execute(sa.select(publisher_t)).one()
+        return LeaseState(
+            r.holder, int(r.fence), float(r.lease_until), int(r.forced_through), r.epoch
+        )

@@ -74,12 +74,23 @@ def hostname(text: str) -> str:
 
 def container_address(text: str) -> IPv6Address:
     """A container's address: IPv6 text without zone, canonicalised by the address module."""
+    return container_ip(ipv6_address(text))
+
+
+def ipv6_address(text: str) -> IPv6Address:
+    """An endpoint's address text as IPv6 (containers are IPv6-only), without zone."""
     try:
         ip = addr.parse_ip(text)
     except addr.AddressError as e:
         raise InvalidInput(f"endpoint address: {e}") from None
     if not isinstance(ip, IPv6Address):
         raise InvalidInput(f"endpoint address {text!r}: containers are IPv6-only")
+    return ip
+
+
+def container_ip(ip: IPv6Address) -> IPv6Address:
+    """``ip`` if a container may have it: neither the unspecified address nor its /64's
+    Subnet-Router anycast address."""
     if ip.is_unspecified:
         raise InvalidInput("endpoint address ::: the unspecified address, never a container's")
     if addr.is_subnet_router_anycast(ip, prefixlen=64):

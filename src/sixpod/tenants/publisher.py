@@ -262,7 +262,7 @@ class Publisher:
         )
 
     def _forced_through(self) -> int:
-        return int(self.store.publisher_row()["forced_through"])
+        return self.store.publisher_row().forced_through
 
     def _attach(self) -> None:
         """Adopt what Redis holds if this store built it and can continue it; else rebuild.
@@ -275,7 +275,7 @@ class Publisher:
         self._check(self._claim(args=[self.settings.prefix, self.fence]))
         meta = {_str(k): _str(v) for k, v in self.client.hgetall(self.keys.meta).items()}
         if not self._must_rebuild and meta.get("state") == "ready":
-            ours = self.store.publisher_row()["epoch"]
+            ours = self.store.publisher_row().epoch
             revision = int(meta.get("revision", -1))
             row = self.store.outbox_row(revision)
             if (

@@ -28,7 +28,9 @@ import sqlalchemy as sa
 from fastapi import Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
+from sixpod import addr
 from sixpod.tenants import ops
+from sixpod.tenants.model import NodeRecord, VipRecord
 from sixpod.tenants.schema import apps_t, endpoints_t
 
 if TYPE_CHECKING:
@@ -57,8 +59,8 @@ class Snapshot:
     """:meth:`sixpod.tenants.publisher.Publisher.status`; None when none runs here."""
     oldest_unpublished: float | None
     """Commit time (Unix) of the oldest change Redis does not have yet; None: none."""
-    nodes: Sequence[Mapping[str, Any]]
-    vips: Sequence[Mapping[str, Any]]
+    nodes: Sequence[NodeRecord]
+    vips: Sequence[VipRecord]
     apps: Sequence[tuple[str, str, int]]
     """(name, owner, endpoints) of the first :data:`APPS_SHOWN` apps by name."""
     app_count: int
@@ -161,7 +163,7 @@ def render(snap: Snapshot, now: float) -> str:
         pub_text, pub_cls = "standby", "warn"
     vip_states: dict[str, int] = {}
     for v in snap.vips:
-        vip_states[str(v["state"])] = vip_states.get(str(v["state"]), 0) + 1
+        vip_states[v.vip.state.value] = vip_states.get(v.vip.state.value, 0) + 1
     vip_summary = ", ".join(f"{n} {s}" for s, n in sorted(vip_states.items())) or "none"
     cards = "".join(
         (
@@ -187,9 +189,9 @@ def render(snap: Snapshot, now: float) -> str:
         ("node", "state", "reason"),
         [
             (
-                _td(n["name"]),
-                f"<td>{_state(str(n['state']))}</td>",
-                _td(n.get("reason") or "", "wrap"),
+                _td(n.node.name),
+                f"<td>{_state(n.node.state.value)}</td>",
+                _td(n.node.reason, "wrap"),
             )
             for n in snap.nodes
         ],
@@ -199,9 +201,9 @@ def render(snap: Snapshot, now: float) -> str:
         ("VIP", "state", "reason"),
         [
             (
-                _td(v["address"], "mono"),
-                f"<td>{_state(str(v['state']))}</td>",
-                _td(v.get("reason") or "", "wrap"),
+                _td(addr.format_ip(v.vip.address), "mono"),
+                f"<td>{_state(v.vip.state.value)}</td>",
+                _td(v.vip.reason, "wrap"),
             )
             for v in snap.vips
         ],

@@ -20,8 +20,8 @@ from collections.abc import Callable, Collection, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
-from types import SimpleNamespace
-from typing import Any
+from types import MappingProxyType, SimpleNamespace
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
@@ -41,22 +41,28 @@ from sixpod.tenants.errors import (
 from sixpod.tenants.guard import ChurnWindow, GuardLimits
 from sixpod.tenants.lease import PublisherLease
 from sixpod.tenants.model import (
-    BODY_LIMIT_MAX,
-    BODY_LIMIT_SETTING,
-    HSTS_MAX,
-    HSTS_SETTING,
-    HTTPS_REDIRECT_SETTING,
     PAGE_MAX,
-    PORT_MAX,
-    PORT_MIN,
-    SHARD_SEED_MAX,
-    TEXT_MAX,
-    WEIGHT_DEFAULT,
-    WEIGHT_MAX,
-    WEIGHT_MIN,
+    App,
+    AppPatch,
+    AppRecord,
+    AppSpec,
+    CertInfo,
+    Challenge,
+    DomainRecord,
+    Endpoint,
+    EndpointRecord,
+    EndpointRef,
+    EndpointSpec,
     EndpointState,
+    Node,
+    NodeRecord,
+    NodeSpec,
     NodeState,
+    Vip,
+    VipRecord,
+    VipSpec,
     VipState,
+    text_field,
 )
 from sixpod.tenants.outbox import OutboxRow
 from sixpod.tenants.schema import (
@@ -126,18 +132,31 @@ MAX_PAGE = PAGE_MAX
 MAX_BATCH = 10_000
 
 
+T = TypeVar("T")
+
+
 @dataclass(frozen=True, slots=True)
-class Page:
-    items: list[dict[str, Any]]
+class Page(Generic[T]):
+    """One page of a listing; ``next`` is the cursor of the next page (None: the last)."""
+
+    items: list[T]
     next: str | None
 
 
 @dataclass(frozen=True, slots=True)
-class Written:
+class Written(Generic[T]):
     """The result of a write: the object as stored and the last revision the write used."""
 
-    item: dict[str, Any]
+    item: T
     revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointsChanged:
+    """What one endpoints write did: endpoints added or updated, and endpoints removed."""
+
+    changed: int
+    removed: int
 
 
 @dataclass(slots=True)
@@ -363,52 +382,34 @@ class Store(PublisherLease):
 
     # -- apps ---------------------------------------------------------------------------
 
-    @staticmethod
-    def _app_item(row: Any) -> dict[str, Any]:
-        return {
-            "name": row.name,
-            "owner": row.owner,
-            "shard_seed": row.shard_seed,
-            "settings": json.loads(row.settings),
-            "revision": row.revision,
-        }
-
-    def list_apps(self, *, after: str | None = None, limit: int = 100) -> Page:
+    def list_apps(self, *, after: str | None = None, limit: int = 100) -> Page[AppRecord]:
         q = sa.select(apps_t).order_by(apps_t.c.name)
         if _cursor(after):
             q = q.where(apps_t.c.name > after)
-        return self._page(q, limit, self._app_item, "name")
+        return self._page(q, limit, _app_record, lambda r: r.app.name)
 
     def _page(
-        self, q: sa.Select[Any], limit: int, item: Callable[[Any], dict[str, Any]], key: str
-    ) -> Page:
+        self, q: sa.Select[Any], limit: int, item: Callable[[Any], T], key: Callable[[T], str]
+    ) -> Page[T]:
         limit = _limit(limit)
         with self._connect() as conn:
             rows = conn.execute(q.limit(limit + 1)).all()
         items = [item(r) for r in rows[:limit]]
-        nxt = str(items[-1][key]) if len(rows) > limit else None
+        nxt = key(items[-1]) if len(rows) > limit else None
         return Page(items, nxt)
 
-    def get_app(self, name: str) -> dict[str, Any]:
+    def get_app(self, name: str) -> AppRecord:
         _known_app(name)
         with self._connect() as conn:
             row = conn.execute(sa.select(apps_t).where(apps_t.c.name == name)).first()
         if row is None:
             raise NotFound(f"app {name!r} does not exist")
-        return self._app_item(row)
+        return _app_record(row)
 
-    def create_app(
-        self,
-        name: str,
-        *,
-        owner: str = "",
-        shard_seed: int = 0,
-        settings: dict[str, Any] | None = None,
-    ) -> Written:
-        names.app_name(name)
-        text_field(owner, "owner")
-        _shard_seed(shard_seed)
-        settings = _settings(settings)
+    def create_app(self, spec: AppSpec) -> Written[AppRecord]:
+        _built(spec, AppSpec)
+        name, owner, shard_seed = spec.name, spec.owner, spec.shard_seed
+        settings = dict(spec.settings)
         with self._write() as tx:
             if tx.conn.execute(sa.select(apps_t.c.name).where(apps_t.c.name == name)).first():
                 raise Conflict(f"app {name!r} already exists")
@@ -422,50 +423,42 @@ class Store(PublisherLease):
             }
             tx.conn.execute(apps_t.insert().values(**row))
             last = tx.last
-        return Written({**row, "settings": settings}, last)
+        return Written(
+            AppRecord(App(name, owner, shard_seed, MappingProxyType(settings)), rev), last
+        )
 
     def update_app(
-        self,
-        name: str,
-        *,
-        if_match: IfMatch = None,
-        owner: str | None = None,
-        shard_seed: int | None = None,
-        settings: dict[str, Any] | None = None,
-    ) -> Written:
+        self, name: str, patch: AppPatch, *, if_match: IfMatch = None
+    ) -> Written[AppRecord]:
         _known_app(name)
-        if owner is not None:
-            text_field(owner, "owner")
-        if shard_seed is not None:
-            _shard_seed(shard_seed)
+        _built(patch, AppPatch)
         with self._write() as tx:
             row = tx.conn.execute(sa.select(apps_t).where(apps_t.c.name == name)).first()
             if row is None:
                 raise NotFound(f"app {name!r} does not exist")
             _precondition(f"app {name!r}", row.revision, if_match)
-            new = self._app_item(row)
-            if owner is not None:
-                new["owner"] = owner
-            if shard_seed is not None:
-                new["shard_seed"] = shard_seed
-            if settings is not None:
-                new["settings"] = _settings(settings)
-            if new == self._app_item(row):
-                return Written(new, tx.base)
-            rev = tx.emit(ops.app(name, new["owner"], new["shard_seed"], new["settings"]))
-            new["revision"] = rev
+            old = _app_record(row)
+            new = App(
+                name,
+                old.app.owner if patch.owner is None else patch.owner,
+                old.app.shard_seed if patch.shard_seed is None else patch.shard_seed,
+                old.app.settings if patch.settings is None else patch.settings,
+            )
+            if new == old.app:
+                return Written(old, tx.base)
+            rev = tx.emit(ops.app(name, new.owner, new.shard_seed, dict(new.settings)))
             tx.conn.execute(
                 apps_t.update()
                 .where(apps_t.c.name == name)
                 .values(
-                    owner=new["owner"],
-                    shard_seed=new["shard_seed"],
-                    settings=json.dumps(new["settings"], sort_keys=True),
+                    owner=new.owner,
+                    shard_seed=new.shard_seed,
+                    settings=json.dumps(dict(new.settings), sort_keys=True),
                     revision=rev,
                 )
             )
             last = tx.last
-        return Written(new, last)
+        return Written(AppRecord(new, rev), last)
 
     def delete_app(self, name: str, *, if_match: IfMatch = None, force: bool = False) -> int:
         """Delete an app with its domains and endpoints (the churn guard counts those)."""
@@ -499,7 +492,7 @@ class Store(PublisherLease):
 
     def list_domains(
         self, *, app: str | None = None, after: str | None = None, limit: int = 100
-    ) -> Page:
+    ) -> Page[DomainRecord]:
         q = sa.select(domains_t).order_by(domains_t.c.name)
         _cursor(after)
         if app is not None:
@@ -507,19 +500,17 @@ class Store(PublisherLease):
             q = q.where(domains_t.c.app == app)
         if after:
             q = q.where(domains_t.c.name > after)
-        return self._page(
-            q, limit, lambda r: {"name": r.name, "app": r.app, "revision": r.revision}, "name"
-        )
+        return self._page(q, limit, _domain_record, lambda d: d.name)
 
-    def get_domain(self, host: str) -> dict[str, Any]:
+    def get_domain(self, host: str) -> DomainRecord:
         name = names.hostname(host)
         with self._connect() as conn:
             row = conn.execute(sa.select(domains_t).where(domains_t.c.name == name)).first()
         if row is None:
             raise NotFound(f"domain {name!r} is not attached to any app")
-        return {"name": row.name, "app": row.app, "revision": row.revision}
+        return _domain_record(row)
 
-    def attach_domain(self, host: str, app: str) -> Written:
+    def attach_domain(self, host: str, app: str) -> Written[DomainRecord]:
         """Attach a hostname to an app. A domain belongs to one app at a time."""
         name = names.hostname(host)
         _known_app(app)
@@ -532,11 +523,11 @@ class Store(PublisherLease):
                     raise Conflict(
                         f"domain {name!r} belongs to app {row.app!r}; detach it there first"
                     )
-                return Written({"name": name, "app": app, "revision": row.revision}, tx.base)
+                return Written(DomainRecord(name, app, row.revision), tx.base)
             rev = tx.emit(ops.domain(name, app))
             tx.conn.execute(domains_t.insert().values(name=name, app=app, revision=rev))
             last = tx.last
-        return Written({"name": name, "app": app, "revision": rev}, last)
+        return Written(DomainRecord(name, app, rev), last)
 
     def detach_domain(self, host: str, *, app: str | None = None) -> int:
         name = names.hostname(host)
@@ -553,14 +544,7 @@ class Store(PublisherLease):
 
     # -- certificates -------------------------------------------------------------------
 
-    @staticmethod
-    def _cert_item(r: Any) -> dict[str, Any]:
-        item: dict[str, Any] = json.loads(r.info)
-        return item | {"source": r.source, "stored_at": r.stored_at}
-
-    def put_cert(
-        self, domain: str, chain: str, key: str, *, source: str = "upload"
-    ) -> dict[str, Any]:
+    def put_cert(self, domain: str, chain: str, key: str, *, source: str = "upload") -> CertInfo:
         """Store a certificate for ``domain`` (replacing any), validated whole first; the
         answer never holds the key. An uploaded certificate is replaced only by another
         upload: an ``acme`` one arriving after an upload is refused (409)."""
@@ -604,21 +588,21 @@ class Store(PublisherLease):
                 for shadowing in self._acme_certs_under(tx.conn, cert.domain):
                     tx.conn.execute(certs_t.delete().where(certs_t.c.domain == shadowing))
                     tx.emit(ops.cert_deleted(shadowing))
-        return cert.public() | {"source": source, "stored_at": row["stored_at"]}
+        return _cert_info(SimpleNamespace(**row))
 
-    def get_cert(self, domain: str) -> dict[str, Any]:
+    def get_cert(self, domain: str) -> CertInfo:
         name = names.hostname(domain)
         with self._connect() as conn:
             row = conn.execute(sa.select(certs_t).where(certs_t.c.domain == name)).first()
         if row is None:
             raise NotFound(f"no certificate for {name!r}")
-        return self._cert_item(row)
+        return _cert_info(row)
 
-    def list_certs(self, *, after: str | None = None, limit: int = 100) -> Page:
+    def list_certs(self, *, after: str | None = None, limit: int = 100) -> Page[CertInfo]:
         q = sa.select(certs_t).order_by(certs_t.c.domain)
         if _cursor(after):
             q = q.where(certs_t.c.domain > after)
-        return self._page(q, limit, self._cert_item, "domain")
+        return self._page(q, limit, _cert_info, lambda c: c.domain)
 
     @staticmethod
     def _acme_certs_under(conn: Connection, wildcard: str) -> list[str]:
@@ -685,10 +669,10 @@ class Store(PublisherLease):
             last = tx.last
         return last
 
-    def list_challenges(self) -> list[dict[str, Any]]:
+    def list_challenges(self) -> list[Challenge]:
         with self._connect() as conn:
             rows = conn.execute(sa.select(challenges_t).order_by(challenges_t.c.token)).all()
-        return [dict(r._mapping) for r in rows]
+        return [Challenge(r.token, r.key_authorization, r.domain, r.created_at) for r in rows]
 
     _ACME_FACTS = (
         sa.select(
@@ -771,19 +755,9 @@ class Store(PublisherLease):
 
     # -- endpoints ----------------------------------------------------------------------
 
-    @staticmethod
-    def _endpoint_item(r: Any) -> dict[str, Any]:
-        return {
-            "address": r.address,
-            "port": r.port,
-            "endpoint": _endpoint_text(r.address, r.port),
-            "node": r.node,
-            "weight": r.weight,
-            "state": r.state,
-            "revision": r.revision,
-        }
-
-    def list_endpoints(self, app: str, *, after: str | None = None, limit: int = 100) -> Page:
+    def list_endpoints(
+        self, app: str, *, after: str | None = None, limit: int = 100
+    ) -> Page[EndpointRecord]:
         self.get_app(app)
         q = sa.select(endpoints_t).where(endpoints_t.c.app == app)
         q = q.order_by(endpoints_t.c.address, endpoints_t.c.port)
@@ -796,31 +770,26 @@ class Store(PublisherLease):
                     sa.and_(endpoints_t.c.address == a, endpoints_t.c.port > e.port),
                 )
             )
-        return self._page(q, limit, self._endpoint_item, "endpoint")
+        return self._page(q, limit, _endpoint_record, lambda e: e.text)
 
     def set_endpoints(
         self,
         app: str,
-        items: Sequence[dict[str, Any]],
+        items: Sequence[EndpointSpec],
         *,
-        remove: Sequence[str] = (),
+        remove: Sequence[EndpointRef] = (),
         force: bool = False,
-    ) -> Written:
+    ) -> Written[EndpointsChanged]:
         """Add or update endpoints and remove others, in one transaction.
 
-        ``items`` are ``{"address", "port", "weight"?, "state"?, "node"?}``; ``remove`` are
-        ``[address]:port`` texts. Bad input anywhere rejects the whole call.
+        Each endpoint must lie in a node's /64 of pod.lock (and in the node it names, if it
+        names one); an endpoint may appear once per call. A refusal rejects the whole call.
         """
         _known_app(app)
         if len(items) + len(remove) > MAX_BATCH:
             raise InvalidInput(f"at most {MAX_BATCH} endpoints per call")
-        wanted = [self._endpoint_in(i, n) for n, i in enumerate(items)]
-        gone = []
-        for text in remove:
-            e = _parse_endpoint_text(text)
-            if not isinstance(e.ip, IPv6Address):
-                raise InvalidInput(f"endpoint {text!r}: containers are IPv6-only")
-            gone.append((addr.format_ip(e.ip), e.port))
+        wanted = [self._endpoint_row(e, n) for n, e in enumerate(items)]
+        gone = [(addr.format_ip(_built(r, EndpointRef).address), r.port) for r in remove]
         keys = [(w["address"], w["port"]) for w in wanted]
         if len(set(keys)) != len(keys) or set(keys) & set(gone):
             raise InvalidInput("an endpoint appears twice in one call")
@@ -841,7 +810,7 @@ class Store(PublisherLease):
         wanted: list[dict[str, Any]],
         gone: list[tuple[str, int]],
         force: bool,
-    ) -> Written:
+    ) -> Written[EndpointsChanged]:
         with self._write(forced=force) as tx:
             if tx.conn.execute(_APP_EXISTS, {"b_app": app}).first() is None:
                 raise NotFound(f"app {app!r} does not exist")
@@ -890,7 +859,7 @@ class Store(PublisherLease):
             last = tx.last
         if removing and not force:
             self._record_churn(app, len(removing), added=len(inserts))
-        return Written({"changed": len(inserts) + len(updates), "removed": len(removing)}, last)
+        return Written(EndpointsChanged(len(inserts) + len(updates), len(removing)), last)
 
     def _check_churn(self, app: str, *, removed: int, added: int, remaining: int) -> None:
         now = self.clock()
@@ -951,82 +920,40 @@ class Store(PublisherLease):
                 found.update({(r.address, r.port): r.app for r in conn.execute(q)})
         return found
 
-    def _endpoint_in(self, item: dict[str, Any], n: int) -> dict[str, Any]:
-        where = f"endpoints[{n}]"
-        if not isinstance(item, dict):
-            raise InvalidInput(f"{where}: expected an object")
-        unknown = set(item) - {"address", "port", "weight", "state", "node"}
-        if unknown:
-            raise InvalidInput(f"{where}: unknown keys {sorted(unknown)}")
-        address = item.get("address")
-        if not isinstance(address, str):
-            raise InvalidInput(f"{where}.address: expected IPv6 address text")
-        ip = names.container_address(address)
-        port = item.get("port")
-        if not isinstance(port, int) or isinstance(port, bool) or not PORT_MIN <= port <= PORT_MAX:
+    def _endpoint_row(self, e: EndpointSpec, n: int) -> dict[str, Any]:
+        """The row of an endpoint, with the node whose /64 (in pod.lock) holds it."""
+        _built(e, EndpointSpec)
+        node = self.node_of(e.address) if self._lock is not None else e.node or ""
+        if e.node is not None and e.node != node:
             raise InvalidInput(
-                f"{where}.port: expected an integer {PORT_MIN}-{PORT_MAX}, got {port!r}"
-            )
-        weight = item.get("weight", WEIGHT_DEFAULT)
-        if (
-            not isinstance(weight, int)
-            or isinstance(weight, bool)
-            or not WEIGHT_MIN <= weight <= WEIGHT_MAX
-        ):
-            raise InvalidInput(
-                f"{where}.weight: expected an integer {WEIGHT_MIN}-{WEIGHT_MAX}, got {weight!r}"
-            )
-        state = item.get("state", "up")
-        try:
-            state = EndpointState(state).value
-        except ValueError:
-            choices = ", ".join(s.value for s in EndpointState)
-            raise InvalidInput(f"{where}.state: expected one of {choices}, got {state!r}") from None
-        node = self.node_of(ip) if self._lock is not None else str(item.get("node", ""))
-        if "node" in item and item["node"] != node:
-            raise InvalidInput(
-                f"{where}: {addr.format_ip(ip)} is inside node {node!r}'s /64, "
-                f"not {item['node']!r}'s"
+                f"endpoints[{n}]: {addr.format_ip(e.address)} is inside node {node!r}'s /64, "
+                f"not {e.node!r}'s"
             )
         return {
-            "address": addr.format_ip(ip),
-            "port": port,
-            "weight": weight,
-            "state": state,
+            "address": addr.format_ip(e.address),
+            "port": e.port,
+            "weight": e.weight,
+            "state": e.state.value,
             "node": node,
         }
 
     # -- VIPs and nodes -----------------------------------------------------------------
 
-    def list_vips(self) -> list[dict[str, Any]]:
+    def list_vips(self) -> list[VipRecord]:
         with self._connect() as conn:
             rows = conn.execute(sa.select(vips_t)).all()
-        items = [
-            {"address": r.address, "state": r.state, "reason": r.reason, "revision": r.revision}
-            for r in rows
-        ]
-        return sorted(items, key=lambda i: _ip_key(i["address"]))
+        return sorted((_vip_record(r) for r in rows), key=lambda v: _ip_key(v.vip.address))
 
-    def set_vip(
-        self, address: str, state: str, *, reason: str = "", if_match: IfMatch = None
-    ) -> Written:
-        try:
-            text = addr.format_ip(addr.parse_ip(address))
-        except addr.AddressError as e:
-            raise InvalidInput(f"VIP: {e}") from None
-        try:
-            st = VipState(state).value
-        except ValueError:
-            choices = ", ".join(s.value for s in VipState)
-            raise InvalidInput(f"VIP state: expected one of {choices}, got {state!r}") from None
-        _reason(reason)
+    def set_vip(self, spec: VipSpec, *, if_match: IfMatch = None) -> Written[VipRecord]:
+        _built(spec, VipSpec)
+        text, st, reason = addr.format_ip(spec.address), spec.state.value, spec.reason
         with self._write() as tx:
             row = tx.conn.execute(sa.select(vips_t).where(vips_t.c.address == text)).first()
             if row is None:
                 raise NotFound(f"VIP {text} is not in the pod's VIP pool")
             _precondition(f"VIP {text}", row.revision, if_match)
             if (row.state, row.reason) == (st, reason):
-                return Written(dict(row._mapping), tx.base)
+                return Written(_vip_record(row), tx.base)
             rev = tx.emit(ops.vip(text, st, reason))
             tx.conn.execute(
                 vips_t.update()
@@ -1034,20 +961,16 @@ class Store(PublisherLease):
                 .values(state=st, reason=reason, revision=rev)
             )
             last = tx.last
-        return Written({"address": text, "state": st, "reason": reason, "revision": rev}, last)
+        return Written(VipRecord(Vip(spec.address, spec.state, reason), rev), last)
 
-    def list_nodes(self) -> list[dict[str, Any]]:
+    def list_nodes(self) -> list[NodeRecord]:
         with self._connect() as conn:
             rows = conn.execute(sa.select(nodes_t).order_by(nodes_t.c.name)).all()
-        return [dict(r._mapping) for r in rows]
+        return [_node_record(r) for r in rows]
 
-    def set_node(self, name: str, state: str, *, reason: str = "") -> Written:
-        try:
-            st = NodeState(state).value
-        except ValueError:
-            choices = ", ".join(s.value for s in NodeState)
-            raise InvalidInput(f"node state: expected one of {choices}, got {state!r}") from None
-        _reason(reason)
+    def set_node(self, spec: NodeSpec) -> Written[NodeRecord]:
+        _built(spec, NodeSpec)
+        name, st, reason = spec.name, spec.state.value, spec.reason
         if self._lock is not None and name not in self._lock.nodes:
             raise NotFound(f"node {name!r} is not in pod.lock")
         with self._write() as tx:
@@ -1055,7 +978,7 @@ class Store(PublisherLease):
             if row is None:
                 raise NotFound(f"node {name!r} is not in pod.lock")
             if (row.state, row.reason) == (st, reason):
-                return Written(dict(row._mapping), tx.base)
+                return Written(_node_record(row), tx.base)
             rev = tx.emit(ops.node(name, st, reason))
             tx.conn.execute(
                 nodes_t.update()
@@ -1063,7 +986,7 @@ class Store(PublisherLease):
                 .values(state=st, reason=reason, revision=rev)
             )
             last = tx.last
-        return Written({"name": name, "state": st, "reason": reason, "revision": rev}, last)
+        return Written(NodeRecord(Node(name, spec.state, reason), rev), last)
 
     # -- the publisher's side -----------------------------------------------------------
 
@@ -1194,6 +1117,48 @@ def _facts(r: Any, uploaded_wildcards: dict[str, float]) -> issuance.Facts:
     return issuance.Facts(r.name, source, not_after, record)
 
 
+def _app_record(r: Any) -> AppRecord:
+    settings = MappingProxyType(json.loads(r.settings))
+    return AppRecord(App(r.name, r.owner, r.shard_seed, settings), r.revision)
+
+
+def _domain_record(r: Any) -> DomainRecord:
+    return DomainRecord(r.name, r.app, r.revision)
+
+
+def _endpoint_record(r: Any) -> EndpointRecord:
+    ip = IPv6Address(r.address)
+    return EndpointRecord(
+        r.app, Endpoint(ip, r.port, r.weight, EndpointState(r.state)), r.node, r.revision
+    )
+
+
+def _vip_record(r: Any) -> VipRecord:
+    return VipRecord(Vip(addr.parse_ip(r.address), VipState(r.state), r.reason), r.revision)
+
+
+def _node_record(r: Any) -> NodeRecord:
+    return NodeRecord(Node(r.name, NodeState(r.state), r.reason), r.revision)
+
+
+def _cert_info(r: Any) -> CertInfo:
+    """The public facts of a stored certificate: its ``info`` column (JSON, as
+    :meth:`sixpod.tenants.certs.Certificate.public` wrote it) and where it came from."""
+    info = json.loads(r.info)
+    return CertInfo(
+        domain=info["domain"],
+        names=tuple(info["names"]),
+        not_before=dt.datetime.fromisoformat(info["not_before"]),
+        not_after=dt.datetime.fromisoformat(info["not_after"]),
+        issuer=info["issuer"],
+        fingerprint=info["fingerprint"],
+        key_type=info["key_type"],
+        chain_length=info["chain_length"],
+        source=r.source,
+        stored_at=r.stored_at,
+    )
+
+
 def _cert_op(r: Any, sealed_key: str) -> ops.Op:
     fingerprint = json.loads(r.info)["fingerprint"]
     return ops.cert(r.domain, fingerprint, int(r.not_after), r.chain, sealed_key)
@@ -1222,92 +1187,11 @@ def _precondition(what: str, current: int, if_match: IfMatch) -> None:
         )
 
 
-MAX_SETTINGS_DEPTH = 16
-
-
-def _depth(value: Any, limit: int) -> int:
-    if limit < 0:
-        return 1
-    if isinstance(value, dict):
-        return 1 + max((_depth(v, limit - 1) for v in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((_depth(v, limit - 1) for v in value), default=0)
-    return 0
-
-
-def _settings(settings: dict[str, Any] | None) -> dict[str, Any]:
-    settings = settings or {}
-    if not isinstance(settings, dict):
-        raise InvalidInput("settings: expected a JSON object")
-    if _depth(settings, MAX_SETTINGS_DEPTH) > MAX_SETTINGS_DEPTH:
-        raise InvalidInput(f"settings: nested deeper than {MAX_SETTINGS_DEPTH} levels")
-    try:
-        text = json.dumps(settings, sort_keys=True, allow_nan=False, ensure_ascii=False)
-        text.encode("utf-8")
-    except ValueError as e:  # NaN/Infinity, or a lone surrogate (UnicodeEncodeError)
-        raise InvalidInput(f"settings: not storable as JSON text: {e}") from None
-    if len(text) > 16384:
-        raise InvalidInput(f"settings: {len(text)} characters of JSON, over the 16 KiB limit")
-    where = _nul_in(settings, "settings")
-    if where is not None:  # the JSON text has it escaped as \u0000: look at the values
-        raise InvalidInput(f"{where}: holds a NUL character, which no text column can store")
-    if BODY_LIMIT_SETTING in settings:  # the edge enforces it: a value it would ignore is wrong
-        limit = settings[BODY_LIMIT_SETTING]
-        if (
-            isinstance(limit, bool)
-            or not isinstance(limit, int)
-            or not 1 <= limit <= BODY_LIMIT_MAX
-        ):
-            raise InvalidInput(
-                f"settings.{BODY_LIMIT_SETTING}: expected a whole number of bytes from 1 to "
-                f"{BODY_LIMIT_MAX}, got {json.dumps(limit)[:40]}"
-            )
-    if HTTPS_REDIRECT_SETTING in settings and not isinstance(
-        settings[HTTPS_REDIRECT_SETTING], bool
-    ):
-        raise InvalidInput(
-            f"settings.{HTTPS_REDIRECT_SETTING}: expected true or false, got "
-            f"{json.dumps(settings[HTTPS_REDIRECT_SETTING])[:40]}"
-        )
-    if HSTS_SETTING in settings:
-        age = settings[HSTS_SETTING]
-        if isinstance(age, bool) or not isinstance(age, int) or not 0 <= age <= HSTS_MAX:
-            raise InvalidInput(
-                f"settings.{HSTS_SETTING}: expected whole seconds from 0 (withdraws the policy) to "
-                f"{HSTS_MAX}, got {json.dumps(age)[:40]}"
-            )
-    return dict(json.loads(text))
-
-
-def _nul_in(value: Any, where: str) -> str | None:
-    """The path of the first key or string holding a NUL, or None."""
-    if isinstance(value, str):
-        return where if "\x00" in value else None
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if "\x00" in k:
-                return f"{where} key {k!r}"
-            found = _nul_in(v, f"{where}.{k}")
-            if found is not None:
-                return found
-    if isinstance(value, list):
-        for i, v in enumerate(value):
-            found = _nul_in(v, f"{where}[{i}]")
-            if found is not None:
-                return found
-    return None
-
-
-def text_field(value: str, what: str, *, limit: int = TEXT_MAX) -> str:
-    """One line of printable text (owner, reason): no control characters, at most ``limit``."""
-    if not isinstance(value, str) or len(value) > limit:
-        raise InvalidInput(f"{what}: expected text of at most {limit} characters")
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise InvalidInput(f"{what}: control characters (line breaks, NUL) are not allowed")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidInput(f"{what}: not valid Unicode text") from None
+def _built(value: T, kind: type[T]) -> T:
+    """``value``, if it is a ``kind`` (which checked itself when built); a caller that passes
+    anything else (a dict, text) is refused before anything is read or written."""
+    if not isinstance(value, kind):
+        raise TypeError(f"expected {kind.__name__} (sixpod.tenants.model), got {value!r:.80}")
     return value
 
 
@@ -1317,21 +1201,11 @@ def _known_app(name: str) -> None:
         raise NotFound(f"app {name!r} does not exist")
 
 
-def _shard_seed(seed: int) -> None:
-    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= SHARD_SEED_MAX:
-        raise InvalidInput(f"shard_seed: expected an integer 0-{SHARD_SEED_MAX}, got {seed!r}")
-
-
 def _cursor(after: str | None) -> str | None:
     if after is not None:
         text_field(after, "after", limit=300)
     return after
 
 
-def _reason(reason: str) -> None:
-    text_field(reason, "reason")
-
-
-def _ip_key(text: str) -> tuple[int, int]:
-    ip = addr.parse_ip(text)
+def _ip_key(ip: IPv4Address | IPv6Address) -> tuple[int, int]:
     return (4 if isinstance(ip, IPv4Address) else 6, int(ip))
