@@ -15,6 +15,7 @@ import pytest
 from edgekit import BACKEND, BACKENDS, PORT, Edge, answer, ep, wait_until
 from sixpod.edge.nginxconf import POOLS, pool_name
 from sixpod.lab.redisproc import RedisServer
+from sixpod.tenants.model import AppSpec
 from sixpod.tenants.store import Store
 
 pytestmark = pytest.mark.integration
@@ -38,7 +39,7 @@ def answers(edge: Edge, host: str, n: int = 16) -> set[str]:
 def shop_alone(edge: Edge, store: Store) -> str:
     """shop.example.com -> shop -> a, the agent gone (only the test changes the tables),
     every worker's view warm; the generation nginx holds."""
-    store.create_app("shop")
+    store.create_app(AppSpec("shop"))
     store.set_endpoints("shop", [ep("a")])
     store.attach_domain("shop.example.com", "shop")
     edge.start()
