@@ -528,9 +528,9 @@ function _M.log()
             if ctx.no_retry and would_retry() then
                 eject:incr("retries_refused", 1, 0)
             end
-        elseif status ~= 499 then
-            observe(ngx.now() - ctx.sent)
-            verdict(cur, c, status, nil)
+        else
+            observe(ngx.now() - ctx.sent)  -- every attempt, a client that left first too
+            if status ~= 499 then verdict(cur, c, status, nil) end
         end
         return
     end
