@@ -151,7 +151,7 @@ def test_a_success_after_a_failure_resets_the_count_in_an_idle_worker(
     no new request in between (its view, read before the failure, said nothing failing)."""
     store, _ = pod
     edge.configure(
-        workers=1, eject_after=2, eject_for=60, upstream_timeout=1, retry_burst=0, retry_ratio=0.0
+        workers=1, eject_after=2, eject_for=60, upstream_timeout=4, retry_burst=0, retry_ratio=0.0
     )  # no retries: one attempt each
     gen = shop_alone(edge, store)
     # a nearly always, b there so that a may be ejected (never more than half)
@@ -172,12 +172,15 @@ def test_a_success_after_a_failure_resets_the_count_in_an_idle_worker(
             f"http://[::1]:{PORT}{path}",
         )
 
-    first = curl("/slow/3")  # a timeout at 1 s: the endpoint's first failure
-    time.sleep(0.5)
-    ok = curl("/slow/1")  # began before the failure, answers after it
-    assert first.communicate(timeout=10)[0] == "504"
-    assert ok.communicate(timeout=10)[0] == "200"
-    assert curl("/slow/3").communicate(timeout=10)[0] == "504"  # one failure since
+    # half a second of margin on each side: the success begins a second after the first
+    # request, answers half a second after that one timed out (at 4 s) and half a second
+    # before its own timeout
+    first = curl("/slow/10")  # a timeout at 4 s: the endpoint's first failure
+    time.sleep(1)
+    ok = curl("/slow/3.5")  # began before the failure, answers after it
+    assert first.communicate(timeout=20)[0] == "504"
+    assert ok.communicate(timeout=20)[0] == "200"
+    assert curl("/slow/10").communicate(timeout=20)[0] == "504"  # one failure since
     assert edge.status()["ejections"] == 0
 
 
