@@ -368,10 +368,9 @@ end
 local function failed(p, c)
     local n = eject:incr(p.fkey, 1, 0, conf.eject_for)
     if n == 1 then
-        -- "failing" outlives every failure count; the epoch makes every worker look again
-        if (eject:ttl("failing") or 0) < conf.eject_for then
-            eject:set("failing", true, conf.eject_for)
-        end
+        -- "failing" outlives every failure count (each lives eject_for from its first
+        -- failure), set whole as "ejected" is; the epoch makes every worker look again
+        eject:set("failing", true, conf.eject_for)
         meta:incr("epoch", 1, 0)
         -- and this worker at once: a request it began before now may succeed before it
         -- takes a new one (which would read the epoch), and that success is a reset
