@@ -242,27 +242,34 @@ class Agent:
             self.reload_failures += 1
             log.error("edge: nginx.conf changed but fails nginx -t; not reloaded: %s", out)
             return False
-        pid = int((Path(self.cfg.run_dir) / "nginx.pid").read_text().strip())
-        sent = time.monotonic()
-        os.kill(pid, signal.SIGHUP)
-        if not await self._new_workers_since(sent):
-            # nginx -t passed, but the master kept its old workers (init_by_lua failed, a
-            # resource ran out): nginx says why in its error log
+        pid = await self._hup("nginx.conf changed and passed nginx -t; the old one serves on")
+        if pid is None:
+            # the master kept its old workers (init_by_lua failed, a resource ran out)
             self._refused = digest
-            self.reload_failures += 1
-            log.error(
-                "edge: nginx.conf changed and passed nginx -t, but nginx (master %d) did not "
-                "load it within %g s; still serving the old one (see %s)",
-                pid,
-                RELOAD_TIMEOUT,
-                self.cfg.error_log,
-            )
             return False
         self._loaded_path().write_text(digest + "\n")
         self._refused = ""  # (while set, ticket rotations wait: a fixed config loaded)
         self.reloads += 1
         log.info("edge: nginx.conf changed; nginx reloaded (master %d)", pid)
         return True
+
+    async def _hup(self, what: str) -> int | None:
+        """SIGHUP the nginx master; its PID once new workers answer, or None (a counted,
+        logged reload failure) when none did within RELOAD_TIMEOUT."""
+        pid = int((Path(self.cfg.run_dir) / "nginx.pid").read_text().strip())
+        sent = time.monotonic()
+        os.kill(pid, signal.SIGHUP)
+        if await self._new_workers_since(sent):
+            return pid
+        self.reload_failures += 1
+        log.error(
+            "edge: %s, but nginx (master %d) did not reload within %g s (see %s)",
+            what,
+            pid,
+            RELOAD_TIMEOUT,
+            self.cfg.error_log,
+        )
+        return None
 
     async def _new_workers_since(self, sent: float) -> bool:
         """Whether the admin socket is answered by a worker started after ``sent`` (the
@@ -343,18 +350,8 @@ class Agent:
         if tlsfiles.ticket_age(self.cfg.run_dir) < self.cfg.tls.ticket_rotate:
             return False
         tlsfiles.rotate(self.cfg.run_dir)
-        pid = int((Path(self.cfg.run_dir) / "nginx.pid").read_text().strip())
-        sent = time.monotonic()
-        os.kill(pid, signal.SIGHUP)
-        if not await self._new_workers_since(sent):
-            self.reload_failures += 1
-            log.error(
-                "edge: session ticket keys rotated, but nginx (master %d) did not reload within "
-                "%g s; it still uses the old keys (see %s)",
-                pid,
-                RELOAD_TIMEOUT,
-                self.cfg.error_log,
-            )
+        pid = await self._hup("session ticket keys rotated; nginx still uses the old ones")
+        if pid is None:
             return False
         self.ticket_rotations += 1
         log.info("edge: session ticket keys rotated; nginx reloaded (master %d)", pid)
