@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 import pki
@@ -371,6 +371,53 @@ def test_a_new_chain_for_the_same_leaf_is_served(
         wait_until(all_new, timeout=5)
     stale = sum(g == want1 for g in got)
     assert all(g == want2 for g in got), f"{stale} of {len(got)} handshakes sent the old chain"
+
+
+def test_domains_under_one_intermediate_each_get_their_whole_chain_ecdsa_and_rsa(
+    edge: Edge, pod: tuple[Store, RedisServer]
+) -> None:
+    """A worker parses an intermediate once for every domain it signs (the value carries
+    DER and the key in its algorithm's own form): each domain still gets its own leaf and
+    key, with the intermediate after it, from every worker, for EC and RSA leaves."""
+    store, _ = pod
+    root_key = ec.generate_private_key(ec.SECP256R1())
+    int_key = ec.generate_private_key(ec.SECP256R1())
+    inter = pki.cert("Test Intermediate", int_key, ("Test Root", root_key), ca=True)
+    store.create_app(AppSpec("shop"))
+    store.set_endpoints("shop", [ep("a")])
+    want = {}
+    for name, key in (
+        ("ec.example.com", ec.generate_private_key(ec.SECP384R1())),
+        ("rsa.example.com", rsa.generate_private_key(65537, 2048)),
+        ("ec2.example.com", ec.generate_private_key(ec.SECP256R1())),
+    ):
+        leaf = pki.cert(name, key, ("Test Intermediate", int_key), names=(name,))
+        store.attach_domain(name, "shop")
+        store.put_cert(name, pki.pem(leaf, inter), pki.key_pem(key))
+        want[name] = [fingerprint(pki.pem(c)) for c in (leaf, inter)]
+    start_tls(edge)
+    for _ in range(4):  # every worker, each name in turn
+        for name, chain in want.items():
+            assert _served_chain(edge, name) == chain, name
+    status, body, _ = https_get(edge, "rsa.example.com")
+    assert (status, json.loads(body)["name"]) == (200, "a")
+    assert edge.status()["tls_parse_errors"] == 0
+
+
+def test_a_batch_with_a_malformed_certificate_value_is_refused_whole(
+    edge: Edge, pod: tuple[Store, RedisServer], sites: dict[str, tuple[str, str]]
+) -> None:
+    start_tls(edge)
+    gen = str(edge.status()["generation"])
+    for value in ("no newline", "v\nec 10\n!!not base64!!", "v\nec 10\n"):
+        got = edge.admin(
+            {"generation": gen, "certs": {"blog.example.org": None, "shop.example.com": value}}
+        )
+        assert not got["ok"]
+        assert "the value of shop.example.com" in str(got["error"])
+    # nothing changed: blog.example.org was not deleted, shop.example.com still served
+    for sni, site in (("blog.example.org", "blog"), ("shop.example.com", "shop")):
+        assert handshake(edge, sni)["fingerprint"] == fingerprint(sites[site][0])
 
 
 def test_sni_that_is_not_a_hostname_gets_no_certificate(

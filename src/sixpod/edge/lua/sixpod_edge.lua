@@ -15,8 +15,10 @@
 -- ejected) for as long as the epoch it read them at is current, so a request in a steady
 -- state reads one number from shared memory instead of a string per table.
 --
--- TLS: sixpod_certs holds domain -> "VERSION\nCHAIN_BYTES\nCHAIN KEY" (PEM); a worker
--- parses a domain once and keeps it in its LRU while the version is unchanged.
+-- TLS: sixpod_certs holds domain -> "VERSION\nKIND LEN1 LEN2..\nDER.." (the chain's DER
+-- certificates, leaf first, then the key's DER: SEC1 for "ec", PKCS#1 for "rsa"); a worker
+-- parses a domain once and keeps it in its LRU while the version is unchanged, and parses
+-- an intermediate once for every domain it signs.
 -- sixpod_acme holds ACME HTTP-01 token -> key authorization.
 local balancer = require "ngx.balancer"
 local ssl = require "ngx.ssl"
@@ -46,7 +48,8 @@ local MARK = "\1generation"
 -- settings from nginx.conf (init_worker_by_lua); defaults match EdgeConfig's
 local conf = {max_headers = 100, eject_after = 3, eject_for = 10, retry_ratio = 0.2,
               retry_burst = 10, pools = 1, tls = false, tls_cache = 20000}
-local tls_cache  -- per worker: certificate domain -> {fp, chain, key} (parsed)
+local tls_cache  -- per worker: certificate domain -> {version, chain, key} (parsed)
+local x509_cache  -- per worker: an intermediate's DER -> X509* (shared by the chains)
 
 -- nginx's upstream keepalive cache is searched linearly for a connection to the peer, so
 -- one cache for 10k endpoints finds nothing (or pays a long scan): nginx.conf has
@@ -101,7 +104,10 @@ function _M.init_worker(settings)
     for k, v in pairs(settings or {}) do conf[k] = v end
     POOLS = {}
     for i = 0, conf.pools - 1 do POOLS[i + 1] = pool_name(i) end
-    if certs then tls_cache = lrucache.new(conf.tls_cache) end
+    if certs then
+        tls_cache = lrucache.new(conf.tls_cache)
+        x509_cache = lrucache.new(1000)
+    end
     math.randomseed(ngx.now() * 1000 + ngx.worker.pid())
     ngx.timer.every(FLUSH_EVERY, flush)  -- also run (premature) as the worker exits
 end
@@ -576,6 +582,90 @@ function _M.client_hello()
     if not select(2, cert_for(name)) then return refuse("no certificate for " .. name) end
 end
 
+-- OpenSSL's own typed DER decoders (the PEM and generic key decoders of OpenSSL 3.0 try
+-- every format: 25 times slower for an EC key); void * keeps clear of others' typedefs
+ffi.cdef [[
+void *d2i_X509(void **a, const unsigned char **pp, long length);
+void X509_free(void *a);
+int X509_up_ref(void *a);
+void *OPENSSL_sk_new_null(void);
+int OPENSSL_sk_push(void *st, const void *data);
+void *d2i_ECPrivateKey(void **a, const unsigned char **pp, long length);
+void EC_KEY_free(void *k);
+void *d2i_RSAPrivateKey(void **a, const unsigned char **pp, long length);
+void RSA_free(void *k);
+void *EVP_PKEY_new(void);
+int EVP_PKEY_assign(void *pkey, int type, void *key);
+]]
+local KEYS = {
+    ec = {decode = C.d2i_ECPrivateKey, free = C.EC_KEY_free, type = 408},  -- EVP_PKEY_EC
+    rsa = {decode = C.d2i_RSAPrivateKey, free = C.RSA_free, type = 6},  -- EVP_PKEY_RSA
+}
+local der_at = ffi.new("const unsigned char *[1]")
+
+-- an X509 from the len bytes at offset at of v, all of them, or nil
+local function d2i_x509(p, at, len)
+    der_at[0] = p + at
+    local x = C.d2i_X509(nil, der_at, len)
+    if x ~= nil and der_at[0] ~= p + at + len then
+        C.X509_free(x)
+        return nil
+    end
+    return x ~= nil and x or nil
+end
+
+-- the chain (a STACK_OF(X509) as ngx.ssl.set_cert takes it) and key of a stored value
+-- (its header line runs from nl to nl2), or nil and why
+local function parse_cert(v, nl, nl2)
+    local header = v:sub(nl + 1, nl2 - 1)
+    local k = KEYS[header:match("^(%l+) ") or ""]
+    if not k then return nil, "unknown key kind in " .. header end
+    local st = C.OPENSSL_sk_new_null()
+    if st == nil then return nil, "out of memory" end
+    st = ffi.gc(st, C.ngx_http_lua_ffi_free_cert)
+    local p = ffi.cast("const unsigned char *", v)
+    local at, n = nl2, 0  -- the DER starts after the header's newline (0-based nl2)
+    for len in header:gmatch(" (%d+)") do
+        len = tonumber(len)
+        if at + len > #v then return nil, "certificate lengths past the end" end
+        local x
+        if n == 0 then  -- the leaf: the stack owns it
+            x = d2i_x509(p, at, len)
+            if not x then return nil, "the leaf is not DER X.509" end
+        else
+            local der = v:sub(at + 1, at + len)
+            local shared = x509_cache:get(der)
+            if not shared then
+                shared = d2i_x509(p, at, len)
+                if not shared then return nil, "certificate " .. n + 1 .. " is not DER X.509" end
+                shared = ffi.gc(shared, C.X509_free)
+                x509_cache:set(der, shared)
+            end
+            C.X509_up_ref(shared)
+            x = shared
+        end
+        if C.OPENSSL_sk_push(st, x) == 0 then
+            C.X509_free(x)
+            return nil, "out of memory"
+        end
+        at, n = at + len, n + 1
+    end
+    if n == 0 then return nil, "no certificate" end
+    der_at[0] = p + at
+    local raw = k.decode(nil, der_at, #v - at)
+    if raw == nil or der_at[0] ~= p + #v then
+        if raw ~= nil then k.free(raw) end
+        return nil, "the key is not DER " .. header:match("^%l+")
+    end
+    local pkey = C.EVP_PKEY_new()
+    if pkey == nil or C.EVP_PKEY_assign(pkey, k.type, raw) ~= 1 then
+        k.free(raw)
+        if pkey ~= nil then C.ngx_http_lua_ffi_free_priv_key(pkey) end
+        return nil, "out of memory"
+    end
+    return st, ffi.gc(pkey, C.ngx_http_lua_ffi_free_priv_key)
+end
+
 function _M.certificate()
     local name, why = sni_name(ssl.server_name())
     if not name then return refuse(why) end
@@ -583,20 +673,17 @@ function _M.certificate()
     if not v then return refuse("no certificate for " .. name) end
     local nl = v:find("\n", 1, true)
     local nl2 = nl and v:find("\n", nl + 1, true)
-    local len = nl2 and tonumber(v:sub(nl + 1, nl2 - 1))
-    if not len then
+    if not nl2 then
         eject:incr("tls_parse_errors", 1, 0)
         return refuse("the stored value of " .. key .. " is malformed")
     end
     local version = v:sub(1, nl - 1)
     local c = tls_cache:get(key)
     if not c or c.version ~= version then
-        local chain, err = ssl.parse_pem_cert(v:sub(nl2 + 1, nl2 + len))
-        local pkey
-        if chain then pkey, err = ssl.parse_pem_priv_key(v:sub(nl2 + len + 1)) end
-        if not pkey then
+        local chain, pkey = parse_cert(v, nl, nl2)
+        if not chain then
             eject:incr("tls_parse_errors", 1, 0)
-            return refuse("the certificate of " .. key .. " does not parse: " .. tostring(err))
+            return refuse("the certificate of " .. key .. " does not parse: " .. pkey)
         end
         c = {version = version, chain = chain, key = pkey}
         tls_cache:set(key, c)
@@ -683,6 +770,14 @@ local function put(dict, key, value, failed_keys)
     end
 end
 
+-- a certificate as the batch carries it ("VERSION\nHEADER\nBASE64") as sixpod_certs
+-- holds it (the body decoded), or nil
+local function stored_cert(v)
+    local head, body = v:match("^([^\n]+\n[^\n]+\n)(.*)$")
+    local der = body and ngx.decode_base64(body)
+    return der and #der > 0 and head .. der or nil
+end
+
 -- nil, or a JSON object of names to text or null
 local function names_to_text(t)
     if t == nil then return true end
@@ -707,6 +802,14 @@ local function apply(batch)
     end
     if (batch.certs ~= nil or batch.certs_mark ~= nil) and not certs then
         return reply(400, {error = "TLS is off on this node"})
+    end
+    local cert_values = {}
+    for domain, v in pairs(batch.certs or {}) do
+        cert_values[domain] = v == cjson.null and v or stored_cert(v)
+        if not cert_values[domain] then
+            return reply(400, {error = "certs: the value of " .. domain ..
+                " is not VERSION, header and base64 lines"})
+        end
     end
     if batch.begin then
         local s = meta:get("slot") == "a" and "b" or "a"
@@ -749,7 +852,7 @@ local function apply(batch)
     end
     local bad_certs, bad_tokens = {}, {}
     if batch.certs ~= nil or batch.certs_mark ~= nil then
-        for domain, v in pairs(batch.certs or {}) do
+        for domain, v in pairs(cert_values) do
             if v == cjson.null then certs:delete(domain) else put(certs, domain, v, bad_certs) end
         end
         if batch.certs_mark then certs:safe_set(MARK, batch.certs_mark) end
