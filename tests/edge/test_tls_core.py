@@ -6,7 +6,7 @@ import base64
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
     NoEncryption,
@@ -56,6 +56,12 @@ def test_an_rsa_key_goes_as_pkcs1_and_a_bad_chain_or_key_is_named() -> None:
     assert der[skip:] == rsa_key.private_bytes(
         Encoding.DER, PrivateFormat.TraditionalOpenSSL, NoEncryption()
     )
+    # the form the store keeps (SEC1 / PKCS#1 PEM) is only base64-decoded: the same DER
+    sec1 = rsa_key.private_bytes(Encoding.PEM, PrivateFormat.TraditionalOpenSSL, NoEncryption())
+    assert tls.key_der(sec1.decode()) == tls.key_der(pki.key_pem(rsa_key))
+    ec_key = ec.generate_private_key(ec.SECP384R1())
+    sec1 = ec_key.private_bytes(Encoding.PEM, PrivateFormat.TraditionalOpenSSL, NoEncryption())
+    assert tls.key_der(sec1.decode()) == tls.key_der(pki.key_pem(ec_key))
     with pytest.raises(ValueError, match="not an unencrypted PEM private key"):
         tls.cert_value(c, "KEY")
     with pytest.raises(ValueError, match="Ed25519PrivateKey, not RSA or ECDSA"):

@@ -23,7 +23,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -40,18 +39,34 @@ ValueLoader = Callable[[Cert], str | None]
 """The cert's :func:`cert_value`, or None when its key cannot be opened (logged there)."""
 
 FORMAT = b"der1\n"
-_CERT_BLOCK = re.compile(
-    rb"-----BEGIN CERTIFICATE-----\s*([A-Za-z0-9+/=\s]+?)-----END CERTIFICATE-----"
-)
+_TYPED = {"EC PRIVATE KEY": "ec", "RSA PRIVATE KEY": "rsa"}  # PEM labels of SEC1, PKCS#1
+_CERT_END = "-----END CERTIFICATE-----"
 
 
 def version(cert: Cert) -> str:
     return hashlib.sha256(FORMAT + cert.chain.encode()).hexdigest()[:32]
 
 
+def _pem_body(block: str, label: str) -> bytes:
+    begin = f"-----BEGIN {label}-----"
+    start = block.find(begin)
+    if start < 0:
+        raise ValueError(f"no {label} PEM block")
+    try:
+        return binascii.a2b_base64(block[start + len(begin) :], strict_mode=False)
+    except binascii.Error as e:
+        raise ValueError(f"a {label} PEM block is not base64 ({e})") from None
+
+
 def key_der(key_pem: str) -> KeyDer:
     """The key of an uploaded or issued certificate (checked at upload: RSA or ECDSA) as
-    nginx's typed decoders read it; ValueError names what is wrong."""
+    nginx's typed decoders read it; ValueError names what is wrong. The store keeps keys in
+    these forms (SEC1, PKCS#1 PEM), so this is a base64 decode; other PEM is converted."""
+    first = key_pem.lstrip().split("\n", 1)[0]
+    label = first.removeprefix("-----BEGIN ").removesuffix("-----")
+    if label in _TYPED and key_pem.count("-----BEGIN ") == 1:
+        body = key_pem.split(first, 1)[1].split("-----END ", 1)[0]
+        return _TYPED[label], _pem_body(first + body, label)
     try:
         key = serialization.load_pem_private_key(
             key_pem.encode(), None, unsafe_skip_rsa_key_validation=True
@@ -69,13 +84,10 @@ def key_der(key_pem: str) -> KeyDer:
 
 def chain_der(chain_pem: str) -> list[bytes]:
     """The chain's certificates as DER, in order (the PEM blocks' base64, decoded)."""
-    blocks = _CERT_BLOCK.findall(chain_pem.encode())
+    blocks = [b for b in chain_pem.split(_CERT_END) if "-----BEGIN CERTIFICATE-----" in b]
     if not blocks:
         raise ValueError("the chain holds no PEM certificate")
-    try:
-        return [base64.b64decode(b"".join(b.split()), validate=True) for b in blocks]
-    except binascii.Error as e:
-        raise ValueError(f"a certificate of the chain is not base64 ({e})") from None
+    return [_pem_body(b, "CERTIFICATE") for b in blocks]
 
 
 def cert_value(cert: Cert, key_pem: str) -> str:
