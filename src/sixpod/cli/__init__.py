@@ -18,6 +18,7 @@ from sixpod.cli.help import GuideGroup, examples
 from sixpod.cli.inventory import allocate_cmd, check, render_cmd, status
 from sixpod.cli.lab import lab
 from sixpod.cli.node import announcer, edge_agent, node
+from sixpod.cli.probe import probe
 from sixpod.cli.razor import razor
 from sixpod.cli.tenants import app, cert, controller, domain, endpoint, publisher, vip
 from sixpod.cli.topics import completion_cmd, help_cmd
@@ -100,6 +101,7 @@ for command in (
     vip,
     publisher,
     razor,
+    probe,
     help_cmd,
     completion_cmd,
 ):
