@@ -533,8 +533,7 @@ def test_node_mtu_above_its_tors_upstream_is_a_warning(full_text: str) -> None:
     # r3's four nodes: three at 9000 are warned, r3-legacy1 (1500) is not
     assert len(warnings) == 3
     assert any(
-        "node r3-edge1: MTU 9000 is above the 1500 that r3-tor port swp16 (to spine1) carries"
-        in w
+        "node r3-edge1: MTU 9000 is above the 1500 that r3-tor port swp16 (to spine1) carries" in w
         for w in warnings
     )
     assert not any("r3-legacy1" in w for w in warnings)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from labkit import ROOT, SIXPOD
 from sixpod.devices import NodeDevice
@@ -88,8 +89,18 @@ def test_a_tor_port_narrower_than_the_inventory_answers_packet_too_big(
 ) -> None:
     _, pod, ns = rack
     set_mtu(ns["tor"], "swp3", 1500)
-    code, doc = probe(ns["edge1"], pod)
+    metrics = pod.parent / "textfile"
+    code, doc = probe(ns["edge1"], pod, "--textfile", str(metrics))
     assert code == 1
+    samples = {
+        s.name: s.value
+        for f in text_string_to_metric_families((metrics / "sixpod_path_mtu_app1.prom").read_text())
+        for s in f.samples
+        if s.labels == {"to": "app1"}
+    }
+    assert samples["sixpod_path_mtu_ok"] == 0
+    assert samples["sixpod_path_mtu_bytes"] == 1500
+    assert samples["sixpod_path_mtu_inventory_bytes"] == 9000
     nine = next(p for p in doc["probes"] if p["size"] == 9000)
     assert (nine["outcome"], nine["reported_mtu"], nine["ok"]) == ("too big", 1500, False)
     assert nine["by"].startswith("2001:db8:")  # the ToR's address on edge1's link

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import click
@@ -42,9 +43,21 @@ def probe() -> None:
 @click.option(
     "--timeout", default=1.0, show_default=True, type=click.FloatRange(0.05, 10), help="Seconds."
 )
+@click.option(
+    "--textfile",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write the result as metrics into this directory, for node-exporter's "
+    "textfile collector (--collector.textfile.directory): sixpod_path_mtu_TO.prom.",
+)
 @JSON_OPTION
 def mtu(
-    pod: Path, src: str, dst: str, sizes: tuple[int, ...], timeout: float, as_json: bool
+    pod: Path,
+    src: str,
+    dst: str,
+    sizes: tuple[int, ...],
+    timeout: float,
+    textfile: Path | None,
+    as_json: bool,
 ) -> None:
     """Send DF echo requests from --from to --to at 1280, 1500 and 9000 bytes, each hop's
     MTU per the inventory and every --size; compare what passes with what the inventory
@@ -90,6 +103,8 @@ def mtu(
             for v in verdicts
         ],
     }
+    if textfile is not None:
+        _write_metrics(textfile, dst, narrow.mtu, measured, bool(doc["ok"]))
     if as_json:
         click.echo(json.dumps(doc, indent=2))
     else:
@@ -112,3 +127,25 @@ def mtu(
         click.echo(f"\npath carries {carries}; the inventory says {narrow.mtu} ({narrow.what})")
     if not doc["ok"]:
         raise SystemExit(1)
+
+
+def _write_metrics(
+    directory: Path, dst: str, inventory: int, measured: int | None, ok: bool
+) -> None:
+    """The probe's result as node-exporter textfile metrics (written whole: a scrape never
+    reads half a file); the PathMtuDiffers alert reads them."""
+    from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
+
+    reg = CollectorRegistry()
+    for name, doc, value in (
+        ("sixpod_path_mtu_ok", "1 when every probe size did what the inventory says", ok),
+        ("sixpod_path_mtu_bytes", "The size the path carries, measured (0: none)", measured or 0),
+        ("sixpod_path_mtu_inventory_bytes", "The size the inventory says it carries", inventory),
+        ("sixpod_path_mtu_probed_timestamp_seconds", "When the probe ran", time.time()),
+    ):
+        Gauge(name, doc, ["to"], registry=reg).labels(dst).set(float(value))
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        write_to_textfile(str(directory / f"sixpod_path_mtu_{dst}.prom"), reg)
+    except OSError as e:
+        raise CommandFailed(f"{directory}: cannot write the metrics: {e.strerror}") from None
