@@ -58,9 +58,10 @@ def announcer(config_path: Path) -> None:
 )
 @click.group()
 def node() -> None:
-    """See, drain, disable and restore this node's announcements.
+    """Bootstrap this node; drain, disable, restore its VIPs.
 
-    The flags are files in the announcer's state directory and survive restarts;
+    `sixpod node bootstrap` applies the node's rendered network config and runs its
+    services. The drain and disable flags are files in the announcer's state directory and survive restarts;
     `sixpod node status` shows what the announcer does and why.
     """
 
@@ -202,8 +203,8 @@ def _default_bin(name: str) -> Path:
     "sixpod node bootstrap --dir /etc/sixpod/edge1 --dry-run   # what it would change",
     "sixpod node bootstrap --dir /etc/sixpod/edge1             # apply the network config",
     "sixpod node bootstrap --dir /etc/sixpod/edge1 --supervise   # then run the services",
-    "ip netns exec NS sixpod node bootstrap --dir out/nodes/edge1 --uplink eth0 --supervise "
-    "--run-dir /tmp/lab/edge1/run --state-dir /tmp/lab/edge1/state --log-dir /tmp/lab/logs/edge1",
+    "sixpod node bootstrap --dir out/nodes/edge1 --uplink eth0 --supervise --run-dir "
+    "/tmp/lab/edge1/run --state-dir /tmp/lab/edge1/state --log-dir /tmp/lab/logs/edge1",
 )
 @node.command()
 @click.option(
@@ -269,7 +270,7 @@ def bootstrap(
     redis_primary: str | None,
     as_json: bool,
 ) -> None:
-    """Set this node up from its rendered files; with --supervise, run its services.
+    """Apply the rendered network config; run the services.
 
     Applies network.json to the network namespace it runs in: sysctls (no DAD, addresses
     kept when the link goes down, forwarding), the uplink's MTU and address, the loopback's
