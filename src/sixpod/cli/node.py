@@ -61,8 +61,8 @@ def node() -> None:
     """Bootstrap this node; drain, disable, restore its VIPs.
 
     `sixpod node bootstrap` applies the node's rendered network config and runs its
-    services. The drain and disable flags are files in the announcer's state directory and survive restarts;
-    `sixpod node status` shows what the announcer does and why.
+    services. The drain and disable flags are files in the announcer's state directory
+    and survive restarts; `sixpod node status` shows what the announcer does and why.
     """
 
 

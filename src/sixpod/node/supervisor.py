@@ -1,12 +1,13 @@
 """Run the node's services, restart what dies, stop them all when stopped.
 
-The restart policy is a pure core (:class:`Restarts`: time is an argument); :func:`supervise`
-is its adapter. Each service runs in its own session (so a stop reaches everything it started: ExaBGP's
-announcer, which ExaBGP puts in a process group of its own, the edge agent's nginx), with
-``PR_SET_PDEATHSIG`` (SIGTERM when the supervisor dies). A *guardian*, forked first into its
-own session, learns every session the supervisor starts over a pipe; when the pipe closes,
-whatever the supervisor's end (SIGTERM, SIGKILL, a crash), it stops the sessions still alive:
-SIGTERM, then SIGKILL after :data:`STOP_TIMEOUT`. No service outlives the supervisor.
+The restart policy is a pure core (:class:`Restarts`: time is an argument);
+:class:`Supervisor` is its adapter. Each service runs in its own session (so a stop reaches
+everything it started: ExaBGP's announcer, which ExaBGP puts in a process group of its own,
+the edge agent's nginx), with ``PR_SET_PDEATHSIG`` (SIGTERM when the supervisor dies). A
+*guardian*, forked first into its own session, learns every session the supervisor starts
+over a pipe; when the pipe closes, whatever the supervisor's end (SIGTERM, SIGKILL, a
+crash), it stops the sessions still alive: SIGTERM, then SIGKILL after :data:`STOP_TIMEOUT`.
+No service outlives the supervisor.
 
 ``RUN/supervisor.json`` shows each service's pid, restarts and last exit.
 """
