@@ -125,9 +125,7 @@ def _stop_sessions(sids: list[int], timeout: float = STOP_TIMEOUT) -> None:
     term_rest = time.monotonic() + min(1.0, timeout / 2)
     others_signalled = False
     while (left := session_members(wanted)) and time.monotonic() < deadline:
-        if not others_signalled and (
-            time.monotonic() > term_rest or not set(left) & set(leaders)
-        ):
+        if not others_signalled and (time.monotonic() > term_rest or not set(left) & set(leaders)):
             _signal([p for p in left if p not in leaders], signal.SIGTERM)
             others_signalled = True
         time.sleep(0.05)
