@@ -195,6 +195,8 @@ def runtime(tmp: Path) -> services.Runtime:
         exabgp=Path("/opt/sixpod/bin/exabgp"),
         redis_password_file=tmp / "redis.pass",
         redis_primary=addr.parse_endpoint("[2001:db8:200::2]:6380"),
+        edge_seal_key=tmp / "seal.key",
+        nginx=tmp / "no-nginx",
     )
 
 
@@ -233,6 +235,8 @@ def test_effective_configs_put_the_run_time_paths_in(rendered: Path, tmp_path: P
     edge = json.loads(built.files[run / "edge.yaml"])
     assert edge["run_dir"] == str(run / "edge")
     assert edge["redis"]["password_file"] == str(tmp_path / "redis.pass")
+    assert edge["tls"]["seal_key"] == str(tmp_path / "seal.key")
+    assert edge["nginx"] == [str(tmp_path / "no-nginx")]
     assert f"{run}/edge" in built.files[run / "edge-nginx.conf"]
     exabgp = built.services[2]
     assert dict(exabgp.env)["EXABGP_ROOT"] == str(run / "exabgp")
@@ -267,3 +271,21 @@ def test_a_rendered_file_that_is_not_what_render_writes_is_refused(
     (d / "announcer.yaml").write_text("# x\n[1, 2")
     with pytest.raises(BadInput, match=r"announcer\.yaml: not the JSON"):
         services.build(doc, d, runtime(tmp_path))
+
+
+def test_missing_programs_are_named_with_what_installs_them(rendered: Path, tmp_path: Path) -> None:
+    from sixpod import devices
+
+    d = rendered / "nodes" / "edge1"
+    doc = devices.load((d / "device.json").read_text())
+    assert isinstance(doc, devices.NodeDevice)
+    rt = runtime(tmp_path)
+    missing = services.missing_programs(services.build(doc, d, rt), rt)
+    assert (
+        "exabgp: /opt/sixpod/bin/exabgp is not installed (PyPI exabgp, in sixpod's virtual "
+        "environment)" in missing
+    )
+    assert (
+        f"nginx: {tmp_path}/no-nginx is not installed (Debian packages nginx and "
+        "libnginx-mod-http-lua)" in missing
+    )

@@ -253,6 +253,12 @@ def _default_bin(name: str) -> Path:
     help="--supervise: the pod's Redis password (default: the file the rendered configs name).",
 )
 @click.option(
+    "--edge-seal-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="--supervise: the pod's key-sealing key for the edge's TLS (default: edge.yaml's).",
+)
+@click.option(
     "--redis-primary",
     default=None,
     help="--supervise: follow this Redis primary, [IPv6]:port, instead of redis.conf's.",
@@ -268,6 +274,7 @@ def bootstrap(
     log_dir: Path,
     redis_password_file: Path | None,
     redis_primary: str | None,
+    edge_seal_key: Path | None,
     as_json: bool,
 ) -> None:
     """Apply the rendered network config; run the services.
@@ -331,8 +338,12 @@ def bootstrap(
                 exabgp=_default_bin("exabgp"),
                 redis_password_file=redis_password_file.absolute() if redis_password_file else None,
                 redis_primary=primary,
+                edge_seal_key=edge_seal_key.absolute() if edge_seal_key else None,
             )
             sv = (services.build(doc, node_dir.absolute(), rt), rt)  # checked before changing
+            missing = services.missing_programs(*sv)
+            if missing:
+                raise CommandFailed(*missing)
         changes = plan(cfg, netlink.read_state(cfg))
         if not dry_run:
             netlink.apply(changes)

@@ -12,6 +12,7 @@ rendered files (checks, timers, the floor) is kept.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,14 @@ from sixpod.devices import NodeDevice
 from sixpod.node.errors import BadInput
 
 FRR_LIB = Path("/usr/lib/frr")
+PACKAGES = {
+    "zebra": "Debian package frr",
+    "bfdd": "Debian package frr",
+    "exabgp": "PyPI exabgp, in sixpod's virtual environment",
+    "redis": "Debian package redis-server",
+    "edge": "sixpod itself",
+}
+"""What installs each service's program (named when it is missing)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +52,8 @@ class Runtime:
     """The pod's Redis password; None: the file the rendered configs name."""
     redis_primary: addr.Endpoint | None = None
     """Follow this primary instead of the rendered ``replicaof``."""
+    edge_seal_key: Path | None = None
+    """The pod's key-sealing key for the edge's TLS, instead of the rendered one."""
 
     @property
     def frr_dir(self) -> Path:
@@ -159,11 +170,26 @@ def edge_effective(text: str, rt: Runtime, node_dir: Path, where: str) -> tuple[
     )
     if rt.redis_password_file is not None and isinstance(cfg.get("redis"), dict):
         cfg["redis"]["password_file"] = str(rt.redis_password_file)
+    if rt.edge_seal_key is not None and isinstance(cfg.get("tls"), dict):
+        cfg["tls"]["seal_key"] = str(rt.edge_seal_key)
     try:
         model = EdgeConfig.model_validate(cfg)
     except ValueError as e:
         raise BadInput(f"{where}: {e}") from None
     return json.dumps(cfg, indent=2) + "\n", nginx_conf(model)
+
+
+def missing_programs(plan: Plan, rt: Runtime) -> list[str]:
+    """One line per service whose program is not installed, naming what installs it."""
+    out = []
+    programs = [(s.name, Path(s.argv[0])) for s in plan.services]
+    if any(s.name == "edge" for s in plan.services):
+        programs.append(("nginx", rt.nginx))
+    for name, program in programs:
+        if not (program.is_file() and os.access(program, os.X_OK)):
+            what = PACKAGES.get(name, "Debian packages nginx and libnginx-mod-http-lua")
+            out.append(f"{name}: {program} is not installed ({what})")
+    return out
 
 
 def build(doc: NodeDevice, node_dir: Path, rt: Runtime) -> Plan:
