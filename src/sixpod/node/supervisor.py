@@ -331,7 +331,9 @@ class Supervisor:
             for name in reversed([s.name for s in self.plan.services]):
                 r = self.running.pop(name, None)
                 if r is not None:
+                    t0 = time.monotonic()
                     _stop_sessions([r.popen.pid])
+                    log.info("%s stopped in %.2f s", name, time.monotonic() - t0)
                     with contextlib.suppress(subprocess.TimeoutExpired):
                         r.popen.wait(1)
                     self.guardian.forget(r.popen.pid)
