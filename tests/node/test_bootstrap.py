@@ -182,6 +182,12 @@ def test_missing_things_are_errors_that_change_nothing(
     assert result.returncode == 1
     assert "for node edge1, but device.json is app1's" in result.stderr
 
+    result = bootstrap(
+        pair, rendered / "nodes/edge1", "--supervise", "--redis-primary", "198.51.100.1:6379"
+    )
+    assert result.returncode == 1
+    assert "--redis-primary: '198.51.100.1:6379' is IPv4" in result.stderr
+
     d = _copy(rendered, tmp_path / "x")
     (d / "announcer.yaml").unlink()
     result = bootstrap(pair, d, "--supervise", "--run-dir", str(tmp_path / "run"))

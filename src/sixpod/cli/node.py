@@ -326,6 +326,11 @@ def bootstrap(
                 primary = addr.parse_endpoint(redis_primary)
             except addr.AddressError as e:
                 raise CommandFailed(f"--redis-primary: {e}") from None
+            if primary.ip.version != 6:
+                raise CommandFailed(
+                    f"--redis-primary: {redis_primary!r} is IPv4: the pod's east-west "
+                    "traffic is IPv6 only ([IPv6]:port)"
+                )
         sv = None
         if supervise:
             from sixpod.node import services
