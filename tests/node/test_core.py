@@ -289,3 +289,67 @@ def test_missing_programs_are_named_with_what_installs_them(rendered: Path, tmp_
         f"nginx: {tmp_path}/no-nginx is not installed (Debian packages nginx and "
         "libnginx-mod-http-lua)" in missing
     )
+
+
+def _simulate(state: NetState, changes: list[object]) -> NetState:
+    """What the kernel holds after the changes (the adapter's effect, in memory)."""
+    links = dict(state.links)
+    routes = dict(state.routes)
+    sysctls = dict(state.sysctls)
+    for c in changes:
+        if isinstance(c, SetSysctl):
+            sysctls[c.path] = c.value
+        elif isinstance(c, SetMtu):
+            x = links[c.link]
+            links[c.link] = LinkState(x.name, x.up, c.mtu, x.addresses)
+        elif isinstance(c, SetUp):
+            x = links[c.link]
+            links[c.link] = LinkState(x.name, True, x.mtu, x.addresses)
+        elif isinstance(c, AddAddress):
+            x = links[c.link]
+            links[c.link] = LinkState(x.name, x.up, x.mtu, x.addresses | {c.address})
+        elif isinstance(c, AddRoute):
+            routes[c.route.to] = c.route
+    return NetState(links, routes, sysctls)
+
+
+GATEWAYS = st.sampled_from([GW, IPv6Address("2001:db8:2ff::99"), None])
+
+
+@given(
+    up=st.booleans(),
+    mtu=st.sampled_from([1500, 9000]),
+    have_addr=st.booleans(),
+    default_via=GATEWAYS,
+    v4_via=GATEWAYS,
+    unreachable=st.booleans(),
+    sysctl=st.sampled_from([0, 1]),
+)
+def test_one_plan_reaches_the_config_and_a_second_plans_nothing(
+    up: bool,
+    mtu: int,
+    have_addr: bool,
+    default_via: IPv6Address | None,
+    v4_via: IPv6Address | None,
+    unreachable: bool,
+    sysctl: int,
+) -> None:
+    want = config()
+    addrs = frozenset(want.links[0].addresses) if have_addr else frozenset()
+    routes: dict[object, Route] = {}
+    if default_via is not None:
+        routes[IPv6Network("::/0")] = Route(IPv6Network("::/0"), via=default_via, dev="eth0")
+    if v4_via is not None:
+        routes[IPv4Network("0.0.0.0/0")] = Route(IPv4Network("0.0.0.0/0"), via=v4_via, dev="eth0")
+    if unreachable:
+        r = want.routes[2]
+        routes[r.to] = r
+    have = NetState(
+        links={"eth0": LinkState("eth0", up, mtu, addrs), "lo": LinkState("lo", True, 65536)},
+        routes=routes,  # type: ignore[arg-type]
+        sysctls=dict.fromkeys(sysctl_paths(want), sysctl),
+    )
+    after = _simulate(have, plan(want, have))  # type: ignore[arg-type]
+    assert plan(want, after) == []
+    assert after.links["eth0"].mtu == 9000
+    assert set(want.links[0].addresses) <= after.links["eth0"].addresses
