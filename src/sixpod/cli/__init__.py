@@ -27,7 +27,7 @@ from sixpod.cli.tor import tor_resilient
 # How `sixpod --help` groups the commands: by what the operator is doing, and where.
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("The inventory (pod.yaml, on any machine)", ("check", "allocate", "render", "status")),
-    ("On a node", ("announcer", "node", "edge-agent")),
+    ("On a node", ("announcer", "node", "edge-agent", "probe")),
     ("On a ToR switch", ("tor-resilient",)),
     (
         "Tenants (through the controller's API)",

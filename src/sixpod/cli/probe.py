@@ -20,9 +20,10 @@ from sixpod.monitoring import pathmtu
 from sixpod.monitoring.mtuprobe import ProbeError, Prober
 
 
+@examples("sixpod probe mtu pod.yaml --from r1-edge1 --to r2-app1")
 @click.group()
 def probe() -> None:
-    """Measure the pod's network from the host this runs on."""
+    """Measure the path MTU from this node to another."""
 
 
 @examples(
@@ -59,7 +60,9 @@ def mtu(
     textfile: Path | None,
     as_json: bool,
 ) -> None:
-    """Send DF echo requests from --from to --to at 1280, 1500 and 9000 bytes, each hop's
+    """The path MTU to another node, measured against the inventory.
+
+    Send DF echo requests from --from to --to at 1280, 1500 and 9000 bytes, each hop's
     MTU per the inventory and every --size; compare what passes with what the inventory
     says the path carries, and find the size the path really carries.
 

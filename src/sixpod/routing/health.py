@@ -438,8 +438,7 @@ class Announcer:
             routes.update(Route(vip, config.next_hop) for vip in vips)
         elif self._state is NodeState.DRAINING:
             routes.update(
-                Route(vip, config.next_hop, config.drain_med, (GRACEFUL_SHUTDOWN,))
-                for vip in vips
+                Route(vip, config.next_hop, config.drain_med, (GRACEFUL_SHUTDOWN,)) for vip in vips
             )
         return frozenset(routes)
 

@@ -182,6 +182,17 @@ def announcer_config(doc: NodeDevice, paths: Paths = Paths()) -> dict[str, Any]:
             "peer": addr.format_ip(doc.uplink.peer.address),
             "local_address": addr.format_ip(doc.uplink.address),
         },
+        # VIPs blackholed through the API are withdrawn, as the node's replica says
+        **(
+            {
+                "vip_states": {
+                    "redis": "[::1]:6379",
+                    "password_file": redis_password_file(doc, paths),
+                }
+            }
+            if "redis-replica" in services and doc.vips.all
+            else {}
+        ),
     }
 
 

@@ -160,9 +160,9 @@ class TenantState:
             match op:
                 case ops.EndpointSet() | ops.EndpointDeleted() if not self.with_upstreams:
                     pass
-                case (
-                    ops.AppSet() | ops.AppDeleted() | ops.DomainSet() | ops.DomainDeleted()
-                ) if not self.with_apps:
+                case ops.AppSet() | ops.AppDeleted() | ops.DomainSet() | ops.DomainDeleted() if (
+                    not self.with_apps
+                ):
                     pass
                 case ops.EndpointSet(app, endpoint, weight, state):
                     ups = self.upstreams_raw.setdefault(app, {})
