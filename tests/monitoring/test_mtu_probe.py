@@ -142,8 +142,26 @@ def test_run_on_another_host_or_unknown_node_is_a_clear_error(
     assert r.returncode == 1
     assert "is not an address of this host: run the probe on the node that holds it" in r.stderr
     r = subprocess.run(
-        [SIXPOD, "probe", "mtu", str(pod), "--from", "edge1", "--to", "nope"],
+        ["ip", "netns", "exec", ns["edge1"], SIXPOD, "probe", "mtu", str(pod), "--from", "edge1",
+         "--to", "nope"],
         check=False, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert r.returncode == 1
     assert "no node named 'nope'" in r.stderr
+
+
+def test_a_router_that_refuses_is_named_not_taken_for_a_black_hole(
+    rack: tuple[Sandbox, Path, dict[str, str]],
+) -> None:
+    _, pod, ns = rack
+    subprocess.run(
+        ["ip", "netns", "exec", ns["tor"], "nft", "-f", "-"],
+        input="table inet t { chain f { type filter hook forward priority 0; "
+        "icmpv6 type echo-request reject with icmpv6 type admin-prohibited; }; }",
+        text=True, check=True,
+    )  # fmt: skip
+    code, doc = probe(ns["edge1"], pod)
+    assert code == 1
+    first = doc["probes"][0]
+    assert first["outcome"] == "unreachable"
+    assert first["by"].startswith("2001:db8:")

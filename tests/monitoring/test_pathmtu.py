@@ -86,3 +86,13 @@ def test_a_packet_too_big_is_tried_first_and_nothing_passing_is_none() -> None:
     assert pathmtu.path_mtu(first, probe) == 1400
     assert asked[3] == 1400
     assert pathmtu.path_mtu([Result(1280, Outcome.LOST)], probe) is None
+
+
+def test_a_packet_too_big_outside_what_it_could_mean_is_called_bogus() -> None:
+    hops = [Hop("a uplink", 9000), Hop("b uplink", 9000)]
+    narrow = pathmtu.narrowest(hops)
+    for mtu in (1000, 9000, 20000):
+        [v] = pathmtu.judge(hops, [Result(9000, Outcome.TOO_BIG, mtu, "2001:db8::1")])
+        assert "bogus" in v.explain(narrow)
+    [v] = pathmtu.judge(hops, [Result(9000, Outcome.TOO_BIG, 1500, "2001:db8::1")])
+    assert "bogus" not in v.explain(narrow)

@@ -305,6 +305,12 @@ class Agent:
         return value
 
     async def _post_certs(self, domains: list[str]) -> None:
+        held_format = self.nginx_status.get("cert_format")
+        if held_format != tls.CERT_FORMAT:  # an older module (a reload that did not happen)
+            raise EdgeError(
+                f"nginx's sixpod_edge.lua reads certificates as {held_format or 'PEM'}, this "
+                f"agent writes {tls.CERT_FORMAT}: not pushing them until nginx reloads"
+            )
         assert self.cfg.tls is not None
         certs = self.reader.state.certs
         for batch in tls.cert_batches(

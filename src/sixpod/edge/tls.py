@@ -38,7 +38,9 @@ KeyDer = tuple[str, bytes]
 ValueLoader = Callable[[Cert], str | None]
 """The cert's :func:`cert_value`, or None when its key cannot be opened (logged there)."""
 
-FORMAT = b"der1\n"
+CERT_FORMAT = "der1"
+"""The value format; nginx's Lua module says in ``/state`` which one it reads."""
+FORMAT = f"{CERT_FORMAT}\n".encode()
 _TYPED = {"EC PRIVATE KEY": "ec", "RSA PRIVATE KEY": "rsa"}  # PEM labels of SEC1, PKCS#1
 _CERT_END = "-----END CERTIFICATE-----"
 

@@ -20,6 +20,16 @@ IPV6_PMTUDISC_PROBE = 3  # send at the interface MTU whatever the path cache say
 IPV6_MTU = 24
 IPV6_DONTFRAG = 62
 ECHO_REQUEST, ECHO_REPLY, PACKET_TOO_BIG = 128, 129, 2
+DEST_UNREACHABLE, TIME_EXCEEDED = 1, 3
+UNREACHABLE_CODES = {
+    0: "no route to destination",
+    1: "administratively prohibited",
+    2: "beyond the scope of the source address",
+    3: "address unreachable",
+    4: "port unreachable",
+    5: "source address failed ingress/egress policy",
+    6: "reject route to destination",
+}
 
 
 class ProbeError(SixpodError):
@@ -108,6 +118,13 @@ class Prober:
             if kind == PACKET_TOO_BIG and self._mine(data[8:]):
                 (mtu,) = struct.unpack("!I", data[4:8])
                 return Result(size, Outcome.TOO_BIG, mtu, sender.split("%")[0])
+            if kind in (DEST_UNREACHABLE, TIME_EXCEEDED) and self._mine(data[8:]):
+                what = (
+                    f"Destination Unreachable ({UNREACHABLE_CODES.get(data[1], f'code {data[1]}')})"
+                    if kind == DEST_UNREACHABLE
+                    else "Time Exceeded (a routing loop?)"
+                )
+                return Result(size, Outcome.UNREACHABLE, None, sender.split("%")[0], what)
         return None
 
     def _mine(self, inner: bytes) -> bool:

@@ -77,6 +77,7 @@ class Outcome(StrEnum):
     TOO_BIG = "too big"  # a router answered Packet Too Big
     LOCAL = "too big here"  # the sender's own interface carries less
     LOST = "lost"  # no answer: dropped on the way, with no Packet Too Big (a black hole)
+    UNREACHABLE = "unreachable"  # a Destination Unreachable or Time Exceeded came back
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +86,7 @@ class Result:
     outcome: Outcome
     reported_mtu: int | None = None  # from Packet Too Big, or the local interface
     by: str | None = None  # who said so (the router's address)
+    detail: str = ""  # what an unreachable answer said
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +108,12 @@ class Verdict:
                 Outcome.TOO_BIG: f"Packet Too Big from {r.by}: MTU {r.reported_mtu}",
                 Outcome.LOCAL: f"this host's interface carries {r.reported_mtu}",
                 Outcome.LOST: "lost without a Packet Too Big (a black hole)",
+                Outcome.UNREACHABLE: f"{r.by} answered {r.detail}",
+                Outcome.PASSED: "",
             }[r.outcome]
+            mtu = r.reported_mtu
+            if r.outcome is Outcome.TOO_BIG and mtu is not None and not 1280 <= mtu < r.size:
+                got += f" (bogus: not between 1280 and the probe's {r.size} bytes)"
             return f"should pass (narrowest hop {narrow.what}: {narrow.mtu}); {got}"
         return f"passed, but {narrow.what} carries only {narrow.mtu} per the inventory"
 
