@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from conftest import UPLINK, Pair, node_pair
+from nodekit import UPLINK, Pair, node_pair
 
 pytestmark = pytest.mark.integration
 

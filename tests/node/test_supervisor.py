@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from conftest import UPLINK, Pair, netns_pids, node_pair
+from nodekit import UPLINK, Pair, netns_pids, node_pair
 
 pytestmark = pytest.mark.integration
 
