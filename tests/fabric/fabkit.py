@@ -55,3 +55,19 @@ def in_ns(ns: str, code: str, *, timeout: float = 20) -> subprocess.CompletedPro
         timeout=timeout,
         check=False,
     )
+
+
+LLDPD_CHROOT = Path("/run/lldpd")  # lldpd's privilege-separation chroot (Debian's build)
+
+
+def start_lldpd(box: Sandbox, ns: str, name: str, conf: str) -> Path:
+    """lldpd in ``ns`` with its own control socket (``-u``), its config ``conf`` plus a 1 s
+    transmit interval; returns the socket's path."""
+    LLDPD_CHROOT.mkdir(exist_ok=True)
+    folder = box.shared_dir(f"lldp-{name}")
+    (folder / "lldpd.conf").write_text(conf + "configure lldp tx-interval 1\n")
+    sock = folder / "lldpd.sock"
+    argv = ["lldpd", "-d", "-u", str(sock), "-O", str(folder / "lldpd.conf")]
+    box.spawn(f"lldpd-{name}", ns, argv)
+    netns.wait_for(sock.exists, timeout=10, what=f"lldpd {name}'s socket")
+    return sock
