@@ -16,7 +16,8 @@ from sixpod.cli.output import JSON_OPTION, plural
 from sixpod.devices import TorDevice
 from sixpod.fabric.config import FabricConfig
 from sixpod.fabric.errors import FabricError
-from sixpod.inventory.render import RenderError, device_documents
+from sixpod.fabric.plan import Plan, Verdict
+from sixpod.inventory.render import RenderError, device_documents, render
 
 CONFIG_OPTION = click.option(
     "--config",
@@ -43,14 +44,51 @@ def tor_documents(pod: Path, only: tuple[str, ...] = ()) -> list[TorDevice]:
         docs = device_documents(loaded.inventory, lock)
     except RenderError as e:
         raise CommandFailed.because(e, f"{pod}: {e}") from None
-    tors = [d for d in docs.values() if isinstance(d, TorDevice)]
+    return _only([d for d in docs.values() if isinstance(d, TorDevice)], only, pod)
+
+
+def _only(tors: list[TorDevice], only: tuple[str, ...], pod: Path) -> list[TorDevice]:
     unknown = sorted(set(only) - {t.name for t in tors})
     if unknown:
         raise CommandFailed(f"{pod}: no ToR named {', '.join(unknown)}", exit_code=2)
     return [t for t in tors if not only or t.name in only]
 
 
-@examples("sixpod fabric lldp pod.yaml")
+def rendered_frr(pod: Path, only: tuple[str, ...] = ()) -> dict[str, str]:
+    """Each ToR's rendered ``frr.conf`` (rendered in memory, checked as ``render`` does)."""
+    loaded = load_or_exit(pod)
+    lock = current_lock_or_exit(pod, loaded)
+    try:
+        files = render(loaded.inventory, lock)
+        docs = device_documents(loaded.inventory, lock)
+    except RenderError as e:
+        raise CommandFailed.because(e, f"{pod}: {e}") from None
+    tors = _only([d for d in docs.values() if isinstance(d, TorDevice)], only, pod)
+    return {t.name: files[f"tors/{t.name}/frr.conf"] for t in tors}
+
+
+def print_plans(plans: list[Plan], *, as_json: bool) -> None:
+    if as_json:
+        output.echo_json([p.to_json() for p in plans])
+        return
+    for p in plans:
+        click.echo(f"{p.tor}: {p.verdict}: {p.summary}")
+        for line in p.delta:
+            click.echo(f"    {line}")
+
+
+FORCE_OPTION = click.option(
+    "--force",
+    is_flag=True,
+    help="Deploy a plan the guard refuses (never one whose config does not parse).",
+)
+
+
+@examples(
+    "sixpod fabric lldp pod.yaml",
+    "sixpod fabric plan pod.yaml --config fabric.yaml",
+    "sixpod fabric deploy pod.yaml --config fabric.yaml",
+)
 @click.group(short_help="The switches: LLDP cabling, plan, deploy, roll back.")
 def fabric() -> None:
     """The switches: cabling from LLDP, plan, deploy and roll back.
@@ -64,7 +102,7 @@ def fabric() -> None:
     "sixpod fabric lldp pod.yaml",
     "sixpod fabric lldp pod.yaml --config fabric.yaml --json",
 )
-@fabric.command("lldp")
+@fabric.command("lldp", short_help="Each ToR's LLDP neighbors against the inventory.")
 @POD_ARG
 @CONFIG_OPTION
 @TOR_OPTION
@@ -110,3 +148,116 @@ def lldp_cmd(pod: Path, config_path: Path | None, only: tuple[str, ...], as_json
                 click.echo(p)
     if bad:
         raise CommandFailed(f"{pod}: {plural(bad, 'cabling mismatch', 'cabling mismatches')}")
+
+
+@examples(
+    "sixpod fabric plan pod.yaml --config fabric.yaml",
+    "sixpod fabric plan pod.yaml --against deployed/   # against the last deployed render",
+)
+@fabric.command("plan", short_help="What a deploy would change; refused if unsafe.")
+@POD_ARG
+@CONFIG_OPTION
+@TOR_OPTION
+@click.option(
+    "--against",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="A previous render (DIR/tors/NAME/frr.conf) to plan against, instead of what each "
+    "ToR runs (`show running-config`); a ToR missing there is planned from nothing.",
+)
+@FORCE_OPTION
+@JSON_OPTION
+def plan_cmd(
+    pod: Path,
+    config_path: Path | None,
+    only: tuple[str, ...],
+    against: Path | None,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """What a deploy of POD would change on each ToR; exit 1 if it would be refused.
+
+    The new frr.conf must pass FRR's own parser (vtysh -C) first: a delta is never shown
+    for a config that does not parse. Then frr-reload.py --test gives the lines to delete
+    and add, and the guard refuses a plan that removes the BGP instance or the hostname,
+    removes more than max_removed_share (fabric.yaml, default 25%) of the neighbors, or
+    drops every VIP. Nothing is changed on any switch.
+    """
+    from sixpod.fabric.deploy import plan_one
+    from sixpod.fabric.tools import Tor
+
+    cfg = _config(config_path)
+    configs = rendered_frr(pod, only)
+    plans = []
+    try:
+        for name, new in configs.items():
+            if against is not None:
+                old_path = against / "tors" / name / "frr.conf"
+                running = old_path.read_text(encoding="utf-8") if old_path.exists() else ""
+            else:
+                running = Tor(name, cfg).running_config()
+            plans.append(plan_one(name, running, new, cfg, force=force))
+    except (FabricError, OSError) as e:
+        raise CommandFailed(f"sixpod fabric plan: {e}") from None
+    print_plans(plans, as_json=as_json)
+    bad = [
+        p
+        for p in plans
+        if p.verdict is Verdict.INVALID or (p.verdict is Verdict.REFUSED and not p.forced)
+    ]
+    if bad:
+        raise CommandFailed(*(f"{p.tor}: {p.verdict}: {p.summary}" for p in bad))
+
+
+@examples(
+    "sixpod fabric deploy pod.yaml --config fabric.yaml",
+    "sixpod fabric deploy pod.yaml --config fabric.yaml --tor r1-tor",
+)
+@fabric.command("deploy", short_help="Apply ToR by ToR; roll back a ToR that breaks.")
+@POD_ARG
+@CONFIG_OPTION
+@TOR_OPTION
+@FORCE_OPTION
+@JSON_OPTION
+def deploy_cmd(
+    pod: Path, config_path: Path | None, only: tuple[str, ...], force: bool, as_json: bool
+) -> None:
+    """Apply POD's FRR configs to the ToRs, one at a time, rolling back on trouble.
+
+    Every ToR is planned first (as `sixpod fabric plan`); if any plan is refused or does
+    not parse, nothing is applied. Then each ToR in turn: frr-reload.py --reload, and its
+    sessions must come back Established with at least the prefixes they accepted before
+    within the deadline (fabric.yaml, default 60 s); else that ToR is reloaded with the
+    config it ran before and the deploy stops. Every deploy is recorded in the log
+    (fabric.yaml: who, what, when, the diff).
+    """
+    from sixpod.fabric.deploy import deploy, devices_for
+
+    cfg = _config(config_path)
+    configs = rendered_frr(pod, only)
+    try:
+        outcomes = deploy(devices_for(list(configs), cfg), configs, cfg, force=force, what=str(pod))
+    except FabricError as e:
+        raise CommandFailed(f"sixpod fabric deploy: {e}") from None
+    rows = [o.to_json() | {"summary": o.plan.summary if o.plan else None} for o in outcomes]
+    if as_json:
+        output.echo_json(rows)
+    else:
+        output.table(
+            ["tor", "result", "seconds", "detail"],
+            [
+                [
+                    r["tor"],
+                    r["result"],
+                    f"{r['seconds']:.1f}",
+                    output.cell("; ".join(r["detail"]) or r["summary"]),
+                ]
+                for r in rows
+            ],
+        )
+    stopped = [f"{o.tor} {o.result}" for o in outcomes if o.result not in _DONE]
+    if stopped:
+        raise CommandFailed(f"sixpod fabric deploy: stopped ({', '.join(stopped)}); see {cfg.log}")
+
+
+_DONE = ("deployed", "unchanged", "skipped")

@@ -6,7 +6,7 @@ lab each ToR is a network namespace whose lldpd and FRR have sockets of their ow
 
     tors:
       r1-tor: {netns: lab-r1-tor, lldp_socket: /run/lab/r1-tor/lldpd.sock,
-               vty_socket: /run/lab/frr-r1-tor}
+               vty_socket: /run/lab/frr-r1-tor, confdir: /run/lab/frr-r1-tor}
     log: /var/log/sixpod/fabric-deploy.log
     deadline: 30
 """
@@ -41,6 +41,11 @@ class TorAccess(_Model):
     vty_socket: Text | None = Field(
         default=None, description="directory of FRR's vty sockets (vtysh --vty_socket)"
     )
+    confdir: Text | None = Field(
+        default=None,
+        description="where a deploy saves the running config as frr.conf (frr-reload.py "
+        "--confdir); default /etc/frr, as on the switch. Give every lab ToR its own",
+    )
 
 
 class FabricConfig(_Model):
@@ -63,6 +68,11 @@ class FabricConfig(_Model):
         default=60.0,
         description="seconds a ToR's sessions have to come back Established with their "
         "expected prefix counts after a deploy, before it is rolled back",
+    )
+    settle: Annotated[float, Strict(), Field(ge=0, le=3600)] = Field(
+        default=10.0,
+        description="seconds the sessions are watched after a reload before they count as "
+        "healthy (FRR applies a changed route-map after its 5 s delay timer)",
     )
     max_removed_share: Annotated[float, Strict(), Field(ge=0, le=1)] = Field(
         default=0.25,

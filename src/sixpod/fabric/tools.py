@@ -47,12 +47,14 @@ def _must(argv: Sequence[str], res: Result) -> str:
 
 def check_frr_syntax(path: Path, *, vtysh: str = "vtysh", timeout: float = 60) -> list[str]:
     """``vtysh -C -f FILE``: FRR's own parser, no daemon needed. The lines it complains
-    about (empty when the file parses)."""
+    about (empty when the file parses). FRR 8.4 exits 0 for some unknown commands (a
+    misspelt ``router bgpp`` and everything under it), so its ``%`` lines count too."""
     res = _run([vtysh, "-C", "-f", str(path)], timeout=timeout)
-    if res.code == 0:
-        return []
-    lines = [ln for ln in (res.stdout + res.stderr).splitlines() if ln.strip()]
-    return lines or [f"vtysh -C: exit {res.code}"]
+    lines = [ln for ln in (res.stdout + res.stderr).splitlines() if "% " in ln]
+    if res.code != 0 and not lines:
+        lines = [ln for ln in (res.stdout + res.stderr).splitlines() if ln.strip()]
+        lines = lines or [f"vtysh -C: exit {res.code}"]
+    return lines
 
 
 def check_nft_syntax(path: Path, *, timeout: float = 60) -> list[str]:
@@ -113,7 +115,8 @@ class Tor:
         return self.run(argv)
 
     def running_config(self) -> str:
-        return self.vtysh("show running-config")
+        """What FRR runs, as a config file (``no-header``: as frr-reload.py reads it)."""
+        return self.vtysh("show running-config no-header")
 
     def bgp_summary(self) -> Any:
         text = self.vtysh("show bgp vrf default summary json")
@@ -123,11 +126,15 @@ class Tor:
             raise ToolError(f"{self.name}: show bgp summary json: not JSON: {e}") from None
 
     def reload(self, config: Path) -> str:
-        """``frr-reload.py --reload FILE``: apply the delta to the running daemons."""
+        """``frr-reload.py --reload FILE``: apply the delta to the running daemons. It then
+        saves the running config (``vtysh write``) as ``CONFDIR/frr.conf``: on the switch,
+        ``/etc/frr`` (the change survives a restart); in the lab, a ToR's own folder."""
         with tempfile.TemporaryDirectory(prefix="sixpod-frr-reload-") as rundir:
             Path(rundir).chmod(0o755)
             argv = [self.cfg.frr_reload, "--reload", "--stdout", "--rundir", rundir]
             sock = self.access.vty_socket
             if sock:
                 argv += ["--vty_socket", sock]
+            if self.access.confdir:
+                argv += ["--confdir", self.access.confdir]
             return self.run([*argv, str(config)])
