@@ -261,3 +261,58 @@ def deploy_cmd(
 
 
 _DONE = ("deployed", "unchanged", "skipped")
+
+
+@examples(
+    "sixpod ci pod.yaml --deployed deployed/",
+    'sixpod ci pod.yaml --deployed deployed/ --summary "$GITHUB_STEP_SUMMARY"',
+)
+@click.command("ci", short_help="What a pull request on the inventory must pass.")
+@POD_ARG
+@click.option(
+    "--deployed",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The last deployed render (`sixpod render` of the deployed revision): the lock may "
+    "only add to it, and each ToR's plan is made against it.",
+)
+@CONFIG_OPTION
+@click.option(
+    "--summary",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also append the Markdown summary to this file (a CI's step summary).",
+)
+@JSON_OPTION
+def ci_cmd(
+    pod: Path, deployed: Path | None, config_path: Path | None, summary: Path | None, as_json: bool
+) -> None:
+    """Check, allocate (check mode), render, syntax-check and plan POD: a Markdown summary.
+
+    For a pull request on an inventory repository: the inventory passes its checks; its
+    lock is current, and against --deployed every allocation that stays is unchanged; every
+    device file renders and passes its syntax check (vtysh -C, nft -c, sixpod's parsers);
+    each ToR's plan against --deployed passes the guard. Nothing is written but --summary;
+    no switch is contacted. Exit 1 if a step fails.
+    """
+    from sixpod.fabric.ci import markdown, run_ci
+    from sixpod.inventory.lock import lock_path_for
+
+    cfg = _config(config_path)
+    if deployed is not None and not deployed.is_dir():
+        raise CommandFailed(f"--deployed {deployed}: no such directory", exit_code=2)
+    report = run_ci(pod, Path(lock_path_for(str(pod))), deployed, cfg)
+    text = markdown(report)
+    if summary is not None:
+        try:
+            with summary.open("a", encoding="utf-8") as f:
+                f.write(text)
+        except OSError as e:
+            raise CommandFailed(f"{summary}: cannot write: {e.strerror}") from None
+    if as_json:
+        output.echo_json(report.to_json())
+    else:
+        click.echo(text, nl=False)
+    if not report.ok:
+        failed = [s.name for s in report.steps if s.result == "failed"]
+        raise CommandFailed(f"{pod}: sixpod ci failed: {', '.join(failed)}")

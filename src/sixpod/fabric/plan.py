@@ -151,9 +151,25 @@ def effective_delta(delta: list[str]) -> list[str]:
         sections[current].append((line.rstrip(), current == TITLES[1] and s in NOOP_ADDS))
     out: list[str] = []
     for title in TITLES:
-        kept = _prune(sections[title])
+        kept = _compact(_prune(sections[title]))
         if kept:
             out += [title, *kept]
+    return out
+
+
+def _compact(lines: list[str]) -> list[str]:
+    """frr-reload.py repeats a block's headings before each of its lines; a heading is kept
+    only where it is not already the block open at its depth."""
+    out: list[str] = []
+    last: dict[int, str] = {}  # depth -> the line open there
+    for i, line in enumerate(lines):
+        d = _depth(line)
+        is_head = i + 1 < len(lines) and _depth(lines[i + 1]) > d
+        if (is_head or (i + 1 < len(lines) and lines[i + 1] == line)) and last.get(d) == line:
+            continue
+        out.append(line)
+        last = {k: v for k, v in last.items() if k < d}
+        last[d] = line
     return out
 
 
