@@ -147,6 +147,7 @@ def test_plan_and_a_good_deploy_add_one_neighbor_and_flap_nothing(
     assert r.exit_code == 0, r.stderr
     (done,) = json.loads(r.stdout)
     assert done["result"] == "deployed"
+    assert done["detail"] == []  # no session flapped
     assert "2001:db8:2ff:3::2" in pair.tor.vtysh("show running-config no-header")
     assert pair.edge1()["connectionsEstablished"] == before  # edge1 never flapped
     assert pair.accepted() == 2

@@ -10,7 +10,7 @@ from fabkit import rendered
 from sixpod.fabric.frrconf import FrrFacts, facts
 from sixpod.fabric.guard import Rule, check
 from sixpod.fabric.plan import Verdict, make_plan
-from sixpod.fabric.sessions import Session, parse_summary, problems
+from sixpod.fabric.sessions import Session, flapped, parse_summary, problems
 
 FRR = rendered("small")["tors/r1-tor/frr.conf"]
 NEIGHBORS = {"2001:db8:2ff::2", "2001:db8:2ff:1::2", "2001:db8:2ff:2::2"}
@@ -148,3 +148,11 @@ def test_a_session_must_come_back_with_its_prefixes(
 
 def test_a_removed_neighbor_is_not_waited_for() -> None:
     assert problems({"a": Session("a", "Established", 9)}, {}, removed=["a"]) == []
+
+
+def test_a_session_that_went_down_and_back_is_a_flap() -> None:
+    before = {"a": Session("a", "Established", 2, 60_000), "b": Session("b", "Established", 2)}
+    after = {"a": Session("a", "Established", 2, 900), "b": Session("b", "Established", 2, 5)}
+    assert flapped(before, after, elapsed_ms=1_000) == ["a", "b"]
+    assert flapped(before, after, elapsed_ms=500) == ["b"]
+    assert flapped(before, after, elapsed_ms=5) == []

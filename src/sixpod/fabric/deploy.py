@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from sixpod.fabric.config import FabricConfig
 from sixpod.fabric.errors import FabricError
 from sixpod.fabric.plan import Plan, Verdict, make_plan
-from sixpod.fabric.sessions import Session, parse_summary, problems
+from sixpod.fabric.sessions import Session, flapped, parse_summary, problems
 from sixpod.fabric.tools import Tor, check_frr_syntax, reload_delta
 
 POLL = 0.5
@@ -197,7 +197,10 @@ def _apply(
         except FabricError as e:
             found = [f"deploy failed: {e}"]
         if not found:
-            return Outcome(dev.name, "deployed", plan, seconds=clock() - start)
+            took = clock() - start
+            flaps = flapped(before, parse_summary(dev.bgp_summary()), elapsed_ms=int(took * 1000))
+            detail = [f"flapped (down and back during the deploy): {', '.join(flaps)}"]
+            return Outcome(dev.name, "deployed", plan, detail if flaps else [], took)
         detail = [*found, "rolled back to the config it ran before"]
         try:
             dev.reload(old_path)

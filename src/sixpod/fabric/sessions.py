@@ -26,6 +26,8 @@ class Session:
     state: str
     accepted: int
     """Prefixes accepted from the peer (``pfxRcd``), summed over the address families."""
+    uptime_ms: int | None = None
+    """How long it has been Established (``peerUptimeMsec``), if FRR says."""
 
     @property
     def up(self) -> bool:
@@ -39,6 +41,7 @@ def parse_summary(doc: Any) -> dict[str, Session]:
         raise ParseError("bgp summary: expected a JSON object")
     states: dict[str, str] = {}
     counts: dict[str, int] = {}
+    uptimes: dict[str, int] = {}
     for family, body in doc.items():
         if not isinstance(body, Mapping) or not isinstance(body.get("peers"), Mapping):
             continue
@@ -56,7 +59,24 @@ def parse_summary(doc: Any) -> dict[str, Session]:
             if states.get(key) != ESTABLISHED:
                 states[key] = state
             counts[key] = counts.get(key, 0) + pfx
-    return {k: Session(k, states[k], counts[k]) for k in sorted(states)}
+            up = info.get("peerUptimeMsec")
+            if isinstance(up, int) and not isinstance(up, bool) and state == ESTABLISHED:
+                uptimes[key] = min(up, uptimes.get(key, up))
+    return {k: Session(k, states[k], counts[k], uptimes.get(k)) for k in sorted(states)}
+
+
+def flapped(
+    before: Mapping[str, Session], after: Mapping[str, Session], *, elapsed_ms: int
+) -> list[str]:
+    """Sessions Established before and after whose uptime is shorter than the time since
+    the change: they went down and came back in between (reported, not a failure)."""
+    out = []
+    for peer, was in before.items():
+        now = after.get(peer)
+        up = now.uptime_ms if now is not None and now.up else None
+        if was.up and up is not None and up < elapsed_ms:
+            out.append(peer)
+    return out
 
 
 def problems(
