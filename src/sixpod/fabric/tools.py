@@ -62,6 +62,8 @@ def check_nft_syntax(path: Path, *, timeout: float = 60) -> list[str]:
     res = _run(["nft", "-c", "-f", str(path)], timeout=timeout)
     if res.code == 0:
         return []
+    if "Operation not permitted" in res.stderr:
+        raise ToolError("nft -c needs CAP_NET_ADMIN to check a ruleset (run as root)")
     return [ln for ln in res.stderr.splitlines() if ln.strip()] or [f"nft -c: exit {res.code}"]
 
 
