@@ -14,6 +14,7 @@ import click
 from sixpod import __version__
 from sixpod.cli.addr import addr
 from sixpod.cli.errors import CommandFailed
+from sixpod.cli.fabric import ci_cmd, fabric
 from sixpod.cli.help import GuideGroup, examples
 from sixpod.cli.inventory import allocate_cmd, check, render_cmd, status
 from sixpod.cli.lab import lab
@@ -29,6 +30,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("The inventory (pod.yaml, on any machine)", ("check", "allocate", "render", "status")),
     ("On a node", ("announcer", "node", "edge-agent", "probe")),
     ("On a ToR switch", ("tor-resilient",)),
+    ("The switches, from the inventory (fabric)", ("fabric", "ci")),
     (
         "Tenants (through the controller's API)",
         ("controller", "app", "domain", "cert", "endpoint", "vip", "publisher"),
@@ -92,6 +94,8 @@ for command in (
     edge_agent,
     node,
     tor_resilient,
+    fabric,
+    ci_cmd,
     lab,
     controller,
     app,

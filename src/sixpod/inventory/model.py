@@ -24,6 +24,7 @@ from sixpod.configtypes import (
     IPv6Prefix,
     Name,
 )
+from sixpod.monitoring import ports
 
 PORT_RANGE_RE = re.compile(r"([A-Za-z][A-Za-z_.-]*?)(\d+)-(?:\1)?(\d+)\Z")
 PORT_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_./:-]{0,31}\Z")
@@ -114,6 +115,24 @@ class Floor(_Model):
     )
 
 
+class Firewall(_Model):
+    """The ToRs' own firewall (nftables, input only; forwarded traffic is not filtered here).
+
+    Always allowed, whatever this says: BGP (TCP 179) and BFD from each link's peer on its
+    port, ICMPv6 as RFC 4890 section 4.4 says (Packet Too Big is never dropped), and replies.
+    """
+
+    management: tuple[IPv6Prefix, ...] | None = Field(
+        default=None,
+        description="prefixes that may reach the ToRs' management ports (default: the "
+        "pod's aggregate)",
+    )
+    management_tcp: tuple[Annotated[int, Strict(), Field(ge=1, le=65535)], ...] = Field(
+        default=(22, ports.NODE_EXPORTER, ports.FRR_EXPORTER, ports.RESILIENT),
+        description="TCP ports open to management: SSH and the exporters Prometheus scrapes",
+    )
+
+
 class Pod(_Model):
     name: Name = Field(description="the pod's name")
     aggregate: IPv6Prefix = Field(description="node /64s are delegated from here")
@@ -122,6 +141,7 @@ class Pod(_Model):
     asns: AsnRange = Field(description="private ASNs for the nodes and ToRs, RFC 6996")
     hold_time: Int = Field(default=9, ge=3, le=65535, description="BGP hold time, seconds")
     floor: Floor = Field(default=Floor(), description="the pod-wide safety floor (default off)")
+    firewall: Firewall = Field(default=Firewall(), description="the ToRs' own firewall")
 
 
 class Upstream(_Model):

@@ -10,6 +10,7 @@ from ipaddress import IPv4Address, IPv6Address, IPv6Network
 
 from sixpod import devices
 from sixpod.edge.render import edge_files
+from sixpod.fabric.render import FABRIC_FILES, fabric_files
 from sixpod.inventory.errors import InventoryError
 from sixpod.inventory.lock import Lock
 from sixpod.inventory.model import Announce, Floor, Inventory
@@ -42,6 +43,7 @@ RENDERED_FILES: tuple[tuple[str, str], ...] = (
     ("tors/NAME/device.json", "the ToR's data: ASN, ports, neighbors, upstreams, VIPs"),
     ("tors/NAME/frr.conf", "FRR on the ToR: interfaces, BGP, filters, BFD, ECMP"),
     ("tors/NAME/resilient.yaml", "`sixpod tor-resilient`: VIPs kept on resilient groups"),
+    *FABRIC_FILES,
     ("prometheus/prometheus.yml", "Prometheus: a scrape job per exporter, the alert rules"),
     ("prometheus/targets/JOB.json", "file_sd targets of each job: nodes, ToRs, VIP probes"),
     ("prometheus/alerts.yml", "the alert rules (sixpod's own, copied beside the config)"),
@@ -180,6 +182,7 @@ def render(inv: Inventory, lock: Lock, paths: Paths | None = None) -> dict[str, 
     assert controller is None or isinstance(controller, IPv6Address)
     configs |= prometheus_files(docs, pod=inv.pod.name, controller=controller)
     configs |= node_files(docs, primary=inv.pod.floor.redis, paths=paths)
+    configs |= fabric_files(docs, inv.pod)
     for path, dev in docs.items():
         if isinstance(dev, devices.TorDevice):
             frr_path = path.replace("device.json", "frr.conf")
