@@ -91,6 +91,9 @@ def up(pod: Path, workdir: Path) -> None:
         devices = len(list(rendered.glob("*/*/device.json")))
         click.echo(f"starting {plural(devices, 'device')} in namespaces ...", err=True)
         labpod.up()
+        for name in labpod.spines:
+            labpod.wait_spine(name, timeout=120)
+            click.echo(f"{name}: every ToR's session is up", err=True)
         for rack in labpod.tors:
             labpod.wait_ready(rack, timeout=120)
             click.echo(f"{rack}: every BGP and BFD session is up", err=True)
@@ -170,7 +173,27 @@ def status_of(labpod: LabPod) -> dict[str, Any]:
             },
             "vips_by_path_count": vips,
         }
-    return {"racks": racks, "client": labpod.client_ns}
+    spines: dict[str, Any] = {}
+    for name, spine in labpod.spines.items():
+        established = labpod.spine_established(name)
+        fanout: dict[str, Any] = {}
+        for fam in ("ipv4", "ipv6"):
+            per: dict[int, int] = {}
+            for vip in getattr(spine.doc.vips, fam):
+                k = len(labpod.spine_routes(name, str(vip)))
+                per[k] = per.get(k, 0) + 1
+            fanout[fam] = {str(k): v for k, v in sorted(per.items())}
+        spines[name] = {
+            "tors": {
+                d.tor: {
+                    "address": addr.format_ip(d.address),
+                    "bgp": addr.format_ip(d.address) in established,
+                }
+                for d in spine.doc.downlinks
+            },
+            "vips_by_tor_count": fanout,
+        }
+    return {"spines": spines, "racks": racks, "client": labpod.client_ns}
 
 
 def _print_status(labpod: LabPod) -> None:
@@ -178,6 +201,19 @@ def _print_status(labpod: LabPod) -> None:
     console = Console(
         emoji=False, highlight=False, markup=False, width=None if sys.stdout.isatty() else 160
     )
+    for name, sp in s["spines"].items():
+        table = Table("ToR", "address", "BGP", title=f"spine {name}")
+        for tor, t in sp["tors"].items():
+            table.add_row(tor, t["address"], "up" if t["bgp"] else "DOWN")
+        console.print(table)
+        for fam, counts in sp["vips_by_tor_count"].items():
+            spread = (
+                ", ".join(
+                    f"{plural(v, 'VIP')} over {plural(int(k), 'ToR')}" for k, v in counts.items()
+                )
+                or "none"
+            )
+            console.print(f"  {fam} VIPs on {name}: {spread}")
     for rack, r in s["racks"].items():
         table = Table("node", "address", "role", "BGP", "BFD", title=f"{rack} ({r['tor']})")
         for name, n in r["nodes"].items():

@@ -1,10 +1,16 @@
 """A pod in network namespaces, built from rendered device files (``sixpod render``).
 
-Per rack: a ToR namespace running FRR (zebra, bgpd, bfdd). Per node: a namespace with its
-uplink veth to the ToR port named in the inventory, FRR bfdd as BFD responder, ExaBGP running
-``sixpod announcer``, and on edge nodes a local health endpoint and a Redis replica. A
-``ctl`` namespace on the first ToR holds the pod's Redis primary (floor coordination, and the
-primary the edge replicas follow); a ``client`` namespace on the first ToR plays the Internet.
+Per spine named in the ToRs' upstreams: a namespace running FRR (zebra, bgpd), cabled to
+each ToR's upstream port. Per rack: a ToR namespace running FRR (zebra, bgpd, bfdd). Per node:
+a namespace with its uplink veth to the ToR port named in the inventory, FRR bfdd as BFD
+responder, ExaBGP running ``sixpod announcer``, and on edge nodes a local health endpoint and
+a Redis replica. A node's own traffic leaves from the first address of its /64 (on ``lo``),
+which the pod routes everywhere, while its uplink address is only known to its ToR. A
+``ctl`` namespace wired to every ToR holds the pod's Redis primary (floor coordination, and
+the primary the edge replicas follow); a dual-stack ``client`` namespace on the first spine
+(on the first ToR in a pod without spines) plays the Internet. No link between namespaces
+carries IPv4: IPv4 exists only on the client's link and on the nodes' VIPs (RFC 8950 routes
+IPv4 over the IPv6 sessions and next hops).
 """
 
 from __future__ import annotations
@@ -15,14 +21,14 @@ import secrets
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from ipaddress import IPv4Interface, IPv4Network, IPv6Interface, ip_network
+from ipaddress import IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, ip_network
 from pathlib import Path
 from typing import Any, TypeVar
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from sixpod import addr, devices
-from sixpod.devices import NodeDevice, TorDevice
+from sixpod.devices import NodeDevice, SpineDevice, TorDevice
 from sixpod.lab.frr import Frr
 from sixpod.lab.netns import LabError, Process, Sandbox, close_saved, run, wait_for
 from sixpod.monitoring import ports
@@ -76,6 +82,14 @@ class LabTor:
 
 
 @dataclass
+class LabSpine:
+    name: str
+    ns: str
+    doc: SpineDevice
+    frr: Frr
+
+
+@dataclass
 class LabPod:
     """Start with :meth:`up`; always :meth:`down` (it removes everything it created)."""
 
@@ -92,6 +106,7 @@ class LabPod:
     box: Sandbox = field(init=False)
     tors: dict[str, LabTor] = field(default_factory=dict)
     nodes: dict[str, LabNode] = field(default_factory=dict)
+    spines: dict[str, LabSpine] = field(default_factory=dict)
     client_ns: str = ""
     client_v4: IPv4Interface | None = None
     client_v6: IPv6Interface | None = None
@@ -114,6 +129,9 @@ class LabPod:
         node_docs = [
             _load(p, NodeDevice) for p in sorted(self.rendered.glob("nodes/*/device.json"))
         ]
+        spine_docs = [
+            _load(p, SpineDevice) for p in sorted(self.rendered.glob("spines/*/device.json"))
+        ]
         if not tor_docs:
             raise LabError(f"{self.rendered}: no rendered ToRs (run `sixpod render` first)")
         for doc in tor_docs:
@@ -126,6 +144,16 @@ class LabPod:
                 ("bgpd", "bfdd"),
             )
             self.tors[doc.rack] = LabTor(doc.name, ns, doc, frr)
+        for sd in spine_docs:
+            ns = self.box.netns(f"s-{sd.name}", router=True)
+            conf = self.rendered / "spines" / sd.name / "frr.conf"
+            self.spines[sd.name] = LabSpine(
+                sd.name, ns, sd, Frr(self.box, ns, sd.name, conf, ("bgpd",))
+            )
+            for d in sd.downlinks:
+                tor = self.tors[d.rack]
+                mtu = next((p.mtu for p in tor.doc.ports if p.name == d.tor_port), 1500)
+                self.box.veth(tor.ns, d.tor_port, ns, d.port, mtu=mtu)
         for nd in node_docs:
             ns = self.box.netns(f"n-{nd.name}")
             edge = bool(nd.vips.all)
@@ -137,10 +165,21 @@ class LabPod:
             self.box.veth(tor.ns, nd.uplink.port, ns, "eth0", mtu=mtu)
             up = nd.uplink
             self.box.addr(ns, "eth0", IPv6Interface((up.address, up.link.prefixlen)))
-            self.box.route(ns, ip_network("::/0"), via=up.peer.address)
+            own = self.own_address(nd)
+            if own is not None:  # the node's own traffic comes from its routed /64
+                self.box.addr(ns, "lo", IPv6Interface(own))
+                self.box.route(ns, nd.prefixes[0], unreachable=True)  # no loop to the ToR
+            self.box.route(ns, ip_network("::/0"), via=up.peer.address, src=own)
             self.box.route(ns, ip_network("0.0.0.0/0"), via=up.peer.address)  # RFC 8950
         self._attach_ctl()
-        self._attach_client(self.tors[tor_docs[0].rack])
+        if self.spines:
+            spine = next(iter(self.spines.values()))
+            self._attach_client(spine.ns, f"swp{len(spine.doc.downlinks) + 1}", spine.doc.vips)
+        else:
+            tor = self.tors[tor_docs[0].rack]
+            self._attach_client(tor.ns, self._free_port(tor, set()), tor.doc.vips)
+        for spine in self.spines.values():
+            spine.frr.start()
         for tor in self.tors.values():
             tor.frr.start()
             if self.resilient:
@@ -150,6 +189,12 @@ class LabPod:
             self._start_controller(self.lock)
         for node in self.nodes.values():
             self._start_node(node)
+
+    @staticmethod
+    def own_address(doc: NodeDevice) -> IPv6Address | None:
+        """The node's own address: the first of the /64 it announces (None if it announces
+        none). Its containers take others of the same /64."""
+        return doc.prefixes[0].network_address + 1 if doc.prefixes else None
 
     def start_resilient(self, tor: LabTor) -> None:
         cfg = json.loads(
@@ -195,30 +240,32 @@ class LabPod:
             self.box.addr(self.ctl_ns, f"tor{k}", IPv6Interface((ctl_end, 112)))
             for n in tor.doc.neighbors:
                 self.box.route(self.ctl_ns, n.link, via=tor_end)
+                for p in n.prefixes:  # the node's own address and its containers
+                    self.box.route(self.ctl_ns, p, via=tor_end)
 
-    def _attach_client(self, tor: LabTor) -> None:
+    def _attach_client(self, ns: str, port: str, vips: devices.Vips) -> None:
+        """The dual-stack client on ``port`` of the router ``ns``: the only IPv4 link."""
         self.client_ns = self.box.netns("client")
-        port = self._free_port(tor, set())
-        self.box.veth(tor.ns, port, self.client_ns, "eth0")
-        vip_nets = [ip_network(f"{v}/32") for v in tor.doc.vips.ipv4]
+        self.box.veth(ns, port, self.client_ns, "eth0")
+        vip_nets = [ip_network(f"{v}/32") for v in vips.ipv4]
         for cand in CLIENT_V4_CANDIDATES:
             net = IPv4Network(cand)
             if not any(net.overlaps(v) for v in vip_nets):
                 break
         hosts = list(net.hosts())
-        tor_v4, self.client_v4 = hosts[0], IPv4Interface(f"{hosts[1]}/{net.prefixlen}")
+        router_v4, self.client_v4 = hosts[0], IPv4Interface(f"{hosts[1]}/{net.prefixlen}")
         v6 = ip_network("2001:db8:ffff:ff00::/64")
         self.client_v6 = IPv6Interface(f"{v6.network_address + 2}/64")
-        tor_v6 = v6.network_address + 1
+        router_v6 = v6.network_address + 1
         self.box.addr(
-            tor.ns,
+            ns,
             port,
-            IPv4Interface((tor_v4, net.prefixlen)),
-            IPv6Interface((tor_v6, 64)),
+            IPv4Interface((router_v4, net.prefixlen)),
+            IPv6Interface((router_v6, 64)),
         )
         self.box.addr(self.client_ns, "eth0", self.client_v4, self.client_v6)
-        self.box.route(self.client_ns, ip_network("0.0.0.0/0"), via=tor_v4)
-        self.box.route(self.client_ns, ip_network("::/0"), via=tor_v6)
+        self.box.route(self.client_ns, ip_network("0.0.0.0/0"), via=router_v4)
+        self.box.route(self.client_ns, ip_network("::/0"), via=router_v6)
 
     def _redis_argv(self, port_dir: Path, bind: str) -> list[str]:
         return [
@@ -411,23 +458,35 @@ class LabPod:
 
     def routes(self, rack: str, vip: str) -> set[str]:
         """Next hops the ToR's FRR has selected for ``vip`` (from FRR's JSON, not the kernel)."""
-        tor = self.tors[rack]
-        ip = addr.parse_ip(vip)
-        plen = 32 if ip.version == 4 else 128
-        cmd = "show ip route" if ip.version == 4 else "show ipv6 route"
-        key = f"{addr.format_ip(ip)}/{plen}"
-        return selected_hops(key, tor.frr.json(f"{cmd} {key} json").get(key, []))
+        return _frr_routes(self.tors[rack].frr, vip)
+
+    def spine_routes(self, spine: str, target: str) -> set[str]:
+        """The ToRs (by name) the spine's FRR has selected as next hops for a VIP or a
+        prefix (FRR picks their link-local addresses: the port says which ToR)."""
+        lab = self.spines[spine]
+        by_port = {d.port: d.tor for d in lab.doc.downlinks}
+        key, cmd = _route_key(target)
+        members, _ = selected_members(
+            addr.parse_prefix(key), lab.frr.json(f"{cmd} {key} json").get(key, [])
+        )
+        return {by_port.get(m.dev, m.dev) for m in members}
 
     def established(self, rack: str) -> set[str]:
         """Neighbors of a ToR with an established session."""
-        data = self.tors[rack].frr.json("show bgp summary json")
-        out: set[str] = set()
-        for af in data.values():
-            if isinstance(af, dict):
-                for peer, info in af.get("peers", {}).items():
-                    if info.get("state") == "Established":
-                        out.add(peer)
-        return out
+        return _established(self.tors[rack].frr)
+
+    def spine_established(self, spine: str) -> set[str]:
+        """ToRs (their link addresses) with an established session to the spine."""
+        return _established(self.spines[spine].frr)
+
+    def wait_spine(self, spine: str, *, timeout: float = 60) -> None:
+        """Every ToR's session to the spine is established."""
+        want = {addr.format_ip(d.address) for d in self.spines[spine].doc.downlinks}
+        wait_for(
+            lambda: self.spine_established(spine) >= want,
+            timeout=timeout,
+            what=f"BGP between {spine} and every ToR",
+        )
 
     def bfd_up(self, rack: str) -> set[str]:
         """Peers of a ToR whose BFD session is up."""
@@ -466,6 +525,26 @@ class LabPod:
             str(WHOAMI_PORT),
         )
         return out.strip()
+
+    def reach(self, ns: str, host: str, port: int) -> str:
+        """Open a TCP connection from ``ns`` (from the address the kernel picks there):
+        ``open``, ``refused`` (the host answered with a reset: it is reachable both ways), or
+        ``unreachable`` (no answer within 3 s, or an ICMP error)."""
+        return self.exec(
+            ns,
+            sys.executable,
+            "-c",
+            "import socket,sys\n"
+            "try:\n"
+            " socket.create_connection((sys.argv[1],int(sys.argv[2])),timeout=3).close()\n"
+            " print('open')\n"
+            "except ConnectionRefusedError:\n"
+            " print('refused')\n"
+            "except OSError:\n"
+            " print('unreachable')",
+            host,
+            str(port),
+        ).strip()
 
     def resilient_paths(self, rack: str, vip: str, table: int = 1000) -> int:
         """How many members the kernel's resilient group for ``vip`` has (0: no helper route)."""
@@ -530,6 +609,7 @@ class LabPod:
             "nodes": {
                 n: {"ns": x.ns, "dir": str(x.dir), "edge": x.edge} for n, x in self.nodes.items()
             },
+            "spines": {n: {"ns": x.ns, "vty": str(x.frr.rundir)} for n, x in self.spines.items()},
             "client_ns": self.client_ns,
             "ctl_ns": self.ctl_ns,
             "ctl_address": self.ctl_address,
@@ -551,6 +631,10 @@ class LabPod:
             tor_doc = _load(rendered / "tors" / t["name"] / "device.json", TorDevice)
             frr = Frr(pod.box, t["ns"], t["name"], rendered, (), rundir=Path(t["vty"]))
             pod.tors[rack] = LabTor(t["name"], t["ns"], tor_doc, frr)
+        for name, sp in state.get("spines", {}).items():
+            spine_doc = _load(rendered / "spines" / name / "device.json", SpineDevice)
+            frr = Frr(pod.box, sp["ns"], name, rendered, (), rundir=Path(sp["vty"]))
+            pod.spines[name] = LabSpine(name, sp["ns"], spine_doc, frr)
         for name, n in state["nodes"].items():
             node_doc = _load(rendered / "nodes" / name / "device.json", NodeDevice)
             pod.nodes[name] = LabNode(name, n["ns"], node_doc, Path(n["dir"]), n["edge"])
@@ -644,6 +728,34 @@ def moved(before: list[str | None], after: list[str | None], gone: str) -> tuple
     return sum(1 for b, a in kept if a != b), len(kept)
 
 
+def _route_key(target: str) -> tuple[str, str]:
+    """A VIP or a prefix as FRR keys its routes, and the ``show`` command of its family."""
+    if "/" in target:
+        net = addr.parse_prefix(target)
+        key, version = addr.format_prefix(net), net.version
+    else:
+        ip = addr.parse_ip(target)
+        key, version = f"{addr.format_ip(ip)}/{32 if ip.version == 4 else 128}", ip.version
+    return key, "show ip route" if version == 4 else "show ipv6 route"
+
+
+def _frr_routes(frr: Frr, target: str) -> set[str]:
+    """Next hops FRR selected for a host address (a VIP) or a prefix."""
+    key, cmd = _route_key(target)
+    return selected_hops(key, frr.json(f"{cmd} {key} json").get(key, []))
+
+
+def _established(frr: Frr) -> set[str]:
+    data = frr.json("show bgp summary json")
+    out: set[str] = set()
+    for af in data.values():
+        if isinstance(af, dict):
+            for peer, info in af.get("peers", {}).items():
+                if info.get("state") == "Established":
+                    out.add(peer)
+    return out
+
+
 def selected_hops(prefix: str, entries: object) -> set[str]:
     """The gateways FRR selected for ``prefix`` (its entries in ``show ip[v6] route json``),
     read as the ToR helper reads them (:func:`sixpod.routing.resilient.frr.selected_members`),
@@ -656,7 +768,7 @@ def _strip_comment(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not line.startswith("#"))
 
 
-D = TypeVar("D", NodeDevice, TorDevice)
+D = TypeVar("D", NodeDevice, TorDevice, SpineDevice)
 
 
 def _load(path: Path, kind: type[D]) -> D:
