@@ -47,6 +47,7 @@ def render_small(dest: Path, *, all_edge: bool = False) -> Path:
 @contextmanager
 def lab_pod(workdir: Path, *, all_edge: bool = False, **options: object) -> Iterator[LabPod]:
     rendered = render_small(workdir, all_edge=all_edge)
+    options.setdefault("lock", workdir / "small.lock")  # the controller: the edges' state
     pod = LabPod(rendered=rendered, workdir=workdir / "lab", **options)  # type: ignore[arg-type]
     try:
         pod.up()
@@ -67,6 +68,7 @@ def lab_pod_from(workdir: Path, pod_yaml: str, **options: object) -> Iterator[La
     out = workdir / "rendered"
     for verb in (["allocate", str(pod)], ["render", str(pod), "--out", str(out)]):
         subprocess.run([SIXPOD, *verb], check=True, capture_output=True)
+    options.setdefault("lock", workdir / "pod.lock")  # the controller: the edges' state
     lab = LabPod(rendered=out, workdir=workdir / "lab", **options)  # type: ignore[arg-type]
     try:
         lab.up()

@@ -63,8 +63,11 @@ class LabError(SixpodError):
     exit_code = 1
 
 
-def run(argv: Sequence[str], *, stdin: str | None = None, timeout: float = 30) -> str:
-    """Run a command; raise :class:`LabError` with its stderr when it fails."""
+def run(
+    argv: Sequence[str], *, stdin: str | None = None, timeout: float = 30, check: bool = True
+) -> str:
+    """Run a command; raise :class:`LabError` with its stderr when it fails (with ``check``;
+    it cannot run or times out, always)."""
     failed: ExceptionMap = {
         (OSError, subprocess.TimeoutExpired): lambda e: LabError(f"{' '.join(argv)}: {e}")
     }
@@ -72,7 +75,7 @@ def run(argv: Sequence[str], *, stdin: str | None = None, timeout: float = 30) -
         res = subprocess.run(
             list(argv), input=stdin, capture_output=True, text=True, timeout=timeout, check=False
         )
-    if res.returncode != 0:
+    if check and res.returncode != 0:
         raise LabError(f"{' '.join(argv)}: exit {res.returncode}: {res.stderr.strip()}")
     return res.stdout
 

@@ -21,7 +21,14 @@ import secrets
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from ipaddress import IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, ip_network
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    ip_network,
+)
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,16 +36,23 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sixpod import addr, devices
 from sixpod.devices import NodeDevice, SpineDevice, TorDevice
+from sixpod.edge.config import EdgeConfig
+from sixpod.edge.nginxconf import nginx_conf
 from sixpod.lab.frr import Frr
 from sixpod.lab.netns import LabError, Process, Sandbox, close_saved, run, wait_for
 from sixpod.monitoring import ports
 from sixpod.routing.resilient.frr import selected_members
 
-HEALTH_PORT = 8081
+HEALTH_PORT = 8081  # the edge's health endpoint, [::1]:8081 (sixpod.routing.render.EDGE_HEALTH)
+NFT_TABLE = "sixpod_lab"
 WHOAMI_PORT = 8080
+APP_PORT = 8080  # in containers (their own namespaces: no clash with the nodes' whoami)
+CONTAINER_GATEWAY = IPv6Address("fe80::1")
+"""The node's address on every container link (as routed container networks do)."""
 METRICS_PORT = ports.ANNOUNCER
 REDIS_PORT = 6379
 CONTROLLER_PORT = 8700
+LUA_DIR = Path(__file__).resolve().parents[1] / "edge" / "lua"
 CLIENT_V4_CANDIDATES = ("198.51.100.252/30", "203.0.113.252/30", "100.64.0.0/30")
 
 
@@ -51,7 +65,10 @@ class LabNode:
     edge: bool
     exabgp: Process | None = None
     frr: Frr | None = None
-    health: Process | None = None
+    agent: Process | None = None
+    """``sixpod edge-agent`` (and the nginx it supervises), on edge nodes."""
+    razor: Process | None = None
+    """``sixpod razor`` on edge nodes: port 53 of every VIP (anycast, like the VIPs)."""
     whoami: Process | None = None
     redis: Process | None = None
 
@@ -64,12 +81,37 @@ class LabNode:
         return self.dir / "announcer.yaml"
 
     def healthy(self, ok: bool) -> None:
-        """Make the local edge health endpoint answer 200 (ok) or 404."""
-        flag = self.dir / "www" / "healthz"
-        if ok:
-            flag.write_text("ok\n")
-        else:
-            flag.unlink(missing_ok=True)
+        """Let the edge's health endpoint answer (ok), or make every connection to it refused
+        (an nftables rule in the node's namespace, as a crashed nginx would look to the
+        announcer's check); idempotent."""
+        rules = f"add table inet {NFT_TABLE}\ndelete table inet {NFT_TABLE}\n"
+        if not ok:
+            rules += (
+                f"table inet {NFT_TABLE} {{\n"
+                "  chain input {\n"
+                "    type filter hook input priority 0; policy accept;\n"
+                f"    ip6 daddr ::1 tcp dport {HEALTH_PORT} reject with tcp reset\n"
+                "  }\n"
+                "}\n"
+            )
+        run(["ip", "netns", "exec", self.ns, "nft", "-f", "-"], stdin=rules)
+
+
+@dataclass
+class LabContainer:
+    """A container: a namespace with one address of its node's /64, routed by the node,
+    running the lab's HTTP app (``whoami http``) on :data:`APP_PORT`."""
+
+    name: str
+    node: str
+    ns: str
+    address: IPv6Address
+    proc: Process
+
+    @property
+    def endpoint(self) -> str:
+        """``[address]:port``, as the tenants API takes an endpoint."""
+        return addr.format_endpoint(addr.Endpoint(self.address, APP_PORT))
 
 
 @dataclass
@@ -195,6 +237,37 @@ class LabPod:
         """The node's own address: the first of the /64 it announces (None if it announces
         none). Its containers take others of the same /64."""
         return doc.prefixes[0].network_address + 1 if doc.prefixes else None
+
+    def start_container(self, node: str, index: int, box: Sandbox | None = None) -> LabContainer:
+        """Container ``index`` (from 1) on ``node``: address ``<node /64>::1<index:02x>``, a
+        veth to the node (the node's end is ``c<index>`` with :data:`CONTAINER_GATEWAY`, and
+        a host route to the container), the HTTP app started. ``box`` holds what is created
+        (the pod's own by default; ``sixpod lab test`` passes its own and closes it)."""
+        n = self.nodes[node]
+        if not n.doc.prefixes:
+            raise LabError(f"{node} announces no /64: it cannot host containers")
+        box = box or self.box
+        name = f"{node}-c{index}"
+        ip = n.doc.prefixes[0].network_address + 0x100 + index
+        ns = box.netns(f"c-{name}")
+        link = f"c{index}"
+        box.veth(n.ns, link, ns, "eth0", mtu=n.doc.uplink.mtu)
+        box.addr(n.ns, link, IPv6Interface((CONTAINER_GATEWAY, 64)))
+        box.addr(ns, "eth0", IPv6Interface((ip, 128)))
+        box.route(n.ns, ip_network((ip, 128)), dev=link)
+        box.route(ns, ip_network("::/0"), via=CONTAINER_GATEWAY, dev="eth0")
+        run(["ip", "netns", "exec", n.ns, "sysctl", "-q", "-w", "net.ipv6.conf.all.forwarding=1"])
+        argv = [sys.executable, "-m", "sixpod.lab.whoami", "http", name, node, str(APP_PORT)]
+        proc = box.spawn(name, ns, argv)
+        wait_for(
+            lambda: not proc.alive() or self.reach(n.ns, str(ip), APP_PORT) == "open",
+            timeout=20,
+            interval=0.1,
+            what=f"container {name} to listen",
+        )
+        if not proc.alive():
+            raise LabError(f"container {name} exited; see {proc.log}")
+        return LabContainer(name, node, ns, ip, proc)
 
     def start_resilient(self, tor: LabTor) -> None:
         cfg = json.loads(
@@ -359,15 +432,8 @@ class LabPod:
         bfdd_conf = rendered / "bfdd.conf"
         node.frr = Frr(self.box, node.ns, node.name, bfdd_conf, ("bfdd",))
         node.frr.start()
+        (node.dir / "redis.pass").write_text(self.redis_password + "\n")
         if node.edge:
-            www = node.dir / "www"
-            www.mkdir(exist_ok=True)
-            node.healthy(True)
-            node.health = self.box.spawn(
-                f"{node.name}-health",
-                node.ns,
-                [sys.executable, "-m", "sixpod.lab.static", str(www), "::1", str(HEALTH_PORT)],
-            )
             node.whoami = self.box.spawn(
                 f"{node.name}-whoami",
                 node.ns,
@@ -380,7 +446,8 @@ class LabPod:
                 node.ns,
                 [*self._redis_argv(d, "::1"), "--replicaof", self.ctl_address, str(REDIS_PORT)],
             )
-        (node.dir / "redis.pass").write_text(self.redis_password + "\n")
+            self._start_edge(node)
+            self._start_razor(node)
         cfg = json.loads(_strip_comment((rendered / "announcer.yaml").read_text()))
         cfg["checks"] += [dict(c) for c in self.extra_checks] if node.edge else []
         for check in cfg["checks"]:
@@ -415,6 +482,116 @@ class LabPod:
         text = text[:start] + f"{sixpod_bin} announcer --config {node.config}" + text[end:]
         exabgp_conf.write_text(text)
         self.start_exabgp(node)
+
+    def _start_edge(self, node: LabNode) -> None:
+        """The real edge: ``sixpod edge-agent`` with the node's rendered ``edge.yaml``, which
+        starts nginx with the rendered ``nginx.conf`` and follows the node's Redis replica.
+
+        The lab moves the node's run, log and Lua paths into its own directory (many nodes
+        share this machine) and re-renders ``nginx.conf`` from that config, serves HTTP only
+        (no seal key: TLS is not set up in the lab yet) with one nginx worker, and gives the
+        agent the replica's password."""
+        rendered = self.rendered / "nodes" / node.name
+        data = json.loads(_strip_comment((rendered / "edge.yaml").read_text()))
+        run_dir = node.dir / "run" / "edge"
+        log_dir = node.dir / "log"
+        for d in (run_dir, log_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        data.update(
+            run_dir=str(run_dir),
+            nginx_conf=str(node.dir / "nginx.conf"),
+            lua_dir=str(LUA_DIR),
+            access_log=str(log_dir / "edge-access.log"),
+            error_log=str(log_dir / "edge-error.log"),
+            workers=1,
+            check_interval=0.2,
+            stats_interval=1.0,
+        )
+        data.pop("tls", None)
+        data["redis"]["password_file"] = str(node.dir / "redis.pass")
+        try:
+            cfg = EdgeConfig.model_validate(data)
+        except ValueError as e:
+            raise LabError(f"{rendered / 'edge.yaml'}: {e}") from None
+        (node.dir / "nginx.conf").write_text(nginx_conf(cfg))
+        path = node.dir / "edge.yaml"
+        path.write_text(json.dumps(data, indent=2) + "\n")
+        sixpod_bin = str(Path(sys.executable).with_name("sixpod"))
+        node.agent = self.box.spawn(
+            f"{node.name}-edge", node.ns, [sixpod_bin, "edge-agent", "--config", str(path)]
+        )
+
+    def route_zone(self) -> str:
+        """The pod's route zone in the lab (a customer CNAMEs to ``<app>.<zone>``)."""
+        pod = next(iter(self.tors.values())).doc.pod
+        return f"route.{pod}.example"
+
+    def nameserver(self, family: int = 6) -> str:
+        """The address the client asks Razor at: the pod's first VIP of ``family`` (every
+        edge node answers DNS on port 53 of every VIP it announces)."""
+        vips = next(iter(self.tors.values())).doc.vips
+        return addr.format_ip((vips.ipv6 if family == 6 else vips.ipv4)[0])
+
+    def _start_razor(self, node: LabNode) -> None:
+        """Razor on an edge node, serving the route zone from the node's Redis replica, with
+        the pod's VIPs as its pool. It listens on the pod's first VIP of each family (the
+        zone's nameserver addresses), anycast like every VIP: announced by every healthy
+        edge node, bound before the announcer puts it on ``lo`` (``ip_nonlocal_bind``)."""
+        vips = node.doc.vips
+        ns_vips: list[IPv4Address | IPv6Address] = [*vips.ipv6[:1], *vips.ipv4[:1]]
+        ns_addresses = [addr.format_ip(v) for v in ns_vips]
+        zone = self.route_zone()
+        config = {
+            "zone": zone,
+            "nameservers": [{"name": f"ns1.{zone}", "addresses": ns_addresses}],
+            "soa": {"rname": f"hostmaster.{zone}", "minimum": 30},
+            "ttl": 30,
+            "answers": 4,
+            "shard_size": 8,
+            "pool": {"vips": [addr.format_ip(v) for v in vips.all]},
+            "tenants": {
+                "address": f"[::1]:{REDIS_PORT}",
+                "password_file": str(node.dir / "redis.pass"),
+            },
+            # the nameserver addresses themselves: a reply must leave from the address asked
+            "listen": [
+                f"{addr.for_nginx(addr.Endpoint(addr.parse_ip(a), 53))}" for a in ns_addresses
+            ],
+            "workers": 1,
+            "metrics": "[::1]:9153",
+        }
+        run(
+            ["ip", "netns", "exec", node.ns, "sysctl", "-q", "-w",
+             "net.ipv4.ip_nonlocal_bind=1", "net.ipv6.ip_nonlocal_bind=1"]
+        )  # fmt: skip
+        path = node.dir / "razor.yaml"
+        path.write_text(json.dumps(config, indent=2) + "\n")
+        sixpod_bin = str(Path(sys.executable).with_name("sixpod"))
+        node.razor = self.box.spawn(
+            f"{node.name}-razor", node.ns, [sixpod_bin, "razor", "--config", str(path)]
+        )
+
+    def wait_edges(self, *, timeout: float = 60) -> None:
+        """Every edge node's health endpoint answers 200 (nginx up, tenant state loaded)."""
+        for node in self.nodes.values():
+            if node.edge:
+                wait_for(
+                    lambda node=node: self.edge_health(node.name) == 200,  # type: ignore[misc]
+                    timeout=timeout,
+                    interval=0.2,
+                    what=f"{node.name}'s edge to be healthy",
+                )
+
+    def edge_health(self, node: str) -> int:
+        """The status code of the edge's health endpoint (0: no answer)."""
+        n = self.nodes[node]
+        out = self.exec(
+            n.ns,
+            "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2", "-g",
+            f"http://[::1]:{HEALTH_PORT}/healthz",
+            check=False,
+        )  # fmt: skip
+        return int(out.strip() or 0)
 
     def start_exabgp(self, node: LabNode, config: Path | None = None) -> None:
         """(Re)start the node's ExaBGP, with its own config or ``config``, and its own CLI
@@ -591,8 +768,9 @@ class LabPod:
         """``count`` long-lived TCP flows from the client to ``vip`` (close with ``close()``)."""
         return Flows(self.client_ns, vip, count)
 
-    def exec(self, ns: str, *argv: str, timeout: float = 30) -> str:
-        return run(["ip", "netns", "exec", ns, *argv], timeout=timeout)
+    def exec(self, ns: str, *argv: str, timeout: float = 30, check: bool = True) -> str:
+        """A command's stdout, run in ``ns``; without ``check`` its exit status is ignored."""
+        return run(["ip", "netns", "exec", ns, *argv], timeout=timeout, check=check)
 
     # -- persistence (``sixpod lab up`` exits; ``status``/``test``/``down`` come later) ----
 
