@@ -46,6 +46,15 @@ def test_lab_lifecycle(tmp_path: Path) -> None:
         assert "out of the ECMP set" in journey.stdout
         assert "back in" in journey.stdout
         assert "edge replicas within" in journey.stdout  # controller -> Redis -> every edge
+        # Razor on the edges answers the app's route name; HTTP over a VIP of each family,
+        # every request answered by one of the app's containers, over both edge nodes
+        assert ".route.lab1.example AAAA -> 2001:db8:2fe::" in journey.stdout
+        assert ".route.lab1.example A -> 203.0.113." in journey.stdout
+        fetched = [line for line in journey.stdout.splitlines() if "answered, over" in line]
+        assert len(fetched) == 2, journey.stdout
+        for line in fetched:
+            assert "40/40 answered, over 2 edge nodes" in line
+            assert "and 6 containers" in line
         assert "controller is publishing" in up.stderr
     finally:
         down = sixpod("lab", "down", "--workdir", str(workdir), check=False)
