@@ -48,8 +48,9 @@ def test_lab_lifecycle(tmp_path: Path) -> None:
         assert "edge replicas within" in journey.stdout  # controller -> Redis -> every edge
         # Razor on the edges answers the app's route name; HTTP over a VIP of each family,
         # every request answered by one of the app's containers, over both edge nodes
-        assert ".route.lab1.example AAAA -> 2001:db8:2fe::" in journey.stdout
-        assert ".route.lab1.example A -> 203.0.113." in journey.stdout
+        cname = "www.journey.example {} -> CNAME journey.route.lab1.example -> {}"
+        assert cname.format("AAAA", "2001:db8:2fe::") in journey.stdout
+        assert cname.format("A", "203.0.113.") in journey.stdout
         fetched = [line for line in journey.stdout.splitlines() if "answered, over" in line]
         assert len(fetched) == 2, journey.stdout
         for line in fetched:

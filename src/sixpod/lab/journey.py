@@ -1,9 +1,11 @@
 """The customer's journey through a running lab (``sixpod lab test``).
 
-An app with two domains is created through the tenants API; its containers start on nodes
-of several racks and are registered as its endpoints, as an orchestrator would; the client
-resolves the app's route name through Razor (anycast on the edge nodes' VIPs) and fetches
-each domain over an IPv4 and an IPv6 VIP with its Host header. Every answer must come from
+An app (``journey``) with two domains (``journey.example`` and ``www.journey.example``) is
+created through the tenants API; its containers start on nodes of several racks and are
+registered as its endpoints, as an orchestrator would; the client resolves
+``www.journey.example`` through Razor (anycast on the edge nodes' VIPs; it hosts the
+customer's zone, whose ``www`` is a CNAME to the app's route name) and fetches each domain
+over an IPv4 and an IPv6 VIP from the answers, with its Host header. Every answer must come from
 one of the app's containers with the Host it was asked for; the figures say over how many
 edge nodes and containers the requests spread. Everything the journey creates is removed at
 its end (the app, its endpoints, the containers).
@@ -11,8 +13,8 @@ its end (the app, its endpoints, the containers).
 
 from __future__ import annotations
 
+import contextlib
 import json
-import secrets
 import sys
 import time
 from collections import Counter
@@ -22,7 +24,7 @@ from typing import Any
 
 from sixpod import addr
 from sixpod.lab.netns import LabError, Sandbox, wait_for
-from sixpod.lab.pod import APP_PORT, LabContainer, LabNode, LabPod
+from sixpod.lab.pod import APP_PORT, JOURNEY_APP, JOURNEY_ZONE, LabContainer, LabNode, LabPod
 
 REQUESTS = 40
 """Requests per VIP family (each on its own connection: a new ECMP hash)."""
@@ -47,7 +49,6 @@ class Journey:
     containers: list[LabContainer] = field(default_factory=list)
     replicated_ms: float = 0.0
     resolved: dict[str, list[str]] = field(default_factory=dict)
-    cname: str = ""
     spreads: list[Spread] = field(default_factory=list)
 
 
@@ -101,9 +102,10 @@ def run_journey(
     edges = [n for n in pod.nodes.values() if n.edge]
     if not edges:
         raise LabError("the pod has no edge nodes")
-    tag = secrets.token_hex(3)
-    j = Journey(app=f"journey-{tag}", domains=(f"shop-{tag}.example", f"www.shop-{tag}.example"))
+    j = Journey(app=JOURNEY_APP, domains=(JOURNEY_ZONE, f"www.{JOURNEY_ZONE}"))
     box = Sandbox(prefix=pod.prefix, workdir=pod.workdir / "journey")
+    with contextlib.suppress(LabError):  # left by a journey that was killed
+        pod.api("app", "delete", j.app, "--force")
     pod.api("app", "create", j.app)
     try:
         for d in j.domains:
@@ -136,13 +138,15 @@ def run_journey(
         )
         route_name = f"{j.app}.{pod.route_zone()}"
         for rdtype in ("AAAA", "A"):
-            answer = resolve(pod, route_name, rdtype)
+            answer = resolve(pod, j.domains[1], rdtype)
             if answer["rcode"] != "NOERROR" or not answer["addresses"]:
-                raise LabError(f"Razor answered {route_name} {rdtype} with {answer}")
+                raise LabError(f"Razor answered {j.domains[1]} {rdtype} with {answer}")
+            if [c.rstrip(".") for c in answer["cnames"]] != [route_name]:
+                raise LabError(f"{j.domains[1]} is not a CNAME to {route_name}: {answer}")
             j.resolved[rdtype] = answer["addresses"]
             echo(
-                f"client -> Razor at {pod.nameserver(6)}: {route_name} {rdtype} -> "
-                f"{', '.join(answer['addresses'])}"
+                f"client -> Razor at {pod.nameserver(6)}: {j.domains[1]} {rdtype} -> CNAME "
+                f"{route_name} -> {', '.join(answer['addresses'])}"
             )
         by_own = {str(pod.own_address(n.doc)): n.name for n in pod.nodes.values()}  # peer -> edge
         ours = {c.name for c in j.containers}

@@ -47,6 +47,10 @@ HEALTH_PORT = 8081  # the edge's health endpoint, [::1]:8081 (sixpod.routing.ren
 NFT_TABLE = "sixpod_lab"
 WHOAMI_PORT = 8080
 APP_PORT = 8080  # in containers (their own namespaces: no clash with the nodes' whoami)
+JOURNEY_APP = "journey"
+JOURNEY_ZONE = "journey.example"
+"""The customer zone of the journey's app, hosted by Razor as a DNS provider would: the
+apex answered from the app's shard, ``www.journey.example`` a CNAME to the app's route name."""
 CONTAINER_GATEWAY = IPv6Address("fe80::1")
 """The node's address on every container link (as routed container networks do)."""
 METRICS_PORT = ports.ANNOUNCER
@@ -549,6 +553,7 @@ class LabPod:
             "answers": 4,
             "shard_size": 8,
             "pool": {"vips": [addr.format_ip(v) for v in vips.all]},
+            "customer_zones": [{"name": JOURNEY_ZONE, "app": JOURNEY_APP}],
             "tenants": {
                 "address": f"[::1]:{REDIS_PORT}",
                 "password_file": str(node.dir / "redis.pass"),
