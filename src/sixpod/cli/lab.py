@@ -179,11 +179,12 @@ def status_of(labpod: LabPod) -> dict[str, Any]:
     spines: dict[str, Any] = {}
     for name, spine in labpod.spines.items():
         established = labpod.spine_established(name)
+        spine_routes = labpod.spine_all_routes(name)
         fanout: dict[str, Any] = {}
-        for fam in ("ipv4", "ipv6"):
+        for fam, plen in (("ipv4", 32), ("ipv6", 128)):
             per: dict[int, int] = {}
             for vip in getattr(spine.doc.vips, fam):
-                k = len(labpod.spine_routes(name, str(vip)))
+                k = len(spine_routes.get(f"{vip}/{plen}", set()))
                 per[k] = per.get(k, 0) + 1
             fanout[fam] = {str(k): v for k, v in sorted(per.items())}
         spines[name] = {

@@ -645,12 +645,21 @@ class LabPod:
     def spine_routes(self, spine: str, target: str) -> set[str]:
         """The ToRs (by name) the spine's FRR has selected as next hops for a VIP or a
         prefix (FRR picks their link-local addresses: the port says which ToR)."""
-        lab = self.spines[spine]
-        by_port = {d.port: d.tor for d in lab.doc.downlinks}
         key, cmd = _route_key(target)
-        members, _ = selected_members(
-            addr.parse_prefix(key), lab.frr.json(f"{cmd} {key} json").get(key, [])
-        )
+        entries = self.spines[spine].frr.json(f"{cmd} {key} json").get(key, [])
+        return self._spine_tors(spine, key, entries)
+
+    def spine_all_routes(self, spine: str) -> dict[str, set[str]]:
+        """Every BGP route the spine's FRR selected (both families) → its ToRs, by name."""
+        out: dict[str, set[str]] = {}
+        for cmd in ("show ip route bgp json", "show ipv6 route bgp json"):
+            for prefix, entries in self.spines[spine].frr.json(cmd).items():
+                out[prefix] = self._spine_tors(spine, prefix, entries)
+        return out
+
+    def _spine_tors(self, spine: str, prefix: str, entries: object) -> set[str]:
+        by_port = {d.port: d.tor for d in self.spines[spine].doc.downlinks}
+        members, _ = selected_members(addr.parse_prefix(prefix), entries)
         return {by_port.get(m.dev, m.dev) for m in members}
 
     def established(self, rack: str) -> set[str]:
