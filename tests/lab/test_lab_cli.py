@@ -52,7 +52,10 @@ def test_lab_lifecycle(tmp_path: Path) -> None:
         assert cname.format("AAAA", "2001:db8:2fe::") in journey.stdout
         assert cname.format("A", "203.0.113.") in journey.stdout
         fetched = [line for line in journey.stdout.splitlines() if "answered, over" in line]
-        assert len(fetched) == 2, journey.stdout
+        assert len(fetched) == 4, journey.stdout  # HTTP, then HTTPS, over each family
+        assert [line.split("://")[0].split()[-1] for line in fetched] == ["http"] * 2 + [
+            "https"
+        ] * 2
         for line in fetched:
             assert "40/40 answered, over 2 edge nodes" in line
             assert "and 6 containers" in line

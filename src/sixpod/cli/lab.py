@@ -256,7 +256,7 @@ def status(workdir: Path, as_json: bool) -> None:
 @lab.command("test")
 @WORKDIR
 def journey(workdir: Path) -> None:
-    """The customer's journey: an app, its containers, Razor, HTTP over both families.
+    """A customer's journey through the whole pod.
 
     Reaches a VIP of each family, fails one edge node, sees it leave ECMP and return; then
     creates an app with two domains through the API, starts its containers and registers

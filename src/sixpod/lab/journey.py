@@ -5,7 +5,9 @@ created through the tenants API; its containers start on nodes of several racks 
 registered as its endpoints, as an orchestrator would; the client resolves
 ``www.journey.example`` through Razor (anycast on the edge nodes' VIPs; it hosts the
 customer's zone, whose ``www`` is a CNAME to the app's route name) and fetches each domain
-over an IPv4 and an IPv6 VIP from the answers, with its Host header. Every answer must come from
+over an IPv4 and an IPv6 VIP from the answers, with its Host header; then uploads a
+certificate for both domains through the API (from a root made for the journey, the only one
+the client trusts) and fetches them again over HTTPS. Every answer must come from
 one of the app's containers with the Host it was asked for; the figures say over how many
 edge nodes and containers the requests spread. Everything the journey creates is removed at
 its end (the app, its endpoints, the containers).
@@ -15,14 +17,18 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sixpod import addr
+from sixpod.lab import pki
 from sixpod.lab.netns import LabError, Sandbox, wait_for
 from sixpod.lab.pod import APP_PORT, JOURNEY_APP, JOURNEY_ZONE, LabContainer, LabNode, LabPod
 
@@ -36,6 +42,7 @@ class Spread:
 
     vip: str
     host: str
+    url: str
     ok: int = 0
     failed: list[str] = field(default_factory=list)
     edges: Counter[str] = field(default_factory=Counter)
@@ -68,11 +75,15 @@ def pick_hosts(pod: LabPod, nodes: int) -> list[LabNode]:
     return out
 
 
-def fetch(pod: LabPod, vip: str, host: str, count: int) -> list[dict[str, Any]]:
-    """``count`` GETs from the client to port 80 of ``vip`` with ``Host: host``."""
+def fetch(
+    pod: LabPod, vip: str, host: str, count: int, cafile: Path | None = None
+) -> list[dict[str, Any]]:
+    """``count`` GETs from the client to ``vip`` with ``Host: host``: HTTP on port 80, or
+    HTTPS on 443 (SNI ``host``, trusting only ``cafile``) when ``cafile`` is given."""
+    port, ca = ("443", str(cafile)) if cafile else ("80", "")
     out = pod.exec(
         pod.client_ns,
-        sys.executable, "-m", "sixpod.lab.whoami", "get", vip, "80", host, str(count),
+        sys.executable, "-m", "sixpod.lab.whoami", "get", vip, port, host, str(count), ca,
         timeout=60,
     )  # fmt: skip
     answers: list[dict[str, Any]] = json.loads(out)
@@ -148,39 +159,35 @@ def run_journey(
                 f"client -> Razor at {pod.nameserver(6)}: {j.domains[1]} {rdtype} -> CNAME "
                 f"{route_name} -> {', '.join(answer['addresses'])}"
             )
+        site = pki.site(*j.domains, now=datetime.now(UTC))
+        tls = pod.workdir / "journey" / "tls"
+        tls.mkdir(parents=True, exist_ok=True)
+        for name, text in (("root.pem", site.root), ("chain.pem", site.chain)):
+            (tls / name).write_text(text)
+        key_file = tls / "key.pem"
+        key_file.unlink(missing_ok=True)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(site.key)
+        for d in j.domains:
+            pod.api("cert", "upload", d, "--chain", str(tls / "chain.pem"), "--key", str(key_file))
+        echo(f"certificate for {' and '.join(j.domains)} uploaded through the API (lab CA)")
         by_own = {str(pod.own_address(n.doc)): n.name for n in pod.nodes.values()}  # peer -> edge
         ours = {c.name for c in j.containers}
-        for rdtype, host in (("A", j.domains[0]), ("AAAA", j.domains[1])):
-            vip = j.resolved[rdtype][0]
-            wait_for(
-                lambda vip=vip, host=host: fetch(pod, vip, host, 1)[0]["status"] == 200,  # type: ignore[misc]
-                timeout=20,
-                interval=0.2,
-                what=f"http://{host}/ over {vip} to answer",
-            )
-            spread = Spread(vip=vip, host=host)
-            for a in fetch(pod, vip, host, requests):
-                body = a.get("body")
-                if a["status"] != 200 or not isinstance(body, dict):
-                    spread.failed.append(f"{a['status']} {a.get('error') or body}")
-                    continue
-                sent = {k.lower(): v for k, v in body.get("headers", [])}
-                if body.get("container") not in ours or sent.get("host") != host:
-                    spread.failed.append(f"answered by {body.get('container')} for {sent}")
-                    continue
-                spread.ok += 1
-                peer = str(body.get("peer", "?"))
-                spread.edges[by_own.get(peer, peer)] += 1
-                spread.containers[body["container"]] += 1
-            j.spreads.append(spread)
-            url = f"http://{host}/ via {vip}"
-            echo(
-                f"client -> {url}: {spread.ok}/{requests} answered, over "
-                f"{len(spread.edges)} edge nodes ({_counts(spread.edges)}) and "
-                f"{len(spread.containers)} containers ({_counts(spread.containers)})"
-            )
-            if spread.failed:
-                raise LabError(f"{url}: {len(spread.failed)} failed: {spread.failed[:3]}")
+        for cafile in (None, tls / "root.pem"):
+            for rdtype, host in (("A", j.domains[0]), ("AAAA", j.domains[1])):
+                vip = j.resolved[rdtype][0]
+                spread = _batch(pod, vip, host, requests, cafile, ours, by_own)
+                j.spreads.append(spread)
+                echo(
+                    f"client -> {spread.url}: {spread.ok}/{requests} answered, over "
+                    f"{len(spread.edges)} edge nodes ({_counts(spread.edges)}) and "
+                    f"{len(spread.containers)} containers ({_counts(spread.containers)})"
+                )
+                if spread.failed:
+                    raise LabError(
+                        f"{spread.url}: {len(spread.failed)} failed: {spread.failed[:3]}"
+                    )
         want_edges = min(2, len(edges))
         want_containers = min(2, len(j.containers))
         for s in j.spreads:
@@ -198,6 +205,41 @@ def run_journey(
             problems = box.close()
             if problems:
                 raise LabError(f"the journey's containers were not all removed: {problems}")
+
+
+def _batch(
+    pod: LabPod,
+    vip: str,
+    host: str,
+    requests: int,
+    cafile: Path | None,
+    ours: set[str],
+    by_own: dict[str, str],
+) -> Spread:
+    """``requests`` fetches of ``host`` over ``vip``, once the first one answers (the edges
+    take the new endpoints, or the certificate, within moments of the API's answer)."""
+    scheme = "https" if cafile else "http"
+    spread = Spread(vip=vip, host=host, url=f"{scheme}://{host}/ via {vip}")
+    wait_for(
+        lambda: fetch(pod, vip, host, 1, cafile)[0]["status"] == 200,
+        timeout=20,
+        interval=0.2,
+        what=f"{spread.url} to answer",
+    )
+    for a in fetch(pod, vip, host, requests, cafile):
+        body = a.get("body")
+        if a["status"] != 200 or not isinstance(body, dict):
+            spread.failed.append(f"{a['status']} {a.get('error') or body}")
+            continue
+        sent = {k.lower(): v for k, v in body.get("headers", [])}
+        if body.get("container") not in ours or sent.get("host") != host:
+            spread.failed.append(f"answered by {body.get('container')} for {sent}")
+            continue
+        spread.ok += 1
+        peer = str(body.get("peer", "?"))
+        spread.edges[by_own.get(peer, peer)] += 1
+        spread.containers[body["container"]] += 1
+    return spread
 
 
 def _counts(c: Counter[str]) -> str:

@@ -42,6 +42,7 @@ from sixpod.lab.frr import Frr
 from sixpod.lab.netns import LabError, Process, Sandbox, close_saved, run, wait_for
 from sixpod.monitoring import ports
 from sixpod.routing.resilient.frr import selected_members
+from sixpod.tenants import sealed
 
 HEALTH_PORT = 8081  # the edge's health endpoint, [::1]:8081 (sixpod.routing.render.EDGE_HEALTH)
 NFT_TABLE = "sixpod_lab"
@@ -232,6 +233,7 @@ class LabPod:
                 self.start_resilient(tor)
         self._start_redis_primary()
         if self.lock is not None:
+            self._make_seal_keys()
             self._start_controller(self.lock)
         for node in self.nodes.values():
             self._start_node(node)
@@ -366,6 +368,25 @@ class LabPod:
         self.box.spawn("ctl-redis", self.ctl_ns, self._redis_argv(d, f"{self.ctl_address} ::1"))
 
     @property
+    def seal_dir(self) -> Path:
+        """The pod's key-sealing pair (``sixpod cert keygen``): the controller seals uploaded
+        private keys with the public half, the edges open them with the private half."""
+        return self.workdir / "seal"
+
+    def _make_seal_keys(self) -> None:
+        private, public = sealed.generate()
+        self.seal_dir.mkdir(parents=True, exist_ok=True)
+        for name, data, mode in (
+            ("edge-seal.key", private, 0o600),
+            ("edge-seal.pub", public, 0o644),
+        ):
+            path = self.seal_dir / name
+            path.unlink(missing_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+
+    @property
     def controller_dir(self) -> Path:
         return self.workdir / "ctl-controller"
 
@@ -384,6 +405,7 @@ class LabPod:
             "database": f"sqlite:///{d / 'tenants.db'}",
             "lock": str(lock.resolve()),
             "redis": {"address": f"[::1]:{REDIS_PORT}", "password_file": str(d / "redis.pass")},
+            "cert_seal_key": str(self.seal_dir / "edge-seal.pub"),
         }
         path = d / "controller.yaml"
         path.write_text(json.dumps(config, indent=2) + "\n")
@@ -492,9 +514,9 @@ class LabPod:
         starts nginx with the rendered ``nginx.conf`` and follows the node's Redis replica.
 
         The lab moves the node's run, log and Lua paths into its own directory (many nodes
-        share this machine) and re-renders ``nginx.conf`` from that config, serves HTTP only
-        (no seal key: TLS is not set up in the lab yet) with one nginx worker, and gives the
-        agent the replica's password."""
+        share this machine) and re-renders ``nginx.conf`` from that config, with one nginx
+        worker, small certificate tables, the lab's sealing key (HTTPS; HTTP only in a lab
+        without the controller) and the replica's password."""
         rendered = self.rendered / "nodes" / node.name
         data = json.loads(_strip_comment((rendered / "edge.yaml").read_text()))
         run_dir = node.dir / "run" / "edge"
@@ -511,7 +533,11 @@ class LabPod:
             check_interval=0.2,
             stats_interval=1.0,
         )
-        data.pop("tls", None)
+        seal_key = self.seal_dir / "edge-seal.key"
+        if self.lock is not None and seal_key.exists():  # HTTPS: the controller seals keys
+            data["tls"].update(seal_key=str(seal_key), certs_dict="32m", worker_cache=1000)
+        else:
+            data.pop("tls", None)
         data["redis"]["password_file"] = str(node.dir / "redis.pass")
         try:
             cfg = EdgeConfig.model_validate(data)

@@ -8,9 +8,10 @@ flow, the node that answered, or null if the flow broke; rounds are triggered by
 ``python -m sixpod.lab.whoami http CONTAINER NODE PORT`` serves HTTP on [::]:PORT: every GET
 or HEAD is answered with a JSON object naming the container and node that answered, the
 request's method, path and headers (in order, as received), and the peer's address.
-``python -m sixpod.lab.whoami get ADDRESS PORT HOST COUNT`` makes COUNT GET requests to
-ADDRESS, each on a new connection (a new source port: a new ECMP hash), with ``Host: HOST``,
-and prints one JSON list: each answer's status and JSON body (or the error).
+``python -m sixpod.lab.whoami get ADDRESS PORT HOST COUNT [CAFILE]`` makes COUNT GET requests
+to ADDRESS, each on a new connection (a new source port: a new ECMP hash), with ``Host: HOST``
+(over HTTPS with SNI HOST and only CAFILE trusted, when given), and prints one JSON list: each
+answer's status and JSON body (or the error).
 ``python -m sixpod.lab.whoami resolve SERVER NAME TYPE`` asks SERVER (port 53, UDP) for
 NAME's TYPE records with dnspython (an independent client) and prints the answer as JSON:
 rcode, the CNAME chain and the addresses.
@@ -106,12 +107,27 @@ def serve_http(container: str, node: str, port: int) -> None:
         server.serve_forever()
 
 
-def get(address: str, port: int, host: str, count: int, timeout: float = 3.0) -> list[Any]:
+def get(
+    address: str, port: int, host: str, count: int, cafile: str = "", timeout: float = 3.0
+) -> list[Any]:
+    """With ``cafile``: HTTPS, SNI ``host``, the certificate checked against ``cafile``."""
     import http.client
+    import ssl
 
+    class SniConnection(http.client.HTTPSConnection):
+        def connect(self) -> None:
+            sock = socket.create_connection((self.host, self.port), self.timeout)
+            assert ctx is not None
+            self.sock = ctx.wrap_socket(sock, server_hostname=host)
+
+    ctx = ssl.create_default_context(cafile=cafile) if cafile else None
     out: list[Any] = []
     for _ in range(count):
-        conn = http.client.HTTPConnection(address, port, timeout=timeout)
+        conn: http.client.HTTPConnection
+        if ctx is not None:
+            conn = SniConnection(address, port, timeout=timeout, context=ctx)
+        else:
+            conn = http.client.HTTPConnection(address, port, timeout=timeout)
         try:
             conn.request("GET", "/", headers={"Host": host, "User-Agent": "sixpod-lab"})
             resp = conn.getresponse()
@@ -121,7 +137,7 @@ def get(address: str, port: int, host: str, count: int, timeout: float = 3.0) ->
             except ValueError:
                 doc = body.decode(errors="replace")[:200]
             out.append({"status": resp.status, "body": doc})
-        except (OSError, http.client.HTTPException) as e:
+        except (OSError, http.client.HTTPException, ssl.SSLError) as e:
             out.append({"status": 0, "error": str(e) or type(e).__name__})
         finally:
             conn.close()
@@ -195,7 +211,8 @@ def main(argv: list[str]) -> int:
         serve(argv[1], int(argv[2]))
         return 0
     if len(argv) >= 5 and argv[0] == "get":
-        print(json.dumps(get(argv[1], int(argv[2]), argv[3], int(argv[4]))))
+        cafile = argv[5] if len(argv) > 5 else ""
+        print(json.dumps(get(argv[1], int(argv[2]), argv[3], int(argv[4]), cafile)))
         return 0
     if len(argv) >= 4 and argv[0] == "resolve":
         print(json.dumps(resolve(argv[1], argv[2], argv[3])))
