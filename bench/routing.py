@@ -79,7 +79,12 @@ def run() -> dict[str, object]:
     load_start = round(os.getloadavg()[0], 2)  # other work on this 2-core machine blurs timings
     work = Path(tempfile.mkdtemp(prefix="sixpod-bench-routing-"))
     log(f"rendering examples/small.yaml (all edge) in {work}")
-    pod = LabPod(rendered=render_small(work), workdir=work / "lab", check_interval=None)
+    pod = LabPod(
+        rendered=render_small(work),
+        workdir=work / "lab",
+        check_interval=None,
+        lock=work / "small.lock",  # the controller: the edges serve once its state is loaded
+    )
     view: ZebraView | None = None
     clean = False
     try:

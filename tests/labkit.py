@@ -16,10 +16,27 @@ ROOT = Path(__file__).resolve().parents[1]
 SIXPOD = str(Path(sys.executable).with_name("sixpod"))
 
 
-def render_small(dest: Path, *, all_edge: bool = False) -> Path:
-    """Render examples/small.yaml (with ``all_edge``, app1 becomes a third edge node)."""
-    pod = dest / "small.yaml"
+SPINE_UPSTREAM = (
+    "ports: [swp1-swp8], upstreams: [{name: spine1, port: swp8, asn: 65000, "
+    'address: "2001:db8:2fd:1::1", local: "2001:db8:2fd:1::2/64"}]}'
+)
+
+
+def small_with_spine() -> str:
+    """examples/small.yaml with its ToR under a spine (``spine1``, as in examples/pod.yaml).
+
+    The example itself stays without one: its goldens and check messages are shared by many
+    tests; the lab tests add the spine here."""
     text = (ROOT / "examples" / "small.yaml").read_text()
+    assert "ports: [swp1-swp8]}" in text
+    return text.replace("ports: [swp1-swp8]}", SPINE_UPSTREAM, 1)
+
+
+def render_small(dest: Path, *, all_edge: bool = False) -> Path:
+    """Render examples/small.yaml under a spine (with ``all_edge``, app1 becomes a third edge
+    node); upstreams are not allocated, so examples/small.lock still covers it."""
+    pod = dest / "small.yaml"
+    text = small_with_spine()
     pod.write_text(text.replace("role: internal", "role: edge") if all_edge else text)
     shutil.copy(ROOT / "examples" / "small.lock", dest / "small.lock")
     out = dest / "rendered"
@@ -30,6 +47,7 @@ def render_small(dest: Path, *, all_edge: bool = False) -> Path:
 @contextmanager
 def lab_pod(workdir: Path, *, all_edge: bool = False, **options: object) -> Iterator[LabPod]:
     rendered = render_small(workdir, all_edge=all_edge)
+    options.setdefault("lock", workdir / "small.lock")  # the controller: the edges' state
     pod = LabPod(rendered=rendered, workdir=workdir / "lab", **options)  # type: ignore[arg-type]
     try:
         pod.up()
@@ -40,3 +58,22 @@ def lab_pod(workdir: Path, *, all_edge: bool = False, **options: object) -> Iter
         assert existing_namespaces(pod.prefix) == []
         for proc in pod.box.processes:
             assert not proc.alive()
+
+
+@contextmanager
+def lab_pod_from(workdir: Path, pod_yaml: str, **options: object) -> Iterator[LabPod]:
+    """A lab of the pod ``pod_yaml`` (allocated and rendered here); always torn down."""
+    pod = workdir / "pod.yaml"
+    pod.write_text(pod_yaml)
+    out = workdir / "rendered"
+    for verb in (["allocate", str(pod)], ["render", str(pod), "--out", str(out)]):
+        subprocess.run([SIXPOD, *verb], check=True, capture_output=True)
+    options.setdefault("lock", workdir / "pod.lock")  # the controller: the edges' state
+    lab = LabPod(rendered=out, workdir=workdir / "lab", **options)  # type: ignore[arg-type]
+    try:
+        lab.up()
+        yield lab
+    finally:
+        problems = lab.down()
+        assert problems == []
+        assert existing_namespaces(lab.prefix) == []

@@ -1,7 +1,8 @@
 """Typed device documents: what ``sixpod render`` writes to each ``device.json`` (pure).
 
 :func:`sixpod.inventory.render.device_documents` builds :class:`NodeDevice` and
-:class:`TorDevice` values (this module sits below the inventory, routing and edge packages,
+:class:`TorDevice` values, :func:`~sixpod.inventory.render.spine_documents` the
+:class:`SpineDevice` ones (this module sits below the inventory, routing and edge packages,
 which all take them); they become JSON only at the file edge (:meth:`to_json`), and
 :func:`load` is the one reader of a ``device.json`` (renderers, the lab, node bootstrap take
 the typed value). Addresses are parsed through :mod:`sixpod.addr`, so a hand-edited file
@@ -21,6 +22,7 @@ from sixpod.errors import SixpodError
 
 NODE_SCHEMA = "sixpod.node/1"
 TOR_SCHEMA = "sixpod.tor/1"
+SPINE_SCHEMA = "sixpod.spine/1"
 T = TypeVar("T")
 
 
@@ -243,7 +245,68 @@ class TorDevice:
         }
 
 
-Device = NodeDevice | TorDevice
+@dataclass(frozen=True, slots=True)
+class Downlink:
+    """A spine's link to one ToR (the ToR's ``upstreams`` entry seen from the spine)."""
+
+    tor: str
+    rack: str
+    port: str
+    """The spine's port."""
+    tor_port: str
+    address: IPv6Address
+    """The ToR's address on the link."""
+    local: IPv6Interface
+    """The spine's own address on the link, with its length."""
+    asn: int
+    """The ToR's ASN."""
+    prefixes: tuple[IPv6Network, ...]
+    """The node /64s of the rack, the only prefixes (besides VIPs) accepted from the ToR."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpineDevice:
+    """A spine named in the ToRs' ``upstreams``: everything its config needs, derived from
+    the ToR documents (the inventory declares spines only from the ToR side)."""
+
+    pod: str
+    name: str
+    asn: int
+    router_id: IPv4Address
+    aggregate: IPv6Network
+    hold_time: int
+    downlinks: tuple[Downlink, ...]
+    vips: Vips
+
+    schema = SPINE_SCHEMA
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SPINE_SCHEMA,
+            "pod": self.pod,
+            "name": self.name,
+            "asn": self.asn,
+            "router_id": str(self.router_id),
+            "aggregate": addr.format_prefix(self.aggregate),
+            "hold_time": self.hold_time,
+            "downlinks": [
+                {
+                    "tor": d.tor,
+                    "rack": d.rack,
+                    "port": d.port,
+                    "tor_port": d.tor_port,
+                    "address": addr.format_ip(d.address),
+                    "local": addr.format_prefix(d.local),
+                    "asn": d.asn,
+                    "accept": {"prefixes": [addr.format_prefix(p) for p in d.prefixes]},
+                }
+                for d in self.downlinks
+            ],
+            "vips": self.vips.to_json(),
+        }
+
+
+Device = NodeDevice | TorDevice | SpineDevice
 
 
 def dumps(device: Device) -> str:
@@ -428,6 +491,35 @@ def _tor(r: _Reader, d: Mapping[str, Any]) -> TorDevice:
     )
 
 
+def _spine(r: _Reader, d: Mapping[str, Any]) -> SpineDevice:
+    downlinks = []
+    for i, x in enumerate(r.items(d, "downlinks", ())):
+        p = ("downlinks", i)
+        accept = r.get(x, "accept", p, dict)
+        downlinks.append(
+            Downlink(
+                tor=r.get(x, "tor", p, str),
+                rack=r.get(x, "rack", p, str),
+                port=r.get(x, "port", p, str),
+                tor_port=r.get(x, "tor_port", p, str),
+                address=r.parsed(x, "address", p, _v6),
+                local=r.parsed(x, "local", p, _i6),
+                asn=r.get(x, "asn", p, int),
+                prefixes=_prefixes(r, accept, "prefixes", (*p, "accept")),
+            )
+        )
+    return SpineDevice(
+        pod=r.get(d, "pod", (), str),
+        name=r.get(d, "name", (), str),
+        asn=r.get(d, "asn", (), int),
+        router_id=r.parsed(d, "router_id", (), _router_id),
+        aggregate=r.parsed(d, "aggregate", (), _p6),
+        hold_time=r.get(d, "hold_time", (), int),
+        downlinks=tuple(downlinks),
+        vips=_vips(r, r.get(d, "vips", (), dict), ("vips",)),
+    )
+
+
 def from_json(doc: Any, where: str = "device.json") -> Device:
     r = _Reader(where)
     if not isinstance(doc, Mapping):
@@ -437,7 +529,11 @@ def from_json(doc: Any, where: str = "device.json") -> Device:
         return _node(r, doc)
     if schema == TOR_SCHEMA:
         return _tor(r, doc)
-    raise r.fail(("schema",), f"{schema!r} is neither {NODE_SCHEMA} nor {TOR_SCHEMA}")
+    if schema == SPINE_SCHEMA:
+        return _spine(r, doc)
+    raise r.fail(
+        ("schema",), f"{schema!r} is neither {NODE_SCHEMA}, {TOR_SCHEMA} nor {SPINE_SCHEMA}"
+    )
 
 
 def load(text: str, where: str = "device.json") -> Device:

@@ -125,7 +125,7 @@ def rendered_patterns(pod: str, tmp_path: Path) -> set[str]:
         re.sub(
             r"^prometheus/targets/[^/]+\.json$",
             "prometheus/targets/JOB.json",
-            re.sub(r"^(nodes|tors)/[^/]+/", r"\1/NAME/", str(p.relative_to(out))),
+            re.sub(r"^(nodes|tors|spines)/[^/]+/", r"\1/NAME/", str(p.relative_to(out))),
         )
         for p in out.rglob("*")
         if p.is_file()

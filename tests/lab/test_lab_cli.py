@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit import ROOT, SIXPOD
+from labkit import ROOT, SIXPOD, small_with_spine
 from sixpod.lab.netns import existing_namespaces
 
 pytestmark = pytest.mark.integration
@@ -20,8 +20,8 @@ def sixpod(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 def test_lab_lifecycle(tmp_path: Path) -> None:
-    for name in ("small.yaml", "small.lock"):
-        shutil.copy(ROOT / "examples" / name, tmp_path / name)
+    (tmp_path / "small.yaml").write_text(small_with_spine())
+    shutil.copy(ROOT / "examples" / "small.lock", tmp_path / "small.lock")
     workdir = tmp_path / "lab"
     up = sixpod("lab", "up", str(tmp_path / "small.yaml"), "--workdir", str(workdir), check=False)
     try:
@@ -36,6 +36,9 @@ def test_lab_lifecycle(tmp_path: Path) -> None:
         assert again.returncode == 1
         assert "already up" in again.stderr
         status = json.loads(sixpod("lab", "status", "--workdir", str(workdir), "--json").stdout)
+        spine = status["spines"]["spine1"]
+        assert spine["tors"]["r1-tor"]["bgp"]
+        assert spine["vips_by_tor_count"] == {"ipv4": {"1": 4}, "ipv6": {"1": 4}}
         r1 = status["racks"]["r1"]
         assert all(n["bgp"] and n["bfd"] for n in r1["nodes"].values())
         assert r1["vips_by_path_count"] == {"ipv4": {"2": 4}, "ipv6": {"2": 4}}
@@ -43,6 +46,19 @@ def test_lab_lifecycle(tmp_path: Path) -> None:
         assert "out of the ECMP set" in journey.stdout
         assert "back in" in journey.stdout
         assert "edge replicas within" in journey.stdout  # controller -> Redis -> every edge
+        # Razor on the edges answers the app's route name; HTTP over a VIP of each family,
+        # every request answered by one of the app's containers, over both edge nodes
+        cname = "www.journey.example {} -> CNAME journey.route.lab1.example -> {}"
+        assert cname.format("AAAA", "2001:db8:2fe::") in journey.stdout
+        assert cname.format("A", "203.0.113.") in journey.stdout
+        fetched = [line for line in journey.stdout.splitlines() if "answered, over" in line]
+        assert len(fetched) == 4, journey.stdout  # HTTP, then HTTPS, over each family
+        assert [line.split("://")[0].split()[-1] for line in fetched] == ["http"] * 2 + [
+            "https"
+        ] * 2
+        for line in fetched:
+            assert "40/40 answered, over 2 edge nodes" in line
+            assert "and 6 containers" in line
         assert "controller is publishing" in up.stderr
     finally:
         down = sixpod("lab", "down", "--workdir", str(workdir), check=False)

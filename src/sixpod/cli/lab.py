@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import signal
 import sys
@@ -26,8 +25,9 @@ from sixpod.cli.output import plural
 from sixpod.inventory.files import replace_tree
 from sixpod.inventory.lock import lock_path_for
 from sixpod.inventory.render import render
+from sixpod.lab.journey import run_journey
 from sixpod.lab.netns import LabError, wait_for
-from sixpod.lab.pod import LabNode, LabPod
+from sixpod.lab.pod import LabPod
 from sixpod.routing.render import Paths
 
 WORKDIR = click.option(
@@ -91,6 +91,9 @@ def up(pod: Path, workdir: Path) -> None:
         devices = len(list(rendered.glob("*/*/device.json")))
         click.echo(f"starting {plural(devices, 'device')} in namespaces ...", err=True)
         labpod.up()
+        for name in labpod.spines:
+            labpod.wait_spine(name, timeout=120)
+            click.echo(f"{name}: every ToR's session is up", err=True)
         for rack in labpod.tors:
             labpod.wait_ready(rack, timeout=120)
             click.echo(f"{rack}: every BGP and BFD session is up", err=True)
@@ -109,6 +112,9 @@ def up(pod: Path, workdir: Path) -> None:
                 click.echo(f"{rack}: {spread}", err=True)
         wait_for(labpod.publisher_active, timeout=60, interval=0.5, what="the controller")
         click.echo("ctl: the tenants controller is publishing to the pod's Redis", err=True)
+        labpod.wait_edges(timeout=120)
+        n_edges = sum(1 for n in labpod.nodes.values() if n.edge)
+        click.echo(f"{plural(n_edges, 'edge node')}: nginx serving, tenant state loaded", err=True)
         labpod.save()
     except BaseException as e:  # also Ctrl-C, SIGTERM, SIGHUP: never leave a half-built pod
         problems = labpod.down()
@@ -170,7 +176,28 @@ def status_of(labpod: LabPod) -> dict[str, Any]:
             },
             "vips_by_path_count": vips,
         }
-    return {"racks": racks, "client": labpod.client_ns}
+    spines: dict[str, Any] = {}
+    for name, spine in labpod.spines.items():
+        established = labpod.spine_established(name)
+        spine_routes = labpod.spine_all_routes(name)
+        fanout: dict[str, Any] = {}
+        for fam, plen in (("ipv4", 32), ("ipv6", 128)):
+            per: dict[int, int] = {}
+            for vip in getattr(spine.doc.vips, fam):
+                k = len(spine_routes.get(f"{vip}/{plen}", set()))
+                per[k] = per.get(k, 0) + 1
+            fanout[fam] = {str(k): v for k, v in sorted(per.items())}
+        spines[name] = {
+            "tors": {
+                d.tor: {
+                    "address": addr.format_ip(d.address),
+                    "bgp": addr.format_ip(d.address) in established,
+                }
+                for d in spine.doc.downlinks
+            },
+            "vips_by_tor_count": fanout,
+        }
+    return {"spines": spines, "racks": racks, "client": labpod.client_ns}
 
 
 def _print_status(labpod: LabPod) -> None:
@@ -178,6 +205,19 @@ def _print_status(labpod: LabPod) -> None:
     console = Console(
         emoji=False, highlight=False, markup=False, width=None if sys.stdout.isatty() else 160
     )
+    for name, sp in s["spines"].items():
+        table = Table("ToR", "address", "BGP", title=f"spine {name}")
+        for tor, t in sp["tors"].items():
+            table.add_row(tor, t["address"], "up" if t["bgp"] else "DOWN")
+        console.print(table)
+        for fam, counts in sp["vips_by_tor_count"].items():
+            spread = (
+                ", ".join(
+                    f"{plural(v, 'VIP')} over {plural(int(k), 'ToR')}" for k, v in counts.items()
+                )
+                or "none"
+            )
+            console.print(f"  {fam} VIPs on {name}: {spread}")
     for rack, r in s["racks"].items():
         table = Table("node", "address", "role", "BGP", "BFD", title=f"{rack} ({r['tor']})")
         for name, n in r["nodes"].items():
@@ -216,9 +256,12 @@ def status(workdir: Path, as_json: bool) -> None:
 @lab.command("test")
 @WORKDIR
 def journey(workdir: Path) -> None:
-    """A client journey: reach VIPs, fail an edge, see it leave.
+    """A customer's journey through the whole pod.
 
-    Reaches a VIP of each family, fails one edge node, sees it leave ECMP and return."""
+    Reaches a VIP of each family, fails one edge node, sees it leave ECMP and return; then
+    creates an app with two domains through the API, starts its containers and registers
+    them, resolves its route name through Razor from the client and fetches each domain over
+    an IPv4 and an IPv6 VIP, showing the spread over edge nodes and containers."""
     labpod = _attach(workdir)
     rack, tor = next(iter(labpod.tors.items()))
     edges = [n for n in labpod.nodes.values() if n.edge and n.doc.rack == rack]
@@ -245,35 +288,12 @@ def journey(workdir: Path) -> None:
         labpod.wait_routes(rack, vip, rest | {victim.address}, timeout=30)
         click.echo(f"{victim.name} healthy again: back in {time.monotonic() - t0:.2f} s")
         if labpod.lock is not None:
-            _tenant_journey(labpod, edges)
+            run_journey(labpod, click.echo)
     except LabError as e:
         raise _failed(e) from None
     finally:
         for node in edges:
             node.healthy(True)
-
-
-def _tenant_journey(labpod: LabPod, edges: list[LabNode]) -> None:
-    """Create an app with an endpoint through the API; see it on every edge's Redis replica."""
-    app = f"journey-{secrets.token_hex(3)}"
-    prefix = edges[0].doc.prefix
-    endpoint = addr.for_redis(addr.Endpoint(prefix.network_address + 0x10, 8080))
-    labpod.api("app", "create", app)
-    labpod.api("endpoint", "add", app, endpoint)
-    t0 = time.monotonic()
-    key = f"sixpod:up:{app}"
-    wait_for(
-        lambda: all(labpod.replica_field(n.name, key, endpoint) for n in edges),
-        timeout=30,
-        interval=0.05,
-        what=f"{app} on every edge node's Redis replica",
-    )
-    took = (time.monotonic() - t0) * 1000
-    click.echo(
-        f"tenant {app}: {endpoint} on {plural(len(edges), 'edge replica')} within {took:.0f} ms "
-        "of the API's answer"
-    )
-    labpod.api("app", "delete", app, "--force")
 
 
 @examples("sixpod lab down")

@@ -6,7 +6,7 @@ and a ``schema`` field (``sixpod.node/1``, ``sixpod.tor/1``) that later renderer
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv6Address, IPv6Network
+from ipaddress import IPv4Address, IPv6Address, IPv6Interface, IPv6Network
 
 from sixpod import devices
 from sixpod.edge.render import edge_files
@@ -19,6 +19,7 @@ from sixpod.monitoring.prometheus import prometheus_files
 from sixpod.node.render import node_files
 from sixpod.routing.frrcheck import check_frr
 from sixpod.routing.render import Paths, device_configs
+from sixpod.routing.spine import spine_frr_conf
 
 # Every file a render writes, with what it is for (``sixpod render --help`` lists them; a test
 # renders the examples and checks the list is complete).
@@ -44,6 +45,8 @@ RENDERED_FILES: tuple[tuple[str, str], ...] = (
     ("tors/NAME/frr.conf", "FRR on the ToR: interfaces, BGP, filters, BFD, ECMP"),
     ("tors/NAME/resilient.yaml", "`sixpod tor-resilient`: VIPs kept on resilient groups"),
     *FABRIC_FILES,
+    ("spines/NAME/device.json", "each spine in the ToRs' upstreams: ASN, links to the ToRs"),
+    ("spines/NAME/frr.conf", "FRR on the spine: ToR sessions, filters, ECMP, default route"),
     ("prometheus/prometheus.yml", "Prometheus: a scrape job per exporter, the alert rules"),
     ("prometheus/targets/JOB.json", "file_sd targets of each job: nodes, ToRs, VIP probes"),
     ("prometheus/alerts.yml", "the alert rules (sixpod's own, copied beside the config)"),
@@ -165,13 +168,65 @@ def device_documents(inv: Inventory, lock: Lock) -> dict[str, devices.Device]:
     return docs
 
 
+def spine_documents(tors: list[devices.TorDevice]) -> dict[str, devices.SpineDevice]:
+    """One document per spine named in the ToRs' ``upstreams``, keyed by its file path.
+
+    The spine's ports are numbered ``swp1``, ``swp2``, ... in the order of the ToRs (by rack,
+    as in the inventory) that name it; its ASN is the one the ToRs name (they must agree).
+    """
+    links: dict[str, list[tuple[devices.TorDevice, devices.Upstream]]] = {}
+    for tor in tors:
+        for up in tor.upstreams:
+            links.setdefault(up.name, []).append((tor, up))
+    out: dict[str, devices.SpineDevice] = {}
+    for name, pairs in sorted(links.items()):
+        asns = {up.asn for _, up in pairs}
+        if len(asns) != 1:
+            raise RenderError(f"the ToRs name spine {name} with different ASNs {sorted(asns)}")
+        asn = asns.pop()
+        first = pairs[0][0]
+        downlinks = tuple(
+            devices.Downlink(
+                tor=tor.name,
+                rack=tor.rack,
+                port=f"swp{i}",
+                tor_port=up.port,
+                address=up.local.ip,
+                local=IPv6Interface((up.address, up.local.network.prefixlen)),
+                asn=tor.asn,
+                prefixes=tuple(sorted({p for n in tor.neighbors for p in n.prefixes})),
+            )
+            for i, (tor, up) in enumerate(pairs, 1)
+        )
+        out[f"spines/{name}/device.json"] = devices.SpineDevice(
+            pod=first.pod,
+            name=name,
+            asn=asn,
+            router_id=tor_router_id(asn),
+            aggregate=first.aggregate,
+            hold_time=first.hold_time,
+            downlinks=downlinks,
+            vips=first.vips,
+        )
+    ids: dict[IPv4Address, str] = {t.router_id: f"ToR {t.name}" for t in tors}
+    for spine in out.values():
+        other = ids.get(spine.router_id)
+        if other is not None:
+            raise RenderError(
+                f"BGP router id {spine.router_id} of spine {spine.name} is taken by {other}"
+            )
+        ids[spine.router_id] = f"spine {spine.name}"
+    return out
+
+
 def render(inv: Inventory, lock: Lock, paths: Paths | None = None) -> dict[str, str]:
     """Every device file's text (data and configs), keyed by relative path.
 
     Raises :class:`RenderError` if a generated ToR config fails the semantic checks.
     """
     docs = device_documents(inv, lock)
-    files = {path: devices.dumps(dev) for path, dev in docs.items()}
+    spines = spine_documents([d for d in docs.values() if isinstance(d, devices.TorDevice)])
+    files = {path: devices.dumps(dev) for path, dev in (docs | spines).items()}
     paths = paths or Paths()
     configs = device_configs(docs, paths)
     for path, dev in docs.items():
@@ -183,6 +238,8 @@ def render(inv: Inventory, lock: Lock, paths: Paths | None = None) -> dict[str, 
     configs |= prometheus_files(docs, pod=inv.pod.name, controller=controller)
     configs |= node_files(docs, primary=inv.pod.floor.redis, paths=paths)
     configs |= fabric_files(docs, inv.pod)
+    for path, spine in spines.items():
+        configs[path.replace("device.json", "frr.conf")] = spine_frr_conf(spine)
     for path, dev in docs.items():
         if isinstance(dev, devices.TorDevice):
             frr_path = path.replace("device.json", "frr.conf")

@@ -63,8 +63,11 @@ class LabError(SixpodError):
     exit_code = 1
 
 
-def run(argv: Sequence[str], *, stdin: str | None = None, timeout: float = 30) -> str:
-    """Run a command; raise :class:`LabError` with its stderr when it fails."""
+def run(
+    argv: Sequence[str], *, stdin: str | None = None, timeout: float = 30, check: bool = True
+) -> str:
+    """Run a command; raise :class:`LabError` with its stderr when it fails (with ``check``;
+    it cannot run or times out, always)."""
     failed: ExceptionMap = {
         (OSError, subprocess.TimeoutExpired): lambda e: LabError(f"{' '.join(argv)}: {e}")
     }
@@ -72,7 +75,7 @@ def run(argv: Sequence[str], *, stdin: str | None = None, timeout: float = 30) -
         res = subprocess.run(
             list(argv), input=stdin, capture_output=True, text=True, timeout=timeout, check=False
         )
-    if res.returncode != 0:
+    if check and res.returncode != 0:
         raise LabError(f"{' '.join(argv)}: exit {res.returncode}: {res.stderr.strip()}")
     return res.stdout
 
@@ -198,18 +201,35 @@ class Sandbox:
                     flags=IFA_F_NODAD if iface.version == 6 else 0,
                 )
 
-    def route(self, ns: str, dst: IPNetwork, *, via: IPAddress) -> None:
-        """A route to ``dst`` through the gateway ``via``; an IPv4 route may go via an IPv6
-        gateway (RFC 8950), as ``ip route add ... via inet6 ...``."""
-        gateway = format_ip(via)
-        with rtnl(ns, f"route {format_prefix(dst)} via {gateway}") as ipr:
-            hop: dict[str, Any]
-            if dst.version == via.version:
-                hop = {"gateway": gateway}
-            else:
-                hop = {
-                    "via": {"family": AF_INET6 if via.version == 6 else AF_INET, "addr": gateway}
-                }
+    def route(
+        self,
+        ns: str,
+        dst: IPNetwork,
+        *,
+        via: IPAddress | None = None,
+        dev: str | None = None,
+        src: IPAddress | None = None,
+        unreachable: bool = False,
+    ) -> None:
+        """A route to ``dst`` through the gateway ``via`` (an IPv4 route may go via an IPv6
+        gateway, RFC 8950, as ``ip route add ... via inet6 ...``), or straight out of ``dev``
+        (a link-local gateway needs ``dev`` too); ``src`` is the source address the host's own
+        traffic takes; ``unreachable`` makes ``dst`` a sink (as ``ip route add unreachable``)."""
+        what = f"route {format_prefix(dst)}" + (f" via {format_ip(via)}" if via else "")
+        what += (f" dev {dev}" if dev else "") + (" unreachable" if unreachable else "")
+        with rtnl(ns, what) as ipr:
+            hop: dict[str, Any] = {}
+            if via is not None and dst.version == via.version:
+                hop["gateway"] = format_ip(via)
+            elif via is not None:
+                family = AF_INET6 if via.version == 6 else AF_INET
+                hop["via"] = {"family": family, "addr": format_ip(via)}
+            if dev is not None:
+                hop["oif"] = _index(ipr, dev)
+            if src is not None:
+                hop["prefsrc"] = format_ip(src)
+            if unreachable:
+                hop["type"] = "unreachable"
             family = AF_INET6 if dst.version == 6 else AF_INET
             ipr.route("add", dst=format_prefix(dst), family=family, proto=RTPROT_BOOT, **hop)
 

@@ -1,10 +1,16 @@
 """A pod in network namespaces, built from rendered device files (``sixpod render``).
 
-Per rack: a ToR namespace running FRR (zebra, bgpd, bfdd). Per node: a namespace with its
-uplink veth to the ToR port named in the inventory, FRR bfdd as BFD responder, ExaBGP running
-``sixpod announcer``, and on edge nodes a local health endpoint and a Redis replica. A
-``ctl`` namespace on the first ToR holds the pod's Redis primary (floor coordination, and the
-primary the edge replicas follow); a ``client`` namespace on the first ToR plays the Internet.
+Per spine named in the ToRs' upstreams: a namespace running FRR (zebra, bgpd), cabled to
+each ToR's upstream port. Per rack: a ToR namespace running FRR (zebra, bgpd, bfdd). Per node:
+a namespace with its uplink veth to the ToR port named in the inventory, FRR bfdd as BFD
+responder, ExaBGP running ``sixpod announcer``, and on edge nodes a local health endpoint and
+a Redis replica. A node's own traffic leaves from the first address of its /64 (on ``lo``),
+which the pod routes everywhere, while its uplink address is only known to its ToR. A
+``ctl`` namespace wired to every ToR holds the pod's Redis primary (floor coordination, and
+the primary the edge replicas follow); a dual-stack ``client`` namespace on the first spine
+(on the first ToR in a pod without spines) plays the Internet. No link between namespaces
+carries IPv4: IPv4 exists only on the client's link and on the nodes' VIPs (RFC 8950 routes
+IPv4 over the IPv6 sessions and next hops).
 """
 
 from __future__ import annotations
@@ -15,24 +21,43 @@ import secrets
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from ipaddress import IPv4Interface, IPv4Network, IPv6Interface, ip_network
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    ip_network,
+)
 from pathlib import Path
 from typing import Any, TypeVar
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from sixpod import addr, devices
-from sixpod.devices import NodeDevice, TorDevice
+from sixpod.devices import NodeDevice, SpineDevice, TorDevice
+from sixpod.edge.config import EdgeConfig
+from sixpod.edge.nginxconf import nginx_conf
 from sixpod.lab.frr import Frr
 from sixpod.lab.netns import LabError, Process, Sandbox, close_saved, run, wait_for
 from sixpod.monitoring import ports
 from sixpod.routing.resilient.frr import selected_members
+from sixpod.tenants import sealed
 
-HEALTH_PORT = 8081
+HEALTH_PORT = 8081  # the edge's health endpoint, [::1]:8081 (sixpod.routing.render.EDGE_HEALTH)
+NFT_TABLE = "sixpod_lab"
 WHOAMI_PORT = 8080
+APP_PORT = 8080  # in containers (their own namespaces: no clash with the nodes' whoami)
+JOURNEY_APP = "journey"
+JOURNEY_ZONE = "journey.example"
+"""The customer zone of the journey's app, hosted by Razor as a DNS provider would: the
+apex answered from the app's shard, ``www.journey.example`` a CNAME to the app's route name."""
+CONTAINER_GATEWAY = IPv6Address("fe80::1")
+"""The node's address on every container link (as routed container networks do)."""
 METRICS_PORT = ports.ANNOUNCER
 REDIS_PORT = 6379
 CONTROLLER_PORT = 8700
+LUA_DIR = Path(__file__).resolve().parents[1] / "edge" / "lua"
 CLIENT_V4_CANDIDATES = ("198.51.100.252/30", "203.0.113.252/30", "100.64.0.0/30")
 
 
@@ -45,7 +70,10 @@ class LabNode:
     edge: bool
     exabgp: Process | None = None
     frr: Frr | None = None
-    health: Process | None = None
+    agent: Process | None = None
+    """``sixpod edge-agent`` (and the nginx it supervises), on edge nodes."""
+    razor: Process | None = None
+    """``sixpod razor`` on edge nodes: port 53 of every VIP (anycast, like the VIPs)."""
     whoami: Process | None = None
     redis: Process | None = None
 
@@ -58,12 +86,37 @@ class LabNode:
         return self.dir / "announcer.yaml"
 
     def healthy(self, ok: bool) -> None:
-        """Make the local edge health endpoint answer 200 (ok) or 404."""
-        flag = self.dir / "www" / "healthz"
-        if ok:
-            flag.write_text("ok\n")
-        else:
-            flag.unlink(missing_ok=True)
+        """Let the edge's health endpoint answer (ok), or make every connection to it refused
+        (an nftables rule in the node's namespace, as a crashed nginx would look to the
+        announcer's check); idempotent."""
+        rules = f"add table inet {NFT_TABLE}\ndelete table inet {NFT_TABLE}\n"
+        if not ok:
+            rules += (
+                f"table inet {NFT_TABLE} {{\n"
+                "  chain input {\n"
+                "    type filter hook input priority 0; policy accept;\n"
+                f"    ip6 daddr ::1 tcp dport {HEALTH_PORT} reject with tcp reset\n"
+                "  }\n"
+                "}\n"
+            )
+        run(["ip", "netns", "exec", self.ns, "nft", "-f", "-"], stdin=rules)
+
+
+@dataclass
+class LabContainer:
+    """A container: a namespace with one address of its node's /64, routed by the node,
+    running the lab's HTTP app (``whoami http``) on :data:`APP_PORT`."""
+
+    name: str
+    node: str
+    ns: str
+    address: IPv6Address
+    proc: Process
+
+    @property
+    def endpoint(self) -> str:
+        """``[address]:port``, as the tenants API takes an endpoint."""
+        return addr.format_endpoint(addr.Endpoint(self.address, APP_PORT))
 
 
 @dataclass
@@ -73,6 +126,14 @@ class LabTor:
     doc: TorDevice
     frr: Frr
     resilient: Process | None = None
+
+
+@dataclass
+class LabSpine:
+    name: str
+    ns: str
+    doc: SpineDevice
+    frr: Frr
 
 
 @dataclass
@@ -92,6 +153,7 @@ class LabPod:
     box: Sandbox = field(init=False)
     tors: dict[str, LabTor] = field(default_factory=dict)
     nodes: dict[str, LabNode] = field(default_factory=dict)
+    spines: dict[str, LabSpine] = field(default_factory=dict)
     client_ns: str = ""
     client_v4: IPv4Interface | None = None
     client_v6: IPv6Interface | None = None
@@ -114,6 +176,9 @@ class LabPod:
         node_docs = [
             _load(p, NodeDevice) for p in sorted(self.rendered.glob("nodes/*/device.json"))
         ]
+        spine_docs = [
+            _load(p, SpineDevice) for p in sorted(self.rendered.glob("spines/*/device.json"))
+        ]
         if not tor_docs:
             raise LabError(f"{self.rendered}: no rendered ToRs (run `sixpod render` first)")
         for doc in tor_docs:
@@ -126,6 +191,16 @@ class LabPod:
                 ("bgpd", "bfdd"),
             )
             self.tors[doc.rack] = LabTor(doc.name, ns, doc, frr)
+        for sd in spine_docs:
+            ns = self.box.netns(f"s-{sd.name}", router=True)
+            conf = self.rendered / "spines" / sd.name / "frr.conf"
+            self.spines[sd.name] = LabSpine(
+                sd.name, ns, sd, Frr(self.box, ns, sd.name, conf, ("bgpd",))
+            )
+            for d in sd.downlinks:
+                tor = self.tors[d.rack]
+                mtu = next((p.mtu for p in tor.doc.ports if p.name == d.tor_port), 1500)
+                self.box.veth(tor.ns, d.tor_port, ns, d.port, mtu=mtu)
         for nd in node_docs:
             ns = self.box.netns(f"n-{nd.name}")
             edge = bool(nd.vips.all)
@@ -137,19 +212,68 @@ class LabPod:
             self.box.veth(tor.ns, nd.uplink.port, ns, "eth0", mtu=mtu)
             up = nd.uplink
             self.box.addr(ns, "eth0", IPv6Interface((up.address, up.link.prefixlen)))
-            self.box.route(ns, ip_network("::/0"), via=up.peer.address)
+            own = self.own_address(nd)
+            if own is not None:  # the node's own traffic comes from its routed /64
+                self.box.addr(ns, "lo", IPv6Interface(own))
+                self.box.route(ns, nd.prefixes[0], unreachable=True)  # no loop to the ToR
+            self.box.route(ns, ip_network("::/0"), via=up.peer.address, src=own)
             self.box.route(ns, ip_network("0.0.0.0/0"), via=up.peer.address)  # RFC 8950
         self._attach_ctl()
-        self._attach_client(self.tors[tor_docs[0].rack])
+        if self.spines:
+            spine = next(iter(self.spines.values()))
+            self._attach_client(spine.ns, f"swp{len(spine.doc.downlinks) + 1}", spine.doc.vips)
+        else:
+            tor = self.tors[tor_docs[0].rack]
+            self._attach_client(tor.ns, self._free_port(tor, set()), tor.doc.vips)
+        for spine in self.spines.values():
+            spine.frr.start()
         for tor in self.tors.values():
             tor.frr.start()
             if self.resilient:
                 self.start_resilient(tor)
         self._start_redis_primary()
         if self.lock is not None:
+            self._make_seal_keys()
             self._start_controller(self.lock)
         for node in self.nodes.values():
             self._start_node(node)
+
+    @staticmethod
+    def own_address(doc: NodeDevice) -> IPv6Address | None:
+        """The node's own address: the first of the /64 it announces (None if it announces
+        none). Its containers take others of the same /64."""
+        return doc.prefixes[0].network_address + 1 if doc.prefixes else None
+
+    def start_container(self, node: str, index: int, box: Sandbox | None = None) -> LabContainer:
+        """Container ``index`` (from 1) on ``node``: address ``<node /64>::1<index:02x>``, a
+        veth to the node (the node's end is ``c<index>`` with :data:`CONTAINER_GATEWAY`, and
+        a host route to the container), the HTTP app started. ``box`` holds what is created
+        (the pod's own by default; ``sixpod lab test`` passes its own and closes it)."""
+        n = self.nodes[node]
+        if not n.doc.prefixes:
+            raise LabError(f"{node} announces no /64: it cannot host containers")
+        box = box or self.box
+        name = f"{node}-c{index}"
+        ip = n.doc.prefixes[0].network_address + 0x100 + index
+        ns = box.netns(f"c-{name}")
+        link = f"c{index}"
+        box.veth(n.ns, link, ns, "eth0", mtu=n.doc.uplink.mtu)
+        box.addr(n.ns, link, IPv6Interface((CONTAINER_GATEWAY, 64)))
+        box.addr(ns, "eth0", IPv6Interface((ip, 128)))
+        box.route(n.ns, ip_network((ip, 128)), dev=link)
+        box.route(ns, ip_network("::/0"), via=CONTAINER_GATEWAY, dev="eth0")
+        run(["ip", "netns", "exec", n.ns, "sysctl", "-q", "-w", "net.ipv6.conf.all.forwarding=1"])
+        argv = [sys.executable, "-m", "sixpod.lab.whoami", "http", name, node, str(APP_PORT)]
+        proc = box.spawn(name, ns, argv)
+        wait_for(
+            lambda: not proc.alive() or self.reach(n.ns, str(ip), APP_PORT) == "open",
+            timeout=20,
+            interval=0.1,
+            what=f"container {name} to listen",
+        )
+        if not proc.alive():
+            raise LabError(f"container {name} exited; see {proc.log}")
+        return LabContainer(name, node, ns, ip, proc)
 
     def start_resilient(self, tor: LabTor) -> None:
         cfg = json.loads(
@@ -195,30 +319,32 @@ class LabPod:
             self.box.addr(self.ctl_ns, f"tor{k}", IPv6Interface((ctl_end, 112)))
             for n in tor.doc.neighbors:
                 self.box.route(self.ctl_ns, n.link, via=tor_end)
+                for p in n.prefixes:  # the node's own address and its containers
+                    self.box.route(self.ctl_ns, p, via=tor_end)
 
-    def _attach_client(self, tor: LabTor) -> None:
+    def _attach_client(self, ns: str, port: str, vips: devices.Vips) -> None:
+        """The dual-stack client on ``port`` of the router ``ns``: the only IPv4 link."""
         self.client_ns = self.box.netns("client")
-        port = self._free_port(tor, set())
-        self.box.veth(tor.ns, port, self.client_ns, "eth0")
-        vip_nets = [ip_network(f"{v}/32") for v in tor.doc.vips.ipv4]
+        self.box.veth(ns, port, self.client_ns, "eth0")
+        vip_nets = [ip_network(f"{v}/32") for v in vips.ipv4]
         for cand in CLIENT_V4_CANDIDATES:
             net = IPv4Network(cand)
             if not any(net.overlaps(v) for v in vip_nets):
                 break
         hosts = list(net.hosts())
-        tor_v4, self.client_v4 = hosts[0], IPv4Interface(f"{hosts[1]}/{net.prefixlen}")
+        router_v4, self.client_v4 = hosts[0], IPv4Interface(f"{hosts[1]}/{net.prefixlen}")
         v6 = ip_network("2001:db8:ffff:ff00::/64")
         self.client_v6 = IPv6Interface(f"{v6.network_address + 2}/64")
-        tor_v6 = v6.network_address + 1
+        router_v6 = v6.network_address + 1
         self.box.addr(
-            tor.ns,
+            ns,
             port,
-            IPv4Interface((tor_v4, net.prefixlen)),
-            IPv6Interface((tor_v6, 64)),
+            IPv4Interface((router_v4, net.prefixlen)),
+            IPv6Interface((router_v6, 64)),
         )
         self.box.addr(self.client_ns, "eth0", self.client_v4, self.client_v6)
-        self.box.route(self.client_ns, ip_network("0.0.0.0/0"), via=tor_v4)
-        self.box.route(self.client_ns, ip_network("::/0"), via=tor_v6)
+        self.box.route(self.client_ns, ip_network("0.0.0.0/0"), via=router_v4)
+        self.box.route(self.client_ns, ip_network("::/0"), via=router_v6)
 
     def _redis_argv(self, port_dir: Path, bind: str) -> list[str]:
         return [
@@ -242,6 +368,25 @@ class LabPod:
         self.box.spawn("ctl-redis", self.ctl_ns, self._redis_argv(d, f"{self.ctl_address} ::1"))
 
     @property
+    def seal_dir(self) -> Path:
+        """The pod's key-sealing pair (``sixpod cert keygen``): the controller seals uploaded
+        private keys with the public half, the edges open them with the private half."""
+        return self.workdir / "seal"
+
+    def _make_seal_keys(self) -> None:
+        private, public = sealed.generate()
+        self.seal_dir.mkdir(parents=True, exist_ok=True)
+        for name, data, mode in (
+            ("edge-seal.key", private, 0o600),
+            ("edge-seal.pub", public, 0o644),
+        ):
+            path = self.seal_dir / name
+            path.unlink(missing_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+
+    @property
     def controller_dir(self) -> Path:
         return self.workdir / "ctl-controller"
 
@@ -260,6 +405,7 @@ class LabPod:
             "database": f"sqlite:///{d / 'tenants.db'}",
             "lock": str(lock.resolve()),
             "redis": {"address": f"[::1]:{REDIS_PORT}", "password_file": str(d / "redis.pass")},
+            "cert_seal_key": str(self.seal_dir / "edge-seal.pub"),
         }
         path = d / "controller.yaml"
         path.write_text(json.dumps(config, indent=2) + "\n")
@@ -312,15 +458,8 @@ class LabPod:
         bfdd_conf = rendered / "bfdd.conf"
         node.frr = Frr(self.box, node.ns, node.name, bfdd_conf, ("bfdd",))
         node.frr.start()
+        (node.dir / "redis.pass").write_text(self.redis_password + "\n")
         if node.edge:
-            www = node.dir / "www"
-            www.mkdir(exist_ok=True)
-            node.healthy(True)
-            node.health = self.box.spawn(
-                f"{node.name}-health",
-                node.ns,
-                [sys.executable, "-m", "sixpod.lab.static", str(www), "::1", str(HEALTH_PORT)],
-            )
             node.whoami = self.box.spawn(
                 f"{node.name}-whoami",
                 node.ns,
@@ -333,7 +472,8 @@ class LabPod:
                 node.ns,
                 [*self._redis_argv(d, "::1"), "--replicaof", self.ctl_address, str(REDIS_PORT)],
             )
-        (node.dir / "redis.pass").write_text(self.redis_password + "\n")
+            self._start_edge(node)
+            self._start_razor(node)
         cfg = json.loads(_strip_comment((rendered / "announcer.yaml").read_text()))
         cfg["checks"] += [dict(c) for c in self.extra_checks] if node.edge else []
         for check in cfg["checks"]:
@@ -368,6 +508,121 @@ class LabPod:
         text = text[:start] + f"{sixpod_bin} announcer --config {node.config}" + text[end:]
         exabgp_conf.write_text(text)
         self.start_exabgp(node)
+
+    def _start_edge(self, node: LabNode) -> None:
+        """The real edge: ``sixpod edge-agent`` with the node's rendered ``edge.yaml``, which
+        starts nginx with the rendered ``nginx.conf`` and follows the node's Redis replica.
+
+        The lab moves the node's run, log and Lua paths into its own directory (many nodes
+        share this machine) and re-renders ``nginx.conf`` from that config, with one nginx
+        worker, small certificate tables, the lab's sealing key (HTTPS; HTTP only in a lab
+        without the controller) and the replica's password."""
+        rendered = self.rendered / "nodes" / node.name
+        data = json.loads(_strip_comment((rendered / "edge.yaml").read_text()))
+        run_dir = node.dir / "run" / "edge"
+        log_dir = node.dir / "log"
+        for d in (run_dir, log_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        data.update(
+            run_dir=str(run_dir),
+            nginx_conf=str(node.dir / "nginx.conf"),
+            lua_dir=str(LUA_DIR),
+            access_log=str(log_dir / "edge-access.log"),
+            error_log=str(log_dir / "edge-error.log"),
+            workers=1,
+            check_interval=0.2,
+            stats_interval=1.0,
+        )
+        seal_key = self.seal_dir / "edge-seal.key"
+        if self.lock is not None and seal_key.exists():  # HTTPS: the controller seals keys
+            data["tls"].update(seal_key=str(seal_key), certs_dict="32m", worker_cache=1000)
+        else:
+            data.pop("tls", None)
+        data["redis"]["password_file"] = str(node.dir / "redis.pass")
+        try:
+            cfg = EdgeConfig.model_validate(data)
+        except ValueError as e:
+            raise LabError(f"{rendered / 'edge.yaml'}: {e}") from None
+        (node.dir / "nginx.conf").write_text(nginx_conf(cfg))
+        path = node.dir / "edge.yaml"
+        path.write_text(json.dumps(data, indent=2) + "\n")
+        sixpod_bin = str(Path(sys.executable).with_name("sixpod"))
+        node.agent = self.box.spawn(
+            f"{node.name}-edge", node.ns, [sixpod_bin, "edge-agent", "--config", str(path)]
+        )
+
+    def route_zone(self) -> str:
+        """The pod's route zone in the lab (a customer CNAMEs to ``<app>.<zone>``)."""
+        pod = next(iter(self.tors.values())).doc.pod
+        return f"route.{pod}.example"
+
+    def nameserver(self, family: int = 6) -> str:
+        """The address the client asks Razor at: the pod's first VIP of ``family`` (every
+        edge node answers DNS on port 53 of every VIP it announces)."""
+        vips = next(iter(self.tors.values())).doc.vips
+        return addr.format_ip((vips.ipv6 if family == 6 else vips.ipv4)[0])
+
+    def _start_razor(self, node: LabNode) -> None:
+        """Razor on an edge node, serving the route zone from the node's Redis replica, with
+        the pod's VIPs as its pool. It listens on the pod's first VIP of each family (the
+        zone's nameserver addresses), anycast like every VIP: announced by every healthy
+        edge node, bound before the announcer puts it on ``lo`` (``ip_nonlocal_bind``)."""
+        vips = node.doc.vips
+        ns_vips: list[IPv4Address | IPv6Address] = [*vips.ipv6[:1], *vips.ipv4[:1]]
+        ns_addresses = [addr.format_ip(v) for v in ns_vips]
+        zone = self.route_zone()
+        config = {
+            "zone": zone,
+            "nameservers": [{"name": f"ns1.{zone}", "addresses": ns_addresses}],
+            "soa": {"rname": f"hostmaster.{zone}", "minimum": 30},
+            "ttl": 30,
+            "answers": 4,
+            "shard_size": 8,
+            "pool": {"vips": [addr.format_ip(v) for v in vips.all]},
+            "customer_zones": [{"name": JOURNEY_ZONE, "app": JOURNEY_APP}],
+            "tenants": {
+                "address": f"[::1]:{REDIS_PORT}",
+                "password_file": str(node.dir / "redis.pass"),
+            },
+            # the nameserver addresses themselves: a reply must leave from the address asked
+            "listen": [
+                f"{addr.for_nginx(addr.Endpoint(addr.parse_ip(a), 53))}" for a in ns_addresses
+            ],
+            "workers": 1,
+            "metrics": "[::1]:9153",
+        }
+        run(
+            ["ip", "netns", "exec", node.ns, "sysctl", "-q", "-w",
+             "net.ipv4.ip_nonlocal_bind=1", "net.ipv6.ip_nonlocal_bind=1"]
+        )  # fmt: skip
+        path = node.dir / "razor.yaml"
+        path.write_text(json.dumps(config, indent=2) + "\n")
+        sixpod_bin = str(Path(sys.executable).with_name("sixpod"))
+        node.razor = self.box.spawn(
+            f"{node.name}-razor", node.ns, [sixpod_bin, "razor", "--config", str(path)]
+        )
+
+    def wait_edges(self, *, timeout: float = 60) -> None:
+        """Every edge node's health endpoint answers 200 (nginx up, tenant state loaded)."""
+        for node in self.nodes.values():
+            if node.edge:
+                wait_for(
+                    lambda node=node: self.edge_health(node.name) == 200,  # type: ignore[misc]
+                    timeout=timeout,
+                    interval=0.2,
+                    what=f"{node.name}'s edge to be healthy",
+                )
+
+    def edge_health(self, node: str) -> int:
+        """The status code of the edge's health endpoint (0: no answer)."""
+        n = self.nodes[node]
+        out = self.exec(
+            n.ns,
+            "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2", "-g",
+            f"http://[::1]:{HEALTH_PORT}/healthz",
+            check=False,
+        )  # fmt: skip
+        return int(out.strip() or 0)
 
     def start_exabgp(self, node: LabNode, config: Path | None = None) -> None:
         """(Re)start the node's ExaBGP, with its own config or ``config``, and its own CLI
@@ -411,23 +666,44 @@ class LabPod:
 
     def routes(self, rack: str, vip: str) -> set[str]:
         """Next hops the ToR's FRR has selected for ``vip`` (from FRR's JSON, not the kernel)."""
-        tor = self.tors[rack]
-        ip = addr.parse_ip(vip)
-        plen = 32 if ip.version == 4 else 128
-        cmd = "show ip route" if ip.version == 4 else "show ipv6 route"
-        key = f"{addr.format_ip(ip)}/{plen}"
-        return selected_hops(key, tor.frr.json(f"{cmd} {key} json").get(key, []))
+        return _frr_routes(self.tors[rack].frr, vip)
+
+    def spine_routes(self, spine: str, target: str) -> set[str]:
+        """The ToRs (by name) the spine's FRR has selected as next hops for a VIP or a
+        prefix (FRR picks their link-local addresses: the port says which ToR)."""
+        key, cmd = _route_key(target)
+        entries = self.spines[spine].frr.json(f"{cmd} {key} json").get(key, [])
+        return self._spine_tors(spine, key, entries)
+
+    def spine_all_routes(self, spine: str) -> dict[str, set[str]]:
+        """Every BGP route the spine's FRR selected (both families) → its ToRs, by name."""
+        out: dict[str, set[str]] = {}
+        for cmd in ("show ip route bgp json", "show ipv6 route bgp json"):
+            for prefix, entries in self.spines[spine].frr.json(cmd).items():
+                out[prefix] = self._spine_tors(spine, prefix, entries)
+        return out
+
+    def _spine_tors(self, spine: str, prefix: str, entries: object) -> set[str]:
+        by_port = {d.port: d.tor for d in self.spines[spine].doc.downlinks}
+        members, _ = selected_members(addr.parse_prefix(prefix), entries)
+        return {by_port.get(m.dev, m.dev) for m in members}
 
     def established(self, rack: str) -> set[str]:
         """Neighbors of a ToR with an established session."""
-        data = self.tors[rack].frr.json("show bgp summary json")
-        out: set[str] = set()
-        for af in data.values():
-            if isinstance(af, dict):
-                for peer, info in af.get("peers", {}).items():
-                    if info.get("state") == "Established":
-                        out.add(peer)
-        return out
+        return _established(self.tors[rack].frr)
+
+    def spine_established(self, spine: str) -> set[str]:
+        """ToRs (their link addresses) with an established session to the spine."""
+        return _established(self.spines[spine].frr)
+
+    def wait_spine(self, spine: str, *, timeout: float = 60) -> None:
+        """Every ToR's session to the spine is established."""
+        want = {addr.format_ip(d.address) for d in self.spines[spine].doc.downlinks}
+        wait_for(
+            lambda: self.spine_established(spine) >= want,
+            timeout=timeout,
+            what=f"BGP between {spine} and every ToR",
+        )
 
     def bfd_up(self, rack: str) -> set[str]:
         """Peers of a ToR whose BFD session is up."""
@@ -466,6 +742,26 @@ class LabPod:
             str(WHOAMI_PORT),
         )
         return out.strip()
+
+    def reach(self, ns: str, host: str, port: int) -> str:
+        """Open a TCP connection from ``ns`` (from the address the kernel picks there):
+        ``open``, ``refused`` (the host answered with a reset: it is reachable both ways), or
+        ``unreachable`` (no answer within 3 s, or an ICMP error)."""
+        return self.exec(
+            ns,
+            sys.executable,
+            "-c",
+            "import socket,sys\n"
+            "try:\n"
+            " socket.create_connection((sys.argv[1],int(sys.argv[2])),timeout=3).close()\n"
+            " print('open')\n"
+            "except ConnectionRefusedError:\n"
+            " print('refused')\n"
+            "except OSError:\n"
+            " print('unreachable')",
+            host,
+            str(port),
+        ).strip()
 
     def resilient_paths(self, rack: str, vip: str, table: int = 1000) -> int:
         """How many members the kernel's resilient group for ``vip`` has (0: no helper route)."""
@@ -512,8 +808,9 @@ class LabPod:
         """``count`` long-lived TCP flows from the client to ``vip`` (close with ``close()``)."""
         return Flows(self.client_ns, vip, count)
 
-    def exec(self, ns: str, *argv: str, timeout: float = 30) -> str:
-        return run(["ip", "netns", "exec", ns, *argv], timeout=timeout)
+    def exec(self, ns: str, *argv: str, timeout: float = 30, check: bool = True) -> str:
+        """A command's stdout, run in ``ns``; without ``check`` its exit status is ignored."""
+        return run(["ip", "netns", "exec", ns, *argv], timeout=timeout, check=check)
 
     # -- persistence (``sixpod lab up`` exits; ``status``/``test``/``down`` come later) ----
 
@@ -530,6 +827,7 @@ class LabPod:
             "nodes": {
                 n: {"ns": x.ns, "dir": str(x.dir), "edge": x.edge} for n, x in self.nodes.items()
             },
+            "spines": {n: {"ns": x.ns, "vty": str(x.frr.rundir)} for n, x in self.spines.items()},
             "client_ns": self.client_ns,
             "ctl_ns": self.ctl_ns,
             "ctl_address": self.ctl_address,
@@ -551,6 +849,10 @@ class LabPod:
             tor_doc = _load(rendered / "tors" / t["name"] / "device.json", TorDevice)
             frr = Frr(pod.box, t["ns"], t["name"], rendered, (), rundir=Path(t["vty"]))
             pod.tors[rack] = LabTor(t["name"], t["ns"], tor_doc, frr)
+        for name, sp in state.get("spines", {}).items():
+            spine_doc = _load(rendered / "spines" / name / "device.json", SpineDevice)
+            frr = Frr(pod.box, sp["ns"], name, rendered, (), rundir=Path(sp["vty"]))
+            pod.spines[name] = LabSpine(name, sp["ns"], spine_doc, frr)
         for name, n in state["nodes"].items():
             node_doc = _load(rendered / "nodes" / name / "device.json", NodeDevice)
             pod.nodes[name] = LabNode(name, n["ns"], node_doc, Path(n["dir"]), n["edge"])
@@ -644,6 +946,34 @@ def moved(before: list[str | None], after: list[str | None], gone: str) -> tuple
     return sum(1 for b, a in kept if a != b), len(kept)
 
 
+def _route_key(target: str) -> tuple[str, str]:
+    """A VIP or a prefix as FRR keys its routes, and the ``show`` command of its family."""
+    if "/" in target:
+        net = addr.parse_prefix(target)
+        key, version = addr.format_prefix(net), net.version
+    else:
+        ip = addr.parse_ip(target)
+        key, version = f"{addr.format_ip(ip)}/{32 if ip.version == 4 else 128}", ip.version
+    return key, "show ip route" if version == 4 else "show ipv6 route"
+
+
+def _frr_routes(frr: Frr, target: str) -> set[str]:
+    """Next hops FRR selected for a host address (a VIP) or a prefix."""
+    key, cmd = _route_key(target)
+    return selected_hops(key, frr.json(f"{cmd} {key} json").get(key, []))
+
+
+def _established(frr: Frr) -> set[str]:
+    data = frr.json("show bgp summary json")
+    out: set[str] = set()
+    for af in data.values():
+        if isinstance(af, dict):
+            for peer, info in af.get("peers", {}).items():
+                if info.get("state") == "Established":
+                    out.add(peer)
+    return out
+
+
 def selected_hops(prefix: str, entries: object) -> set[str]:
     """The gateways FRR selected for ``prefix`` (its entries in ``show ip[v6] route json``),
     read as the ToR helper reads them (:func:`sixpod.routing.resilient.frr.selected_members`),
@@ -656,7 +986,7 @@ def _strip_comment(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not line.startswith("#"))
 
 
-D = TypeVar("D", NodeDevice, TorDevice)
+D = TypeVar("D", NodeDevice, TorDevice, SpineDevice)
 
 
 def _load(path: Path, kind: type[D]) -> D:

@@ -1,4 +1,4 @@
-"""The names a ToR's FRR config defines and references, built here once.
+"""The names a ToR's (and a spine's) FRR config defines and references, built here once.
 
 The renderer (:func:`sixpod.routing.render.frr_conf`) writes them and the semantic check
 (:func:`sixpod.routing.frrcheck.check_frr`) looks for them, so the two cannot spell a
@@ -14,12 +14,16 @@ __all__ = [
     "GSHUT_LIST",
     "NODES",
     "NODE_PREFIXES",
+    "TORS",
+    "TO_TORS",
     "TO_UPSTREAM",
     "UPSTREAMS",
     "VIPS_V4",
     "VIPS_V6",
     "node_list",
     "node_map",
+    "tor_list",
+    "tor_map",
 ]
 
 NODES = "NODES"
@@ -41,6 +45,11 @@ NODE_PREFIXES = "NODE-PREFIXES"
 DEFAULT_V4 = "DEFAULT-V4"
 DEFAULT_V6 = "DEFAULT-V6"
 
+TORS = "TORS"
+"""A spine's peer-group of ToRs."""
+TO_TORS = "TO-TORS"
+"""A spine's route-map out to the ToRs: nothing but its default route (default-originate)."""
+
 
 def node_list(node: str) -> str:
     """The prefix-list of what ``node`` may announce (its /64)."""
@@ -50,3 +59,13 @@ def node_list(node: str) -> str:
 def node_map(node: str) -> str:
     """The route-map in from ``node``."""
     return f"FROM-{node}"
+
+
+def tor_list(tor: str) -> str:
+    """A spine's prefix-list of the node /64s of ``tor``'s rack."""
+    return f"TOR-{tor}-V6"
+
+
+def tor_map(tor: str) -> str:
+    """A spine's route-map in from ``tor``."""
+    return f"FROM-{tor}"

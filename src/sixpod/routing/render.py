@@ -396,7 +396,7 @@ def device_configs(docs: dict[str, Device], paths: Paths = Paths()) -> dict[str,
             out[f"{folder}/exabgp.conf"] = exabgp_conf(doc, paths)
             out[f"{folder}/bfdd.conf"] = node_bfdd_conf(doc)
             out[f"{folder}/announcer.yaml"] = announcer_yaml(doc, paths)
-        else:
+        elif isinstance(doc, TorDevice):
             out[f"{folder}/frr.conf"] = frr_conf(doc)
             out[f"{folder}/resilient.yaml"] = resilient_yaml(doc)
     return out
