@@ -8,14 +8,10 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from announcerkit import UP, FakeExaBGP, settle
 from sixpod.routing.announcer import AnnouncerDaemon, read_line
 from sixpod.routing.config import AnnouncerConfig
 from sixpod.routing.exabgp import ExaBGPProtocolError
-
-UP = (
-    '{"exabgp": "5.0.0", "type": "state", "neighbor": {"address": {"local": "2001:db8:2ff::2",'
-    ' "peer": "2001:db8:2ff::1"}, "state": "up"}}\n'
-)
 
 
 def negotiated(nexthop: str) -> str:
@@ -39,29 +35,6 @@ def config(tmp_path: Path, **extra: object) -> AnnouncerConfig:
             **extra,
         }
     )
-
-
-class FakeExaBGP:
-    """Records commands; acknowledges each with ``done`` like ExaBGP 5."""
-
-    def __init__(self) -> None:
-        self.reader = asyncio.StreamReader()
-        self.commands: list[str] = []
-
-    def write(self, data: bytes) -> None:
-        if self.reader.at_eof() or self.reader._eof:
-            raise BrokenPipeError("ExaBGP is gone")
-        for line in data.decode().splitlines():
-            self.commands.append(line)
-            self.reader.feed_data(b"done\n")
-
-
-async def settle(predicate: object, timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():  # type: ignore[operator]
-        assert loop.time() < deadline, "condition not reached"
-        await asyncio.sleep(0.01)
 
 
 def test_start_withdraws_stale_then_announces_and_exit_withdraws(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from announcerkit import UP, FakeExaBGP, settle
 from sixpod.lab.redisproc import RedisServer
 from sixpod.routing.announcer import BLACKHOLED_FILE, AnnouncerDaemon
 from sixpod.routing.config import AnnouncerConfig
@@ -20,24 +21,7 @@ from tenantkit import RunningPublisher
 
 pytestmark = pytest.mark.integration
 
-UP = (
-    '{"exabgp": "5.0.0", "type": "state", "neighbor": {"address": {"local": "2001:db8:2ff::2",'
-    ' "peer": "2001:db8:2ff::1"}, "state": "up"}}\n'
-)
 V4 = "203.0.113.0/32"
-
-
-class FakeExaBGP:
-    """Records commands; acknowledges each with ``done`` like ExaBGP 5."""
-
-    def __init__(self) -> None:
-        self.reader = asyncio.StreamReader()
-        self.commands: list[str] = []
-
-    def write(self, data: bytes) -> None:
-        for line in data.decode().splitlines():
-            self.commands.append(line)
-            self.reader.feed_data(b"done\n")
 
 
 def config(state_dir: Path, replica: RedisServer, port: int | None = None) -> AnnouncerConfig:
@@ -54,14 +38,6 @@ def config(state_dir: Path, replica: RedisServer, port: int | None = None) -> An
             "vip_states": {"redis": endpoint, "password_file": str(replica.password_file)},
         }
     )
-
-
-async def settle(predicate: object, timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():  # type: ignore[operator]
-        assert loop.time() < deadline, "condition not reached"
-        await asyncio.sleep(0.02)
 
 
 def announced(daemon: AnnouncerDaemon) -> set[str]:

@@ -305,12 +305,8 @@ def _filters(doc: TorDevice) -> list[str]:
     v4 = [addr.format_ip(v) for v in doc.vips.ipv4]
     v6 = [addr.format_ip(v) for v in doc.vips.ipv6]
     lines = [f"bgp community-list standard {GSHUT_LIST} seq 5 permit graceful-shutdown", "!"]
-    lines += [f"ip prefix-list {VIPS_V4} seq {i} permit {v}/32" for i, v in _seq(v4)]
-    if not v4:
-        lines.append(f"ip prefix-list {VIPS_V4} seq 5 deny any")
-    lines += [f"ipv6 prefix-list {VIPS_V6} seq {i} permit {v}/128" for i, v in _seq(v6)]
-    if not v6:
-        lines.append(f"ipv6 prefix-list {VIPS_V6} seq 5 deny any")
+    lines += prefix_list("ip", VIPS_V4, [f"{v}/32" for v in v4])
+    lines += prefix_list("ipv6", VIPS_V6, [f"{v}/128" for v in v6])
     lines += [
         f"ipv6 prefix-list {NODE_PREFIXES} seq 5 permit {addr.format_prefix(doc.aggregate)} "
         "ge 64 le 64",
@@ -320,10 +316,7 @@ def _filters(doc: TorDevice) -> list[str]:
     ]
     for n in doc.neighbors:
         own = node_list(n.node)
-        accept = [addr.format_prefix(p) for p in n.prefixes]
-        lines += [f"ipv6 prefix-list {own} seq {i} permit {p}" for i, p in _seq(accept)]
-        if not accept:
-            lines.append(f"ipv6 prefix-list {own} seq 5 deny any")
+        lines += prefix_list("ipv6", own, [addr.format_prefix(p) for p in n.prefixes])
         rm = node_map(n.node)
         lines += [
             f"route-map {rm} permit 10",
@@ -385,6 +378,14 @@ def resilient_yaml(doc: TorDevice) -> str:
 
 def _seq(items: list[str]) -> list[tuple[int, str]]:
     return [(5 * (i + 1), item) for i, item in enumerate(items)]
+
+
+def prefix_list(family: str, name: str, prefixes: list[str]) -> list[str]:
+    """FRR ``ip``/``ipv6 prefix-list NAME`` permitting exactly ``prefixes`` (none: a list
+    that denies everything, so a route-map matching it matches nothing)."""
+    if not prefixes:
+        return [f"{family} prefix-list {name} seq 5 deny any"]
+    return [f"{family} prefix-list {name} seq {i} permit {p}" for i, p in _seq(prefixes)]
 
 
 def device_configs(docs: dict[str, Device], paths: Paths = Paths()) -> dict[str, str]:

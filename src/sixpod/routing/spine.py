@@ -22,7 +22,7 @@ from sixpod.routing.frrnames import (
     tor_list,
     tor_map,
 )
-from sixpod.routing.render import MAX_PATHS
+from sixpod.routing.render import MAX_PATHS, prefix_list
 
 
 def spine_frr_conf(doc: SpineDevice) -> str:
@@ -86,12 +86,8 @@ def spine_frr_conf(doc: SpineDevice) -> str:
 def _filters(doc: SpineDevice) -> list[str]:
     v4 = [addr.format_ip(v) for v in doc.vips.ipv4]
     v6 = [addr.format_ip(v) for v in doc.vips.ipv6]
-    lines = [f"ip prefix-list {VIPS_V4} seq {i} permit {v}/32" for i, v in _seq(v4)]
-    if not v4:
-        lines.append(f"ip prefix-list {VIPS_V4} seq 5 deny any")
-    lines += [f"ipv6 prefix-list {VIPS_V6} seq {i} permit {v}/128" for i, v in _seq(v6)]
-    if not v6:
-        lines.append(f"ipv6 prefix-list {VIPS_V6} seq 5 deny any")
+    lines = prefix_list("ip", VIPS_V4, [f"{v}/32" for v in v4])
+    lines += prefix_list("ipv6", VIPS_V6, [f"{v}/128" for v in v6])
     lines += [
         f"ip prefix-list {DEFAULT_V4} seq 5 permit 0.0.0.0/0",
         f"ipv6 prefix-list {DEFAULT_V6} seq 5 permit ::/0",
@@ -99,10 +95,7 @@ def _filters(doc: SpineDevice) -> list[str]:
     ]
     for d in doc.downlinks:
         own = tor_list(d.tor)
-        accept = [addr.format_prefix(p) for p in d.prefixes]
-        lines += [f"ipv6 prefix-list {own} seq {i} permit {p}" for i, p in _seq(accept)]
-        if not accept:
-            lines.append(f"ipv6 prefix-list {own} seq 5 deny any")
+        lines += prefix_list("ipv6", own, [addr.format_prefix(p) for p in d.prefixes])
         rm = tor_map(d.tor)
         lines += [
             f"route-map {rm} permit 10",
@@ -130,7 +123,3 @@ def _filters(doc: SpineDevice) -> list[str]:
         "!",
     ]
     return lines
-
-
-def _seq(items: list[str]) -> list[tuple[int, str]]:
-    return [(5 * (i + 1), item) for i, item in enumerate(items)]
