@@ -129,10 +129,11 @@ def _issuer() -> tuple[bytes, bytes, bytes]:
     pem = serialization.Encoding.PEM
     pkcs8 = serialization.PrivateFormat.PKCS8
     none = serialization.NoEncryption()
+    traditional = serialization.PrivateFormat.TraditionalOpenSSL  # as the store keeps keys
     return (
         cert.public_bytes(pem),
         key.private_bytes(pem, pkcs8, none),
-        leaf.private_bytes(pem, pkcs8, none),
+        leaf.private_bytes(pem, traditional, none),
     )
 
 

@@ -203,9 +203,9 @@ def test_render_replaces_the_tree(pod: Path, tmp_path: Path) -> None:
     run("allocate", pod)
     code, out, _ = run("render", pod, "--out", out_dir)
     assert code == 0
-    assert out == f"{out_dir}: 4 devices, 31 files\n"
+    assert out == f"{out_dir}: 4 devices, 61 files\n"
     code, out, _ = run("render", pod, "--out", out_dir, "--json")
-    assert json.loads(out) == {"out": str(out_dir), "devices": 4, "files": 31}
+    assert json.loads(out) == {"out": str(out_dir), "devices": 4, "files": 61}
     pod.write_text(
         pod.read_text().replace("  - {name: app1, rack: r1, role: internal, port: swp3}\n", "")
     )
@@ -214,7 +214,11 @@ def test_render_replaces_the_tree(pod: Path, tmp_path: Path) -> None:
     assert sorted({f.rsplit("/", 1)[0] for f in snapshot(out_dir)}) == [
         ".sixpod-render",
         "nodes/edge1",
+        "nodes/edge1/network",
+        "nodes/edge1/systemd",
         "nodes/edge2",
+        "nodes/edge2/network",
+        "nodes/edge2/systemd",
         "prometheus",
         "prometheus/targets",
         "tors/r1-tor",

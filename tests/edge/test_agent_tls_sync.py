@@ -8,12 +8,14 @@ import json
 from pathlib import Path
 
 import httpx
+import pytest
 from cryptography.hazmat.primitives import serialization
 
 import pki
 from sixpod.edge import tls
 from sixpod.edge.agent import Agent
 from sixpod.edge.config import EdgeConfig
+from sixpod.edge.errors import EdgeError
 from sixpod.tenants import sealed
 from sixpod.tenants.model import Cert
 from sixpod.tenants.reader import TenantState
@@ -81,7 +83,9 @@ def test_a_full_push_whose_tls_sync_fails_syncs_the_certificates_again(tmp_path:
                 nginx["generation"] = batch["generation"]
                 for d, v in (batch.get("certs") or {}).items():
                     nginx["certs"][d] = v.split("\n", 1)[0]
-                return httpx.Response(200, json={"generation": nginx["generation"]})
+                return httpx.Response(
+                    200, json={"generation": nginx["generation"], "cert_format": "der1"}
+                )
             if request.url.path == "/state":
                 return httpx.Response(
                     200,
@@ -89,6 +93,7 @@ def test_a_full_push_whose_tls_sync_fails_syncs_the_certificates_again(tmp_path:
                         "generation": nginx["generation"],
                         "ready": True,
                         "certs_mark": agent.certs_mark,
+                        "cert_format": "der1",
                     },
                 )
             return httpx.Response(200, json={})
@@ -115,3 +120,35 @@ def test_a_full_push_whose_tls_sync_fails_syncs_the_certificates_again(tmp_path:
 
 async def _false() -> bool:
     return False
+
+
+def test_no_certificate_is_pushed_to_an_nginx_whose_module_reads_another_format(
+    tmp_path: Path,
+) -> None:
+    """A reload that did not happen leaves the older module (PEM values) running: values in
+    the new format would be stored as they come and never parse, under a version that
+    looks current. The agent says so and pushes nothing until nginx runs its module."""
+
+    async def run() -> None:
+        agent = _agent(tmp_path)
+        chain, key = pki.site("shop.example.com")
+        sealed_key = sealed.seal(key, "shop.example.com", pki.SEAL_PUBLIC)
+        state = TenantState(epoch="e", revision=5, with_certs=True)
+        state.certs["shop.example.com"] = Cert("shop.example.com", "FP", 0, chain, sealed_key)
+        agent.reader.state = state
+        posted: list[dict[str, object]] = []
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            if request.url.path == "/apply":
+                posted.append(json.loads(request.content))
+            return httpx.Response(200, json={"generation": "", "certs": {}, "challenges": {}})
+
+        agent.client = httpx.AsyncClient(
+            transport=httpx.MockTransport(handler), base_url="http://admin"
+        )
+        agent.nginx_status = {"generation": "", "ready": True}  # no cert_format: older module
+        with pytest.raises(EdgeError, match="reads certificates as PEM, this agent writes der1"):
+            await agent.sync_tls()
+        assert not any("certs" in b for b in posted)
+
+    asyncio.run(run())

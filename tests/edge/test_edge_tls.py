@@ -3,6 +3,7 @@ path, into real nginx; HTTP/2, TLS versions, live replacement, tickets, redirect
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
 import json
@@ -17,14 +18,14 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 import pki
 from edgekit import PORT, ROOT, Edge, answer, ep, wait_until
-from sixpod.edge import tlsfiles
+from sixpod.edge import tls, tlsfiles
 from sixpod.lab.redisproc import RedisServer
-from sixpod.tenants.model import AppPatch, AppSpec
+from sixpod.tenants.model import AppPatch, AppSpec, Cert
 from sixpod.tenants.store import Store
 
 pytestmark = pytest.mark.integration
@@ -371,6 +372,105 @@ def test_a_new_chain_for_the_same_leaf_is_served(
         wait_until(all_new, timeout=5)
     stale = sum(g == want1 for g in got)
     assert all(g == want2 for g in got), f"{stale} of {len(got)} handshakes sent the old chain"
+
+
+def test_domains_under_one_intermediate_each_get_their_whole_chain_ecdsa_and_rsa(
+    edge: Edge, pod: tuple[Store, RedisServer]
+) -> None:
+    """A worker parses an intermediate once for every domain it signs (the value carries
+    DER and the key in its algorithm's own form): each domain still gets its own leaf and
+    key, with the intermediate after it, from every worker, for EC and RSA leaves."""
+    store, _ = pod
+    root_key = ec.generate_private_key(ec.SECP256R1())
+    int_key = ec.generate_private_key(ec.SECP256R1())
+    inter = pki.cert("Test Intermediate", int_key, ("Test Root", root_key), ca=True)
+    store.create_app(AppSpec("shop"))
+    store.set_endpoints("shop", [ep("a")])
+    want = {}
+    for name, key in (
+        ("ec.example.com", ec.generate_private_key(ec.SECP384R1())),
+        ("rsa.example.com", rsa.generate_private_key(65537, 2048)),
+        ("ec2.example.com", ec.generate_private_key(ec.SECP256R1())),
+    ):
+        leaf = pki.cert(name, key, ("Test Intermediate", int_key), names=(name,))
+        store.attach_domain(name, "shop")
+        store.put_cert(name, pki.pem(leaf, inter), pki.key_pem(key))
+        want[name] = [fingerprint(pki.pem(c)) for c in (leaf, inter)]
+    start_tls(edge)
+    for _ in range(4):  # every worker, each name in turn
+        for name, chain in want.items():
+            assert _served_chain(edge, name) == chain, name
+    status, body, _ = https_get(edge, "rsa.example.com")
+    assert (status, json.loads(body)["name"]) == (200, "a")
+    assert edge.status()["tls_parse_errors"] == 0
+
+
+def test_a_batch_with_a_malformed_certificate_value_is_refused_whole(
+    edge: Edge, pod: tuple[Store, RedisServer], sites: dict[str, tuple[str, str]]
+) -> None:
+    """Every value is checked as far as a handshake would need before anything is stored:
+    a header this module did not write, lengths past the end, no DER; a value stored could
+    otherwise fail every handshake under a version the agent takes as current."""
+    start_tls(edge)
+    gen = str(edge.status()["generation"])
+    good = tls.cert_value(
+        Cert("shop.example.com", "f", 1, *sites["shop"][:1], "s"), sites["shop"][1]
+    )
+    _, header, body = good.split("\n")
+    der = base64.b64decode(body)
+    total = sum(int(n) for n in header.split()[1:])
+    b64 = base64.b64encode
+    for value, why in (
+        ("no newline", "not VERSION, header and base64 lines"),
+        (f"v\n{header}\n!!not base64!!", "its body is not base64"),
+        (f"v\n{header}\n", "its body is not base64"),
+        (f"v\nec\n{body}", "no certificate lengths"),
+        (f"v\nec 0\n{body}", "certificate length 0 is not a number"),
+        (f"v\nec -5\n{body}", "certificate length -5 is not a number"),
+        (f"v\nec 1234x 5\n{body}", "certificate length 1234x is not a number"),
+        (f"v\nec  {total}\n{body}", "a malformed header"),
+        (f"v\ndsa {total}\n{body}", "unknown key kind in dsa"),
+        (f"v\n{total}\n{body}", "unknown key kind in"),  # the PEM format of old
+        (f"v\nec 99999\n{body}", "certificate lengths past the end"),
+        (f"v\n{header}\n{b64(der[:total]).decode()}", "certificate lengths past the end"),
+        (f"v\n{header}\n{b64(b'x' + der).decode()}", "not DER"),
+    ):
+        got = edge.admin(
+            {"generation": gen, "certs": {"blog.example.org": None, "shop.example.com": value}}
+        )
+        assert not got["ok"], value
+        assert f"the value of shop.example.com: {why}" in str(got["error"]), (value, got)
+    # nothing changed: blog.example.org was not deleted, shop.example.com still served
+    for sni, site in (("blog.example.org", "blog"), ("shop.example.com", "shop")):
+        assert handshake(edge, sni)["fingerprint"] == fingerprint(sites[site][0])
+
+
+def test_a_stored_certificate_that_cannot_be_served_is_logged_with_its_domain_and_why(
+    edge: Edge, pod: tuple[Store, RedisServer], sites: dict[str, tuple[str, str]]
+) -> None:
+    """Values that pass the batch checks but not the handshake's (a key of a curve uploads
+    may not use, a key of another certificate): refused, counted, and said once per worker
+    at error level, naming the domain and the cause."""
+    start_tls(edge)
+    gen = str(edge.status()["generation"])
+    p521 = pki.key_pem(ec.generate_private_key(ec.SECP521R1()))
+    for chain, key, why in (
+        (sites["shop"][0], p521, "the key's curve is not P-256 or P-384"),
+        (sites["blog"][0], sites["shop"][1], "OpenSSL refuses it"),  # another leaf's key
+    ):
+        value = tls.cert_value(Cert("shop.example.com", "f", 1, chain, "s"), key)
+        assert edge.admin({"generation": gen, "certs": {"shop.example.com": value}})["ok"]
+        before = edge.status()["tls_parse_errors"]
+        for _ in range(4):
+            assert not handshake(edge, "shop.example.com")["ok"]
+        assert edge.status()["tls_parse_errors"] > before
+        log = (edge.tmp / "error.log").read_text()
+        said = [line for line in log.splitlines() if why in line]
+        assert said, log[-2000:]
+        assert "[error]" in said[0]
+        assert "the certificate of shop.example.com cannot be served" in said[0]
+        assert len(said) <= 2  # once per worker (two), not once per handshake
+    assert handshake(edge, "blog.example.org")["fingerprint"] == fingerprint(sites["blog"][0])
 
 
 def test_sni_that_is_not_a_hostname_gets_no_certificate(

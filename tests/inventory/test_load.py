@@ -522,3 +522,18 @@ def test_a_bad_port_range_is_one_error_not_one_per_node(small_text: str) -> None
     found = errors(text)
     assert len(found) == 1, found
     assert "runs backwards" in found[0]
+
+
+def test_node_mtu_above_its_tors_upstream_is_a_warning(full_text: str) -> None:
+    """Every packet to another rack leaves through an upstream: one narrower than the node
+    makes each large packet a Packet Too Big (lost where ICMPv6 is filtered)."""
+    text = full_text.replace("port_mtu: {swp8: 1500}", "port_mtu: {swp8: 1500, swp16: 1500}")
+    loaded = load_inventory(text, "pod.yaml")
+    warnings = [str(w) for w in loaded.warnings if w.warning and "another rack" in str(w)]
+    # r3's four nodes: three at 9000 are warned, r3-legacy1 (1500) is not
+    assert len(warnings) == 3
+    assert any(
+        "node r3-edge1: MTU 9000 is above the 1500 that r3-tor port swp16 (to spine1) carries" in w
+        for w in warnings
+    )
+    assert not any("r3-legacy1" in w for w in warnings)

@@ -1045,3 +1045,25 @@ def test_floor_membership_follows_the_families_the_session_carries() -> None:
     assert events(a) == [JoinFloor()]
     with pytest.raises(ValueError, match="carries"):
         a.negotiated(3.0, frozenset({5}))
+
+
+def test_a_blackholed_vip_is_withdrawn_in_every_state_and_comes_back_when_released() -> None:
+    d = Driver(config(spec()))
+    d.settle()
+    assert d.state() is NodeState.UP
+    d.a.blackholed(d.now, frozenset({V4, IPv4Network("198.51.100.9/32")}), "DDoS on shop")
+    # only this node's VIPs count; the other one is someone else's
+    assert d.a.blackholed_vips == frozenset({V4})
+    assert d.a.desired() == frozenset({NODE_ROUTE, Route(V6, NH)})
+    [pulled] = [g for g in d.a.explain() if g.cause is Cause.BLACKHOLED]
+    assert (pulled.prefixes, pulled.state) == ((V4,), RouteState.WITHDRAWN)
+    assert "blackholed through the API" in pulled.reason
+    assert "DDoS on shop" in pulled.reason
+    # draining carries the rest less preferred, never the blackholed one
+    d.do("drain")
+    assert Route(V4, NH, 1000, (GRACEFUL_SHUTDOWN,)) not in d.a.desired()
+    assert Route(V6, NH, 1000, (GRACEFUL_SHUTDOWN,)) in d.a.desired()
+    d.do("undrain")
+    d.a.blackholed(d.now, frozenset())
+    assert d.a.desired() == frozenset({NODE_ROUTE}) | VIP_ROUTES
+    assert not any(g.cause is Cause.BLACKHOLED for g in d.a.explain())

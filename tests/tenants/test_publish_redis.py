@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 import pki
 from sixpod.inventory.lock import Lock
@@ -431,6 +432,16 @@ def test_certificates_reach_edge_readers_sealed_and_no_other_reader(
     store: Store, primary: RedisServer, replica: RedisServer
 ) -> None:
     chain, key = pki.site("shop.example.com", "*.shop.example.com")
+    # the store keeps keys as SEC1 / PKCS#1 PEM (what the edge hands to OpenSSL)
+    kept = (
+        serialization.load_pem_private_key(key.encode(), None)
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )
 
     async def main() -> None:
         with RunningPublisher(store, primary):
@@ -448,7 +459,7 @@ def test_certificates_reach_edge_readers_sealed_and_no_other_reader(
                 got = edge.state.certs["shop.example.com"]
                 assert got.chain == chain
                 assert got.fingerprint == store.get_cert("shop.example.com").fingerprint
-                assert sealed.unseal(got.sealed_key, got.domain, pki.SEAL_PRIVATE) == key
+                assert sealed.unseal(got.sealed_key, got.domain, pki.SEAL_PRIVATE) == kept
                 assert any("shop.example.com" in c.certs for c in seen)
                 assert razor.state.certs == {}
                 # every value Redis holds, read as values (DUMP compresses, so a key in
@@ -456,7 +467,7 @@ def test_certificates_reach_edge_readers_sealed_and_no_other_reader(
                 values = _every_value(primary.client())
                 assert any(v.startswith(b"sealed1:") for v in values)
                 assert not any(b"PRIVATE KEY" in v for v in values)
-                raw_key = "".join(key.splitlines()[1:-1]).encode()
+                raw_key = "".join(kept.splitlines()[1:-1]).encode()
                 assert not any(raw_key[:40] in v for v in values)
                 # a rebuild carries it too; a deletion takes it away
                 epoch = edge.state.epoch

@@ -18,6 +18,7 @@ from sixpod.cli.help import GuideGroup, examples
 from sixpod.cli.inventory import allocate_cmd, check, render_cmd, status
 from sixpod.cli.lab import lab
 from sixpod.cli.node import announcer, edge_agent, node
+from sixpod.cli.probe import probe
 from sixpod.cli.razor import razor
 from sixpod.cli.tenants import app, cert, controller, domain, endpoint, publisher, vip
 from sixpod.cli.topics import completion_cmd, help_cmd
@@ -26,7 +27,7 @@ from sixpod.cli.tor import tor_resilient
 # How `sixpod --help` groups the commands: by what the operator is doing, and where.
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("The inventory (pod.yaml, on any machine)", ("check", "allocate", "render", "status")),
-    ("On a node", ("announcer", "node", "edge-agent")),
+    ("On a node", ("announcer", "node", "edge-agent", "probe")),
     ("On a ToR switch", ("tor-resilient",)),
     (
         "Tenants (through the controller's API)",
@@ -100,6 +101,7 @@ for command in (
     vip,
     publisher,
     razor,
+    probe,
     help_cmd,
     completion_cmd,
 ):

@@ -290,23 +290,31 @@ class Agent:
 
     # -- TLS -----------------------------------------------------------------------------
 
-    def open_key(self, cert: Cert) -> str | None:
+    def load_value(self, cert: Cert) -> str | None:
+        """The certificate as nginx stores it, or None (logged once per fingerprint) when
+        its key does not unseal or it does not convert."""
         assert self.seal_key is not None
         try:
-            key = sealed.unseal(cert.sealed_key, cert.domain, self.seal_key)
-        except sealed.SealError as e:
+            value = tls.cert_value(cert, sealed.unseal(cert.sealed_key, cert.domain, self.seal_key))
+        except (sealed.SealError, ValueError) as e:
             if self.unseal_failed.get(cert.domain) != cert.fingerprint:
                 log.error("edge: certificate of %s not loaded: %s", cert.domain, e)
             self.unseal_failed[cert.domain] = cert.fingerprint
             return None
         self.unseal_failed.pop(cert.domain, None)
-        return key
+        return value
 
     async def _post_certs(self, domains: list[str]) -> None:
+        held_format = self.nginx_status.get("cert_format")
+        if held_format != tls.CERT_FORMAT:  # an older module (a reload that did not happen)
+            raise EdgeError(
+                f"nginx's sixpod_edge.lua reads certificates as {held_format or 'PEM'}, this "
+                f"agent writes {tls.CERT_FORMAT}: not pushing them until nginx reloads"
+            )
         assert self.cfg.tls is not None
         certs = self.reader.state.certs
         for batch in tls.cert_batches(
-            certs, domains, self.open_key, self.generation, self.cfg.tls.chunk_certs
+            certs, domains, self.load_value, self.generation, self.cfg.tls.chunk_certs
         ):
             self.nginx_status = await self._post(batch)
             for d, v in batch["certs"].items():

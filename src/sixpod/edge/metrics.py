@@ -132,7 +132,7 @@ class EdgeCollector(Collector):
             ),
             (
                 "certs_unopened",
-                "Certificates whose key does not open with this node's sealing key",
+                "Certificates whose key does not open with this node's sealing key or convert",
                 len(a.unseal_failed),
             ),
         ):

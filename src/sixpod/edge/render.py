@@ -10,7 +10,7 @@ from sixpod.devices import NodeDevice
 from sixpod.edge.config import EdgeConfig
 from sixpod.edge.nginxconf import nginx_conf
 from sixpod.monitoring import ports
-from sixpod.routing.render import EDGE_HEALTH, Paths, metrics_listen
+from sixpod.routing.render import EDGE_HEALTH, Paths, metrics_listen, redis_password_file
 
 HTTP_PORT = 80
 HTTPS_PORT = 443
@@ -34,7 +34,7 @@ def edge_config(doc: NodeDevice, paths: Paths) -> dict[str, Any]:
         "lua_dir": paths.lua,
         "access_log": f"{paths.log}/edge-access.log",
         "error_log": f"{paths.log}/edge-error.log",
-        "redis": {"address": "[::1]:6379"},
+        "redis": {"address": "[::1]:6379", "password_file": redis_password_file(doc, paths)},
         "metrics": metrics_listen(doc.uplink.address, ports.EDGE),
         "tls": {"listen": on(HTTPS_PORT), "seal_key": f"{paths.etc}/{SEAL_KEY}"},
     }

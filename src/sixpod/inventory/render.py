@@ -15,6 +15,7 @@ from sixpod.inventory.lock import Lock
 from sixpod.inventory.model import Announce, Floor, Inventory
 from sixpod.inventory.rules import tor_ports
 from sixpod.monitoring.prometheus import prometheus_files
+from sixpod.node.render import node_files
 from sixpod.routing.frrcheck import check_frr
 from sixpod.routing.render import Paths, device_configs
 from sixpod.routing.spine import spine_frr_conf
@@ -28,6 +29,17 @@ RENDERED_FILES: tuple[tuple[str, str], ...] = (
     ("nodes/NAME/bfdd.conf", "FRR bfdd on the node: BFD for the ToR session"),
     ("nodes/NAME/edge.yaml", "edge nodes: `sixpod edge-agent`'s config"),
     ("nodes/NAME/nginx.conf", "edge nodes: the nginx config the edge agent runs"),
+    ("nodes/NAME/network.json", "the network config `sixpod node bootstrap` applies"),
+    ("nodes/NAME/network/10-sixpod-uplink.network", "systemd-networkd: uplink, MTU, routes"),
+    ("nodes/NAME/network/10-sixpod-lo.network", "systemd-networkd: the node's own address"),
+    ("nodes/NAME/network/90-sixpod.conf", "sysctl.d: no DAD, keep addresses, forwarding"),
+    ("nodes/NAME/redis.conf", "redis-replica nodes: the replica of the pod's Redis primary"),
+    ("nodes/NAME/systemd/sixpod-node.target", "systemd: wants every service of the node"),
+    ("nodes/NAME/systemd/sixpod-zebra.service", "systemd: FRR zebra, for bfdd"),
+    ("nodes/NAME/systemd/sixpod-bfdd.service", "systemd: FRR bfdd with bfdd.conf"),
+    ("nodes/NAME/systemd/sixpod-exabgp.service", "systemd: ExaBGP, which runs the announcer"),
+    ("nodes/NAME/systemd/sixpod-redis.service", "systemd: the Redis replica (redis.conf)"),
+    ("nodes/NAME/systemd/sixpod-edge.service", "systemd: `sixpod edge-agent` (edge nodes)"),
     ("tors/NAME/device.json", "the ToR's data: ASN, ports, neighbors, upstreams, VIPs"),
     ("tors/NAME/frr.conf", "FRR on the ToR: interfaces, BGP, filters, BFD, ECMP"),
     ("tors/NAME/resilient.yaml", "`sixpod tor-resilient`: VIPs kept on resilient groups"),
@@ -224,6 +236,7 @@ def render(inv: Inventory, lock: Lock, paths: Paths | None = None) -> dict[str, 
     configs |= prometheus_files(docs, pod=inv.pod.name, controller=controller)
     for path, spine in spines.items():
         configs[path.replace("device.json", "frr.conf")] = spine_frr_conf(spine)
+    configs |= node_files(docs, primary=inv.pod.floor.redis, paths=paths)
     for path, dev in docs.items():
         if isinstance(dev, devices.TorDevice):
             frr_path = path.replace("device.json", "frr.conf")

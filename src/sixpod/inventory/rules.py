@@ -17,6 +17,7 @@ from sixpod.inventory.model import (
     Nic,
     Node,
     Service,
+    Tor,
     expand_ports,
 )
 from sixpod.inventory.source import Path
@@ -491,7 +492,30 @@ def _check_nodes(inv: Inventory) -> list[Finding]:
         else:
             taken[key] = f"node {node.name}"
         out += _check_mtu(node, base, rack.tor.name, port_mtu)
+        out += _check_path_out(node, base, rack.tor, ports[node.rack])
     return out
+
+
+def _check_path_out(node: Node, base: Path, tor: Tor, ports: dict[str, int]) -> list[Finding]:
+    """Traffic to other racks leaves through the ToR's upstreams (ECMP takes any): a node
+    whose MTU is above what one of them carries gets every larger packet to another rack
+    back as a Packet Too Big, and loses it where something filters ICMPv6."""
+    ups = [(ports[u.port], u) for u in tor.upstreams if u.port in ports]
+    if not ups:
+        return []
+    carries, up = min(ups, key=lambda x: x[0])
+    if node.mtu <= carries:
+        return []
+    return [
+        Finding(
+            (*base, "mtu"),
+            f"node {node.name}: MTU {node.mtu} is above the {carries} that {tor.name} port "
+            f"{up.port} (to {up.name}) carries: every larger packet to another rack relies on "
+            f"a Packet Too Big from {tor.name}; set its mtu to {carries}, or raise port_mtu "
+            f"{{{up.port}: ...}} on {tor.name} (and the {up.name} side)",
+            warning=True,
+        )
+    ]
 
 
 def _check_path_below_port(

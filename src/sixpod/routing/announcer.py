@@ -30,6 +30,7 @@ from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
+from sixpod import addr
 from sixpod.inventory.files import write_atomic
 from sixpod.metricshttp import MetricsServerError
 from sixpod.routing import loopback
@@ -69,6 +70,8 @@ from sixpod.routing.liveness import SpeakerWatch
 from sixpod.routing.metrics import AnnouncerMetrics
 from sixpod.routing.routesync import RouteSync
 from sixpod.routing.status import STATUS_FILE, Changes, node_status
+from sixpod.tenants.model import Changed, VipState
+from sixpod.tenants.reader import ReaderSettings, TenantReader, TenantState
 
 log = logging.getLogger("sixpod.announcer")
 
@@ -77,6 +80,7 @@ _FAMILY_NEEDS = {  # what a session needs to carry each IP version from a node w
     6: "IPv6 unicast",
 }
 
+BLACKHOLED_FILE = "blackholed.json"  # in state_dir: the VIPs last seen blackholed, and why
 CONTROL_POLL = 0.2  # seconds between looks at the drain/disable files
 REFUSED_BACKOFF = 1.0  # seconds before resending after ExaBGP refused a command
 BFD_MAX_BACKOFF = 30.0  # seconds between vtysh retries at most (bfdd not running)
@@ -187,6 +191,68 @@ class AnnouncerDaemon:
         self._stale = {r.prefix: r for r in stale}
         for route in (*stale, *possible):
             self.sync.acked(Announce(route))
+        self.vip_reader: TenantReader | None = None
+        if cfg.vip_states is not None:  # until the replica answers: the last set it gave
+            self._set_blackholed(self._read_blackholed(), persist=False)
+
+    # -- VIP states (blackholed through the API), from the node's Redis replica ----------
+
+    @property
+    def _blackholed_path(self) -> Path:
+        return self._state_dir / BLACKHOLED_FILE
+
+    def _read_blackholed(self) -> dict[str, str]:
+        path = self._blackholed_path
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            log.error("%s: %s; no VIP is taken as blackholed until the replica says", path, e)
+            return {}
+        if not isinstance(doc, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in doc.items()
+        ):
+            log.error("%s: not an object of VIPs to reasons; ignoring it", path)
+            return {}
+        return doc
+
+    def _vip_states(self, state: TenantState, changed: Changed) -> None:
+        """The reader's listener: a VIP state changed, or the whole state was reloaded."""
+        if changed.vips or changed.resync:
+            self._set_blackholed(
+                {
+                    addr.format_ip(ip): v.reason
+                    for ip, v in state.vips.items()
+                    if v.state is VipState.BLACKHOLED
+                }
+            )
+            self.pump()
+
+    def _set_blackholed(self, pulled: dict[str, str], *, persist: bool = True) -> None:
+        nets = {}
+        for text, reason in pulled.items():
+            try:
+                nets[ip_network(addr.parse_ip(text))] = reason
+            except ValueError as e:
+                log.error("blackholed VIP %r: %s; ignored", text, e)
+        before = self.core.blackholed_vips
+        reasons = sorted({r for r in nets.values() if r})
+        self.core.blackholed(self.clock(), frozenset(nets), "; ".join(reasons))
+        after = self.core.blackholed_vips
+        for what, vips in (("blackholed", after - before), ("released", before - after)):
+            if vips:
+                text = ", ".join(sorted(addr.format_ip(v.network_address) for v in vips))
+                why = f": {'; '.join(reasons)}" if what == "blackholed" and reasons else ""
+                log.warning("VIP %s %s through the API%s", text, what, why)
+                self._changed(f"VIP {text} {what} through the API{why}")
+        if persist and after != before:
+            doc = {addr.format_ip(v.network_address): nets[v] for v in sorted(after, key=str)}
+            try:
+                self._state_dir.mkdir(parents=True, exist_ok=True)
+                write_atomic(self._blackholed_path, json.dumps(doc, indent=1) + "\n", mode=0o644)
+            except OSError as e:
+                log.error("%s: %s", self._blackholed_path, e)
 
     def _possible_routes(self) -> list[Route]:
         nets = [ip_network(ip) for ip in self.cfg.vips]
@@ -248,6 +314,7 @@ class AnnouncerDaemon:
             core.carries,
             core.floor_held,
             core.floor_reason,
+            core.blackholed_vips,
             tuple(
                 (c.name, c.state, c.detail if c.state is CheckState.FAILING else "", c.passes)
                 for c in core.checks
@@ -590,6 +657,19 @@ class AnnouncerDaemon:
             self.pump()
             timers = asyncio.create_task(self._timers())
             heartbeat = asyncio.create_task(self._heartbeat()) if self.floor else None
+            if self.cfg.vip_states is not None:
+                states = self.cfg.vip_states
+                self.vip_reader = TenantReader(
+                    ReaderSettings(
+                        address=states.redis,
+                        password_file=states.password_file,
+                        prefix=states.prefix,
+                        upstreams=False,
+                        apps=False,
+                    )
+                )
+                self.vip_reader.add_listener(self._vip_states)
+                await self.vip_reader.start()
             while not self._stopping.is_set():
                 read = asyncio.create_task(read_line(reader))
                 done, _ = await asyncio.wait(
@@ -623,6 +703,8 @@ class AnnouncerDaemon:
                 *(t for t in (timers, heartbeat, self._bfd_task) if t is not None),
                 return_exceptions=True,
             )
+            if self.vip_reader is not None:
+                await self.vip_reader.stop()
             try:
                 await self._shutdown(reader)
             finally:

@@ -113,6 +113,16 @@ class BfdConfig(_Model):
     vtysh: str = "vtysh"
 
 
+class VipStatesConfig(_Model):
+    """Where the announcer follows the pod's VIP states: the node's Redis replica, read
+    through the tenant reader. A VIP blackholed there is withdrawn; the last set seen is
+    kept in ``state_dir`` and applied at the next start, before the replica answers."""
+
+    redis: Endpoint
+    password_file: str | None = None
+    prefix: str = "sixpod"
+
+
 class AnnouncerConfig(_Model):
     config_error: ClassVar[type[SixpodError]] = ConfigError
     """What a bad file raises when loaded (:func:`sixpod.inventory.load.load_model`)."""
@@ -133,3 +143,6 @@ class AnnouncerConfig(_Model):
     """Where Prometheus scrapes ``/metrics``: the node's global address and ``[::1]``."""
     speaker: SpeakerConfig = SpeakerConfig()
     bfd: BfdConfig | None = Field(default=None, description="None: a hung ExaBGP is only logged")
+    vip_states: VipStatesConfig | None = Field(
+        default=None, description="None: VIP states (blackholed) are not followed"
+    )

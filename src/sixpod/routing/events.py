@@ -104,6 +104,7 @@ class Cause(StrEnum):
     DISABLED = "disabled"  # operator disable
     SHUTDOWN = "shutdown"  # the announcer is stopping
     FAMILY = "family"  # the session cannot carry the route's IP version
+    BLACKHOLED = "blackholed"  # the VIP is blackholed through the API (under attack)
 
 
 def _finite(value: float, field: str) -> None:

@@ -31,6 +31,9 @@ Policy:
   ``negotiated`` says which IP versions it can (IPv4 needs RFC 8950 extended next hop, as the
   node has only an IPv6 next hop); the rest is :meth:`Announcer.refused`, withdrawn rather
   than sent to a peer that would drop it as invalid. Until told otherwise, both are carried.
+- A VIP blackholed through the API (:meth:`Announcer.blackholed`, from the VIP states in the
+  node's Redis replica) is withdrawn in every state, on every node alike; the others are
+  unaffected, and so is the floor.
 - Only :meth:`Announcer.handle_timer` fires timers. Time never runs backwards inside the
   core: an earlier ``now`` than the last one seen is taken as the last one.
 """
@@ -378,7 +381,9 @@ class Announcer:
         self._floor_reason = ""  # the last denial, for explain()
         self._session = False
         self._carries: frozenset[int] = BOTH_FAMILIES
-        self._routes_key: tuple[NodeState, frozenset[int]] | None = None
+        self._blackholed: frozenset[IPNetwork] = frozenset()
+        self._blackhole_reason = ""
+        self._routes_key: tuple[NodeState, frozenset[int], frozenset[IPNetwork]] | None = None
         self._routes_cache: tuple[frozenset[Route], frozenset[Route]] = (frozenset(), frozenset())
         self._input(self._now, None, "start")
 
@@ -411,7 +416,7 @@ class Announcer:
     def _routes(self) -> tuple[frozenset[Route], frozenset[Route]]:
         """(desired, refused), computed once per (state, carried families): the adapter asks
         after every input, and a pod has up to 1,024 VIPs."""
-        key = (self._state, self._carries)
+        key = (self._state, self._carries, self._blackholed)
         if self._routes_key != key:
             wanted = self._wanted()
             self._routes_cache = (
@@ -428,12 +433,12 @@ class Announcer:
         routes: set[Route] = set()
         if config.node_prefix is not None:
             routes.add(Route(config.node_prefix, config.next_hop))
+        vips = [v for v in config.vips if v not in self._blackholed]
         if self._state is NodeState.UP:
-            routes.update(Route(vip, config.next_hop) for vip in config.vips)
+            routes.update(Route(vip, config.next_hop) for vip in vips)
         elif self._state is NodeState.DRAINING:
             routes.update(
-                Route(vip, config.next_hop, config.drain_med, (GRACEFUL_SHUTDOWN,))
-                for vip in config.vips
+                Route(vip, config.next_hop, config.drain_med, (GRACEFUL_SHUTDOWN,)) for vip in vips
             )
         return frozenset(routes)
 
@@ -450,10 +455,27 @@ class Announcer:
                 cause, why = Cause.NODE_PREFIX, "the node's own /64: announced unless stopping"
             groups.append(self._group("node", (config.node_prefix,), cause, why))
         for vips in self._vips_by_version:
-            if vips:
+            served = tuple(v for v in vips if v not in self._blackholed)
+            pulled = tuple(v for v in vips if v in self._blackholed)
+            if served:
                 cause, why = self._vips_why()
                 until = self._drain_deadline if self._state is NodeState.DRAINING else None
-                groups.append(self._group("vip", vips, cause, why, until))
+                groups.append(self._group("vip", served, cause, why, until))
+            if pulled:
+                why = "blackholed through the API: withdrawn by every node" + (
+                    f" ({self._blackhole_reason})" if self._blackhole_reason else ""
+                )
+                groups.append(
+                    RouteGroup(
+                        kind="vip",
+                        version=pulled[0].version,
+                        state=RouteState.WITHDRAWN,
+                        cause=Cause.BLACKHOLED,
+                        reason=why,
+                        prefixes=pulled,
+                        until=None,
+                    )
+                )
         return tuple(groups)
 
     def _group(
@@ -657,6 +679,17 @@ class Announcer:
     def shutdown(self, now: float) -> None:
         """Withdraw everything, for good: later inputs are ignored."""
         self._input(self._tick(now), _T.SHUTDOWN, "shutdown")
+
+    def blackholed(self, now: float, vips: frozenset[IPNetwork], reason: str = "") -> None:
+        """The VIPs blackholed through the API (the pod's state; those not of this node are
+        ignored): withdrawn until they leave the set."""
+        self._tick(now)
+        self._blackholed = frozenset(v for v in vips if v in set(self._config.vips))
+        self._blackhole_reason = reason
+
+    @property
+    def blackholed_vips(self) -> frozenset[IPNetwork]:
+        return self._blackholed
 
     def negotiated(self, now: float, carries: frozenset[int]) -> None:
         """The BGP session being established can carry routes of the IP versions in

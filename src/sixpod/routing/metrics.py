@@ -44,6 +44,11 @@ class AnnouncerMetrics:
             ["family"],
             registry=r,
         )
+        self.blackholed = Gauge(
+            "sixpod_announcer_vips_blackholed",
+            "this node's VIPs withdrawn because they are blackholed through the API",
+            registry=r,
+        )
         self.pending = Gauge(
             "sixpod_announcer_routes_pending", "route operations awaiting ExaBGP", registry=r
         )
@@ -116,6 +121,7 @@ class AnnouncerMetrics:
                 sum(1 for r in refused if r.prefix.version == version)
             )
         self.pending.set(sync.pending_count)
+        self.blackholed.set(len(core.blackholed_vips))
         self.floor_held.set(1 if core.floor_held else 0)
 
     def serve(self, endpoints: Sequence[addr.Endpoint]) -> None:

@@ -64,6 +64,18 @@ class Paths:
     log: str = "/var/log/sixpod"
 
 
+REDIS_PASSWORD_FILE = "redis.pass"
+"""The pod's Redis password on every node, under ``Paths.etc``, unless the inventory's
+``pod.floor.password_file`` names another file."""
+
+
+def redis_password_file(doc: NodeDevice, paths: Paths = Paths()) -> str:
+    """Where this node reads the pod's one Redis password (its replica's, its primary's)."""
+    if doc.floor is not None and doc.floor.password_file is not None:
+        return doc.floor.password_file
+    return f"{paths.etc}/{REDIS_PASSWORD_FILE}"
+
+
 def exabgp_conf(doc: NodeDevice, paths: Paths = Paths()) -> str:
     """ExaBGP 5: one IPv6 session to the ToR carrying IPv4 and IPv6 unicast (RFC 8950)."""
     up = doc.uplink
@@ -145,7 +157,15 @@ def announcer_config(doc: NodeDevice, paths: Paths = Paths()) -> dict[str, Any]:
     if "edge-proxy" in services:
         checks.append({"name": "edge", "kind": "http", "url": EDGE_HEALTH_URL} | CHECK_TIMING)
     if "redis-replica" in services:
-        checks.append({"name": "redis", "kind": "redis", "target": "[::1]:6379"} | CHECK_TIMING)
+        checks.append(
+            {
+                "name": "redis",
+                "kind": "redis",
+                "target": "[::1]:6379",
+                "password_file": redis_password_file(doc, paths),
+            }
+            | CHECK_TIMING
+        )
     prefixes = [addr.format_prefix(p) for p in doc.prefixes]
     return {
         "node": doc.name,
@@ -162,6 +182,17 @@ def announcer_config(doc: NodeDevice, paths: Paths = Paths()) -> dict[str, Any]:
             "peer": addr.format_ip(doc.uplink.peer.address),
             "local_address": addr.format_ip(doc.uplink.address),
         },
+        # VIPs blackholed through the API are withdrawn, as the node's replica says
+        **(
+            {
+                "vip_states": {
+                    "redis": "[::1]:6379",
+                    "password_file": redis_password_file(doc, paths),
+                }
+            }
+            if "redis-replica" in services and doc.vips.all
+            else {}
+        ),
     }
 
 

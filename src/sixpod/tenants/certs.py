@@ -268,9 +268,10 @@ def validate(domain: str, chain_pem: str, key_pem: str, *, now: dt.datetime) -> 
                 f"{_when(parent.not_valid_after_utc)}"
             )
     chain_text = "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in certs)
+    # SEC1 / PKCS#1: the edge hands these to OpenSSL's typed decoders as they are
     key_text = key.private_bytes(
         serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
+        serialization.PrivateFormat.TraditionalOpenSSL,
         serialization.NoEncryption(),
     ).decode()
     key_type = (

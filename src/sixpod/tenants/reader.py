@@ -65,6 +65,9 @@ class TenantState:
     with_certs: bool = False
     """True for the edge agent only: certificates (their keys sealed) and ACME challenges
     are loaded and kept."""
+    with_apps: bool = True
+    """False for consumers of VIP and node states only (the announcer): apps and domains
+    are neither loaded nor kept."""
     apps: dict[str, App] = field(default_factory=dict)
     upstreams_raw: dict[str, dict[str, str]] = field(default_factory=dict)
     domains: dict[str, str] = field(default_factory=dict)
@@ -157,6 +160,10 @@ class TenantState:
             match op:
                 case ops.EndpointSet() | ops.EndpointDeleted() if not self.with_upstreams:
                     pass
+                case ops.AppSet() | ops.AppDeleted() | ops.DomainSet() | ops.DomainDeleted() if (
+                    not self.with_apps
+                ):
+                    pass
                 case ops.EndpointSet(app, endpoint, weight, state):
                     ups = self.upstreams_raw.setdefault(app, {})
                     ups[endpoint] = sys.intern(f"{weight} {state}")
@@ -238,6 +245,9 @@ class ReaderSettings:
     """Load and follow upstream lists (the edge agent); False for Razor."""
     certs: bool = False
     """Load and follow certificates (the edge agent only)."""
+    apps: bool = True
+    """Load and follow apps and domains; False for the announcer (VIP states only). Without
+    apps, upstream lists are not loaded either."""
 
 
 Listener = Callable[[TenantState, Changed], None]
@@ -356,11 +366,12 @@ class TenantReader:
         new = TenantState(
             epoch=meta["epoch"],
             revision=int(meta["revision"]),
-            with_upstreams=self.settings.upstreams,
+            with_upstreams=self.settings.upstreams and self.settings.apps,
             with_certs=self.settings.certs,
+            with_apps=self.settings.apps,
         )
         prefix = self.settings.prefix
-        async for names in self._scan(f"{prefix}:app:*", len(prefix) + 5):
+        async for names in self._scan(f"{prefix}:app:*", len(prefix) + 5, new.with_apps):
             async with self._client.pipeline(transaction=False) as pipe:
                 for n in names:
                     pipe.hgetall(self.keys.app(n))
@@ -373,7 +384,7 @@ class TenantReader:
                     pipe.hgetall(self.keys.up(n))
                 for n, fields in zip(names, await pipe.execute(), strict=True):
                     self._load(f"upstreams of {n!r}", new.load_upstreams, n, _text(fields))
-        async for hosts in self._scan(f"{prefix}:dom:*", len(prefix) + 5):
+        async for hosts in self._scan(f"{prefix}:dom:*", len(prefix) + 5, new.with_apps):
             values = await self._client.mget([self.keys.dom(h) for h in hosts])
             new.domains.update({h: v.decode() for h, v in zip(hosts, values, strict=True) if v})
         async for domains in self._scan(f"{prefix}:cert:*", len(prefix) + 6, new.with_certs):

@@ -15,8 +15,10 @@
 -- ejected) for as long as the epoch it read them at is current, so a request in a steady
 -- state reads one number from shared memory instead of a string per table.
 --
--- TLS: sixpod_certs holds domain -> "VERSION\nCHAIN_BYTES\nCHAIN KEY" (PEM); a worker
--- parses a domain once and keeps it in its LRU while the version is unchanged.
+-- TLS: sixpod_certs holds domain -> "VERSION\nKIND LEN1 LEN2..\nDER.." (the chain's DER
+-- certificates, leaf first, then the key's DER: SEC1 for "ec", PKCS#1 for "rsa"); a worker
+-- parses a domain once and keeps it in its LRU while the version is unchanged, and parses
+-- an intermediate once for every domain it signs.
 -- sixpod_acme holds ACME HTTP-01 token -> key authorization.
 local balancer = require "ngx.balancer"
 local ssl = require "ngx.ssl"
@@ -42,11 +44,14 @@ local SLOTS = {
     b = {hosts = ngx.shared.sixpod_hosts_b, apps = ngx.shared.sixpod_apps_b},
 }
 local MARK = "\1generation"
+-- the certificate values this module reads (the agent checks it in /state before it pushes)
+local CERT_FORMAT = "der1"
 
 -- settings from nginx.conf (init_worker_by_lua); defaults match EdgeConfig's
 local conf = {max_headers = 100, eject_after = 3, eject_for = 10, retry_ratio = 0.2,
               retry_burst = 10, pools = 1, tls = false, tls_cache = 20000}
-local tls_cache  -- per worker: certificate domain -> {fp, chain, key} (parsed)
+local tls_cache  -- per worker: certificate domain -> {version, chain, key} (parsed)
+local x509_cache  -- per worker: an intermediate's DER -> X509* (shared by the chains)
 
 -- nginx's upstream keepalive cache is searched linearly for a connection to the peer, so
 -- one cache for 10k endpoints finds nothing (or pays a long scan): nginx.conf has
@@ -101,7 +106,10 @@ function _M.init_worker(settings)
     for k, v in pairs(settings or {}) do conf[k] = v end
     POOLS = {}
     for i = 0, conf.pools - 1 do POOLS[i + 1] = pool_name(i) end
-    if certs then tls_cache = lrucache.new(conf.tls_cache) end
+    if certs then
+        tls_cache = lrucache.new(conf.tls_cache)
+        x509_cache = lrucache.new(1000)
+    end
     math.randomseed(ngx.now() * 1000 + ngx.worker.pid())
     ngx.timer.every(FLUSH_EVERY, flush)  -- also run (premature) as the worker exits
 end
@@ -576,6 +584,144 @@ function _M.client_hello()
     if not select(2, cert_for(name)) then return refuse("no certificate for " .. name) end
 end
 
+-- OpenSSL's own typed DER decoders (the PEM and generic key decoders of OpenSSL 3.0 try
+-- every format: 25 times slower for an EC key); void * keeps clear of others' typedefs
+ffi.cdef [[
+void *d2i_X509(void **a, const unsigned char **pp, long length);
+void X509_free(void *a);
+int X509_up_ref(void *a);
+void *OPENSSL_sk_new_null(void);
+int OPENSSL_sk_push(void *st, const void *data);
+void *d2i_ECPrivateKey(void **a, const unsigned char **pp, long length);
+void EC_KEY_free(void *k);
+const void *EC_KEY_get0_group(const void *key);
+int EC_GROUP_get_curve_name(const void *group);
+void *d2i_RSAPrivateKey(void **a, const unsigned char **pp, long length);
+void RSA_free(void *k);
+void *EVP_PKEY_new(void);
+int EVP_PKEY_assign(void *pkey, int type, void *key);
+void ERR_clear_error(void);
+]]
+local KEYS = {
+    ec = {decode = C.d2i_ECPrivateKey, free = C.EC_KEY_free, type = 408},  -- EVP_PKEY_EC
+    rsa = {decode = C.d2i_RSAPrivateKey, free = C.RSA_free, type = 6},  -- EVP_PKEY_RSA
+}
+local EC_CURVES = {[415] = true, [715] = true}  -- P-256, P-384: what uploads may use
+local der_at = ffi.new("const unsigned char *[1]")
+
+-- the key kind and certificate lengths of a header line ("ec 512 498"), and the bytes they
+-- cover; nil and why when it is not one this module wrote
+local function cert_header(header)
+    local kind, rest = header:match("^(%l+)(.*)$")
+    if not kind or not KEYS[kind] then return nil, "unknown key kind in " .. header:sub(1, 20) end
+    local lengths, total = {}, 0
+    for token in rest:gmatch("[^ ]+") do
+        if not token:find("^[1-9]%d?%d?%d?%d?$") then
+            return nil, "certificate length " .. token:sub(1, 12) .. " is not a number"
+        end
+        lengths[#lengths + 1] = tonumber(token)
+        total = total + lengths[#lengths]
+    end
+    if #lengths == 0 then return nil, "no certificate lengths" end
+    if rest ~= " " .. table.concat(lengths, " ") then return nil, "a malformed header" end
+    return kind, lengths, total
+end
+
+-- a stored value's header line (nl, nl2: its newlines) and DER, checked as far as needed
+-- to tell a value this module wrote: known kind, lengths within it, DER that starts as one
+local function cert_shape(v, nl, nl2)
+    local kind, lengths, total = cert_header(v:sub(nl + 1, nl2 - 1))
+    if not kind then return nil, lengths end
+    if total >= #v - nl2 then return nil, "certificate lengths past the end (no key)" end
+    if v:byte(nl2 + 1) ~= 0x30 then return nil, "not DER" end
+    return kind, lengths
+end
+
+-- an X509 from the len bytes at offset at of p, all of them, or nil
+local function d2i_x509(p, at, len)
+    der_at[0] = p + at
+    local x = C.d2i_X509(nil, der_at, len)
+    if x ~= nil and der_at[0] ~= p + at + len then
+        C.X509_free(x)
+        return nil
+    end
+    return x ~= nil and x or nil
+end
+
+local function pem_value(v, nl, nl2)  -- the value a sixpod before DER stored: PEM
+    local len = tonumber(v:sub(nl + 1, nl2 - 1))
+    local chain, err = ssl.parse_pem_cert(v:sub(nl2 + 1, nl2 + len))
+    if not chain then return nil, err end
+    local pkey
+    pkey, err = ssl.parse_pem_priv_key(v:sub(nl2 + len + 1))
+    if not pkey then return nil, err end
+    return chain, pkey
+end
+
+-- the chain (a STACK_OF(X509) as ngx.ssl.set_cert takes it) and key of a stored value
+-- (its header line runs from nl to nl2), or nil and why
+local function parse_cert(v, nl, nl2)
+    if v:sub(nl + 1, nl2 - 1):find("^%d+$") then return pem_value(v, nl, nl2) end
+    local kind, lengths = cert_shape(v, nl, nl2)
+    if not kind then return nil, lengths end
+    local k = KEYS[kind]
+    local st = C.OPENSSL_sk_new_null()
+    if st == nil then return nil, "out of memory" end
+    st = ffi.gc(st, C.ngx_http_lua_ffi_free_cert)
+    local p = ffi.cast("const unsigned char *", v)
+    local at = nl2  -- the DER starts after the header's newline (0-based nl2)
+    for n, len in ipairs(lengths) do
+        local x
+        if n == 1 then  -- the leaf: the stack owns it
+            x = d2i_x509(p, at, len)
+            if not x then return nil, "the leaf is not DER X.509" end
+        else
+            local der = v:sub(at + 1, at + len)
+            local shared = x509_cache:get(der)
+            if not shared then
+                shared = d2i_x509(p, at, len)
+                if not shared then return nil, "certificate " .. n .. " is not DER X.509" end
+                shared = ffi.gc(shared, C.X509_free)
+                x509_cache:set(der, shared)
+            end
+            C.X509_up_ref(shared)
+            x = shared
+        end
+        if C.OPENSSL_sk_push(st, x) == 0 then
+            C.X509_free(x)
+            return nil, "out of memory"
+        end
+        at = at + len
+    end
+    der_at[0] = p + at
+    local raw = k.decode(nil, der_at, #v - at)
+    if raw == nil or der_at[0] ~= p + #v then
+        if raw ~= nil then k.free(raw) end
+        return nil, "the key is not a DER " .. kind .. " key"
+    end
+    if kind == "ec" and not EC_CURVES[C.EC_GROUP_get_curve_name(C.EC_KEY_get0_group(raw))] then
+        k.free(raw)
+        return nil, "the key's curve is not P-256 or P-384"
+    end
+    local pkey = C.EVP_PKEY_new()
+    if pkey == nil or C.EVP_PKEY_assign(pkey, k.type, raw) ~= 1 then
+        k.free(raw)
+        if pkey ~= nil then C.ngx_http_lua_ffi_free_priv_key(pkey) end
+        return nil, "out of memory"
+    end
+    return st, ffi.gc(pkey, C.ngx_http_lua_ffi_free_priv_key)
+end
+
+-- a stored certificate that cannot be served: said once per worker and version (the
+-- handshakes that meet it are refused, and counted); OpenSSL's queued errors go with it
+local function unusable(key, version, why)
+    C.ERR_clear_error()
+    eject:incr("tls_parse_errors", 1, 0)
+    tls_cache:set(key, {version = version, err = why})
+    ngx.log(ngx.ERR, "sixpod: the certificate of ", key, " cannot be served: ", why)
+    return refuse("the certificate of " .. key .. " cannot be served: " .. why)
+end
+
 function _M.certificate()
     local name, why = sni_name(ssl.server_name())
     if not name then return refuse(why) end
@@ -583,28 +729,20 @@ function _M.certificate()
     if not v then return refuse("no certificate for " .. name) end
     local nl = v:find("\n", 1, true)
     local nl2 = nl and v:find("\n", nl + 1, true)
-    local len = nl2 and tonumber(v:sub(nl + 1, nl2 - 1))
-    if not len then
-        eject:incr("tls_parse_errors", 1, 0)
-        return refuse("the stored value of " .. key .. " is malformed")
-    end
+    if not nl2 then return unusable(key, "", "the stored value is malformed") end
     local version = v:sub(1, nl - 1)
     local c = tls_cache:get(key)
     if not c or c.version ~= version then
-        local chain, err = ssl.parse_pem_cert(v:sub(nl2 + 1, nl2 + len))
-        local pkey
-        if chain then pkey, err = ssl.parse_pem_priv_key(v:sub(nl2 + len + 1)) end
-        if not pkey then
-            eject:incr("tls_parse_errors", 1, 0)
-            return refuse("the certificate of " .. key .. " does not parse: " .. tostring(err))
-        end
+        local chain, pkey = parse_cert(v, nl, nl2)
+        if not chain then return unusable(key, version, tostring(pkey)) end
         c = {version = version, chain = chain, key = pkey}
         tls_cache:set(key, c)
     end
+    if c.err then return refuse("the certificate of " .. key .. " cannot be served: " .. c.err) end
     local ok, err = ssl.clear_certs()
     if ok then ok, err = ssl.set_cert(c.chain) end
     if ok then ok, err = ssl.set_priv_key(c.key) end
-    if not ok then return refuse("setting the certificate of " .. key .. ": " .. err) end
+    if not ok then return unusable(key, version, "OpenSSL refuses it: " .. tostring(err)) end
 end
 
 -- ACME HTTP-01: /.well-known/acme-challenge/TOKEN that this pod published is answered for
@@ -654,6 +792,7 @@ local function state()
         retries_refused = eject:get("retries_refused") or 0,
         tls = certs ~= nil,
         certs_mark = certs and certs:get(MARK) or "",
+        cert_format = CERT_FORMAT,
         certs_free = certs and certs:free_space() or 0,
         tls_refused = eject:get("tls_refused") or 0,
         tls_parse_errors = eject:get("tls_parse_errors") or 0,
@@ -683,6 +822,19 @@ local function put(dict, key, value, failed_keys)
     end
 end
 
+-- a certificate as the batch carries it ("VERSION\nHEADER\nBASE64") as sixpod_certs
+-- holds it (the body decoded), or nil and why
+local function stored_cert(v)
+    local version, header, body = v:match("^([^\n]+)\n([^\n]+)\n(.*)$")
+    if not version then return nil, "not VERSION, header and base64 lines" end
+    local der = ngx.decode_base64(body)
+    if not der or #der == 0 then return nil, "its body is not base64" end
+    local stored = version .. "\n" .. header .. "\n" .. der
+    local kind, why = cert_shape(stored, #version + 1, #version + #header + 2)
+    if not kind then return nil, why end
+    return stored
+end
+
 -- nil, or a JSON object of names to text or null
 local function names_to_text(t)
     if t == nil then return true end
@@ -707,6 +859,18 @@ local function apply(batch)
     end
     if (batch.certs ~= nil or batch.certs_mark ~= nil) and not certs then
         return reply(400, {error = "TLS is off on this node"})
+    end
+    local cert_values = {}
+    for domain, v in pairs(batch.certs or {}) do
+        local why
+        if v == cjson.null then
+            cert_values[domain] = v
+        else
+            cert_values[domain], why = stored_cert(v)
+        end
+        if not cert_values[domain] then
+            return reply(400, {error = "certs: the value of " .. domain .. ": " .. why})
+        end
     end
     if batch.begin then
         local s = meta:get("slot") == "a" and "b" or "a"
@@ -749,7 +913,7 @@ local function apply(batch)
     end
     local bad_certs, bad_tokens = {}, {}
     if batch.certs ~= nil or batch.certs_mark ~= nil then
-        for domain, v in pairs(batch.certs or {}) do
+        for domain, v in pairs(cert_values) do
             if v == cjson.null then certs:delete(domain) else put(certs, domain, v, bad_certs) end
         end
         if batch.certs_mark then certs:safe_set(MARK, batch.certs_mark) end
@@ -781,7 +945,10 @@ function _M.admin()
         local out = {mark = certs and certs:get(MARK) or "", certs = {}, challenges = {}}
         for _, k in ipairs(certs and certs:get_keys(0) or {}) do
             local v = k ~= MARK and certs:get(k)
-            if v then out.certs[k] = v:sub(1, (v:find("\n", 1, true) or 1) - 1) end  -- version
+            local nl = v and v:find("\n", 1, true)
+            local nl2 = nl and v:find("\n", nl + 1, true)
+            -- a value in another format (stored by an older module) is not listed: re-pushed
+            if nl2 and cert_shape(v, nl, nl2) then out.certs[k] = v:sub(1, nl - 1) end
         end
         for _, k in ipairs(acme:get_keys(0)) do out.challenges[k] = acme:get(k) end
         return reply(200, out)
