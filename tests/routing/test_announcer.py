@@ -568,3 +568,32 @@ def test_probes_do_not_make_the_full_tick_run_at_their_rate(tmp_path: Path) -> N
     probes, plans = asyncio.run(main())
     assert probes >= 8  # about 20 in a second
     assert plans <= 8  # about 5 in a second
+
+
+def test_vip_states_unreadable_keep_the_last_blackholed_set_and_never_stop_the_announcer(
+    tmp_path: Path,
+) -> None:
+    """A password file missing (or a replica down) is logged and retried: the VIPs last seen
+    blackholed (state_dir/blackholed.json) stay withdrawn, the rest is announced."""
+    (tmp_path / "blackholed.json").write_text('{"203.0.113.0": "DDoS"}\n')
+    states = {"redis": "[::1]:1", "password_file": str(tmp_path / "missing")}
+
+    async def main() -> list[str]:
+        exa = FakeExaBGP()
+        daemon = AnnouncerDaemon(config(tmp_path, vip_states=states), write=exa.write)
+        task = asyncio.create_task(daemon.run(exa.reader))
+        exa.reader.feed_data(UP.encode())
+        await settle(lambda: daemon.sync.converged(daemon.core.desired()) and exa.commands)
+        await asyncio.sleep(0.3)  # the reader's first attempt has failed by now
+        assert not task.done()
+        daemon._stopping.set()
+        assert await task == 0
+        return exa.commands
+
+    commands = asyncio.run(main())
+    assert "announce route 2001:db8:2fe::1/128 next-hop 2001:db8:2ff::2" in commands
+    assert not any(c.startswith("announce route 203.0.113.0/32") for c in commands)
+    # an unreadable file: nothing taken as blackholed, nothing stops
+    (tmp_path / "blackholed.json").write_text("{not json")
+    commands = asyncio.run(main())
+    assert "announce route 203.0.113.0/32 next-hop 2001:db8:2ff::2" in commands

@@ -82,6 +82,7 @@ _FAMILY_NEEDS = {  # what a session needs to carry each IP version from a node w
 
 BLACKHOLED_FILE = "blackholed.json"  # in state_dir: the VIPs last seen blackholed, and why
 CONTROL_POLL = 0.2  # seconds between looks at the drain/disable files
+VIP_STATES_RETRY = 5.0  # seconds between attempts to start following VIP states
 REFUSED_BACKOFF = 1.0  # seconds before resending after ExaBGP refused a command
 BFD_MAX_BACKOFF = 30.0  # seconds between vtysh retries at most (bfdd not running)
 EXIT_WITHDRAW_WAIT = 3.0  # seconds to wait for ExaBGP to acknowledge the final withdrawals
@@ -228,6 +229,34 @@ class AnnouncerDaemon:
                 }
             )
             self.pump()
+
+    async def _follow_vip_states(self) -> None:
+        """Start the reader of the replica's VIP states; a password file that cannot be read
+        yet is retried (the last set seen keeps applying meanwhile), never fatal."""
+        states = self.cfg.vip_states
+        assert states is not None
+        said = ""
+        while not self._stopping.is_set():
+            try:
+                reader = TenantReader(
+                    ReaderSettings(
+                        address=states.redis,
+                        password_file=states.password_file,
+                        prefix=states.prefix,
+                        upstreams=False,
+                        apps=False,
+                    )
+                )
+            except OSError as e:
+                if str(e) != said:
+                    said = str(e)
+                    log.error("VIP states: %s; retrying every %g s", e, VIP_STATES_RETRY)
+                await asyncio.sleep(VIP_STATES_RETRY)
+                continue
+            reader.add_listener(self._vip_states)
+            self.vip_reader = reader
+            await reader.start()
+            return
 
     def _set_blackholed(self, pulled: dict[str, str], *, persist: bool = True) -> None:
         nets = {}
@@ -658,18 +687,7 @@ class AnnouncerDaemon:
             timers = asyncio.create_task(self._timers())
             heartbeat = asyncio.create_task(self._heartbeat()) if self.floor else None
             if self.cfg.vip_states is not None:
-                states = self.cfg.vip_states
-                self.vip_reader = TenantReader(
-                    ReaderSettings(
-                        address=states.redis,
-                        password_file=states.password_file,
-                        prefix=states.prefix,
-                        upstreams=False,
-                        apps=False,
-                    )
-                )
-                self.vip_reader.add_listener(self._vip_states)
-                await self.vip_reader.start()
+                self._spawn(self._follow_vip_states())
             while not self._stopping.is_set():
                 read = asyncio.create_task(read_line(reader))
                 done, _ = await asyncio.wait(
