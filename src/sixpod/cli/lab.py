@@ -25,6 +25,7 @@ from sixpod.cli.output import plural
 from sixpod.inventory.files import replace_tree
 from sixpod.inventory.lock import lock_path_for
 from sixpod.inventory.render import render
+from sixpod.lab.drills import DRILLS
 from sixpod.lab.journey import run_journey
 from sixpod.lab.netns import LabError, wait_for
 from sixpod.lab.pod import LabPod
@@ -308,3 +309,32 @@ def down(workdir: Path) -> None:
     if problems:
         raise CommandFailed(*(f"sixpod lab: {p}" for p in problems))
     click.echo("lab removed")
+
+
+@examples("sixpod lab drill kill-edge", "sixpod lab drill blackhole-vip --json")
+@lab.command()
+@click.argument("name", type=click.Choice(sorted(DRILLS)))
+@WORKDIR
+@click.option("--node", default="", help="The node a drill breaks (default: the drill picks).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for scripts).")
+def drill(name: str, workdir: Path, node: str, as_json: bool) -> None:
+    """Break one part of the running lab and show what the pod did, with figures.
+
+    Exits 1 when the pod did not behave (the problems are printed)."""
+    labpod = _attach(workdir)
+    if node and node not in labpod.nodes:
+        raise _failed(f"no node {node} in the lab")
+    try:
+        result = DRILLS[name](
+            labpod, None if as_json else click.echo, **({"node": node} if node else {})
+        )
+    except LabError as e:
+        raise _failed(f"drill {name}: {e}") from None
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        figures = ", ".join(f"{k}={v}" for k, v in result.figures.items())
+        click.echo(f"figures: {figures}")
+        click.echo(f"drill {name}: " + ("the pod behaved" if result.ok else "FAILED"))
+    if not result.ok:
+        raise CommandFailed(*(f"sixpod lab drill {name}: {p}" for p in result.problems))
