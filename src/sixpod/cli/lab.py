@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import shutil
@@ -324,6 +325,8 @@ def drill(name: str, workdir: Path, node: str, as_json: bool) -> None:
     labpod = _attach(workdir)
     if node and node not in labpod.nodes:
         raise _failed(f"no node {node} in the lab")
+    if node and "node" not in inspect.signature(DRILLS[name]).parameters:
+        raise _failed(f"drill {name} takes no --node")
     try:
         result = DRILLS[name](
             labpod, None if as_json else click.echo, **({"node": node} if node else {})

@@ -105,13 +105,19 @@ class _Timer(threading.Thread):
         super().__init__(daemon=True)
         self.t0, self.predicate, self.timeout = t0, predicate, timeout
         self.seconds: float | None = None
+        self.at: float | None = None
         self.error: str = ""
+
+    def after(self, t: float) -> float | None:
+        """Seconds from ``t`` to when the condition held (None: it did not)."""
+        return None if self.at is None else round(self.at - t, 3)
 
     def run(self) -> None:
         deadline = self.t0 + self.timeout
         while time.monotonic() < deadline:
             try:
                 if self.predicate():
+                    self.at = time.monotonic()
                     self.seconds = _elapsed(self.t0)
                     return
             except LabError as e:  # a daemon restarting: look again
@@ -177,6 +183,49 @@ def restart_node(pod: LabPod, node: LabNode) -> None:
         pod._start_node(node)
     finally:
         _remember(pod)
+
+
+API_CALLS = """
+import json, sys, time, urllib.request, urllib.error
+base, token_file = sys.argv[1:3]
+token = open(token_file).read().strip()
+for i, line in enumerate(sys.stdin):
+    call = json.loads(line)
+    data = None if call.get("body") is None else json.dumps(call["body"]).encode()
+    req = urllib.request.Request(base + call["path"], data=data, method=call["method"])
+    req.add_header("Authorization", "Bearer " + token)
+    req.add_header("Content-Type", "application/json")
+    out = {"i": i, "sent": time.monotonic()}
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            out.update(status=resp.status, body=json.loads(resp.read() or b"null"))
+    except urllib.error.HTTPError as e:
+        out.update(status=e.code, error=e.read().decode(errors="replace")[:300])
+    except OSError as e:
+        out.update(status=0, error=str(e))
+    out["ack"] = time.monotonic()
+    print(json.dumps(out), flush=True)
+"""
+"""Calls to the controller API from ctl, one JSON request per stdin line, each answered by
+one JSON line with the machine's monotonic time it was sent and answered (``ack``)."""
+
+
+def api_calls(
+    pod: LabPod, calls: list[dict[str, Any]], timeout: float = 120
+) -> list[dict[str, Any]]:
+    """Make ``calls`` (``method``, ``path``, ``body``) against the lab's controller, one
+    after the other, without stopping at a failure; each call's answer and times."""
+    import sys
+
+    from sixpod.lab.netns import run
+    from sixpod.lab.pod import CONTROLLER_PORT
+
+    argv = [
+        "ip", "netns", "exec", pod.ctl_ns, sys.executable, "-c", API_CALLS,
+        f"http://[::1]:{CONTROLLER_PORT}", str(pod.controller_dir / "token"),
+    ]  # fmt: skip
+    out = run(argv, stdin="".join(json.dumps(c) + "\n" for c in calls), timeout=timeout)
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
 # -- kill-edge ----------------------------------------------------------------------------
@@ -291,6 +340,279 @@ def _rounds_until(
     return len(broken), rounds, last
 
 
+# -- blackhole-vip ------------------------------------------------------------------------
+
+BLACKHOLE_APP = "drill-blackhole"
+DNS_WATCH = """
+import json, sys, time
+import dns.message, dns.query
+server, name, rdtype = sys.argv[1:4]
+while True:
+    try:
+        resp = dns.query.udp(dns.message.make_query(name, rdtype), server, timeout=1)
+        got = sorted(rr.address for rrset in resp.answer if rrset.rdtype in (1, 28) for rr in rrset)
+    except Exception as e:
+        got = None
+    print(json.dumps({"t": time.monotonic(), "addresses": got}), flush=True)
+    time.sleep(0.02)
+"""
+"""A client asking Razor for a name again and again: one JSON line per answer, stamped
+with the machine's monotonic clock (the same in every process and namespace)."""
+
+
+class _DnsWatch:
+    """Razor's answers for one name, asked from the client every ~20 ms in the background."""
+
+    STREAK = 8
+    """Answers in a row without a VIP that count as "no longer handed out" (Razor answers
+    a random sample of the app's shard: one answer without it proves nothing)."""
+
+    def __init__(self, pod: LabPod, name: str, rdtype: str) -> None:
+        import subprocess
+        import sys
+
+        argv = [sys.executable, "-c", DNS_WATCH, pod.nameserver(6), name, rdtype]
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", pod.client_ns, *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.answers: list[tuple[float, list[str] | None]] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            doc = json.loads(line)
+            self.answers.append((float(doc["t"]), doc["addresses"]))
+
+    def since(self, t0: float) -> list[tuple[float, list[str] | None]]:
+        return [a for a in list(self.answers) if a[0] >= t0]
+
+    def gone_at(self, vip: str, t0: float) -> float | None:
+        """When the last streak (to now, of at least :attr:`STREAK` answers) of answers
+        without ``vip`` began, in seconds after ``t0``."""
+        run: list[float] = []
+        for t, got in self.since(t0):
+            if got is None:
+                continue  # no answer (a timeout): says nothing either way
+            run = [*run, t] if vip not in got else []
+        return round(run[0] - t0, 3) if len(run) >= self.STREAK else None
+
+    def back_at(self, vip: str, t0: float) -> float | None:
+        """Seconds after ``t0`` of the first answer holding ``vip``."""
+        for t, got in self.since(t0):
+            if got and vip in got:
+                return round(t - t0, 3)
+        return None
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.reader.join(5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def _bgp_paths(pod: LabPod, rack: str, vip: str) -> int:
+    """How many paths (from any node) the ToR's BGP table holds for ``vip``."""
+    fam, plen = ("ipv4", 32) if "." in vip else ("ipv6", 128)
+    data = pod.tors[rack].frr.json(f"show bgp {fam} unicast {vip}/{plen} json")
+    return len(data.get("paths", []))
+
+
+def blackhole_vip(pod: LabPod, echo: Callable[[str], None] | None = None) -> DrillResult:
+    """A VIP is blackholed through the API (``sixpod vip set VIP blackholed``), as an
+    operator does under attack. Every announcer follows VIP states from its node's replica:
+    the drill times until no ToR holds a path for the VIP from any node (every announcer
+    withdrew it) and no spine routes it, and until Razor stops handing it out for an app
+    whose shard holds it; ``sixpod razor attribute`` (run on an edge node, from its replica)
+    must name that app, and the API lists the reason. Then the VIP is released (``active``)
+    and the drill times its return to every ToR, spine and Razor's answers.
+
+    The VIP is an IPv4 VIP other than Razor's own nameserver address. The RFC 7999
+    BLACKHOLE community is not sent upstream: the pod withdraws the VIP instead."""
+    r = DrillResult("blackhole-vip", echo=echo)
+    if pod.lock is None:
+        raise LabError("the drill needs the tenants controller (a lab brought up from pod.yaml)")
+    app = BLACKHOLE_APP
+    with contextlib.suppress(LabError):  # left by a drill that was killed
+        pod.api("app", "delete", app, "--force")
+    pod.api("app", "create", app)
+    name = f"{app}.{pod.route_zone()}"
+    dns = _DnsWatch(pod, name, "A")
+    vip, released = "", False
+    try:
+        wait_for(
+            lambda: any(got for _, got in dns.answers[-1:]),
+            timeout=30,
+            interval=0.05,
+            what=f"Razor to answer {name}",
+        )
+        nameservers = {pod.nameserver(4), pod.nameserver(6)}
+        handed = sorted({a for _, got in dns.answers if got for a in got} - nameservers)
+        if not handed:
+            raise LabError(f"Razor hands out no VIP but its own for {name}")
+        vip = handed[0]
+        racks = sorted(
+            rack for rack, tor in pod.tors.items() if any(str(v) == vip for v in tor.doc.vips.all)
+        )
+        announcers = {
+            n.name: n
+            for n in pod.nodes.values()
+            if n.edge and any(str(v) == vip for v in n.doc.vips.all)
+        }
+        before = {rack: pod.routes(rack, vip) for rack in racks}
+        spines = {s: pod.spine_routes(s, vip) for s in pod.spines}
+        if not all(before.values()) or not all(spines.values()):
+            raise LabError(f"{vip} is not routed everywhere before the drill: {before} {spines}")
+        r.figures.update(vip=vip, app=app, announcers=len(announcers), racks=len(racks))
+        r.say(
+            f"app {app}: Razor hands out {vip} for {name}; announced by "
+            f"{len(announcers)} edge nodes, on {', '.join(racks)} and "
+            f"{len(spines)} spine{'s' if len(spines) != 1 else ''}"
+        )
+        reason = f"drill: DDoS on {app}"
+        t0 = time.monotonic()
+        timers = {
+            "tor": _Timer(t0, lambda: all(_bgp_paths(pod, k, vip) == 0 for k in racks), 30),
+            "spine": _Timer(t0, lambda: not any(pod.spine_routes(s, vip) for s in spines), 30),
+            "announcers": _Timer(
+                t0,
+                lambda: all(
+                    pod.metrics(n).get("sixpod_announcer_vips_blackholed", 0) >= 1
+                    for n in announcers
+                ),
+                30,
+            ),
+        }
+        for t in timers.values():
+            t.start()
+        ack = _set_vip(pod, vip, "blackholed", reason)
+        r.figures["api_s"] = round(ack["ack"] - ack["sent"], 3)
+        r.say(
+            f"PUT /v1/vips/{vip} blackholed ({reason!r}): acknowledged in {r.figures['api_s']} s;"
+            " times below are from the acknowledgement"
+        )
+        for t in timers.values():
+            t.join()
+        with contextlib.suppress(LabError):  # up to 30 s for Razor's answers to show it
+            wait_for(lambda: dns.gone_at(vip, ack["ack"]) is not None, timeout=30, what="")
+        razor_s = dns.gone_at(vip, ack["ack"])
+        tor_s, spine_s = timers["tor"].after(ack["ack"]), timers["spine"].after(ack["ack"])
+        r.figures.update(
+            withdrawn_tor_s=tor_s,
+            withdrawn_spine_s=spine_s if spines else None,
+            announcers_reported_s=timers["announcers"].after(ack["ack"]),
+            razor_stopped_s=razor_s,
+        )
+        r.expect(tor_s is not None, f"a ToR still holds a path for {vip} after 30 s")
+        r.say(f"every announcer withdrew it: no ToR holds a path for {vip} after {tor_s} s")
+        if spines:
+            r.expect(spine_s is not None, f"a spine still routes {vip} after 30 s")
+            r.say(f"no spine routes {vip} after {spine_s} s")
+        r.expect(
+            r.figures["announcers_reported_s"] is not None,
+            "an announcer's sixpod_announcer_vips_blackholed stayed 0",
+        )
+        r.say(
+            f"{len(announcers)} announcers report it blackholed (their metrics) after "
+            f"{r.figures['announcers_reported_s']} s"
+        )
+        r.expect(razor_s is not None, f"Razor still hands out {vip}")
+        r.say(
+            f"Razor stopped handing out {vip} for {name} after {razor_s} s "
+            f"({_DnsWatch.STREAK}+ answers in a row without it)"
+        )
+        # attribution: from the node's replica, as an operator on an edge node would run it
+        edge = next(iter(announcers.values()))
+        out = pod.exec(
+            edge.ns,
+            _sixpod(),
+            "razor",
+            "attribute",
+            "--config",
+            str(edge.dir / "razor.yaml"),
+            vip,
+            "--json",
+        )
+        suspects = [s["app"] for s in json.loads(out).get("suspects", [])]
+        listed = {v["address"]: v for v in json.loads(pod.api("vip", "list", "--json"))}
+        r.figures.update(suspects=suspects, api_state=listed.get(vip, {}).get("state"))
+        r.say(f"sixpod razor attribute {vip} on {edge.name}: apps behind it: {suspects}")
+        r.expect(app in suspects, f"attribution does not name {app}: {suspects}")
+        api_vip = listed.get(vip, {})
+        r.say(f"API: {vip} {api_vip.get('state')} ({api_vip.get('reason')!r})")
+        r.expect(
+            api_vip.get("state") == "blackholed" and api_vip.get("reason") == reason,
+            f"the API lists {vip} as {api_vip}",
+        )
+        # released
+        t1 = time.monotonic()
+        back = {
+            "tor": _Timer(t1, lambda: all(pod.routes(k, vip) == before[k] for k in racks), 30),
+            "spine": _Timer(
+                t1, lambda: all(pod.spine_routes(s, vip) == spines[s] for s in spines), 30
+            ),
+        }
+        for t in back.values():
+            t.start()
+        ack = _set_vip(pod, vip, "active", "")
+        released = True
+        r.say(f"PUT /v1/vips/{vip} active: acknowledged in {ack['ack'] - ack['sent']:.3f} s")
+        for t in back.values():
+            t.join()
+        with contextlib.suppress(LabError):
+            wait_for(lambda: dns.back_at(vip, ack["ack"]) is not None, timeout=30, what="")
+        razor_back = dns.back_at(vip, ack["ack"])
+        r.figures.update(
+            released_tor_s=back["tor"].after(ack["ack"]),
+            released_spine_s=back["spine"].after(ack["ack"]) if spines else None,
+            released_razor_s=razor_back,
+        )
+        r.expect(back["tor"].seconds is not None, f"{vip} not back on every ToR in 30 s")
+        r.expect(back["spine"].seconds is not None, f"{vip} not back on every spine in 30 s")
+        r.expect(razor_back is not None, f"Razor does not hand out {vip} again")
+        r.say(
+            f"released: {vip} back in ECMP over its {len(announcers)} announcers after "
+            f"{r.figures['released_tor_s']} s, on the spines after "
+            f"{r.figures['released_spine_s']} s, "
+            f"in Razor's answers after {razor_back} s"
+        )
+    finally:
+        dns.close()
+        try:
+            if vip and not released:
+                _set_vip(pod, vip, "active", "")
+        finally:
+            pod.api("app", "delete", app, "--force")
+    return r
+
+
+def _set_vip(pod: LabPod, vip: str, state: str, reason: str) -> dict[str, Any]:
+    [answer] = api_calls(
+        pod,
+        [{"method": "PUT", "path": f"/v1/vips/{vip}", "body": {"state": state, "reason": reason}}],
+    )
+    if answer["status"] != 200:
+        raise LabError(f"PUT /v1/vips/{vip} {state}: {answer['status']} {answer.get('error')}")
+    return answer
+
+
+def _sixpod() -> str:
+    import sys
+    from pathlib import Path
+
+    return str(Path(sys.executable).with_name("sixpod"))
+
+
 DRILLS: dict[str, Callable[..., DrillResult]] = {
     "kill-edge": kill_edge,
+    "blackhole-vip": blackhole_vip,
 }
