@@ -612,7 +612,218 @@ def _sixpod() -> str:
     return str(Path(sys.executable).with_name("sixpod"))
 
 
+# -- redis-down ---------------------------------------------------------------------------
+
+REDIS_APP = "drill-redis"
+REDIS_DOMAIN = "redis.drill.example"
+OUTAGE = 6.0
+"""Seconds the Redis primary stays down."""
+
+
+class _Requests(threading.Thread):
+    """HTTP requests from the client over a VIP, in batches (each on a new connection), until
+    stopped; every answer kept with the machine's monotonic time of its batch."""
+
+    def __init__(self, pod: LabPod, vip: str, host: str) -> None:
+        super().__init__(daemon=True)
+        self.pod, self.vip, self.host = pod, vip, host
+        self.answers: list[tuple[float, float, dict[str, Any]]] = []
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        from sixpod.lab.journey import fetch
+
+        while not self.stopping.is_set():
+            t0 = time.monotonic()
+            try:
+                got = fetch(self.pod, self.vip, self.host, 2)
+            except LabError as e:
+                got = [{"status": 0, "error": str(e)}]
+            t1 = time.monotonic()
+            self.answers += [(t0, t1, a) for a in got]
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(60)
+
+    def between(self, t0: float, t1: float) -> tuple[int, int, list[str]]:
+        """Requests of the batches started within [t0, t1): ok (200 from an app's
+        container), failed, and the first failures."""
+        ok, failed, why = 0, 0, []
+        for a0, _, a in self.answers:
+            if not t0 <= a0 < t1:
+                continue
+            body = a.get("body")
+            if a.get("status") == 200 and isinstance(body, dict) and body.get("container"):
+                ok += 1
+            else:
+                failed += 1
+                why.append(f"{a.get('status')} {a.get('error') or body}"[:120])
+        return ok, failed, why[:3]
+
+    def containers_after(self, t: float) -> set[str]:
+        return {
+            str(a["body"]["container"])
+            for a0, _, a in self.answers
+            if a0 >= t and a.get("status") == 200 and isinstance(a.get("body"), dict)
+        }
+
+
+def _edge_replicas_hold(pod: LabPod, app: str, endpoints: list[str]) -> bool:
+    key = f"sixpod:up:{app}"
+    return all(
+        all(pod.replica_field(n.name, key, e) for e in endpoints)
+        for n in pod.nodes.values()
+        if n.edge
+    )
+
+
+def redis_down(pod: LabPod, echo: Callable[[str], None] | None = None) -> DrillResult:
+    """The pod's Redis primary (in ctl) stops for a few seconds. The edges serve from their
+    replicas: a client's requests during the outage must all succeed. Meanwhile a change is
+    made through the API (an endpoint added to an app: the controller's store is the truth,
+    it acknowledges); when the primary returns (empty, as a restarted cache does: the lab's
+    Redis keeps nothing on disk) the controller rebuilds it and the change must reach every
+    edge replica and the edges' traffic. Figures: requests ok/failed during the outage and
+    during the return, the time from the primary's return until every edge replica holds the
+    change, and until the edges send requests to the new endpoint."""
+    from sixpod import addr
+    from sixpod.lab.journey import pick_hosts
+    from sixpod.lab.netns import Sandbox
+    from sixpod.lab.pod import APP_PORT
+
+    r = DrillResult("redis-down", echo=echo)
+    if pod.lock is None:
+        raise LabError("the drill needs the tenants controller (a lab brought up from pod.yaml)")
+    hosts = pick_hosts(pod, 1)
+    if not hosts:
+        raise LabError("no node announces a /64 to host the drill's containers")
+    app, host = REDIS_APP, REDIS_DOMAIN
+    box = Sandbox(prefix=pod.prefix, workdir=pod.workdir / "drills")
+    with contextlib.suppress(LabError):
+        pod.api("app", "delete", app, "--force")
+    pod.api("app", "create", app)
+    requests: _Requests | None = None
+    primary_down = False
+    try:
+        pod.api("domain", "attach", host, app)
+        first = pod.start_container(hosts[0].name, 11, box)
+        second = pod.start_container(hosts[0].name, 12, box)
+        pod.api("endpoint", "add", app, first.endpoint)
+        key = [addr.for_redis(addr.Endpoint(c.address, APP_PORT)) for c in (first, second)]
+        wait_for(lambda: _edge_replicas_hold(pod, app, key[:1]), timeout=30, what="the endpoint")
+        vip = pod.nameserver(4)
+        requests = _Requests(pod, vip, host)
+        requests.start()
+        wait_for(
+            lambda: first.name in requests.containers_after(0),
+            timeout=30,
+            interval=0.1,
+            what=f"http://{host}/ via {vip} to answer",
+        )
+        r.say(
+            f"app {app} ({host}) on {first.name}; client requests to http://{host}/ via {vip} "
+            "running throughout"
+        )
+        rack = next(k for k, t in pod.tors.items() if any(str(v) == vip for v in t.doc.vips.all))
+        paths = len(pod.routes(rack, vip))
+        t_down = time.monotonic()
+        _stop_process(pod, "ctl-redis")
+        primary_down = True
+        r.say(f"ctl: the Redis primary stopped (SIGTERM); {vip} over {paths} edge nodes")
+        change = api_calls(
+            pod,
+            [
+                {
+                    "method": "POST",
+                    "path": f"/v1/apps/{app}/endpoints",
+                    "body": {"endpoints": [{"address": str(second.address), "port": APP_PORT}]},
+                }
+            ],
+        )[0]
+        r.expect(change["status"] == 200, f"the API refused the change: {change}")
+        r.say(
+            f"API, meanwhile: endpoint {second.endpoint} added to {app} "
+            f"(acknowledged {change['status']} in {change['ack'] - change['sent']:.3f} s)"
+        )
+        fewest = paths
+        while time.monotonic() - t_down < OUTAGE:
+            with contextlib.suppress(LabError):
+                fewest = min(fewest, len(pod.routes(rack, vip)))
+            time.sleep(0.2)
+        t_up = time.monotonic()
+        pod._start_redis_primary()
+        _remember(pod)
+        primary_down = False
+        r.say(f"ctl: the Redis primary started again after {t_up - t_down:.1f} s (empty)")
+        timer = _Timer(t_up, lambda: _edge_replicas_hold(pod, app, key), timeout=60)
+        timer.start()
+        served = _Timer(t_up, lambda: second.name in requests.containers_after(t_up), 60)
+        served.start()
+        timer.join()
+        served.join()
+        time.sleep(1.0)  # and a moment more of traffic
+        requests.stop()
+        ok, failed, why = requests.between(t_down, t_up)
+        ok2, failed2, why2 = requests.between(t_up, time.monotonic())
+        r.figures.update(
+            outage_s=round(t_up - t_down, 3),
+            vip_paths_before=paths,
+            vip_paths_fewest_during=fewest,
+            requests_ok_during=ok,
+            requests_failed_during=failed,
+            converged_replicas_s=timer.seconds,
+            converged_traffic_s=served.seconds,
+            requests_ok_return=ok2,
+            requests_failed_return=failed2,
+            changes_acknowledged=1 if change["status"] == 200 else 0,
+            changes_lost=0 if timer.seconds is not None else 1,
+        )
+        r.say(
+            f"during the outage: {vip} over at least {fewest} of {paths} edge nodes; "
+            f"{ok} requests ok, {failed} failed {why}"
+        )
+        if fewest < paths:
+            floor = json.loads(next(n for n in pod.nodes.values() if n.edge).config.read_text())
+            if not floor.get("floor", {}).get("min_nodes"):
+                r.say(
+                    "  the edges' redis check (degraded) fails once their replica loses the "
+                    "primary, and this pod has no floor (pod.floor.min_nodes) to keep them "
+                    "announcing: every edge withdrew"
+                )
+        r.expect(ok > 0, "no request was answered during the outage")
+        r.expect(failed == 0, f"{failed} requests failed while the primary was down: {why}")
+        r.expect(fewest == paths, f"edge nodes withdrew {vip} while the primary was down")
+        r.expect(
+            timer.seconds is not None,
+            "the change made during the outage never reached every edge replica",
+        )
+        r.expect(served.seconds is not None, f"the edges never sent a request to {second.name}")
+        r.say(
+            f"after its return: the change on every edge replica in {timer.seconds} s, "
+            f"requests reach {second.name} after {served.seconds} s; "
+            f"{ok2} requests ok, {failed2} failed {why2}"
+        )
+        r.expect(failed2 == 0, f"{failed2} requests failed while the primary came back: {why2}")
+    finally:
+        if requests is not None:
+            requests.stop()
+        try:
+            if primary_down:
+                pod._start_redis_primary()
+                _remember(pod)
+            with contextlib.suppress(LabError):
+                wait_for(pod.publisher_active, timeout=30, interval=0.5, what="")
+            pod.api("app", "delete", app, "--force")
+        finally:
+            problems = box.close()
+            if problems:
+                raise LabError(f"the drill's containers were not all removed: {problems}")
+    return r
+
+
 DRILLS: dict[str, Callable[..., DrillResult]] = {
     "kill-edge": kill_edge,
     "blackhole-vip": blackhole_vip,
+    "redis-down": redis_down,
 }
