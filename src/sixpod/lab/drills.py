@@ -822,8 +822,147 @@ def redis_down(pod: LabPod, echo: Callable[[str], None] | None = None) -> DrillR
     return r
 
 
+# -- controller-restart -------------------------------------------------------------------
+
+CONTROLLER_APP = "drill-controller"
+BURST = 60
+"""API changes in the burst (one endpoint added each)."""
+KILL_AFTER = 20
+"""Acknowledged changes before the controller is SIGKILLed."""
+
+
+def _replica_count(pod: LabPod, node: str, key: str) -> int:
+    n = pod.nodes[node]
+    out = pod.exec(
+        n.ns, "redis-cli", "-h", "::1", "-p", "6379", "--no-auth-warning",
+        "-a", pod.redis_password, "hlen", key,
+    )  # fmt: skip
+    return int(out.strip() or 0)
+
+
+def controller_restart(pod: LabPod, echo: Callable[[str], None] | None = None) -> DrillResult:
+    """The tenants controller is SIGKILLed in the middle of a burst of API changes (endpoints
+    added one by one, as an orchestrator scaling an app does) and started again, as its
+    supervisor would. Nothing acknowledged may be lost: every change answered 2xx is in the
+    store after the restart, and every edge replica converges on exactly the store's
+    endpoints (a change in flight at the kill may land or not: it was never acknowledged).
+    Figures: changes sent, acknowledged, failed; time until the API answers again, until the
+    publisher is active, until every edge replica holds the store's endpoints."""
+    import subprocess
+    import sys
+
+    from sixpod import addr
+    from sixpod.lab.journey import pick_hosts
+    from sixpod.lab.pod import APP_PORT, CONTROLLER_PORT
+
+    r = DrillResult("controller-restart", echo=echo)
+    if pod.lock is None:
+        raise LabError("the drill needs the tenants controller (a lab brought up from pod.yaml)")
+    hosts = pick_hosts(pod, 1)
+    if not hosts:
+        raise LabError("no node announces a /64 for the drill's endpoints")
+    base = hosts[0].doc.prefixes[0].network_address + 0x2000
+    app = CONTROLLER_APP
+    with contextlib.suppress(LabError):
+        pod.api("app", "delete", app, "--force")
+    pod.api("app", "create", app)
+    try:
+        calls = [
+            {
+                "method": "POST",
+                "path": f"/v1/apps/{app}/endpoints",
+                "body": {"endpoints": [{"address": str(base + i), "port": APP_PORT}]},
+            }
+            for i in range(BURST)
+        ]
+        argv = [
+            "ip", "netns", "exec", pod.ctl_ns, sys.executable, "-c", API_CALLS,
+            f"http://[::1]:{CONTROLLER_PORT}", str(pod.controller_dir / "token"),
+        ]  # fmt: skip
+        burst = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert burst.stdin is not None
+        assert burst.stdout is not None
+        burst.stdin.write("".join(json.dumps(c) + "\n" for c in calls))
+        burst.stdin.close()
+        answers: list[dict[str, Any]] = []
+        t_kill = 0.0
+        for line in burst.stdout:
+            answers.append(json.loads(line))
+            acked = sum(1 for a in answers if a["status"] == 200)
+            if not t_kill and acked >= KILL_AFTER:
+                t_kill = time.monotonic()
+                _stop_process(pod, "ctl-controller", sig=signal.SIGKILL)
+                r.say(f"{acked} changes acknowledged: the controller SIGKILLed mid-burst")
+        burst.wait(30)
+        if not t_kill:
+            raise LabError(f"the burst ended before {KILL_AFTER} changes were acknowledged")
+        acked_eps = {
+            addr.for_redis(addr.Endpoint(base + a["i"], APP_PORT))
+            for a in answers
+            if a["status"] == 200
+        }
+        failed = [a for a in answers if a["status"] != 200]
+        r.figures.update(sent=len(answers), acknowledged=len(acked_eps), failed=len(failed))
+        r.say(
+            f"burst of {BURST} endpoint additions to {app}: {len(acked_eps)} acknowledged, "
+            f"{len(failed)} failed (first: {failed[0].get('error', '')[:80] if failed else '-'})"
+        )
+        t_start = time.monotonic()
+        pod._start_controller(pod.lock)
+        _remember(pod)
+        r.say("ctl: the controller started again")
+        probe = [{"method": "GET", "path": f"/v1/apps/{app}/endpoints?limit=1000"}]
+        answered = _watch(lambda: api_calls(pod, probe)[0]["status"] == 200, 60, 0.1)
+        publishing = _watch(pod.publisher_active, 60, 0.2)
+        r.figures["api_back_s"] = answered
+        r.figures["publisher_back_s"] = (
+            None if publishing is None or answered is None else round(answered + publishing, 3)
+        )
+        r.expect(answered is not None, "the controller's API did not answer within 60 s")
+        r.expect(publishing is not None, "the publisher was not active within 60 s")
+        [listing] = api_calls(pod, probe)
+        stored = {
+            addr.for_redis(addr.Endpoint(addr.parse_ip(e["address"]), int(e["port"])))
+            for e in listing.get("body", {}).get("items", [])
+        }
+        lost = acked_eps - stored
+        r.figures.update(
+            stored=len(stored), lost=len(lost), unacknowledged_but_stored=len(stored - acked_eps)
+        )
+        r.say(
+            f"after the restart the store holds {len(stored)} endpoints: {len(lost)} "
+            f"acknowledged changes lost, {len(stored - acked_eps)} unacknowledged ones landed"
+        )
+        r.expect(not lost, f"acknowledged changes lost: {sorted(lost)[:3]}")
+        key = f"sixpod:up:{app}"
+        edges = [n.name for n in pod.nodes.values() if n.edge]
+        converged = _watch(
+            lambda: all(
+                _replica_count(pod, n, key) == len(stored)
+                and all(pod.replica_field(n, key, e) for e in stored)
+                for n in edges
+            ),
+            60,
+            0.1,
+        )
+        since = round(time.monotonic() - t_start, 3) if converged is not None else None
+        r.figures["edges_converged_s"] = since
+        r.expect(converged is not None, "the edge replicas never held the store's endpoints")
+        r.say(
+            f"API answered {answered} s after the restart, publisher active "
+            f"{r.figures['publisher_back_s']} s after; every edge replica holds exactly the "
+            f"store's {len(stored)} endpoints {since} s after the restart"
+        )
+    finally:
+        with contextlib.suppress(LabError):
+            wait_for(pod.publisher_active, timeout=30, interval=0.5, what="")
+        pod.api("app", "delete", app, "--force")
+    return r
+
+
 DRILLS: dict[str, Callable[..., DrillResult]] = {
     "kill-edge": kill_edge,
     "blackhole-vip": blackhole_vip,
     "redis-down": redis_down,
+    "controller-restart": controller_restart,
 }
