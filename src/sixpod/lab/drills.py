@@ -894,6 +894,7 @@ def controller_restart(pod: LabPod, echo: Callable[[str], None] | None = None) -
                 _stop_process(pod, "ctl-controller", sig=signal.SIGKILL)
                 r.say(f"{acked} changes acknowledged: the controller SIGKILLed mid-burst")
         burst.wait(30)
+        burst.stdout.close()
         if not t_kill:
             raise LabError(f"the burst ended before {KILL_AFTER} changes were acknowledged")
         acked_eps = {
