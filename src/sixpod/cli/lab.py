@@ -319,9 +319,10 @@ def down(workdir: Path) -> None:
 @click.option("--node", default="", help="The node a drill breaks (default: the drill picks).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for scripts).")
 def drill(name: str, workdir: Path, node: str, as_json: bool) -> None:
-    """Break one part of the running lab and show what the pod did, with figures.
+    """Break one part of the lab; show what the pod did.
 
-    Exits 1 when the pod did not behave (the problems are printed)."""
+    Prints what happened with its figures; exits 1 when the pod did not behave (the
+    problems are printed). Drills: kill-edge, blackhole-vip, redis-down, controller-restart."""
     labpod = _attach(workdir)
     if node and node not in labpod.nodes:
         raise _failed(f"no node {node} in the lab")
