@@ -7,14 +7,75 @@ check withdraws every edge when the Redis primary stops (the redis-down drill sa
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from labkit import lab_pod
+from labkit import lab_pod, lab_pod_from
 from sixpod.lab import drills
+from sixpod.lab.netns import wait_for
 from sixpod.lab.pod import LabPod
 
 pytestmark = pytest.mark.integration
+
+TWO_RACKS = """\
+pod:
+  name: lab2
+  aggregate: 2001:db8:200::/56
+  links: 2001:db8:2ff::/60
+  asns: {first: 64512, last: 64520}
+  vips:
+    ipv4: {pools: [203.0.113.0/28], count: 2}
+    ipv6: {pools: [2001:db8:2fe::/124], count: 2}
+
+racks:
+  - name: r1
+    tor:
+      name: r1-tor
+      ports: [swp1-swp8]
+      upstreams:
+        - {name: spine1, port: swp8, asn: 65000,
+           address: "2001:db8:2fd:1::1", local: "2001:db8:2fd:1::2/64"}
+  - name: r2
+    tor:
+      name: r2-tor
+      ports: [swp1-swp8]
+      upstreams:
+        - {name: spine1, port: swp8, asn: 65000,
+           address: "2001:db8:2fd:2::1", local: "2001:db8:2fd:2::2/64"}
+
+nodes:
+  - {name: edge1, rack: r1, role: edge, port: swp1}
+  - {name: app1, rack: r1, role: internal, port: swp2}
+  - {name: edge2, rack: r2, role: edge, port: swp1}
+"""
+
+
+def test_kill_tor_other_racks_keep_serving(tmp_path: Path) -> None:
+    """Two racks sharing every VIP: r2's ToR dies; edge2 is unreachable, edge1 serves every
+    VIP through the spine; the ToR comes back and r2's VIPs with it. (Runs before the
+    module's lab comes up: one lab at a time.)"""
+    with lab_pod_from(tmp_path, TWO_RACKS) as pod:
+        pod.wait_spine("spine1", timeout=60)
+        for rack in pod.tors:
+            pod.wait_ready(rack, timeout=60)
+        for vip in pod.spines["spine1"].doc.vips.all:
+            wait_for(
+                lambda vip=vip: pod.spine_routes("spine1", str(vip)) == {"r1-tor", "r2-tor"},
+                timeout=60,
+                what=f"{vip} over both ToRs",
+            )
+        result = drills.kill_tor(pod, rack="r2")
+        show(result)
+        assert result.ok, result.problems
+        f = result.figures
+        assert f["spines_withdrawn_s"] is not None
+        assert f["spines_withdrawn_s"] < 3
+        assert f["nodes_unreachable"] == 1  # edge2 (r1's app1 stays reachable)
+        assert f["vips_shared"] == 4
+        assert f["vips_lost"] == 0
+        assert f["sampled_served"] == f["sampled"] == 4
+        assert f["restored_s"] is not None
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +171,17 @@ def test_controller_restart(lab: LabPod) -> None:
     assert f["stored"] >= f["acknowledged"]
     assert f["edges_converged_s"] is not None
     assert lab.publisher_active()
+
+
+def test_kill_tor_of_the_only_rack(lab: LabPod) -> None:
+    """One rack: its nodes and every VIP are lost while the ToR is down (said so), and all
+    come back with it."""
+    result = drills.kill_tor(lab)
+    show(result)
+    assert result.ok, result.problems
+    f = result.figures
+    assert f["nodes_unreachable"] == 3
+    assert f["vips_lost"] == 8
+    assert f["vips_shared"] == 0
+    assert any("this pod has one rack" in line for line in result.lines)
+    assert f["restored_s"] is not None

@@ -317,21 +317,23 @@ def down(workdir: Path) -> None:
 @click.argument("name", type=click.Choice(sorted(DRILLS)))
 @WORKDIR
 @click.option("--node", default="", help="The node a drill breaks (default: the drill picks).")
+@click.option("--rack", default="", help="The rack whose ToR kill-tor breaks (default: the last).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for scripts).")
-def drill(name: str, workdir: Path, node: str, as_json: bool) -> None:
+def drill(name: str, workdir: Path, node: str, rack: str, as_json: bool) -> None:
     """Break one part of the lab; show what the pod did.
 
     Prints what happened with its figures; exits 1 when the pod did not behave (the
-    problems are printed). Drills: kill-edge, blackhole-vip, redis-down, controller-restart."""
+    problems are printed). Drills: kill-edge, blackhole-vip, redis-down, controller-restart,
+    kill-tor."""
     labpod = _attach(workdir)
     if node and node not in labpod.nodes:
         raise _failed(f"no node {node} in the lab")
-    if node and "node" not in inspect.signature(DRILLS[name]).parameters:
-        raise _failed(f"drill {name} takes no --node")
+    given = {k: v for k, v in (("node", node), ("rack", rack)) if v}
+    for option in given:
+        if option not in inspect.signature(DRILLS[name]).parameters:
+            raise _failed(f"drill {name} takes no --{option}")
     try:
-        result = DRILLS[name](
-            labpod, None if as_json else click.echo, **({"node": node} if node else {})
-        )
+        result = DRILLS[name](labpod, None if as_json else click.echo, **given)
     except LabError as e:
         raise _failed(f"drill {name}: {e}") from None
     if as_json:

@@ -961,9 +961,144 @@ def controller_restart(pod: LabPod, echo: Callable[[str], None] | None = None) -
     return r
 
 
+# -- kill-tor -----------------------------------------------------------------------------
+
+
+def _links(ns: str) -> list[str]:
+    from sixpod.lab.netns import run
+
+    return [
+        str(link["ifname"])
+        for link in json.loads(run(["ip", "-n", ns, "-j", "link", "show"]) or "[]")
+        if link.get("ifname") != "lo"
+    ]
+
+
+def kill_tor(pod: LabPod, echo: Callable[[str], None] | None = None, rack: str = "") -> DrillResult:
+    """A ToR dies, as a switch losing power does: every process in its namespace (FRR, the
+    resilience helper) is SIGKILLed and every one of its links goes down. Its rack's nodes
+    become unreachable (a rack has one ToR); every VIP the rack shared with other racks must
+    stay served by them, through the spine, and one only this rack announced is lost (said
+    so: a pod of one rack loses every VIP). Figures: time until no spine routes through the
+    ToR, the rack's nodes unreachable, VIPs still served, VIPs lost; then the ToR comes back
+    (links up, FRR and the helper started again) and the time until every VIP of the rack is
+    spread over its edge nodes again, on the ToR and the spines."""
+    from sixpod.lab.frr import Frr
+
+    r = DrillResult("kill-tor", echo=echo)
+    rack = rack or list(pod.tors)[-1]
+    if rack not in pod.tors:
+        raise LabError(f"no rack {rack} in the lab")
+    tor = pod.tors[rack]
+    nodes = [n for n in pod.nodes.values() if n.doc.rack == rack]
+    edges = {n.address for n in nodes if n.edge}
+    vips = [str(v) for v in tor.doc.vips.all]
+    shared = {
+        v: sorted(
+            k for k, t in pod.tors.items() if k != rack and any(str(x) == v for x in t.doc.vips.all)
+        )
+        for v in vips
+    }
+    kept = [v for v in vips if shared[v]]
+    lost = [v for v in vips if not shared[v]]
+    sample = [v for v in kept if "." in v][:2] + [v for v in kept if ":" in v][:2]
+    r.figures.update(rack=rack, tor=tor.name, nodes=len(nodes), vips=len(vips))
+    r.say(
+        f"{tor.name}: {len(nodes)} nodes, {len(vips)} VIPs, of which {len(kept)} also "
+        f"announced by other racks"
+    )
+    links = _links(tor.ns)
+    t0 = time.monotonic()
+    kill_stragglers([tor.ns])
+    for link in links:
+        pod.box.link(tor.ns, link, up=False)
+    r.say(f"{tor.name}: every process SIGKILLed, its {len(links)} links down")
+
+    def spines_clear() -> bool:
+        return all(
+            not any(tor.name in tors for tors in pod.spine_all_routes(s).values())
+            for s in pod.spines
+        )
+
+    gone = _watch(spines_clear, 30, 0.05) if pod.spines else None
+    if pod.spines:
+        r.figures["spines_withdrawn_s"] = gone
+        r.expect(gone is not None, f"a spine still routes through {tor.name} after 30 s")
+        r.say(f"no spine routes through {tor.name} after {gone} s")
+    unreachable = [
+        n.name
+        for n in nodes
+        if n.doc.prefixes
+        and pod.reach(pod.client_ns, str(pod.own_address(n.doc)), 8080) == "unreachable"
+    ]
+    with_prefix = [n for n in nodes if n.doc.prefixes]
+    r.figures["nodes_unreachable"] = len(unreachable)
+    r.say(f"the rack's nodes from the client: {len(unreachable)}/{len(with_prefix)} unreachable")
+    r.expect(len(unreachable) == len(with_prefix), "a node of the dead ToR's rack still answers")
+    served = {}
+    for v in sample:
+        try:
+            served[v] = pod.whoami(v)
+        except LabError:
+            served[v] = ""
+    ok = [v for v, who in served.items() if who and who not in {n.name for n in nodes}]
+    r.figures.update(
+        vips_shared=len(kept), vips_lost=len(lost), sampled_served=len(ok), sampled=len(sample)
+    )
+    if kept:
+        by = [f"{v} by {w or 'nobody'}" for v, w in served.items()]
+        r.say(
+            f"VIPs shared with other racks: {len(ok)}/{len(sample)} sampled still served "
+            f"({', '.join(by)})"
+        )
+        r.expect(len(ok) == len(sample), f"VIPs not served by the other racks: {served}")
+    if lost:
+        r.say(
+            f"{len(lost)} VIPs announced only by {rack} are lost while its ToR is down"
+            + (
+                " (this pod has one rack: nothing else can serve them)"
+                if len(pod.tors) == 1
+                else ""
+            )
+        )
+    # the ToR comes back
+    t1 = time.monotonic()
+    for link in links:
+        pod.box.link(tor.ns, link, up=True)
+    tor.frr = Frr(
+        pod.box, tor.ns, tor.name, pod.rendered / "tors" / tor.name / "frr.conf", ("bgpd", "bfdd")
+    )
+    try:
+        tor.frr.start()
+        if pod.resilient:
+            pod.start_resilient(tor)
+    finally:
+        _remember(pod)
+    keys = [f"{v}/32" if "." in v else f"{v}/128" for v in vips]
+
+    def back() -> bool:
+        routes = pod.all_routes(rack)
+        if not all(routes.get(k) == edges for k in keys):
+            return False
+        return all(
+            all(tor.name in pod.spine_all_routes(s).get(k, set()) for k in keys) for s in pod.spines
+        )
+
+    returned = _watch(back, 120, 0.2) if edges else None
+    r.figures["restored_s"] = None if returned is None else round(time.monotonic() - t1, 3)
+    r.expect(returned is not None, f"{rack}'s VIPs not back over its edge nodes within 120 s")
+    r.say(
+        f"{tor.name} back (links up, FRR started): every VIP of {rack} over its "
+        f"{len(edges)} edge nodes again, on the spines too, {r.figures['restored_s']} s later "
+        f"({round(t1 - t0, 1)} s down)"
+    )
+    return r
+
+
 DRILLS: dict[str, Callable[..., DrillResult]] = {
     "kill-edge": kill_edge,
     "blackhole-vip": blackhole_vip,
     "redis-down": redis_down,
     "controller-restart": controller_restart,
+    "kill-tor": kill_tor,
 }
