@@ -173,6 +173,22 @@ def test_controller_restart(lab: LabPod) -> None:
     assert lab.publisher_active()
 
 
+def test_drain_edge(lab: LabPod) -> None:
+    result = drills.drain_edge(lab, node="edge1")
+    show(result)
+    assert result.ok, result.problems
+    f = result.figures
+    assert f["out_of_ecmp_s"] is not None
+    assert f["withdrawn_s"] is not None
+    assert f["out_of_ecmp_s"] <= f["withdrawn_s"]  # graceful shutdown first, then withdrawal
+    assert f["new_connections_to_drained"] == 0
+    assert f["pool_requests"] > 0
+    assert f["pool_failed_after_retry"] == 0
+    assert f["other_flows_broken"] == 0
+    assert f["other_flows_broken_undrain"] == 0
+    assert f["back_in_ecmp_s"] is not None
+
+
 def test_kill_tor_of_the_only_rack(lab: LabPod) -> None:
     """One rack: its nodes and every VIP are lost while the ToR is down (said so), and all
     come back with it."""

@@ -323,8 +323,8 @@ def drill(name: str, workdir: Path, node: str, rack: str, as_json: bool) -> None
     """Break one part of the lab; show what the pod did.
 
     Prints what happened with its figures; exits 1 when the pod did not behave (the
-    problems are printed). Drills: kill-edge, blackhole-vip, redis-down, controller-restart,
-    kill-tor."""
+    problems are printed). Drills: kill-edge, drain-edge, blackhole-vip, redis-down,
+    controller-restart, kill-tor."""
     labpod = _attach(workdir)
     if node and node not in labpod.nodes:
         raise _failed(f"no node {node} in the lab")

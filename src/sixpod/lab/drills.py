@@ -1095,10 +1095,245 @@ def kill_tor(pod: LabPod, echo: Callable[[str], None] | None = None, rack: str =
     return r
 
 
+# -- drain-edge ---------------------------------------------------------------------------
+
+DRAIN_APP = "drill-drain"
+DRAIN_DOMAIN = "drain.drill.example"
+POOL = 16
+"""Keep-alive connections of the client's pool."""
+POOL_CLIENT = """
+import http.client, json, sys, threading, time
+ip, port, host, n = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+conns = [None] * n
+done = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
+def one(i):
+    fresh = conns[i] is None
+    if fresh:
+        conns[i] = http.client.HTTPConnection(ip, port, timeout=3)
+    c = conns[i]
+    try:
+        c.request("GET", "/", headers={"Host": host, "User-Agent": "sixpod-lab-pool"})
+        r = c.getresponse()
+        body = r.read()
+        doc = json.loads(body) if r.status == 200 else {}
+        return r.status, str(doc.get("peer", "")), "", fresh
+    except Exception as e:
+        c.close()
+        conns[i] = None
+        return 0, "", str(e) or type(e).__name__, fresh
+i = 0
+while not done.is_set():
+    t = time.monotonic()
+    status, peer, error, fresh = one(i)
+    out = {"t": t, "conn": i, "status": status, "peer": peer, "error": error, "fresh": fresh}
+    if status != 200:  # what a pool does for an idempotent request: once more, a new connection
+        status2, peer2, error2, _ = one(i)
+        out.update(retry=status2, retry_peer=peer2, retry_error=error2)
+    print(json.dumps(out), flush=True)
+    i = (i + 1) % n
+    time.sleep(0.01)
+"""
+"""A client with a pool of keep-alive HTTP connections to one VIP, requests round-robin over
+them; one JSON line per request (a failed one is retried once on a new connection, as HTTP
+clients do for an idempotent request on a pooled connection)."""
+
+
+class _Pool:
+    def __init__(self, pod: LabPod, vip: str, host: str) -> None:
+        import subprocess
+        import sys
+
+        argv = [sys.executable, "-c", POOL_CLIENT, vip, "80", host, str(POOL)]
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", pod.client_ns, *argv],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.requests: list[dict[str, Any]] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.requests.append(json.loads(line))
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(10)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.reader.join(5)
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+
+
+def drain_edge(
+    pod: LabPod, echo: Callable[[str], None] | None = None, node: str = ""
+) -> DrillResult:
+    """An edge node is drained (``sixpod node drain``): first a graceful shutdown (its VIPs
+    stay announced with the GRACEFUL_SHUTDOWN community and a worse MED, so the ToR takes it
+    out of ECMP), then, after the drain timeout, the withdrawal. A client with a pool of
+    keep-alive HTTP connections and long-lived TCP flows run throughout. Figures: time until
+    the node is out of ECMP (no new connection reaches it: checked with fresh connections),
+    time until it is withdrawn, the pool's requests that failed (first try, and after one retry
+    on a new connection, as HTTP clients do), flows on other nodes broken (must be 0); then
+    it is undrained and the time until it is back in ECMP."""
+    from sixpod.lab.journey import pick_hosts
+    from sixpod.lab.netns import Sandbox
+
+    r = DrillResult("drain-edge", echo=echo)
+    if pod.lock is None:
+        raise LabError("the drill needs the tenants controller (a lab brought up from pod.yaml)")
+    rack, edges = _rack_edges(pod)
+    victim = pod.nodes[node] if node else edges[-1]
+    if not victim.edge:
+        raise LabError(f"{victim.name} is not an edge node")
+    rack = victim.doc.rack
+    want = set(_vip_keys(victim))
+    if _in_ecmp(pod, rack, victim) != want:
+        raise LabError(f"{victim.name} does not serve all its VIPs before the drill")
+    hosts = pick_hosts(pod, 1)
+    if not hosts:
+        raise LabError("no node announces a /64 to host the drill's container")
+    vip = str(victim.doc.vips.all[0])
+    by_own = {str(pod.own_address(n.doc)): n.name for n in pod.nodes.values()}
+    app, host = DRAIN_APP, DRAIN_DOMAIN
+    box = Sandbox(prefix=pod.prefix, workdir=pod.workdir / "drills")
+    with contextlib.suppress(LabError):
+        pod.api("app", "delete", app, "--force")
+    pod.api("app", "create", app)
+    pool: _Pool | None = None
+    flows = None
+    drained = False
+    try:
+        pod.api("domain", "attach", host, app)
+        c = pod.start_container(hosts[0].name, 21, box)
+        pod.api("endpoint", "add", app, c.endpoint)
+        pool = _Pool(pod, vip, host)
+        wait_for(
+            lambda: sum(1 for q in pool.requests if q["status"] == 200) >= POOL,
+            timeout=30,
+            interval=0.1,
+            what=f"http://{host}/ via {vip} to answer",
+        )
+        flows = pod.flows(vip, FLOWS)
+        before = flows.round()
+        spread = {by_own.get(q["peer"], q["peer"]) for q in pool.requests if q["status"] == 200}
+        r.say(
+            f"client: a pool of {POOL} keep-alive connections to http://{host}/ via {vip} "
+            f"(served by {', '.join(sorted(spread))}) and {FLOWS} TCP flows "
+            f"({sum(1 for a in before if a == victim.name)} on {victim.name})"
+        )
+        t0 = time.monotonic()
+        pod.exec(victim.ns, _sixpod(), "node", "drain", "--config", str(victim.config))
+        drained = True
+        r.say(f"sixpod node drain on {victim.name}")
+        out_t = _Timer(t0, lambda: not _in_ecmp(pod, rack, victim), 30)
+        gone_t = _Timer(
+            t0,
+            lambda: all(
+                victim.address not in _bgp_nexthops(pod, rack, str(v)) for v in victim.doc.vips.all
+            ),
+            60,
+        )
+        out_t.start()
+        gone_t.start()
+        broken, rounds, last = _rounds_until(flows, before, victim.name, gone_t)
+        out_t.join()
+        t_end = time.monotonic()
+        fresh = pod.flows(vip, FLOWS)
+        try:
+            new = fresh.round()
+        finally:
+            fresh.close()
+        reached = sum(1 for a in new if a == victim.name)
+        during = [q for q in pool.requests if t0 <= q["t"] <= t_end]
+        failed_first = [q for q in during if q["status"] != 200]
+        failed_retry = [q for q in failed_first if q.get("retry") != 200]
+        own_flows = sum(1 for a in before if a == victim.name)
+        r.figures.update(
+            node=victim.name,
+            vip=vip,
+            out_of_ecmp_s=out_t.seconds,
+            withdrawn_s=gone_t.seconds,
+            new_connections_to_drained=reached,
+            pool_requests=len(during),
+            pool_failed_first_try=len(failed_first),
+            pool_failed_after_retry=len(failed_retry),
+            own_flows=own_flows,
+            own_flows_broken=sum(
+                1 for b, a in zip(before, last, strict=True) if b == victim.name and a != b
+            ),
+            other_flows_broken=broken,
+        )
+        r.expect(out_t.seconds is not None, f"{victim.name} still in ECMP 30 s after the drain")
+        r.expect(gone_t.seconds is not None, f"{victim.name} still announces 60 s after the drain")
+        r.say(
+            f"{victim.name} out of ECMP after {out_t.seconds} s (graceful shutdown), withdrawn "
+            f"after {gone_t.seconds} s; {reached}/{FLOWS} new connections reach it"
+        )
+        r.expect(reached == 0, f"{reached} new connections still reach {victim.name}")
+        why = sorted({q["error"][:60] for q in failed_first})[:2]
+        r.say(
+            f"keep-alive pool: {len(during)} requests during the drain, {len(failed_first)} "
+            f"failed on their pooled connection{f' {why}' if why else ''}, "
+            f"{len(failed_retry)} still failed after one retry on a new connection"
+        )
+        r.expect(not failed_retry, f"{len(failed_retry)} pool requests failed even after a retry")
+        r.say(
+            f"flows: {r.figures['own_flows_broken']} of {own_flows} on {victim.name} broke or "
+            f"moved; {broken} of {sum(1 for a in before if a and a != victim.name)} on other "
+            f"nodes over {rounds} rounds"
+        )
+        r.expect(broken == 0, f"{broken} flows on other nodes broke or moved")
+        current = flows.round()
+        t1 = time.monotonic()
+        pod.exec(victim.ns, _sixpod(), "node", "undrain", "--config", str(victim.config))
+        drained = False
+        back_t = _Timer(t1, lambda: _in_ecmp(pod, rack, victim) == want, 30)
+        back_t.start()
+        broken_back, _, _ = _rounds_until(flows, current, victim.name, back_t)
+        r.figures.update(back_in_ecmp_s=back_t.seconds, other_flows_broken_undrain=broken_back)
+        r.expect(back_t.seconds is not None, f"{victim.name} not back in ECMP 30 s after undrain")
+        r.expect(broken_back == 0, f"{broken_back} flows on other nodes broke at the undrain")
+        r.say(
+            f"undrained: back in ECMP after {back_t.seconds} s; {broken_back} flows on other "
+            "nodes broke or moved"
+        )
+    finally:
+        if flows is not None:
+            flows.close()
+        if pool is not None:
+            pool.close()
+        try:
+            if drained:
+                pod.exec(victim.ns, _sixpod(), "node", "undrain", "--config", str(victim.config))
+            pod.api("app", "delete", app, "--force")
+        finally:
+            problems = box.close()
+            if problems:
+                raise LabError(f"the drill's container was not removed: {problems}")
+    return r
+
+
+def _bgp_nexthops(pod: LabPod, rack: str, vip: str) -> set[str]:
+    """Next hops of every path the ToR's BGP table holds for ``vip`` (selected or not)."""
+    fam, plen = ("ipv4", 32) if "." in vip else ("ipv6", 128)
+    data = pod.tors[rack].frr.json(f"show bgp {fam} unicast {vip}/{plen} json")
+    return {str(h.get("ip")) for p in data.get("paths", []) for h in p.get("nexthops", [])[:1]}
+
+
 DRILLS: dict[str, Callable[..., DrillResult]] = {
     "kill-edge": kill_edge,
     "blackhole-vip": blackhole_vip,
     "redis-down": redis_down,
     "controller-restart": controller_restart,
     "kill-tor": kill_tor,
+    "drain-edge": drain_edge,
 }
