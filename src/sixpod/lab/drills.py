@@ -974,6 +974,23 @@ def _links(ns: str) -> list[str]:
     ]
 
 
+def _static_routes(ns: str) -> list[str]:
+    """The routes the lab added in ``ns`` (protocol ``boot``), as ``ip route`` arguments."""
+    from sixpod.lab.netns import run
+
+    out: list[str] = []
+    for fam in ("-4", "-6"):
+        text = run(["ip", fam, "-n", ns, "route", "show", "proto", "boot"])
+        for line in text.splitlines():
+            words = [w for w in line.split() if w not in ("linkdown", "dead")]
+            if "proto" in words:
+                i = words.index("proto")
+                del words[i : i + 2]
+            if words:
+                out.append(" ".join(words))
+    return out
+
+
 def kill_tor(pod: LabPod, echo: Callable[[str], None] | None = None, rack: str = "") -> DrillResult:
     """A ToR dies, as a switch losing power does: every process in its namespace (FRR, the
     resilience helper) is SIGKILLed and every one of its links goes down. Its rack's nodes
@@ -1008,6 +1025,7 @@ def kill_tor(pod: LabPod, echo: Callable[[str], None] | None = None, rack: str =
         f"announced by other racks"
     )
     links = _links(tor.ns)
+    statics = _static_routes(tor.ns)  # the lab's own (to ctl): links going down remove them
     t0 = time.monotonic()
     kill_stragglers([tor.ns])
     for link in links:
@@ -1065,9 +1083,16 @@ def kill_tor(pod: LabPod, echo: Callable[[str], None] | None = None, rack: str =
     t1 = time.monotonic()
     for link in links:
         pod.box.link(tor.ns, link, up=True)
-    tor.frr = Frr(
-        pod.box, tor.ns, tor.name, pod.rendered / "tors" / tor.name / "frr.conf", ("bgpd", "bfdd")
-    )
+    if statics:
+        pod.box.ip_batch(tor.ns, *(f"route replace {line} proto boot" for line in statics))
+    # the same run directory (``sixpod lab status`` finds the vty sockets where it saved
+    # them), without the dead daemons' sockets and PID files
+    rundir = tor.frr.rundir
+    for f in rundir.iterdir():
+        if f.suffix in (".vty", ".pid", ".sock", ".api"):
+            f.unlink(missing_ok=True)
+    conf = pod.rendered / "tors" / tor.name / "frr.conf"
+    tor.frr = Frr(pod.box, tor.ns, tor.name, conf, ("bgpd", "bfdd"), rundir=rundir)
     try:
         tor.frr.start()
         if pod.resilient:
@@ -1084,12 +1109,16 @@ def kill_tor(pod: LabPod, echo: Callable[[str], None] | None = None, rack: str =
             all(tor.name in pod.spine_all_routes(s).get(k, set()) for k in keys) for s in pod.spines
         )
 
-    returned = _watch(back, 120, 0.2) if edges else None
+    def linked() -> bool:  # every node reaches ctl (the Redis primary, the controller)
+        return all(pod.reach(n.ns, pod.ctl_address, 6379) == "open" for n in nodes)
+
+    returned = _watch(lambda: back() and linked(), 120, 0.2) if edges else _watch(linked, 120)
     r.figures["restored_s"] = None if returned is None else round(time.monotonic() - t1, 3)
     r.expect(returned is not None, f"{rack}'s VIPs not back over its edge nodes within 120 s")
     r.say(
         f"{tor.name} back (links up, FRR started): every VIP of {rack} over its "
-        f"{len(edges)} edge nodes again, on the spines too, {r.figures['restored_s']} s later "
+        f"{len(edges)} edge nodes again, on the spines too, and every node of the rack "
+        f"reaches ctl, {r.figures['restored_s']} s later "
         f"({round(t1 - t0, 1)} s down)"
     )
     return r
