@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import shutil
@@ -25,6 +26,7 @@ from sixpod.cli.output import plural
 from sixpod.inventory.files import replace_tree
 from sixpod.inventory.lock import lock_path_for
 from sixpod.inventory.render import render
+from sixpod.lab.drills import DRILLS
 from sixpod.lab.journey import run_journey
 from sixpod.lab.netns import LabError, wait_for
 from sixpod.lab.pod import LabPod
@@ -308,3 +310,37 @@ def down(workdir: Path) -> None:
     if problems:
         raise CommandFailed(*(f"sixpod lab: {p}" for p in problems))
     click.echo("lab removed")
+
+
+@examples("sixpod lab drill kill-edge", "sixpod lab drill blackhole-vip --json")
+@lab.command()
+@click.argument("name", type=click.Choice(sorted(DRILLS)))
+@WORKDIR
+@click.option("--node", default="", help="The node a drill breaks (default: the drill picks).")
+@click.option("--rack", default="", help="The rack whose ToR kill-tor breaks (default: the last).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for scripts).")
+def drill(name: str, workdir: Path, node: str, rack: str, as_json: bool) -> None:
+    """Break one part of the lab; show what the pod did.
+
+    Prints what happened with its figures; exits 1 when the pod did not behave (the
+    problems are printed). Drills: kill-edge, drain-edge, blackhole-vip, redis-down,
+    controller-restart, kill-tor."""
+    labpod = _attach(workdir)
+    if node and node not in labpod.nodes:
+        raise _failed(f"no node {node} in the lab")
+    given = {k: v for k, v in (("node", node), ("rack", rack)) if v}
+    for option in given:
+        if option not in inspect.signature(DRILLS[name]).parameters:
+            raise _failed(f"drill {name} takes no --{option}")
+    try:
+        result = DRILLS[name](labpod, None if as_json else click.echo, **given)
+    except LabError as e:
+        raise _failed(f"drill {name}: {e}") from None
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        figures = ", ".join(f"{k}={v}" for k, v in result.figures.items())
+        click.echo(f"figures: {figures}")
+        click.echo(f"drill {name}: " + ("the pod behaved" if result.ok else "FAILED"))
+    if not result.ok:
+        raise CommandFailed(*(f"sixpod lab drill {name}: {p}" for p in result.problems))

@@ -484,6 +484,10 @@ class LabPod:
                 check.update(rise=self.rise, fall=self.fall, timeout=1.5)
             if check["kind"] == "redis":
                 check["password_file"] = str(node.dir / "redis.pass")
+        if "vip_states" in cfg:  # blackholed VIPs, from the node's own replica
+            cfg["vip_states"].update(
+                redis=f"[::1]:{REDIS_PORT}", password_file=str(node.dir / "redis.pass")
+            )
         assert node.frr is not None
         cfg["bfd"]["vty_socket"] = str(node.frr.rundir)
         # metrics as rendered: the node's uplink address (ctl reaches it) and [::1] (read by
