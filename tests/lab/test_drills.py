@@ -16,7 +16,7 @@ from sixpod.lab import drills
 from sixpod.lab.netns import wait_for
 from sixpod.lab.pod import LabPod
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.lab_suite]
 
 TWO_RACKS = """\
 pod:

@@ -17,7 +17,7 @@ from sixpod.lab.frr import Frr
 from sixpod.lab.netns import Sandbox
 from sixpod.routing.render import frr_conf
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.lab_suite]
 
 
 @pytest.mark.parametrize("example", ["small", "pod"])

@@ -21,7 +21,7 @@ from sixpod.lab.netns import LabError, wait_for
 from sixpod.lab.pod import LabPod
 from sixpod.monitoring import ports
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.lab_suite]
 
 V4 = ["203.0.113.0", "203.0.113.1", "203.0.113.2", "203.0.113.3"]
 V6 = ["2001:db8:2fe::1", "2001:db8:2fe::2", "2001:db8:2fe::3", "2001:db8:2fe::4"]
