@@ -77,3 +77,37 @@ def lab_pod_from(workdir: Path, pod_yaml: str, **options: object) -> Iterator[La
         problems = lab.down()
         assert problems == []
         assert existing_namespaces(lab.prefix) == []
+
+
+# Two racks under one spine, every VIP on both: what the spine and kill-tor tests bring up.
+TWO_RACKS = """\
+pod:
+  name: lab2
+  aggregate: 2001:db8:200::/56
+  links: 2001:db8:2ff::/60
+  asns: {first: 64512, last: 64520}
+  vips:
+    ipv4: {pools: [203.0.113.0/28], count: 2}
+    ipv6: {pools: [2001:db8:2fe::/124], count: 2}
+
+racks:
+  - name: r1
+    tor:
+      name: r1-tor
+      ports: [swp1-swp8]
+      upstreams:
+        - {name: spine1, port: swp8, asn: 65000,
+           address: "2001:db8:2fd:1::1", local: "2001:db8:2fd:1::2/64"}
+  - name: r2
+    tor:
+      name: r2-tor
+      ports: [swp1-swp8]
+      upstreams:
+        - {name: spine1, port: swp8, asn: 65000,
+           address: "2001:db8:2fd:2::1", local: "2001:db8:2fd:2::2/64"}
+
+nodes:
+  - {name: edge1, rack: r1, role: edge, port: swp1}
+  - {name: app1, rack: r1, role: internal, port: swp2}
+  - {name: edge2, rack: r2, role: edge, port: swp1}
+"""
