@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -36,6 +37,20 @@ def snapshot(root: Path) -> dict[str, bytes]:
     }
 
 
+NO_FLOOR = (
+    "pod.floor is off: the 2 nodes announcing the VIPs check their Redis replica, so when the "
+    "pod's Redis primary stops every one of them withdraws the VIPs at once (the pod goes "
+    "dark); set pod.floor.min_nodes and pod.floor.redis"
+)
+
+
+def floorless(text: str) -> str:
+    """The small example without its floor line."""
+    out = re.sub(r"  floor: .*\n", "", text, count=1)
+    assert out != text
+    return out
+
+
 def test_check_ok(pod: Path) -> None:
     code, out, _ = run("check", pod)
     assert code == 0
@@ -52,8 +67,8 @@ def test_check_ok(pod: Path) -> None:
         "errors": [],
         "warnings": [],
         "notes": [
-            {"file": str(pod), "line": 8, "column": 20, "message": notes[0]},
-            {"file": str(pod), "line": 9, "column": 20, "message": notes[1]},
+            {"file": str(pod), "line": 9, "column": 20, "message": notes[0]},
+            {"file": str(pod), "line": 10, "column": 20, "message": notes[1]},
         ],
     }
     run("allocate", pod)
@@ -254,7 +269,7 @@ def test_the_safety_floor_is_a_pod_setting_rendered_for_the_vip_nodes(
     from sixpod.routing.announcer import core_config
     from sixpod.routing.config import AnnouncerConfig
 
-    pod.write_text(pod.read_text().replace("  name: lab1\n", FLOOR, 1))
+    pod.write_text(floorless(pod.read_text()).replace("  name: lab1\n", FLOOR, 1))
     assert run("check", pod)[0] == 0
     run("allocate", pod)
     assert run("render", pod, "--out", tmp_path / "out")[0] == 0
@@ -272,8 +287,20 @@ def test_the_safety_floor_is_a_pod_setting_rendered_for_the_vip_nodes(
     assert floors["app1"].min_nodes == 0  # announces no VIPs: never asks the floor
 
 
+def test_a_pod_whose_edges_check_their_replica_without_a_floor_is_warned(pod: Path) -> None:
+    # with the floor off, the Redis primary stopping withdraws every edge node at once
+    assert "warning" not in run("check", pod)[2]  # the example has a floor
+    pod.write_text(floorless(pod.read_text()))
+    code, _, err = run("check", pod)
+    assert code == 0
+    assert f"warning: {NO_FLOOR}" in err
+    one_edge = pod.read_text().replace("edge2, rack: r1, role: edge", "edge2, rack: r1, role: internal")
+    pod.write_text(one_edge)
+    assert "warning" not in run("check", pod)[2]  # one node: no pod-wide outage to guard
+
+
 def test_a_floor_without_redis_is_an_error_naming_the_key(pod: Path) -> None:
-    text = pod.read_text()
+    text = floorless(pod.read_text())
     pod.write_text(text.replace("  name: lab1\n", "  name: lab1\n  floor: {min_nodes: 1}\n", 1))
     code, _, err = run("check", pod)
     assert code == 1
@@ -399,8 +426,8 @@ BROKEN = [
     ("true for a number", "port: swp2}", "port: swp2, mtu: true}"),
     ("fraction for a whole number", "/28], count: 4", "/28], count: 4.5"),
     ("fraction for an MTU", "port: swp2}", "port: swp2, mtu: 1500.0}"),
-    ("text for a fractional number", "  name: lab1\n", "  name: lab1\n  floor: {ttl: soon}\n"),
-    ("fractional number too small", "  name: lab1\n", "  name: lab1\n  floor: {ttl: 0.0}\n"),
+    ("text for a fractional number", "  floor: {", "  floor: {ttl: soon, "),
+    ("fractional number too small", "  floor: {", "  floor: {ttl: 0.0, "),
     ("vNIC frame too small", "port: swp3}", "port: swp3, nic: virtio, max_frame: 1500}"),
     ("VIP pool in private space", "pools: [203.0.113.0/28]", "pools: [10.0.0.0/28]"),
     ("VIP pool in link-local space", "pools: [2001:db8:2fe::/124]", "pools: [fe80::/124]"),

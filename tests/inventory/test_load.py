@@ -90,7 +90,7 @@ def test_yaml_numbers_are_numbers(text: str, value: object) -> None:
 
 
 def test_a_fractional_ttl_is_a_number(small_text: str) -> None:
-    text = small_text.replace("  name: lab1\n", "  name: lab1\n  floor: {ttl: 2.5}\n", 1)
+    text = small_text.replace("  floor: {", "  floor: {ttl: 2.5, ", 1)
     assert load_inventory(text, "pod.yaml").inventory.pod.floor.ttl == 2.5
 
 

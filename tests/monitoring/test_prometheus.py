@@ -3,6 +3,8 @@ too), the blackbox exporter accepts its modules, and the targets are the invento
 
 from __future__ import annotations
 
+import re
+
 import json
 import shutil
 import subprocess
@@ -38,6 +40,7 @@ def render(tmp_path: Path, example: str, *, extended: bool = False) -> Path:
     text = (EXAMPLES / f"{example}.yaml").read_text()
     if extended:
         text = text.replace("\nracks:\n", f"\n{EXTRA}\nracks:\n", 1)
+        text = re.sub(r"  floor: .*\n", "", text, count=1)  # the example's own
         text = text.replace("  vips:\n", f"{FLOOR}  vips:\n", 1)
         text += "  - {name: dns1, rack: r1, role: dns, port: swp4}\n"
     pod.write_text(text)

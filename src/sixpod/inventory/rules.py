@@ -85,6 +85,8 @@ def check(inv: Inventory) -> list[Finding]:
     out += _check_roles(inv)
     out += _check_nodes(inv)
     out += _check_floor(inv)
+    if all(f.warning or f.note for f in out):  # the pod's resilience, once it is valid
+        out += _check_no_floor(inv)
     return out
 
 
@@ -116,6 +118,32 @@ def _check_floor(inv: Inventory) -> list[Finding]:
             )
         ]
     return []
+
+
+def _check_no_floor(inv: Inventory) -> list[Finding]:
+    """With the floor off, a replica check's failure withdraws at once: when the pod's Redis
+    primary stops, every edge node's replica loses it together and the pod goes dark."""
+    if inv.pod.floor.min_nodes:
+        return []
+    replicas = [
+        n.name
+        for n in inv.nodes
+        if n.role in inv.roles
+        and Announce.VIPS in inv.roles[n.role].announce
+        and Service.REDIS_REPLICA in inv.roles[n.role].services
+    ]
+    if len(replicas) < 2:
+        return []
+    return [
+        Finding(
+            ("pod", "floor", "min_nodes"),
+            f"pod.floor is off: the {plural(len(replicas), 'node')} announcing the VIPs check "
+            "their Redis replica, so when the pod's Redis primary stops every one of them "
+            "withdraws the VIPs at once (the pod goes dark); set pod.floor.min_nodes and "
+            "pod.floor.redis",
+            warning=True,
+        )
+    ]
 
 
 def _check_names(inv: Inventory) -> list[Finding]:

@@ -143,7 +143,8 @@ class LabPod:
     rendered: Path
     workdir: Path
     prefix: str = field(default_factory=lambda: f"sx{secrets.token_hex(3)}-")
-    floor: int = 0
+    floor: int | None = None
+    """The floor's min_nodes; None: pod.yaml's (0: off)."""
     check_interval: float | None = 0.2  # None keeps the rendered timing (and its rise/fall)
     rise: int = 2
     fall: int = 3
@@ -493,7 +494,7 @@ class LabPod:
         # metrics as rendered: the node's uplink address (ctl reaches it) and [::1] (read by
         # :meth:`metrics` inside the node's namespace)
         cfg.update(state_dir=str(node.dir / "state"), drain_timeout=self.drain_timeout)
-        min_nodes = self.floor or cfg.get("floor", {}).get("min_nodes", 0)  # pod.yaml's
+        min_nodes = cfg.get("floor", {}).get("min_nodes", 0) if self.floor is None else self.floor
         if min_nodes:  # the lab's own Redis primary, in ctl, whatever pod.yaml names
             cfg["floor"] = {
                 "min_nodes": min_nodes,
@@ -503,6 +504,8 @@ class LabPod:
                 "ttl": 3.0,
                 "retry": 0.5,
             }
+        else:
+            cfg.pop("floor", None)
         node.config.write_text(json.dumps(cfg, indent=2) + "\n")
         exabgp_conf = node.dir / "exabgp.conf"
         text = (rendered / "exabgp.conf").read_text()
