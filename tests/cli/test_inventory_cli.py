@@ -294,7 +294,9 @@ def test_a_pod_whose_edges_check_their_replica_without_a_floor_is_warned(pod: Pa
     code, _, err = run("check", pod)
     assert code == 0
     assert f"warning: {NO_FLOOR}" in err
-    one_edge = pod.read_text().replace("edge2, rack: r1, role: edge", "edge2, rack: r1, role: internal")
+    one_edge = pod.read_text().replace(
+        "edge2, rack: r1, role: edge", "edge2, rack: r1, role: internal"
+    )
     pod.write_text(one_edge)
     assert "warning" not in run("check", pod)[2]  # one node: no pod-wide outage to guard
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from labkit import ROOT, SIXPOD, small_with_spine
-from sixpod.lab.netns import existing_namespaces
+from sixpod.lab.netns import _start_time, existing_namespaces
 
 pytestmark = pytest.mark.integration
 
@@ -68,3 +70,47 @@ def test_lab_lifecycle(tmp_path: Path) -> None:
     gone = sixpod("lab", "down", "--workdir", str(workdir), check=False)
     assert gone.returncode == 1
     assert "no lab is up" in gone.stderr
+
+
+def test_a_lab_up_killed_half_way_is_taken_down_from_its_journal(tmp_path: Path) -> None:
+    # `lab up` SIGKILLed while it builds (its daemons run on in their own sessions): the
+    # journal it kept says what exists, `lab up` refuses the workdir, `lab down` removes it all
+    (tmp_path / "small.yaml").write_text(small_with_spine())
+    shutil.copy(ROOT / "examples" / "small.lock", tmp_path / "small.lock")
+    workdir = tmp_path / "lab"
+    journal = workdir / "lab.box.json"
+    argv = [SIXPOD, "lab", "up", str(tmp_path / "small.yaml"), "--workdir", str(workdir)]
+    up = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    saved: dict[str, object] = {}
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and up.poll() is None:
+            with contextlib.suppress(OSError, ValueError):
+                saved = json.loads(journal.read_text())
+            if len(saved.get("processes", [])) >= 3:  # type: ignore[arg-type]
+                break
+            time.sleep(0.05)
+        assert up.poll() is None, "lab up ended before it could be killed"
+        up.kill()
+        up.wait(10)
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait(10)
+    saved = json.loads(journal.read_text())
+    prefix = str(saved["prefix"])
+    assert existing_namespaces(prefix)
+    assert not (workdir / "lab.json").exists()
+    pids = [int(p["pid"]) for p in saved["processes"]]  # type: ignore[attr-defined]
+    assert any(Path(f"/proc/{pid}").exists() for pid in pids)
+    again = sixpod(
+        "lab", "up", str(tmp_path / "small.yaml"), "--workdir", str(workdir), check=False
+    )
+    assert again.returncode == 1
+    assert "killed half-way" in again.stderr
+    down = sixpod("lab", "down", "--workdir", str(workdir), check=False)
+    assert down.returncode == 0, down.stderr
+    assert existing_namespaces(prefix) == []
+    assert not journal.exists()
+    for p in saved["processes"]:  # type: ignore[attr-defined]
+        assert _start_time(int(p["pid"])) != p["start"], p

@@ -3,9 +3,8 @@ too), the blackbox exporter accepts its modules, and the targets are the invento
 
 from __future__ import annotations
 
-import re
-
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path

@@ -4,7 +4,6 @@ and systemd units that ``systemd-analyze verify`` accepts."""
 from __future__ import annotations
 
 import re
-
 import shutil
 import subprocess
 import sys

@@ -70,6 +70,11 @@ def up(pod: Path, workdir: Path) -> None:
     """Render POD and bring it up, until `sixpod lab down`."""
     if (workdir / LabPod.STATE).exists():
         raise _failed(f"a lab is already up in {workdir}: `sixpod lab down` first")
+    if (workdir / LabPod.JOURNAL).exists():
+        raise _failed(
+            f"a lab whose `lab up` was killed half-way is in {workdir}: `sixpod lab down` "
+            "removes what it created"
+        )
     loaded = load_or_exit(pod)
     lock = current_lock_or_exit(pod, loaded)
     for old in ("logs", "nodes", "state", "ctl-redis", "ctl-controller"):  # a previous lab's

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import shutil
 import signal
@@ -31,6 +32,7 @@ from typing import Any
 
 from sixpod.addr import IPAddress, IPNetwork, format_ip, format_prefix
 from sixpod.errors import ExceptionMap, SixpodError, map_exceptions
+from sixpod.inventory.files import write_atomic
 
 NETNS_ETC = Path("/etc/netns")
 NETNS_RUN = Path("/run/netns")
@@ -145,12 +147,21 @@ class Sandbox:
     namespaces: list[str] = field(default_factory=list)
     processes: list[Process] = field(default_factory=list)
     tempdirs: list[Path] = field(default_factory=list)
+    journal: Path | None = None
+    """Where :meth:`saved` is kept current as the sandbox grows (before each namespace is
+    made, after each process starts), so that :func:`close_saved` can remove what a process
+    killed half-way created; removed by a clean :meth:`close`."""
+
+    def _write_journal(self) -> None:
+        if self.journal is not None:
+            write_atomic(self.journal, json.dumps(self.saved(), indent=2) + "\n")
 
     def shared_dir(self, name: str) -> Path:
         """A folder other users (FRR runs as ``frr``) can reach, removed by :meth:`close`."""
         path = Path(tempfile.mkdtemp(prefix=f"{self.prefix}{name}-"))
         path.chmod(0o755)
         self.tempdirs.append(path)
+        self._write_journal()
         return path
 
     # -- namespaces and links -------------------------------------------------------------
@@ -161,9 +172,16 @@ class Sandbox:
             raise LabError(f"namespace name {ns!r} is too long")
         from pyroute2 import netns as pyroute2_netns
 
-        with map_exceptions({OSError: lambda e: LabError(f"namespace {ns}: {e.strerror or e}")}):
-            pyroute2_netns.create(ns)
         self.namespaces.append(ns)
+        self._write_journal()
+        try:
+            with map_exceptions(
+                {OSError: lambda e: LabError(f"namespace {ns}: {e.strerror or e}")}
+            ):
+                pyroute2_netns.create(ns)
+        except LabError:
+            self.namespaces.remove(ns)
+            raise
         etc = NETNS_ETC / ns
         etc.mkdir(parents=True, exist_ok=True)
         (etc / "resolv.conf").write_text("# lab namespace: no resolver\n")
@@ -263,6 +281,7 @@ class Sandbox:
             )
         proc = Process(name, ns, popen, log)
         self.processes.append(proc)
+        self._write_journal()
         return proc
 
     def stop(self, proc: Process, *, sig: int = signal.SIGTERM, timeout: float = 5) -> None:
@@ -299,6 +318,8 @@ class Sandbox:
         self.tempdirs.clear()
         self.processes.clear()
         self.namespaces.clear()
+        if self.journal is not None and not problems:
+            self.journal.unlink(missing_ok=True)
         return problems
 
     def saved(self) -> dict[str, object]:

@@ -173,6 +173,7 @@ class LabPod:
 
     def up(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.box.journal = self.workdir / self.JOURNAL
         tor_docs = [_load(p, TorDevice) for p in sorted(self.rendered.glob("tors/*/device.json"))]
         node_docs = [
             _load(p, NodeDevice) for p in sorted(self.rendered.glob("nodes/*/device.json"))
@@ -822,6 +823,8 @@ class LabPod:
     # -- persistence (``sixpod lab up`` exits; ``status``/``test``/``down`` come later) ----
 
     STATE = "lab.json"
+    JOURNAL = "lab.box.json"
+    """What ``up`` has created so far, kept current while it builds (see Sandbox.journal)."""
 
     def save(self) -> Path:
         state = {
@@ -879,14 +882,26 @@ class LabPod:
         if not problems:
             self.saved_state = None
             (self.workdir / self.STATE).unlink(missing_ok=True)
+            (self.workdir / self.JOURNAL).unlink(missing_ok=True)
         return problems
 
     @classmethod
     def down_saved(cls, workdir: Path) -> list[str]:
-        """Take down a lab from its saved state alone (its rendered files may be gone)."""
-        problems = close_saved(cls._read_state(workdir)["box"])
+        """Take down a lab from its saved state alone (its rendered files may be gone), or,
+        when ``lab up`` died before saving it, from the journal of what it had created."""
+        journal = workdir / cls.JOURNAL
+        if (workdir / cls.STATE).exists() or not journal.exists():
+            problems = close_saved(cls._read_state(workdir)["box"])
+        else:
+            problems = []
+        if journal.exists():
+            try:
+                problems += close_saved(json.loads(journal.read_text()))
+            except (OSError, json.JSONDecodeError) as e:
+                problems.append(f"{journal}: {e}")
         if not problems:
             (workdir / cls.STATE).unlink(missing_ok=True)
+            journal.unlink(missing_ok=True)
         return problems
 
     @classmethod
