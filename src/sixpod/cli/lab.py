@@ -75,6 +75,10 @@ def up(pod: Path, workdir: Path) -> None:
             f"a lab whose `lab up` was killed half-way is in {workdir}: `sixpod lab down` "
             "removes what it created"
         )
+    from sixpod.lab import preflight
+
+    if cannot := preflight.problems():
+        raise CommandFailed(*(f"sixpod lab: {p}" for p in cannot))
     loaded = load_or_exit(pod)
     lock = current_lock_or_exit(pod, loaded)
     for old in ("logs", "nodes", "state", "ctl-redis", "ctl-controller"):  # a previous lab's
