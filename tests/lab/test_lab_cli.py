@@ -62,6 +62,18 @@ def test_lab_lifecycle(tmp_path: Path) -> None:
             assert "40/40 answered, over 2 edge nodes" in line
             assert "and 6 containers" in line
         assert "controller is publishing" in up.stderr
+        # two drills through the command line, as the README shows them
+        figures = {}
+        for name in ("kill-edge", "blackhole-vip"):
+            drill = sixpod("lab", "drill", name, "--workdir", str(workdir), "--json", check=False)
+            result = json.loads(drill.stdout)
+            assert (drill.returncode, result["ok"]) == (0, True), (name, result, drill.stderr)
+            assert result["problems"] == []
+            figures[name] = result["figures"]
+        assert figures["kill-edge"]["other_flows_broken"] == 0
+        assert figures["kill-edge"]["rejoined_s"] is not None
+        for key in ("withdrawn_tor_s", "withdrawn_spine_s", "razor_stopped_s", "released_tor_s"):
+            assert figures["blackhole-vip"][key] is not None, key
     finally:
         down = sixpod("lab", "down", "--workdir", str(workdir), check=False)
     assert down.returncode == 0, down.stderr

@@ -263,10 +263,11 @@ def status(workdir: Path, as_json: bool) -> None:
         raise _failed(e) from None
 
 
-@examples("sixpod lab test")
+@examples("sixpod lab test", "sixpod lab test --json")
 @lab.command("test")
 @WORKDIR
-def journey(workdir: Path) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object of figures.")
+def journey(workdir: Path, as_json: bool) -> None:
     """A customer's journey through the whole pod.
 
     Reaches a VIP of each family, fails one edge node, sees it leave ECMP and return; then
@@ -283,28 +284,44 @@ def journey(workdir: Path) -> None:
     ]
     if not vips:
         raise _failed(f"{tor.name} has no VIPs")
+    echo: Callable[[str], None] = (lambda _: None) if as_json else click.echo
+    figures: dict[str, Any] = {}
     try:
         for vip in vips:
-            click.echo(f"client -> {vip}: answered by {labpod.whoami(vip)}")
+            echo(f"client -> {vip}: answered by {labpod.whoami(vip)}")
         victim, vip = edges[0], vips[0]
         rest = {n.address for n in edges if n is not victim}
         t0 = time.monotonic()
         victim.healthy(False)
         labpod.wait_routes(rack, vip, rest, timeout=30)
-        click.echo(f"{victim.name} unhealthy: out of the ECMP set in {time.monotonic() - t0:.2f} s")
+        figures["out_of_ecmp_s"] = round(time.monotonic() - t0, 3)
+        echo(f"{victim.name} unhealthy: out of the ECMP set in {figures['out_of_ecmp_s']:.2f} s")
         if rest:
-            click.echo(f"client -> {vip}: answered by {labpod.whoami(vip)}")
+            echo(f"client -> {vip}: answered by {labpod.whoami(vip)}")
         victim.healthy(True)
         t0 = time.monotonic()
         labpod.wait_routes(rack, vip, rest | {victim.address}, timeout=30)
-        click.echo(f"{victim.name} healthy again: back in {time.monotonic() - t0:.2f} s")
+        figures["back_in_ecmp_s"] = round(time.monotonic() - t0, 3)
+        echo(f"{victim.name} healthy again: back in {figures['back_in_ecmp_s']:.2f} s")
         if labpod.lock is not None:
-            run_journey(labpod, click.echo)
+            j = run_journey(labpod, echo)
+            figures["replicated_ms"] = round(j.replicated_ms, 1)
+            for s in j.spreads:
+                scheme = s.url.split("://")[0]
+                family = "ipv6" if ":" in s.vip else "ipv4"
+                figures[f"{scheme}_{family}"] = {
+                    "ok": s.ok,
+                    "failed": len(s.failed),
+                    "edges": len(s.edges),
+                    "containers": len(s.containers),
+                }
     except LabError as e:
         raise _failed(e) from None
     finally:
         for node in edges:
             node.healthy(True)
+    if as_json:
+        click.echo(json.dumps(figures, indent=2))
 
 
 @examples("sixpod lab down")
