@@ -54,7 +54,7 @@ def test_changing_the_asn_is_refused() -> None:
                        max_removed_share=1)
         if v.rule is Rule.BGP_REMOVED
     ]  # fmt: skip
-    assert "replaces with router bgp 64999" in v.message
+    assert v.message == "replaces router bgp 64513 with router bgp 64999"
 
 
 def test_removing_the_hostname_is_refused() -> None:

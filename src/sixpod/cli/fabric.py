@@ -73,8 +73,10 @@ def print_plans(plans: list[Plan], *, as_json: bool) -> None:
         return
     for p in plans:
         click.echo(f"{p.tor}: {p.verdict}: {p.summary}")
-        for line in p.delta:
+        for line in p.shown_delta:
             click.echo(f"    {line}")
+        if p.delta and not p.shown_delta:
+            click.echo("    (no delta shown for a refused plan: --force shows and deploys it)")
 
 
 FORCE_OPTION = click.option(

@@ -316,7 +316,7 @@ def markdown(report: Report) -> str:
             f"<details><summary>{p.tor}: {p.verdict}: {_cell(p.summary)}</summary>",
             "",
             "```",
-            *p.delta,
+            *p.shown_delta,
             "```",
             "</details>",
         ]
