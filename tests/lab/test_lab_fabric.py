@@ -27,8 +27,7 @@ from sixpod.lab.netns import wait_for
 from sixpod.lab.pod import LabPod
 
 pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.lab_suite,
+    pytest.mark.integration,  # about 100 s (one lab for the module): not a lab_suite
     pytest.mark.skipif(shutil.which("lldpd") is None, reason="lldpd is not installed"),
     pytest.mark.skipif(
         not Path("/usr/lib/frr/frr-reload.py").exists(),
@@ -211,11 +210,15 @@ def test_a_new_server_is_proposed_checked_planned_and_deployed(fab: Fab) -> None
     before = fab.established_counts()
     assert app2 not in lab.established(RACK)
 
-    r = fab.sixpod("fabric", "deploy", "--json", pod=pod)
+    # with its firewall: app2's new session must pass the rendered rules (the others are
+    # kept by conntrack, and must not drop either)
+    r = fab.sixpod("fabric", "deploy", "--firewall", "--json", pod=pod)
     assert r.exit_code == 0, r.stdout + r.stderr
     (done,) = json.loads(r.stdout)
     assert done["result"] == "deployed"
-    assert done["detail"] == []  # no session flapped
+    assert done["detail"] == ["firewall loaded"]  # and no session flapped
+    table = lab.exec(lab.tors[RACK].ns, "nft", "list", "table", "inet", "sixpod_tor")
+    assert f'iifname "swp5" ip6 saddr {app2} tcp dport 179 accept comment "node app2"' in table
     wait_for(lambda: app2 in lab.established(RACK), timeout=60, what="app2's BGP session")
     after = fab.established_counts()
     assert {k: after[k] for k in before} == before  # no other session went down and back
