@@ -108,6 +108,11 @@ def test_plan_verdicts() -> None:
     )
     assert forced.deployable
     assert "forced past: bgp-removed" in forced.summary
+    # a refused plan's delta is never shown (nor in JSON); forced, it is what gets deployed
+    assert refused.delta == ("Lines To Delete", "no router bgp 64513")
+    assert refused.shown_delta == ()
+    assert refused.to_json()["delta"] == []
+    assert forced.to_json()["delta"] == ["Lines To Delete", "no router bgp 64513"]
 
 
 SUMMARY = {
