@@ -186,9 +186,9 @@ def test_a_new_server_is_proposed_checked_planned_and_deployed(fab: Fab) -> None
     assert plan["verdict"] == "changes"
     assert plan["added_neighbors"] == [app2]
     assert plan["removed_neighbors"] == []
-    # FRR daemons the lab starts (not watchfrr) show the machine's hostname back after a
-    # reload (see test_deploy_frr): the plan puts the ToR's own name back. Every other line
-    # is app2's, all of them added.
+    # The lab's FRR daemons keep the machine's hostname whatever hostname line they are
+    # given (see test_deploy_frr): every plan puts the ToR's name in its place. Every other
+    # line is app2's, all of them added.
     delta = plan["delta"]
     adds = delta[delta.index("Lines To Add") + 1 :]
     assert all(
