@@ -138,3 +138,23 @@ def test_the_example_workflow_runs_sixpod_ci() -> None:
     runs = [s.get("run", "") for job in flow["jobs"].values() for s in job["steps"]]
     assert any("sixpod ci " in r and "--deployed" in r and "--summary" in r for r in runs)
     assert any("sixpod render" in r for r in runs)
+
+
+def test_a_plan_that_renumbers_router_bgp_is_refused_without_a_delta(tmp_path: Path) -> None:
+    base = deployed(tmp_path)
+    pod = repo(tmp_path)
+    lock = tmp_path / "pod.lock"
+    lock.write_text(lock.read_text().replace("r1: {asn: 64513}", "r1: {asn: 64514}"))
+    r = CliRunner().invoke(cli, ["fabric", "plan", str(pod), "--against", str(base)])
+    assert r.exit_code == 1
+    assert "bgp-removed: replaces router bgp 64513 with router bgp 64514" in r.stdout
+    assert "Lines To" not in r.stdout
+    assert "--force shows and deploys it" in r.stdout
+    r = CliRunner().invoke(cli, ["fabric", "plan", str(pod), "--against", str(base), "--force"])
+    assert r.exit_code == 0
+    assert "no router bgp 64513" in r.stdout  # forced: the delta it would deploy
+    r = ci(pod, "--deployed", str(base))
+    assert r.exit_code == 1
+    assert steps(r)["plan"] == "failed"
+    assert "no router bgp" not in r.stdout  # nor in the review's summary
+    assert "(no delta: refused)" in r.stdout

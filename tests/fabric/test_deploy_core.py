@@ -131,3 +131,70 @@ def test_effective_delta_drops_noops_and_repeated_headings() -> None:
         )
         == []
     )
+
+
+class FakeFwTor(FakeTor):
+    """A FakeTor with a firewall: a ruleset containing DROPALL takes every session down."""
+
+    def __init__(self, name: str, firewall: str | None = None) -> None:
+        super().__init__(name)
+        self.fw = firewall
+        self.loads: list[str] = []
+
+    def bgp_summary(self) -> Any:
+        doc = super().bgp_summary()
+        if self.fw is not None and "DROPALL" in self.fw:
+            doc["ipv6Unicast"]["peers"][EDGE1] = {"state": "Active", "pfxRcd": 0}
+        return doc
+
+    def firewall(self) -> str | None:
+        return self.fw
+
+    def check_firewall(self, path: Path) -> list[str]:
+        return ["line 1: syntax error"] if "garbage" in path.read_text() else []
+
+    def load_firewall(self, path: Path) -> str:
+        self.fw = path.read_text()
+        self.loads.append(self.fw)
+        return ""
+
+
+def test_a_firewall_nft_rejects_applies_nothing_anywhere(tmp_path: Path) -> None:
+    a, b = FakeFwTor("a"), FakeFwTor("b")
+    new = {t.name: t.config.replace("node edge2", "node edge9") for t in (a, b)}
+    fws = {"a": "table inet sixpod_tor {}\n", "b": "garbage\n"}
+    outs = deploy([a, b], new, cfg(tmp_path), firewalls=fws, clock=Clock(), sleep=lambda s: 0)
+    assert [o.result for o in outs] == ["skipped", "invalid"]
+    assert outs[1].detail == ["the firewall does not parse (nft -c): line 1: syntax error"]
+    assert a.reloads == b.reloads == a.loads == b.loads == []
+
+
+def test_a_firewall_that_breaks_a_session_is_rolled_back_and_stops_the_deploy(
+    tmp_path: Path,
+) -> None:
+    old = "table inet sixpod_tor {\n\tchain input {\n\t}\n}\n"
+    a, b, c = FakeFwTor("a", old), FakeFwTor("b", old), FakeFwTor("c")
+    new = {t.name: t.config.replace("node edge2", "node edge9") for t in (a, b, c)}
+    fws = {"a": "ok\n", "b": "DROPALL\n", "c": "ok\n"}
+    clock = Clock()
+    c_ = cfg(tmp_path)
+    outs = deploy([a, b, c], new, c_, firewalls=fws, clock=clock, sleep=clock.sleep)
+    assert [o.result for o in outs] == ["deployed", "rolled-back", "skipped"]
+    assert outs[0].detail == ["firewall loaded"]
+    assert f"with the new firewall: {EDGE1}: Active (was Established)" in outs[1].detail
+    assert b.loads == ["DROPALL\n", "table inet sixpod_tor\ndelete table inet sixpod_tor\n" + old]
+    assert len(b.reloads) == 1  # its frr.conf stays deployed
+    assert c.reloads == c.loads == []
+    log = [json.loads(line)["result"] for line in Path(c_.log).read_text().splitlines()]
+    assert log == ["deployed", "rolled-back"]
+
+
+def test_no_firewall_before_means_none_after_a_rollback(tmp_path: Path) -> None:
+    a = FakeFwTor("a")
+    fws = {"a": "DROPALL\n"}
+    clock = Clock()
+    outs = deploy(
+        [a], {"a": a.config}, cfg(tmp_path), firewalls=fws, clock=clock, sleep=clock.sleep
+    )
+    assert [o.result for o in outs] == ["rolled-back"]
+    assert a.fw == "table inet sixpod_tor\ndelete table inet sixpod_tor\n"

@@ -208,3 +208,50 @@ def test_a_plan_removing_router_bgp_is_refused_and_nothing_changes(pair: Pair) -
     assert pair.accepted() == 2
     results = [json.loads(line)["result"] for line in pair.log.read_text().splitlines()]
     assert results == ["refused", "invalid"]
+
+
+def _firewall(pair: Pair) -> str | None:
+    from sixpod.fabric.tools import Tor
+
+    cfg = FabricConfig.model_validate(json.loads(pair.config.read_text()))
+    return Tor("r1-tor", cfg).firewall()
+
+
+def test_deploy_with_the_firewall_loads_it_and_keeps_the_sessions(pair: Pair) -> None:
+    before = pair.edge1()["connectionsEstablished"]
+    assert _firewall(pair) is None
+    r = pair.sixpod("fabric", "deploy", "--firewall", "--json")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    (done,) = json.loads(r.stdout)
+    assert done["result"] == "deployed"
+    assert done["detail"] == ["firewall loaded"]
+    loaded = _firewall(pair)
+    assert loaded is not None
+    assert 'iifname "swp1" ip6 saddr 2001:db8:2ff::2 tcp dport 179 accept' in loaded
+    assert pair.edge1()["connectionsEstablished"] == before  # the session never dropped
+    assert pair.accepted() == 2
+
+
+DROP_ALL = """\
+table inet sixpod_tor
+delete table inet sixpod_tor
+table inet sixpod_tor {
+    chain input {
+        type filter hook input priority filter; policy drop;
+    }
+}
+"""
+
+
+def test_a_firewall_that_drops_the_sessions_is_rolled_back(pair: Pair) -> None:
+    cfg = FabricConfig.model_validate(json.loads(pair.config.read_text()))
+    running = pair.tor.vtysh("show running-config no-header")
+    (out,) = deploy(
+        devices_for(["r1-tor"], cfg), {"r1-tor": running}, cfg, firewalls={"r1-tor": DROP_ALL}
+    )
+    assert out.result == "rolled-back", out.detail
+    assert any(d.startswith(f"with the new firewall: {EDGE1}: ") for d in out.detail)
+    assert _firewall(pair) is None  # none before, none after
+    wait_for(lambda: pair.accepted() == 2, timeout=30, what="edge1's session back")
+    (entry,) = [json.loads(line) for line in pair.log.read_text().splitlines()]
+    assert entry["result"] == "rolled-back"

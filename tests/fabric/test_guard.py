@@ -54,7 +54,7 @@ def test_changing_the_asn_is_refused() -> None:
                        max_removed_share=1)
         if v.rule is Rule.BGP_REMOVED
     ]  # fmt: skip
-    assert "replaces with router bgp 64999" in v.message
+    assert v.message == "replaces router bgp 64513 with router bgp 64999"
 
 
 def test_removing_the_hostname_is_refused() -> None:
@@ -108,6 +108,11 @@ def test_plan_verdicts() -> None:
     )
     assert forced.deployable
     assert "forced past: bgp-removed" in forced.summary
+    # a refused plan's delta is never shown (nor in JSON); forced, it is what gets deployed
+    assert refused.delta == ("Lines To Delete", "no router bgp 64513")
+    assert refused.shown_delta == ()
+    assert refused.to_json()["delta"] == []
+    assert forced.to_json()["delta"] == ["Lines To Delete", "no router bgp 64513"]
 
 
 SUMMARY = {

@@ -56,6 +56,11 @@ def _only(tors: list[TorDevice], only: tuple[str, ...], pod: Path) -> list[TorDe
 
 def rendered_frr(pod: Path, only: tuple[str, ...] = ()) -> dict[str, str]:
     """Each ToR's rendered ``frr.conf`` (rendered in memory, checked as ``render`` does)."""
+    return rendered_tor_files(pod, only, "frr.conf")
+
+
+def rendered_tor_files(pod: Path, only: tuple[str, ...], file: str) -> dict[str, str]:
+    """Each ToR's rendered ``file`` (``frr.conf``, ``nftables.conf``), by ToR."""
     loaded = load_or_exit(pod)
     lock = current_lock_or_exit(pod, loaded)
     try:
@@ -64,7 +69,7 @@ def rendered_frr(pod: Path, only: tuple[str, ...] = ()) -> dict[str, str]:
     except RenderError as e:
         raise CommandFailed.because(e, f"{pod}: {e}") from None
     tors = _only([d for d in docs.values() if isinstance(d, TorDevice)], only, pod)
-    return {t.name: files[f"tors/{t.name}/frr.conf"] for t in tors}
+    return {t.name: files[f"tors/{t.name}/{file}"] for t in tors}
 
 
 def print_plans(plans: list[Plan], *, as_json: bool) -> None:
@@ -73,8 +78,10 @@ def print_plans(plans: list[Plan], *, as_json: bool) -> None:
         return
     for p in plans:
         click.echo(f"{p.tor}: {p.verdict}: {p.summary}")
-        for line in p.delta:
+        for line in p.shown_delta:
             click.echo(f"    {line}")
+        if p.delta and not p.shown_delta:
+            click.echo("    (no delta shown for a refused plan: --force shows and deploys it)")
 
 
 FORCE_OPTION = click.option(
@@ -218,9 +225,20 @@ def plan_cmd(
 @CONFIG_OPTION
 @TOR_OPTION
 @FORCE_OPTION
+@click.option(
+    "--firewall",
+    is_flag=True,
+    help="Also load each ToR's rendered nftables.conf (nft -c first), after its FRR change; "
+    "rolled back to the ruleset it ran before if a session fails.",
+)
 @JSON_OPTION
 def deploy_cmd(
-    pod: Path, config_path: Path | None, only: tuple[str, ...], force: bool, as_json: bool
+    pod: Path,
+    config_path: Path | None,
+    only: tuple[str, ...],
+    force: bool,
+    firewall: bool,
+    as_json: bool,
 ) -> None:
     """Apply POD's FRR configs to the ToRs, one at a time, rolling back on trouble.
 
@@ -228,15 +246,26 @@ def deploy_cmd(
     not parse, nothing is applied. Then each ToR in turn: frr-reload.py --reload, and its
     sessions must come back Established with at least the prefixes they accepted before
     within the deadline (fabric.yaml, default 60 s); else that ToR is reloaded with the
-    config it ran before and the deploy stops. Every deploy is recorded in the log
+    config it ran before and the deploy stops. With --firewall, each ToR's nftables.conf
+    is checked (nft -c) with the plans, and loaded after the ToR's FRR change; its sessions
+    are watched for firewall_settle seconds (longer than the hold time) and the ruleset it
+    ran before is loaded back if one fails. Every deploy is recorded in the log
     (fabric.yaml: who, what, when, the diff).
     """
     from sixpod.fabric.deploy import deploy, devices_for
 
     cfg = _config(config_path)
     configs = rendered_frr(pod, only)
+    firewalls = rendered_tor_files(pod, only, "nftables.conf") if firewall else None
     try:
-        outcomes = deploy(devices_for(list(configs), cfg), configs, cfg, force=force, what=str(pod))
+        outcomes = deploy(
+            devices_for(list(configs), cfg),
+            configs,
+            cfg,
+            force=force,
+            what=str(pod),
+            firewalls=firewalls,
+        )
     except FabricError as e:
         raise CommandFailed(f"sixpod fabric deploy: {e}") from None
     rows = [o.to_json() | {"summary": o.plan.summary if o.plan else None} for o in outcomes]

@@ -127,6 +127,8 @@ def up(pod: Path, workdir: Path) -> None:
         n_edges = sum(1 for n in labpod.nodes.values() if n.edge)
         click.echo(f"{plural(n_edges, 'edge node')}: nginx serving, tenant state loaded", err=True)
         labpod.save()
+        if (workdir / "fabric.yaml").exists():  # sixpod.lab.fabric: lldpd on every device
+            click.echo(f"fabric: sixpod fabric lldp {pod} --config {workdir}/fabric.yaml", err=True)
     except BaseException as e:  # also Ctrl-C, SIGTERM, SIGHUP: never leave a half-built pod
         problems = labpod.down()
         what = str(e) or type(e).__name__

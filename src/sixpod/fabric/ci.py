@@ -315,9 +315,7 @@ def markdown(report: Report) -> str:
             "",
             f"<details><summary>{p.tor}: {p.verdict}: {_cell(p.summary)}</summary>",
             "",
-            "```",
-            *p.delta,
-            "```",
+            *(["```", *p.shown_delta, "```"] if p.shown_delta else [f"(no delta: {p.verdict})"]),
             "</details>",
         ]
     return "\n".join(lines) + "\n"

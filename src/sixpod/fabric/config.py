@@ -74,6 +74,12 @@ class FabricConfig(_Model):
         description="seconds the sessions are watched after a reload before they count as "
         "healthy (FRR applies a changed route-map after its 5 s delay timer)",
     )
+    firewall_settle: Annotated[float, Strict(), Field(ge=0, le=3600)] = Field(
+        default=12.0,
+        description="seconds the sessions are watched after a firewall is loaded (deploy "
+        "--firewall): longer than the BGP hold time (9 s), since a firewall that drops a "
+        "session's packets shows only when its hold timer expires",
+    )
     max_removed_share: Annotated[float, Strict(), Field(ge=0, le=1)] = Field(
         default=0.25,
         description="share of a ToR's BGP neighbors a plan may remove without --force",

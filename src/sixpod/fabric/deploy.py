@@ -16,10 +16,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from sixpod.fabric.config import FabricConfig
-from sixpod.fabric.errors import FabricError
+from sixpod.fabric.errors import FabricError, ToolError
+from sixpod.fabric.firewall import TABLE
 from sixpod.fabric.plan import Plan, Verdict, make_plan
 from sixpod.fabric.sessions import Session, flapped, parse_summary, problems
 from sixpod.fabric.tools import Tor, check_frr_syntax, reload_delta
@@ -35,6 +36,15 @@ class Device(Protocol):
     def running_config(self) -> str: ...
     def bgp_summary(self) -> Any: ...
     def reload(self, config: Path) -> str: ...
+
+
+@runtime_checkable
+class FirewallDevice(Device, Protocol):
+    """A ToR whose own firewall a deploy loads too (``deploy --firewall``)."""
+
+    def firewall(self) -> str | None: ...
+    def check_firewall(self, path: Path) -> list[str]: ...
+    def load_firewall(self, path: Path) -> str: ...
 
 
 def plan_one(name: str, running: str, new: str, cfg: FabricConfig, *, force: bool = False) -> Plan:
@@ -123,27 +133,39 @@ def deploy(
     *,
     force: bool = False,
     what: str = "",
+    firewalls: Mapping[str, str] | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[Outcome]:
-    """Plan every device first (any plan refused or invalid: nothing is applied); then apply
-    one device at a time, and stop at the first that does not come back healthy, after
-    rolling it back to the config it ran before."""
+    """Plan every device first (any plan refused or invalid, or a firewall of ``firewalls``
+    that ``nft -c`` rejects: nothing is applied); then apply one device at a time, its
+    ``frr.conf`` then its firewall (if given), and stop at the first that does not come back
+    healthy, after rolling back what broke it."""
     log = Path(cfg.log)
     base = {"who": who(), "what": what, "forced": force}
     outcomes: list[Outcome] = []
     plans: dict[str, tuple[Plan, str]] = {}
+    bad_fw: dict[str, list[str]] = {}
     for dev in devices:
         running = dev.running_config()
         plan = plan_one(dev.name, running, configs[dev.name], cfg, force=force)
         plans[dev.name] = (plan, running)
+        if firewalls is not None and dev.name in firewalls:
+            problems = _check_firewall(_fw(dev), firewalls[dev.name])
+            if problems:
+                bad_fw[dev.name] = problems
     blocked = [p for p, _ in plans.values() if p.verdict is Verdict.INVALID]
     blocked += [p for p, _ in plans.values() if p.verdict is Verdict.REFUSED and not p.forced]
-    if blocked:
+    if blocked or bad_fw:
         for dev in devices:
             plan = plans[dev.name][0]
-            result = str(plan.verdict) if plan in blocked else "skipped"
-            outcomes.append(Outcome(dev.name, result, plan, [plan.summary]))
+            if plan in blocked:
+                outcomes.append(Outcome(dev.name, str(plan.verdict), plan, [plan.summary]))
+            elif dev.name in bad_fw:
+                why = [f"the firewall does not parse (nft -c): {p}" for p in bad_fw[dev.name][:5]]
+                outcomes.append(Outcome(dev.name, "invalid", plan, why))
+            else:
+                outcomes.append(Outcome(dev.name, "skipped", plan, [plan.summary]))
             _log(log, base, outcomes[-1])
         return outcomes
 
@@ -154,13 +176,85 @@ def deploy(
             outcomes.append(Outcome(dev.name, "skipped", plan))
             continue
         if plan.verdict is Verdict.UNCHANGED:
-            outcomes.append(Outcome(dev.name, "unchanged", plan))
-            continue
-        outcome = _apply(dev, plan, running, configs[dev.name], cfg, clock=clock, sleep=sleep)
+            outcome = Outcome(dev.name, "unchanged", plan)
+        else:
+            outcome = _apply(dev, plan, running, configs[dev.name], cfg, clock=clock, sleep=sleep)
+        if outcome.result in _GOOD and firewalls is not None and dev.name in firewalls:
+            outcome = _apply_firewall(
+                _fw(dev), firewalls[dev.name], outcome, cfg, clock=clock, sleep=sleep
+            )
         outcomes.append(outcome)
-        _log(log, base, outcome)
-        failed = outcome.result != "deployed"
+        if outcome.result != "unchanged":
+            _log(log, base, outcome)
+        failed = outcome.result not in _GOOD
     return outcomes
+
+
+_GOOD = ("deployed", "unchanged")
+
+
+def _fw(dev: Device) -> FirewallDevice:
+    if not isinstance(dev, FirewallDevice):
+        raise ToolError(f"{dev.name}: cannot load a firewall on this device")
+    return dev
+
+
+def _check_firewall(dev: FirewallDevice, text: str) -> list[str]:
+    with tempfile.TemporaryDirectory(prefix="sixpod-firewall-") as tmp:
+        path = Path(tmp) / "nftables.conf"
+        path.write_text(text)
+        return dev.check_firewall(path)
+
+
+def _apply_firewall(
+    dev: FirewallDevice,
+    text: str,
+    outcome: Outcome,
+    cfg: FabricConfig,
+    *,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> Outcome:
+    """Load the ToR's firewall (``nft -f``, after its FRR change went well), watch the
+    sessions ``firewall_settle`` seconds (a dropped session shows at its hold time), and
+    load back the ruleset it ran before if any gets worse; ``frr.conf`` stays deployed."""
+    start = clock()
+    settle = max(cfg.settle, cfg.firewall_settle)
+    deadline = max(cfg.deadline, settle)
+    plan, done = outcome.plan, list(outcome.detail)
+    try:
+        before = parse_summary(dev.bgp_summary())
+        previous = dev.firewall()
+    except FabricError as e:
+        return Outcome(dev.name, "failed", plan, [*done, f"firewall not loaded: {e}"])
+    with tempfile.TemporaryDirectory(prefix="sixpod-firewall-") as tmp:
+        new_path, old_path = Path(tmp) / "nftables.conf", Path(tmp) / "previous.nft"
+        new_path.write_text(text)
+        try:
+            dev.load_firewall(new_path)
+            found = wait_healthy(
+                dev, before, removed=(), settle=settle, deadline=deadline, clock=clock, sleep=sleep
+            )
+        except FabricError as e:
+            found = [f"loading the firewall failed: {e}"]
+        if not found:
+            took = outcome.seconds + clock() - start
+            return Outcome(dev.name, "deployed", plan, [*done, "firewall loaded"], took)
+        detail = [*done, *(f"with the new firewall: {p}" for p in found)]
+        detail.append("firewall rolled back to the ruleset it ran before (frr.conf stays)")
+        # the table replaced whole, as the rendered file does; none before: none after
+        old_path.write_text(f"table inet {TABLE}\ndelete table inet {TABLE}\n" + (previous or ""))
+        try:
+            dev.load_firewall(old_path)
+            after = wait_healthy(
+                dev, before, removed=(), settle=cfg.settle, deadline=deadline, clock=clock,
+                sleep=sleep,
+            )  # fmt: skip
+            detail += [f"after the rollback: {p}" for p in after]
+        except FabricError as e:
+            detail.append(f"the firewall rollback failed: {e}")
+            return Outcome(dev.name, "failed", plan, detail, outcome.seconds + clock() - start)
+    return Outcome(dev.name, "rolled-back", plan, detail, outcome.seconds + clock() - start)
 
 
 def _apply(

@@ -42,8 +42,10 @@ def check(old: FrrFacts, new: FrrFacts, *, max_removed_share: float) -> tuple[Vi
     """Every rule ``new`` breaks, replacing ``old`` (what the switch runs)."""
     out: list[Violation] = []
     if old.bgp_asn is not None and new.bgp_asn != old.bgp_asn:
-        what = "removes" if new.bgp_asn is None else f"replaces with router bgp {new.bgp_asn}"
-        out.append(Violation(Rule.BGP_REMOVED, f"{what} router bgp {old.bgp_asn}"))
+        what = f"removes router bgp {old.bgp_asn}"
+        if new.bgp_asn is not None:
+            what = f"replaces router bgp {old.bgp_asn} with router bgp {new.bgp_asn}"
+        out.append(Violation(Rule.BGP_REMOVED, what))
     if old.hostname is not None and new.hostname is None:
         out.append(Violation(Rule.HOSTNAME_REMOVED, f"removes hostname {old.hostname}"))
     if old.neighbors:

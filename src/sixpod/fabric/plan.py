@@ -39,6 +39,15 @@ class Plan:
         return self.verdict is Verdict.CHANGES or (self.verdict is Verdict.REFUSED and self.forced)
 
     @property
+    def shown_delta(self) -> tuple[str, ...]:
+        """The delta as printed (``fabric plan``, ``ci``, JSON): none for a plan the guard
+        refuses and nobody forced (a delta that deletes ``router bgp`` is not a diff to
+        review but a reason to stop); the deploy log still records it."""
+        if self.verdict is Verdict.REFUSED and not self.forced:
+            return ()
+        return self.delta
+
+    @property
     def summary(self) -> str:
         if self.verdict is Verdict.INVALID:
             return "the new config does not parse: " + " / ".join(self.syntax[:3])
@@ -76,7 +85,7 @@ class Plan:
             "forced": self.forced,
             "syntax": list(self.syntax),
             "violations": [{"rule": str(v.rule), "message": v.message} for v in self.violations],
-            "delta": list(self.delta),
+            "delta": list(self.shown_delta),
             "running": f(self.old),
             "new": f(self.new),
             "added_neighbors": sorted(self.new.neighbors - self.old.neighbors)

@@ -18,6 +18,7 @@ from typing import Any
 from sixpod.errors import ExceptionMap, map_exceptions
 from sixpod.fabric.config import FabricConfig
 from sixpod.fabric.errors import ToolError
+from sixpod.fabric.firewall import TABLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,3 +141,25 @@ class Tor:
             if self.access.confdir:
                 argv += ["--confdir", self.access.confdir]
             return self.run([*argv, str(config)])
+
+    # -- nftables ---------------------------------------------------------------------------
+
+    def firewall(self) -> str | None:
+        """``nft list table inet sixpod_tor``: the ToR's own firewall as it runs now (a
+        ruleset ``nft -f`` loads back), or None when it has none."""
+        argv = self._argv(["nft", "list", "table", "inet", TABLE])
+        res = _run(argv, timeout=self.cfg.timeout)
+        if res.code != 0 and "No such file or directory" in res.stderr:
+            return None
+        return _must(argv, res)
+
+    def check_firewall(self, path: Path) -> list[str]:
+        """``nft -c -f FILE`` where the ToR runs it: what nft says is wrong (empty if fine)."""
+        res = _run(self._argv(["nft", "-c", "-f", str(path)]), timeout=self.cfg.timeout)
+        if res.code == 0:
+            return []
+        return [ln for ln in res.stderr.splitlines() if ln.strip()] or [f"nft -c: exit {res.code}"]
+
+    def load_firewall(self, path: Path) -> str:
+        """``nft -f FILE``: one transaction (a file that fails changes nothing)."""
+        return self.run(["nft", "-f", str(path)])

@@ -239,6 +239,9 @@ class LabPod:
             self._start_controller(self.lock)
         for node in self.nodes.values():
             self._start_node(node)
+        from sixpod.lab.fabric import start_lldp  # lldpd everywhere; WORKDIR/fabric.yaml
+
+        start_lldp(self)
 
     @staticmethod
     def own_address(doc: NodeDevice) -> IPv6Address | None:
