@@ -150,6 +150,8 @@ class LabPod:
     extra_checks: tuple[dict[str, Any], ...] = ()
     resilient: bool = True
     drain_timeout: float = 2.0
+    monitoring: bool = True
+    """Prometheus in ctl and the exporters it scrapes (:mod:`sixpod.lab.monitoring`)."""
     box: Sandbox = field(init=False)
     tors: dict[str, LabTor] = field(default_factory=dict)
     nodes: dict[str, LabNode] = field(default_factory=dict)
@@ -237,6 +239,13 @@ class LabPod:
             self._start_controller(self.lock)
         for node in self.nodes.values():
             self._start_node(node)
+        if self.monitoring:
+            self._start_monitoring()
+
+    def _start_monitoring(self) -> None:
+        from sixpod.lab.monitoring import start_monitoring  # it reads LabPod's parts
+
+        start_monitoring(self)
 
     @staticmethod
     def own_address(doc: NodeDevice) -> IPv6Address | None:
