@@ -5,12 +5,14 @@ port narrower than the node behind it: the probe and the PathMtuDiffers alert ca
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 from collections.abc import Iterator
 
 import pytest
 
-from labkit import lab_pod
+from labkit import SIXPOD, lab_pod
 from sixpod.lab import drills, monitoring
 from sixpod.lab.netns import LabError, wait_for
 from sixpod.lab.pod import LabPod
@@ -72,6 +74,48 @@ def test_every_target_is_up(lab: LabPod) -> None:
     )
     up = monitoring.query(lab, 'up{job="node"}')
     assert len(up) == 4
+
+
+def test_lab_status_json_reports_the_targets(lab: LabPod) -> None:
+    lab.save()  # `sixpod lab status` attaches to a saved lab, as after `sixpod lab up`
+    wait_for(lambda: all_up(lab), timeout=90, interval=1, what="every target up")
+    r = subprocess.run(
+        [SIXPOD, "lab", "status", "--json", "--workdir", str(lab.workdir)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    status = json.loads(r.stdout)
+    assert set(status) >= {"spines", "racks", "client", "prometheus"}
+    targets = status["prometheus"]["targets"]
+    assert {t["job"] for t in targets} == JOBS
+    assert all(t["health"] == "up" for t in targets), targets
+    assert status["prometheus"]["url"] == monitoring.PROMETHEUS_URL
+    ctl = status["controller"]
+    assert set(ctl["nodes"]) == {"edge1", "edge2", "app1"}
+    assert {n["state"] for n in ctl["nodes"].values()} == {"active"}
+    assert len(ctl["vips"]) == 8
+    assert ctl["apps"]["count"] == 0
+    assert ctl["publisher_active"] is True
+    assert set(status["edges"]) == {"edge1", "edge2"}
+    for edge in status["edges"].values():
+        assert edge["link"] == "up"
+        assert edge["nginx_ready"] is True
+        assert edge["replica_revision"] is not None
+        assert edge["nginx_revision"] == edge["replica_revision"]
+    human = subprocess.run(
+        [SIXPOD, "lab", "status", "--workdir", str(lab.workdir)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    print(human.stdout)
+    assert human.returncode == 0, human.stderr
+    for title in ("Prometheus", "nodes (controller", "VIPs (controller)", "edges"):
+        assert title in human.stdout
 
 
 def show(result: drills.DrillResult) -> None:

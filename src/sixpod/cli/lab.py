@@ -29,6 +29,7 @@ from sixpod.inventory.render import render
 from sixpod.lab.drills import DRILLS
 from sixpod.lab.journey import run_journey
 from sixpod.lab.netns import LabError, wait_for
+from sixpod.lab.overview import overview, print_overview
 from sixpod.lab.pod import LabPod
 from sixpod.routing.render import Paths
 
@@ -199,7 +200,7 @@ def status_of(labpod: LabPod) -> dict[str, Any]:
             },
             "vips_by_tor_count": fanout,
         }
-    return {"spines": spines, "racks": racks, "client": labpod.client_ns}
+    return {"spines": spines, "racks": racks, "client": labpod.client_ns} | overview(labpod)
 
 
 def _print_status(labpod: LabPod) -> None:
@@ -236,6 +237,7 @@ def _print_status(labpod: LabPod) -> None:
                 or "none"
             )
             console.print(f"  {fam} VIPs on {r['tor']}: {spread}")
+    print_overview(console, s)
 
 
 @examples("sixpod lab status", "sixpod lab status --json")
@@ -243,7 +245,8 @@ def _print_status(labpod: LabPod) -> None:
 @WORKDIR
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for scripts).")
 def status(workdir: Path, as_json: bool) -> None:
-    """Sessions, BFD and the ECMP spread of every VIP, per ToR."""
+    """Sessions, BFD and the ECMP spread of every VIP, per ToR; Prometheus's targets; node
+    and VIP states and apps (the controller); each edge's replica and nginx revisions."""
     labpod = _attach(workdir)
     try:
         if as_json:
@@ -324,7 +327,7 @@ def drill(name: str, workdir: Path, node: str, rack: str, as_json: bool) -> None
 
     Prints what happened with its figures; exits 1 when the pod did not behave (the
     problems are printed). Drills: kill-edge, drain-edge, blackhole-vip, redis-down,
-    controller-restart, kill-tor."""
+    controller-restart, kill-tor, mtu."""
     labpod = _attach(workdir)
     if node and node not in labpod.nodes:
         raise _failed(f"no node {node} in the lab")

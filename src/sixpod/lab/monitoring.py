@@ -127,6 +127,7 @@ def start_exporters(pod: LabPod) -> list[Process]:
     where = _namespaces(pod)
     tors = {t.name: t for t in pod.tors.values()}
     procs: list[Process] = []
+    shutil.rmtree(pod.workdir / "textfile", ignore_errors=True)  # a previous lab's probes
     for device, target in _targets(src, "node"):
         if device not in where:
             raise LabError(f"{src}/targets/node.json: {device} is not in the lab")
