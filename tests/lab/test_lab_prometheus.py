@@ -19,7 +19,6 @@ from sixpod.lab.pod import LabPod
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.lab_suite,
     pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root"),
 ]
 
@@ -121,3 +120,43 @@ def test_lab_status_json_reports_the_targets(lab: LabPod) -> None:
 def show(result: drills.DrillResult) -> None:
     print("\n".join(result.lines))
     print(result.to_json())
+
+
+def test_mtu_drill(lab: LabPod) -> None:
+    """`sixpod lab drill mtu --json` (the registry, the command line): app1's ToR port at
+    1500 in front of its 9000; the probe from edge1 measures 1500 and PathMtuDiffers fires,
+    then resolves once the port is put back."""
+    lab.save()
+    r = subprocess.run(
+        [SIXPOD, "lab", "drill", "mtu", "--json", "--workdir", str(lab.workdir)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    print(r.stdout, r.stderr)
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert result["drill"] == "mtu"
+    assert result["ok"] is True, result["problems"]
+    f = result["figures"]
+    assert (f["node"], f["probed_from"], f["port"]) == ("app1", "edge1", "swp3")
+    assert (f["node_mtu"], f["port_mtu"], f["wrong_mtu"]) == (9000, 9000, 1500)
+    assert f["probe_caught"] is True
+    assert f["measured_mtu"] == 1500
+    assert f["fired_s"] is not None
+    assert f["resolved_s"] is not None
+    assert f["probe_ok_after"] is True
+    assert lab.exec(lab.tors["r1"].ns, "cat", "/sys/class/net/swp3/mtu").strip() == "9000"
+    # the human form: its lines and figures
+    r = subprocess.run(
+        [SIXPOD, "lab", "drill", "mtu", "--node", "edge2", "--workdir", str(lab.workdir)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    print(r.stdout, r.stderr)
+    assert r.returncode == 0, r.stderr
+    assert "PathMtuDiffers firing for edge2" in r.stdout
+    assert "drill mtu: the pod behaved" in r.stdout
