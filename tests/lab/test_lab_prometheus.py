@@ -30,6 +30,8 @@ JOBS = {
     "frr",
     "vips-ip6",
     "vips-ip4",
+    "sixpod-controller",  # the lab's own: in ctl
+    "sixpod-razor",  # the lab's own: on every edge node
 }
 
 
@@ -53,6 +55,13 @@ def all_up(pod: LabPod) -> bool:
     return bool(targets) and all(t["health"] == "up" for t in targets)
 
 
+def answers(pod: LabPod, url: str) -> bool:
+    try:
+        return bool(pod.scrape(pod.ctl_ns, url))
+    except LabError:
+        return False
+
+
 def test_every_target_is_up(lab: LabPod) -> None:
     try:
         wait_for(lambda: all_up(lab), timeout=90, interval=1, what="every target up")
@@ -73,6 +82,9 @@ def test_every_target_is_up(lab: LabPod) -> None:
     )
     up = monitoring.query(lab, 'up{job="node"}')
     assert len(up) == 4
+    # every daemon's metrics at its device's global address: Razor's and the controller's too
+    assert len(monitoring.query(lab, 'sixpod_razor_workers_up{job="sixpod-razor"}')) == 2
+    assert monitoring.query(lab, 'sixpod_publisher_active{job="sixpod-controller"} == 1')
 
 
 def test_lab_status_json_reports_the_targets(lab: LabPod) -> None:
@@ -160,3 +172,25 @@ def test_mtu_drill(lab: LabPod) -> None:
     assert r.returncode == 0, r.stderr
     assert "PathMtuDiffers firing for edge2" in r.stdout
     assert "drill mtu: the pod behaved" in r.stdout
+
+
+@pytest.mark.parametrize("drill", ["kill-edge", "kill-tor"])
+def test_every_target_up_again_after_a_drill_kills_a_device(lab: LabPod, drill: str) -> None:
+    """A drill that kills every process of a namespace starts the device's exporters again
+    with its own processes."""
+    result = drills.DRILLS[drill](lab)
+    show(result)
+    assert result.ok, result.problems
+    killed = result.figures.get("node") or result.figures["tor"]
+    # its exporters answer again (every process of its namespace was SIGKILLed)
+    exporters = [t for t in monitoring.targets(lab) if t["device"] == killed]
+    assert {t["job"] for t in exporters} >= {"node"}
+    for t in exporters:
+        if t["job"] in ("node", "frr"):
+            url = f"http://{t['instance']}/metrics"
+            wait_for(lambda url=url: answers(lab, url), timeout=60, interval=0.5, what=url)
+    try:
+        wait_for(lambda: all_up(lab), timeout=120, interval=1, what="every target up again")
+    finally:
+        for t in monitoring.targets(lab):
+            print(t["job"], t["instance"], t["health"], t["last_error"])

@@ -179,8 +179,11 @@ def restart_node(pod: LabPod, node: LabNode) -> None:
     """Start a node's processes again, as its supervisor would after a reboot."""
     if pod.saved_state is not None:
         pod.check_interval = None  # `sixpod lab up` keeps the rendered timing
+    from sixpod.lab.monitoring import restart_exporters
+
     try:
         pod._start_node(node)
+        restart_exporters(pod, node.name)
     finally:
         _remember(pod)
 
@@ -1001,6 +1004,7 @@ def kill_tor(pod: LabPod, echo: Callable[[str], None] | None = None, rack: str =
     (links up, FRR and the helper started again) and the time until every VIP of the rack is
     spread over its edge nodes again, on the ToR and the spines."""
     from sixpod.lab.frr import Frr
+    from sixpod.lab.monitoring import restart_exporters
 
     r = DrillResult("kill-tor", echo=echo)
     rack = rack or list(pod.tors)[-1]
@@ -1097,6 +1101,7 @@ def kill_tor(pod: LabPod, echo: Callable[[str], None] | None = None, rack: str =
         tor.frr.start()
         if pod.resilient:
             pod.start_resilient(tor)
+        restart_exporters(pod, tor.name)
     finally:
         _remember(pod)
     keys = [f"{v}/32" if "." in v else f"{v}/128" for v in vips]

@@ -34,7 +34,7 @@ import yaml
 
 from sixpod import addr
 from sixpod.lab.netns import LabError, Process, run, wait_for
-from sixpod.monitoring import prometheus
+from sixpod.monitoring import ports, prometheus
 
 if TYPE_CHECKING:
     from sixpod.lab.pod import LabPod, LabTor
@@ -120,17 +120,28 @@ def _namespaces(pod: LabPod) -> dict[str, str]:
     return out
 
 
-def start_exporters(pod: LabPod) -> list[Process]:
+def start_exporters(pod: LabPod, devices: set[str] | None = None) -> list[Process]:
     """node-exporter and frr-exporter where ``targets/node.json`` and ``targets/frr.json``
-    scrape them; the blackbox exporter in ctl."""
+    scrape them; the blackbox exporter in ctl. With ``devices``, only those devices'
+    exporters that do not answer (after a drill killed a device's processes)."""
     src = pod.rendered / prometheus.DIR
     where = _namespaces(pod)
     tors = {t.name: t for t in pod.tors.values()}
     procs: list[Process] = []
-    shutil.rmtree(pod.workdir / "textfile", ignore_errors=True)  # a previous lab's probes
+
+    def wanted(device: str, ns: str, target: str) -> bool:
+        if devices is None:
+            return True
+        at = addr.parse_endpoint(target)
+        return device in devices and pod.reach(ns, addr.format_ip(at.ip), at.port) != "open"
+
+    if devices is None:
+        shutil.rmtree(pod.workdir / "textfile", ignore_errors=True)  # a previous lab's probes
     for device, target in _targets(src, "node"):
         if device not in where:
             raise LabError(f"{src}/targets/node.json: {device} is not in the lab")
+        if not wanted(device, where[device], target):
+            continue
         text = textfile_dir(pod, device)
         text.mkdir(parents=True, exist_ok=True)
         argv = [
@@ -143,6 +154,8 @@ def start_exporters(pod: LabPod) -> list[Process]:
     for device, target in _targets(src, "frr"):
         if device not in tors:
             raise LabError(f"{src}/targets/frr.json: {device} is not a ToR of the lab")
+        if not wanted(device, tors[device].ns, target):
+            continue
         argv = [
             "prometheus-frr-exporter",
             f"--frr.socket.dir-path={tors[device].frr.rundir}",
@@ -150,10 +163,20 @@ def start_exporters(pod: LabPod) -> list[Process]:
             "--collector.bgp6",
         ]
         procs.append(_spawn_at(pod, f"{device}-frr-exporter", tors[device].ns, target, argv))
-    blackbox = addr.for_prometheus(prometheus.BLACKBOX)
-    argv = ["prometheus-blackbox-exporter", f"--config.file={prometheus_dir(pod) / 'blackbox.yml'}"]
-    procs.append(_spawn_at(pod, "ctl-blackbox-exporter", pod.ctl_ns, blackbox, argv))
+    if devices is None:
+        blackbox = addr.for_prometheus(prometheus.BLACKBOX)
+        config = prometheus_dir(pod) / "blackbox.yml"
+        argv = ["prometheus-blackbox-exporter", f"--config.file={config}"]
+        procs.append(_spawn_at(pod, "ctl-blackbox-exporter", pod.ctl_ns, blackbox, argv))
     return procs
+
+
+def restart_exporters(pod: LabPod, device: str) -> list[Process]:
+    """A device's exporters again, after a drill killed every process of its namespace and
+    started the device's own again (a lab without monitoring: none)."""
+    if not pod.monitoring:
+        return []
+    return start_exporters(pod, {device})
 
 
 def ctl_v4(pod: LabPod) -> IPv4Address:
@@ -210,6 +233,27 @@ def lab_config(text: str) -> str:
     return head + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
 
 
+def _add_lab_daemons(pod: LabPod, d: Path) -> None:
+    """The daemons the lab runs wherever the inventory says: the controller in ctl (when the
+    lab runs one) and Razor on every edge node, in their jobs' targets (replacing what the
+    inventory names for them: the lab's controller is in ctl, whatever pod.yaml says)."""
+    from sixpod.lab.pod import CONTROLLER_PORT
+
+    def group(ip: IPv6Address, port: int, **labels: str) -> dict[str, Any]:
+        return {"targets": [addr.for_prometheus(addr.Endpoint(ip, port))], "labels": labels}
+
+    if pod.lock is not None:
+        ctl = group(IPv6Address(pod.ctl_address), CONTROLLER_PORT, device="controller")
+        ctl["labels"]["role"] = "controller"
+        (d / "targets" / "sixpod-controller.json").write_text(json.dumps([ctl], indent=2) + "\n")
+    razors = [
+        group(n.doc.uplink.address, ports.RAZOR, device=n.name, rack=n.doc.rack, role=n.doc.role)
+        for n in pod.nodes.values()
+        if n.edge
+    ]
+    (d / "targets" / "sixpod-razor.json").write_text(json.dumps(razors, indent=2) + "\n")
+
+
 def start_prometheus(pod: LabPod) -> Process:
     src = pod.rendered / prometheus.DIR
     if not (src / "prometheus.yml").is_file():
@@ -218,6 +262,7 @@ def start_prometheus(pod: LabPod) -> Process:
     shutil.rmtree(d, ignore_errors=True)  # a previous lab's copy and its samples
     shutil.copytree(src, d)
     (d / "prometheus.yml").write_text(lab_config((src / "prometheus.yml").read_text()))
+    _add_lab_daemons(pod, d)
     argv = [
         "prometheus",
         f"--config.file={d / 'prometheus.yml'}",

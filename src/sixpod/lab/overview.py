@@ -192,9 +192,7 @@ def print_overview(console: Console, s: dict[str, Any]) -> None:
     if "error" in ctl:
         console.print(f"controller: {ctl['error']}")
     else:
-        table = Table(
-            "node", "state", "reason", title=f"nodes (controller, revision {ctl['revision']})"
-        )
+        table = Table("node", "state", "reason", title="nodes (controller)")
         for name, n in ctl["nodes"].items():
             table.add_row(name, n["state"], n["reason"])
         console.print(table)
@@ -205,7 +203,8 @@ def print_overview(console: Console, s: dict[str, Any]) -> None:
         apps = ctl["apps"]
         active = "active" if ctl["publisher_active"] else "NOT ACTIVE"
         console.print(
-            f"  apps: {apps['count']}, endpoints: {apps['endpoints']}; publisher {active}"
+            f"  apps: {apps['count']}, endpoints: {apps['endpoints']}; store revision "
+            f"{ctl['revision']}, publisher {active}"
         )
     table = Table(
         "edge", "replica link", "bytes behind", "replica rev", "behind store",

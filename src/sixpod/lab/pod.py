@@ -602,7 +602,7 @@ class LabPod:
                 f"{addr.for_nginx(addr.Endpoint(addr.parse_ip(a), 53))}" for a in ns_addresses
             ],
             "workers": 1,
-            "metrics": "[::1]:9153",
+            "metrics": addr.for_prometheus(addr.Endpoint(node.doc.uplink.address, ports.RAZOR)),
         }
         run(
             ["ip", "netns", "exec", node.ns, "sysctl", "-q", "-w",
@@ -846,6 +846,7 @@ class LabPod:
             "ctl_address": self.ctl_address,
             "redis_password": self.redis_password,
             "lock": None if self.lock is None else str(self.lock),
+            "monitoring": self.monitoring,
         }
         path = self.workdir / self.STATE
         path.write_text(json.dumps(state, indent=2) + "\n")
@@ -873,6 +874,7 @@ class LabPod:
         pod.ctl_address = state["ctl_address"]
         pod.redis_password = state.get("redis_password", pod.redis_password)
         pod.lock = Path(state["lock"]) if state.get("lock") else None
+        pod.monitoring = bool(state.get("monitoring", False))
         return pod
 
     # -- teardown -------------------------------------------------------------------------
