@@ -60,6 +60,7 @@ def test_lab_lifecycle(tmp_path: Path) -> None:
             assert "40/40 answered, over 2 edge nodes" in line
             assert "and 6 containers" in line
         assert "controller is publishing" in up.stderr
+        assert "ctl: Prometheus: 22 targets, all up" in up.stderr  # every device, every VIP
     finally:
         down = sixpod("lab", "down", "--workdir", str(workdir), check=False)
     assert down.returncode == 0, down.stderr

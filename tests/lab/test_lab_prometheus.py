@@ -64,11 +64,10 @@ def answers(pod: LabPod, url: str) -> bool:
 
 def test_every_target_is_up(lab: LabPod) -> None:
     try:
-        wait_for(lambda: all_up(lab), timeout=90, interval=1, what="every target up")
+        targets = monitoring.wait_all_up(lab, timeout=90)
     finally:
         for t in monitoring.targets(lab):
             print(t["job"], t["instance"], t["health"], t["last_error"])
-    targets = monitoring.targets(lab)
     assert {t["job"] for t in targets} == JOBS
     devices = {t["device"] for t in targets if t["job"] == "node"}
     assert devices == {"edge1", "edge2", "app1", "r1-tor"}

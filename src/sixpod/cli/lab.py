@@ -26,6 +26,7 @@ from sixpod.cli.output import plural
 from sixpod.inventory.files import replace_tree
 from sixpod.inventory.lock import lock_path_for
 from sixpod.inventory.render import render
+from sixpod.lab import monitoring
 from sixpod.lab.drills import DRILLS
 from sixpod.lab.journey import run_journey
 from sixpod.lab.netns import LabError, wait_for
@@ -118,6 +119,9 @@ def up(pod: Path, workdir: Path) -> None:
         labpod.wait_edges(timeout=120)
         n_edges = sum(1 for n in labpod.nodes.values() if n.edge)
         click.echo(f"{plural(n_edges, 'edge node')}: nginx serving, tenant state loaded", err=True)
+        if labpod.monitoring:
+            up_targets = monitoring.wait_all_up(labpod, timeout=120)
+            click.echo(f"ctl: Prometheus: {plural(len(up_targets), 'target')}, all up", err=True)
         labpod.save()
     except BaseException as e:  # also Ctrl-C, SIGTERM, SIGHUP: never leave a half-built pod
         problems = labpod.down()

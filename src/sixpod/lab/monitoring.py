@@ -181,7 +181,7 @@ def restart_exporters(pod: LabPod, device: str) -> list[Process]:
 
 def ctl_v4(pod: LabPod) -> IPv4Address:
     """ctl's IPv4 address: the first candidate clear of the VIPs and the client's link."""
-    taken = [IPv4Network(f"{v}/32") for t in pod.tors.values() for v in t.doc.vips.ipv4]
+    taken = [IPv4Network((v, 32)) for t in pod.tors.values() for v in t.doc.vips.ipv4]
     if pod.client_v4 is not None:
         taken.append(pod.client_v4.network)
     for cand in CTL_V4_CANDIDATES:
@@ -195,17 +195,17 @@ def route_vips(pod: LabPod) -> None:
     """ctl reaches every VIP through the first ToR (in the order ctl is cabled) that has it,
     and those ToRs reach ctl's IPv4 address back."""
     own4 = ctl_v4(pod)
-    pod.box.addr(pod.ctl_ns, "lo", IPv4Interface(f"{own4}/32"))
+    pod.box.addr(pod.ctl_ns, "lo", IPv4Interface((own4, 32)))
     routed: set[addr.IPAddress] = set()
     for k, (tor_end, ctl_end, tor) in enumerate(_ctl_links(pod)):
         vips = [v for v in tor.doc.vips.all if v not in routed]
         for v in vips:
-            net = ip_network(f"{v}/{32 if v.version == 4 else 128}")
+            net = ip_network((v, v.max_prefixlen))
             src = own4 if v.version == 4 else None
             pod.box.route(pod.ctl_ns, net, via=tor_end, dev=f"tor{k}", src=src)
             routed.add(v)
         if any(v.version == 4 for v in vips):
-            pod.box.route(tor.ns, ip_network(f"{own4}/32"), via=ctl_end)
+            pod.box.route(tor.ns, IPv4Network((own4, 32)), via=ctl_end)
 
 
 def _ctl_links(pod: LabPod) -> list[tuple[IPv6Address, IPv6Address, LabTor]]:
@@ -217,7 +217,10 @@ def _ctl_links(pod: LabPod) -> list[tuple[IPv6Address, IPv6Address, LabTor]]:
     out = []
     for k, tor in enumerate(pod.tors.values()):
         net = IPv6Network((infra + ((k + 1) << 16), 112))
-        out.append((net.network_address + 1, net.network_address + 2, tor))
+        ctl_end = net.network_address + 2
+        if not _has_address(pod.ctl_ns, ctl_end):
+            raise LabError(f"ctl has no {ctl_end} on tor{k}: not cabled as monitoring expects")
+        out.append((net.network_address + 1, ctl_end, tor))
     return out
 
 
@@ -242,10 +245,10 @@ def _add_lab_daemons(pod: LabPod, d: Path) -> None:
     def group(ip: IPv6Address, port: int, **labels: str) -> dict[str, Any]:
         return {"targets": [addr.for_prometheus(addr.Endpoint(ip, port))], "labels": labels}
 
-    if pod.lock is not None:
-        ctl = group(IPv6Address(pod.ctl_address), CONTROLLER_PORT, device="controller")
-        ctl["labels"]["role"] = "controller"
-        (d / "targets" / "sixpod-controller.json").write_text(json.dumps([ctl], indent=2) + "\n")
+    ctl = [group(IPv6Address(pod.ctl_address), CONTROLLER_PORT, device="controller")]
+    ctl[0]["labels"]["role"] = "controller"
+    controllers = ctl if pod.lock is not None else []  # a lab without one: nothing to scrape
+    (d / "targets" / "sixpod-controller.json").write_text(json.dumps(controllers, indent=2) + "\n")
     razors = [
         group(n.doc.uplink.address, ports.RAZOR, device=n.name, rack=n.doc.rack, role=n.doc.role)
         for n in pod.nodes.values()
@@ -287,6 +290,32 @@ def start_monitoring(pod: LabPod) -> None:
     )
     if not proc.alive():
         raise LabError(f"the lab's Prometheus exited; see {proc.log}")
+
+
+def wait_all_up(pod: LabPod, *, timeout: float = 120) -> list[dict[str, Any]]:
+    """Every target of the lab's Prometheus up (scraped once since it started, and healthy);
+    the targets. On a timeout the error names each target not up, with its last error."""
+    seen: list[dict[str, Any]] = []
+
+    def all_up() -> bool:
+        nonlocal seen
+        try:
+            seen = targets(pod)
+        except LabError:
+            return False
+        return bool(seen) and all(t["health"] == "up" for t in seen)
+
+    try:
+        wait_for(all_up, timeout=timeout, interval=1, what="every Prometheus target up")
+    except LabError as e:
+        down = [
+            f"{t['job']} {t['instance']}: {t['health']}"
+            + (f" ({t['last_error']})" if t["last_error"] else "")
+            for t in seen
+            if t["health"] != "up"
+        ]
+        raise LabError(f"{e}: " + ("; ".join(down) or "Prometheus lists none")) from None
+    return seen
 
 
 def ready(pod: LabPod) -> bool:

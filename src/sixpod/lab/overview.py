@@ -152,6 +152,8 @@ def edges(pod: LabPod, head: int | None) -> dict[str, Any]:
 
 def prometheus(pod: LabPod) -> dict[str, Any]:
     out: dict[str, Any] = {"url": monitoring.PROMETHEUS_URL, "namespace": pod.ctl_ns}
+    if not pod.monitoring:
+        return out | {"targets": [], "alerts": [], "error": "this lab runs no Prometheus"}
     try:
         out["targets"] = monitoring.targets(pod)
         out["alerts"] = monitoring.alerts(pod)
