@@ -172,6 +172,11 @@ def overview(pod: LabPod) -> dict[str, Any]:
     }
 
 
+FOLD = 8
+"""A job with more targets than this is one line of the targets table (and each target not
+up); ``--json`` lists every one."""
+
+
 def _show(value: object) -> str:
     return "-" if value is None or value == "" else str(value)
 
@@ -181,9 +186,16 @@ def print_overview(console: Console, s: dict[str, Any]) -> None:
     table = Table(
         "job", "instance", "health", "last error", title=f"Prometheus ({p['url']} in ctl)"
     )
+    jobs: dict[str, list[dict[str, Any]]] = {}
     for t in p["targets"]:
-        health = t["health"] if t["health"] == "up" else t["health"].upper()
-        table.add_row(t["job"], t["instance"], health, t["last_error"])
+        jobs.setdefault(t["job"], []).append(t)
+    for job, targets in jobs.items():
+        up = [t for t in targets if t["health"] == "up"]
+        if len(targets) > FOLD:  # a pod's 512 VIP probes: one line, and each one not up
+            table.add_row(job, f"{len(targets)} targets", f"{len(up)} up", "")
+        for t in targets if len(targets) <= FOLD else [t for t in targets if t not in up]:
+            health = t["health"] if t["health"] == "up" else t["health"].upper()
+            table.add_row(job, t["instance"], health, t["last_error"])
     console.print(table)
     if "error" in p:
         console.print(f"  {p['error']}")
