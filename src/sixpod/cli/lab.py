@@ -249,8 +249,10 @@ def _print_status(labpod: LabPod) -> None:
 @WORKDIR
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for scripts).")
 def status(workdir: Path, as_json: bool) -> None:
-    """Sessions, BFD and the ECMP spread of every VIP, per ToR; Prometheus's targets; node
-    and VIP states and apps (the controller); each edge's replica and nginx revisions."""
+    """Sessions, BFD and the ECMP spread of every VIP, per ToR.
+
+    Then Prometheus's targets and firing alerts; node and VIP states and apps (the
+    controller); each edge's replica and nginx revisions."""
     labpod = _attach(workdir)
     try:
         if as_json:
