@@ -62,6 +62,7 @@ def test_lab_lifecycle(tmp_path: Path) -> None:
             assert "40/40 answered, over 2 edge nodes" in line
             assert "and 6 containers" in line
         assert "controller is publishing" in up.stderr
+        assert "ctl: Prometheus: 22 targets, all up" in up.stderr  # every device, every VIP
         # two drills through the command line, as the README shows them
         figures = {}
         for name in ("kill-edge", "blackhole-vip"):

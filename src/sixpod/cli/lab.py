@@ -26,9 +26,11 @@ from sixpod.cli.output import plural
 from sixpod.inventory.files import replace_tree
 from sixpod.inventory.lock import lock_path_for
 from sixpod.inventory.render import render
+from sixpod.lab import monitoring
 from sixpod.lab.drills import DRILLS
 from sixpod.lab.journey import run_journey
 from sixpod.lab.netns import LabError, wait_for
+from sixpod.lab.overview import overview, print_overview
 from sixpod.lab.pod import LabPod
 from sixpod.routing.render import Paths
 
@@ -126,6 +128,9 @@ def up(pod: Path, workdir: Path) -> None:
         labpod.wait_edges(timeout=120)
         n_edges = sum(1 for n in labpod.nodes.values() if n.edge)
         click.echo(f"{plural(n_edges, 'edge node')}: nginx serving, tenant state loaded", err=True)
+        if labpod.monitoring:
+            up_targets = monitoring.wait_all_up(labpod, timeout=120)
+            click.echo(f"ctl: Prometheus: {plural(len(up_targets), 'target')}, all up", err=True)
         labpod.save()
         if (workdir / "fabric.yaml").exists():  # sixpod.lab.fabric: lldpd on every device
             click.echo(f"fabric: sixpod fabric lldp {pod} --config {workdir}/fabric.yaml", err=True)
@@ -210,7 +215,7 @@ def status_of(labpod: LabPod) -> dict[str, Any]:
             },
             "vips_by_tor_count": fanout,
         }
-    return {"spines": spines, "racks": racks, "client": labpod.client_ns}
+    return {"spines": spines, "racks": racks, "client": labpod.client_ns} | overview(labpod)
 
 
 def _print_status(labpod: LabPod) -> None:
@@ -247,6 +252,7 @@ def _print_status(labpod: LabPod) -> None:
                 or "none"
             )
             console.print(f"  {fam} VIPs on {r['tor']}: {spread}")
+    print_overview(console, s)
 
 
 @examples("sixpod lab status", "sixpod lab status --json")
@@ -254,7 +260,10 @@ def _print_status(labpod: LabPod) -> None:
 @WORKDIR
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for scripts).")
 def status(workdir: Path, as_json: bool) -> None:
-    """Sessions, BFD and the ECMP spread of every VIP, per ToR."""
+    """Sessions, BFD and the ECMP spread of every VIP, per ToR.
+
+    Then Prometheus's targets and firing alerts; node and VIP states and apps (the
+    controller); each edge's replica and nginx revisions."""
     labpod = _attach(workdir)
     try:
         if as_json:
@@ -352,7 +361,7 @@ def drill(name: str, workdir: Path, node: str, rack: str, as_json: bool) -> None
 
     Prints what happened with its figures; exits 1 when the pod did not behave (the
     problems are printed). Drills: kill-edge, drain-edge, blackhole-vip, redis-down,
-    controller-restart, kill-tor."""
+    controller-restart, kill-tor, mtu."""
     labpod = _attach(workdir)
     if node and node not in labpod.nodes:
         raise _failed(f"no node {node} in the lab")

@@ -179,8 +179,11 @@ def restart_node(pod: LabPod, node: LabNode) -> None:
     """Start a node's processes again, as its supervisor would after a reboot."""
     if pod.saved_state is not None:
         pod.check_interval = None  # `sixpod lab up` keeps the rendered timing
+    from sixpod.lab.monitoring import restart_exporters
+
     try:
         pod._start_node(node)
+        restart_exporters(pod, node.name)
     finally:
         _remember(pod)
 
@@ -1001,6 +1004,7 @@ def kill_tor(pod: LabPod, echo: Callable[[str], None] | None = None, rack: str =
     (links up, FRR and the helper started again) and the time until every VIP of the rack is
     spread over its edge nodes again, on the ToR and the spines."""
     from sixpod.lab.frr import Frr
+    from sixpod.lab.monitoring import restart_exporters
 
     r = DrillResult("kill-tor", echo=echo)
     rack = rack or list(pod.tors)[-1]
@@ -1097,6 +1101,7 @@ def kill_tor(pod: LabPod, echo: Callable[[str], None] | None = None, rack: str =
         tor.frr.start()
         if pod.resilient:
             pod.start_resilient(tor)
+        restart_exporters(pod, tor.name)
     finally:
         _remember(pod)
     keys = [f"{v}/32" if "." in v else f"{v}/128" for v in vips]
@@ -1358,6 +1363,153 @@ def _bgp_nexthops(pod: LabPod, rack: str, vip: str) -> set[str]:
     return {str(h.get("ip")) for p in data.get("paths", []) for h in p.get("nexthops", [])[:1]}
 
 
+# -- mtu ----------------------------------------------------------------------------------
+
+MTU_WRONG = 1500
+"""The MTU the drill leaves on a ToR port in front of a jumbo-frame node (a switch port
+never raised from its default); below it, the node's own MTU less 100 (at least 1280)."""
+
+
+def _pod_yaml(pod: LabPod) -> str:
+    """The inventory beside the lab's ``pod.lock`` (``sixpod probe mtu`` reads it)."""
+    if pod.lock is not None:
+        for suffix in (".yaml", ".yml"):
+            if (path := pod.lock.with_suffix(suffix)).is_file():
+                return str(path)
+    raise LabError("the mtu drill needs the pod's inventory beside its pod.lock (`sixpod lab up`)")
+
+
+def _link_mtu(ns: str, ifname: str) -> int:
+    from sixpod.lab.netns import run
+
+    [link] = json.loads(run(["ip", "-j", "-n", ns, "link", "show", "dev", ifname]))
+    return int(link["mtu"])
+
+
+def _set_link_mtu(ns: str, ifname: str, mtu: int) -> None:
+    from sixpod.lab.netns import run
+
+    run(["ip", "-n", ns, "link", "set", "dev", ifname, "mtu", str(mtu)])
+
+
+def mtu(pod: LabPod, echo: Callable[[str], None] | None = None, node: str = "") -> DrillResult:
+    """One link's MTU set wrong: the ToR's port to ``node`` (default: an internal node of a
+    rack with two nodes) narrower than the node's uplink, as a switch port left at its default in
+    front of a jumbo-frame server. ``sixpod probe mtu`` from another node of the rack (its
+    metrics written where that node's node-exporter reads its textfile collector) must see
+    the path differ from the inventory, and the lab's Prometheus must fire PathMtuDiffers
+    for it; then the port is put back, the probe runs again, and the alert must resolve.
+    Figures: the sizes, what the probe measured, times from the change to the alert firing
+    and from the repair to it resolving."""
+    from sixpod.lab import monitoring
+
+    r = DrillResult("mtu", echo=echo)
+    inventory = _pod_yaml(pod)
+    dst = pod.nodes.get(node) if node else None
+    if node and dst is None:
+        raise LabError(f"no node {node} in the lab")
+    if dst is None:
+        racks = [n.doc.rack for n in pod.nodes.values()]
+        rack = next((k for k in pod.tors if racks.count(k) >= 2), None)
+        if rack is None:
+            raise LabError("no rack has two nodes: the drill probes from one to the other")
+        # an internal node if the rack has one: the edges keep serving meanwhile
+        dst = sorted((n for n in pod.nodes.values() if n.doc.rack == rack), key=lambda n: n.edge)[0]
+    peers = [n for n in pod.nodes.values() if n.doc.rack == dst.doc.rack and n is not dst]
+    if not peers:
+        raise LabError(f"{dst.name} is alone in its rack: the drill probes from a neighbour")
+    src, tor = peers[0], pod.tors[dst.doc.rack]
+    port, node_mtu = dst.doc.uplink.port, dst.doc.uplink.mtu
+    wrong = MTU_WRONG if node_mtu > MTU_WRONG else max(1280, node_mtu - 100)
+    if wrong >= node_mtu:
+        raise LabError(f"{dst.name}'s MTU is {node_mtu}: no narrower one to set (IPv6: 1280)")
+    textfile = monitoring.textfile_dir(pod, src.name)
+    if not monitoring.ready(pod):
+        raise LabError("the lab's Prometheus does not answer (a lab from before monitoring?)")
+
+    def probe() -> dict[str, Any]:
+        out = pod.exec(
+            src.ns, _sixpod(), "probe", "mtu", inventory, "--from", src.name, "--to", dst.name,
+            "--timeout", "0.5", "--textfile", str(textfile), "--json",
+            timeout=120, check=False,
+        )  # fmt: skip
+        try:
+            doc: dict[str, Any] = json.loads(out)
+        except ValueError:
+            raise LabError(f"sixpod probe mtu printed no JSON: {out[:200]!r}") from None
+        return doc
+
+    def firing() -> bool:
+        return any(
+            a["alert"] == "PathMtuDiffers"
+            and a["state"] == "firing"
+            and a["labels"].get("to") == dst.name
+            for a in monitoring.alerts(pod)
+        )
+
+    def active() -> bool:
+        return any(
+            a["alert"] == "PathMtuDiffers" and a["labels"].get("to") == dst.name
+            for a in monitoring.alerts(pod)
+        )
+
+    def ok_sample(value: int) -> Callable[[], bool]:
+        query = f'sixpod_path_mtu_ok{{to="{dst.name}",device="{src.name}"}} == {value}'
+        return lambda: bool(monitoring.query(pod, query))
+
+    before = probe()
+    r.say(
+        f"{src.name} -> {dst.name}: path carries {before.get('measured_mtu')}, the inventory "
+        f"says {before.get('inventory_mtu')} ({'as it should' if before.get('ok') else 'DIFFERS'})"
+    )
+    r.expect(bool(before.get("ok")), f"the path {src.name} -> {dst.name} differed before the drill")
+    seen = _watch(ok_sample(1), timeout=60, interval=0.5)
+    r.expect(seen is not None, "Prometheus did not scrape the probe's metrics within 60 s")
+    original = _link_mtu(tor.ns, port)
+    r.figures.update(
+        node=dst.name, probed_from=src.name, tor=tor.name, port=port,
+        node_mtu=node_mtu, port_mtu=original, wrong_mtu=wrong,
+    )  # fmt: skip
+    t0 = time.monotonic()
+    try:
+        _set_link_mtu(tor.ns, port, wrong)
+        r.say(f"{tor.name} {port} (to {dst.name}, MTU {node_mtu}): MTU {original} -> {wrong}")
+        broken = probe()
+        r.figures["measured_mtu"] = broken.get("measured_mtu")
+        r.figures["probe_caught"] = not broken.get("ok", True)
+        big = [p for p in broken.get("probes", []) if not p["ok"]]
+        how = ", ".join(f"{p['size']}: {p['outcome']}" for p in big) or "nothing"
+        r.say(
+            f"sixpod probe mtu: path carries {broken.get('measured_mtu')}, the inventory says "
+            f"{broken.get('inventory_mtu')} ({how})"
+        )
+        r.expect(bool(r.figures["probe_caught"]), "the probe did not see the narrower port")
+        r.expect(
+            broken.get("measured_mtu") == wrong,
+            f"the probe measured {broken.get('measured_mtu')}, not the port's {wrong}",
+        )
+        fired = _watch(firing, timeout=120, interval=0.2)
+        r.figures["fired_s"] = None if fired is None else _elapsed(t0)
+        r.expect(fired is not None, "PathMtuDiffers did not fire within 120 s")
+        if fired is not None:
+            r.say(
+                f"Prometheus: PathMtuDiffers firing for {dst.name} {r.figures['fired_s']} s later"
+            )
+    finally:
+        _set_link_mtu(tor.ns, port, original)
+    t1 = time.monotonic()
+    r.say(f"{tor.name} {port}: MTU back to {original}")
+    after = probe()
+    r.figures["probe_ok_after"] = bool(after.get("ok"))
+    r.expect(bool(after.get("ok")), "the probe still saw the path differ after the repair")
+    resolved = _watch(lambda: not active(), timeout=120, interval=0.2)
+    r.figures["resolved_s"] = None if resolved is None else _elapsed(t1)
+    r.expect(resolved is not None, "PathMtuDiffers did not resolve within 120 s")
+    if resolved is not None:
+        r.say(f"Prometheus: PathMtuDiffers resolved {r.figures['resolved_s']} s after the repair")
+    return r
+
+
 DRILLS: dict[str, Callable[..., DrillResult]] = {
     "kill-edge": kill_edge,
     "blackhole-vip": blackhole_vip,
@@ -1365,4 +1517,5 @@ DRILLS: dict[str, Callable[..., DrillResult]] = {
     "controller-restart": controller_restart,
     "kill-tor": kill_tor,
     "drain-edge": drain_edge,
+    "mtu": mtu,
 }

@@ -151,6 +151,8 @@ class LabPod:
     extra_checks: tuple[dict[str, Any], ...] = ()
     resilient: bool = True
     drain_timeout: float = 2.0
+    monitoring: bool = True
+    """Prometheus in ctl and the exporters it scrapes (:mod:`sixpod.lab.monitoring`)."""
     box: Sandbox = field(init=False)
     tors: dict[str, LabTor] = field(default_factory=dict)
     nodes: dict[str, LabNode] = field(default_factory=dict)
@@ -242,6 +244,13 @@ class LabPod:
         from sixpod.lab.fabric import start_lldp  # lldpd everywhere; WORKDIR/fabric.yaml
 
         start_lldp(self)
+        if self.monitoring:
+            self._start_monitoring()
+
+    def _start_monitoring(self) -> None:
+        from sixpod.lab.monitoring import start_monitoring  # it reads LabPod's parts
+
+        start_monitoring(self)
 
     @staticmethod
     def own_address(doc: NodeDevice) -> IPv6Address | None:
@@ -600,7 +609,7 @@ class LabPod:
                 f"{addr.for_nginx(addr.Endpoint(addr.parse_ip(a), 53))}" for a in ns_addresses
             ],
             "workers": 1,
-            "metrics": "[::1]:9153",
+            "metrics": addr.for_prometheus(addr.Endpoint(node.doc.uplink.address, ports.RAZOR)),
         }
         run(
             ["ip", "netns", "exec", node.ns, "sysctl", "-q", "-w",
@@ -846,6 +855,7 @@ class LabPod:
             "ctl_address": self.ctl_address,
             "redis_password": self.redis_password,
             "lock": None if self.lock is None else str(self.lock),
+            "monitoring": self.monitoring,
         }
         path = self.workdir / self.STATE
         path.write_text(json.dumps(state, indent=2) + "\n")
@@ -873,6 +883,7 @@ class LabPod:
         pod.ctl_address = state["ctl_address"]
         pod.redis_password = state.get("redis_password", pod.redis_password)
         pod.lock = Path(state["lock"]) if state.get("lock") else None
+        pod.monitoring = bool(state.get("monitoring", False))
         return pod
 
     # -- teardown -------------------------------------------------------------------------
