@@ -538,7 +538,7 @@ def blackhole_vip(pod: LabPod, echo: Callable[[str], None] | None = None) -> Dri
             "razor",
             "attribute",
             "--config",
-            str(edge.dir / "razor.yaml"),
+            str(edge.razor_config),
             vip,
             "--json",
         )
