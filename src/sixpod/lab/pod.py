@@ -825,7 +825,7 @@ class LabPod:
                 for r, t in self.tors.items()
             },
             "nodes": {
-                n: {"ns": x.ns, "dir": str(x.dir), "edge": x.edge, "run": str(x.run)}
+                n: {"ns": x.ns, "dir": str(x.dir), "edge": x.edge, "run": x.run and str(x.run)}
                 for n, x in self.nodes.items()
             },
             "spines": {n: {"ns": x.ns, "vty": str(x.frr.rundir)} for n, x in self.spines.items()},
