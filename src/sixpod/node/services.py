@@ -5,8 +5,8 @@ run, state and log directories, the binaries, the Redis password file), this bui
 service's command and its *effective* configs: the rendered ones with the run-time paths put
 in (the announcer's state directory and bfdd vty socket, ExaBGP's API process line, the Redis
 replica's data directory and password include, the edge agent's run and log paths and the
-nginx.conf made from them, Razor's password file). Nothing else is changed: what an operator or the lab edited in the
-rendered files (checks, timers, the floor) is kept.
+nginx.conf made from them, Razor's password file). Nothing else is changed: what an operator
+or the lab edited in the rendered files (checks, timers, the floor) is kept.
 """
 
 from __future__ import annotations
