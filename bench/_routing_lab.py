@@ -302,9 +302,16 @@ def check_cost(pod: LabPod, node: LabNode, runs: int = 5) -> float:
 
 
 def switch_to_healthcheck(pod: LabPod, node: LabNode, vip: str) -> None:
-    """Stop the node's ExaBGP (with ``sixpod announcer``); start one running the healthcheck."""
+    """Stop the node's bootstrap (its supervised bfdd, ExaBGP and ``sixpod announcer``); run
+    bfdd and an ExaBGP running the healthcheck instead, started by the bench."""
+    from sixpod.lab.frr import Frr
+
     if node.exabgp is not None:
         pod.box.stop(node.exabgp)
+    if node.boot is not None and node.boot.alive():
+        pod.box.stop(node.boot, timeout=15)  # the supervisor stops its services
+        node.frr = Frr(pod.box, node.ns, node.name, node.etc / "bfdd.conf", ("bfdd",))
+        node.frr.start()
     pod.start_exabgp(node, healthcheck_conf(pod, node, vip))
 
 

@@ -289,13 +289,15 @@ def _nft(pod: LabPod, node: LabNode, rules: str) -> None:
 
 
 def _signal(node: LabNode, sig: int, *, announcer: bool = False) -> None:
-    """Signal the node's ExaBGP (and with ``announcer``, its API process too, first)."""
-    assert node.exabgp is not None
+    """Signal the node's ExaBGP (and with ``announcer``, its API process too, first): the
+    one its bootstrap supervises, or the one the bench started itself."""
+    pid = node.exabgp.pid if node.exabgp is not None else node.service_pid("exabgp")
+    assert pid is not None
     if announcer:
-        for pid in (Path("/proc") / str(node.exabgp.pid) / "task").glob("*/children"):
-            for child in pid.read_text().split():
+        for task in (Path("/proc") / str(pid) / "task").glob("*/children"):
+            for child in task.read_text().split():
                 os.kill(int(child), sig)
-    os.kill(node.exabgp.pid, sig)
+    os.kill(pid, sig)
 
 
 def _poll_cost(view: ZebraView, n: int = 200) -> float:

@@ -218,9 +218,9 @@ def test_render_replaces_the_tree(pod: Path, tmp_path: Path) -> None:
     run("allocate", pod)
     code, out, _ = run("render", pod, "--out", out_dir)
     assert code == 0
-    assert out == f"{out_dir}: 4 devices, 67 files\n"
+    assert out == f"{out_dir}: 4 devices, 71 files\n"
     code, out, _ = run("render", pod, "--out", out_dir, "--json")
-    assert json.loads(out) == {"out": str(out_dir), "devices": 4, "files": 67}
+    assert json.loads(out) == {"out": str(out_dir), "devices": 4, "files": 71}
     pod.write_text(
         pod.read_text().replace("  - {name: app1, rack: r1, role: internal, port: swp3}\n", "")
     )

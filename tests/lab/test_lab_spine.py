@@ -1,6 +1,8 @@
 """The spine: every ToR's upstream session is up, racks reach each other's node /64s, the
 client on the spine reaches the VIPs of both families over ECMP across ToRs, and no link
-between the pod's namespaces carries IPv4 (RFC 8950)."""
+between the pod's namespaces carries IPv4 (RFC 8950). Each node is built by the product's
+own ``sixpod node bootstrap --supervise``: its addresses and routes are the bootstrap's, and
+its daemons are the supervisor's children."""
 
 from __future__ import annotations
 
@@ -10,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from labkit import TWO_RACKS, lab_pod_from
+from nodekit import netns_pids
 from sixpod.lab.netns import run, wait_for
-from sixpod.lab.pod import WHOAMI_PORT
+from sixpod.lab.pod import WHOAMI_PORT, LabPod
 
 pytestmark = pytest.mark.integration
 
@@ -63,3 +66,56 @@ def test_spine_joins_racks_and_carries_the_client(tmp_path: Path) -> None:
                 link["ifname"] for link in links if link["ifname"] != "lo" and link.get("addr_info")
             }
             assert with_v4 <= ({client_port} if ns == spine.ns else set()), (ns, with_v4)
+        assert_nodes_are_the_bootstraps(lab)
+
+
+def _ppid(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2 :].split()[1])
+
+
+def _cmdline(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+
+
+def assert_nodes_are_the_bootstraps(lab: LabPod) -> None:
+    """Per node namespace: one ``sixpod node bootstrap --supervise`` (the lab's spawn), whose
+    descendants are every other process there but the lab's whoami; its ``supervisor.json``
+    names its own children as the daemons; the addresses and routes are the ones it applied."""
+    for node in lab.nodes.values():
+        assert node.boot is not None
+        pids = set(netns_pids([node.ns]))
+        boots = [
+            p
+            for p in pids
+            if {"bootstrap", "--supervise"} <= set(_cmdline(p)) and _ppid(p) not in pids
+        ]
+        assert boots == [node.boot.pid], (node.name, boots)
+        state = node.supervisor_state()
+        assert state["pid"] == node.boot.pid
+        want = {"zebra", "bfdd", "exabgp"} | ({"redis", "edge", "razor"} if node.edge else set())
+        assert set(state["services"]) == want
+        for name, svc in state["services"].items():
+            assert svc["pid"] in pids, (node.name, name)
+            assert _ppid(svc["pid"]) == node.boot.pid, (node.name, name)
+        whoami = {node.whoami.pid} if node.whoami is not None else set()
+
+        def descends(pid: int) -> bool:
+            try:
+                while pid > 1:
+                    if pid == node.boot.pid:  # noqa: B023
+                        return True
+                    pid = _ppid(pid)
+            except OSError:
+                return True  # gone meanwhile (a check's process)
+            return False
+
+        strays = {p for p in pids - whoami if not descends(p)}
+        assert not strays, (node.name, {p: _cmdline(p) for p in strays})
+        # the network config is the bootstrap's: it says so in its log, the kernel agrees
+        own = lab.own_address(node.doc)
+        log = node.boot.log.read_text()
+        assert f"address {own}/128 on lo (nodad)" in log
+        assert f"address {node.address}/64 on eth0 (nodad)" in log
+        routes = json.loads(run(["ip", "-n", node.ns, "-j", "-6", "route", "show", "default"]))
+        assert routes[0]["prefsrc"] == str(own)

@@ -111,11 +111,16 @@ def test_a_route_elsewhere_is_replaced_and_other_addresses_are_kept(
     )
     result = bootstrap(pair, node_dir)
     assert result.returncode == 0, result.stderr
-    assert f"route ::/0 via {TOR} dev {UPLINK} (replacing one via 2001:db8:2ff::98" in result.stdout
+    own = "2001:db8:200:1::1"  # edge1's own address: the source of its own traffic
+    assert (
+        f"route ::/0 via {TOR} dev {UPLINK} src {own} (replacing one via 2001:db8:2ff::98"
+        in result.stdout
+    )
     state = snapshot(pair.node)
     assert (UPLINK, "2001:db8:2ff::99", 64) in state["addrs"]  # not ours: kept
     defaults = [json.loads(r) for r in state["routes"] if '"dst": "default"' in r]
     assert sorted(r.get("gateway") or r["via"]["host"] for r in defaults) == [TOR, TOR]
+    assert [r.get("prefsrc") for r in defaults if "gateway" in r] == [own]
 
 
 def _copy(rendered: Path, tmp_path: Path, node: str = "edge1") -> Path:

@@ -208,7 +208,9 @@ def test_effective_configs_put_the_run_time_paths_in(rendered: Path, tmp_path: P
     assert isinstance(doc, devices.NodeDevice)
     rt = runtime(tmp_path)
     built = services.build(doc, d, rt)
-    assert [s.name for s in built.services] == ["zebra", "bfdd", "exabgp", "redis", "edge"]
+    assert [s.name for s in built.services] == [
+        "zebra", "bfdd", "exabgp", "redis", "edge", "razor"
+    ]  # fmt: skip
     run = tmp_path / "run"
     ann = json.loads(built.files[run / "announcer.yaml"])
     assert ann["state_dir"] == str(tmp_path / "state" / "announcer")
@@ -216,6 +218,7 @@ def test_effective_configs_put_the_run_time_paths_in(rendered: Path, tmp_path: P
     assert [c["password_file"] for c in ann["checks"] if c["kind"] == "redis"] == [
         str(tmp_path / "redis.pass")
     ]
+    assert ann["vip_states"]["password_file"] == str(tmp_path / "redis.pass")
     rendered_ann = json.loads("\n".join(
         x for x in (d / "announcer.yaml").read_text().splitlines() if not x.startswith("#")
     ))  # fmt: skip
@@ -240,6 +243,15 @@ def test_effective_configs_put_the_run_time_paths_in(rendered: Path, tmp_path: P
     assert f"{run}/edge" in built.files[run / "edge-nginx.conf"]
     exabgp = built.services[2]
     assert dict(exabgp.env)["EXABGP_ROOT"] == str(run / "exabgp")
+    razor = json.loads(built.files[run / "razor.yaml"])
+    assert razor["tenants"]["password_file"] == str(tmp_path / "redis.pass")
+    assert (
+        razor["listen"]
+        == json.loads(
+            "\n".join(x for x in (d / "razor.yaml").read_text().splitlines() if x[:1] != "#")
+        )["listen"]
+    )
+    assert built.services[5].argv[1:] == ("razor", "--config", str(run / "razor.yaml"))
 
 
 def test_an_internal_node_runs_no_redis_and_no_edge(rendered: Path, tmp_path: Path) -> None:

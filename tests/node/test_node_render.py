@@ -33,6 +33,7 @@ def test_the_units_pass_systemd_analyze_verify(rendered: Path, node: str) -> Non
     assert {"sixpod-node.target", "sixpod-exabgp.service", "sixpod-bfdd.service"} <= names
     assert ("sixpod-redis.service" in names) == (node == "edge1")
     assert ("sixpod-edge.service" in names) == (node == "edge1")
+    assert ("sixpod-razor.service" in names) == (node == "edge1")
     result = subprocess.run(
         ["systemd-analyze", "verify", "--man=no", *map(str, units)],
         capture_output=True,
@@ -77,10 +78,16 @@ def test_the_network_config_is_the_device_data(rendered: Path) -> None:
             4: doc.uplink.peer.address,
         }
         assert cfg.link("lo").addresses == (node_address(doc),)
+        # the node's own traffic leaves from its own address (the pod routes it everywhere)
+        [default6] = [r for r in cfg.routes if str(r.to) == "::/0"]
+        own = node_address(doc)
+        assert own is not None
+        assert default6.src == own.ip
         uplink_file = (node_dir / "network/10-sixpod-uplink.network").read_text()
         assert f"Address={doc.uplink.address}/64\n" in uplink_file
         assert f"MTUBytes={doc.uplink.mtu}\n" in uplink_file
         assert uplink_file.count(f"Gateway={doc.uplink.peer.address}\n") == 2
+        assert f"PreferredSource={own.ip}\n" in uplink_file
         sysctl = (node_dir / "network/90-sixpod.conf").read_text()
         assert "net.ipv6.conf.eth0.accept_dad = 0\n" in sysctl
         assert "net.ipv6.conf.all.keep_addr_on_down = 1\n" in sysctl
@@ -105,3 +112,30 @@ def test_the_replica_follows_the_pods_primary_without_its_password(tmp_path: Pat
     assert '"/etc/sixpod/pod-redis.pass"' in (node / "edge.yaml").read_text()
     assert '"password_file": "/etc/sixpod/pod-redis.pass"' in (node / "announcer.yaml").read_text()
     assert not (tmp_path / "out/nodes/app1/redis.conf").exists()
+
+
+def test_razor_answers_the_route_zone_on_the_pods_vips(rendered: Path) -> None:
+    from sixpod.inventory.load import load_model
+    from sixpod.razor.config import RazorConfig
+
+    node = rendered / "nodes/edge1"
+    doc = devices.load((node / "device.json").read_text())
+    assert isinstance(doc, devices.NodeDevice)
+    path = node / "razor.yaml"
+    cfg = load_model(path.read_text(), str(path), RazorConfig)
+    assert cfg.zone == f"route.{doc.pod}.example"
+    first = {doc.vips.ipv6[0], doc.vips.ipv4[0]}
+    assert set(cfg.nameservers[0].addresses) == first
+    assert {e.ip for e in cfg.listen} == first
+    assert {e.port for e in cfg.listen} == {53}
+    assert set(cfg.pool.vips) == set(doc.vips.all)
+    assert cfg.tenants is not None
+    assert str(cfg.tenants.address) == "[::1]:6379"
+    assert cfg.metrics is not None
+    assert cfg.metrics.ip == doc.uplink.address
+    sysctl = (node / "network/90-sixpod.conf").read_text()
+    assert "net.ipv4.ip_nonlocal_bind = 1\n" in sysctl
+    assert "net.ipv6.ip_nonlocal_bind = 1\n" in sysctl
+    app = rendered / "nodes/app1"
+    assert not (app / "razor.yaml").exists()
+    assert "nonlocal" not in (app / "network/90-sixpod.conf").read_text()

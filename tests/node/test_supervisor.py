@@ -169,7 +169,7 @@ def test_the_real_services_run_restart_and_leave_nothing(
     with (shared / "supervisor.log").open("wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
     try:
-        names = {"zebra", "bfdd", "exabgp", "redis", "edge"}
+        names = {"zebra", "bfdd", "exabgp", "redis", "edge", "razor"}
         doc = wait_for("every service", lambda: all_running(run, names), timeout=60)
 
         def ns(*cmd: str) -> subprocess.CompletedProcess[str]:

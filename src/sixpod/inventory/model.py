@@ -65,7 +65,7 @@ class Role(_Model):
 DEFAULT_ROLES: dict[str, Role] = {
     "edge": Role(
         announce=(Announce.NODE_PREFIX, Announce.VIPS),
-        services=(Service.ANNOUNCER, Service.EDGE_PROXY, Service.REDIS_REPLICA),
+        services=(Service.ANNOUNCER, Service.EDGE_PROXY, Service.REDIS_REPLICA, Service.RAZOR),
     ),
     "internal": Role(announce=(Announce.NODE_PREFIX,), services=(Service.ANNOUNCER,)),
 }

@@ -41,6 +41,8 @@ RENDERED_FILES: tuple[tuple[str, str], ...] = (
     ("nodes/NAME/systemd/sixpod-exabgp.service", "systemd: ExaBGP, which runs the announcer"),
     ("nodes/NAME/systemd/sixpod-redis.service", "systemd: the Redis replica (redis.conf)"),
     ("nodes/NAME/systemd/sixpod-edge.service", "systemd: `sixpod edge-agent` (edge nodes)"),
+    ("nodes/NAME/razor.yaml", "razor nodes: `sixpod razor`, the route zone on the VIPs"),
+    ("nodes/NAME/systemd/sixpod-razor.service", "systemd: `sixpod razor` (razor nodes)"),
     ("tors/NAME/device.json", "the ToR's data: ASN, ports, neighbors, upstreams, VIPs"),
     ("tors/NAME/frr.conf", "FRR on the ToR: interfaces, BGP, filters, BFD, ECMP"),
     ("tors/NAME/resilient.yaml", "`sixpod tor-resilient`: VIPs kept on resilient groups"),

@@ -176,7 +176,7 @@ def _remember(pod: LabPod) -> None:
 
 
 def restart_node(pod: LabPod, node: LabNode) -> None:
-    """Start a node's processes again, as its supervisor would after a reboot."""
+    """Start the node again as after a reboot: its ``sixpod node bootstrap --supervise``."""
     if pod.saved_state is not None:
         pod.check_interval = None  # `sixpod lab up` keeps the rendered timing
     from sixpod.lab.monitoring import restart_exporters
@@ -237,12 +237,13 @@ def api_calls(
 def kill_edge(
     pod: LabPod, echo: Callable[[str], None] | None = None, node: str = ""
 ) -> DrillResult:
-    """An edge node dies: every process in its namespace is SIGKILLed (ExaBGP and the
-    announcer, bfdd, the edge, Razor, its replica). Client flows held through it say which
-    node answers; the drill measures when the node's VIPs leave ECMP on its ToR, how many
-    flows were its own (they break: a TCP connection cannot move), that no flow on another
-    node broke or moved, that new connections are all served, then starts the node again
-    and measures its return (again with no flow on another node broken)."""
+    """An edge node dies: every process in its namespace is SIGKILLed at once (its
+    ``sixpod node bootstrap`` supervisor and everything it runs: ExaBGP and the announcer,
+    bfdd, the edge, Razor, its replica), as a power cut would. Client flows held through it
+    say which node answers; the drill measures when the node's VIPs leave ECMP on its ToR,
+    how many flows were its own (they break: a TCP connection cannot move), that no flow on
+    another node broke or moved, that new connections are all served, then starts the node
+    again and measures its return (again with no flow on another node broken)."""
     r = DrillResult("kill-edge", echo=echo)
     rack, edges = _rack_edges(pod)
     victim = pod.nodes[node] if node else edges[-1]
@@ -541,7 +542,7 @@ def blackhole_vip(pod: LabPod, echo: Callable[[str], None] | None = None) -> Dri
             "razor",
             "attribute",
             "--config",
-            str(edge.dir / "razor.yaml"),
+            str(edge.razor_config),
             vip,
             "--json",
         )

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from ipaddress import IPv6Interface, ip_network
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -112,9 +111,9 @@ def cable_server(lab: LabPod, rack: str, port: str, name: str, *, mtu: int = 150
 
 def provision(lab: LabPod, rendered: Path, name: str, lldpd: Process | None = None) -> LabNode:
     """Provision a server :func:`cable_server` cabled, now that ``rendered`` (a render of the
-    changed pod) has it: its addresses and routes (as :meth:`LabPod.up` gives a node), its
-    rendered ``lldpd.conf`` (``lldpd`` is stopped first), then the node's daemons. Its files
-    are copied into the lab's render, as provisioning installs them on the server."""
+    changed pod) has it: its rendered ``lldpd.conf`` (``lldpd`` is stopped first), then
+    ``sixpod node bootstrap`` as for every lab node (its addresses, routes and daemons). Its
+    files are copied into the lab's render, as provisioning installs them on the server."""
     from sixpod.lab.pod import LabNode
 
     src = rendered / "nodes" / name
@@ -130,17 +129,9 @@ def provision(lab: LabPod, rendered: Path, name: str, lldpd: Process | None = No
     shutil.copytree(src, lab.rendered / "nodes" / name, dirs_exist_ok=True)
     node = LabNode(name, ns, doc, lab.workdir / "nodes" / name, bool(doc.vips.all))
     node.dir.mkdir(parents=True, exist_ok=True)
-    up = doc.uplink
-    lab.box.addr(ns, "eth0", IPv6Interface((up.address, up.link.prefixlen)))
-    own = lab.own_address(doc)
-    if own is not None:
-        lab.box.addr(ns, "lo", IPv6Interface(own))
-        lab.box.route(ns, doc.prefixes[0], unreachable=True)
-    lab.box.route(ns, ip_network("::/0"), via=up.peer.address, src=own)
-    lab.box.route(ns, ip_network("0.0.0.0/0"), via=up.peer.address)
     if lldpd is not None:
         lab.box.stop(lldpd)
     start_lldpd(lab, ns, name, (src / "lldpd.conf").read_text())
     lab.nodes[name] = node
-    lab._start_node(node)  # the lab's own bring-up of a node's daemons
+    lab._start_node(node)  # the bootstrap, as every lab node's
     return node

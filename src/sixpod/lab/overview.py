@@ -129,7 +129,7 @@ def edges(pod: LabPod, head: int | None) -> dict[str, Any]:
         row["revisions_behind"] = (
             None if head is None or revision is None else max(0, head - revision)
         )
-        sock = node.dir / "run" / "edge" / ADMIN_SOCKET
+        sock = (node.run or node.dir / "run") / "edge" / ADMIN_SOCKET  # the bootstrap's
         try:
             text = pod.exec(
                 node.ns,

@@ -2,10 +2,13 @@
 
 Per spine named in the ToRs' upstreams: a namespace running FRR (zebra, bgpd), cabled to
 each ToR's upstream port. Per rack: a ToR namespace running FRR (zebra, bgpd, bfdd). Per node:
-a namespace with its uplink veth to the ToR port named in the inventory, FRR bfdd as BFD
-responder, ExaBGP running ``sixpod announcer``, and on edge nodes a local health endpoint and
-a Redis replica. A node's own traffic leaves from the first address of its /64 (on ``lo``),
-which the pod routes everywhere, while its uplink address is only known to its ToR. A
+a namespace with its uplink veth to the ToR port named in the inventory (the "hardware"), and
+in it the product's own ``sixpod node bootstrap --supervise`` on a copy of the node's rendered
+directory with the lab's edits (:meth:`LabPod.node_files`): it applies the node's network
+config (addresses, routes, sysctls) and supervises its services (FRR bfdd, ExaBGP running
+``sixpod announcer``, and on edge nodes the Redis replica, the edge agent with nginx, Razor).
+A node's own traffic leaves from the first address of its /64 (on ``lo``), which the pod
+routes everywhere, while its uplink address is only known to its ToR. A
 ``ctl`` namespace wired to every ToR holds the pod's Redis primary (floor coordination, and
 the primary the edge replicas follow); a dual-stack ``client`` namespace on the first spine
 (on the first ToR in a pod without spines) plays the Internet. No link between namespaces
@@ -18,11 +21,12 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import (
-    IPv4Address,
     IPv4Interface,
     IPv4Network,
     IPv6Address,
@@ -36,11 +40,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sixpod import addr, devices
 from sixpod.devices import NodeDevice, SpineDevice, TorDevice
-from sixpod.edge.config import EdgeConfig
-from sixpod.edge.nginxconf import nginx_conf
 from sixpod.lab.frr import Frr
 from sixpod.lab.netns import LabError, Process, Sandbox, close_saved, run, wait_for
 from sixpod.monitoring import ports
+from sixpod.node.render import route_zone
+from sixpod.node.supervisor import STATUS_FILE
 from sixpod.routing.resilient.frr import selected_members
 from sixpod.tenants import sealed
 
@@ -57,7 +61,6 @@ CONTAINER_GATEWAY = IPv6Address("fe80::1")
 METRICS_PORT = ports.ANNOUNCER
 REDIS_PORT = 6379
 CONTROLLER_PORT = 8700
-LUA_DIR = Path(__file__).resolve().parents[1] / "edge" / "lua"
 CLIENT_V4_CANDIDATES = ("198.51.100.252/30", "203.0.113.252/30", "100.64.0.0/30")
 
 
@@ -68,22 +71,53 @@ class LabNode:
     doc: NodeDevice
     dir: Path
     edge: bool
-    exabgp: Process | None = None
+    run: Path | None = None
+    """The bootstrap's ``--run-dir`` (reachable by the ``frr`` user): effective configs,
+    FRR's vty sockets, ExaBGP's CLI pipes, ``supervisor.json``."""
+    boot: Process | None = None
+    """``sixpod node bootstrap --supervise``: the node's only process besides the lab's test
+    app; every daemon of the node is its child (:meth:`LabPod.service_pid`)."""
     frr: Frr | None = None
-    agent: Process | None = None
-    """``sixpod edge-agent`` (and the nginx it supervises), on edge nodes."""
-    razor: Process | None = None
-    """``sixpod razor`` on edge nodes: port 53 of every VIP (anycast, like the VIPs)."""
+    """vtysh on the node's bfdd (started by the bootstrap, not by this object)."""
+    exabgp: Process | None = None
+    """An ExaBGP the lab started itself (:meth:`LabPod.start_exabgp`, for benchmarks)."""
     whoami: Process | None = None
-    redis: Process | None = None
+    """The lab's test app on edge nodes (:data:`WHOAMI_PORT`): not node setup."""
 
     @property
     def address(self) -> str:
         return addr.format_ip(self.doc.uplink.address)
 
     @property
+    def etc(self) -> Path:
+        """The copy of the node's rendered directory the bootstrap runs on."""
+        return self.dir / "etc"
+
+    @property
     def config(self) -> Path:
-        return self.dir / "announcer.yaml"
+        """The announcer's effective config (what ``sixpod node drain --config`` takes)."""
+        return (self.run or self.etc) / "announcer.yaml"
+
+    @property
+    def razor_config(self) -> Path:
+        return (self.run or self.etc) / "razor.yaml"
+
+    def supervisor_state(self) -> dict[str, Any]:
+        """The bootstrap's ``supervisor.json``: the supervisor's pid, each service's pid,
+        restarts and last exit (empty before the bootstrap started its services)."""
+        if self.run is None:
+            return {}
+        try:
+            state: dict[str, Any] = json.loads((self.run / STATUS_FILE).read_text())
+        except (OSError, ValueError):
+            return {}
+        return state
+
+    def service_pid(self, service: str) -> int | None:
+        """The pid of a supervised service (``zebra``, ``bfdd``, ``exabgp``, ``redis``,
+        ``edge``, ``razor``); None when it is not running. The drills signal daemons by it."""
+        pid = self.supervisor_state().get("services", {}).get(service, {}).get("pid")
+        return pid if isinstance(pid, int) else None
 
     def healthy(self, ok: bool) -> None:
         """Let the edge's health endpoint answer (ok), or make every connection to it refused
@@ -212,16 +246,9 @@ class LabPod:
             node.dir.mkdir(parents=True, exist_ok=True)
             self.nodes[nd.name] = node
             tor = self.tors[nd.rack]
-            mtu = nd.uplink.mtu
-            self.box.veth(tor.ns, nd.uplink.port, ns, "eth0", mtu=mtu)
-            up = nd.uplink
-            self.box.addr(ns, "eth0", IPv6Interface((up.address, up.link.prefixlen)))
-            own = self.own_address(nd)
-            if own is not None:  # the node's own traffic comes from its routed /64
-                self.box.addr(ns, "lo", IPv6Interface(own))
-                self.box.route(ns, nd.prefixes[0], unreachable=True)  # no loop to the ToR
-            self.box.route(ns, ip_network("::/0"), via=up.peer.address, src=own)
-            self.box.route(ns, ip_network("0.0.0.0/0"), via=up.peer.address)  # RFC 8950
+            # the cable only (at the rendered MTU, as the NIC would come): the bootstrap sets
+            # the addresses, the routes and the sysctls
+            self.box.veth(tor.ns, nd.uplink.port, ns, "eth0", mtu=nd.uplink.mtu)
         self._attach_ctl()
         if self.spines:
             spine = next(iter(self.spines.values()))
@@ -240,7 +267,9 @@ class LabPod:
             self._make_seal_keys()
             self._start_controller(self.lock)
         for node in self.nodes.values():
-            self._start_node(node)
+            self._start_node(node, wait=False)
+        for node in self.nodes.values():
+            self._wait_booted(node)
         from sixpod.lab.fabric import start_lldp  # lldpd everywhere; WORKDIR/fabric.yaml
 
         start_lldp(self)
@@ -467,160 +496,128 @@ class LabPod:
             name,
         ).strip()
 
-    def _start_node(self, node: LabNode) -> None:
+    def node_files(self, node: LabNode) -> Path:
+        """Copy the node's rendered directory to :attr:`LabNode.etc` and make the lab's edits,
+        the only ones: faster check timers (``check_interval``, ``rise``, ``fall``), the
+        ``extra_checks`` on edge nodes, the drain timeout, the floor (``floor``, else
+        pod.yaml's) at the lab's Redis primary in ctl; one nginx worker, faster edge checks,
+        small TLS tables (HTTP only in a lab without the controller); Razor's customer zone
+        of the journey. Everything else (the network config, bfdd, ExaBGP, the Redis replica,
+        Razor's zone and pool) is what ``sixpod render`` wrote. Returns the copy."""
         rendered = self.rendered / "nodes" / node.name
-        bfdd_conf = rendered / "bfdd.conf"
-        node.frr = Frr(self.box, node.ns, node.name, bfdd_conf, ("bfdd",))
-        node.frr.start()
+        etc = node.etc
+        shutil.rmtree(etc, ignore_errors=True)
+        shutil.copytree(rendered, etc)
+        password = node.dir / "redis.pass"
+
+        def edit(name: str, change: Callable[[dict[str, Any]], None]) -> None:
+            path = etc / name
+            text = path.read_text()
+            head = "".join(f"{x}\n" for x in text.splitlines() if x.startswith("#"))
+            data: dict[str, Any] = json.loads(_strip_comment(text))
+            change(data)
+            path.write_text(f"{head}# edited by the lab\n{json.dumps(data, indent=2)}\n")
+
+        def announcer(cfg: dict[str, Any]) -> None:
+            cfg["checks"] += [dict(c) for c in self.extra_checks] if node.edge else []
+            if self.check_interval is not None:
+                for check in cfg["checks"]:
+                    check.update(
+                        interval=self.check_interval, fast_interval=min(0.1, self.check_interval)
+                    )
+                    check.update(rise=self.rise, fall=self.fall, timeout=1.5)
+            cfg["drain_timeout"] = self.drain_timeout
+            pods = cfg.get("floor", {}).get("min_nodes", 0)
+            min_nodes = pods if self.floor is None else self.floor
+            if min_nodes:  # the lab's own Redis primary, in ctl, whatever pod.yaml names
+                cfg["floor"] = {
+                    "min_nodes": min_nodes,
+                    "redis": f"[{self.ctl_address}]:{REDIS_PORT}",
+                    "password_file": str(password),
+                    "key": f"sixpod:floor:{node.doc.pod}",
+                    "ttl": 3.0,
+                    "retry": 0.5,
+                }
+            else:
+                cfg.pop("floor", None)
+
+        def edge(cfg: dict[str, Any]) -> None:
+            cfg.update(workers=1, check_interval=0.2, stats_interval=1.0)
+            if self.lock is not None and (self.seal_dir / "edge-seal.key").exists():
+                cfg["tls"].update(certs_dict="32m", worker_cache=1000)  # the controller seals
+            else:
+                cfg.pop("tls", None)
+
+        def razor(cfg: dict[str, Any]) -> None:
+            cfg["customer_zones"] = [{"name": JOURNEY_ZONE, "app": JOURNEY_APP}]
+
+        edit("announcer.yaml", announcer)
+        if (etc / "edge.yaml").exists():
+            edit("edge.yaml", edge)
+        if (etc / "razor.yaml").exists():
+            edit("razor.yaml", razor)
+        return etc
+
+    def _start_node(self, node: LabNode, *, wait: bool = True) -> None:
+        """The node's rendered files (with the lab's edits), then ``sixpod node bootstrap
+        --supervise`` on them inside the node's namespace, one process; and on edge nodes
+        the lab's test app (whoami)."""
+        etc = self.node_files(node)
         (node.dir / "redis.pass").write_text(self.redis_password + "\n")
-        if node.edge:
+        if node.run is None:
+            node.run = self.box.shared_dir(f"run-{node.name}")  # the frr user reaches it
+        (node.run / STATUS_FILE).unlink(missing_ok=True)
+        node.frr = Frr(self.box, node.ns, node.name, etc / "bfdd.conf", (), rundir=node.run / "frr")
+        sixpod_bin = str(Path(sys.executable).with_name("sixpod"))
+        argv = [
+            sixpod_bin, "node", "bootstrap", "--dir", str(etc), "--supervise",
+            "--run-dir", str(node.run),
+            "--state-dir", str(node.dir / "state"),
+            "--log-dir", str(node.dir / "log"),
+            "--redis-password-file", str(node.dir / "redis.pass"),
+            "--redis-primary", f"[{self.ctl_address}]:{REDIS_PORT}",
+        ]  # fmt: skip
+        seal_key = self.seal_dir / "edge-seal.key"
+        if self.lock is not None and seal_key.exists():
+            argv += ["--edge-seal-key", str(seal_key)]
+        node.boot = self.box.spawn(f"{node.name}-node", node.ns, argv)
+        if node.edge and (node.whoami is None or not node.whoami.alive()):
             node.whoami = self.box.spawn(
                 f"{node.name}-whoami",
                 node.ns,
                 [sys.executable, "-m", "sixpod.lab.whoami", "serve", node.name, str(WHOAMI_PORT)],
             )
-            d = node.dir / "redis"
-            d.mkdir(exist_ok=True)
-            node.redis = self.box.spawn(
-                f"{node.name}-redis",
-                node.ns,
-                [*self._redis_argv(d, "::1"), "--replicaof", self.ctl_address, str(REDIS_PORT)],
-            )
-            self._start_edge(node)
-            self._start_razor(node)
-        cfg = json.loads(_strip_comment((rendered / "announcer.yaml").read_text()))
-        cfg["checks"] += [dict(c) for c in self.extra_checks] if node.edge else []
-        for check in cfg["checks"]:
-            if self.check_interval is not None:
-                check.update(
-                    interval=self.check_interval, fast_interval=min(0.1, self.check_interval)
-                )
-                check.update(rise=self.rise, fall=self.fall, timeout=1.5)
-            if check["kind"] == "redis":
-                check["password_file"] = str(node.dir / "redis.pass")
-        if "vip_states" in cfg:  # blackholed VIPs, from the node's own replica
-            cfg["vip_states"].update(
-                redis=f"[::1]:{REDIS_PORT}", password_file=str(node.dir / "redis.pass")
-            )
-        assert node.frr is not None
-        cfg["bfd"]["vty_socket"] = str(node.frr.rundir)
-        # metrics as rendered: the node's uplink address (ctl reaches it) and [::1] (read by
-        # :meth:`metrics` inside the node's namespace)
-        cfg.update(state_dir=str(node.dir / "state"), drain_timeout=self.drain_timeout)
-        min_nodes = cfg.get("floor", {}).get("min_nodes", 0) if self.floor is None else self.floor
-        if min_nodes:  # the lab's own Redis primary, in ctl, whatever pod.yaml names
-            cfg["floor"] = {
-                "min_nodes": min_nodes,
-                "redis": f"[{self.ctl_address}]:{REDIS_PORT}",
-                "password_file": str(node.dir / "redis.pass"),
-                "key": f"sixpod:floor:{node.doc.pod}",
-                "ttl": 3.0,
-                "retry": 0.5,
-            }
-        else:
-            cfg.pop("floor", None)
-        node.config.write_text(json.dumps(cfg, indent=2) + "\n")
-        exabgp_conf = node.dir / "exabgp.conf"
-        text = (rendered / "exabgp.conf").read_text()
-        sixpod_bin = str(Path(sys.executable).with_name("sixpod"))
-        start = text.index("    run ") + len("    run ")
-        end = text.index(";\n", start)
-        text = text[:start] + f"{sixpod_bin} announcer --config {node.config}" + text[end:]
-        exabgp_conf.write_text(text)
-        self.start_exabgp(node)
+        if wait:
+            self._wait_booted(node)
 
-    def _start_edge(self, node: LabNode) -> None:
-        """The real edge: ``sixpod edge-agent`` with the node's rendered ``edge.yaml``, which
-        starts nginx with the rendered ``nginx.conf`` and follows the node's Redis replica.
+    def _wait_booted(self, node: LabNode) -> None:
+        """The bootstrap applied the network config and its supervisor started (its
+        ``supervisor.json``); a bootstrap that exits is an error naming its log."""
+        boot, run_dir = node.boot, node.run
+        assert boot is not None
+        assert run_dir is not None
+        wait_for(
+            lambda: not boot.alive() or (run_dir / STATUS_FILE).exists(),
+            timeout=60,
+            interval=0.1,
+            what=f"{node.name}'s sixpod node bootstrap",
+        )
+        if not boot.alive():
+            raise LabError(f"{node.name}: sixpod node bootstrap exited; see {boot.log}")
 
-        The lab moves the node's run, log and Lua paths into its own directory (many nodes
-        share this machine) and re-renders ``nginx.conf`` from that config, with one nginx
-        worker, small certificate tables, the lab's sealing key (HTTPS; HTTP only in a lab
-        without the controller) and the replica's password."""
-        rendered = self.rendered / "nodes" / node.name
-        data = json.loads(_strip_comment((rendered / "edge.yaml").read_text()))
-        run_dir = node.dir / "run" / "edge"
-        log_dir = node.dir / "log"
-        for d in (run_dir, log_dir):
-            d.mkdir(parents=True, exist_ok=True)
-        data.update(
-            run_dir=str(run_dir),
-            nginx_conf=str(node.dir / "nginx.conf"),
-            lua_dir=str(LUA_DIR),
-            access_log=str(log_dir / "edge-access.log"),
-            error_log=str(log_dir / "edge-error.log"),
-            workers=1,
-            check_interval=0.2,
-            stats_interval=1.0,
-        )
-        seal_key = self.seal_dir / "edge-seal.key"
-        if self.lock is not None and seal_key.exists():  # HTTPS: the controller seals keys
-            data["tls"].update(seal_key=str(seal_key), certs_dict="32m", worker_cache=1000)
-        else:
-            data.pop("tls", None)
-        data["redis"]["password_file"] = str(node.dir / "redis.pass")
-        try:
-            cfg = EdgeConfig.model_validate(data)
-        except ValueError as e:
-            raise LabError(f"{rendered / 'edge.yaml'}: {e}") from None
-        (node.dir / "nginx.conf").write_text(nginx_conf(cfg))
-        path = node.dir / "edge.yaml"
-        path.write_text(json.dumps(data, indent=2) + "\n")
-        sixpod_bin = str(Path(sys.executable).with_name("sixpod"))
-        node.agent = self.box.spawn(
-            f"{node.name}-edge", node.ns, [sixpod_bin, "edge-agent", "--config", str(path)]
-        )
+    def service_pid(self, node: str, service: str) -> int | None:
+        """The pid of one of a node's supervised services (:meth:`LabNode.service_pid`)."""
+        return self.nodes[node].service_pid(service)
 
     def route_zone(self) -> str:
-        """The pod's route zone in the lab (a customer CNAMEs to ``<app>.<zone>``)."""
-        pod = next(iter(self.tors.values())).doc.pod
-        return f"route.{pod}.example"
+        """The pod's route zone (a customer CNAMEs to ``<app>.<zone>``), as rendered."""
+        return route_zone(next(iter(self.nodes.values())).doc)
 
     def nameserver(self, family: int = 6) -> str:
         """The address the client asks Razor at: the pod's first VIP of ``family`` (every
         edge node answers DNS on port 53 of every VIP it announces)."""
         vips = next(iter(self.tors.values())).doc.vips
         return addr.format_ip((vips.ipv6 if family == 6 else vips.ipv4)[0])
-
-    def _start_razor(self, node: LabNode) -> None:
-        """Razor on an edge node, serving the route zone from the node's Redis replica, with
-        the pod's VIPs as its pool. It listens on the pod's first VIP of each family (the
-        zone's nameserver addresses), anycast like every VIP: announced by every healthy
-        edge node, bound before the announcer puts it on ``lo`` (``ip_nonlocal_bind``)."""
-        vips = node.doc.vips
-        ns_vips: list[IPv4Address | IPv6Address] = [*vips.ipv6[:1], *vips.ipv4[:1]]
-        ns_addresses = [addr.format_ip(v) for v in ns_vips]
-        zone = self.route_zone()
-        config = {
-            "zone": zone,
-            "nameservers": [{"name": f"ns1.{zone}", "addresses": ns_addresses}],
-            "soa": {"rname": f"hostmaster.{zone}", "minimum": 30},
-            "ttl": 30,
-            "answers": 4,
-            "shard_size": 8,
-            "pool": {"vips": [addr.format_ip(v) for v in vips.all]},
-            "customer_zones": [{"name": JOURNEY_ZONE, "app": JOURNEY_APP}],
-            "tenants": {
-                "address": f"[::1]:{REDIS_PORT}",
-                "password_file": str(node.dir / "redis.pass"),
-            },
-            # the nameserver addresses themselves: a reply must leave from the address asked
-            "listen": [
-                f"{addr.for_nginx(addr.Endpoint(addr.parse_ip(a), 53))}" for a in ns_addresses
-            ],
-            "workers": 1,
-            "metrics": addr.for_prometheus(addr.Endpoint(node.doc.uplink.address, ports.RAZOR)),
-        }
-        run(
-            ["ip", "netns", "exec", node.ns, "sysctl", "-q", "-w",
-             "net.ipv4.ip_nonlocal_bind=1", "net.ipv6.ip_nonlocal_bind=1"]
-        )  # fmt: skip
-        path = node.dir / "razor.yaml"
-        path.write_text(json.dumps(config, indent=2) + "\n")
-        sixpod_bin = str(Path(sys.executable).with_name("sixpod"))
-        node.razor = self.box.spawn(
-            f"{node.name}-razor", node.ns, [sixpod_bin, "razor", "--config", str(path)]
-        )
 
     def wait_edges(self, *, timeout: float = 60) -> None:
         """Every edge node's health endpoint answers 200 (nginx up, tenant state loaded)."""
@@ -673,7 +670,7 @@ class LabPod:
         """ExaBGP's own CLI (``exabgp-cli``) against the node's ExaBGP: its output."""
         cli = str(Path(sys.executable).with_name("exabgp-cli"))
         lab = self.nodes[node]
-        root = f"EXABGP_ROOT={lab.dir}"
+        root = f"EXABGP_ROOT={(lab.run or lab.dir) / 'exabgp'}"  # the bootstrap's
         return run(["ip", "netns", "exec", lab.ns, "env", root, cli, *command], timeout=20)
 
     def all_routes(self, rack: str) -> dict[str, set[str]]:
@@ -847,7 +844,8 @@ class LabPod:
                 for r, t in self.tors.items()
             },
             "nodes": {
-                n: {"ns": x.ns, "dir": str(x.dir), "edge": x.edge} for n, x in self.nodes.items()
+                n: {"ns": x.ns, "dir": str(x.dir), "edge": x.edge, "run": x.run and str(x.run)}
+                for n, x in self.nodes.items()
             },
             "spines": {n: {"ns": x.ns, "vty": str(x.frr.rundir)} for n, x in self.spines.items()},
             "client_ns": self.client_ns,
@@ -878,7 +876,13 @@ class LabPod:
             pod.spines[name] = LabSpine(name, sp["ns"], spine_doc, frr)
         for name, n in state["nodes"].items():
             node_doc = _load(rendered / "nodes" / name / "device.json", NodeDevice)
-            pod.nodes[name] = LabNode(name, n["ns"], node_doc, Path(n["dir"]), n["edge"])
+            lab_node = LabNode(name, n["ns"], node_doc, Path(n["dir"]), n["edge"])
+            if n.get("run"):
+                lab_node.run = Path(n["run"])
+                lab_node.frr = Frr(
+                    pod.box, n["ns"], name, rendered, (), rundir=lab_node.run / "frr"
+                )
+            pod.nodes[name] = lab_node
         pod.client_ns, pod.ctl_ns = state["client_ns"], state["ctl_ns"]
         pod.ctl_address = state["ctl_address"]
         pod.redis_password = state.get("redis_password", pod.redis_password)

@@ -10,7 +10,7 @@ EDGE = 9181
 RESILIENT = 9182
 """``sixpod tor-resilient``, on every ToR."""
 RAZOR = 9153
-"""``sixpod razor``'s ``metrics`` (razor.yaml is written by hand: use this port)."""
+"""``sixpod razor``, on nodes that run it (the rendered razor.yaml's ``metrics``)."""
 CONTROLLER = 8700
 """``sixpod controller``: ``/metrics`` beside its API."""
 NODE_EXPORTER = 9100

@@ -66,6 +66,8 @@ class AddRoute:
         elif r.via is not None:
             inet6 = "inet6 " if r.to.version == 4 else ""
             text += f" via {inet6}{addr.format_ip(r.via)} dev {r.dev}"
+            if r.src is not None:
+                text += f" src {addr.format_ip(r.src)}"
         if self.replaces is not None:
             return f"{text} (replacing one {describe_route(self.replaces)})"
         return text
@@ -75,7 +77,8 @@ def describe_route(r: Route) -> str:
     if r.kind is RouteKind.UNREACHABLE:
         return "unreachable"
     via = addr.format_ip(r.via) if r.via is not None else "nothing"
-    return f"via {via} dev {r.dev}"
+    src = f" src {addr.format_ip(r.src)}" if r.src is not None else ""
+    return f"via {via} dev {r.dev}{src}"
 
 
 Change = SetSysctl | SetMtu | SetUp | AddAddress | AddRoute

@@ -54,6 +54,10 @@ class Route:
     via: IPv6Address | None = None
     """The gateway, always IPv6; an IPv4 route via it is RFC 8950's ``via inet6``."""
     dev: str | None = None
+    src: IPv6Address | None = None
+    """The source address of the node's own traffic on this route (IPv6 routes only): its
+    own address in its /64, which the pod routes everywhere (the uplink's is only known to
+    its ToR)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +116,8 @@ def check(cfg: NetConfig) -> list[str]:
             problems.append(f"{where}: via {r.via} is not IPv6 (RFC 8950: IPv4 via inet6)")
         if r.kind is RouteKind.UNREACHABLE and r.via is not None:
             problems.append(f"{where}: an unreachable route has no gateway")
+        if r.src is not None and (r.to.version != 6 or r.kind is not RouteKind.UNICAST):
+            problems.append(f"{where}: src {r.src} is only for unicast IPv6 routes")
     for key, _ in cfg.sysctls:
         if not SYSCTL_RE.match(key):
             problems.append(f"sysctl {key!r}: not a net.* sysctl name")
@@ -136,6 +142,8 @@ def to_json(cfg: NetConfig) -> dict[str, Any]:
             out["via"] = addr.format_ip(r.via)
         if r.dev is not None:
             out["dev"] = r.dev
+        if r.src is not None:
+            out["src"] = addr.format_ip(r.src)
         return out
 
     return {
@@ -241,7 +249,7 @@ def from_json(doc: Any, where: str = "network.json") -> NetConfig:
     routes = []
     for i, x in enumerate(r.list_(top.get("routes", []), "routes")):
         p = f"routes.{i}"
-        m = r.obj(x, p, {"to", "type", "via", "dev"}, {"to"})
+        m = r.obj(x, p, {"to", "type", "via", "dev", "src"}, {"to"})
         kind_text = r.str_(m.get("type", "unicast"), f"{p}.type")
         try:
             kind = RouteKind(kind_text)
@@ -253,6 +261,7 @@ def from_json(doc: Any, where: str = "network.json") -> NetConfig:
                 kind=kind,
                 via=r.ip6(m["via"], f"{p}.via") if "via" in m else None,
                 dev=r.str_(m["dev"], f"{p}.dev") if "dev" in m else None,
+                src=r.ip6(m["src"], f"{p}.src") if "src" in m else None,
             )
         )
     try:

@@ -80,7 +80,9 @@ def _route(msg: Any, names: dict[int, str]) -> Route | None:
     ip = addr.parse_ip(gw) if gw is not None else None
     if not isinstance(ip, IPv6Address):
         return Route(to, RouteKind.UNICAST, None, dev)  # on-link, or via IPv4: not ours
-    return Route(to, RouteKind.UNICAST, ip, dev)
+    pref = msg.get_attr("RTA_PREFSRC")
+    src = addr.parse_ip(pref) if pref is not None and family == AF_INET6 else None
+    return Route(to, RouteKind.UNICAST, ip, dev, src if isinstance(src, IPv6Address) else None)
 
 
 def read_state(cfg: NetConfig) -> NetState:
@@ -163,6 +165,8 @@ def _apply_one(ipr: Any, change: Change) -> None:
             gateway = addr.format_ip(r.via)
             if r.to.version == 6:
                 spec["gateway"] = gateway
+                if r.src is not None:
+                    spec["prefsrc"] = addr.format_ip(r.src)
             else:  # RFC 8950: ip route add ... via inet6 GW
                 spec["via"] = {"family": AF_INET6, "addr": gateway}
         ipr.route("replace" if change.replaces is not None else "add", **spec)

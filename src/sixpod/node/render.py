@@ -10,6 +10,8 @@ Files, beside the node's ``device.json`` (``nodes/NAME/``):
   sysctls (``/etc/sysctl.d/``);
 - ``redis.conf``: nodes that run ``redis-replica``: a replica of the pod's Redis primary
   (``pod.floor.redis``), the password kept out of the file;
+- ``razor.yaml``: nodes that run ``razor``: the pod's route zone, answered on port 53 of the
+  pod's first VIP of each family (anycast, like every VIP), from the node's Redis replica;
 - ``systemd/*.service``, ``systemd/sixpod-node.target``: one unit per service (FRR zebra and
   bfdd, ExaBGP with the announcer, the Redis replica, the edge agent), all wanted by the
   target (``systemctl enable --now sixpod-node.target``).
@@ -17,12 +19,14 @@ Files, beside the node's ``device.json`` (``nodes/NAME/``):
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from ipaddress import IPv4Network, IPv6Interface, IPv6Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
 from pathlib import PurePosixPath
 
 from sixpod import addr
 from sixpod.devices import Device, NodeDevice
+from sixpod.monitoring import ports
 from sixpod.node.netconfig import Link, NetConfig, Route, RouteKind, to_text
 from sixpod.routing.render import Paths, redis_password_file
 
@@ -45,6 +49,11 @@ GLOBAL_SYSCTLS: tuple[tuple[str, int], ...] = (
     # an uplink flap must not remove the addresses (the session comes back by itself)
     ("net.ipv6.conf.all.keep_addr_on_down", 1),
     ("net.ipv6.conf.default.keep_addr_on_down", 1),
+)
+RAZOR_SYSCTLS: tuple[tuple[str, int], ...] = (
+    # Razor binds the nameserver VIPs before the announcer puts them on lo
+    ("net.ipv4.ip_nonlocal_bind", 1),
+    ("net.ipv6.ip_nonlocal_bind", 1),
 )
 UPLINK_IPV6: tuple[tuple[str, int], ...] = (
     ("accept_dad", 0),
@@ -70,7 +79,8 @@ def network_config(doc: NodeDevice, *, uplink: str = UPLINK) -> NetConfig:
     gw = up.peer.address
     own = node_address(doc)
     routes = [
-        Route(IPv6Network("::/0"), via=gw, dev=uplink),
+        # the node's own traffic leaves from its own address, which the pod routes everywhere
+        Route(IPv6Network("::/0"), via=gw, dev=uplink, src=own.ip if own is not None else None),
         Route(IPv4Network("0.0.0.0/0"), via=gw, dev=uplink),  # RFC 8950: via inet6
     ]
     routes += [Route(p, RouteKind.UNREACHABLE) for p in doc.prefixes]
@@ -81,7 +91,7 @@ def network_config(doc: NodeDevice, *, uplink: str = UPLINK) -> NetConfig:
             Link("lo", None, (own,) if own is not None else ()),
         ),
         routes=tuple(routes),
-        sysctls=GLOBAL_SYSCTLS,
+        sysctls=GLOBAL_SYSCTLS + (RAZOR_SYSCTLS if runs_razor(doc) else ()),
     )
 
 
@@ -119,6 +129,8 @@ def networkd_files(doc: NodeDevice, cfg: NetConfig) -> dict[str, str]:
             if r.to.version == 4:
                 lines.insert(-1, "# IPv4 via the ToR's IPv6 address (RFC 8950): no IPv4 here")
             lines.append(f"Gateway={addr.format_ip(r.via)}")
+            if r.src is not None:
+                lines.append(f"PreferredSource={addr.format_ip(r.src)}")
     lo = cfg.link("lo")
     lo_lines = [
         f"# systemd-networkd: node {doc.name}'s loopback. {HEAD}",
@@ -193,6 +205,56 @@ def redis_conf(doc: NodeDevice, primary: addr.Endpoint | None, paths: Paths) -> 
         )
         + "\n"
     )
+
+
+# -- Razor ---------------------------------------------------------------------------------
+
+
+def runs_razor(doc: NodeDevice) -> bool:
+    """The node gets ``razor.yaml``: it runs ``razor`` and announces the VIPs Razor answers
+    on (a razor node without VIPs needs a razor.yaml written by hand)."""
+    return doc.runs("razor") and bool(doc.vips.all)
+
+
+def route_zone(doc: NodeDevice) -> str:
+    """The pod's route zone: a customer CNAMEs a domain to ``<app>.<zone>``."""
+    return f"route.{doc.pod}.example"
+
+
+def razor_config(doc: NodeDevice, paths: Paths) -> dict[str, object]:
+    """``sixpod razor`` on a node: the route zone, the pod's VIPs as the pool, the pod's first
+    VIP of each family as the zone's nameserver addresses (listened on: a reply must leave
+    from the address asked), tenants and VIP states from the node's Redis replica."""
+    vips = doc.vips
+    ns_vips: list[IPv4Address | IPv6Address] = [*vips.ipv6[:1], *vips.ipv4[:1]]
+    zone = route_zone(doc)
+    per_family = [len(f) for f in (vips.ipv4, vips.ipv6) if f] or [1]
+    answers = max(1, min(8, *per_family))
+    return {
+        "zone": zone,
+        "nameservers": [{"name": f"ns1.{zone}", "addresses": [addr.format_ip(v) for v in ns_vips]}],
+        "soa": {"rname": f"hostmaster.{zone}", "minimum": 30},
+        "ttl": 30,
+        "answers": answers,
+        "shard_size": max(answers, min(16, max(per_family))),
+        "pool": {"vips": [addr.format_ip(v) for v in vips.all]},
+        "tenants": {
+            "address": f"[::1]:{REDIS_PORT}",
+            "password_file": redis_password_file(doc, paths),
+        },
+        "listen": [addr.format_endpoint(addr.Endpoint(v, 53)) for v in ns_vips],
+        "workers": 1,
+        "metrics": addr.format_endpoint(addr.Endpoint(doc.uplink.address, ports.RAZOR)),
+    }
+
+
+def razor_yaml(doc: NodeDevice, paths: Paths) -> str:
+    from sixpod.razor.config import RazorConfig
+
+    data = razor_config(doc, paths)
+    RazorConfig.model_validate(data)  # what the renderer writes, razor reads
+    head = f"# sixpod razor on node {doc.name} of pod {doc.pod}. {HEAD}\n"
+    return head + json.dumps(data, indent=2) + "\n"
 
 
 # -- systemd units --------------------------------------------------------------------------
@@ -309,6 +371,20 @@ def unit_files(doc: NodeDevice, paths: Paths) -> dict[str, str]:
             ],
         )
         wanted.append("sixpod-edge.service")
+    if runs_razor(doc):
+        deps = ("sixpod-redis.service",) if doc.runs("redis-replica") else ()
+        units["sixpod-razor.service"] = _unit(
+            f"sixpod razor (the route zone's DNS) on node {doc.name}",
+            after=("network-online.target", *deps),
+            wants=("network-online.target", *deps),
+            service=[
+                "Type=simple",
+                f"ExecStart={paths.sixpod} razor --config {etc}/razor.yaml",
+                "AmbientCapabilities=CAP_NET_BIND_SERVICE",
+                "LimitNOFILE=65536",
+            ],
+        )
+        wanted.append("sixpod-razor.service")
     units = {k: head + v for k, v in units.items()}
     units["sixpod-node.target"] = (
         head
@@ -344,6 +420,8 @@ def node_files(
         files = {"network.json": to_text(cfg)} | networkd_files(doc, cfg)
         if doc.runs("redis-replica"):
             files["redis.conf"] = redis_conf(doc, primary, paths)
+        if runs_razor(doc):
+            files["razor.yaml"] = razor_yaml(doc, paths)
         files |= unit_files(doc, paths)
         out |= {f"{folder}/{k}": v for k, v in files.items()}
     return out

@@ -5,8 +5,8 @@ run, state and log directories, the binaries, the Redis password file), this bui
 service's command and its *effective* configs: the rendered ones with the run-time paths put
 in (the announcer's state directory and bfdd vty socket, ExaBGP's API process line, the Redis
 replica's data directory and password include, the edge agent's run and log paths and the
-nginx.conf made from them). Nothing else is changed: what an operator or the lab edited in the
-rendered files (checks, timers, the floor) is kept.
+nginx.conf made from them, Razor's password file). Nothing else is changed: what an operator
+or the lab edited in the rendered files (checks, timers, the floor) is kept.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ PACKAGES = {
     "exabgp": "PyPI exabgp, in sixpod's virtual environment",
     "redis": "Debian package redis-server",
     "edge": "sixpod itself",
+    "razor": "sixpod itself",
 }
 """What installs each service's program (named when it is missing)."""
 
@@ -118,9 +119,13 @@ def announcer_effective(text: str, rt: Runtime, where: str) -> str:
     if isinstance(cfg.get("bfd"), dict):
         cfg["bfd"]["vty_socket"] = str(rt.frr_dir)
     password = rt.redis_password_file
-    for check in cfg.get("checks", []):
-        if isinstance(check, dict) and check.get("kind") == "redis" and password is not None:
-            check["password_file"] = str(password)
+    if password is not None:  # the pod's one Redis password: the checks, VIP states, floor
+        for check in cfg.get("checks", []):
+            if isinstance(check, dict) and check.get("kind") == "redis":
+                check["password_file"] = str(password)
+        for key in ("vip_states", "floor"):
+            if isinstance(cfg.get(key), dict) and "password_file" in cfg[key]:
+                cfg[key]["password_file"] = str(password)
     return json.dumps(cfg, indent=2) + "\n"
 
 
@@ -177,6 +182,14 @@ def edge_effective(text: str, rt: Runtime, node_dir: Path, where: str) -> tuple[
     except ValueError as e:
         raise BadInput(f"{where}: {e}") from None
     return json.dumps(cfg, indent=2) + "\n", nginx_conf(model)
+
+
+def razor_effective(text: str, rt: Runtime, where: str) -> str:
+    """The rendered razor.yaml with the pod's Redis password file, if given."""
+    cfg = _json_body(text, where)
+    if rt.redis_password_file is not None and isinstance(cfg.get("tenants"), dict):
+        cfg["tenants"]["password_file"] = str(rt.redis_password_file)
+    return json.dumps(cfg, indent=2) + "\n"
 
 
 def missing_programs(plan: Plan, rt: Runtime) -> list[str]:
@@ -262,5 +275,11 @@ def build(doc: NodeDevice, node_dir: Path, rt: Runtime) -> Plan:
         files[run / "edge-nginx.conf"] = nginx
         services.append(
             Service("edge", (str(rt.sixpod), "edge-agent", "--config", str(run / "edge.yaml")))
+        )
+    if (node_dir / "razor.yaml").exists():  # rendered for razor nodes with VIPs
+        where = str(node_dir / "razor.yaml")
+        files[run / "razor.yaml"] = razor_effective(read("razor.yaml"), rt, where)
+        services.append(
+            Service("razor", (str(rt.sixpod), "razor", "--config", str(run / "razor.yaml")))
         )
     return Plan(tuple(services), files, password)

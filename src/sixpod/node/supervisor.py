@@ -238,6 +238,9 @@ class Supervisor:
 
     def _start(self, svc: Service) -> None:
         out = self.rt.log_dir / f"{svc.name}.log"
+        if svc.ready_file is not None:  # left by a run that was killed: not ready yet
+            with contextlib.suppress(OSError):
+                svc.ready_file.unlink(missing_ok=True)
         env = {**os.environ, **dict(svc.env)}
         try:
             with out.open("ab") as f:
