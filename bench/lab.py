@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -79,9 +80,9 @@ def run() -> dict[str, Any]:
     figures: dict[str, Any] = {"pod": POD.name}
     log(f"lab up {POD} in {workdir}")
     t0 = time.monotonic()
-    up = sixpod("lab", "up", str(POD), "--workdir", str(workdir))
-    figures["up_s"] = round(time.monotonic() - t0, 1)
     try:
+        up = sixpod("lab", "up", str(POD), "--workdir", str(workdir))
+        figures["up_s"] = round(time.monotonic() - t0, 1)
         if up.returncode != 0:
             raise RuntimeError(f"lab up failed: {up.stderr.strip()[-2000:]}")
         prefix = json.loads((workdir / "lab.json").read_text())["box"]["prefix"]
@@ -115,5 +116,7 @@ def run() -> dict[str, Any]:
     finally:
         down = sixpod("lab", "down", "--workdir", str(workdir))
         if down.returncode != 0:
-            log(f"lab down: {down.stderr.strip()}")
+            log(f"lab down: {down.stderr.strip()}; its files stay in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     return {"figures": figures, "anchors": {}, "ratios": {}, "targets": {}}

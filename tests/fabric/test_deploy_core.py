@@ -198,3 +198,25 @@ def test_no_firewall_before_means_none_after_a_rollback(tmp_path: Path) -> None:
     )
     assert [o.result for o in outs] == ["rolled-back"]
     assert a.fw == "table inet sixpod_tor\ndelete table inet sixpod_tor\n"
+
+
+class StickyTor(FakeTor):
+    """Once it ran the breaking config, its session stays short (the old config included)."""
+
+    stuck = False
+
+    def bgp_summary(self) -> Any:
+        self.stuck = self.stuck or (self.breaks is not None and self.breaks in self.config)
+        peers = {EDGE1: {"state": "Established", "pfxRcd": 1 if self.stuck else 2}}
+        return {"ipv6Unicast": {"peers": peers}}
+
+
+def test_a_rollback_that_does_not_heal_the_tor_is_a_failure(tmp_path: Path) -> None:
+    # still short of its prefixes under the config it ran before: "failed", not "rolled-back"
+    a = StickyTor("a", breaks="BROKEN")
+    new = {"a": a.config.replace("node edge2", "node edge2 BROKEN")}
+    clock = Clock()
+    outs = deploy([a], new, cfg(tmp_path), what="t", clock=clock, sleep=clock.sleep)
+    assert [o.result for o in outs] == ["failed"]
+    assert "BROKEN" not in a.config  # the rollback itself happened
+    assert any(d.startswith("after the rollback: ") for d in outs[0].detail), outs[0].detail

@@ -75,6 +75,17 @@ def test_lab_lifecycle(tmp_path: Path) -> None:
         assert figures["kill-edge"]["rejoined_s"] is not None
         for key in ("withdrawn_tor_s", "withdrawn_spine_s", "razor_stopped_s", "released_tor_s"):
             assert figures["blackhole-vip"][key] is not None, key
+        # the killed node's lldpd came back with it: the cabling is whole again
+        lldp = [
+            "fabric", "lldp", str(tmp_path / "small.yaml"), "--json",
+            "--config", str(workdir / "fabric.yaml"),
+        ]  # fmt: skip
+        deadline = time.monotonic() + 60
+        while (seen := sixpod(*lldp, check=False)).returncode != 0:
+            assert time.monotonic() < deadline, seen.stdout
+            time.sleep(1)
+        statuses = {f["node"]: f["status"] for f in json.loads(seen.stdout)["findings"]}
+        assert statuses == {"edge1": "ok", "edge2": "ok", "app1": "ok"}, seen.stdout
     finally:
         down = sixpod("lab", "down", "--workdir", str(workdir), check=False)
     assert down.returncode == 0, down.stderr

@@ -254,7 +254,8 @@ def _apply_firewall(
         except FabricError as e:
             detail.append(f"the firewall rollback failed: {e}")
             return Outcome(dev.name, "failed", plan, detail, outcome.seconds + clock() - start)
-    return Outcome(dev.name, "rolled-back", plan, detail, outcome.seconds + clock() - start)
+    result = "failed" if after else "rolled-back"  # a rollback that did not heal it failed
+    return Outcome(dev.name, result, plan, detail, outcome.seconds + clock() - start)
 
 
 def _apply(
@@ -311,7 +312,8 @@ def _apply(
         except FabricError as e:
             detail.append(f"the rollback failed: {e}")
             return Outcome(dev.name, "failed", plan, detail, clock() - start)
-    return Outcome(dev.name, "rolled-back", plan, detail, clock() - start)
+    result = "failed" if after else "rolled-back"  # a rollback that did not heal it failed
+    return Outcome(dev.name, result, plan, detail, clock() - start)
 
 
 def _log(log: Path, base: Mapping[str, Any], outcome: Outcome) -> None:

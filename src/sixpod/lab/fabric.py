@@ -30,15 +30,19 @@ DEADLINE = 30.0
 """Seconds a lab ToR's sessions have after a deploy (fabric.yaml ``deadline``)."""
 
 
-def start_lldpd(lab: LabPod, ns: str, name: str, conf: str) -> tuple[Process, Path]:
+def start_lldpd(
+    lab: LabPod, ns: str, name: str, conf: str, folder: Path | None = None
+) -> tuple[Process, Path]:
     """lldpd in ``ns`` with config ``conf`` (plus :data:`TX_INTERVAL`) and its own control
-    socket; returns the process and the socket once lldpd listens on it."""
+    socket (in ``folder``, a new one by default); returns the process and the socket once
+    lldpd listens on it."""
     if shutil.which("lldpd") is None:
         raise LabError("lldpd is not installed (Debian package lldpd)")
     LLDPD_CHROOT.mkdir(exist_ok=True)
-    folder = lab.box.shared_dir(f"lldp-{name}")
+    folder = folder or lab.box.shared_dir(f"lldp-{name}")
     (folder / "lldpd.conf").write_text(conf + TX_INTERVAL)
     sock = folder / "lldpd.sock"
+    sock.unlink(missing_ok=True)  # a killed lldpd's: never taken for the new one's
     argv = ["lldpd", "-d", "-u", str(sock), "-O", str(folder / "lldpd.conf")]
     proc = lab.box.spawn(f"{name}-lldpd", ns, argv)
     wait_for(lambda: sock.exists() or not proc.alive(), timeout=15, what=f"{name}'s lldpd socket")
@@ -60,6 +64,22 @@ def start_lldp(lab: LabPod) -> Path | None:
         conf = (lab.rendered / "nodes" / node.name / "lldpd.conf").read_text()
         start_lldpd(lab, node.ns, node.name, conf)
     return write_config(lab, sockets)
+
+
+def restart_lldpd(lab: LabPod, device: str) -> None:
+    """lldpd again on a ToR or node whose namespace a drill killed, with the control socket
+    ``fabric.yaml`` names for a ToR (nothing in a lab without lldpd)."""
+    path = lab.workdir / CONFIG
+    if shutil.which("lldpd") is None or not path.exists():
+        return
+    tor = next((t for t in lab.tors.values() if t.name == device), None)
+    if tor is not None:
+        sock = json.loads(path.read_text())["tors"].get(tor.name, {}).get("lldp_socket")
+        conf = (lab.rendered / "tors" / tor.name / "lldpd.conf").read_text()
+        start_lldpd(lab, tor.ns, tor.name, conf, Path(sock).parent if sock else None)
+    elif device in lab.nodes:
+        conf = (lab.rendered / "nodes" / device / "lldpd.conf").read_text()
+        start_lldpd(lab, lab.nodes[device].ns, device, conf)
 
 
 def write_config(lab: LabPod, lldp_sockets: dict[str, Path]) -> Path:

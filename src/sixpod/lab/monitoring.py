@@ -244,9 +244,10 @@ def lab_config(text: str) -> str:
 
 def _add_lab_daemons(pod: LabPod, d: Path) -> None:
     """The daemons the lab runs wherever the inventory says: the controller in ctl (when the
-    lab runs one) and Razor on every edge node, in their jobs' targets (replacing what the
+    lab runs one) and Razor on every node that runs it, in their jobs' targets (replacing what the
     inventory names for them: the lab's controller is in ctl, whatever pod.yaml says)."""
     from sixpod.lab.pod import CONTROLLER_PORT
+    from sixpod.node.render import runs_razor
 
     def group(ip: IPv6Address, port: int, **labels: str) -> dict[str, Any]:
         return {"targets": [addr.for_prometheus(addr.Endpoint(ip, port))], "labels": labels}
@@ -258,7 +259,7 @@ def _add_lab_daemons(pod: LabPod, d: Path) -> None:
     razors = [
         group(n.doc.uplink.address, ports.RAZOR, device=n.name, rack=n.doc.rack, role=n.doc.role)
         for n in pod.nodes.values()
-        if n.edge
+        if runs_razor(n.doc)  # where the bootstrap runs it
     ]
     (d / "targets" / "sixpod-razor.json").write_text(json.dumps(razors, indent=2) + "\n")
 

@@ -180,7 +180,8 @@ class Sandbox:
             ):
                 pyroute2_netns.create(ns)
         except LabError:
-            self.namespaces.remove(ns)
+            self.namespaces.remove(ns)  # not ours (it may exist: never removed by this lab)
+            self._write_journal()
             raise
         etc = NETNS_ETC / ns
         etc.mkdir(parents=True, exist_ok=True)

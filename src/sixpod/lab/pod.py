@@ -40,6 +40,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sixpod import addr, devices
 from sixpod.devices import NodeDevice, SpineDevice, TorDevice
+from sixpod.inventory.files import write_atomic
 from sixpod.lab.frr import Frr
 from sixpod.lab.netns import LabError, Process, Sandbox, close_saved, run, wait_for
 from sixpod.monitoring import ports
@@ -437,8 +438,8 @@ class LabPod:
         """The tenants controller in ctl: SQLite in the workdir, publishing to ctl's Redis."""
         d = self.controller_dir
         d.mkdir(parents=True, exist_ok=True)
-        (d / "token").write_text(secrets.token_hex(16) + "\n")
-        (d / "redis.pass").write_text(self.redis_password + "\n")
+        write_atomic(d / "token", secrets.token_hex(16) + "\n")  # 0600: secrets
+        write_atomic(d / "redis.pass", self.redis_password + "\n")
         config = {
             "listen": [
                 f"[{self.ctl_address}]:{CONTROLLER_PORT}",
@@ -563,7 +564,7 @@ class LabPod:
         --supervise`` on them inside the node's namespace, one process; and on edge nodes
         the lab's test app (whoami)."""
         etc = self.node_files(node)
-        (node.dir / "redis.pass").write_text(self.redis_password + "\n")
+        write_atomic(node.dir / "redis.pass", self.redis_password + "\n")
         if node.run is None:
             node.run = self.box.shared_dir(f"run-{node.name}")  # the frr user reaches it
         (node.run / STATUS_FILE).unlink(missing_ok=True)
@@ -856,7 +857,7 @@ class LabPod:
             "monitoring": self.monitoring,
         }
         path = self.workdir / self.STATE
-        path.write_text(json.dumps(state, indent=2) + "\n")
+        write_atomic(path, json.dumps(state, indent=2) + "\n")  # 0600: the Redis password
         return path
 
     @classmethod

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sixpod.lab.frr import FRR_LIB
+from sixpod.lab.monitoring import PROGRAMS as MONITORING
 
 PROGRAMS: tuple[tuple[str, str], ...] = (
     ("ip", "Debian package iproute2"),
@@ -22,6 +23,11 @@ PROGRAMS: tuple[tuple[str, str], ...] = (
     ("redis-cli", "Debian package redis-tools"),
     ("nginx", "Debian packages nginx, libnginx-mod-http-lua and lua-resty-core"),
     (str(Path(sys.executable).with_name("exabgp")), "PyPI exabgp, in sixpod's environment"),
+    ("nft", "Debian package nftables"),
+    ("curl", "Debian package curl"),
+    ("lldpd", "Debian package lldpd"),
+    ("lldpcli", "Debian package lldpd"),
+    *((program, f"Debian package {package}") for program, package in MONITORING.items()),
 )
 """Each program the lab runs, and what installs it (``scripts/setup`` installs them all)."""
 
