@@ -84,6 +84,7 @@ def run() -> dict[str, object]:
         workdir=work / "lab",
         check_interval=None,
         lock=work / "small.lock",  # the controller: the edges serve once its state is loaded
+        monitoring=False,  # what is timed is routing, on a quiet machine
     )
     view: ZebraView | None = None
     clean = False

@@ -49,6 +49,7 @@ def lab_pod(workdir: Path, *, all_edge: bool = False, **options: object) -> Iter
     rendered = render_small(workdir, all_edge=all_edge)
     options.setdefault("lock", workdir / "small.lock")  # the controller: the edges' state
     options.setdefault("floor", 0)  # off unless a test asks (the example's is 1)
+    options.setdefault("monitoring", False)  # Prometheus and exporters: where a test asks
     pod = LabPod(rendered=rendered, workdir=workdir / "lab", **options)  # type: ignore[arg-type]
     try:
         pod.up()
@@ -70,6 +71,7 @@ def lab_pod_from(workdir: Path, pod_yaml: str, **options: object) -> Iterator[La
     for verb in (["allocate", str(pod)], ["render", str(pod), "--out", str(out)]):
         subprocess.run([SIXPOD, *verb], check=True, capture_output=True)
     options.setdefault("lock", workdir / "pod.lock")  # the controller: the edges' state
+    options.setdefault("monitoring", False)  # Prometheus and exporters: where a test asks
     lab = LabPod(rendered=out, workdir=workdir / "lab", **options)  # type: ignore[arg-type]
     try:
         lab.up()

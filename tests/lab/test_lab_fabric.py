@@ -27,7 +27,8 @@ from sixpod.lab.netns import wait_for
 from sixpod.lab.pod import LabPod
 
 pytestmark = [
-    pytest.mark.integration,  # about 100 s (one lab for the module): not a lab_suite
+    pytest.mark.integration,
+    pytest.mark.lab_suite,  # about 100 s: with the drills (SIXPOD_LAB_SUITES=1, scripts/check)
     pytest.mark.skipif(shutil.which("lldpd") is None, reason="lldpd is not installed"),
     pytest.mark.skipif(
         not Path("/usr/lib/frr/frr-reload.py").exists(),

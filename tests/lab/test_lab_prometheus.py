@@ -19,6 +19,7 @@ from sixpod.lab.pod import LabPod
 
 pytestmark = [
     pytest.mark.integration,
+    pytest.mark.lab_suite,  # with the drills; `lab up`'s every-target-up runs in test_lab_cli
     pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root"),
 ]
 
@@ -37,7 +38,7 @@ JOBS = {
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabPod]:
-    with lab_pod(tmp_path_factory.mktemp("prom")) as pod:
+    with lab_pod(tmp_path_factory.mktemp("prom"), monitoring=True) as pod:
         pod.wait_spine("spine1")
         pod.wait_ready("r1")
         edges = {n.address for n in pod.nodes.values() if n.edge}
