@@ -104,3 +104,18 @@ def test_firewall_blocks_bgp_from_a_non_peer_and_passes_packet_too_big(tmp_path:
         assert "sent" in sent.stdout, sent.stderr
         flow.popen.wait(15)
         assert "mtu 1400" in flow.log.read_text()
+
+
+def test_a_tor_that_cannot_be_reached_is_no_proof_of_no_firewall(tmp_path: Path) -> None:
+    # `ip netns exec` into a namespace that is not there also says "No such file or
+    # directory": an error, never "this ToR runs no firewall" (a rollback would load none)
+    from sixpod.fabric.config import FabricConfig
+    from sixpod.fabric.errors import ToolError
+    from sixpod.fabric.tools import Tor
+
+    cfg = FabricConfig.model_validate({"tors": {"t": {"netns": "sx-nowhere-tor"}}})
+    with pytest.raises(ToolError, match="sx-nowhere-tor"):
+        Tor("t", cfg).firewall()
+    bad = tmp_path / "nft.conf"
+    bad.write_text("table inet x { chain c { drop } }\n")
+    assert Tor("t", cfg).check_firewall(bad)  # refused, with what went wrong

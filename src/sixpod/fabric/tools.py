@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,9 +58,12 @@ def check_frr_syntax(path: Path, *, vtysh: str = "vtysh", timeout: float = 60) -
     return lines
 
 
-def check_nft_syntax(path: Path, *, timeout: float = 60) -> list[str]:
-    """``nft -c -f FILE``: parse and check only, nothing is loaded."""
-    res = _run(["nft", "-c", "-f", str(path)], timeout=timeout)
+def check_nft_syntax(
+    path: Path, *, timeout: float = 60, where: Callable[[list[str]], list[str]] = list
+) -> list[str]:
+    """``nft -c -f FILE``: parse and check only, nothing is loaded; ``where`` wraps the
+    command (a ToR's namespace)."""
+    res = _run(where(["nft", "-c", "-f", str(path)]), timeout=timeout)
     if res.code == 0:
         return []
     if "Operation not permitted" in res.stderr:
@@ -149,16 +152,14 @@ class Tor:
         ruleset ``nft -f`` loads back), or None when it has none."""
         argv = self._argv(["nft", "list", "table", "inet", TABLE])
         res = _run(argv, timeout=self.cfg.timeout)
-        if res.code != 0 and "No such file or directory" in res.stderr:
+        # nft's own answer for a missing table (not a namespace or a program that is missing)
+        if res.code != 0 and "Error: No such file or directory" in res.stderr:
             return None
         return _must(argv, res)
 
     def check_firewall(self, path: Path) -> list[str]:
         """``nft -c -f FILE`` where the ToR runs it: what nft says is wrong (empty if fine)."""
-        res = _run(self._argv(["nft", "-c", "-f", str(path)]), timeout=self.cfg.timeout)
-        if res.code == 0:
-            return []
-        return [ln for ln in res.stderr.splitlines() if ln.strip()] or [f"nft -c: exit {res.code}"]
+        return check_nft_syntax(path, timeout=self.cfg.timeout, where=self._argv)
 
     def load_firewall(self, path: Path) -> str:
         """``nft -f FILE``: one transaction (a file that fails changes nothing)."""

@@ -41,6 +41,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sixpod import addr, devices
 from sixpod.devices import NodeDevice, SpineDevice, TorDevice
 from sixpod.inventory.files import write_atomic
+from sixpod.lab.fabric import CONFIG as FABRIC_CONFIG
 from sixpod.lab.frr import Frr
 from sixpod.lab.netns import LabError, Process, Sandbox, close_saved, run, wait_for
 from sixpod.monitoring import ports
@@ -900,8 +901,8 @@ class LabPod:
             problems += close_saved(self.saved_state["box"])
         if not problems:
             self.saved_state = None
-            (self.workdir / self.STATE).unlink(missing_ok=True)
-            (self.workdir / self.JOURNAL).unlink(missing_ok=True)
+            for name in (self.STATE, self.JOURNAL, FABRIC_CONFIG):  # fabric.yaml: its ToRs
+                (self.workdir / name).unlink(missing_ok=True)
         return problems
 
     @classmethod
@@ -919,8 +920,8 @@ class LabPod:
             except (OSError, json.JSONDecodeError) as e:
                 problems.append(f"{journal}: {e}")
         if not problems:
-            (workdir / cls.STATE).unlink(missing_ok=True)
-            journal.unlink(missing_ok=True)
+            for name in (cls.STATE, cls.JOURNAL, FABRIC_CONFIG):
+                (workdir / name).unlink(missing_ok=True)
         return problems
 
     @classmethod

@@ -380,7 +380,7 @@ def unit_files(doc: NodeDevice, paths: Paths) -> dict[str, str]:
             service=[
                 "Type=simple",
                 f"ExecStart={paths.sixpod} razor --config {etc}/razor.yaml",
-                "AmbientCapabilities=CAP_NET_BIND_SERVICE",
+                "User=root",  # port 53 on the VIPs, and the pod's Redis password file
                 "LimitNOFILE=65536",
             ],
         )
