@@ -93,6 +93,7 @@ def up(pod: Path, workdir: Path) -> None:
         rendered=rendered,
         workdir=workdir.resolve(),
         check_interval=None,
+        speaker_timeout=2.0,  # a whole pod's daemons on a few cores: see LabPod.speaker_timeout
         lock=Path(lock_path_for(str(pod))).resolve(),
     )
     t0 = time.monotonic()

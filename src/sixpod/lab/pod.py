@@ -187,6 +187,10 @@ class LabPod:
     extra_checks: tuple[dict[str, Any], ...] = ()
     resilient: bool = True
     drain_timeout: float = 2.0
+    speaker_timeout: float | None = None
+    """Seconds an ExaBGP may leave a command unanswered before the announcer calls it hung
+    (None: the rendered default, 0.25 s). A big pod's daemons oversubscribe this machine's
+    cores many times over: an ExaBGP not scheduled for a quarter second is not hung there."""
     monitoring: bool = True
     """Prometheus in ctl and the exporters it scrapes (:mod:`sixpod.lab.monitoring`)."""
     box: Sandbox = field(init=False)
@@ -529,6 +533,8 @@ class LabPod:
                     )
                     check.update(rise=self.rise, fall=self.fall, timeout=1.5)
             cfg["drain_timeout"] = self.drain_timeout
+            if self.speaker_timeout is not None:
+                cfg.setdefault("speaker", {})["timeout"] = self.speaker_timeout
             pods = cfg.get("floor", {}).get("min_nodes", 0)
             min_nodes = pods if self.floor is None else self.floor
             if min_nodes:  # the lab's own Redis primary, in ctl, whatever pod.yaml names

@@ -30,7 +30,8 @@ Kinds:
   standalone or primary Redis is trivially fresh (this covers a one-node lab and a node that
   hosts the pod's primary). The primary pings its replicas every
   ``repl-ping-replica-period`` seconds (10 by default), so an idle but healthy replica's
-  lag reaches that period: keep ``max_lag`` above it.
+  lag reaches that period: keep ``max_lag`` above it (30 s by default; at 10 s an idle
+  replica failed whenever a ping came a second late).
 - ``command``: ``argv`` executed directly (no shell) in its own session, stdin and stdout on
   ``/dev/null`` (the announcer's stdout is the ExaBGP API channel), stderr inherited for the
   log; passes on exit status 0. On timeout the process group whose id is the child's PID is

@@ -60,7 +60,11 @@ class RedisCheck(_Check):
     kind: Literal["redis"]
     target: Endpoint
     password_file: str | None = None
-    max_lag: Seconds = Field(default=10.0, description="seconds since the last primary I/O")
+    max_lag: Seconds = Field(
+        default=30.0,
+        description="seconds since the last primary I/O (an idle primary pings its replicas "
+        "every repl-ping-replica-period, 10 s by default: keep it well above)",
+    )
 
 
 class CommandCheck(_Check):
