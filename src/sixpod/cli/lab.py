@@ -94,6 +94,7 @@ def up(pod: Path, workdir: Path) -> None:
         workdir=workdir.resolve(),
         check_interval=None,
         speaker_timeout=2.0,  # a whole pod's daemons on a few cores: see LabPod.speaker_timeout
+        check_timeout=2.0,
         lock=Path(lock_path_for(str(pod))).resolve(),
     )
     t0 = time.monotonic()

@@ -191,6 +191,9 @@ class LabPod:
     """Seconds an ExaBGP may leave a command unanswered before the announcer calls it hung
     (None: the rendered default, 0.25 s). A big pod's daemons oversubscribe this machine's
     cores many times over: an ExaBGP not scheduled for a quarter second is not hung there."""
+    check_timeout: float | None = None
+    """Each health check's timeout (None: as rendered, or 1.5 s with ``check_interval``);
+    for the same reason."""
     monitoring: bool = True
     """Prometheus in ctl and the exporters it scrapes (:mod:`sixpod.lab.monitoring`)."""
     box: Sandbox = field(init=False)
@@ -535,6 +538,9 @@ class LabPod:
             cfg["drain_timeout"] = self.drain_timeout
             if self.speaker_timeout is not None:
                 cfg.setdefault("speaker", {})["timeout"] = self.speaker_timeout
+            if self.check_timeout is not None:
+                for check in cfg["checks"]:
+                    check["timeout"] = self.check_timeout
             pods = cfg.get("floor", {}).get("min_nodes", 0)
             min_nodes = pods if self.floor is None else self.floor
             if min_nodes:  # the lab's own Redis primary, in ctl, whatever pod.yaml names
