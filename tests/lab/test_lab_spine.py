@@ -80,8 +80,9 @@ def _cmdline(pid: int) -> list[str]:
 
 def assert_nodes_are_the_bootstraps(lab: LabPod) -> None:
     """Per node namespace: one ``sixpod node bootstrap --supervise`` (the lab's spawn), whose
-    descendants are every other process there but the lab's whoami; its ``supervisor.json``
-    names its own children as the daemons; the addresses and routes are the ones it applied."""
+    descendants are every other process there but the lab's whoami and lldpd; its
+    ``supervisor.json`` names its own children as the daemons; the addresses and routes are
+    the ones it applied."""
     for node in lab.nodes.values():
         assert node.boot is not None
         pids = set(netns_pids([node.ns]))
@@ -98,19 +99,21 @@ def assert_nodes_are_the_bootstraps(lab: LabPod) -> None:
         for name, svc in state["services"].items():
             assert svc["pid"] in pids, (node.name, name)
             assert _ppid(svc["pid"]) == node.boot.pid, (node.name, name)
-        whoami = {node.whoami.pid} if node.whoami is not None else set()
+        # the lab's own: its test app, and lldpd (the fabric's cabling check, see lab/fabric.py)
+        lab_own = {node.whoami.pid} if node.whoami is not None else set()
+        lab_own |= {p.pid for p in lab.box.processes if p.name == f"{node.name}-lldpd"}
 
-        def descends(pid: int) -> bool:
+        def descends(pid: int, roots: set[int]) -> bool:
             try:
                 while pid > 1:
-                    if pid == node.boot.pid:  # noqa: B023
+                    if pid in roots:
                         return True
                     pid = _ppid(pid)
             except OSError:
                 return True  # gone meanwhile (a check's process)
             return False
 
-        strays = {p for p in pids - whoami if not descends(p)}
+        strays = {p for p in pids if not descends(p, {node.boot.pid}) and not descends(p, lab_own)}
         assert not strays, (node.name, {p: _cmdline(p) for p in strays})
         # the network config is the bootstrap's: it says so in its log, the kernel agrees
         own = lab.own_address(node.doc)
