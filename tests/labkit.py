@@ -63,6 +63,20 @@ def lab_pod(workdir: Path, *, all_edge: bool = False, **options: object) -> Iter
 
 
 @contextmanager
+def settled_lab(workdir: Path, **options: object) -> Iterator[LabPod]:
+    """:func:`lab_pod`, once its spine and r1's sessions are up, every VIP is on both edge
+    nodes and every edge serves (what a test of drills starts from)."""
+    with lab_pod(workdir, **options) as pod:
+        pod.wait_spine("spine1")
+        pod.wait_ready("r1")
+        edges = {n.address for n in pod.nodes.values() if n.edge}
+        for vip in pod.tors["r1"].doc.vips.all:
+            pod.wait_routes("r1", str(vip), edges, timeout=60)
+        pod.wait_edges()
+        yield pod
+
+
+@contextmanager
 def lab_pod_from(workdir: Path, pod_yaml: str, **options: object) -> Iterator[LabPod]:
     """A lab of the pod ``pod_yaml`` (allocated and rendered here); always torn down."""
     pod = workdir / "pod.yaml"

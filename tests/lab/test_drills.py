@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit import TWO_RACKS, lab_pod, lab_pod_from
+from labkit import TWO_RACKS, lab_pod_from, settled_lab
 from sixpod.lab import drills
 from sixpod.lab.netns import wait_for
 from sixpod.lab.pod import LabPod
@@ -48,13 +48,7 @@ def test_kill_tor_other_racks_keep_serving(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabPod]:
-    with lab_pod(tmp_path_factory.mktemp("drills"), floor=1) as pod:
-        pod.wait_spine("spine1")
-        pod.wait_ready("r1")
-        edges = {n.address for n in pod.nodes.values() if n.edge}
-        for vip in pod.tors["r1"].doc.vips.all:
-            pod.wait_routes("r1", str(vip), edges, timeout=60)
-        pod.wait_edges()
+    with settled_lab(tmp_path_factory.mktemp("drills"), floor=1) as pod:
         yield pod
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from labkit import SIXPOD, lab_pod
+from labkit import SIXPOD, settled_lab
 from sixpod.lab import drills, monitoring
 from sixpod.lab.netns import LabError, wait_for
 from sixpod.lab.pod import LabPod
@@ -36,15 +36,18 @@ JOBS = {
 }
 
 
+def drill_mtu(lab: LabPod, *args: str) -> subprocess.CompletedProcess[str]:
+    """`sixpod lab drill mtu ARGS` on the lab, which must behave (exit 0)."""
+    argv = [SIXPOD, "lab", "drill", "mtu", *args, "--workdir", str(lab.workdir)]
+    r = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=600)
+    print(r.stdout, r.stderr)
+    assert r.returncode == 0, r.stderr
+    return r
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabPod]:
-    with lab_pod(tmp_path_factory.mktemp("prom"), monitoring=True) as pod:
-        pod.wait_spine("spine1")
-        pod.wait_ready("r1")
-        edges = {n.address for n in pod.nodes.values() if n.edge}
-        for vip in pod.tors["r1"].doc.vips.all:
-            pod.wait_routes("r1", str(vip), edges, timeout=60)
-        pod.wait_edges()
+    with settled_lab(tmp_path_factory.mktemp("prom"), monitoring=True) as pod:
         yield pod
 
 
@@ -139,15 +142,7 @@ def test_mtu_drill(lab: LabPod) -> None:
     1500 in front of its 9000; the probe from edge1 measures 1500 and PathMtuDiffers fires,
     then resolves once the port is put back."""
     lab.save()
-    r = subprocess.run(
-        [SIXPOD, "lab", "drill", "mtu", "--json", "--workdir", str(lab.workdir)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
-    print(r.stdout, r.stderr)
-    assert r.returncode == 0, r.stderr
+    r = drill_mtu(lab, "--json")
     result = json.loads(r.stdout)
     assert result["drill"] == "mtu"
     assert result["ok"] is True, result["problems"]
@@ -161,15 +156,7 @@ def test_mtu_drill(lab: LabPod) -> None:
     assert f["probe_ok_after"] is True
     assert lab.exec(lab.tors["r1"].ns, "cat", "/sys/class/net/swp3/mtu").strip() == "9000"
     # the human form: its lines and figures
-    r = subprocess.run(
-        [SIXPOD, "lab", "drill", "mtu", "--node", "edge2", "--workdir", str(lab.workdir)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
-    print(r.stdout, r.stderr)
-    assert r.returncode == 0, r.stderr
+    r = drill_mtu(lab, "--node", "edge2")
     assert "PathMtuDiffers firing for edge2" in r.stdout
     assert "drill mtu: the pod behaved" in r.stdout
 
